@@ -1,0 +1,275 @@
+//! Agent CLI detection and version probing.
+//!
+//! Detection finds each known provider's CLI on a given PATH (or at a configured path);
+//! probing runs `<cli> --version` under a timeout and checks a minimum version per
+//! provider. A missing or broken CLI is skipped with a warning naming it, never fatal.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::config::AgentEntry;
+
+/// The providers agentd knows, their default command and minimum version.
+pub const PROVIDERS: &[(&str, &str, Option<(u64, u64, u64)>)] = &[
+    ("claude", "claude", Some((2, 0, 0))),
+    ("codex", "codex", Some((0, 100, 0))),
+    ("opencode", "opencode", Some((1, 0, 0))),
+    ("gemini", "gemini", Some((0, 20, 0))),
+];
+
+/// Finds every known provider. `configured` maps provider → path from the config file
+/// (a pinned path never falls back to PATH); others are looked up on `path_var`.
+pub fn detect(path_var: Option<&OsStr>, configured: &[(String, PathBuf)]) -> Vec<AgentEntry> {
+    let mut found = Vec::new();
+    for (provider, default_cmd, _) in PROVIDERS {
+        let pinned = configured.iter().find(|(p, _)| p == provider);
+        let hit = match pinned {
+            Some((_, path)) => {
+                let resolved = if path.components().count() > 1 {
+                    is_executable(path).then(|| path.clone())
+                } else {
+                    which(path.as_os_str(), path_var)
+                };
+                if resolved.is_none() {
+                    tracing::warn!(provider, path = %path.display(), "configured agent CLI not found or not executable; skipping");
+                }
+                resolved
+            }
+            None => which(OsStr::new(default_cmd), path_var),
+        };
+        if let Some(path) = hit {
+            found.push(AgentEntry {
+                provider: provider.to_string(),
+                path,
+            });
+        }
+    }
+    for (provider, _) in configured {
+        if !PROVIDERS.iter().any(|(p, _, _)| p == provider) {
+            tracing::warn!(provider, "unknown agent provider in config; skipping");
+        }
+    }
+    found
+}
+
+fn which(cmd: &OsStr, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    let path_var = path_var?;
+    std::env::split_paths(path_var)
+        .map(|dir| dir.join(cmd))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Why a CLI was not offered as a runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("`{path} --version` did not answer within {timeout:?}")]
+    Timeout { path: String, timeout: Duration },
+    #[error("`{path} --version` could not run: {message}")]
+    Spawn { path: String, message: String },
+    #[error("`{path} --version` exited with {status}: {stderr}")]
+    Failed {
+        path: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{provider} version {version:?} is below the minimum {min}")]
+    TooOld {
+        provider: String,
+        version: String,
+        min: String,
+    },
+    #[error("{provider} version {version:?} has no x.y.z number to compare")]
+    Unparsable { provider: String, version: String },
+}
+
+pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Result<String, ProbeError>> + Send + 'a>>;
+
+/// Answers an agent CLI's version. The real one runs the CLI; tests substitute a fixed
+/// answer (as the seed's `stubAgentVersion` does).
+pub trait VersionProbe: Send + Sync {
+    fn probe<'a>(&'a self, agent: &'a AgentEntry) -> ProbeFuture<'a>;
+}
+
+/// Runs `<cli> --version` with stdin closed, under a timeout, and checks the minimum.
+pub struct CommandProbe {
+    pub timeout: Duration,
+}
+
+impl VersionProbe for CommandProbe {
+    fn probe<'a>(&'a self, agent: &'a AgentEntry) -> ProbeFuture<'a> {
+        Box::pin(async move {
+            let path = agent.path.display().to_string();
+            let child = tokio::process::Command::new(&agent.path)
+                .arg("--version")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .output();
+            let out = match tokio::time::timeout(self.timeout, child).await {
+                Err(_) => {
+                    return Err(ProbeError::Timeout {
+                        path,
+                        timeout: self.timeout,
+                    });
+                }
+                Ok(Err(e)) => {
+                    return Err(ProbeError::Spawn {
+                        path,
+                        message: e.to_string(),
+                    });
+                }
+                Ok(Ok(out)) => out,
+            };
+            if !out.status.success() {
+                return Err(ProbeError::Failed {
+                    path,
+                    status: out.status.to_string(),
+                    stderr: String::from_utf8_lossy(&out.stderr)
+                        .chars()
+                        .take(500)
+                        .collect(),
+                });
+            }
+            let version = version_line(&String::from_utf8_lossy(&out.stdout));
+            check_min_version(&agent.provider, &version)?;
+            Ok(version)
+        })
+    }
+}
+
+/// The first non-empty line holding an `x.y.z` number, else the trimmed output.
+pub fn version_line(stdout: &str) -> String {
+    stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && parse_semver(l).is_some())
+        .unwrap_or(stdout.trim())
+        .to_string()
+}
+
+/// The first `major.minor.patch` in a string (an optional `v` prefix is allowed).
+pub fn parse_semver(s: &str) -> Option<(u64, u64, u64)> {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_digit()) {
+            let rest = &s[i..];
+            let mut parts = rest.splitn(3, '.');
+            let a = parts.next().and_then(|p| p.parse::<u64>().ok());
+            let b = parts.next().and_then(|p| p.parse::<u64>().ok());
+            let c = parts.next().and_then(|p| {
+                let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse::<u64>().ok()
+            });
+            if let (Some(a), Some(b), Some(c)) = (a, b, c) {
+                return Some((a, b, c));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+pub fn check_min_version(provider: &str, version: &str) -> Result<(), ProbeError> {
+    let Some((_, _, Some(min))) = PROVIDERS.iter().find(|(p, _, _)| *p == provider) else {
+        return Ok(());
+    };
+    let Some(v) = parse_semver(version) else {
+        return Err(ProbeError::Unparsable {
+            provider: provider.into(),
+            version: version.into(),
+        });
+    };
+    if v < *min {
+        return Err(ProbeError::TooOld {
+            provider: provider.into(),
+            version: version.into(),
+            min: format!("{}.{}.{}", min.0, min.1, min.2),
+        });
+    }
+    Ok(())
+}
+
+/// A probe that answers one fixed version for every CLI (tests, benchmarks).
+pub struct FixedVersion(pub String);
+
+impl VersionProbe for FixedVersion {
+    fn probe<'a>(&'a self, _agent: &'a AgentEntry) -> ProbeFuture<'a> {
+        let v = self.0.clone();
+        Box::pin(async move { Ok(v) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!(parse_semver("2.1.330 (Claude Code)"), Some((2, 1, 330)));
+        assert_eq!(parse_semver("codex-cli v0.169.0"), Some((0, 169, 0)));
+        assert_eq!(parse_semver("1.2"), None);
+        assert_eq!(version_line("\nwarming up\n0.61.0\n"), "0.61.0");
+        assert!(check_min_version("claude", "1.9.9").is_err());
+        assert!(check_min_version("claude", "2.0.0").is_ok());
+        assert!(check_min_version("claude", "unknown").is_err());
+        assert!(check_min_version("somethingelse", "x").is_ok());
+    }
+
+    #[tokio::test]
+    async fn probes_real_commands_and_skips_broken_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, body: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            let p = dir.path().join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let good = write("claude", "echo '2.1.0 (Claude Code)'");
+        let old = write("codex", "echo 'codex-cli 0.5.0'");
+        let broken = write("gemini", "echo boom >&2; exit 3");
+        let slow = write("opencode", "sleep 5; echo 1.2.3");
+        let probe = CommandProbe {
+            timeout: Duration::from_millis(300),
+        };
+        let entry = |p: &str, path: PathBuf| AgentEntry {
+            provider: p.into(),
+            path,
+        };
+        assert_eq!(
+            probe.probe(&entry("claude", good)).await.unwrap(),
+            "2.1.0 (Claude Code)"
+        );
+        assert!(matches!(
+            probe.probe(&entry("codex", old)).await,
+            Err(ProbeError::TooOld { .. })
+        ));
+        assert!(matches!(
+            probe.probe(&entry("gemini", broken)).await,
+            Err(ProbeError::Failed { .. })
+        ));
+        assert!(matches!(
+            probe.probe(&entry("opencode", slow)).await,
+            Err(ProbeError::Timeout { .. })
+        ));
+        let found = detect(Some(dir.path().as_os_str()), &[]);
+        let providers: Vec<_> = found.iter().map(|a| a.provider.as_str()).collect();
+        assert_eq!(providers, ["claude", "codex", "opencode", "gemini"]);
+        let pinned = detect(
+            Some(dir.path().as_os_str()),
+            &[("claude".into(), PathBuf::from("/nonexistent/claude"))],
+        );
+        assert!(!pinned.iter().any(|a| a.provider == "claude"));
+    }
+}

@@ -1,0 +1,111 @@
+//! The local health endpoint on 127.0.0.1: `GET /health` (the full document, always 200
+//! while the process lives), `GET /livez` (liveness), `GET /readyz` (200 only while
+//! registered and talking to the server; 503 with the reason otherwise) and `GET /metrics`
+//! (Prometheus text format).
+
+use std::sync::Arc;
+
+use agentd_proto::health::{Health, HealthAgent, HealthRuntime, HealthState, HealthWorkspace};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::daemon::{Daemon, lock};
+use crate::metrics::Gauges;
+
+pub fn router(d: Arc<Daemon>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(d)
+}
+
+impl Daemon {
+    /// The health document.
+    pub fn health(&self) -> Health {
+        let h = lock(&self.health).clone();
+        let versions = lock(&self.agent_versions).clone();
+        let st = lock(&self.state);
+        let mut workspaces: Vec<HealthWorkspace> = st
+            .workspaces
+            .values()
+            .map(|w| HealthWorkspace {
+                id: w.workspace_id.clone(),
+                runtimes: w
+                    .runtime_ids
+                    .iter()
+                    .map(|id| {
+                        let rt = st.runtime_index.get(id);
+                        HealthRuntime {
+                            id: id.clone(),
+                            provider: rt.map(|r| r.provider.clone()).unwrap_or_default(),
+                            name: rt.map(|r| r.name.clone()).unwrap_or_default(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        drop(st);
+        workspaces.sort_by(|a, b| a.id.cmp(&b.id));
+        Health {
+            status: h.state,
+            detail: h.detail,
+            ready: h.state == HealthState::Running,
+            pid: std::process::id(),
+            uptime: self.started.elapsed().as_secs(),
+            daemon_id: self.cfg.daemon_id.clone(),
+            device_name: self.cfg.device_name.clone(),
+            server_url: self.cfg.server_url.clone(),
+            cli_version: self.cfg.cli_version.clone(),
+            active_task_count: self.active_task_count(),
+            ws_connected: h.ws_connected,
+            agents: self
+                .cfg
+                .agents
+                .iter()
+                .map(|a| HealthAgent {
+                    provider: a.provider.clone(),
+                    path: a.path.display().to_string(),
+                    version: versions.get(&a.provider).cloned().unwrap_or_default(),
+                })
+                .collect(),
+            workspaces,
+        }
+    }
+
+    pub fn render_metrics(&self) -> String {
+        let online = self.all_runtime_ids().len();
+        let recovering = lock(&self.gate).inflight.len();
+        self.metrics.render(&Gauges {
+            runtimes_online: online,
+            runtimes_recovering: recovering,
+            active_tasks: self.active_task_count(),
+            ws_connected: lock(&self.health).ws_connected,
+        })
+    }
+}
+
+async fn health(State(d): State<Arc<Daemon>>) -> impl IntoResponse {
+    axum::Json(d.health())
+}
+
+async fn ready(State(d): State<Arc<Daemon>>) -> impl IntoResponse {
+    let h = d.health();
+    let code = if h.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(h))
+}
+
+async fn metrics(State(d): State<Arc<Daemon>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        d.render_metrics(),
+    )
+}

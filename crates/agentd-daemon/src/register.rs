@@ -1,0 +1,170 @@
+//! Registration: probing the configured agent CLIs and registering them as runtimes of a
+//! workspace, then applying the server's answer to local state.
+//!
+//! The register response is authoritative for the workspace's runtime set: applying it
+//! *replaces* the workspace's runtime list (never appends), so a sibling that survived a
+//! deletion is not duplicated and a deleted one disappears.
+
+use std::sync::Arc;
+
+use agentd_proto::{RegisterRequest, RegisterResponse, RuntimeSpec};
+
+use crate::api::ApiError;
+use crate::api::http::until_cancelled;
+use crate::daemon::{Daemon, WorkspaceState, lock};
+use crate::metrics::inc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// No configured CLI passed its version probe: nothing to register.
+    #[error("no agent runtimes could be registered (every agent CLI was missing, broken or too old)")]
+    NoRuntimes,
+    /// The server answered with an empty runtime list.
+    #[error("register runtimes: empty response")]
+    EmptyResponse,
+    #[error("register runtimes: {0}")]
+    Api(#[from] ApiError),
+    /// The workspace was dropped while the register call was in flight.
+    #[error("workspace {0} no longer tracked")]
+    WorkspaceGone(String),
+}
+
+impl RegisterError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegisterError::Api(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+impl Daemon {
+    /// Probes every configured agent and registers the ones that qualify in `workspace_id`.
+    /// The call is abandoned when the daemon shuts down (never on a caller's token).
+    pub async fn register_runtimes_for_workspace(
+        &self,
+        workspace_id: &str,
+    ) -> Result<RegisterResponse, RegisterError> {
+        let mut runtimes = Vec::new();
+        for agent in &self.cfg.agents {
+            match self.probe.probe(agent).await {
+                Ok(version) => {
+                    lock(&self.agent_versions).insert(agent.provider.clone(), version.clone());
+                    runtimes.push(RuntimeSpec {
+                        name: format!("{} ({})", capitalize(&agent.provider), self.cfg.device_name),
+                        provider: agent.provider.clone(),
+                        version,
+                        status: "online".into(),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(provider = %agent.provider, error = %e, "skipping agent CLI");
+                }
+            }
+        }
+        if runtimes.is_empty() {
+            return Err(RegisterError::NoRuntimes);
+        }
+        let req = RegisterRequest {
+            workspace_id: workspace_id.to_string(),
+            daemon_id: self.cfg.daemon_id.clone(),
+            legacy_daemon_ids: self.cfg.legacy_daemon_ids.clone(),
+            device_name: self.cfg.device_name.clone(),
+            cli_version: self.cfg.cli_version.clone(),
+            launched_by: self.cfg.launched_by.clone(),
+            timezone: self.cfg.timezone.clone(),
+            runtimes,
+        };
+        inc(&self.metrics.registers);
+        let resp = until_cancelled(&self.root, self.client.register(&req))
+            .await
+            .inspect_err(|_| inc(&self.metrics.register_failures))?;
+        if resp.runtimes.is_empty() {
+            inc(&self.metrics.register_failures);
+            return Err(RegisterError::EmptyResponse);
+        }
+        Ok(resp)
+    }
+
+    /// Applies a register response to a tracked workspace (creating it if `create`):
+    /// replaces its runtime list, re-indexes, updates repos and settings. Returns the
+    /// runtime ids that are new to this daemon.
+    pub(crate) fn apply_register_response(
+        &self,
+        workspace_id: &str,
+        resp: &RegisterResponse,
+        create: bool,
+    ) -> Result<Vec<String>, RegisterError> {
+        let mut st = lock(&self.state);
+        if create && !st.workspaces.contains_key(workspace_id) {
+            st.workspaces
+                .insert(workspace_id.to_string(), WorkspaceState::new(workspace_id, Vec::new()));
+        }
+        let returned: Vec<String> = resp.runtimes.iter().map(|r| r.id.clone()).collect();
+        let previous = match st.workspaces.get_mut(workspace_id) {
+            None => return Err(RegisterError::WorkspaceGone(workspace_id.to_string())),
+            Some(ws) => {
+                let previous = std::mem::replace(&mut ws.runtime_ids, returned.clone());
+                if create || !resp.repos_version.is_empty() {
+                    ws.repos = resp.repos.clone();
+                    ws.repos_version = resp.repos_version.clone();
+                }
+                if resp.settings.is_some() {
+                    ws.settings = resp.settings.clone();
+                }
+                previous
+            }
+        };
+        for id in &previous {
+            if !returned.contains(id) {
+                st.runtime_index.remove(id);
+            }
+        }
+        let mut fresh = Vec::new();
+        for rt in &resp.runtimes {
+            if st.runtime_index.insert(rt.id.clone(), rt.clone()).is_none() {
+                fresh.push(rt.id.clone());
+            }
+        }
+        drop(st);
+        for id in &fresh {
+            tracing::info!(workspace_id, runtime_id = %id, "runtime registered");
+        }
+        Ok(fresh)
+    }
+
+    /// Asks the server to fail or re-queue tasks these runtimes held before a restart.
+    pub(crate) async fn recover_orphans(&self, runtime_ids: &[String]) {
+        for id in runtime_ids {
+            match until_cancelled(&self.root, self.client.recover_orphans(id)).await {
+                Ok(r) if r.failed + r.requeued > 0 => {
+                    tracing::info!(runtime_id = %id, failed = r.failed, requeued = r.requeued, "recovered orphaned tasks");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(runtime_id = %id, error = %e, "recover-orphans failed"),
+            }
+        }
+    }
+
+    /// Re-registers a tracked workspace after one of its runtimes was deleted server-side
+    /// (or all of them drained), applies the answer and recovers orphans.
+    pub async fn reregister_workspace(
+        self: &Arc<Self>,
+        workspace_id: &str,
+    ) -> Result<(), RegisterError> {
+        let resp = self.register_runtimes_for_workspace(workspace_id).await?;
+        self.apply_register_response(workspace_id, &resp, false)?;
+        self.notify_runtime_set_changed();
+        let ids: Vec<String> = resp.runtimes.iter().map(|r| r.id.clone()).collect();
+        self.recover_orphans(&ids).await;
+        Ok(())
+    }
+}

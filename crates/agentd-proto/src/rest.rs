@@ -1,0 +1,321 @@
+//! Request and response bodies of the daemon's REST endpoints (`/api/daemon/*` and
+//! `GET /api/workspaces`). Field names follow Multica's wire format exactly.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::message::{TaskMessage, UsageEntry};
+
+/// `GET /api/workspaces` item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+}
+
+/// One runtime the daemon offers in a register call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RuntimeSpec {
+    /// Display name, e.g. `Claude (my-laptop)`.
+    pub name: String,
+    /// The provider: `claude`, `codex`, `opencode`, `gemini`, …
+    #[serde(rename = "type")]
+    pub provider: String,
+    pub version: String,
+    pub status: String,
+}
+
+/// `POST /api/daemon/register`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RegisterRequest {
+    pub workspace_id: String,
+    pub daemon_id: String,
+    pub legacy_daemon_ids: Vec<String>,
+    pub device_name: String,
+    pub cli_version: String,
+    pub launched_by: String,
+    pub timezone: String,
+    pub runtimes: Vec<RuntimeSpec>,
+}
+
+/// A runtime as the server knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Runtime {
+    pub id: String,
+    pub name: String,
+    pub provider: String,
+    pub status: String,
+}
+
+/// A repository the workspace allows tasks to check out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Repo {
+    pub url: String,
+}
+
+/// Response of `POST /api/daemon/register`: authoritative for the workspace's runtime set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RegisterResponse {
+    pub runtimes: Vec<Runtime>,
+    pub repos: Vec<Repo>,
+    pub repos_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Value>,
+}
+
+/// `POST /api/daemon/deregister`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DeregisterRequest {
+    pub runtime_ids: Vec<String>,
+}
+
+/// `POST /api/daemon/heartbeat` and the WS `daemon:heartbeat` payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct HeartbeatRequest {
+    pub runtime_id: String,
+}
+
+/// Response of `POST /api/daemon/heartbeat`, and the payload of the WS
+/// `daemon:heartbeat_ack` frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct HeartbeatResponse {
+    pub runtime_id: String,
+    pub status: String,
+    pub runtime_gone: bool,
+    /// The server's clock when it answered, RFC 3339 (sent by `agentd server`; absent on
+    /// Multica). Used only to report clock skew, never to time anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_update: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_model_list: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_local_skills: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_local_skill_import: Option<Value>,
+}
+
+/// A file shipped with a skill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct SkillFile {
+    pub path: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Skill {
+    pub name: String,
+    pub content: String,
+    pub files: Vec<SkillFile>,
+}
+
+/// The agent a task runs as.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct TaskAgent {
+    pub id: String,
+    pub name: String,
+    pub instructions: String,
+    pub skills: Vec<Skill>,
+    pub custom_env: BTreeMap<String, String>,
+    pub custom_args: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_config: Option<Value>,
+    pub model: String,
+}
+
+/// A claimed task. Only the fields the daemon uses are typed; unknown fields are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Task {
+    pub id: String,
+    pub agent_id: String,
+    pub runtime_id: String,
+    pub issue_id: String,
+    pub workspace_id: String,
+    pub agent: TaskAgent,
+    pub repos: Vec<Repo>,
+    pub prior_session_id: String,
+    pub prior_work_dir: String,
+    pub trigger_comment_id: String,
+    pub trigger_comment_content: String,
+    pub trigger_author_type: String,
+    pub trigger_author_name: String,
+    pub chat_session_id: String,
+    pub chat_message: String,
+    /// agentd-server only: issue title and description, so the prompt needs no extra call.
+    pub issue_title: String,
+    pub issue_description: String,
+    /// agentd-server only: a token valid only while this task is active and only for its
+    /// issue. Handed to the agent as `AGENTD_TOKEN`; a Multica server never sends it.
+    pub task_token: String,
+}
+
+/// Response of `POST /api/daemon/runtimes/{rid}/tasks/claim`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ClaimResponse {
+    pub task: Option<Task>,
+}
+
+/// `POST /api/daemon/tasks/{id}/progress`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ProgressRequest {
+    pub summary: String,
+    pub step: i64,
+    pub total: i64,
+}
+
+/// `POST /api/daemon/tasks/{id}/messages`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct MessagesRequest {
+    pub messages: Vec<TaskMessage>,
+}
+
+/// `POST /api/daemon/tasks/{id}/usage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct UsageRequest {
+    pub usage: Vec<UsageEntry>,
+}
+
+/// `POST /api/daemon/tasks/{id}/session`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct SessionRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_dir: Option<String>,
+}
+
+/// `POST /api/daemon/tasks/{id}/complete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct CompleteRequest {
+    pub output: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_dir: Option<String>,
+}
+
+/// Why a task failed, as sent in `failure_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    Timeout,
+    InactivityTimeout,
+    Cancelled,
+    AgentError,
+    AgentNotFound,
+    EnvironmentError,
+    RepoNotAllowed,
+    DaemonShutdown,
+    DiskFull,
+    Orphaned,
+    #[serde(other)]
+    Unknown,
+}
+
+/// `POST /api/daemon/tasks/{id}/fail`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct FailRequest {
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<FailureReason>,
+}
+
+/// Task status values. Unknown values from a newer server decode as `Unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    #[default]
+    Queued,
+    Dispatched,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    #[serde(other)]
+    Unknown,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Dispatched => "dispatched",
+            TaskStatus::Running => "running",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
+            TaskStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TaskStatus> {
+        Some(match s {
+            "queued" => TaskStatus::Queued,
+            "dispatched" => TaskStatus::Dispatched,
+            "running" => TaskStatus::Running,
+            "completed" => TaskStatus::Completed,
+            "failed" => TaskStatus::Failed,
+            "cancelled" => TaskStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Completed, failed or cancelled: nothing more will happen to the task.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled)
+    }
+}
+
+/// Response of `GET /api/daemon/tasks/{id}/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct TaskStatusResponse {
+    pub status: TaskStatus,
+}
+
+/// Response of `GET /api/daemon/workspaces/{wid}/repos`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ReposResponse {
+    pub workspace_id: String,
+    pub repos: Vec<Repo>,
+    pub repos_version: String,
+}
+
+/// Response of `POST /api/daemon/runtimes/{rid}/recover-orphans` (agentd-server; Multica
+/// answers an empty body, which decodes as zeroes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RecoverOrphansResponse {
+    pub failed: i64,
+    pub requeued: i64,
+}

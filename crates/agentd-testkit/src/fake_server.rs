@@ -1,0 +1,559 @@
+//! A scriptable fake of the daemon API (HTTP + WebSocket) on 127.0.0.1:0, playing the
+//! control-plane server the way the seed's `httptest` fixtures do, with upsert semantics
+//! for register: a runtime row is keyed by (workspace, daemon_id, provider); a surviving
+//! provider keeps its id, a deleted one gets a fresh id on the next register.
+//!
+//! Tests script it ([`FakeServer::set_register_mode`], [`FakeServer::delete_runtime`],
+//! [`FakeServer::push`], [`FakeServer::drop_ws`], …) and read what the daemon did
+//! (register calls, heartbeats, deregistered ids).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use agentd_proto::ws::WsMessage;
+use agentd_proto::{
+    ClaimResponse, DeregisterRequest, HeartbeatRequest, HeartbeatResponse, RegisterRequest,
+    RegisterResponse, Runtime, Task, Workspace,
+};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// How the fake answers `POST /api/daemon/register`.
+#[derive(Debug, Clone)]
+pub enum RegisterMode {
+    /// Upsert by (workspace, daemon, provider) — the real server's semantics.
+    Upsert,
+    /// Always answer these runtimes (the seed's `rt-new` fixture).
+    Fixed(Vec<Runtime>),
+    /// Answer this status with an error body.
+    Fail(u16),
+    /// Hold the request until the client goes away (or `hang_for` elapses), then 500.
+    Hang(Duration),
+}
+
+#[derive(Debug, Clone)]
+struct RuntimeRow {
+    id: String,
+    workspace_id: String,
+    daemon_id: String,
+    provider: String,
+    name: String,
+    deleted: bool,
+}
+
+struct Inner {
+    token: String,
+    workspaces: Vec<Workspace>,
+    runtimes: Vec<RuntimeRow>,
+    register_mode: RegisterMode,
+    register_requests: Vec<RegisterRequest>,
+    heartbeats: Vec<String>,
+    ws_heartbeats: Vec<String>,
+    deregistered: Vec<Vec<String>>,
+    recovered: Vec<String>,
+    ws_clients: Vec<(Vec<String>, mpsc::UnboundedSender<Message>)>,
+    ws_silent: bool,
+    ws_connects: u64,
+    tasks: HashMap<String, Vec<Task>>,
+    failed_tasks: Vec<(String, String)>,
+    next_id: u64,
+    /// Answer the workspace list with this status instead (e.g. 401, 503).
+    list_status: Option<u16>,
+    /// Answer every call with malformed JSON.
+    garbage: bool,
+}
+
+/// Shared state behind the fake's handlers.
+pub struct Shared {
+    inner: Mutex<Inner>,
+    pub register_calls: AtomicU64,
+    pub heartbeat_calls: AtomicU64,
+    pub claim_calls: AtomicU64,
+    /// Signalled each time a register request arrives.
+    pub register_entered: Notify,
+    /// Set when a register handler saw its client go away before it answered.
+    pub register_abandoned: AtomicU64,
+}
+
+pub struct FakeServer {
+    pub url: String,
+    pub shared: Arc<Shared>,
+    stop: CancellationToken,
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn lock(s: &Shared) -> MutexGuard<'_, Inner> {
+    s.inner.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl FakeServer {
+    /// Starts a fake that accepts `token` and lists `workspaces`.
+    pub async fn start(token: &str, workspaces: &[&str]) -> FakeServer {
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                token: token.to_string(),
+                workspaces: workspaces
+                    .iter()
+                    .map(|w| Workspace {
+                        id: w.to_string(),
+                        name: format!("Workspace {w}"),
+                    })
+                    .collect(),
+                runtimes: Vec::new(),
+                register_mode: RegisterMode::Upsert,
+                register_requests: Vec::new(),
+                heartbeats: Vec::new(),
+                ws_heartbeats: Vec::new(),
+                deregistered: Vec::new(),
+                recovered: Vec::new(),
+                ws_clients: Vec::new(),
+                ws_silent: false,
+                ws_connects: 0,
+                tasks: HashMap::new(),
+                failed_tasks: Vec::new(),
+                next_id: 0,
+                list_status: None,
+                garbage: false,
+            }),
+            register_calls: AtomicU64::new(0),
+            heartbeat_calls: AtomicU64::new(0),
+            claim_calls: AtomicU64::new(0),
+            register_entered: Notify::new(),
+            register_abandoned: AtomicU64::new(0),
+        });
+        let app = Router::new()
+            .route("/api/workspaces", get(list_workspaces))
+            .route("/api/daemon/register", post(register))
+            .route("/api/daemon/deregister", post(deregister))
+            .route("/api/daemon/heartbeat", post(heartbeat))
+            .route("/api/daemon/runtimes/{rid}/recover-orphans", post(recover))
+            .route("/api/daemon/runtimes/{rid}/tasks/claim", post(claim))
+            .route("/api/daemon/tasks/{tid}/fail", post(fail))
+            .route("/api/daemon/ws", get(ws))
+            .fallback(|| async { StatusCode::OK })
+            .with_state(Arc::clone(&shared));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake server");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(s.cancelled_owned())
+                .await;
+        });
+        FakeServer { url, shared, stop }
+    }
+
+    pub fn set_register_mode(&self, mode: RegisterMode) {
+        lock(&self.shared).register_mode = mode;
+    }
+
+    /// Pre-creates a runtime row (as if an earlier register had made it).
+    pub fn seed_runtime(&self, workspace_id: &str, daemon_id: &str, provider: &str, id: &str) {
+        lock(&self.shared).runtimes.push(RuntimeRow {
+            id: id.into(),
+            workspace_id: workspace_id.into(),
+            daemon_id: daemon_id.into(),
+            provider: provider.into(),
+            name: provider.into(),
+            deleted: false,
+        });
+    }
+
+    /// Deletes a runtime server-side: heartbeats answer 404 `runtime not found`, WS acks
+    /// say `runtime_gone`, the next register mints a fresh id for its provider.
+    pub fn delete_runtime(&self, id: &str) {
+        for r in lock(&self.shared).runtimes.iter_mut() {
+            if r.id == id {
+                r.deleted = true;
+            }
+        }
+    }
+
+    /// Deletes the live runtime of a provider (the seed's `markDeleted`).
+    pub fn delete_provider(&self, provider: &str) {
+        for r in lock(&self.shared).runtimes.iter_mut() {
+            if r.provider == provider {
+                r.deleted = true;
+            }
+        }
+    }
+
+    /// The live runtime id of a provider.
+    pub fn runtime_id_of(&self, provider: &str) -> Option<String> {
+        lock(&self.shared)
+            .runtimes
+            .iter()
+            .find(|r| r.provider == provider && !r.deleted)
+            .map(|r| r.id.clone())
+    }
+
+    /// Live (not deleted) runtime ids.
+    pub fn live_runtime_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.shared)
+            .runtimes
+            .iter()
+            .filter(|r| !r.deleted)
+            .map(|r| r.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn register_count(&self) -> u64 {
+        self.shared.register_calls.load(Ordering::SeqCst)
+    }
+
+    pub fn register_requests(&self) -> Vec<RegisterRequest> {
+        lock(&self.shared).register_requests.clone()
+    }
+
+    /// Runtime ids of HTTP heartbeats, in arrival order.
+    pub fn heartbeats(&self) -> Vec<String> {
+        lock(&self.shared).heartbeats.clone()
+    }
+
+    /// Runtime ids of WS heartbeats, in arrival order.
+    pub fn ws_heartbeats(&self) -> Vec<String> {
+        lock(&self.shared).ws_heartbeats.clone()
+    }
+
+    pub fn deregistered(&self) -> Vec<Vec<String>> {
+        lock(&self.shared).deregistered.clone()
+    }
+
+    pub fn recovered(&self) -> Vec<String> {
+        lock(&self.shared).recovered.clone()
+    }
+
+    pub fn ws_connects(&self) -> u64 {
+        lock(&self.shared).ws_connects
+    }
+
+    pub fn ws_connected_clients(&self) -> usize {
+        lock(&self.shared)
+            .ws_clients
+            .iter()
+            .filter(|(_, tx)| !tx.is_closed())
+            .count()
+    }
+
+    /// Sends a frame to every connected WS client.
+    pub fn push(&self, msg: &WsMessage) {
+        let text = msg.encode();
+        for (_, tx) in &lock(&self.shared).ws_clients {
+            let _ = tx.send(Message::text(text.clone()));
+        }
+    }
+
+    /// Closes every WS connection.
+    pub fn drop_ws(&self) {
+        lock(&self.shared).ws_clients.clear();
+    }
+
+    /// While set, WS connections are accepted but the server neither reads nor answers
+    /// (a connection that looks open but is dead).
+    pub fn set_ws_silent(&self, silent: bool) {
+        lock(&self.shared).ws_silent = silent;
+    }
+
+    /// Makes `GET /api/workspaces` answer this status (None: normal).
+    pub fn set_list_status(&self, status: Option<u16>) {
+        lock(&self.shared).list_status = status;
+    }
+
+    /// Makes every answer malformed JSON.
+    pub fn set_garbage(&self, garbage: bool) {
+        lock(&self.shared).garbage = garbage;
+    }
+
+    /// Queues a task for a runtime.
+    pub fn queue_task(&self, runtime_id: &str, task: Task) {
+        lock(&self.shared)
+            .tasks
+            .entry(runtime_id.to_string())
+            .or_default()
+            .push(task);
+    }
+
+    pub fn failed_tasks(&self) -> Vec<(String, String)> {
+        lock(&self.shared).failed_tasks.clone()
+    }
+}
+
+fn authorized(s: &Shared, headers: &HeaderMap) -> bool {
+    let want = format!("Bearer {}", lock(s).token);
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == want)
+}
+
+fn json_error(status: StatusCode, msg: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": msg }))).into_response()
+}
+
+fn answer<T: serde::Serialize>(s: &Shared, body: &T) -> Response {
+    if lock(s).garbage {
+        return (StatusCode::OK, "{not json").into_response();
+    }
+    axum::Json(body).into_response()
+}
+
+async fn list_workspaces(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if !authorized(&s, &headers) {
+        return json_error(StatusCode::UNAUTHORIZED, "invalid token");
+    }
+    let (status, list) = {
+        let g = lock(&s);
+        (g.list_status, g.workspaces.clone())
+    };
+    if let Some(code) = status {
+        let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return json_error(code, "scripted failure");
+    }
+    answer(&s, &list)
+}
+
+/// Counts register handlers whose client went away before the answer.
+struct AbandonGuard(Arc<Shared>, bool);
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.register_abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+async fn register(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&s, &headers) {
+        return json_error(StatusCode::UNAUTHORIZED, "invalid token");
+    }
+    s.register_calls.fetch_add(1, Ordering::SeqCst);
+    s.register_entered.notify_waiters();
+    let mut guard = AbandonGuard(Arc::clone(&s), false);
+    let req: RegisterRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            guard.1 = true;
+            return json_error(StatusCode::BAD_REQUEST, &format!("bad register body: {e}"));
+        }
+    };
+    let mode = {
+        let mut g = lock(&s);
+        g.register_requests.push(req.clone());
+        g.register_mode.clone()
+    };
+    let resp = match mode {
+        RegisterMode::Fail(code) => {
+            guard.1 = true;
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return json_error(code, "scripted register failure");
+        }
+        RegisterMode::Hang(d) => {
+            tokio::time::sleep(d).await;
+            guard.1 = true;
+            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "hung register");
+        }
+        RegisterMode::Fixed(runtimes) => RegisterResponse {
+            runtimes,
+            ..RegisterResponse::default()
+        },
+        RegisterMode::Upsert => {
+            let mut g = lock(&s);
+            let mut out = Vec::new();
+            for spec in &req.runtimes {
+                let existing = g.runtimes.iter().position(|r| {
+                    r.workspace_id == req.workspace_id
+                        && r.daemon_id == req.daemon_id
+                        && r.provider == spec.provider
+                        && !r.deleted
+                });
+                let row = match existing {
+                    Some(i) => g.runtimes[i].clone(),
+                    None => {
+                        // The seed fixture pre-seeds rows with an empty daemon id:
+                        // adopt those for this daemon.
+                        if let Some(i) = g.runtimes.iter().position(|r| {
+                            r.workspace_id == req.workspace_id
+                                && r.daemon_id.is_empty()
+                                && r.provider == spec.provider
+                                && !r.deleted
+                        }) {
+                            g.runtimes[i].daemon_id = req.daemon_id.clone();
+                            g.runtimes[i].clone()
+                        } else {
+                            g.next_id += 1;
+                            let row = RuntimeRow {
+                                id: format!("{}-new-{}", spec.provider, g.next_id),
+                                workspace_id: req.workspace_id.clone(),
+                                daemon_id: req.daemon_id.clone(),
+                                provider: spec.provider.clone(),
+                                name: spec.name.clone(),
+                                deleted: false,
+                            };
+                            g.runtimes.push(row.clone());
+                            row
+                        }
+                    }
+                };
+                out.push(Runtime {
+                    id: row.id,
+                    name: row.name,
+                    provider: row.provider,
+                    status: "online".into(),
+                });
+            }
+            RegisterResponse {
+                runtimes: out,
+                ..RegisterResponse::default()
+            }
+        }
+    };
+    guard.1 = true;
+    answer(&s, &resp)
+}
+
+async fn deregister(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    if let Ok(req) = serde_json::from_slice::<DeregisterRequest>(&body) {
+        lock(&s).deregistered.push(req.runtime_ids);
+    }
+    StatusCode::OK.into_response()
+}
+
+fn runtime_gone(s: &Shared, id: &str) -> bool {
+    !lock(s).runtimes.iter().any(|r| r.id == id && !r.deleted)
+}
+
+async fn heartbeat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&s, &headers) {
+        return json_error(StatusCode::UNAUTHORIZED, "invalid token");
+    }
+    s.heartbeat_calls.fetch_add(1, Ordering::SeqCst);
+    let Ok(req) = serde_json::from_slice::<HeartbeatRequest>(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, "bad heartbeat body");
+    };
+    lock(&s).heartbeats.push(req.runtime_id.clone());
+    if runtime_gone(&s, &req.runtime_id) {
+        return json_error(StatusCode::NOT_FOUND, "runtime not found");
+    }
+    answer(
+        &s,
+        &HeartbeatResponse {
+            runtime_id: req.runtime_id,
+            status: "online".into(),
+            ..HeartbeatResponse::default()
+        },
+    )
+}
+
+async fn recover(State(s): State<Arc<Shared>>, Path(rid): Path<String>) -> Response {
+    lock(&s).recovered.push(rid);
+    StatusCode::OK.into_response()
+}
+
+async fn claim(State(s): State<Arc<Shared>>, Path(rid): Path<String>) -> Response {
+    s.claim_calls.fetch_add(1, Ordering::SeqCst);
+    if runtime_gone(&s, &rid) {
+        return json_error(StatusCode::NOT_FOUND, "runtime not found");
+    }
+    let task = {
+        let mut g = lock(&s);
+        g.tasks
+            .get_mut(&rid)
+            .and_then(|q| (!q.is_empty()).then(|| q.remove(0)))
+    };
+    answer(&s, &ClaimResponse { task })
+}
+
+async fn fail(State(s): State<Arc<Shared>>, Path(tid): Path<String>, body: Bytes) -> Response {
+    let error = serde_json::from_slice::<agentd_proto::FailRequest>(&body)
+        .map(|f| f.error)
+        .unwrap_or_default();
+    lock(&s).failed_tasks.push((tid, error));
+    StatusCode::OK.into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct WsQuery {
+    #[serde(default)]
+    runtime_ids: String,
+}
+
+async fn ws(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !authorized(&s, &headers) {
+        return json_error(StatusCode::UNAUTHORIZED, "invalid token");
+    }
+    let ids: Vec<String> = q
+        .runtime_ids
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    upgrade.on_upgrade(move |socket| ws_session(s, ids, socket))
+}
+
+async fn ws_session(s: Arc<Shared>, ids: Vec<String>, socket: WebSocket) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let silent = {
+        let mut g = lock(&s);
+        g.ws_connects += 1;
+        g.ws_clients.push((ids.clone(), tx));
+        g.ws_silent
+    };
+    if silent {
+        // Hold the socket open without reading or writing: pings go unanswered.
+        let _keep = socket;
+        let _ = rx.recv().await;
+        return;
+    }
+    let (mut sink, mut stream) = socket.split();
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(m) => if sink.send(m).await.is_err() { return },
+                None => { let _ = sink.send(Message::Close(None)).await; return }
+            },
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(t))) => {
+                    if let Ok(WsMessage::Heartbeat(hb)) = WsMessage::decode(t.as_str()) {
+                        lock(&s).ws_heartbeats.push(hb.runtime_id.clone());
+                        let gone = runtime_gone(&s, &hb.runtime_id);
+                        let ack = HeartbeatResponse {
+                            runtime_id: hb.runtime_id,
+                            status: if gone { "runtime_gone".into() } else { "online".into() },
+                            runtime_gone: gone,
+                            ..HeartbeatResponse::default()
+                        };
+                        if sink.send(Message::text(WsMessage::HeartbeatAck(ack).encode())).await.is_err() { return }
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+        }
+    }
+}
