@@ -1,0 +1,493 @@
+//! Rust twins of the seed (`runtime_gone_test.go`): one test per Go test, same intent,
+//! named after it in snake_case. They run against the testkit's fake server on
+//! 127.0.0.1:0 the way the seed uses httptest; where the seed injects timestamps, these
+//! inject `tokio::time::Instant`s; nothing waits on a sleep to win a race.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use agentd_proto::{HeartbeatResponse, Runtime};
+use agentd_testkit::fake_server::{FakeServer, RegisterMode};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::agents::FixedVersion;
+use crate::api::{Client, ClientIdentity};
+use crate::config::{AgentEntry, DaemonConfig};
+use crate::daemon::{Daemon, WorkspaceState, lock};
+use crate::recovery::REREGISTER_FAILURE_BACKOFF;
+
+const TOKEN: &str = "test-token";
+
+fn config(server_url: &str, providers: &[&str]) -> DaemonConfig {
+    let mut cfg = DaemonConfig::new(server_url, TOKEN, std::env::temp_dir());
+    cfg.daemon_id = "daemon-1".into();
+    cfg.device_name = "test-host".into();
+    cfg.http_timeout = Duration::from_secs(30);
+    cfg.agents = providers
+        .iter()
+        .map(|p| AgentEntry {
+            provider: p.to_string(),
+            path: "/usr/bin/true".into(),
+        })
+        .collect();
+    cfg
+}
+
+fn client(server_url: &str) -> Client {
+    Client::new(
+        server_url,
+        TOKEN,
+        Duration::from_secs(30),
+        ClientIdentity::default(),
+    )
+}
+
+/// A daemon with every map empty, as the seed's `freshDaemon`; the version probe answers
+/// 9.9.9 for every CLI (the seed's `stubAgentVersion`).
+fn fresh_daemon_with(c: Client, providers: &[&str]) -> Arc<Daemon> {
+    let cfg = config(c.base_url(), providers);
+    Daemon::new(
+        cfg,
+        c,
+        Arc::new(FixedVersion("9.9.9".into())),
+        CancellationToken::new(),
+    )
+}
+
+fn fresh_daemon(server_url: &str) -> Arc<Daemon> {
+    fresh_daemon_with(client(server_url), &["claude"])
+}
+
+fn track(d: &Daemon, workspace_id: &str, runtimes: &[(&str, &str)]) {
+    let mut st = lock(&d.state);
+    st.workspaces.insert(
+        workspace_id.into(),
+        WorkspaceState::new(
+            workspace_id,
+            runtimes.iter().map(|(id, _)| id.to_string()).collect(),
+        ),
+    );
+    for (id, provider) in runtimes {
+        st.runtime_index.insert(
+            id.to_string(),
+            Runtime {
+                id: id.to_string(),
+                provider: provider.to_string(),
+                ..Runtime::default()
+            },
+        );
+    }
+}
+
+fn runtime_ids(d: &Daemon, workspace_id: &str) -> Vec<String> {
+    lock(&d.state)
+        .workspaces
+        .get(workspace_id)
+        .map(|w| w.runtime_ids.clone())
+        .unwrap_or_default()
+}
+
+fn indexed(d: &Daemon, id: &str) -> bool {
+    lock(&d.state).runtime_index.contains_key(id)
+}
+
+fn fresh_mark(d: &Daemon, id: &str) -> bool {
+    lock(&d.ws_fresh).contains_key(id)
+}
+
+/// The seed's `handleRuntimeGoneFixture`: every register answers one `rt-new`.
+async fn rt_new_fixture() -> (FakeServer, Arc<Daemon>) {
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    fake.set_register_mode(RegisterMode::Fixed(vec![Runtime {
+        id: "rt-new".into(),
+        name: "Claude".into(),
+        provider: "claude".into(),
+        status: "online".into(),
+    }]));
+    let d = fresh_daemon(&fake.url);
+    (fake, d)
+}
+
+/// The seed's `multiProviderRegisterFixture`: upsert semantics, claude and codex rows.
+async fn multi_provider_fixture() -> (FakeServer, Arc<Daemon>) {
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    fake.seed_runtime("ws-1", "daemon-1", "claude", "rt-claude-1");
+    fake.seed_runtime("ws-1", "daemon-1", "codex", "rt-codex-1");
+    let d = fresh_daemon_with(client(&fake.url), &["claude", "codex"]);
+    track(
+        &d,
+        "ws-1",
+        &[("rt-claude-1", "claude"), ("rt-codex-1", "codex")],
+    );
+    (fake, d)
+}
+
+#[tokio::test]
+async fn remove_stale_runtime_prunes_all_local_state() {
+    let d = fresh_daemon("http://127.0.0.1:9");
+    track(&d, "ws-1", &[("rt-1", ""), ("rt-2", ""), ("rt-3", "")]);
+    d.mark_ws_fresh("rt-2");
+
+    assert_eq!(d.remove_stale_runtime("rt-2").as_deref(), Some("ws-1"));
+    assert_eq!(runtime_ids(&d, "ws-1"), ["rt-1", "rt-3"]);
+    assert!(!indexed(&d, "rt-2"), "runtime index still contains rt-2");
+    assert!(!fresh_mark(&d, "rt-2"), "WS freshness still contains rt-2");
+}
+
+#[tokio::test]
+async fn remove_stale_runtime_unknown_runtime_is_noop() {
+    let d = fresh_daemon("http://127.0.0.1:9");
+    track(&d, "ws-1", &[("rt-1", "")]);
+
+    assert_eq!(d.remove_stale_runtime("rt-unknown"), None);
+    assert_eq!(runtime_ids(&d, "ws-1"), ["rt-1"], "unrelated workspace mutated");
+}
+
+#[tokio::test]
+async fn remove_stale_runtime_preserves_workspace_state_pointer() {
+    // A workspace's state is mutated in place, never replaced: its repo lock is held
+    // across long repository syncs, and a replaced entry would hand out a second lock.
+    let d = fresh_daemon("http://127.0.0.1:9");
+    track(&d, "ws-1", &[("rt-1", "")]);
+    let original = Arc::clone(&lock(&d.state).workspaces["ws-1"].repo_lock);
+
+    d.remove_stale_runtime("rt-1");
+
+    let after = Arc::clone(&lock(&d.state).workspaces["ws-1"].repo_lock);
+    assert!(
+        Arc::ptr_eq(&original, &after),
+        "workspace state was replaced; its repo lock is no longer the one holders hold"
+    );
+}
+
+#[tokio::test]
+async fn handle_runtime_gone_prunes_and_reregisters() {
+    let (fake, d) = rt_new_fixture().await;
+    track(&d, "ws-1", &[("rt-old", "claude")]);
+    d.mark_ws_fresh("rt-old");
+
+    d.handle_runtime_gone("rt-old").await;
+
+    assert!(!indexed(&d, "rt-old"), "rt-old still in the runtime index");
+    assert!(indexed(&d, "rt-new"), "rt-new not indexed after re-register");
+    assert_eq!(runtime_ids(&d, "ws-1"), ["rt-new"]);
+    assert!(!fresh_mark(&d, "rt-old"), "WS freshness not cleared for rt-old");
+    assert_eq!(fake.register_count(), 1);
+    assert_eq!(fake.recovered(), ["rt-new"], "recover-orphans not called for the new id");
+}
+
+/// Runs one stampede: `n` callers for `n` runtimes of one workspace, all at once.
+async fn stampede(d: &Arc<Daemon>, n: usize) {
+    let ids: Vec<String> = (0..n).map(|i| format!("rt-{i}")).collect();
+    let pairs: Vec<(&str, &str)> = ids.iter().map(|i| (i.as_str(), "claude")).collect();
+    track(d, "ws-1", &pairs);
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let mut handles = Vec::new();
+    for id in ids {
+        let d = Arc::clone(d);
+        let barrier = Arc::clone(&barrier);
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            d.handle_runtime_gone(&id).await;
+        }));
+    }
+    for h in handles {
+        h.await.expect("caller panicked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn handle_runtime_gone_coalesces_concurrent_callers() {
+    // Heartbeat, poller and WS may each detect the same stale workspace within one beat.
+    // Exactly one re-register must reach the server.
+    let (fake, d) = rt_new_fixture().await;
+
+    stampede(&d, 3).await;
+
+    assert_eq!(fake.register_count(), 1, "register called more than once under stampede");
+    assert_eq!(runtime_ids(&d, "ws-1"), ["rt-new"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn handle_runtime_gone_coalesces_concurrent_callers_stress() {
+    // The stampede repeated 500 times with 32 concurrent callers: exactly one register per
+    // wave, every time. Each wave is a fresh daemon (as a restarted process would be)
+    // sharing one HTTP client and one fake server.
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    fake.set_register_mode(RegisterMode::Fixed(vec![Runtime {
+        id: "rt-new".into(),
+        provider: "claude".into(),
+        ..Runtime::default()
+    }]));
+    let c = client(&fake.url);
+    for wave in 0..500u64 {
+        let d = fresh_daemon_with(c.clone(), &["claude"]);
+        stampede(&d, 32).await;
+        assert_eq!(fake.register_count(), wave + 1, "wave {wave}: not exactly one register");
+        assert_eq!(runtime_ids(&d, "ws-1"), ["rt-new"], "wave {wave}");
+    }
+}
+
+#[tokio::test]
+async fn handle_runtime_gone_backoff_on_failure() {
+    // The register endpoint answers 500: one attempt makes the round trip and the next
+    // immediate call is held off by the failure backoff — no register spam.
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    fake.set_register_mode(RegisterMode::Fail(500));
+    let d = fresh_daemon(&fake.url);
+    track(&d, "ws-1", &[("rt-1", "claude"), ("rt-2", "claude")]);
+
+    d.handle_runtime_gone("rt-1").await;
+    d.handle_runtime_gone("rt-2").await;
+
+    assert_eq!(fake.register_count(), 1, "second call should have been coalesced");
+    // Local pruning still happened for both; workspace sync retries the empty workspace.
+    assert!(runtime_ids(&d, "ws-1").is_empty());
+    assert!(d.workspace_needs_runtime_recovery("ws-1"));
+}
+
+#[tokio::test]
+async fn handle_ws_heartbeat_ack_runtime_gone_triggers_recovery() {
+    // The WS twin of an HTTP 404: no freshness mark may be recorded for a gone runtime,
+    // or the HTTP heartbeat would skip its tick and the daemon believe it alive.
+    let (fake, d) = rt_new_fixture().await;
+    track(&d, "ws-1", &[("rt-old", "claude")]);
+    d.mark_ws_fresh("rt-old");
+
+    d.handle_ws_heartbeat_ack(Some(&HeartbeatResponse {
+        runtime_id: "rt-old".into(),
+        status: "runtime_gone".into(),
+        runtime_gone: true,
+        ..HeartbeatResponse::default()
+    }));
+    // The recovery runs detached on the daemon's tracker: wait for it, no spinning.
+    d.tracker.close();
+    d.tracker.wait().await;
+
+    assert!(!indexed(&d, "rt-old"), "rt-old not pruned after runtime_gone ack");
+    assert!(indexed(&d, "rt-new"));
+    assert!(!fresh_mark(&d, "rt-old"), "freshness mark kept for a gone runtime");
+    assert_eq!(fake.register_count(), 1);
+}
+
+#[tokio::test]
+async fn handle_ws_heartbeat_ack_normal_ack_records_freshness() {
+    let d = fresh_daemon("http://127.0.0.1:9");
+    d.handle_ws_heartbeat_ack(Some(&HeartbeatResponse {
+        runtime_id: "rt-1".into(),
+        status: "ok".into(),
+        ..HeartbeatResponse::default()
+    }));
+    assert!(d.ws_heartbeat_recently_acked("rt-1"));
+}
+
+#[tokio::test]
+async fn handle_ws_heartbeat_ack_empty_ack_ignored() {
+    let d = fresh_daemon("http://127.0.0.1:9");
+    d.handle_ws_heartbeat_ack(None);
+    d.handle_ws_heartbeat_ack(Some(&HeartbeatResponse::default()));
+    assert!(lock(&d.ws_fresh).is_empty(), "empty ack recorded state");
+    assert_eq!(d.tracker.len(), 0, "empty ack spawned a recovery");
+}
+
+#[tokio::test]
+async fn workspace_needs_runtime_recovery() {
+    let d = fresh_daemon("http://127.0.0.1:9");
+    track(&d, "ws-empty", &[]);
+    track(&d, "ws-full", &[("rt-1", "")]);
+    assert!(d.workspace_needs_runtime_recovery("ws-empty"));
+    assert!(!d.workspace_needs_runtime_recovery("ws-full"));
+    assert!(!d.workspace_needs_runtime_recovery("ws-unknown"));
+}
+
+fn assert_unique(ids: &[String]) {
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len(), "duplicate runtime ids: {ids:?}");
+}
+
+#[tokio::test]
+async fn handle_runtime_gone_partial_workspace_recovery_keeps_sibling() {
+    // Only the claude runtime is deleted. The register answer is authoritative for the
+    // workspace: the surviving codex runtime must not be duplicated.
+    let (fake, d) = multi_provider_fixture().await;
+    fake.delete_provider("claude");
+
+    d.handle_runtime_gone("rt-claude-1").await;
+
+    let got = runtime_ids(&d, "ws-1");
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_unique(&got);
+    assert!(got.contains(&"rt-codex-1".to_string()), "surviving codex missing: {got:?}");
+    assert!(!got.contains(&"rt-claude-1".to_string()), "deleted claude kept: {got:?}");
+    assert!(!indexed(&d, "rt-claude-1"));
+    assert!(indexed(&d, "rt-codex-1"));
+    let new_claude = fake.runtime_id_of("claude").unwrap();
+    assert!(got.contains(&new_claude), "fresh claude id {new_claude} missing: {got:?}");
+}
+
+#[tokio::test]
+async fn handle_runtime_gone_distinct_deletions_within_coalesce_window_both_recover() {
+    // Two sequential, distinct deletions within the 30 s coalesce window: success of the
+    // first must not suppress the second.
+    let (fake, d) = multi_provider_fixture().await;
+
+    fake.delete_provider("claude");
+    d.handle_runtime_gone("rt-claude-1").await;
+    assert_eq!(fake.register_count(), 1);
+    let claude_after_first = fake.runtime_id_of("claude").unwrap();
+
+    fake.delete_provider("codex");
+    d.handle_runtime_gone("rt-codex-1").await;
+    assert_eq!(fake.register_count(), 2, "coalesce window must clear on success");
+
+    let got = runtime_ids(&d, "ws-1");
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_unique(&got);
+    assert!(got.contains(&claude_after_first), "{got:?} lost {claude_after_first}");
+}
+
+#[tokio::test]
+async fn try_claim_register_slot_first_caller_claims() {
+    let d = fresh_daemon("http://127.0.0.1:9");
+    let t0 = Instant::now();
+    assert!(d.try_claim_register_slot("ws-1", t0, t0));
+}
+
+#[tokio::test]
+async fn try_claim_register_slot_straggler_bails_after_sibling_success() {
+    // B enters at T0, A at T0+1ms; A claims, registers, succeeds at T0+50ms. B reaches
+    // the gate at T0+60ms: same wave, already covered, must bail.
+    let d = fresh_daemon("http://127.0.0.1:9");
+    let t0 = Instant::now();
+    let a_entry = t0 + Duration::from_millis(1);
+    assert!(d.try_claim_register_slot("ws-1", a_entry, a_entry));
+    d.record_register_completion("ws-1", t0 + Duration::from_millis(50), None);
+
+    assert!(
+        !d.try_claim_register_slot("ws-1", t0, t0 + Duration::from_millis(60)),
+        "same-wave straggler re-claimed after the sibling's success"
+    );
+}
+
+#[tokio::test]
+async fn try_claim_register_slot_distinct_later_event_claims() {
+    let d = fresh_daemon("http://127.0.0.1:9");
+    let t0 = Instant::now();
+    assert!(d.try_claim_register_slot("ws-1", t0, t0));
+    d.record_register_completion("ws-1", t0 + Duration::from_millis(50), None);
+
+    let later = t0 + Duration::from_millis(100);
+    assert!(
+        d.try_claim_register_slot("ws-1", later, later),
+        "a genuinely later event must claim"
+    );
+}
+
+#[derive(Debug)]
+struct Boom;
+impl std::fmt::Display for Boom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("boom")
+    }
+}
+impl std::error::Error for Boom {}
+
+#[tokio::test]
+async fn try_claim_register_slot_failure_backoff_suppresses_retries() {
+    let d = fresh_daemon("http://127.0.0.1:9");
+    let t0 = Instant::now();
+    assert!(d.try_claim_register_slot("ws-1", t0, t0));
+    let fail_at = t0 + Duration::from_millis(50);
+    d.record_register_completion("ws-1", fail_at, Some(&Boom));
+
+    let within = fail_at + REREGISTER_FAILURE_BACKOFF / 2;
+    assert!(!d.try_claim_register_slot("ws-1", within, within), "call inside the failure backoff claimed");
+    let past = fail_at + REREGISTER_FAILURE_BACKOFF + Duration::from_secs(1);
+    assert!(d.try_claim_register_slot("ws-1", past, past), "call past the failure backoff bailed");
+}
+
+#[tokio::test]
+async fn try_claim_register_slot_straggler_after_failed_sibling_retries_past_backoff() {
+    // A failed register covered nothing: a straggler that entered before the failure and
+    // arrives after the backoff must claim (partial deletions rely on this path).
+    let d = fresh_daemon("http://127.0.0.1:9");
+    let t0 = Instant::now();
+    let a_entry = t0 + Duration::from_millis(1);
+    assert!(d.try_claim_register_slot("ws-1", a_entry, a_entry));
+    let fail_at = t0 + Duration::from_millis(50);
+    d.record_register_completion("ws-1", fail_at, Some(&Boom));
+
+    let b_arrive = fail_at + REREGISTER_FAILURE_BACKOFF + Duration::from_secs(1);
+    assert!(
+        d.try_claim_register_slot("ws-1", t0, b_arrive),
+        "straggler predating a failed sibling must re-claim after the backoff"
+    );
+}
+
+#[tokio::test]
+async fn try_claim_register_slot_peer_holding_slot_forces_coalesce() {
+    let d = fresh_daemon("http://127.0.0.1:9");
+    let t0 = Instant::now();
+    assert!(d.try_claim_register_slot("ws-1", t0, t0));
+    let t1 = t0 + Duration::from_millis(1);
+    assert!(!d.try_claim_register_slot("ws-1", t1, t1), "caller claimed while a peer holds the slot");
+}
+
+#[tokio::test]
+async fn handle_runtime_gone_recovery_context_survives_caller_cancellation() {
+    // The caller is a heartbeat worker: its heartbeat answers 404 `runtime not found`, it
+    // triggers the recovery and is torn down at once (as the runtime-set change does).
+    // The re-register must still run to completion on the daemon's root token.
+    let (fake, d) = rt_new_fixture().await;
+    track(&d, "ws-1", &[("rt-old", "claude")]);
+    let caller = CancellationToken::new();
+
+    let keep_going = crate::heartbeat::heartbeat_tick(&d, "rt-old", &caller).await;
+    caller.cancel();
+    assert!(!keep_going, "heartbeat worker should stop after runtime not found");
+    d.tracker.close();
+    d.tracker.wait().await;
+
+    assert_eq!(
+        fake.shared.register_abandoned.load(Ordering::SeqCst),
+        0,
+        "the register call was abandoned: recovery ran on the caller's context"
+    );
+    assert_eq!(fake.register_count(), 1);
+    assert_eq!(runtime_ids(&d, "ws-1"), ["rt-new"]);
+}
+
+#[tokio::test]
+async fn handle_runtime_gone_recovery_context_stops_on_daemon_shutdown() {
+    // When the daemon shuts down, a recovery whose register is held open by the server
+    // must return promptly instead of waiting for the 30 s client timeout.
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    fake.set_register_mode(RegisterMode::Hang(Duration::from_secs(20)));
+    let d = fresh_daemon(&fake.url);
+    track(&d, "ws-1", &[("rt-old", "claude")]);
+
+    let entered = fake.shared.register_entered.notified();
+    tokio::pin!(entered);
+    entered.as_mut().enable();
+    let recovery = tokio::spawn({
+        let d = Arc::clone(&d);
+        async move { d.handle_runtime_gone("rt-old").await }
+    });
+    tokio::time::timeout(Duration::from_secs(5), entered)
+        .await
+        .expect("register endpoint was never reached");
+
+    d.root.cancel();
+    tokio::time::timeout(Duration::from_secs(3), recovery)
+        .await
+        .expect("handle_runtime_gone did not abort after root cancellation")
+        .expect("recovery panicked");
+    // The aborted register counts as a failure: the backoff is armed, nothing stamped.
+    let gate = lock(&d.gate);
+    assert!(gate.next_attempt.contains_key("ws-1"));
+    assert!(!gate.last_completed_at.contains_key("ws-1"));
+}

@@ -390,29 +390,17 @@ async fn register(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes)
                 let row = match existing {
                     Some(i) => g.runtimes[i].clone(),
                     None => {
-                        // The seed fixture pre-seeds rows with an empty daemon id:
-                        // adopt those for this daemon.
-                        if let Some(i) = g.runtimes.iter().position(|r| {
-                            r.workspace_id == req.workspace_id
-                                && r.daemon_id.is_empty()
-                                && r.provider == spec.provider
-                                && !r.deleted
-                        }) {
-                            g.runtimes[i].daemon_id = req.daemon_id.clone();
-                            g.runtimes[i].clone()
-                        } else {
-                            g.next_id += 1;
-                            let row = RuntimeRow {
-                                id: format!("{}-new-{}", spec.provider, g.next_id),
-                                workspace_id: req.workspace_id.clone(),
-                                daemon_id: req.daemon_id.clone(),
-                                provider: spec.provider.clone(),
-                                name: spec.name.clone(),
-                                deleted: false,
-                            };
-                            g.runtimes.push(row.clone());
-                            row
-                        }
+                        g.next_id += 1;
+                        let row = RuntimeRow {
+                            id: format!("{}-new-{}", spec.provider, g.next_id),
+                            workspace_id: req.workspace_id.clone(),
+                            daemon_id: req.daemon_id.clone(),
+                            provider: spec.provider.clone(),
+                            name: spec.name.clone(),
+                            deleted: false,
+                        };
+                        g.runtimes.push(row.clone());
+                        row
                     }
                 };
                 out.push(Runtime {
