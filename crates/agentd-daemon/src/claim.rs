@@ -82,7 +82,11 @@ async fn claim_with_retry(
         match result {
             Err(ApiError::Transport { .. }) => match retries.next() {
                 Some(delay) => {
-                    tracing::debug!(runtime_id, claim_id, "claim response lost; retrying with the same key");
+                    tracing::debug!(
+                        runtime_id,
+                        claim_id,
+                        "claim response lost; retrying with the same key"
+                    );
                     if cancel
                         .run_until_cancelled(tokio::time::sleep(*delay))
                         .await

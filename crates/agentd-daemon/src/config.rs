@@ -145,7 +145,11 @@ mod tests {
             "https://h/multica"
         );
         assert_eq!(normalize_server_url(" http://h:1/ ").unwrap(), "http://h:1");
-        assert!(normalize_server_url("ftp://h").unwrap_err().contains("scheme"));
+        assert!(
+            normalize_server_url("ftp://h")
+                .unwrap_err()
+                .contains("scheme")
+        );
         assert!(normalize_server_url("").is_err());
         assert!(normalize_server_url("not a url").is_err());
     }

@@ -267,7 +267,9 @@ impl Daemon {
         if h.state != state {
             match state {
                 HealthState::Running => tracing::info!("daemon is healthy"),
-                _ => tracing::warn!(state = ?state, detail = detail.as_deref().unwrap_or(""), "daemon health changed"),
+                _ => {
+                    tracing::warn!(state = ?state, detail = detail.as_deref().unwrap_or(""), "daemon health changed")
+                }
             }
         }
         h.state = state;

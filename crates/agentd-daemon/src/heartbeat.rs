@@ -50,7 +50,10 @@ pub async fn heartbeat_tick(d: &Arc<Daemon>, runtime_id: &str, cancel: &Cancella
     }
     inc(&d.metrics.heartbeats_http);
     let started = Instant::now();
-    match cancel.run_until_cancelled(d.client.heartbeat(runtime_id)).await {
+    match cancel
+        .run_until_cancelled(d.client.heartbeat(runtime_id))
+        .await
+    {
         None => false,
         Some(Ok(answer)) => {
             d.metrics.observe_heartbeat_rtt(started.elapsed());

@@ -63,7 +63,8 @@ impl Daemon {
     pub fn spawn_runtime_gone(self: &Arc<Self>, runtime_id: &str) {
         let this = Arc::clone(self);
         let id = runtime_id.to_string();
-        self.tracker.spawn(async move { this.handle_runtime_gone(&id).await });
+        self.tracker
+            .spawn(async move { this.handle_runtime_gone(&id).await });
     }
 
     /// Prunes a runtime the server deleted and re-registers its workspace, coalescing
@@ -84,10 +85,17 @@ impl Daemon {
             return;
         };
         inc(&self.metrics.runtime_gone);
-        tracing::info!(runtime_id, workspace_id, "runtime deleted server-side; pruned from local state");
+        tracing::info!(
+            runtime_id,
+            workspace_id,
+            "runtime deleted server-side; pruned from local state"
+        );
         self.notify_runtime_set_changed();
         if !self.try_claim_register_slot(&workspace_id, entry_at, Instant::now()) {
-            tracing::debug!(workspace_id, "skip re-register: coalescing with recent attempt");
+            tracing::debug!(
+                workspace_id,
+                "skip re-register: coalescing with recent attempt"
+            );
             return;
         }
         let result = self.reregister_workspace(&workspace_id).await;
@@ -106,9 +114,18 @@ impl Daemon {
     /// gate at `now` may register the workspace. Bails while a peer holds the slot or a
     /// failure backoff runs, and when a peer's register succeeded after we entered (same
     /// wave, already covered); otherwise claims the slot for the coalesce window.
-    pub fn try_claim_register_slot(&self, workspace_id: &str, entry_at: Instant, now: Instant) -> bool {
+    pub fn try_claim_register_slot(
+        &self,
+        workspace_id: &str,
+        entry_at: Instant,
+        now: Instant,
+    ) -> bool {
         let mut gate = lock(&self.gate);
-        if gate.next_attempt.get(workspace_id).is_some_and(|t| now < *t) {
+        if gate
+            .next_attempt
+            .get(workspace_id)
+            .is_some_and(|t| now < *t)
+        {
             return false;
         }
         if gate
@@ -136,8 +153,10 @@ impl Daemon {
         let mut gate = lock(&self.gate);
         match err {
             Some(_) => {
-                gate.next_attempt
-                    .insert(workspace_id.to_string(), completed_at + REREGISTER_FAILURE_BACKOFF);
+                gate.next_attempt.insert(
+                    workspace_id.to_string(),
+                    completed_at + REREGISTER_FAILURE_BACKOFF,
+                );
             }
             None => {
                 gate.last_completed_at

@@ -142,7 +142,11 @@ async fn remove_stale_runtime_unknown_runtime_is_noop() {
     track(&d, "ws-1", &[("rt-1", "")]);
 
     assert_eq!(d.remove_stale_runtime("rt-unknown"), None);
-    assert_eq!(runtime_ids(&d, "ws-1"), ["rt-1"], "unrelated workspace mutated");
+    assert_eq!(
+        runtime_ids(&d, "ws-1"),
+        ["rt-1"],
+        "unrelated workspace mutated"
+    );
 }
 
 #[tokio::test]
@@ -171,11 +175,21 @@ async fn handle_runtime_gone_prunes_and_reregisters() {
     d.handle_runtime_gone("rt-old").await;
 
     assert!(!indexed(&d, "rt-old"), "rt-old still in the runtime index");
-    assert!(indexed(&d, "rt-new"), "rt-new not indexed after re-register");
+    assert!(
+        indexed(&d, "rt-new"),
+        "rt-new not indexed after re-register"
+    );
     assert_eq!(runtime_ids(&d, "ws-1"), ["rt-new"]);
-    assert!(!fresh_mark(&d, "rt-old"), "WS freshness not cleared for rt-old");
+    assert!(
+        !fresh_mark(&d, "rt-old"),
+        "WS freshness not cleared for rt-old"
+    );
     assert_eq!(fake.register_count(), 1);
-    assert_eq!(fake.recovered(), ["rt-new"], "recover-orphans not called for the new id");
+    assert_eq!(
+        fake.recovered(),
+        ["rt-new"],
+        "recover-orphans not called for the new id"
+    );
 }
 
 /// Runs one stampede: `n` callers for `n` runtimes of one workspace, all at once.
@@ -206,7 +220,11 @@ async fn handle_runtime_gone_coalesces_concurrent_callers() {
 
     stampede(&d, 3).await;
 
-    assert_eq!(fake.register_count(), 1, "register called more than once under stampede");
+    assert_eq!(
+        fake.register_count(),
+        1,
+        "register called more than once under stampede"
+    );
     assert_eq!(runtime_ids(&d, "ws-1"), ["rt-new"]);
 }
 
@@ -225,7 +243,11 @@ async fn handle_runtime_gone_coalesces_concurrent_callers_stress() {
     for wave in 0..500u64 {
         let d = fresh_daemon_with(c.clone(), &["claude"]);
         stampede(&d, 32).await;
-        assert_eq!(fake.register_count(), wave + 1, "wave {wave}: not exactly one register");
+        assert_eq!(
+            fake.register_count(),
+            wave + 1,
+            "wave {wave}: not exactly one register"
+        );
         assert_eq!(runtime_ids(&d, "ws-1"), ["rt-new"], "wave {wave}");
     }
 }
@@ -242,7 +264,11 @@ async fn handle_runtime_gone_backoff_on_failure() {
     d.handle_runtime_gone("rt-1").await;
     d.handle_runtime_gone("rt-2").await;
 
-    assert_eq!(fake.register_count(), 1, "second call should have been coalesced");
+    assert_eq!(
+        fake.register_count(),
+        1,
+        "second call should have been coalesced"
+    );
     // Local pruning still happened for both; workspace sync retries the empty workspace.
     assert!(runtime_ids(&d, "ws-1").is_empty());
     assert!(d.workspace_needs_runtime_recovery("ws-1"));
@@ -266,9 +292,15 @@ async fn handle_ws_heartbeat_ack_runtime_gone_triggers_recovery() {
     d.tracker.close();
     d.tracker.wait().await;
 
-    assert!(!indexed(&d, "rt-old"), "rt-old not pruned after runtime_gone ack");
+    assert!(
+        !indexed(&d, "rt-old"),
+        "rt-old not pruned after runtime_gone ack"
+    );
     assert!(indexed(&d, "rt-new"));
-    assert!(!fresh_mark(&d, "rt-old"), "freshness mark kept for a gone runtime");
+    assert!(
+        !fresh_mark(&d, "rt-old"),
+        "freshness mark kept for a gone runtime"
+    );
     assert_eq!(fake.register_count(), 1);
 }
 
@@ -321,12 +353,21 @@ async fn handle_runtime_gone_partial_workspace_recovery_keeps_sibling() {
     let got = runtime_ids(&d, "ws-1");
     assert_eq!(got.len(), 2, "{got:?}");
     assert_unique(&got);
-    assert!(got.contains(&"rt-codex-1".to_string()), "surviving codex missing: {got:?}");
-    assert!(!got.contains(&"rt-claude-1".to_string()), "deleted claude kept: {got:?}");
+    assert!(
+        got.contains(&"rt-codex-1".to_string()),
+        "surviving codex missing: {got:?}"
+    );
+    assert!(
+        !got.contains(&"rt-claude-1".to_string()),
+        "deleted claude kept: {got:?}"
+    );
     assert!(!indexed(&d, "rt-claude-1"));
     assert!(indexed(&d, "rt-codex-1"));
     let new_claude = fake.runtime_id_of("claude").unwrap();
-    assert!(got.contains(&new_claude), "fresh claude id {new_claude} missing: {got:?}");
+    assert!(
+        got.contains(&new_claude),
+        "fresh claude id {new_claude} missing: {got:?}"
+    );
 }
 
 #[tokio::test]
@@ -342,12 +383,19 @@ async fn handle_runtime_gone_distinct_deletions_within_coalesce_window_both_reco
 
     fake.delete_provider("codex");
     d.handle_runtime_gone("rt-codex-1").await;
-    assert_eq!(fake.register_count(), 2, "coalesce window must clear on success");
+    assert_eq!(
+        fake.register_count(),
+        2,
+        "coalesce window must clear on success"
+    );
 
     let got = runtime_ids(&d, "ws-1");
     assert_eq!(got.len(), 2, "{got:?}");
     assert_unique(&got);
-    assert!(got.contains(&claude_after_first), "{got:?} lost {claude_after_first}");
+    assert!(
+        got.contains(&claude_after_first),
+        "{got:?} lost {claude_after_first}"
+    );
 }
 
 #[tokio::test]
@@ -405,9 +453,15 @@ async fn try_claim_register_slot_failure_backoff_suppresses_retries() {
     d.record_register_completion("ws-1", fail_at, Some(&Boom));
 
     let within = fail_at + REREGISTER_FAILURE_BACKOFF / 2;
-    assert!(!d.try_claim_register_slot("ws-1", within, within), "call inside the failure backoff claimed");
+    assert!(
+        !d.try_claim_register_slot("ws-1", within, within),
+        "call inside the failure backoff claimed"
+    );
     let past = fail_at + REREGISTER_FAILURE_BACKOFF + Duration::from_secs(1);
-    assert!(d.try_claim_register_slot("ws-1", past, past), "call past the failure backoff bailed");
+    assert!(
+        d.try_claim_register_slot("ws-1", past, past),
+        "call past the failure backoff bailed"
+    );
 }
 
 #[tokio::test]
@@ -434,7 +488,10 @@ async fn try_claim_register_slot_peer_holding_slot_forces_coalesce() {
     let t0 = Instant::now();
     assert!(d.try_claim_register_slot("ws-1", t0, t0));
     let t1 = t0 + Duration::from_millis(1);
-    assert!(!d.try_claim_register_slot("ws-1", t1, t1), "caller claimed while a peer holds the slot");
+    assert!(
+        !d.try_claim_register_slot("ws-1", t1, t1),
+        "caller claimed while a peer holds the slot"
+    );
 }
 
 #[tokio::test]
@@ -448,7 +505,10 @@ async fn handle_runtime_gone_recovery_context_survives_caller_cancellation() {
 
     let keep_going = crate::heartbeat::heartbeat_tick(&d, "rt-old", &caller).await;
     caller.cancel();
-    assert!(!keep_going, "heartbeat worker should stop after runtime not found");
+    assert!(
+        !keep_going,
+        "heartbeat worker should stop after runtime not found"
+    );
     d.tracker.close();
     d.tracker.wait().await;
 

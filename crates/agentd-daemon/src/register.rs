@@ -17,7 +17,9 @@ use crate::metrics::inc;
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
     /// No configured CLI passed its version probe: nothing to register.
-    #[error("no agent runtimes could be registered (every agent CLI was missing, broken or too old)")]
+    #[error(
+        "no agent runtimes could be registered (every agent CLI was missing, broken or too old)"
+    )]
     NoRuntimes,
     /// The server answered with an empty runtime list.
     #[error("register runtimes: empty response")]
@@ -105,8 +107,10 @@ impl Daemon {
     ) -> Result<Vec<String>, RegisterError> {
         let mut st = lock(&self.state);
         if create && !st.workspaces.contains_key(workspace_id) {
-            st.workspaces
-                .insert(workspace_id.to_string(), WorkspaceState::new(workspace_id, Vec::new()));
+            st.workspaces.insert(
+                workspace_id.to_string(),
+                WorkspaceState::new(workspace_id, Vec::new()),
+            );
         }
         let returned: Vec<String> = resp.runtimes.iter().map(|r| r.id.clone()).collect();
         let previous = match st.workspaces.get_mut(workspace_id) {

@@ -35,7 +35,9 @@ impl Daemon {
         // This build registers and heals runtimes but has no agent executor wired in yet:
         // fail the task at once with a visible reason rather than leave it dispatched.
         let req = FailRequest {
-            error: "this agentd daemon cannot run tasks yet (no executor); the task was not started".into(),
+            error:
+                "this agentd daemon cannot run tasks yet (no executor); the task was not started"
+                    .into(),
             failure_reason: Some(FailureReason::AgentError),
             ..FailRequest::default()
         };

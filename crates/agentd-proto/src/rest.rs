@@ -291,7 +291,10 @@ impl TaskStatus {
 
     /// Completed, failed or cancelled: nothing more will happen to the task.
     pub fn is_terminal(self) -> bool {
-        matches!(self, TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled)
+        matches!(
+            self,
+            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
+        )
     }
 }
 

@@ -63,6 +63,7 @@ struct Inner {
     recovered: Vec<String>,
     ws_clients: Vec<(Vec<String>, mpsc::UnboundedSender<Message>)>,
     ws_silent: bool,
+    ws_disabled: bool,
     ws_connects: u64,
     tasks: HashMap<String, Vec<Task>>,
     failed_tasks: Vec<(String, String)>,
@@ -123,6 +124,7 @@ impl FakeServer {
                 recovered: Vec::new(),
                 ws_clients: Vec::new(),
                 ws_silent: false,
+                ws_disabled: false,
                 ws_connects: 0,
                 tasks: HashMap::new(),
                 failed_tasks: Vec::new(),
@@ -272,6 +274,12 @@ impl FakeServer {
     /// (a connection that looks open but is dead).
     pub fn set_ws_silent(&self, silent: bool) {
         lock(&self.shared).ws_silent = silent;
+    }
+
+    /// While set, WS upgrades are refused with 503 (a server or proxy without WS): the
+    /// daemon must live on HTTP heartbeats and polling alone.
+    pub fn set_ws_enabled(&self, enabled: bool) {
+        lock(&self.shared).ws_disabled = !enabled;
     }
 
     /// Makes `GET /api/workspaces` answer this status (None: normal).
@@ -494,6 +502,9 @@ async fn ws(
 ) -> Response {
     if !authorized(&s, &headers) {
         return json_error(StatusCode::UNAUTHORIZED, "invalid token");
+    }
+    if lock(&s).ws_disabled {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "websocket disabled");
     }
     let ids: Vec<String> = q
         .runtime_ids

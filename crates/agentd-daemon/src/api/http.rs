@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use agentd_proto::{
     ClaimResponse, CompleteRequest, DeregisterRequest, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, MessagesRequest, ProgressRequest, RecoverOrphansResponse,
-    RegisterRequest, RegisterResponse, ReposResponse, SessionRequest, Task, TaskStatusResponse,
-    UsageRequest, Workspace,
+    HeartbeatResponse, MessagesRequest, ProgressRequest, RecoverOrphansResponse, RegisterRequest,
+    RegisterResponse, ReposResponse, SessionRequest, Task, TaskStatusResponse, UsageRequest,
+    Workspace,
 };
 use reqwest::{Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
@@ -294,10 +294,7 @@ impl Client {
             .map(drop)
     }
 
-    pub async fn heartbeat(
-        &self,
-        runtime_id: &str,
-    ) -> Result<Answer<HeartbeatResponse>, ApiError> {
+    pub async fn heartbeat(&self, runtime_id: &str) -> Result<Answer<HeartbeatResponse>, ApiError> {
         let req = HeartbeatRequest {
             runtime_id: runtime_id.to_string(),
         };
@@ -407,7 +404,10 @@ mod tests {
     fn classifies_by_status_and_body() {
         let c = |s: u16, b: &str| classify(Method::POST, "/p", StatusCode::from_u16(s).unwrap(), b);
         assert!(c(404, r#"{"error":"Runtime Not Found"}"#).is_runtime_not_found());
-        assert!(matches!(c(404, "task not found"), ApiError::TaskNotFound { .. }));
+        assert!(matches!(
+            c(404, "task not found"),
+            ApiError::TaskNotFound { .. }
+        ));
         assert!(matches!(
             c(404, "workspace not found"),
             ApiError::WorkspaceNotFound { .. }

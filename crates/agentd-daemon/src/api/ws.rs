@@ -35,7 +35,11 @@ pub fn ws_url(base: &str, runtime_ids: &[String]) -> Result<String, String> {
     let scheme = match url.scheme() {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",
-        other => return Err(format!("server URL scheme {other:?} cannot carry a WebSocket")),
+        other => {
+            return Err(format!(
+                "server URL scheme {other:?} cannot carry a WebSocket"
+            ));
+        }
     };
     url.set_scheme(scheme)
         .map_err(|_| format!("cannot switch {base:?} to {scheme}"))?;
@@ -53,7 +57,10 @@ enum Ended {
     Cancelled,
     RuntimeSetChanged,
     /// The connection failed or died; `connected` says whether it had been up.
-    Failed { error: String, connected: bool },
+    Failed {
+        error: String,
+        connected: bool,
+    },
 }
 
 /// The WS loop. Runs until `cancel`.
@@ -205,7 +212,11 @@ mod tests {
     #[test]
     fn builds_ws_urls() {
         assert_eq!(
-            ws_url("http://localhost:8080", &["runtime-b".into(), "runtime-a".into()]).unwrap(),
+            ws_url(
+                "http://localhost:8080",
+                &["runtime-b".into(), "runtime-a".into()]
+            )
+            .unwrap(),
             "ws://localhost:8080/api/daemon/ws?runtime_ids=runtime-a%2Cruntime-b"
         );
         assert_eq!(
