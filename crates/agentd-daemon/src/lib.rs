@@ -19,6 +19,7 @@
 
 pub mod agents;
 pub mod api;
+pub mod backend;
 pub mod backoff;
 pub mod claim;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod identity;
 pub mod metrics;
+pub mod process;
 pub mod recovery;
 pub mod register;
 pub mod supervisor;

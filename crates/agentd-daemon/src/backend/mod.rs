@@ -1,0 +1,207 @@
+//! The agent-facing layer: how each agent CLI is launched and how its stdout is read.
+//!
+//! A [`Backend`] knows one CLI (Claude Code, Codex, OpenCode, Gemini CLI): the argv and
+//! extra environment of a headless run ([`Backend::command`]) and a fresh
+//! [`StreamParser`] for that run's stdout ([`Backend::parser`]). The parser turns the
+//! CLI's JSON lines into [`AgentEvent`]s (transcript messages and the session id) and,
+//! at EOF, into a [`RunOutcome`] (final output, per-model usage, error).
+//!
+//! - [`lines`]: the stdout line reader (a codec whose over-long lines are items, not errors).
+//! - [`claude`], [`codex`], [`opencode`], [`gemini`]: one backend each.
+//!
+//! **Architecture Invariant:** parsers never panic and never stop: a line that is not
+//! JSON, or JSON of an unknown shape, yields an error message or nothing, and the next
+//! line is parsed normally. Unknown event types are ignored (newer CLIs add some).
+//!
+//! **API Boundary:** backends do not spawn anything and do not know base URLs or API
+//! keys; the caller (the task pipeline) spawns through [`crate::process`] with its own
+//! environment plus [`CommandSpec::env`]. Wire types are `agentd_proto`'s; the serde types
+//! inside the backend modules only describe what a CLI prints.
+
+pub mod claude;
+pub mod codex;
+pub mod gemini;
+pub mod lines;
+pub mod opencode;
+mod util;
+
+use std::path::PathBuf;
+
+use agentd_proto::{MessageKind, TaskMessage, UsageEntry};
+use serde_json::Value;
+
+pub use claude::Claude;
+pub use codex::Codex;
+pub use gemini::Gemini;
+pub use lines::{Line, LineCodec};
+pub use opencode::OpenCode;
+
+/// One agent CLI.
+pub trait Backend: Send + Sync {
+    /// The provider name (`claude`, `codex`, `opencode`, `gemini`), as in
+    /// `RuntimeSpec::provider` and `UsageEntry::provider`.
+    fn provider(&self) -> &'static str;
+    /// Program name, argv (without the program) and extra env for one run.
+    fn command(&self, run: &RunSpec) -> CommandSpec;
+    /// A fresh parser for one run's stdout.
+    fn parser(&self, run: &RunSpec) -> Box<dyn StreamParser>;
+}
+
+/// Parses one run's stdout, line by line.
+pub trait StreamParser: Send {
+    /// Feeds one stdout line (without its newline); returns zero or more events. A line
+    /// that does not parse yields an error message event; parsing continues.
+    fn line(&mut self, line: &str) -> Vec<AgentEvent>;
+    /// Called once at EOF: any events still buffered, and the run's outcome.
+    fn finish(&mut self) -> Finish;
+}
+
+/// The backend for a provider name, if agentd knows it.
+pub fn for_provider(provider: &str) -> Option<Box<dyn Backend>> {
+    Some(match provider {
+        "claude" => Box::new(Claude),
+        "codex" => Box::new(Codex),
+        "opencode" => Box::new(OpenCode),
+        "gemini" => Box::new(Gemini),
+        _ => return None,
+    })
+}
+
+/// What one run is asked to do. Base URLs, API keys and HOME come from the caller's
+/// environment, never from here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunSpec {
+    /// The full prompt.
+    pub prompt: String,
+    /// The agent's working directory (the task's worktree).
+    pub workdir: PathBuf,
+    /// Model override (`agent.model`); `None` lets the CLI choose.
+    pub model: Option<String>,
+    /// `agent.custom_args`; flags that would break the protocol are dropped per backend.
+    pub custom_args: Vec<String>,
+    /// Session to resume (`task.prior_session_id`).
+    pub prior_session_id: Option<String>,
+}
+
+/// How to launch a run: `program` (the default executable name; the caller substitutes
+/// the detected path), `args`, and `env` set on top of the caller's environment.
+/// Stdin must be `/dev/null` for every CLI (Codex reads stdin to EOF otherwise).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommandSpec {
+    pub program: &'static str,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+/// One thing a parser recognised in the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentEvent {
+    /// A transcript message; the pipeline numbers it (`seq`) and sends it to the server.
+    Message(MessageDraft),
+    /// The CLI's session id, emitted when first seen and again if it changes.
+    SessionId(String),
+}
+
+/// A [`TaskMessage`] without its `seq`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MessageDraft {
+    pub kind: MessageKind,
+    /// Tool name (tool_use and tool_result).
+    pub tool: Option<String>,
+    /// Text, thinking or error text.
+    pub content: Option<String>,
+    /// Tool input (tool_use).
+    pub input: Option<Value>,
+    /// Tool output (tool_result).
+    pub output: Option<String>,
+}
+
+impl MessageDraft {
+    pub fn text(text: impl Into<String>) -> MessageDraft {
+        MessageDraft {
+            kind: MessageKind::Text,
+            content: Some(text.into()),
+            ..MessageDraft::default()
+        }
+    }
+
+    pub fn thinking(text: impl Into<String>) -> MessageDraft {
+        MessageDraft {
+            kind: MessageKind::Thinking,
+            content: Some(text.into()),
+            ..MessageDraft::default()
+        }
+    }
+
+    pub fn error(text: impl Into<String>) -> MessageDraft {
+        MessageDraft {
+            kind: MessageKind::Error,
+            content: Some(text.into()),
+            ..MessageDraft::default()
+        }
+    }
+
+    pub fn tool_use(tool: impl Into<String>, input: Value) -> MessageDraft {
+        MessageDraft {
+            kind: MessageKind::ToolUse,
+            tool: Some(tool.into()),
+            input: Some(input),
+            ..MessageDraft::default()
+        }
+    }
+
+    pub fn tool_result(tool: Option<String>, output: Option<String>) -> MessageDraft {
+        MessageDraft {
+            kind: MessageKind::ToolResult,
+            tool,
+            output,
+            ..MessageDraft::default()
+        }
+    }
+
+    /// The wire message with sequence number `seq`.
+    pub fn into_message(self, seq: i64) -> TaskMessage {
+        TaskMessage {
+            seq,
+            kind: self.kind,
+            tool: self.tool,
+            content: self.content,
+            input: self.input,
+            output: self.output,
+        }
+    }
+}
+
+/// What [`StreamParser::finish`] returns.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Finish {
+    /// Events the parser still held (e.g. Gemini text deltas not yet closed by another event).
+    pub events: Vec<AgentEvent>,
+    pub outcome: RunOutcome,
+}
+
+/// The result of one run as far as its stdout tells. The exit status is the caller's to
+/// combine: a CLI killed by a signal prints no end event (`ended == false`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunOutcome {
+    /// The last session id seen.
+    pub session_id: Option<String>,
+    /// The final answer: the CLI's own result text where it has one, else the last
+    /// assistant text.
+    pub output: String,
+    /// Token usage of this run, one entry per model with any non-zero counter. `input_tokens`
+    /// excludes cache reads (Anthropic's meaning) for every provider.
+    pub usage: Vec<UsageEntry>,
+    /// `Some` when the CLI reported the run as failed (API error, aborted turn, …).
+    pub error: Option<String>,
+    /// The CLI printed its end-of-run event (Claude and Gemini `result`, Codex
+    /// `turn.completed`/`turn.failed`, OpenCode a `step_finish` with reason `stop` or an
+    /// `error`).
+    pub ended: bool,
+}
+
+impl RunOutcome {
+    pub fn is_error(&self) -> bool {
+        self.error.is_some()
+    }
+}

@@ -1,0 +1,383 @@
+//! The four stream parsers against recorded real CLI output (`tests/fixtures/agent-output/`,
+//! copied from the real-agents research runs), as insta snapshots, plus property tests:
+//! arbitrary bytes, split anywhere, never panic a parser or stop it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use agentd_daemon::backend::{self, AgentEvent, Backend, Line, LineCodec, RunSpec, StreamParser};
+use agentd_proto::MessageKind;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use tokio_util::bytes::BytesMut;
+use tokio_util::codec::Decoder;
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agent-output")
+}
+
+fn fixture_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .expect("fixtures dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".jsonl"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn backend_for_fixture(name: &str) -> Box<dyn Backend> {
+    let provider = name.split('-').next().unwrap_or_default();
+    backend::for_provider(provider).unwrap_or_else(|| panic!("no backend for fixture {name}"))
+}
+
+/// Runs `bytes` through the line codec (in chunks of `chunk` bytes) and `parser`.
+fn run_bytes(
+    parser: &mut dyn StreamParser,
+    bytes: &[u8],
+    chunk: usize,
+    max_line: usize,
+) -> (Vec<AgentEvent>, backend::Finish) {
+    let mut codec = LineCodec::new(max_line);
+    let mut buf = BytesMut::new();
+    let mut events = Vec::new();
+    for piece in bytes.chunks(chunk.max(1)) {
+        buf.extend_from_slice(piece);
+        while let Some(line) = codec.decode(&mut buf).expect("codec never errors") {
+            events.extend(line.feed(parser));
+        }
+    }
+    while let Some(line) = codec.decode_eof(&mut buf).expect("codec never errors") {
+        events.extend(line.feed(parser));
+    }
+    let finish = parser.finish();
+    (events, finish)
+}
+
+/// The transcript as the server would receive it, plus the outcome.
+fn transcript(events: Vec<AgentEvent>, finish: backend::Finish) -> Value {
+    let mut seq = 0;
+    let mut out = Vec::new();
+    for ev in events.into_iter().chain(finish.events) {
+        match ev {
+            AgentEvent::Message(m) => {
+                seq += 1;
+                out.push(serde_json::to_value(m.into_message(seq)).expect("serialize"));
+            }
+            AgentEvent::SessionId(id) => out.push(json!({ "session_id": id })),
+        }
+    }
+    let o = finish.outcome;
+    json!({
+        "events": out,
+        "outcome": {
+            "session_id": o.session_id,
+            "output": o.output,
+            "usage": serde_json::to_value(&o.usage).expect("serialize"),
+            "error": o.error,
+            "ended": o.ended,
+        }
+    })
+}
+
+fn parse_fixture(name: &str) -> Value {
+    let bytes = std::fs::read(fixtures_dir().join(name)).expect("read fixture");
+    let backend = backend_for_fixture(name);
+    let mut parser = backend.parser(&RunSpec::default());
+    let (events, finish) = run_bytes(parser.as_mut(), &bytes, 4096, 1 << 20);
+    transcript(events, finish)
+}
+
+#[test]
+fn snapshot_every_fixture() {
+    let names = fixture_names();
+    assert!(names.len() >= 16, "fixtures missing: {names:?}");
+    for name in names {
+        let value = parse_fixture(&name);
+        let snap = name.trim_end_matches(".jsonl").to_string();
+        insta::assert_json_snapshot!(snap, value);
+    }
+}
+
+/// The same bytes split at every chunk size give the same transcript.
+#[test]
+fn chunking_does_not_change_the_transcript() {
+    for name in fixture_names() {
+        let bytes = std::fs::read(fixtures_dir().join(&name)).expect("read fixture");
+        let backend = backend_for_fixture(&name);
+        let whole = {
+            let mut p = backend.parser(&RunSpec::default());
+            let (e, f) = run_bytes(p.as_mut(), &bytes, bytes.len(), 1 << 20);
+            transcript(e, f)
+        };
+        for chunk in [1, 7, 64, 1000] {
+            let mut p = backend.parser(&RunSpec::default());
+            let (e, f) = run_bytes(p.as_mut(), &bytes, chunk, 1 << 20);
+            pretty_assertions::assert_eq!(transcript(e, f), whole, "{name} chunk {chunk}");
+        }
+    }
+}
+
+/// Spot checks that the snapshots show what matters (a reviewer's list, kept as code).
+#[test]
+fn key_facts_of_the_fixtures() {
+    let v = parse_fixture("claude-write-shell.jsonl");
+    let events = v["events"].as_array().expect("events");
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["tool_use", "tool_result", "tool_use", "tool_result", "text"]
+    );
+    assert_eq!(events[1]["tool"], "Write");
+    assert_eq!(events[1]["input"]["content"], "hello from mock\n");
+    assert_eq!(events[4]["tool"], "Bash");
+    assert_eq!(events[4]["output"], "hello from mock");
+    assert_eq!(
+        v["outcome"]["output"],
+        "MOCK-DONE: wrote and read hello.txt"
+    );
+    assert_eq!(v["outcome"]["usage"][0]["input_tokens"], 303);
+
+    // Resume: per-run usage (100/10), not the session's cumulative modelUsage (403/40).
+    let v = parse_fixture("claude-resume.jsonl");
+    assert_eq!(v["outcome"]["usage"][0]["input_tokens"], 100);
+    assert_eq!(v["outcome"]["usage"][0]["output_tokens"], 10);
+
+    let v = parse_fixture("claude-error-400.jsonl");
+    assert_eq!(v["outcome"]["error"], "API Error: 400 mock 400");
+
+    let v = parse_fixture("codex-error-400.jsonl");
+    assert!(
+        v["outcome"]["error"]
+            .as_str()
+            .expect("error")
+            .contains("mock 400")
+    );
+    assert_eq!(v["outcome"]["ended"], true);
+
+    let v = parse_fixture("gemini-write-shell.jsonl");
+    let texts: Vec<&str> = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "text")
+        .filter_map(|e| e["content"].as_str())
+        .collect();
+    assert_eq!(texts, ["MOCK-DONE: wrote and read hello.txt"]);
+    // The router's model and the main model, both non-zero.
+    assert_eq!(v["outcome"]["usage"].as_array().expect("usage").len(), 2);
+
+    let v = parse_fixture("opencode-write-shell.jsonl");
+    assert_eq!(v["outcome"]["usage"][0]["input_tokens"], 303);
+    assert_eq!(v["outcome"]["ended"], true);
+}
+
+#[test]
+fn garbage_and_over_long_lines_become_errors_and_parsing_continues() {
+    let good = std::fs::read_to_string(fixtures_dir().join("codex-text.jsonl")).expect("fixture");
+    let mut bytes = b"not json at all\n\xff\xfe{\n".to_vec();
+    bytes.extend(std::iter::repeat_n(b'x', 5000));
+    bytes.push(b'\n');
+    bytes.extend_from_slice(good.as_bytes());
+    let mut p = backend::Codex.parser(&RunSpec::default());
+    let (events, finish) = run_bytes(p.as_mut(), &bytes, 333, 1024);
+    let errors = events
+        .iter()
+        .filter(|e| matches!(e, AgentEvent::Message(m) if m.kind == MessageKind::Error))
+        .count();
+    assert_eq!(errors, 3, "{events:?}");
+    assert_eq!(finish.outcome.output, "Hello from the mock model.");
+    assert!(finish.outcome.ended);
+}
+
+/// Not a benchmark: prints lines/s and MB/s of each parser over its fixtures (debug
+/// build) and checks the repeated runs agree.
+#[test]
+fn parser_throughput() {
+    let rounds = 300;
+    for provider in ["claude", "codex", "opencode", "gemini"] {
+        let mut bytes = Vec::new();
+        for name in fixture_names().iter().filter(|n| n.starts_with(provider)) {
+            bytes.extend(std::fs::read(fixtures_dir().join(name)).expect("fixture"));
+        }
+        let backend = backend::for_provider(provider).expect("backend");
+        let lines = bytes.iter().filter(|b| **b == b'\n').count() * rounds;
+        let start = Instant::now();
+        let mut messages = 0;
+        for _ in 0..rounds {
+            let mut p = backend.parser(&RunSpec::default());
+            let (events, _) = run_bytes(p.as_mut(), &bytes, 64 * 1024, 1 << 20);
+            messages += events.len();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        assert!(messages > 0 && messages % rounds == 0);
+        eprintln!(
+            "parser_throughput {provider}: {:.0} lines/s, {:.1} MB/s",
+            lines as f64 / secs,
+            (bytes.len() * rounds) as f64 / secs / 1e6
+        );
+    }
+}
+
+fn all_parsers() -> Vec<Box<dyn StreamParser>> {
+    ["claude", "codex", "opencode", "gemini"]
+        .iter()
+        .map(|p| {
+            backend::for_provider(p)
+                .expect("backend")
+                .parser(&RunSpec::default())
+        })
+        .collect()
+}
+
+/// JSON values shaped like the CLIs' events: known `type`s with random fields.
+fn event_like() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|i| json!(i)),
+        any::<f64>().prop_map(|f| json!(f)),
+        ".{0,12}".prop_map(Value::String),
+    ];
+    let value = leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop::sample::select(vec![
+                    "type",
+                    "subtype",
+                    "message",
+                    "content",
+                    "text",
+                    "tool_use_id",
+                    "id",
+                    "name",
+                    "input",
+                    "item",
+                    "part",
+                    "state",
+                    "status",
+                    "usage",
+                    "tokens",
+                    "stats",
+                    "models",
+                    "error",
+                    "result",
+                    "is_error",
+                    "session_id",
+                    "sessionID",
+                    "thread_id",
+                    "delta",
+                    "role",
+                    "tool_id",
+                    "tool_name",
+                    "parameters",
+                    "output",
+                    "modelUsage",
+                    "model_usage_since_last_result",
+                    "changes",
+                    "aggregated_output",
+                    "data",
+                ])
+                .prop_map(str::to_string),
+                inner,
+                0..5,
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    });
+    let kind = prop::sample::select(vec![
+        "system",
+        "assistant",
+        "user",
+        "result",
+        "stream_event",
+        "thread.started",
+        "item.started",
+        "item.completed",
+        "turn.completed",
+        "turn.failed",
+        "error",
+        "step_start",
+        "step_finish",
+        "text",
+        "tool_use",
+        "tool_result",
+        "reasoning",
+        "init",
+        "message",
+    ]);
+    (
+        kind,
+        prop::collection::btree_map(
+            prop::sample::select(vec![
+                "subtype",
+                "message",
+                "content",
+                "item",
+                "part",
+                "usage",
+                "stats",
+                "error",
+                "result",
+                "is_error",
+                "session_id",
+                "sessionID",
+                "role",
+                "delta",
+                "tool_id",
+                "tool_name",
+                "parameters",
+                "output",
+                "status",
+                "modelUsage",
+                "model_usage_since_last_result",
+            ])
+            .prop_map(str::to_string),
+            value,
+            0..6,
+        ),
+    )
+        .prop_map(|(kind, mut fields)| {
+            fields.insert("type".to_string(), json!(kind));
+            Value::Object(fields.into_iter().collect()).to_string()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_split_anywhere_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048), chunk in 1usize..97, max in 8usize..300) {
+        for mut p in all_parsers() {
+            let _ = run_bytes(p.as_mut(), &bytes, chunk, max);
+        }
+    }
+
+    #[test]
+    fn event_shaped_lines_never_panic(lines in prop::collection::vec(event_like(), 0..24)) {
+        for mut p in all_parsers() {
+            for line in &lines {
+                let _ = Line::Text(line.clone()).feed(p.as_mut());
+            }
+            let _ = p.finish();
+        }
+    }
+
+    /// Real fixture lines cut at an arbitrary byte and mixed with the rest.
+    #[test]
+    fn truncated_fixture_lines_never_panic(pick in 0usize..1000, cut in 0usize..20000, chunk in 1usize..500) {
+        let names = fixture_names();
+        let name = &names[pick % names.len()];
+        let text = std::fs::read(fixtures_dir().join(name)).expect("fixture");
+        let cut = cut % (text.len() + 1);
+        let mut bytes = text[..cut].to_vec();
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&text);
+        let mut p = backend_for_fixture(name).parser(&RunSpec::default());
+        let (_, finish) = run_bytes(p.as_mut(), &bytes, chunk, 1 << 20);
+        // The intact copy that follows still parses to its end event.
+        prop_assert!(finish.outcome.ended, "{name} lost its end event");
+    }
+}
