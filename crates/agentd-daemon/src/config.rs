@@ -45,6 +45,21 @@ pub struct DaemonConfig {
     pub clock_skew_tolerance: Duration,
     /// The `agentd` executable put on the agents' PATH (so they can post comments).
     pub agentd_exe: Option<PathBuf>,
+    /// A whole run is stopped after this long (failure reason `timeout`).
+    pub task_timeout: Duration,
+    /// A run that prints nothing for this long is stopped (`inactivity_timeout`).
+    pub inactivity_timeout: Duration,
+    /// Fallback cancellation check for servers that do not push `task_cancelled`.
+    pub status_poll_interval: Duration,
+    /// Between SIGTERM to an agent's process group and SIGKILL.
+    pub kill_grace: Duration,
+    /// Messages are sent in batches: at most this long after the first one…
+    pub message_batch_interval: Duration,
+    /// …or as soon as this many are waiting.
+    pub message_batch_max: usize,
+    /// Extra environment for every agent run (e.g. a model base URL), applied before the
+    /// agent's own `custom_env`.
+    pub agent_env: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for DaemonConfig {
@@ -89,6 +104,13 @@ impl DaemonConfig {
             shutdown_grace: Duration::from_secs(30),
             clock_skew_tolerance: Duration::from_secs(60),
             agentd_exe: None,
+            task_timeout: Duration::from_secs(2 * 3600),
+            inactivity_timeout: Duration::from_secs(10 * 60),
+            status_poll_interval: Duration::from_secs(5),
+            kill_grace: Duration::from_secs(5),
+            message_batch_interval: Duration::from_millis(300),
+            message_batch_max: 50,
+            agent_env: Vec::new(),
         }
     }
 

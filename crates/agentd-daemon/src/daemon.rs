@@ -104,6 +104,10 @@ pub struct Daemon {
     /// Bounds concurrently running tasks (max concurrent tasks).
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
     pub(crate) started: StdInstant,
+    /// The durable outbox of task reports; set by `run_daemon` (tests may leave it unset:
+    /// reports are then sent directly).
+    pub(crate) outbox: std::sync::OnceLock<Arc<crate::task::outbox::Outbox>>,
+    pub(crate) repo_cache: crate::execenv::RepoCache,
 }
 
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it: every
@@ -141,6 +145,8 @@ impl Daemon {
             agent_versions: Mutex::default(),
             active_tasks: Mutex::default(),
             started: StdInstant::now(),
+            outbox: std::sync::OnceLock::new(),
+            repo_cache: crate::execenv::RepoCache::default(),
         })
     }
 

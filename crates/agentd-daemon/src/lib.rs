@@ -24,6 +24,7 @@ pub mod backoff;
 pub mod claim;
 pub mod config;
 pub mod daemon;
+pub mod execenv;
 pub mod health;
 pub mod heartbeat;
 pub mod identity;
@@ -53,7 +54,9 @@ pub use daemon::Daemon;
 /// Why the daemon could not run at all (configuration, not the server's state).
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot bind the health endpoint on {addr}: {source} (is another daemon running? use --health-port)")]
+    #[error(
+        "cannot bind the health endpoint on {addr}: {source} (is another daemon running? use --health-port)"
+    )]
     HealthBind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -109,14 +112,29 @@ pub async fn run_daemon(d: Arc<Daemon>) -> Result<(), DaemonError> {
         "starting daemon"
     );
 
+    match task::outbox::Outbox::open(&d.cfg.data_dir.join("outbox")) {
+        Ok(ob) => {
+            let ob = Arc::new(ob);
+            let pending = ob.pending().map(|p| p.len()).unwrap_or(0);
+            if pending > 0 {
+                tracing::info!(pending, "replaying task reports left from a previous run");
+            }
+            let _ = d.outbox.set(Arc::clone(&ob));
+            d.tracker
+                .spawn(task::outbox::sender(Arc::clone(&d), ob, root.child_token()));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, dir = %d.cfg.data_dir.join("outbox").display(), "cannot open the task outbox; reports will be sent without durability")
+        }
+    }
+
     if d.initial_sync(&root).await {
         let loops = root.child_token();
         d.tracker.spawn(workspace_sync::workspace_sync_loop(
             Arc::clone(&d),
             loops.clone(),
         ));
-        d.tracker
-            .spawn(api::ws::run(Arc::clone(&d), loops.clone()));
+        d.tracker.spawn(api::ws::run(Arc::clone(&d), loops.clone()));
         d.tracker.spawn(supervisor::per_runtime(
             Arc::clone(&d),
             loops.clone(),
@@ -152,6 +170,9 @@ async fn shutdown(d: &Arc<Daemon>) {
         .is_err()
     {
         tracing::warn!("timed out waiting for background tasks");
+    }
+    if let Some(ob) = d.outbox.get() {
+        task::outbox::drain(d, ob, Duration::from_secs(5)).await;
     }
     let ids = d.all_runtime_ids();
     if !ids.is_empty() {

@@ -67,6 +67,12 @@ struct Inner {
     ws_connects: u64,
     tasks: HashMap<String, Vec<Task>>,
     failed_tasks: Vec<(String, String)>,
+    /// Task id → seq → message (upsert on (task, seq), as the real server).
+    messages: HashMap<String, std::collections::BTreeMap<i64, agentd_proto::TaskMessage>>,
+    completed: Vec<(String, agentd_proto::CompleteRequest)>,
+    fail_requests: Vec<(String, agentd_proto::FailRequest)>,
+    started: Vec<String>,
+    statuses: HashMap<String, agentd_proto::TaskStatus>,
     next_id: u64,
     /// Answer the workspace list with this status instead (e.g. 401, 503).
     list_status: Option<u16>,
@@ -128,6 +134,11 @@ impl FakeServer {
                 ws_connects: 0,
                 tasks: HashMap::new(),
                 failed_tasks: Vec::new(),
+                messages: HashMap::new(),
+                completed: Vec::new(),
+                fail_requests: Vec::new(),
+                started: Vec::new(),
+                statuses: HashMap::new(),
                 next_id: 0,
                 list_status: None,
                 garbage: false,
@@ -146,6 +157,10 @@ impl FakeServer {
             .route("/api/daemon/runtimes/{rid}/recover-orphans", post(recover))
             .route("/api/daemon/runtimes/{rid}/tasks/claim", post(claim))
             .route("/api/daemon/tasks/{tid}/fail", post(fail))
+            .route("/api/daemon/tasks/{tid}/start", post(start))
+            .route("/api/daemon/tasks/{tid}/messages", post(messages))
+            .route("/api/daemon/tasks/{tid}/complete", post(complete))
+            .route("/api/daemon/tasks/{tid}/status", get(status))
             .route("/api/daemon/ws", get(ws))
             .fallback(|| async { StatusCode::OK })
             .with_state(Arc::clone(&shared));
@@ -303,6 +318,35 @@ impl FakeServer {
 
     pub fn failed_tasks(&self) -> Vec<(String, String)> {
         lock(&self.shared).failed_tasks.clone()
+    }
+
+    /// Full fail requests, in arrival order.
+    pub fn fail_requests(&self) -> Vec<(String, agentd_proto::FailRequest)> {
+        lock(&self.shared).fail_requests.clone()
+    }
+
+    /// Messages stored for a task, by seq.
+    pub fn messages(&self, task_id: &str) -> Vec<agentd_proto::TaskMessage> {
+        lock(&self.shared)
+            .messages
+            .get(task_id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn completed(&self) -> Vec<(String, agentd_proto::CompleteRequest)> {
+        lock(&self.shared).completed.clone()
+    }
+
+    pub fn started(&self) -> Vec<String> {
+        lock(&self.shared).started.clone()
+    }
+
+    /// Sets what `GET /tasks/{id}/status` answers (cancel without a WS push).
+    pub fn set_task_status(&self, task_id: &str, status: agentd_proto::TaskStatus) {
+        lock(&self.shared)
+            .statuses
+            .insert(task_id.to_string(), status);
     }
 }
 
@@ -481,11 +525,43 @@ async fn claim(State(s): State<Arc<Shared>>, Path(rid): Path<String>) -> Respons
 }
 
 async fn fail(State(s): State<Arc<Shared>>, Path(tid): Path<String>, body: Bytes) -> Response {
-    let error = serde_json::from_slice::<agentd_proto::FailRequest>(&body)
-        .map(|f| f.error)
-        .unwrap_or_default();
-    lock(&s).failed_tasks.push((tid, error));
+    let req = serde_json::from_slice::<agentd_proto::FailRequest>(&body).unwrap_or_default();
+    let mut g = lock(&s);
+    g.failed_tasks.push((tid.clone(), req.error.clone()));
+    g.fail_requests.push((tid, req));
     StatusCode::OK.into_response()
+}
+
+async fn start(State(s): State<Arc<Shared>>, Path(tid): Path<String>) -> Response {
+    lock(&s).started.push(tid);
+    StatusCode::OK.into_response()
+}
+
+async fn messages(State(s): State<Arc<Shared>>, Path(tid): Path<String>, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<agentd_proto::MessagesRequest>(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, "bad messages body");
+    };
+    let mut g = lock(&s);
+    let m = g.messages.entry(tid).or_default();
+    for msg in req.messages {
+        m.insert(msg.seq, msg);
+    }
+    StatusCode::OK.into_response()
+}
+
+async fn complete(State(s): State<Arc<Shared>>, Path(tid): Path<String>, body: Bytes) -> Response {
+    let req = serde_json::from_slice::<agentd_proto::CompleteRequest>(&body).unwrap_or_default();
+    lock(&s).completed.push((tid, req));
+    StatusCode::OK.into_response()
+}
+
+async fn status(State(s): State<Arc<Shared>>, Path(tid): Path<String>) -> Response {
+    let st = lock(&s)
+        .statuses
+        .get(&tid)
+        .copied()
+        .unwrap_or(agentd_proto::TaskStatus::Running);
+    axum::Json(agentd_proto::TaskStatusResponse { status: st }).into_response()
 }
 
 #[derive(serde::Deserialize)]

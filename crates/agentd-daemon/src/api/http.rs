@@ -363,6 +363,11 @@ impl Client {
         self.post::<_, IgnoredBody>(&path, req).await.map(drop)
     }
 
+    /// POSTs a JSON body to a path (outbox replays).
+    pub async fn post_value(&self, path: &str, body: &serde_json::Value) -> Result<(), ApiError> {
+        self.post::<_, IgnoredBody>(path, body).await.map(drop)
+    }
+
     pub async fn task_status(&self, task_id: &str) -> Result<TaskStatusResponse, ApiError> {
         self.get(&format!("/api/daemon/tasks/{task_id}/status"))
             .await
