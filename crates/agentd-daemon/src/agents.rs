@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use crate::config::AgentEntry;
 
+/// A `major.minor.patch` version.
+pub type Semver = (u64, u64, u64);
+
 /// The providers agentd knows, their default command and minimum version.
-pub const PROVIDERS: &[(&str, &str, Option<(u64, u64, u64)>)] = &[
+pub const PROVIDERS: &[(&str, &str, Option<Semver>)] = &[
     ("claude", "claude", Some((2, 0, 0))),
     ("codex", "codex", Some((0, 100, 0))),
     ("opencode", "opencode", Some((1, 0, 0))),

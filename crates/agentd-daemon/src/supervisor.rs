@@ -27,11 +27,11 @@ where
             keep
         });
         for id in ids {
-            if !workers.contains_key(&id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = workers.entry(id) {
                 let token = cancel.child_token();
                 d.tracker
-                    .spawn(worker(Arc::clone(&d), id.clone(), token.clone()));
-                workers.insert(id, token);
+                    .spawn(worker(Arc::clone(&d), slot.key().clone(), token.clone()));
+                slot.insert(token);
             }
         }
         tokio::select! {

@@ -97,7 +97,7 @@ pub fn parse_duration(what: &str, s: &str) -> anyhow::Result<Duration> {
         "d" => n * 86400.0,
         _ => bail!("{what}: invalid duration {s:?}: unknown unit {unit:?} (use ms, s, m, h or d)"),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 365.0 * 86400.0 {
+    if !secs.is_finite() || !(0.0..=365.0 * 86400.0).contains(&secs) {
         bail!("{what}: duration {s:?} is out of range");
     }
     Ok(Duration::from_secs_f64(secs))

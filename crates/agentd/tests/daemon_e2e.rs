@@ -81,7 +81,7 @@ async fn http_heartbeat_404_heals_with_one_reregister() {
     eventually(20, "first register", || fake.register_count() == 1).await;
     let old = fake.runtime_id_of("claude").unwrap();
     eventually(10, "heartbeats on the first id", || {
-        fake.heartbeats().iter().any(|h| *h == old)
+        fake.heartbeats().contains(&old)
     })
     .await;
 
