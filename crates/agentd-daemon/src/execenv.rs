@@ -201,23 +201,23 @@ pub async fn prepare(
             let mirror = mirrors.join(mirror_name(&repo.url));
             let repo_lock = cache.lock_for(&repo.url);
             let _held = repo_lock.lock().await;
-            if mirror.exists() {
+            if !mirror.exists() {
+                let m = mirror.display().to_string();
+                git(None, &["clone", "--bare", "--quiet", &repo.url, &m]).await?;
+                // Remote branches go to refs/remotes/origin/*, so fetching never touches
+                // the local branches that task worktrees have checked out.
                 git(
                     Some(&mirror),
-                    &["fetch", "--prune", "origin", "+refs/heads/*:refs/heads/*"],
+                    &["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"],
                 )
                 .await?;
-            } else {
-                let m = mirror.display().to_string();
-                git(None, &["clone", "--bare", &repo.url, &m]).await?;
             }
+            git(Some(&mirror), &["fetch", "--quiet", "--prune", "origin"]).await?;
+            let default = git(Some(&mirror), &["symbolic-ref", "--short", "HEAD"]).await?;
+            let base = format!("refs/remotes/origin/{default}");
             let w = workdir.display().to_string();
             git(Some(&mirror), &["worktree", "prune"]).await?;
-            git(
-                Some(&mirror),
-                &["worktree", "add", "-B", &branch, &w, "HEAD"],
-            )
-            .await?;
+            git(Some(&mirror), &["worktree", "add", "--quiet", "-B", &branch, &w, &base]).await?;
         }
         None => {
             tokio::fs::create_dir_all(&workdir)
@@ -274,16 +274,21 @@ async fn write_instructions(workdir: &Path, task: &Task) -> Result<(), EnvError>
         written.push(".claude/skills/".into());
     }
     if !written.is_empty() {
-        let exclude = workdir.join(".git").join("info");
-        if exclude.is_dir() {
-            let mut text = tokio::fs::read_to_string(exclude.join("exclude"))
+        // In a worktree `.git` is a file: ask git where this working copy's excludes live.
+        let exclude = git(Some(workdir), &["rev-parse", "--git-path", "info/exclude"]).await?;
+        let exclude = workdir.join(exclude);
+        if let Some(parent) = exclude.parent() {
+            tokio::fs::create_dir_all(parent)
                 .await
-                .unwrap_or_default();
-            for w in written {
-                text.push_str(&format!("/{w}\n"));
-            }
-            let _ = tokio::fs::write(exclude.join("exclude"), text).await;
+                .map_err(EnvError::io("create git info dir"))?;
         }
+        let mut text = tokio::fs::read_to_string(&exclude).await.unwrap_or_default();
+        for w in written {
+            text.push_str(&format!("/{w}\n"));
+        }
+        tokio::fs::write(&exclude, text)
+            .await
+            .map_err(EnvError::io("write git excludes"))?;
     }
     Ok(())
 }
