@@ -1,0 +1,143 @@
+//! Property tests of the wire types: every value survives encode → decode unchanged, and
+//! arbitrary input never panics a decoder (it may only be an error).
+
+use agentd_proto::ws::{TaskAvailable, TaskCancelled, WsMessage};
+use agentd_proto::*;
+use proptest::prelude::*;
+
+fn text() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9 _\\-\\.:/é\"\\\\]{0,24}"
+}
+
+fn message_kind() -> impl Strategy<Value = MessageKind> {
+    prop_oneof![
+        Just(MessageKind::Text),
+        Just(MessageKind::Thinking),
+        Just(MessageKind::ToolUse),
+        Just(MessageKind::ToolResult),
+        Just(MessageKind::Error),
+    ]
+}
+
+prop_compose! {
+    fn task_message()(seq in 0i64..1_000_000, kind in message_kind(), tool in proptest::option::of(text()),
+                      content in proptest::option::of(text()), output in proptest::option::of(text()),
+                      input in proptest::option::of(text())) -> TaskMessage {
+        TaskMessage { seq, kind, tool, content, output, input: input.map(|s| serde_json::json!({ "arg": s })) }
+    }
+}
+
+prop_compose! {
+    fn heartbeat_response()(runtime_id in text(), status in text(), runtime_gone in any::<bool>()) -> HeartbeatResponse {
+        HeartbeatResponse { runtime_id, status, runtime_gone, ..HeartbeatResponse::default() }
+    }
+}
+
+prop_compose! {
+    fn register_request()(workspace_id in text(), daemon_id in text(), device_name in text(),
+                          legacy in proptest::collection::vec(text(), 0..3),
+                          runtimes in proptest::collection::vec((text(), text(), text()), 0..4)) -> RegisterRequest {
+        RegisterRequest {
+            workspace_id, daemon_id, device_name, legacy_daemon_ids: legacy,
+            runtimes: runtimes.into_iter().map(|(name, provider, version)| RuntimeSpec { name, provider, version, status: "online".into() }).collect(),
+            ..RegisterRequest::default()
+        }
+    }
+}
+
+fn roundtrip<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+    v: &T,
+) {
+    let json = serde_json::to_string(v).unwrap();
+    let back: T = serde_json::from_str(&json).unwrap();
+    assert_eq!(&back, v, "{json}");
+}
+
+proptest! {
+    #[test]
+    fn messages_roundtrip(msgs in proptest::collection::vec(task_message(), 0..8)) {
+        roundtrip(&MessagesRequest { messages: msgs });
+    }
+
+    #[test]
+    fn register_roundtrips(req in register_request()) {
+        roundtrip(&req);
+    }
+
+    #[test]
+    fn heartbeat_acks_roundtrip_as_ws_frames(ack in heartbeat_response()) {
+        let frame = WsMessage::HeartbeatAck(ack.clone()).encode();
+        prop_assert_eq!(WsMessage::decode(&frame).unwrap(), WsMessage::HeartbeatAck(ack));
+    }
+
+    #[test]
+    fn task_frames_roundtrip(rid in text(), tid in proptest::option::of(text())) {
+        let a = WsMessage::TaskAvailable(TaskAvailable { runtime_id: rid.clone(), task_id: tid.clone() });
+        prop_assert_eq!(WsMessage::decode(&a.encode()).unwrap(), a);
+        let c = WsMessage::TaskCancelled(TaskCancelled { task_id: tid.unwrap_or_default(), runtime_id: Some(rid) });
+        prop_assert_eq!(WsMessage::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics_decoders(s in ".{0,200}") {
+        let _ = WsMessage::decode(&s);
+        let _ = serde_json::from_str::<Task>(&s);
+        let _ = serde_json::from_str::<ClaimResponse>(&s);
+        let _ = serde_json::from_str::<RegisterResponse>(&s);
+        let _ = serde_json::from_str::<HeartbeatResponse>(&s);
+    }
+
+    #[test]
+    fn arbitrary_json_values_never_panic_decoders(v in arb_json()) {
+        let s = v.to_string();
+        let _ = WsMessage::decode(&s);
+        let _ = serde_json::from_value::<Task>(v.clone());
+        let _ = serde_json::from_value::<RegisterResponse>(v.clone());
+        let _ = serde_json::from_value::<MessagesRequest>(v);
+    }
+}
+
+fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        text().prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("type".to_string()),
+                    Just("payload".to_string()),
+                    Just("id".to_string()),
+                    Just("runtimes".to_string()),
+                    text()
+                ],
+                inner,
+                0..4
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+#[test]
+fn unknown_fields_are_ignored_and_unknown_kinds_kept() {
+    let t: Task = serde_json::from_str(
+        r#"{"id":"t1","future_field":{"x":1},"agent":{"name":"a","new":true}}"#,
+    )
+    .unwrap();
+    assert_eq!(t.id, "t1");
+    assert_eq!(t.agent.name, "a");
+    let m: TaskMessage = serde_json::from_str(r#"{"seq":3,"type":"hologram"}"#).unwrap();
+    assert_eq!(m.kind, MessageKind::Unknown);
+    let s: TaskStatusResponse = serde_json::from_str(r#"{"status":"paused"}"#).unwrap();
+    assert_eq!(s.status, TaskStatus::Unknown);
+    match WsMessage::decode(r#"{"type":"daemon:new_thing","payload":{"a":1}}"#).unwrap() {
+        WsMessage::Unknown(f) => assert_eq!(f.kind, "daemon:new_thing"),
+        other => panic!("{other:?}"),
+    }
+    assert!(WsMessage::decode(r#"{"type":"daemon:heartbeat_ack","payload":"nope"}"#).is_err());
+}
