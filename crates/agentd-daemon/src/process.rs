@@ -76,9 +76,14 @@ pub struct ExitReport {
 
 /// A `tokio::process::Command` for `spec`, running `program` in `workdir`, with `spec.env`
 /// set over the inherited environment. Pass it to [`AgentProcess::spawn`].
+///
+/// `PWD` is set to `workdir` as a shell would: OpenCode resolves relative paths against
+/// `$PWD`, so an inherited `PWD` makes it write files into the daemon's directory.
 pub fn command_for(program: impl AsRef<OsStr>, spec: &CommandSpec, workdir: &Path) -> Command {
     let mut cmd = Command::new(program);
-    cmd.args(&spec.args).current_dir(workdir);
+    cmd.args(&spec.args)
+        .current_dir(workdir)
+        .env("PWD", workdir);
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }

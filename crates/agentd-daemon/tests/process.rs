@@ -256,3 +256,36 @@ async fn dropping_a_running_process_kills_its_group() {
 fn libc_sigterm() -> i32 {
     nix::sys::signal::Signal::SIGTERM as i32
 }
+
+/// Runs `program args…` through `command_for` in `dir` and returns its stdout lines.
+async fn lines_of(program: &str, args: &[&str], dir: &Path) -> Vec<String> {
+    let spec = agentd_daemon::backend::CommandSpec {
+        program: "unused",
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: vec![("AGENTD_TEST_VAR".into(), "42".into())],
+    };
+    let cmd = agentd_daemon::process::command_for(program, &spec, dir);
+    let mut p = AgentProcess::spawn(cmd, SpawnOptions::default()).expect("spawn");
+    let mut lines = Vec::new();
+    while let Some(line) = next(&mut p).await {
+        lines.push(text(Some(line)));
+    }
+    assert_eq!(finish(p).await.status.and_then(|s| s.code()), Some(0));
+    lines
+}
+
+#[tokio::test]
+async fn command_for_sets_cwd_pwd_and_env() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let real = std::fs::canonicalize(dir.path()).expect("canonicalize");
+    assert_eq!(
+        lines_of("pwd", &["-P"], dir.path()).await,
+        [real.display().to_string()]
+    );
+    // `env` (not a shell, which would recompute PWD) shows what the child was given.
+    // OpenCode resolves paths against $PWD: it must name the work dir, not ours.
+    let env = lines_of("env", &[], dir.path()).await;
+    assert!(env.iter().any(|l| l == "AGENTD_TEST_VAR=42"), "{env:?}");
+    let pwd = format!("PWD={}", dir.path().display());
+    assert!(env.contains(&pwd), "{env:?}");
+}
