@@ -57,6 +57,11 @@ pub struct DaemonConfig {
     pub message_batch_interval: Duration,
     /// …or as soon as this many are waiting.
     pub message_batch_max: usize,
+    /// How often finished task directories are swept, and after how long they go.
+    pub gc_interval: Duration,
+    pub gc_ttl: Duration,
+    /// A task directory without a finished marker is removed after this long.
+    pub gc_orphan_ttl: Duration,
     /// Extra environment for every agent run (e.g. a model base URL), applied before the
     /// agent's own `custom_env`.
     pub agent_env: Vec<(String, String)>,
@@ -111,6 +116,9 @@ impl DaemonConfig {
             message_batch_interval: Duration::from_millis(300),
             message_batch_max: 50,
             agent_env: Vec::new(),
+            gc_interval: Duration::from_secs(3600),
+            gc_ttl: Duration::from_secs(24 * 3600),
+            gc_orphan_ttl: Duration::from_secs(72 * 3600),
         }
     }
 

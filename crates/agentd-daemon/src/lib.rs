@@ -25,6 +25,7 @@ pub mod claim;
 pub mod config;
 pub mod daemon;
 pub mod execenv;
+pub mod gc;
 pub mod health;
 pub mod heartbeat;
 pub mod identity;
@@ -145,6 +146,7 @@ pub async fn run_daemon(d: Arc<Daemon>) -> Result<(), DaemonError> {
             loops.clone(),
             claim::poller,
         ));
+        d.tracker.spawn(gc::gc_loop(Arc::clone(&d), loops.clone()));
         root.cancelled().await;
     }
     shutdown(&d).await;

@@ -73,6 +73,10 @@ struct Inner {
     fail_requests: Vec<(String, agentd_proto::FailRequest)>,
     started: Vec<String>,
     statuses: HashMap<String, agentd_proto::TaskStatus>,
+    /// Task report endpoints (start excluded) answer 503 while set.
+    reports_failing: bool,
+    /// Report calls that were refused while failing.
+    refused_reports: u64,
     next_id: u64,
     /// Answer the workspace list with this status instead (e.g. 401, 503).
     list_status: Option<u16>,
@@ -139,6 +143,8 @@ impl FakeServer {
                 fail_requests: Vec::new(),
                 started: Vec::new(),
                 statuses: HashMap::new(),
+                reports_failing: false,
+                refused_reports: 0,
                 next_id: 0,
                 list_status: None,
                 garbage: false,
@@ -342,6 +348,15 @@ impl FakeServer {
         lock(&self.shared).started.clone()
     }
 
+    /// While set, messages/complete/fail answer 503 (a server having a bad minute).
+    pub fn set_reports_failing(&self, failing: bool) {
+        lock(&self.shared).reports_failing = failing;
+    }
+
+    pub fn refused_reports(&self) -> u64 {
+        lock(&self.shared).refused_reports
+    }
+
     /// Sets what `GET /tasks/{id}/status` answers (cancel without a WS push).
     pub fn set_task_status(&self, task_id: &str, status: agentd_proto::TaskStatus) {
         lock(&self.shared)
@@ -524,7 +539,23 @@ async fn claim(State(s): State<Arc<Shared>>, Path(rid): Path<String>) -> Respons
     answer(&s, &ClaimResponse { task })
 }
 
+/// Refuses a report while reports are failing.
+fn refuse_report(s: &Shared) -> Option<Response> {
+    let mut g = lock(s);
+    if g.reports_failing {
+        g.refused_reports += 1;
+        return Some(json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "scripted outage",
+        ));
+    }
+    None
+}
+
 async fn fail(State(s): State<Arc<Shared>>, Path(tid): Path<String>, body: Bytes) -> Response {
+    if let Some(r) = refuse_report(&s) {
+        return r;
+    }
     let req = serde_json::from_slice::<agentd_proto::FailRequest>(&body).unwrap_or_default();
     let mut g = lock(&s);
     g.failed_tasks.push((tid.clone(), req.error.clone()));
@@ -538,6 +569,9 @@ async fn start(State(s): State<Arc<Shared>>, Path(tid): Path<String>) -> Respons
 }
 
 async fn messages(State(s): State<Arc<Shared>>, Path(tid): Path<String>, body: Bytes) -> Response {
+    if let Some(r) = refuse_report(&s) {
+        return r;
+    }
     let Ok(req) = serde_json::from_slice::<agentd_proto::MessagesRequest>(&body) else {
         return json_error(StatusCode::BAD_REQUEST, "bad messages body");
     };
@@ -550,6 +584,9 @@ async fn messages(State(s): State<Arc<Shared>>, Path(tid): Path<String>, body: B
 }
 
 async fn complete(State(s): State<Arc<Shared>>, Path(tid): Path<String>, body: Bytes) -> Response {
+    if let Some(r) = refuse_report(&s) {
+        return r;
+    }
     let req = serde_json::from_slice::<agentd_proto::CompleteRequest>(&body).unwrap_or_default();
     lock(&s).completed.push((tid, req));
     StatusCode::OK.into_response()

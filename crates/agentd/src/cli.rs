@@ -57,4 +57,10 @@ pub struct DaemonArgs {
     /// Where the daemon keeps its identity and task directories.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// A task run is stopped after this long, e.g. `2h`.
+    #[arg(long)]
+    pub agent_timeout: Option<String>,
+    /// A run whose agent prints nothing for this long is stopped, e.g. `10m`.
+    #[arg(long)]
+    pub inactivity_timeout: Option<String>,
 }

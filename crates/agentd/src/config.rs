@@ -25,6 +25,12 @@ pub struct FileConfig {
     pub device_name: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub shutdown_grace: Option<String>,
+    pub agent_timeout: Option<String>,
+    pub inactivity_timeout: Option<String>,
+    pub kill_grace: Option<String>,
+    pub gc_interval: Option<String>,
+    pub gc_ttl: Option<String>,
+    pub gc_orphan_ttl: Option<String>,
     /// `[agents.claude] path = "/opt/claude/bin/claude"`
     #[serde(default)]
     pub agents: BTreeMap<String, AgentFileEntry>,
@@ -171,8 +177,41 @@ pub fn daemon_config(args: &DaemonArgs) -> anyhow::Result<agentd_daemon::DaemonC
     if let Some(s) = args.poll_interval.as_ref().or(file.poll_interval.as_ref()) {
         cfg.poll_interval = parse_duration("poll_interval", s)?;
     }
-    if let Some(s) = file.shutdown_grace.as_ref() {
-        cfg.shutdown_grace = parse_duration("shutdown_grace", s)?;
+    let durations: [(&str, Option<&String>, &mut std::time::Duration); 7] = [
+        (
+            "shutdown_grace",
+            file.shutdown_grace.as_ref(),
+            &mut cfg.shutdown_grace,
+        ),
+        (
+            "agent_timeout",
+            args.agent_timeout.as_ref().or(file.agent_timeout.as_ref()),
+            &mut cfg.task_timeout,
+        ),
+        (
+            "inactivity_timeout",
+            args.inactivity_timeout
+                .as_ref()
+                .or(file.inactivity_timeout.as_ref()),
+            &mut cfg.inactivity_timeout,
+        ),
+        ("kill_grace", file.kill_grace.as_ref(), &mut cfg.kill_grace),
+        (
+            "gc_interval",
+            file.gc_interval.as_ref(),
+            &mut cfg.gc_interval,
+        ),
+        ("gc_ttl", file.gc_ttl.as_ref(), &mut cfg.gc_ttl),
+        (
+            "gc_orphan_ttl",
+            file.gc_orphan_ttl.as_ref(),
+            &mut cfg.gc_orphan_ttl,
+        ),
+    ];
+    for (key, value, slot) in durations {
+        if let Some(s) = value {
+            *slot = parse_duration(key, s)?;
+        }
     }
     if let Some(n) = args.max_concurrent_tasks.or(file.max_concurrent_tasks) {
         if n == 0 {

@@ -24,6 +24,16 @@ struct Daemon {
     dir: tempfile::TempDir,
 }
 
+impl Daemon {
+    /// SIGKILLs the daemon (no shutdown path runs) and returns its directory.
+    fn sigkill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -33,8 +43,11 @@ impl Drop for Daemon {
 
 /// Starts the daemon with a stand-in `claude` whose run is `body` (a shell script body).
 fn spawn_daemon(url: &str, body: &str) -> Daemon {
+    spawn_daemon_in(tempfile::tempdir().unwrap(), url, body, &[])
+}
+
+fn spawn_daemon_in(dir: tempfile::TempDir, url: &str, body: &str, extra: &[&str]) -> Daemon {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let script = format!(
@@ -44,9 +57,14 @@ fn spawn_daemon(url: &str, body: &str) -> Daemon {
     std::fs::write(&p, script).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(dir.path().join("daemon.toml"), "").unwrap();
-    let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("daemon.log"))
+        .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_agentd"))
         .args(["daemon", "--server-url", url, "--token", TOKEN])
+        .args(extra)
         .args(["--heartbeat-interval", "1s", "--poll-interval", "30s"])
         .args(["--health-port", "0"])
         .arg("--data-dir")
@@ -67,7 +85,10 @@ fn spawn_daemon(url: &str, body: &str) -> Daemon {
 async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -117,36 +138,77 @@ async fn runs_recorded_claude_output_and_commits_on_the_issue_branch() {
     assert_eq!(id, "task-1");
     let msgs = fake.messages("task-1");
     let seqs: Vec<i64> = msgs.iter().map(|m| m.seq).collect();
-    assert_eq!(seqs, (1..=msgs.len() as i64).collect::<Vec<_>>(), "seq numbers 1..n, none lost");
-    assert!(msgs.iter().any(|m| m.kind == MessageKind::ToolUse && m.input.is_some()), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.kind == MessageKind::ToolResult), "{msgs:?}");
+    assert_eq!(
+        seqs,
+        (1..=msgs.len() as i64).collect::<Vec<_>>(),
+        "seq numbers 1..n, none lost"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.kind == MessageKind::ToolUse && m.input.is_some()),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.kind == MessageKind::ToolResult),
+        "{msgs:?}"
+    );
     assert!(!done.output.is_empty(), "final output missing");
     assert!(done.session_id.is_some());
     let work = PathBuf::from(done.work_dir.clone().unwrap());
-    assert!(work.starts_with(d.dir.path()), "work dir under the data dir");
+    assert!(
+        work.starts_with(d.dir.path()),
+        "work dir under the data dir"
+    );
     let branch = done.branch_name.clone().unwrap();
     assert!(branch.starts_with("agentd/issue-issue42"), "{branch}");
     let log = Command::new("git")
-        .args(["-C", work.to_str().unwrap(), "log", "--format=%s", "--name-only", &branch])
+        .args([
+            "-C",
+            work.to_str().unwrap(),
+            "log",
+            "--format=%s",
+            "--name-only",
+            &branch,
+        ])
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&log.stdout);
-    assert!(log.contains("hello.txt"), "the agent's file is committed on its branch: {log}");
+    assert!(
+        log.contains("hello.txt"),
+        "the agent's file is committed on its branch: {log}"
+    );
     let env = std::fs::read_to_string(work.parent().unwrap().join("agent-env.txt")).unwrap();
     assert!(env.contains("AGENTD_TOKEN=task-token-1"), "{env}");
     assert!(env.contains("AGENTD_ISSUE_ID=issue-42"), "{env}");
     assert!(env.contains("AGENTD_TASK_ID=task-1"), "{env}");
-    assert!(env.contains(&format!("AGENTD_SERVER_URL={}", fake.url)), "{env}");
+    assert!(
+        env.contains(&format!("AGENTD_SERVER_URL={}", fake.url)),
+        "{env}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_cancel_stops_the_agent_and_fails_with_reason_cancelled() {
     let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
-    let d = spawn_daemon(&fake.url, "echo '{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s1\"}'\nsleep 1000 &\necho $! > ../grandchild.pid\nwait");
+    let d = spawn_daemon(
+        &fake.url,
+        "echo '{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s1\"}'\nsleep 1000 &\necho $! > ../grandchild.pid\nwait",
+    );
     queue(&fake, "task-c").await;
     let pid_file = d.dir.path().join("data/tasks/task-c/grandchild.pid");
-    eventually(20, "agent running", || pid_file.exists() && !std::fs::read_to_string(&pid_file).unwrap().trim().is_empty()).await;
-    let grandchild: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    eventually(20, "agent running", || {
+        pid_file.exists()
+            && !std::fs::read_to_string(&pid_file)
+                .unwrap()
+                .trim()
+                .is_empty()
+    })
+    .await;
+    let grandchild: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
 
     let sent = tokio::time::Instant::now();
     fake.push(&WsMessage::TaskCancelled(TaskCancelled {
@@ -162,7 +224,13 @@ async fn ws_cancel_stops_the_agent_and_fails_with_reason_cancelled() {
     // (A killed grandchild may linger as a zombie until init reaps it: that is dead.)
     let alive = || {
         std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
-            .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
             .unwrap_or(false)
     };
     eventually(5, "grandchild gone", || !alive()).await;
@@ -171,13 +239,109 @@ async fn ws_cancel_stops_the_agent_and_fails_with_reason_cancelled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_output_is_reported_and_a_crash_fails_the_task() {
     let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
-    let _d = spawn_daemon(&fake.url, "echo 'this is not json'\necho '{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"partial\"}]}}'\necho 'segfault imminent' >&2\nexit 3");
+    let _d = spawn_daemon(
+        &fake.url,
+        "echo 'this is not json'\necho '{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"partial\"}]}}'\necho 'segfault imminent' >&2\nexit 3",
+    );
     queue(&fake, "task-g").await;
     eventually(20, "fail report", || !fake.fail_requests().is_empty()).await;
     let (_, req) = fake.fail_requests().remove(0);
     assert_eq!(req.failure_reason, Some(FailureReason::AgentError));
-    assert!(req.error.contains("segfault imminent"), "stderr tail in the error: {}", req.error);
+    assert!(
+        req.error.contains("segfault imminent"),
+        "stderr tail in the error: {}",
+        req.error
+    );
     let msgs = fake.messages("task-g");
-    assert!(msgs.iter().any(|m| m.kind == MessageKind::Error), "garbage line reported as an error message: {msgs:?}");
-    assert!(msgs.iter().any(|m| m.content.as_deref() == Some("partial")), "{msgs:?}");
+    assert!(
+        msgs.iter().any(|m| m.kind == MessageKind::Error),
+        "garbage line reported as an error message: {msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.content.as_deref() == Some("partial")),
+        "{msgs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_silent_past_the_inactivity_timeout_is_stopped() {
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    let _d = spawn_daemon_in(
+        tempfile::tempdir().unwrap(),
+        &fake.url,
+        "echo '{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s1\"}'\nexec sleep 1000",
+        &["--inactivity-timeout", "1s"],
+    );
+    queue(&fake, "task-i").await;
+    eventually(20, "fail report", || !fake.fail_requests().is_empty()).await;
+    let (_, req) = fake.fail_requests().remove(0);
+    assert_eq!(
+        req.failure_reason,
+        Some(FailureReason::InactivityTimeout),
+        "{}",
+        req.error
+    );
+    assert_eq!(req.session_id.as_deref(), Some("s1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_running_past_the_task_timeout_is_stopped() {
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    // Chatty, so the inactivity timeout never fires: only the whole-run timeout can.
+    let _d = spawn_daemon_in(
+        tempfile::tempdir().unwrap(),
+        &fake.url,
+        "while true; do echo '{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"tick\"}]}}'; sleep 0.1; done",
+        &["--agent-timeout", "1s", "--inactivity-timeout", "30s"],
+    );
+    queue(&fake, "task-t").await;
+    eventually(20, "fail report", || !fake.fail_requests().is_empty()).await;
+    let (_, req) = fake.fail_requests().remove(0);
+    assert_eq!(
+        req.failure_reason,
+        Some(FailureReason::Timeout),
+        "{}",
+        req.error
+    );
+    assert!(
+        fake.messages("task-t").len() >= 3,
+        "messages streamed before the timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_survive_a_server_outage_and_a_daemon_sigkill() {
+    // The server refuses every report while the task runs; the daemon is then SIGKILLed
+    // (no shutdown path) and restarted on the same data dir, after the server recovered.
+    // Every message and the completion arrive, numbered 1..n, nothing doubled.
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    fake.set_reports_failing(true);
+    let fx = fixture("claude-text.jsonl");
+    let body = format!("cat '{}'", fx.display());
+    let d = spawn_daemon_in(tempfile::tempdir().unwrap(), &fake.url, &body, &[]);
+    queue(&fake, "task-k").await;
+    let done_marker = d.dir.path().join("data/tasks/task-k/.done");
+    eventually(20, "run finished locally", || done_marker.exists()).await;
+    eventually(10, "a report was refused", || fake.refused_reports() > 0).await;
+    let outbox = d.dir.path().join("data/outbox");
+    let pending = std::fs::read_dir(&outbox).unwrap().count();
+    assert!(
+        pending >= 2,
+        "messages and completion wait in the outbox ({pending})"
+    );
+    assert!(fake.completed().is_empty());
+
+    let dir = d.sigkill();
+    fake.set_reports_failing(false);
+    let _d2 = spawn_daemon_in(dir, &fake.url, &body, &[]);
+    eventually(20, "completion replayed", || !fake.completed().is_empty()).await;
+    let msgs = fake.messages("task-k");
+    assert!(!msgs.is_empty());
+    let seqs: Vec<i64> = msgs.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=msgs.len() as i64).collect::<Vec<_>>());
+    assert_eq!(fake.completed().len(), 1, "completion delivered once");
+    eventually(10, "outbox drained", || {
+        std::fs::read_dir(&outbox).unwrap().count() == 0
+    })
+    .await;
 }

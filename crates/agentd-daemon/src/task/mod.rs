@@ -124,6 +124,10 @@ impl Daemon {
             }
         }
         let result = self.run_task(&task, &cancel).await;
+        let task_dir = self.cfg.data_dir.join("tasks").join(&task.id);
+        if task_dir.is_dir() {
+            let _ = std::fs::write(task_dir.join(crate::gc::DONE_MARKER), "");
+        }
         match result {
             Ok(done) => {
                 tracing::info!(task_id = %task.id, "task completed");
