@@ -208,7 +208,11 @@ pub async fn prepare(
                 // the local branches that task worktrees have checked out.
                 git(
                     Some(&mirror),
-                    &["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"],
+                    &[
+                        "config",
+                        "remote.origin.fetch",
+                        "+refs/heads/*:refs/remotes/origin/*",
+                    ],
                 )
                 .await?;
             }
@@ -217,7 +221,11 @@ pub async fn prepare(
             let base = format!("refs/remotes/origin/{default}");
             let w = workdir.display().to_string();
             git(Some(&mirror), &["worktree", "prune"]).await?;
-            git(Some(&mirror), &["worktree", "add", "--quiet", "-B", &branch, &w, &base]).await?;
+            git(
+                Some(&mirror),
+                &["worktree", "add", "--quiet", "-B", &branch, &w, &base],
+            )
+            .await?;
         }
         None => {
             tokio::fs::create_dir_all(&workdir)
@@ -282,7 +290,9 @@ async fn write_instructions(workdir: &Path, task: &Task) -> Result<(), EnvError>
                 .await
                 .map_err(EnvError::io("create git info dir"))?;
         }
-        let mut text = tokio::fs::read_to_string(&exclude).await.unwrap_or_default();
+        let mut text = tokio::fs::read_to_string(&exclude)
+            .await
+            .unwrap_or_default();
         for w in written {
             text.push_str(&format!("/{w}\n"));
         }
