@@ -32,7 +32,7 @@ fn installed(name: &str) -> Option<PathBuf> {
         Some(bin)
     } else {
         eprintln!(
-            "SKIP real_cli {name}: not installed at {}; run scripts/install-agent-clis.sh",
+            "SKIP real_cli {name}: not installed; run scripts/install-agent-clis.sh (looked for {})",
             bin.display()
         );
         None
@@ -442,6 +442,57 @@ async fn codex_runs_a_shell_command_and_reports_api_errors() {
             .contains("mock 400"),
         "{}",
         r.describe()
+    );
+}
+
+#[tokio::test]
+async fn codex_resume_continues_the_thread() {
+    let Some(bin) = installed("codex") else {
+        return;
+    };
+    let mock = MockModel::start(vec![]).await.expect("mock");
+    let sb = sandbox();
+    let e = codex_env(&sb, &mock);
+    let first = run_cli(
+        &backend::Codex,
+        &bin,
+        &spec(&sb.work, "@mock:text hello"),
+        &e,
+    )
+    .await;
+    assert_eq!(
+        first.outcome.output,
+        "Hello from the mock model.",
+        "{}",
+        first.describe()
+    );
+    let thread = first.outcome.session_id.clone().expect("thread id");
+
+    let mut resume = spec(&sb.work, "@mock:text again");
+    resume.prior_session_id = Some(thread.clone());
+    let second = run_cli(&backend::Codex, &bin, &resume, &e).await;
+    let d = second.describe();
+    assert_eq!(second.report.status.and_then(|s| s.code()), Some(0), "{d}");
+    assert_eq!(second.outcome.output, "Hello from the mock model.", "{d}");
+    assert_eq!(
+        second.outcome.session_id.as_deref(),
+        Some(thread.as_str()),
+        "{d}"
+    );
+    let last = mock.requests().pop().expect("request");
+    let body = last.body.to_string();
+    assert!(
+        body.contains("@mock:text hello") && body.contains("@mock:text again"),
+        "history not sent on resume"
+    );
+    // Codex reports usage cumulative over the thread (real-agents.md, pitfall 21): the
+    // mock answers 100 in / 10 out per request, so the resumed run shows both turns.
+    let usage = &second.outcome.usage;
+    assert_eq!(usage.len(), 1, "{d}");
+    assert_eq!(
+        (usage[0].input_tokens, usage[0].output_tokens),
+        (200, 20),
+        "{d}"
     );
 }
 
