@@ -82,6 +82,8 @@ struct Inner {
     list_status: Option<u16>,
     /// Answer every call with malformed JSON.
     garbage: bool,
+    /// Seconds added to the `Date` header of JSON answers (a server with a wrong clock).
+    clock_skew_secs: i64,
 }
 
 /// Shared state behind the fake's handlers.
@@ -148,6 +150,7 @@ impl FakeServer {
                 next_id: 0,
                 list_status: None,
                 garbage: false,
+                clock_skew_secs: 0,
             }),
             register_calls: AtomicU64::new(0),
             heartbeat_calls: AtomicU64::new(0),
@@ -308,6 +311,11 @@ impl FakeServer {
         lock(&self.shared).list_status = status;
     }
 
+    /// Skews the `Date` header of JSON answers by this many seconds.
+    pub fn set_clock_skew(&self, secs: i64) {
+        lock(&self.shared).clock_skew_secs = secs;
+    }
+
     /// Makes every answer malformed JSON.
     pub fn set_garbage(&self, garbage: bool) {
         lock(&self.shared).garbage = garbage;
@@ -378,10 +386,24 @@ fn json_error(status: StatusCode, msg: &str) -> Response {
 }
 
 fn answer<T: serde::Serialize>(s: &Shared, body: &T) -> Response {
-    if lock(s).garbage {
+    let (garbage, skew) = {
+        let g = lock(s);
+        (g.garbage, g.clock_skew_secs)
+    };
+    if garbage {
         return (StatusCode::OK, "{not json").into_response();
     }
-    axum::Json(body).into_response()
+    let mut resp = axum::Json(body).into_response();
+    if skew != 0 {
+        let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(skew);
+        let date = jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&at);
+        if let Ok(date) = date
+            && let Ok(v) = axum::http::HeaderValue::from_str(&date)
+        {
+            resp.headers_mut().insert(axum::http::header::DATE, v);
+        }
+    }
+    resp
 }
 
 async fn list_workspaces(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {

@@ -239,3 +239,151 @@ async fn unreachable_server_at_start_is_retried_and_reported_on_health() {
     let ready = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 503);
 }
+
+/// Reads the daemon's health document.
+async fn health(d: &Daemon) -> serde_json::Value {
+    let health_file = d._dir.path().join("data/daemon.health");
+    eventually(20, "health endpoint", || health_file.exists()).await;
+    let addr = std::fs::read_to_string(&health_file).unwrap();
+    reqwest::get(format!("http://{addr}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn metric(d: &Daemon, name: &str) -> f64 {
+    let addr = std::fs::read_to_string(d._dir.path().join("data/daemon.health")).unwrap();
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ws_that_looks_open_but_is_dead_is_replaced_and_http_heartbeats_carry_on() {
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    // The server accepts the upgrade but never reads, answers or pongs.
+    fake.set_ws_silent(true);
+    let d = spawn_daemon(&fake.url, "1s", &[("claude", "2.1.0")]);
+    eventually(20, "register", || fake.register_count() == 1).await;
+    let rid = fake.runtime_id_of("claude").unwrap();
+    eventually(15, "HTTP heartbeats despite an open WS", || {
+        fake.heartbeats().iter().filter(|h| **h == rid).count() >= 3
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while metric(&d, "agentd_ws_reconnects_total").await < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dead WS never detected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eventually(
+        10,
+        "the daemon dials again after detecting the dead WS",
+        || fake.ws_connects() >= 2,
+    )
+    .await;
+    assert_eq!(
+        fake.register_count(),
+        1,
+        "a dead WS is not a reason to re-register"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_skew_is_reported_on_health_and_the_daemon_keeps_working() {
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    fake.set_clock_skew(3600);
+    fake.set_ws_enabled(false);
+    let d = spawn_daemon(&fake.url, "200ms", &[("claude", "2.1.0")]);
+    eventually(20, "register", || fake.register_count() == 1).await;
+    let mut h = health(&d).await;
+    for _ in 0..100 {
+        if h["status"] == "clock_skew" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        h = health(&d).await;
+    }
+    assert_eq!(h["status"], "clock_skew", "{h}");
+    let detail = h["detail"].as_str().unwrap_or_default();
+    let secs: u64 = detail
+        .split("by ")
+        .nth(1)
+        .and_then(|r| r.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        (3590..=3610).contains(&secs),
+        "skew named in the detail: {detail}"
+    );
+    let rid = fake.runtime_id_of("claude").unwrap();
+    let before = fake.heartbeats().len();
+    eventually(10, "heartbeats continue", || {
+        fake.heartbeats().len() > before + 2
+    })
+    .await;
+    assert!(fake.heartbeats().contains(&rid));
+    // Clock fixed on the server: the daemon reports healthy again by itself.
+    fake.set_clock_skew(0);
+    let mut ok = false;
+    for _ in 0..100 {
+        if health(&d).await["status"] == "running" {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "health did not return to running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_is_reported_as_unauthorized_and_retried() {
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = stand_in_clis(dir.path(), &[("claude", "2.1.0")]);
+    std::fs::write(dir.path().join("daemon.toml"), "").unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_agentd"))
+        .args([
+            "daemon",
+            "--server-url",
+            &fake.url,
+            "--token",
+            "wrong-token",
+        ])
+        .args(["--health-port", "0", "--heartbeat-interval", "200ms"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(dir.path().join("daemon.toml"))
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, _dir: dir };
+    let mut h = health(&d).await;
+    for _ in 0..100 {
+        if h["status"] == "unauthorized" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        h = health(&d).await;
+    }
+    assert_eq!(h["status"], "unauthorized", "{h}");
+    assert!(
+        h["detail"].as_str().unwrap_or_default().contains("token"),
+        "{h}"
+    );
+    assert_eq!(fake.register_count(), 0);
+}
