@@ -214,6 +214,19 @@ impl AgentProcess {
     pub async fn next_line(&mut self) -> Option<Line> {
         loop {
             self.poll_exit();
+            // Deadlines first: a child flooding stdout keeps that branch always ready,
+            // and `biased` would otherwise starve the timers.
+            let now = Instant::now();
+            if !self.killed && self.kill_at.is_some_and(|at| at <= now) {
+                self.kill_group();
+            }
+            if self.drain_until.is_some_and(|at| at <= now) && self.stdout.is_some() {
+                tracing::debug!(
+                    pid = self.pid(),
+                    "stdout still open after exit; giving up on it"
+                );
+                self.stdout = None;
+            }
             let wake = {
                 let stdout = self.stdout.as_mut()?;
                 let kill_at = if self.killed { None } else { self.kill_at };

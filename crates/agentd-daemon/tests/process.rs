@@ -289,3 +289,18 @@ async fn command_for_sets_cwd_pwd_and_env() {
     let pwd = format!("PWD={}", dir.path().display());
     assert!(env.contains(&pwd), "{env:?}");
 }
+
+#[tokio::test]
+async fn a_child_flooding_stdout_and_ignoring_sigterm_is_still_killed() {
+    // `yes` never blocks our reader: stdout is always ready.
+    let mut p = spawn("trap '' TERM; echo ready; exec yes flood");
+    assert_eq!(text(next(&mut p).await), "ready");
+    let grace = Duration::from_millis(200);
+    let start = Instant::now();
+    p.terminate(grace);
+    let report = finish(p).await;
+    assert!(report.killed);
+    assert_eq!(report.status.and_then(|s| s.signal()), Some(9));
+    assert!(start.elapsed() >= grace);
+    assert!(!report.unread.is_empty());
+}
