@@ -538,14 +538,7 @@ async fn heavy_lock() -> std::fs::File {
     .expect("lock task")
 }
 
-#[tokio::test]
-async fn opencode_writes_a_file_and_answers() {
-    let Some(bin) = installed("opencode") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
+fn opencode_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
     let config = serde_json::json!({
         "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
             "options": {"baseURL": mock.openai_base_url(), "apiKey": "mock"},
@@ -554,23 +547,91 @@ async fn opencode_writes_a_file_and_answers() {
         "autoupdate": false, "share": "disabled"
     })
     .to_string();
-    let e = env(&[
+    env(&[
         ("HOME", &sb.home.to_string_lossy()),
         ("TMPDIR", &sb.tmp.to_string_lossy()),
         ("OPENCODE_CONFIG_CONTENT", &config),
         ("OPENCODE_DISABLE_MODELS_FETCH", "1"),
         ("OPENCODE_DISABLE_AUTOUPDATE", "1"),
         ("npm_config_offline", "true"),
-    ]);
+    ])
+}
+
+fn gemini_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
+    let gemini_dir = sb.home.join(".gemini");
+    std::fs::create_dir_all(&gemini_dir).expect("mkdir");
+    let settings = serde_json::json!({
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "privacy": {"usageStatisticsEnabled": false},
+        "telemetry": {"enabled": false},
+        "general": {"disableAutoUpdate": true, "disableUpdateNag": true}
+    });
+    std::fs::write(gemini_dir.join("settings.json"), settings.to_string()).expect("settings");
+    env(&[
+        ("HOME", &sb.home.to_string_lossy()),
+        ("TMPDIR", &sb.tmp.to_string_lossy()),
+        ("GOOGLE_GEMINI_BASE_URL", &mock.base_url()),
+        ("GEMINI_API_KEY", "mock-key"),
+    ])
+}
+
+#[tokio::test]
+async fn opencode_writes_a_file_and_answers() {
+    let Some(bin) = installed("opencode") else {
+        return;
+    };
+    let _lock = heavy_lock().await;
+    let mock = MockModel::start(vec![]).await.expect("mock");
+    let sb = sandbox();
     let mut run = spec(&sb.work, "@mock:write please do the task");
     run.model = Some("mock/mock-model".to_string());
-    let r = run_cli(&backend::OpenCode, &bin, &run, &e).await;
+    let r = run_cli(&backend::OpenCode, &bin, &run, &opencode_env(&sb, &mock)).await;
     assert_wrote_file(&r, &sb.work);
     assert_eq!(
         r.of_kind(MessageKind::ToolUse)[0].tool.as_deref(),
         Some("write"),
         "{}",
         r.describe()
+    );
+}
+
+#[tokio::test]
+async fn opencode_resume_continues_the_session() {
+    let Some(bin) = installed("opencode") else {
+        return;
+    };
+    let _lock = heavy_lock().await;
+    let mock = MockModel::start(vec![]).await.expect("mock");
+    let sb = sandbox();
+    let e = opencode_env(&sb, &mock);
+    let first = run_cli(
+        &backend::OpenCode,
+        &bin,
+        &spec(&sb.work, "@mock:text hello"),
+        &e,
+    )
+    .await;
+    assert_eq!(
+        first.outcome.output,
+        "Hello from the mock model.",
+        "{}",
+        first.describe()
+    );
+    let session = first.outcome.session_id.clone().expect("session id");
+    let mut resume = spec(&sb.work, "@mock:text again");
+    resume.prior_session_id = Some(session.clone());
+    let second = run_cli(&backend::OpenCode, &bin, &resume, &e).await;
+    let d = second.describe();
+    assert_eq!(second.report.status.and_then(|s| s.code()), Some(0), "{d}");
+    assert_eq!(
+        second.outcome.session_id.as_deref(),
+        Some(session.as_str()),
+        "{d}"
+    );
+    let last = mock.requests().pop().expect("request").body.to_string();
+    assert!(
+        last.contains("@mock:text hello") && last.contains("@mock:text again"),
+        "history not sent"
     );
 }
 
@@ -582,26 +643,11 @@ async fn gemini_writes_a_file_and_answers() {
     let _lock = heavy_lock().await;
     let mock = MockModel::start(vec![]).await.expect("mock");
     let sb = sandbox();
-    let gemini_dir = sb.home.join(".gemini");
-    std::fs::create_dir_all(&gemini_dir).expect("mkdir");
-    let settings = serde_json::json!({
-        "security": {"auth": {"selectedType": "gemini-api-key"}},
-        "privacy": {"usageStatisticsEnabled": false},
-        "telemetry": {"enabled": false},
-        "general": {"disableAutoUpdate": true, "disableUpdateNag": true}
-    });
-    std::fs::write(gemini_dir.join("settings.json"), settings.to_string()).expect("settings");
-    let e = env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-        ("GOOGLE_GEMINI_BASE_URL", &mock.base_url()),
-        ("GEMINI_API_KEY", "mock-key"),
-    ]);
     let r = run_cli(
         &backend::Gemini,
         &bin,
         &spec(&sb.work, "@mock:write please do the task"),
-        &e,
+        &gemini_env(&sb, &mock),
     )
     .await;
     assert_wrote_file(&r, &sb.work);
@@ -610,5 +656,65 @@ async fn gemini_writes_a_file_and_answers() {
         Some("write_file"),
         "{}",
         r.describe()
+    );
+    // The default model `auto` asks the router first.
+    assert_eq!(mock.count(Api::GeminiAux), 1, "{:?}", mock.requests());
+}
+
+#[tokio::test]
+async fn gemini_resume_and_api_error() {
+    let Some(bin) = installed("gemini") else {
+        return;
+    };
+    let _lock = heavy_lock().await;
+    let mock = MockModel::start(vec![]).await.expect("mock");
+    let sb = sandbox();
+    let e = gemini_env(&sb, &mock);
+    let mut first = spec(&sb.work, "@mock:text hello");
+    first.model = Some("gemini-2.5-pro".to_string());
+    let r = run_cli(&backend::Gemini, &bin, &first, &e).await;
+    assert_eq!(
+        r.outcome.output,
+        "Hello from the mock model.",
+        "{}",
+        r.describe()
+    );
+    assert_eq!(mock.count(Api::GeminiAux), 0, "-m skips the router");
+    let session = r.outcome.session_id.clone().expect("session id");
+
+    let mut resume = spec(&sb.work, "@mock:text again");
+    resume.model = first.model.clone();
+    resume.prior_session_id = Some(session.clone());
+    let r = run_cli(&backend::Gemini, &bin, &resume, &e).await;
+    let d = r.describe();
+    assert_eq!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
+    assert_eq!(
+        r.outcome.session_id.as_deref(),
+        Some(session.as_str()),
+        "{d}"
+    );
+    let last = mock.requests().pop().expect("request").body.to_string();
+    assert!(
+        last.contains("@mock:text hello") && last.contains("@mock:text again"),
+        "history not sent"
+    );
+
+    let mut error = spec(&sb.work, "@mock:error go");
+    error.model = first.model.clone();
+    let r = run_cli(&backend::Gemini, &bin, &error, &e).await;
+    let d = r.describe();
+    // Exit status = HTTP status mod 256 (real-agents.md).
+    assert_eq!(
+        r.report.status.and_then(|s| s.code()),
+        Some(400 % 256),
+        "{d}"
+    );
+    assert!(
+        r.outcome
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("mock 400"),
+        "{d}"
     );
 }
