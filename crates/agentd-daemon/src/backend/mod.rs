@@ -9,6 +9,31 @@
 //! - [`lines`]: the stdout line reader (a codec whose over-long lines are items, not errors).
 //! - [`claude`], [`codex`], [`opencode`], [`gemini`]: one backend each.
 //!
+//! # Use (the task pipeline)
+//!
+//! ```text
+//! let backend = backend::for_provider(&provider)?;          // None: unknown provider
+//! let spec = backend.command(&run);                          // argv + per-CLI env
+//! let mut cmd = process::command_for(&cli_path, &spec, &run.workdir);
+//! cmd.envs(agent_custom_env).env("HOME", runtime_home).env("TMPDIR", task_tmp);
+//! let mut proc = AgentProcess::spawn(cmd, SpawnOptions::default())?;
+//! let mut parser = backend.parser(&run);
+//! loop { select! {
+//!     line = proc.next_line() => match line {
+//!         Some(line) => for ev in line.feed(parser.as_mut()) { /* seq + send, or session */ },
+//!         None => break,
+//!     },
+//!     _ = cancelled / inactivity => proc.terminate(grace),    // SIGTERM group, SIGKILL later
+//! } }
+//! let report = proc.finish().await;                          // status, stderr tail, unread lines
+//! // feed report.unread, then: let Finish { events, outcome } = parser.finish();
+//! // outcome.error / !outcome.ended / non-zero exit => failed (append report.stderr_tail)
+//! ```
+//!
+//! Known gaps the caller handles: Codex usage after `exec resume` is cumulative over the
+//! thread; OpenCode and Codex usage carry the run's model name (`unknown` if none);
+//! Claude Code `permission_denials` show up as error messages only.
+//!
 //! **Architecture Invariant:** parsers never panic and never stop: a line that is not
 //! JSON, or JSON of an unknown shape, yields an error message or nothing, and the next
 //! line is parsed normally. Unknown event types are ignored (newer CLIs add some).
