@@ -29,6 +29,36 @@ use crate::execenv::{self, EnvError};
 use crate::process::{AgentProcess, SpawnOptions, command_for};
 use outbox::Endpoint;
 
+/// The most text one message field carries; a tool that printed more is cut, with a
+/// note saying how much, so one huge tool result can't exceed the server's body limit.
+const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+fn cap_text(s: String) -> String {
+    if s.len() <= MAX_FIELD_BYTES {
+        return s;
+    }
+    let mut cut = MAX_FIELD_BYTES;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}\n… [truncated {} bytes]", &s[..cut], s.len() - cut)
+}
+
+fn cap_message(mut m: backend::MessageDraft) -> backend::MessageDraft {
+    m.content = m.content.map(cap_text);
+    m.output = m.output.map(cap_text);
+    if let Some(input) = &m.input {
+        let text = input.to_string();
+        if text.len() > MAX_FIELD_BYTES {
+            m.input = Some(serde_json::json!({
+                "truncated_bytes": text.len(),
+                "preview": cap_text(text.chars().take(4096).collect()),
+            }));
+        }
+    }
+    m
+}
+
 /// How a run failed.
 #[derive(Debug)]
 struct Failure {
@@ -277,7 +307,7 @@ impl Daemon {
                 match ev {
                     AgentEvent::Message(m) => {
                         seq += 1;
-                        batch.push(m.into_message(seq));
+                        batch.push(cap_message(m).into_message(seq));
                         batch_deadline
                             .get_or_insert(Instant::now() + self.cfg.message_batch_interval);
                     }
@@ -448,5 +478,28 @@ impl Daemon {
             session_id,
             work_dir: Some(work_dir),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_message_fields_are_cut_with_a_note() {
+        let big = "é".repeat(MAX_FIELD_BYTES);
+        let m = cap_message(backend::MessageDraft {
+            output: Some(big.clone()),
+            input: Some(serde_json::json!({ "content": big })),
+            ..backend::MessageDraft::text("short")
+        });
+        let out = m.output.unwrap();
+        assert!(
+            out.len() < MAX_FIELD_BYTES + 100 && out.contains("truncated"),
+            "{}",
+            out.len()
+        );
+        assert_eq!(m.content.as_deref(), Some("short"));
+        assert!(m.input.unwrap()["truncated_bytes"].as_u64().unwrap() > MAX_FIELD_BYTES as u64);
     }
 }
