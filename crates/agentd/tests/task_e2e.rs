@@ -56,7 +56,9 @@ fn spawn_daemon_in(dir: tempfile::TempDir, url: &str, body: &str, extra: &[&str]
     let p = bin.join("claude");
     std::fs::write(&p, script).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(dir.path().join("daemon.toml"), "").unwrap();
+    if !dir.path().join("daemon.toml").exists() {
+        std::fs::write(dir.path().join("daemon.toml"), "").unwrap();
+    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -344,4 +346,56 @@ async fn reports_survive_a_server_outage_and_a_daemon_sigkill() {
         std::fs::read_dir(&outbox).unwrap().count() == 0
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_gives_running_agents_a_grace_then_stops_and_reports_them() {
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("daemon.toml"),
+        "shutdown_grace = \"1s\"\nkill_grace = \"1s\"\n",
+    )
+    .unwrap();
+    let mut d = spawn_daemon_in(
+        dir,
+        &fake.url,
+        "echo '{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s9\"}'\ntouch ../printed\nexec sleep 1000",
+        &[],
+    );
+    queue(&fake, "task-s").await;
+    eventually(20, "task started", || {
+        fake.started().contains(&"task-s".to_string())
+    })
+    .await;
+    // Once the marker exists the init line is in the pipe: the daemon reads it even
+    // while it stops the agent.
+    eventually(10, "agent printed its init line", || {
+        d.dir.path().join("data/tasks/task-s/printed").exists()
+    })
+    .await;
+
+    let pid = nix::unistd::Pid::from_raw(d.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::task::spawn_blocking(move || d.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "daemon exited with {status}");
+    let fails = fake.fail_requests();
+    assert_eq!(
+        fails.len(),
+        1,
+        "the stopped task was reported once: {fails:?}"
+    );
+    assert_eq!(
+        fails[0].1.failure_reason,
+        Some(FailureReason::DaemonShutdown)
+    );
+    assert_eq!(fails[0].1.session_id.as_deref(), Some("s9"));
+    assert_eq!(
+        fake.deregistered().len(),
+        1,
+        "runtimes deregistered after the task was reported"
+    );
 }
