@@ -1,0 +1,553 @@
+//! The REAL agent CLIs run THROUGH the real `agentd daemon` binary against the mock model
+//! (`agentd-testkit::mock_model`) and the fake control plane, fully offline on loopback.
+//!
+//! Each test gives the daemon a PATH holding exactly one CLI, so exactly one runtime
+//! registers; queues a task whose issue title selects a mock script; and checks what the
+//! server was told against what really happened: the messages the daemon posted are the
+//! ones the CLI printed (its stdout is recorded on the way by a `tee`, then parsed with the
+//! same backend parser), the file is in the worktree and committed on the task's branch,
+//! and the completion carries the mocked final answer.
+//!
+//! The CLIs come from `scripts/install-agent-clis.sh` (`$AGENTD_CLI_PREFIX`, default
+//! `<repo>/.cache/agent-clis`). A missing one is skipped with a
+//! `SKIP real_cli_e2e <name>: …` line on stderr. OpenCode and Gemini take the same file
+//! lock as `agentd-daemon/tests/real_cli.rs`, so at most one of them runs at a time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use agentd_daemon::backend::{self, AgentEvent, RunSpec};
+use agentd_proto::ws::{TaskAvailable, WsMessage};
+use agentd_proto::{FailureReason, MessageKind, Task, TaskMessage};
+use agentd_testkit::fake_server::FakeServer;
+use agentd_testkit::mock_model::{Api, MockModel};
+use tokio::time::Instant;
+
+const TOKEN: &str = "real-cli-e2e-token";
+/// Bound of one test, from the daemon's start to the last assertion.
+const TEST_BOUND: Duration = Duration::from_secs(120);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The installed CLI, or `None` after printing why the test is skipped.
+fn installed(name: &str) -> Option<PathBuf> {
+    let prefix = std::env::var_os("AGENTD_CLI_PREFIX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".cache/agent-clis"));
+    let bin = prefix.join("bin").join(name);
+    if bin.exists() {
+        Some(bin.canonicalize().unwrap_or(bin))
+    } else {
+        eprintln!("SKIP real_cli_e2e {name}: not installed; run scripts/install-agent-clis.sh");
+        None
+    }
+}
+
+/// An exclusive lock shared by the heavy CLIs' tests (the same file as `real_cli.rs`, so
+/// it also holds across test binaries and nextest processes).
+async fn heavy_lock() -> std::fs::File {
+    tokio::task::spawn_blocking(|| {
+        let path = std::env::temp_dir().join("agentd-real-cli-heavy.lock");
+        let file = std::fs::File::create(path).expect("lock file");
+        file.lock().expect("lock");
+        file
+    })
+    .await
+    .expect("lock task")
+}
+
+/// One daemon with one CLI, in a throw-away directory (HOME, TMPDIR, bin, data dir).
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// The CLI's stdout of the task run, as recorded by the wrapper's `tee`.
+    stdout_log: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// The daemon's log and the CLI's recorded stdout, for failure messages.
+    fn describe(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let out = std::fs::read_to_string(&self.stdout_log).unwrap_or_default();
+        format!(
+            "--- daemon log (tail) ---\n{}\n--- CLI stdout ---\n{out}",
+            tail.join("\n")
+        )
+    }
+}
+
+/// The directory layout and the env one CLI needs to talk to the mock, set on the daemon
+/// (which passes its environment to the agent).
+fn cli_env(name: &str, dir: &Path, mock: &MockModel) -> Vec<(String, String)> {
+    let home = dir.join("home");
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
+    match name {
+        "claude" => {
+            set("ANTHROPIC_BASE_URL", &mock.base_url());
+            set("ANTHROPIC_API_KEY", "mock-key");
+            set("CLAUDE_CODE_MAX_RETRIES", "0");
+        }
+        "codex" => {
+            let codex_home = home.join(".codex");
+            std::fs::create_dir_all(&codex_home).expect("mkdir codex home");
+            let config = format!(
+                r#"model = "gpt-5.5"
+model_provider = "mock"
+check_for_update_on_startup = false
+[analytics]
+enabled = false
+[otel]
+exporter = "none"
+[features]
+plugins = false
+[model_providers.mock]
+name = "Mock LLM"
+base_url = "{}"
+env_key = "MOCK_API_KEY"
+wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
+"#,
+                mock.openai_base_url()
+            );
+            std::fs::write(codex_home.join("config.toml"), config).expect("codex config");
+            set("CODEX_HOME", &s(&codex_home));
+            set("MOCK_API_KEY", "mock-key");
+        }
+        "opencode" => {
+            let config = serde_json::json!({
+                "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
+                    "options": {"baseURL": mock.openai_base_url(), "apiKey": "mock"},
+                    "models": {"mock-model": {"name": "Mock", "tool_call": true}}}},
+                "model": "mock/mock-model", "small_model": "mock/mock-model",
+                "autoupdate": false, "share": "disabled"
+            })
+            .to_string();
+            set("OPENCODE_CONFIG_CONTENT", &config);
+            set("OPENCODE_DISABLE_MODELS_FETCH", "1");
+            set("OPENCODE_DISABLE_AUTOUPDATE", "1");
+            set("npm_config_offline", "true");
+        }
+        "gemini" => {
+            let gemini_dir = home.join(".gemini");
+            std::fs::create_dir_all(&gemini_dir).expect("mkdir .gemini");
+            let settings = serde_json::json!({
+                "security": {"auth": {"selectedType": "gemini-api-key"}},
+                "privacy": {"usageStatisticsEnabled": false},
+                "telemetry": {"enabled": false},
+                "general": {"disableAutoUpdate": true, "disableUpdateNag": true}
+            });
+            std::fs::write(gemini_dir.join("settings.json"), settings.to_string())
+                .expect("gemini settings");
+            set("GOOGLE_GEMINI_BASE_URL", &mock.base_url());
+            set("GEMINI_API_KEY", "mock-key");
+        }
+        other => panic!("unknown CLI {other}"),
+    }
+    env
+}
+
+/// Starts `agentd daemon` against `server_url` with a PATH holding only `name`'s CLI (a
+/// wrapper that `exec`s the installed CLI with its stdout through `tee`) plus
+/// `/usr/bin:/bin` (node and git), and that CLI's env pointing at `mock`. The daemon's
+/// environment is cleared first, so nothing from the developer's machine leaks in.
+fn spawn_daemon(name: &str, cli: &Path, server_url: &str, mock: &MockModel) -> Daemon {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    for d in ["home", "tmp", "bin", "data"] {
+        std::fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    let stdout_log = root.join("cli-stdout.jsonl");
+    // `exec` keeps the CLI itself as the process the daemon supervises (same pid, exit
+    // status and signals); `tee` only copies what it prints on its way to the daemon.
+    let wrapper = format!(
+        "#!/bin/bash\nif [ \"$1\" = --version ]; then exec '{cli}' \"$@\"; fi\nexec '{cli}' \"$@\" > >(exec tee -a '{log}')\n",
+        cli = cli.display(),
+        log = stdout_log.display()
+    );
+    let bin = root.join("bin").join(name);
+    std::fs::write(&bin, wrapper).expect("write wrapper");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(root.join("daemon.toml"), "").expect("daemon.toml");
+    let log = std::fs::File::create(root.join("daemon.log")).expect("daemon.log");
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentd"));
+    cmd.args(["daemon", "--server-url", server_url, "--token", TOKEN])
+        .args(["--heartbeat-interval", "1s", "--poll-interval", "30s"])
+        .args(["--health-port", "0", "--agent-timeout", "100s"])
+        .arg("--data-dir")
+        .arg(root.join("data"))
+        .arg("--config")
+        .arg(root.join("daemon.toml"))
+        .env_clear()
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", root.join("bin").display()),
+        )
+        .env("HOME", root.join("home"))
+        .env("TMPDIR", root.join("tmp"))
+        .env("LANG", "C.UTF-8")
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "agentd_daemon=debug");
+    for (k, v) in cli_env(name, root, mock) {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn agentd daemon");
+    Daemon {
+        child,
+        dir,
+        stdout_log,
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds; panics with `what` and `context()` at `deadline`.
+async fn until(
+    deadline: Instant,
+    what: &str,
+    context: impl Fn() -> String,
+    mut cond: impl FnMut() -> bool,
+) {
+    while !cond() {
+        if Instant::now() >= deadline {
+            panic!("timed out waiting for: {what}\n{}", context());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for the one runtime to register, queues a task for it and wakes the daemon over WS.
+async fn queue_task(fake: &FakeServer, d: &Daemon, name: &str, title: &str, deadline: Instant) {
+    until(
+        deadline,
+        "the runtime registered",
+        || d.describe(),
+        || fake.runtime_id_of(name).is_some(),
+    )
+    .await;
+    until(
+        deadline,
+        "WS connected",
+        || d.describe(),
+        || fake.ws_connected_clients() >= 1,
+    )
+    .await;
+    let registered: Vec<String> = fake
+        .register_requests()
+        .iter()
+        .flat_map(|r| r.runtimes.iter().map(|rt| rt.provider.clone()))
+        .collect();
+    assert!(
+        registered.iter().all(|p| p == name),
+        "only {name} may register, got {registered:?}"
+    );
+    let rid = fake.runtime_id_of(name).expect("runtime id");
+    fake.queue_task(
+        &rid,
+        Task {
+            id: "task-1".into(),
+            runtime_id: rid.clone(),
+            issue_id: "issue-42".into(),
+            workspace_id: "ws-1".into(),
+            issue_title: title.into(),
+            issue_description: "Create the file the mock asks for.".into(),
+            task_token: "task-token-1".into(),
+            ..Task::default()
+        },
+    );
+    fake.push(&WsMessage::TaskAvailable(TaskAvailable {
+        runtime_id: rid,
+        task_id: Some("task-1".into()),
+    }));
+}
+
+/// Waits until the task was reported completed or failed.
+async fn wait_reported(fake: &FakeServer, d: &Daemon, deadline: Instant) {
+    until(
+        deadline,
+        "the task was reported completed or failed",
+        || d.describe(),
+        || !fake.completed().is_empty() || !fake.fail_requests().is_empty(),
+    )
+    .await;
+}
+
+/// What the daemon should have posted: the recorded stdout run through the provider's
+/// parser, numbered 1..n (as the daemon does; blank lines skipped as the daemon does).
+fn expected_messages(name: &str, stdout: &str) -> Vec<TaskMessage> {
+    let backend = backend::for_provider(name).expect("backend");
+    let mut parser = backend.parser(&RunSpec::default());
+    let mut events = Vec::new();
+    for line in stdout.lines() {
+        if !line.trim().is_empty() {
+            events.extend(parser.line(line));
+        }
+    }
+    events.extend(parser.finish().events);
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            AgentEvent::Message(m) => Some(m),
+            AgentEvent::SessionId(_) => None,
+        })
+        .enumerate()
+        .map(|(i, m)| m.into_message(i as i64 + 1))
+        .collect()
+}
+
+fn git(work: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(work)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The API each CLI speaks and the name of its file-writing tool.
+fn api_and_write_tool(name: &str) -> (Api, &'static str) {
+    match name {
+        "claude" => (Api::Anthropic, "Write"),
+        "codex" => (Api::Responses, "apply_patch"),
+        "opencode" => (Api::ChatCompletions, "write"),
+        "gemini" => (Api::Gemini, "write_file"),
+        other => panic!("unknown CLI {other}"),
+    }
+}
+
+/// The `@mock:write` script through the daemon: a tool call writing `hello.txt`, then
+/// the final answer `MOCK-DONE: wrote hello.txt`.
+async fn writes_a_file_through_the_daemon(name: &str) {
+    let Some(cli) = installed(name) else {
+        return;
+    };
+    let _lock = match name {
+        "opencode" | "gemini" => Some(heavy_lock().await),
+        _ => None,
+    };
+    let started = std::time::Instant::now();
+    let deadline = Instant::now() + TEST_BOUND;
+    let mock = MockModel::start(vec![]).await.expect("mock model");
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    let d = spawn_daemon(name, &cli, &fake.url, &mock);
+    queue_task(&fake, &d, name, "@mock:write Add a hello file", deadline).await;
+    wait_reported(&fake, &d, deadline).await;
+
+    let fails = fake.fail_requests();
+    assert!(
+        fails.is_empty(),
+        "task failed: {fails:#?}\n{}",
+        d.describe()
+    );
+    let (id, done) = fake.completed().remove(0);
+    assert_eq!(id, "task-1");
+    assert_eq!(fake.started(), ["task-1"]);
+    let ctx = || format!("completion: {done:#?}\n{}", d.describe());
+
+    // The final answer is the mocked one.
+    assert_eq!(done.output, "MOCK-DONE: wrote hello.txt", "{}", ctx());
+    assert!(done.session_id.is_some(), "{}", ctx());
+
+    // Every message the CLI printed was posted, in order, numbered 1..n. Reports are
+    // asynchronous (outbox): the completion may overtake the last message batch.
+    let stdout = std::fs::read_to_string(&d.stdout_log).expect("CLI stdout recorded");
+    let expected = expected_messages(name, &stdout);
+    until(
+        deadline,
+        "all messages posted",
+        || format!("posted: {:#?}\n{}", fake.messages("task-1"), ctx()),
+        || fake.messages("task-1").len() >= expected.len(),
+    )
+    .await;
+    let msgs = fake.messages("task-1");
+    let seqs: Vec<i64> = msgs.iter().map(|m| m.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=msgs.len() as i64).collect::<Vec<_>>(),
+        "seq 1..n\n{}",
+        ctx()
+    );
+    assert_eq!(
+        msgs,
+        expected,
+        "the posted messages are the CLI's printed ones\n{}",
+        ctx()
+    );
+
+    // Among them: the write tool call with its input, its result, and the final text.
+    let (api, write_tool) = api_and_write_tool(name);
+    let use_at = msgs
+        .iter()
+        .position(|m| m.kind == MessageKind::ToolUse && m.tool.as_deref() == Some(write_tool))
+        .unwrap_or_else(|| panic!("no {write_tool} tool_use\n{msgs:#?}\n{}", ctx()));
+    let input = msgs[use_at].input.clone().unwrap_or_default().to_string();
+    // Codex prints a `file_change` item (path and kind, not the patch); the others print
+    // the tool's arguments, content included.
+    let content_shown = if name == "codex" {
+        input.contains(r#""kind":"add""#)
+    } else {
+        input.contains(r#"hello from mock\n"#)
+    };
+    assert!(
+        input.contains("hello.txt") && content_shown,
+        "tool_use input names the file and its content: {input}\n{}",
+        ctx()
+    );
+    assert!(
+        msgs[use_at + 1..]
+            .iter()
+            .any(|m| m.kind == MessageKind::ToolResult),
+        "a tool_result follows the tool_use\n{msgs:#?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.kind == MessageKind::Text
+            && m.content.as_deref() == Some("MOCK-DONE: wrote hello.txt")),
+        "{msgs:#?}"
+    );
+
+    // The CLI really went through both turns of the script with the mock.
+    let turns: Vec<usize> = mock
+        .requests()
+        .iter()
+        .filter(|r| r.api == api && r.scenario.as_deref() == Some("write"))
+        .map(|r| r.turn)
+        .collect();
+    assert!(
+        turns.contains(&0) && turns.contains(&1),
+        "mock turns {turns:?}"
+    );
+
+    // The file is in the worktree and committed on the task's branch.
+    let work = PathBuf::from(done.work_dir.clone().expect("work_dir"));
+    assert!(work.starts_with(d.dir.path()), "{}", ctx());
+    assert_eq!(
+        std::fs::read_to_string(work.join("hello.txt")).unwrap_or_default(),
+        "hello from mock\n",
+        "{}",
+        ctx()
+    );
+    let branch = done.branch_name.clone().expect("branch_name");
+    let log = git(&work, &["log", "--format=%s", "--name-only", &branch]);
+    assert!(
+        log.contains("hello.txt"),
+        "hello.txt committed on {branch}: {log}"
+    );
+    assert_eq!(
+        git(&work, &["show", &format!("{branch}:hello.txt")]),
+        "hello from mock\n"
+    );
+    eprintln!(
+        "real_cli_e2e {name}: write task done in {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_write_task_through_the_daemon() {
+    writes_a_file_through_the_daemon("claude").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_write_task_through_the_daemon() {
+    writes_a_file_through_the_daemon("codex").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_write_task_through_the_daemon() {
+    writes_a_file_through_the_daemon("opencode").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_write_task_through_the_daemon() {
+    writes_a_file_through_the_daemon("gemini").await;
+}
+
+/// `@mock:error` (HTTP 400 from the model API): Claude Code exits 1 and the daemon fails
+/// the task as `agent_error` with the API error in the text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_api_error_fails_the_task_as_agent_error() {
+    let Some(cli) = installed("claude") else {
+        return;
+    };
+    let deadline = Instant::now() + TEST_BOUND;
+    let mock = MockModel::start(vec![]).await.expect("mock model");
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    let d = spawn_daemon("claude", &cli, &fake.url, &mock);
+    queue_task(
+        &fake,
+        &d,
+        "claude",
+        "@mock:error Add a hello file",
+        deadline,
+    )
+    .await;
+    wait_reported(&fake, &d, deadline).await;
+
+    assert!(
+        fake.completed().is_empty(),
+        "completed: {:#?}",
+        fake.completed()
+    );
+    let fails = fake.fail_requests();
+    assert_eq!(fails.len(), 1, "{fails:#?}");
+    let (id, req) = &fails[0];
+    assert_eq!(id, "task-1");
+    let ctx = || format!("fail request: {req:#?}\n{}", d.describe());
+    assert_eq!(
+        req.failure_reason,
+        Some(FailureReason::AgentError),
+        "{}",
+        ctx()
+    );
+    assert!(
+        req.error.contains("API Error") && req.error.contains("400"),
+        "the error names the API error\n{}",
+        ctx()
+    );
+    assert!(req.work_dir.is_some(), "{}", ctx());
+    assert!(
+        mock.requests()
+            .iter()
+            .any(|r| r.api == Api::Anthropic && r.scenario.as_deref() == Some("error")),
+        "the CLI asked the mock"
+    );
+    // The CLI's own report of the error (its synthetic assistant line) was posted too.
+    until(
+        deadline,
+        "the API-error message posted",
+        || format!("posted: {:#?}\n{}", fake.messages("task-1"), ctx()),
+        || {
+            fake.messages("task-1").iter().any(|m| {
+                m.content
+                    .as_deref()
+                    .is_some_and(|c| c.contains("API Error") && c.contains("400"))
+            })
+        },
+    )
+    .await;
+}
