@@ -1,3 +1,207 @@
 //! The user-facing HTTP API of `agentd server` (`/api/v1/*`): workspaces, tokens,
 //! runtimes, agents, issues, comments and tasks. The CLI, the web board and agents
 //! (with a task token) speak it.
+//!
+//! Timestamps are RFC 3339 strings (UTC). Request bodies reject missing required fields;
+//! responses ignore nothing the client does not know (unknown fields are skipped).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::message::TaskMessage;
+use crate::rest::Repo;
+
+/// `POST /api/v1/workspaces`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateWorkspaceRequest {
+    pub name: String,
+    #[serde(default)]
+    pub repos: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct WorkspaceInfo {
+    pub id: String,
+    pub name: String,
+    pub repos: Vec<Repo>,
+    pub created_at: String,
+}
+
+/// `POST /api/v1/tokens`: a token scoped to `workspace_ids` (each must be visible to the
+/// caller).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTokenRequest {
+    #[serde(default)]
+    pub name: String,
+    pub workspace_ids: Vec<String>,
+}
+
+/// The plaintext `token` is shown once; the server keeps only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct TokenCreated {
+    pub id: String,
+    pub name: String,
+    pub token: String,
+    pub workspace_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RuntimeInfo {
+    pub id: String,
+    pub workspace_id: String,
+    pub daemon_id: String,
+    pub provider: String,
+    pub name: String,
+    pub version: String,
+    pub device_name: String,
+    pub status: String,
+    pub last_seen_at: Option<String>,
+    pub created_at: String,
+}
+
+/// `POST /api/v1/workspaces/{wid}/agents`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateAgentRequest {
+    pub name: String,
+    pub runtime_id: String,
+    #[serde(default)]
+    pub instructions: String,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub custom_args: Vec<String>,
+    #[serde(default)]
+    pub custom_env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct AgentInfo {
+    pub id: String,
+    pub workspace_id: String,
+    pub runtime_id: String,
+    pub name: String,
+    pub instructions: String,
+    pub model: String,
+    pub custom_args: Vec<String>,
+    pub custom_env: BTreeMap<String, String>,
+    pub created_at: String,
+}
+
+/// Issue status values.
+pub const ISSUE_STATUSES: &[&str] = &[
+    "backlog",
+    "todo",
+    "in_progress",
+    "in_review",
+    "done",
+    "cancelled",
+];
+
+/// `POST /api/v1/workspaces/{wid}/issues`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateIssueRequest {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// Default `todo`.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub assignee_agent_id: Option<String>,
+}
+
+/// `PATCH /api/v1/issues/{id}`: only the given fields change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct UpdateIssueRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignee_agent_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct IssueInfo {
+    pub id: String,
+    pub workspace_id: String,
+    pub title: String,
+    pub description: String,
+    pub status: String,
+    pub assignee_agent_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// `GET /api/v1/issues/{id}`: the issue with its tasks and comments, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct IssueDetail {
+    pub issue: IssueInfo,
+    pub tasks: Vec<TaskInfo>,
+    pub comments: Vec<CommentInfo>,
+}
+
+/// `POST /api/v1/issues/{id}/comments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateCommentRequest {
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct CommentInfo {
+    pub id: String,
+    pub issue_id: String,
+    /// `member`, `agent` or `system`.
+    pub author_type: String,
+    pub author_id: String,
+    pub author_name: String,
+    pub body: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct TaskInfo {
+    pub id: String,
+    pub workspace_id: String,
+    pub issue_id: String,
+    pub agent_id: String,
+    pub runtime_id: String,
+    pub status: String,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub failure_reason: Option<String>,
+    pub parent_task_id: Option<String>,
+    pub created_at: String,
+    pub dispatched_at: Option<String>,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+}
+
+/// `GET /api/v1/tasks/{id}/messages?after_seq=N`: messages with `seq > N`, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct MessagesPage {
+    pub task_status: String,
+    pub messages: Vec<TaskMessage>,
+}
+
+/// `GET /api/v1/me`: who the token is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct WhoAmI {
+    /// `admin`, `member` or `task`.
+    pub kind: String,
+    pub workspace_ids: Vec<String>,
+}

@@ -1,0 +1,238 @@
+//! `/api/daemon/*`: the daemon API of docs/daemon-api.md. Runtime-scoped calls answer 404
+//! `runtime not found` for an unknown runtime, task-scoped calls 404 `task not found`;
+//! any other store failure is a 500, so a transient fault never makes a daemon self-heal.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use agentd_proto::{
+    ClaimResponse, CompleteRequest, DeregisterRequest, FailRequest, HeartbeatRequest,
+    HeartbeatResponse, MessagesRequest, ProgressRequest, RecoverOrphansResponse, RegisterRequest,
+    RegisterResponse, ReposResponse, SessionRequest, TaskStatus, TaskStatusResponse, UsageRequest,
+};
+use axum::Json;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiJson, ApiQuery};
+use crate::App;
+use crate::auth::Member;
+use crate::service::{self, repos_version, runtime, task};
+
+type St = State<Arc<App>>;
+
+fn ok() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn register(
+    State(app): St,
+    Member(who): Member,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> Result<Json<RegisterResponse>, ApiError> {
+    Ok(Json(runtime::register(&app, &who, req).await?))
+}
+
+pub async fn deregister(
+    State(app): St,
+    Member(who): Member,
+    ApiJson(req): ApiJson<DeregisterRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if req.runtime_ids.is_empty() {
+        return Err(ApiError::bad("runtime_ids is required"));
+    }
+    runtime::deregister(&app, &who, &req.runtime_ids).await?;
+    Ok(ok())
+}
+
+pub async fn heartbeat(
+    State(app): St,
+    Member(who): Member,
+    ApiJson(req): ApiJson<HeartbeatRequest>,
+) -> Result<Json<HeartbeatResponse>, ApiError> {
+    if req.runtime_id.is_empty() {
+        return Err(ApiError::bad("runtime_id is required"));
+    }
+    runtime::load_for(&app, &who, &req.runtime_id).await?;
+    match runtime::beat(&app, &req.runtime_id).await? {
+        Some(ack) => Ok(Json(ack)),
+        None => Err(ApiError::not_found("runtime not found")),
+    }
+}
+
+pub async fn ws(
+    State(app): St,
+    Member(who): Member,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let mut ids: Vec<String> = Vec::new();
+    for key in ["runtime_ids", "runtime_id"] {
+        for id in q.get(key).map(String::as_str).unwrap_or("").split(',') {
+            let id = id.trim();
+            if !id.is_empty() && !ids.iter().any(|x| x == id) {
+                ids.push(id.to_string());
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Err(ApiError::bad("runtime_ids required"));
+    }
+    for id in &ids {
+        runtime::load_for(&app, &who, id).await?;
+    }
+    let tracker = app.tracker.clone();
+    Ok(upgrade
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| {
+            tracker.track_future(crate::hub::run_connection(app, socket, ids))
+        })
+        .into_response())
+}
+
+pub async fn repos(
+    State(app): St,
+    Member(who): Member,
+    Path(wid): Path<String>,
+) -> Result<Json<ReposResponse>, ApiError> {
+    let ws = match app.store.get_workspace(wid).await? {
+        Some(ws) if who.sees_workspace(&ws.id) => ws,
+        _ => return Err(ApiError::not_found("workspace not found")),
+    };
+    let repos = service::repos(&ws);
+    Ok(Json(ReposResponse {
+        workspace_id: ws.id,
+        repos_version: repos_version(&repos),
+        repos,
+    }))
+}
+
+pub async fn claim(
+    State(app): St,
+    Member(who): Member,
+    Path(rid): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<ClaimResponse>, ApiError> {
+    let rt = runtime::load_for(&app, &who, &rid).await?;
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string);
+    if key.as_ref().is_some_and(|k| k.len() > 200) {
+        return Err(ApiError::bad(
+            "Idempotency-Key is longer than 200 characters",
+        ));
+    }
+    let task = task::claim(&app, &rt.id, key).await?;
+    Ok(Json(ClaimResponse { task }))
+}
+
+pub async fn recover_orphans(
+    State(app): St,
+    Member(who): Member,
+    Path(rid): Path<String>,
+) -> Result<Json<RecoverOrphansResponse>, ApiError> {
+    let rt = runtime::load_for(&app, &who, &rid).await?;
+    let failed = task::recover_orphans(&app, &rt.id).await?;
+    Ok(Json(RecoverOrphansResponse {
+        failed,
+        requeued: 0,
+    }))
+}
+
+pub async fn start(
+    State(app): St,
+    Member(who): Member,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let t = task::load_for(&app, &who, &id).await?;
+    task::start(&app, &t).await?;
+    Ok(ok())
+}
+
+pub async fn progress(
+    State(app): St,
+    Member(who): Member,
+    Path(id): Path<String>,
+    ApiJson(_req): ApiJson<ProgressRequest>,
+) -> Result<Json<Value>, ApiError> {
+    // Progress is a live hint for a board; it is not persisted.
+    task::load_for(&app, &who, &id).await?;
+    Ok(ok())
+}
+
+pub async fn messages(
+    State(app): St,
+    Member(who): Member,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<MessagesRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let t = task::load_for(&app, &who, &id).await?;
+    task::add_messages(&app, &t, req).await?;
+    Ok(ok())
+}
+
+pub async fn usage(
+    State(app): St,
+    Member(who): Member,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UsageRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let t = task::load_for(&app, &who, &id).await?;
+    task::add_usage(&app, &t, req).await?;
+    Ok(ok())
+}
+
+pub async fn session(
+    State(app): St,
+    Member(who): Member,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SessionRequest>,
+) -> Result<StatusCode, ApiError> {
+    let t = task::load_for(&app, &who, &id).await?;
+    if req.session_id.is_none() && req.work_dir.is_none() {
+        return Err(ApiError::bad("session_id or work_dir required"));
+    }
+    app.store
+        .pin_session(t.id, req.session_id, req.work_dir)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn complete(
+    State(app): St,
+    Member(who): Member,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CompleteRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let t = task::load_for(&app, &who, &id).await?;
+    task::complete(&app, &t, req).await?;
+    Ok(ok())
+}
+
+pub async fn fail(
+    State(app): St,
+    Member(who): Member,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<FailRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let t = task::load_for(&app, &who, &id).await?;
+    task::fail(&app, &t, req).await?;
+    Ok(ok())
+}
+
+pub async fn status(
+    State(app): St,
+    Member(who): Member,
+    Path(id): Path<String>,
+) -> Result<Json<TaskStatusResponse>, ApiError> {
+    let t = task::load_for(&app, &who, &id).await?;
+    Ok(Json(TaskStatusResponse {
+        status: TaskStatus::parse(&t.status).unwrap_or(TaskStatus::Unknown),
+    }))
+}

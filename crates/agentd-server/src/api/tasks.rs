@@ -1,0 +1,86 @@
+//! Tasks for users: show, transcript (`?after_seq=N`, polled by `agentd task logs
+//! --follow`), cancel and retry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use agentd_proto::api::{MessagesPage, TaskInfo};
+use agentd_proto::{MessageKind, TaskMessage};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::error::{ApiError, ApiQuery};
+use crate::App;
+use crate::auth::Member;
+use crate::service::{task, task_info};
+
+pub async fn show(
+    State(app): State<Arc<App>>,
+    Member(who): Member,
+    Path(id): Path<String>,
+) -> Result<Json<TaskInfo>, ApiError> {
+    let t = task::load_for(&app, &who, &id).await?;
+    Ok(Json(task_info(&t)))
+}
+
+pub async fn messages(
+    State(app): State<Arc<App>>,
+    Member(who): Member,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
+) -> Result<Json<MessagesPage>, ApiError> {
+    let after = match q.get("after_seq") {
+        None => 0,
+        Some(s) => s
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad("invalid after_seq: expected an integer"))?,
+    };
+    let limit = match q.get("limit") {
+        None => 500,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=5000).contains(n))
+            .ok_or_else(|| ApiError::bad("invalid limit: expected 1..=5000"))?,
+    };
+    let t = task::load_for(&app, &who, &id).await?;
+    let rows = app.store.list_messages(t.id.clone(), after, limit).await?;
+    let messages = rows
+        .into_iter()
+        .map(|m| TaskMessage {
+            seq: m.seq,
+            kind: serde_json::from_value(serde_json::Value::String(m.kind))
+                .unwrap_or(MessageKind::Unknown),
+            tool: m.tool,
+            content: m.content,
+            input: m.input.and_then(|s| serde_json::from_str(&s).ok()),
+            output: m.output,
+        })
+        .collect();
+    Ok(Json(MessagesPage {
+        task_status: t.status,
+        messages,
+    }))
+}
+
+pub async fn cancel(
+    State(app): State<Arc<App>>,
+    Member(who): Member,
+    Path(id): Path<String>,
+) -> Result<Json<TaskInfo>, ApiError> {
+    let t = task::load_for(&app, &who, &id).await?;
+    task::cancel(&app, &t, "cancelled by user").await?;
+    let t = task::load_for(&app, &who, &id).await?;
+    Ok(Json(task_info(&t)))
+}
+
+pub async fn retry(
+    State(app): State<Arc<App>>,
+    Member(who): Member,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<TaskInfo>), ApiError> {
+    let t = task::load_for(&app, &who, &id).await?;
+    let new = task::retry(&app, &t).await?;
+    Ok((StatusCode::CREATED, Json(task_info(&new))))
+}

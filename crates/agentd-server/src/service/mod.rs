@@ -1,0 +1,134 @@
+//! Domain rules, independent of HTTP routing: [`task`] (queue, claim, lifecycle, cancel,
+//! retry), [`runtime`] (register, liveness, offline handling), [`issue`] (issues,
+//! comments and the triggers that queue tasks). Row → wire conversions live here too.
+
+pub mod issue;
+pub mod runtime;
+pub mod task;
+
+use agentd_proto::Repo;
+use agentd_proto::api::{AgentInfo, CommentInfo, IssueInfo, RuntimeInfo, TaskInfo, WorkspaceInfo};
+use sha2::{Digest, Sha256};
+
+use crate::store::{AgentRow, CommentRow, IssueRow, RuntimeRow, TaskRow, WorkspaceRow};
+
+pub fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn opt_time(ms: Option<i64>) -> Option<String> {
+    ms.map(rfc3339)
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Whether `s` is a uuid (ids are checked before any lookup so bad input is a 4xx).
+pub fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// The workspace's repos, normalised: trimmed, empties dropped, de-duplicated in order.
+pub fn repos(ws: &WorkspaceRow) -> Vec<Repo> {
+    let urls: Vec<String> = serde_json::from_str(&ws.repos).unwrap_or_default();
+    let mut out: Vec<Repo> = Vec::new();
+    for u in urls {
+        let url = u.trim().to_string();
+        if !url.is_empty() && !out.iter().any(|r| r.url == url) {
+            out.push(Repo { url });
+        }
+    }
+    out
+}
+
+/// SHA-256 hex of the sorted repo URLs joined by newlines.
+pub fn repos_version(repos: &[Repo]) -> String {
+    let mut urls: Vec<&str> = repos.iter().map(|r| r.url.as_str()).collect();
+    urls.sort_unstable();
+    hex::encode(Sha256::digest(urls.join("\n").as_bytes()))
+}
+
+pub fn workspace_info(ws: &WorkspaceRow) -> WorkspaceInfo {
+    WorkspaceInfo {
+        id: ws.id.clone(),
+        name: ws.name.clone(),
+        repos: repos(ws),
+        created_at: rfc3339(ws.created_at),
+    }
+}
+
+pub fn runtime_info(r: &RuntimeRow) -> RuntimeInfo {
+    RuntimeInfo {
+        id: r.id.clone(),
+        workspace_id: r.workspace_id.clone(),
+        daemon_id: r.daemon_id.clone(),
+        provider: r.provider.clone(),
+        name: r.name.clone(),
+        version: r.version.clone(),
+        device_name: r.device_name.clone(),
+        status: r.status.clone(),
+        last_seen_at: opt_time(r.last_seen_at),
+        created_at: rfc3339(r.created_at),
+    }
+}
+
+pub fn agent_info(a: &AgentRow) -> AgentInfo {
+    AgentInfo {
+        id: a.id.clone(),
+        workspace_id: a.workspace_id.clone(),
+        runtime_id: a.runtime_id.clone(),
+        name: a.name.clone(),
+        instructions: a.instructions.clone(),
+        model: a.model.clone(),
+        custom_args: serde_json::from_str(&a.custom_args).unwrap_or_default(),
+        custom_env: serde_json::from_str(&a.custom_env).unwrap_or_default(),
+        created_at: rfc3339(a.created_at),
+    }
+}
+
+pub fn issue_info(i: &IssueRow) -> IssueInfo {
+    IssueInfo {
+        id: i.id.clone(),
+        workspace_id: i.workspace_id.clone(),
+        title: i.title.clone(),
+        description: i.description.clone(),
+        status: i.status.clone(),
+        assignee_agent_id: i.assignee_agent_id.clone(),
+        created_at: rfc3339(i.created_at),
+        updated_at: rfc3339(i.updated_at),
+    }
+}
+
+pub fn comment_info(c: &CommentRow) -> CommentInfo {
+    CommentInfo {
+        id: c.id.clone(),
+        issue_id: c.issue_id.clone(),
+        author_type: c.author_type.clone(),
+        author_id: c.author_id.clone(),
+        author_name: c.author_name.clone(),
+        body: c.body.clone(),
+        created_at: rfc3339(c.created_at),
+    }
+}
+
+pub fn task_info(t: &TaskRow) -> TaskInfo {
+    TaskInfo {
+        id: t.id.clone(),
+        workspace_id: t.workspace_id.clone(),
+        issue_id: t.issue_id.clone(),
+        agent_id: t.agent_id.clone(),
+        runtime_id: t.runtime_id.clone(),
+        status: t.status.clone(),
+        output: t.output.clone(),
+        error: t.error.clone(),
+        failure_reason: t.failure_reason.clone(),
+        parent_task_id: t.parent_task_id.clone(),
+        created_at: rfc3339(t.created_at),
+        dispatched_at: opt_time(t.dispatched_at),
+        started_at: opt_time(t.started_at),
+        completed_at: opt_time(t.completed_at),
+    }
+}

@@ -1,0 +1,187 @@
+//! Runtime registration and liveness. A runtime's identity is (workspace, daemon_id,
+//! provider). It is online while heartbeats arrive; it goes offline on deregister, after
+//! `offline_after` of silence (sweeper), or when its daemon's WS closes and no heartbeat
+//! follows within the grace. Going offline fails its in-flight tasks (see
+//! ARCHITECTURE.md, "agentd-server", for why they are failed rather than re-queued).
+
+use agentd_proto::{HeartbeatResponse, RegisterRequest, RegisterResponse, Runtime};
+
+use crate::api::error::ApiError;
+use crate::auth::Principal;
+use crate::service::{new_id, repos, repos_version, task};
+use crate::store::{RuntimeRow, StoreError};
+use crate::{App, now_ms};
+
+pub async fn register(
+    app: &App,
+    who: &Principal,
+    req: RegisterRequest,
+) -> Result<RegisterResponse, ApiError> {
+    let workspace_id = req.workspace_id.trim().to_string();
+    let daemon_id = req.daemon_id.trim().to_string();
+    if daemon_id.is_empty() {
+        return Err(ApiError::bad("daemon_id is required"));
+    }
+    if workspace_id.is_empty() {
+        return Err(ApiError::bad("workspace_id is required"));
+    }
+    if req.runtimes.is_empty() {
+        return Err(ApiError::bad("at least one runtime is required"));
+    }
+    let ws = match app.store.get_workspace(workspace_id.clone()).await? {
+        Some(ws) if who.sees_workspace(&ws.id) => ws,
+        _ => return Err(ApiError::not_found("workspace not found")),
+    };
+    let now = now_ms();
+    for spec in &req.runtimes {
+        let provider = match spec.provider.trim() {
+            "" => "unknown".to_string(),
+            p => p.to_string(),
+        };
+        let name = match spec.name.trim() {
+            "" if req.device_name.trim().is_empty() => provider.clone(),
+            "" => format!("{provider} ({})", req.device_name.trim()),
+            n => n.to_string(),
+        };
+        let status = if spec.status == "offline" {
+            "offline"
+        } else {
+            "online"
+        };
+        app.store
+            .upsert_runtime(RuntimeRow {
+                id: new_id(),
+                workspace_id: ws.id.clone(),
+                daemon_id: daemon_id.clone(),
+                provider,
+                name,
+                version: spec.version.clone(),
+                device_name: req.device_name.trim().to_string(),
+                status: status.to_string(),
+                last_seen_at: Some(now),
+                created_at: now,
+            })
+            .await?;
+    }
+    let runtimes = app
+        .store
+        .list_runtimes(ws.id.clone(), Some(daemon_id))
+        .await?
+        .into_iter()
+        .map(|r| Runtime {
+            id: r.id,
+            name: r.name,
+            provider: r.provider,
+            status: r.status,
+        })
+        .collect();
+    let repos = repos(&ws);
+    Ok(RegisterResponse {
+        runtimes,
+        repos_version: repos_version(&repos),
+        repos,
+        settings: Some(serde_json::json!({})),
+    })
+}
+
+/// Records a heartbeat. `Ok(None)`: the runtime does not exist (deleted).
+pub async fn beat(app: &App, runtime_id: &str) -> Result<Option<HeartbeatResponse>, StoreError> {
+    if !app
+        .store
+        .touch_runtime(runtime_id.to_string(), now_ms())
+        .await?
+    {
+        return Ok(None);
+    }
+    Ok(Some(HeartbeatResponse {
+        runtime_id: runtime_id.to_string(),
+        status: "ok".into(),
+        runtime_gone: false,
+        server_time: Some(jiff::Timestamp::now().to_string()),
+        ..Default::default()
+    }))
+}
+
+/// Loads a runtime for a daemon call: 404 `runtime not found` if it does not exist,
+/// 404 `not found` if it is in a workspace the token cannot see.
+pub async fn load_for(
+    app: &App,
+    who: &Principal,
+    runtime_id: &str,
+) -> Result<RuntimeRow, ApiError> {
+    if !super::is_uuid(runtime_id) {
+        return Err(ApiError::bad("invalid runtime_id"));
+    }
+    let rt = app
+        .store
+        .get_runtime(runtime_id.to_string())
+        .await?
+        .ok_or_else(|| ApiError::not_found("runtime not found"))?;
+    if !who.sees_workspace(&rt.workspace_id) {
+        return Err(ApiError::not_found("not found"));
+    }
+    Ok(rt)
+}
+
+/// Marks runtimes offline (daemon shutdown); foreign or unknown ids are skipped.
+pub async fn deregister(app: &App, who: &Principal, ids: &[String]) -> Result<(), ApiError> {
+    for id in ids {
+        let Ok(rt) = load_for(app, who, id).await else {
+            continue;
+        };
+        if app.store.set_runtime_offline(rt.id.clone()).await? {
+            went_offline(app, &rt.id, "runtime deregistered").await?;
+        }
+    }
+    Ok(())
+}
+
+/// After a WS close: offline unless seen since `closed_at`.
+pub async fn offline_if_unseen(
+    app: &App,
+    runtime_id: &str,
+    closed_at: i64,
+) -> Result<(), StoreError> {
+    if app
+        .store
+        .offline_if_unseen_since(runtime_id.to_string(), closed_at)
+        .await?
+    {
+        tracing::info!(
+            runtime_id,
+            "runtime offline: WS closed and no heartbeat followed"
+        );
+        went_offline(
+            app,
+            runtime_id,
+            "runtime went offline (daemon connection closed)",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Fails the in-flight tasks of a runtime that just went offline.
+pub async fn went_offline(app: &App, runtime_id: &str, why: &str) -> Result<(), StoreError> {
+    let active = app
+        .store
+        .runtime_tasks(runtime_id.to_string(), vec!["dispatched", "running"])
+        .await?;
+    for t in active {
+        task::fail_by_server(app, &t, why, "runtime_offline").await?;
+    }
+    Ok(())
+}
+
+/// Deletes a runtime (user action); its in-flight tasks fail. The daemon learns on its
+/// next heartbeat (404 `runtime not found` / `runtime_gone`) and re-registers.
+pub async fn delete(app: &App, who: &Principal, runtime_id: &str) -> Result<(), ApiError> {
+    let rt = match load_for(app, who, runtime_id).await {
+        Ok(rt) => rt,
+        Err(ApiError::NotFound(_)) => return Err(ApiError::not_found("runtime not found")),
+        Err(e) => return Err(e),
+    };
+    went_offline(app, &rt.id, "runtime was deleted").await?;
+    app.store.delete_runtime(rt.id).await?;
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! The task lifecycle: `queued → dispatched → running → completed | failed | cancelled`.
+//! Every transition is a guarded update in the store, so concurrent actors lose cleanly.
+//! Completion posts the agent's output as a comment and moves the issue to `in_review`;
+//! failure posts the error and leaves the issue assigned. A retry is a new task.
+
+use agentd_proto::{
+    CompleteRequest, FailRequest, MessagesRequest, Repo, Task, TaskAgent, UsageRequest,
+};
+
+use crate::api::error::ApiError;
+use crate::auth::{Principal, TASK_TOKEN_PREFIX, hash_token, new_token};
+use crate::service::{is_uuid, new_id, repos};
+use crate::store::{AgentRow, CommentRow, IssueRow, MessageRow, StoreError, TaskRow, Transition};
+use crate::{App, now_ms};
+
+const ACTIVE: [&str; 2] = ["dispatched", "running"];
+
+/// Queues a task for the agent on the issue and wakes the agent's runtime.
+pub async fn enqueue(
+    app: &App,
+    issue: &IssueRow,
+    agent: &AgentRow,
+    trigger_comment_id: Option<String>,
+    parent_task_id: Option<String>,
+) -> Result<TaskRow, StoreError> {
+    let task = TaskRow {
+        id: new_id(),
+        workspace_id: issue.workspace_id.clone(),
+        issue_id: issue.id.clone(),
+        agent_id: agent.id.clone(),
+        runtime_id: agent.runtime_id.clone(),
+        status: "queued".into(),
+        trigger_comment_id,
+        parent_task_id,
+        created_at: now_ms(),
+        ..Default::default()
+    };
+    app.store.insert_task(task.clone()).await?;
+    app.hub.task_available(&task.runtime_id, &task.id);
+    Ok(task)
+}
+
+/// Loads a task for a daemon or user call: 404 `task not found` when missing or in a
+/// workspace the caller cannot see.
+pub async fn load_for(app: &App, who: &Principal, task_id: &str) -> Result<TaskRow, ApiError> {
+    if !is_uuid(task_id) {
+        return Err(ApiError::bad("invalid task_id"));
+    }
+    match app.store.get_task(task_id.to_string()).await? {
+        Some(t) if who.sees_workspace(&t.workspace_id) => Ok(t),
+        _ => Err(ApiError::not_found("task not found")),
+    }
+}
+
+/// Claims the next task of the runtime (exactly-once; idempotent per `claim_key`) and
+/// builds the claim response, including a fresh task token.
+pub async fn claim(
+    app: &App,
+    runtime_id: &str,
+    claim_key: Option<String>,
+) -> Result<Option<Task>, ApiError> {
+    let now = now_ms();
+    // A claim is a sign of life.
+    app.store.touch_runtime(runtime_id.to_string(), now).await?;
+    let token = new_token(TASK_TOKEN_PREFIX);
+    let Some(row) = app
+        .store
+        .claim_task(runtime_id.to_string(), claim_key, hash_token(&token), now)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(build_claimed(app, row, token).await?))
+}
+
+async fn build_claimed(app: &App, row: TaskRow, token: String) -> Result<Task, StoreError> {
+    let agent = app.store.get_agent(row.agent_id.clone()).await?;
+    let issue = app.store.get_issue(row.issue_id.clone()).await?;
+    let repos: Vec<Repo> = match app.store.get_workspace(row.workspace_id.clone()).await? {
+        Some(ws) => repos(&ws),
+        None => Vec::new(),
+    };
+    let mut task = Task {
+        id: row.id.clone(),
+        agent_id: row.agent_id.clone(),
+        runtime_id: row.runtime_id.clone(),
+        issue_id: row.issue_id.clone(),
+        workspace_id: row.workspace_id.clone(),
+        repos,
+        task_token: token,
+        ..Default::default()
+    };
+    if let Some(a) = agent {
+        task.agent = TaskAgent {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            instructions: a.instructions.clone(),
+            skills: Vec::new(),
+            custom_env: serde_json::from_str(&a.custom_env).unwrap_or_default(),
+            custom_args: serde_json::from_str(&a.custom_args).unwrap_or_default(),
+            mcp_config: None,
+            model: a.model.clone(),
+        };
+    }
+    if let Some(i) = issue {
+        task.issue_title = i.title;
+        task.issue_description = i.description;
+    }
+    if let Some(cid) = &row.trigger_comment_id
+        && let Some(c) = app.store.get_comment(cid.clone()).await?
+    {
+        task.trigger_comment_id = c.id;
+        task.trigger_comment_content = c.body;
+        task.trigger_author_type = c.author_type;
+        task.trigger_author_name = c.author_name;
+    }
+    // Resume from the newest earlier run of this agent on this issue that left a session
+    // (same runtime only: a session lives on one machine).
+    let prior = app.store.list_issue_tasks(row.issue_id.clone()).await?;
+    if let Some(p) = prior.iter().rev().find(|p| {
+        p.id != row.id
+            && p.agent_id == row.agent_id
+            && p.runtime_id == row.runtime_id
+            && (p.status == "completed" || p.status == "failed")
+            && p.session_id.is_some()
+    }) {
+        task.prior_session_id = p.session_id.clone().unwrap_or_default();
+        task.prior_work_dir = p.work_dir.clone().unwrap_or_default();
+    }
+    Ok(task)
+}
+
+pub async fn start(app: &App, task: &TaskRow) -> Result<(), ApiError> {
+    let moved = app
+        .store
+        .transition_task(Transition {
+            task_id: task.id.clone(),
+            from: vec!["dispatched"],
+            to: "running",
+            now: now_ms(),
+            ..Default::default()
+        })
+        .await?;
+    if moved.is_some() || task.status == "running" {
+        return Ok(());
+    }
+    let current = app.store.get_task(task.id.clone()).await?;
+    match current.map(|t| t.status) {
+        Some(s) if s == "running" => Ok(()),
+        Some(s) => Err(ApiError::Conflict(format!("task is {s}, cannot start"))),
+        None => Err(ApiError::not_found("task not found")),
+    }
+}
+
+async fn agent_name(app: &App, agent_id: &str) -> Result<String, StoreError> {
+    Ok(app
+        .store
+        .get_agent(agent_id.to_string())
+        .await?
+        .map(|a| a.name)
+        .unwrap_or_else(|| "agent".into()))
+}
+
+fn comment(task: &TaskRow, author_type: &str, author_name: String, body: String) -> CommentRow {
+    CommentRow {
+        id: new_id(),
+        issue_id: task.issue_id.clone(),
+        author_type: author_type.into(),
+        author_id: task.agent_id.clone(),
+        author_name,
+        body,
+        created_at: now_ms(),
+    }
+}
+
+/// Completes a task; a no-op on a task that is no longer active.
+pub async fn complete(app: &App, task: &TaskRow, req: CompleteRequest) -> Result<(), ApiError> {
+    let name = agent_name(app, &task.agent_id).await?;
+    let body = if req.output.trim().is_empty() {
+        "(the agent finished without output)".to_string()
+    } else {
+        req.output.clone()
+    };
+    let issue_status = match app.store.get_issue(task.issue_id.clone()).await? {
+        Some(i) if i.status == "done" || i.status == "cancelled" => None,
+        _ => Some("in_review".to_string()),
+    };
+    app.store
+        .transition_task(Transition {
+            task_id: task.id.clone(),
+            from: ACTIVE.to_vec(),
+            to: "completed",
+            output: Some(req.output),
+            session_id: req.session_id,
+            work_dir: req.work_dir,
+            comment: Some(comment(task, "agent", name, body)),
+            issue_status,
+            now: now_ms(),
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}
+
+/// Fails a task as the daemon reported; a no-op on a task that is no longer active.
+pub async fn fail(app: &App, task: &TaskRow, req: FailRequest) -> Result<(), ApiError> {
+    let reason = req
+        .failure_reason
+        .and_then(|r| serde_json::to_value(r).ok())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "agent_error".into());
+    fail_inner(app, task, req.error, reason, req.session_id, req.work_dir).await?;
+    Ok(())
+}
+
+/// Fails a task on the server's own initiative (runtime offline, orphaned, deleted).
+pub async fn fail_by_server(
+    app: &App,
+    task: &TaskRow,
+    error: &str,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    fail_inner(app, task, error.into(), reason.into(), None, None).await
+}
+
+async fn fail_inner(
+    app: &App,
+    task: &TaskRow,
+    error: String,
+    reason: String,
+    session_id: Option<String>,
+    work_dir: Option<String>,
+) -> Result<bool, StoreError> {
+    let name = agent_name(app, &task.agent_id).await?;
+    let body = format!("Task {} failed ({reason}): {error}", task.id);
+    let moved = app
+        .store
+        .transition_task(Transition {
+            task_id: task.id.clone(),
+            from: ACTIVE.to_vec(),
+            to: "failed",
+            error: Some(error),
+            failure_reason: Some(reason),
+            session_id,
+            work_dir,
+            comment: Some(comment(task, "system", name, body)),
+            now: now_ms(),
+            ..Default::default()
+        })
+        .await?;
+    Ok(moved.is_some())
+}
+
+/// Cancels a queued or in-flight task and pushes `daemon:task_cancelled` to its runtime.
+/// Returns whether it was active.
+pub async fn cancel(app: &App, task: &TaskRow, why: &str) -> Result<bool, StoreError> {
+    let moved = app
+        .store
+        .transition_task(Transition {
+            task_id: task.id.clone(),
+            from: vec!["queued", "dispatched", "running"],
+            to: "cancelled",
+            error: Some(why.to_string()),
+            failure_reason: Some("cancelled".into()),
+            now: now_ms(),
+            ..Default::default()
+        })
+        .await?;
+    if moved.is_some() {
+        app.hub.task_cancelled(&task.runtime_id, &task.id);
+    }
+    Ok(moved.is_some())
+}
+
+/// Cancels every active task of an issue.
+pub async fn cancel_issue_tasks(app: &App, issue_id: &str, why: &str) -> Result<(), StoreError> {
+    for t in app.store.list_issue_tasks(issue_id.to_string()).await? {
+        if matches!(t.status.as_str(), "queued" | "dispatched" | "running") {
+            cancel(app, &t, why).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A new task for the same agent and issue (on the agent's current runtime).
+pub async fn retry(app: &App, task: &TaskRow) -> Result<TaskRow, ApiError> {
+    if !matches!(task.status.as_str(), "failed" | "cancelled") {
+        return Err(ApiError::Conflict(format!(
+            "task is {}; only failed or cancelled tasks can be retried",
+            task.status
+        )));
+    }
+    let issue = app
+        .store
+        .get_issue(task.issue_id.clone())
+        .await?
+        .ok_or_else(|| ApiError::not_found("issue not found"))?;
+    let agent = app
+        .store
+        .get_agent(task.agent_id.clone())
+        .await?
+        .ok_or_else(|| ApiError::not_found("agent not found"))?;
+    Ok(enqueue(
+        app,
+        &issue,
+        &agent,
+        task.trigger_comment_id.clone(),
+        Some(task.id.clone()),
+    )
+    .await?)
+}
+
+/// Fails every task this runtime held in flight before its daemon restarted.
+pub async fn recover_orphans(app: &App, runtime_id: &str) -> Result<i64, StoreError> {
+    let mut n = 0;
+    for t in app
+        .store
+        .runtime_tasks(runtime_id.to_string(), ACTIVE.to_vec())
+        .await?
+    {
+        if fail_by_server(
+            app,
+            &t,
+            "daemon restarted while the task was in flight",
+            "orphaned",
+        )
+        .await?
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+pub async fn add_messages(app: &App, task: &TaskRow, req: MessagesRequest) -> Result<(), ApiError> {
+    let now = now_ms();
+    let rows = req
+        .messages
+        .into_iter()
+        .map(|m| MessageRow {
+            task_id: task.id.clone(),
+            seq: m.seq,
+            kind: m.kind.as_str().to_string(),
+            tool: m.tool,
+            content: m.content,
+            input: m.input.map(|v| v.to_string()),
+            output: m.output,
+            created_at: now,
+        })
+        .collect();
+    app.store.upsert_messages(rows).await?;
+    Ok(())
+}
+
+pub async fn add_usage(app: &App, task: &TaskRow, req: UsageRequest) -> Result<(), ApiError> {
+    app.store.upsert_usage(task.id.clone(), req.usage).await?;
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! Persistence: the [`Store`] trait the services call, and the row types it returns.
+//! Only `store/` knows which SQL engine is in use ([`sqlite`] today; PostgreSQL later
+//! implements the same trait). Ids are TEXT uuids, timestamps INTEGER unix millis taken
+//! from the server's clock by the caller, so the store never reads a clock itself.
+
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use agentd_proto::UsageEntry;
+
+pub use sqlite::SqliteStore;
+
+/// A boxed store future (the trait is used as `Arc<dyn Store>`).
+pub type StoreFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WorkspaceRow {
+    pub id: String,
+    pub name: String,
+    pub repos: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub is_admin: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RuntimeRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub daemon_id: String,
+    pub provider: String,
+    pub name: String,
+    pub version: String,
+    pub device_name: String,
+    pub status: String,
+    pub last_seen_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AgentRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub runtime_id: String,
+    pub name: String,
+    pub instructions: String,
+    pub model: String,
+    /// JSON array of strings.
+    pub custom_args: String,
+    /// JSON object of strings.
+    pub custom_env: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IssueRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub title: String,
+    pub description: String,
+    pub status: String,
+    pub assignee_agent_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CommentRow {
+    pub id: String,
+    pub issue_id: String,
+    /// `member`, `agent` or `system`.
+    pub author_type: String,
+    pub author_id: String,
+    pub author_name: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct TaskRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub issue_id: String,
+    pub agent_id: String,
+    pub runtime_id: String,
+    pub status: String,
+    pub claim_key: Option<String>,
+    pub trigger_comment_id: Option<String>,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub failure_reason: Option<String>,
+    pub session_id: Option<String>,
+    pub work_dir: Option<String>,
+    pub parent_task_id: Option<String>,
+    pub created_at: i64,
+    pub dispatched_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub task_id: String,
+    pub seq: i64,
+    pub kind: String,
+    pub tool: Option<String>,
+    pub content: Option<String>,
+    /// JSON text.
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub created_at: i64,
+}
+
+/// A guarded status transition of a task, applied with its side effects in one write
+/// transaction: it happens only if the task is currently in one of `from`.
+#[derive(Debug, Clone, Default)]
+pub struct Transition {
+    pub task_id: String,
+    pub from: Vec<&'static str>,
+    pub to: &'static str,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub failure_reason: Option<String>,
+    pub session_id: Option<String>,
+    pub work_dir: Option<String>,
+    /// Posted on the task's issue when the transition happens.
+    pub comment: Option<CommentRow>,
+    /// The issue moves to this status when the transition happens.
+    pub issue_status: Option<String>,
+    pub now: i64,
+}
+
+/// Everything the services need from persistence. Every write is atomic on its own.
+pub trait Store: Send + Sync + 'static {
+    // Workspaces and tokens.
+    fn create_workspace(&self, ws: WorkspaceRow, grant_token: Option<String>) -> StoreFut<'_, ()>;
+    fn get_workspace(&self, id: String) -> StoreFut<'_, Option<WorkspaceRow>>;
+    /// `None` lists all workspaces.
+    fn list_workspaces(&self, ids: Option<Vec<String>>) -> StoreFut<'_, Vec<WorkspaceRow>>;
+    fn create_token(
+        &self,
+        token: TokenRow,
+        hash: String,
+        workspace_ids: Vec<String>,
+    ) -> StoreFut<'_, ()>;
+    fn find_token(&self, hash: String) -> StoreFut<'_, Option<(TokenRow, Vec<String>)>>;
+
+    // Runtimes.
+    /// Upserts on (workspace, daemon_id, provider): a surviving row keeps its id.
+    fn upsert_runtime(&self, rt: RuntimeRow) -> StoreFut<'_, RuntimeRow>;
+    fn get_runtime(&self, id: String) -> StoreFut<'_, Option<RuntimeRow>>;
+    fn list_runtimes(
+        &self,
+        workspace_id: String,
+        daemon_id: Option<String>,
+    ) -> StoreFut<'_, Vec<RuntimeRow>>;
+    fn delete_runtime(&self, id: String) -> StoreFut<'_, bool>;
+    /// Marks the runtime online with `last_seen_at = now`; false if it does not exist.
+    fn touch_runtime(&self, id: String, now: i64) -> StoreFut<'_, bool>;
+    fn set_runtime_offline(&self, id: String) -> StoreFut<'_, bool>;
+    /// Flips to offline every online runtime last seen before `cutoff`; returns them.
+    fn offline_stale_runtimes(&self, cutoff: i64) -> StoreFut<'_, Vec<RuntimeRow>>;
+    /// Flips one runtime offline if it was not seen since `since`; true if it flipped.
+    fn offline_if_unseen_since(&self, id: String, since: i64) -> StoreFut<'_, bool>;
+
+    // Agents.
+    fn create_agent(&self, agent: AgentRow) -> StoreFut<'_, ()>;
+    fn get_agent(&self, id: String) -> StoreFut<'_, Option<AgentRow>>;
+    fn list_agents(&self, workspace_id: String) -> StoreFut<'_, Vec<AgentRow>>;
+
+    // Issues and comments.
+    fn create_issue(&self, issue: IssueRow) -> StoreFut<'_, ()>;
+    fn get_issue(&self, id: String) -> StoreFut<'_, Option<IssueRow>>;
+    fn list_issues(&self, workspace_ids: Option<Vec<String>>) -> StoreFut<'_, Vec<IssueRow>>;
+    fn update_issue(&self, issue: IssueRow) -> StoreFut<'_, ()>;
+    fn add_comment(&self, comment: CommentRow) -> StoreFut<'_, ()>;
+    fn get_comment(&self, id: String) -> StoreFut<'_, Option<CommentRow>>;
+    fn list_comments(&self, issue_id: String) -> StoreFut<'_, Vec<CommentRow>>;
+
+    // Tasks.
+    fn insert_task(&self, task: TaskRow) -> StoreFut<'_, ()>;
+    fn get_task(&self, id: String) -> StoreFut<'_, Option<TaskRow>>;
+    fn list_issue_tasks(&self, issue_id: String) -> StoreFut<'_, Vec<TaskRow>>;
+    /// Tasks in one of `statuses` for this runtime.
+    fn runtime_tasks(
+        &self,
+        runtime_id: String,
+        statuses: Vec<&'static str>,
+    ) -> StoreFut<'_, Vec<TaskRow>>;
+    /// Hands the oldest claimable queued task of this runtime to the caller, atomically.
+    /// With a `claim_key`, a task already claimed by this runtime under that key (and still
+    /// dispatched or running) is returned again instead. `token_hash` becomes the task's
+    /// token hash (rotated on a replay, since only the hash is stored).
+    fn claim_task(
+        &self,
+        runtime_id: String,
+        claim_key: Option<String>,
+        token_hash: String,
+        now: i64,
+    ) -> StoreFut<'_, Option<TaskRow>>;
+    /// The active (dispatched or running) task holding this token hash.
+    fn find_task_by_token(&self, hash: String) -> StoreFut<'_, Option<TaskRow>>;
+    /// Applies a guarded transition; the new row if it happened, `None` if not.
+    fn transition_task(&self, t: Transition) -> StoreFut<'_, Option<TaskRow>>;
+    fn pin_session(
+        &self,
+        task_id: String,
+        session_id: Option<String>,
+        work_dir: Option<String>,
+    ) -> StoreFut<'_, ()>;
+    /// Upserts on (task, seq): a replayed batch changes nothing.
+    fn upsert_messages(&self, messages: Vec<MessageRow>) -> StoreFut<'_, ()>;
+    fn list_messages(
+        &self,
+        task_id: String,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreFut<'_, Vec<MessageRow>>;
+    /// Replaces the counters per (task, provider, model).
+    fn upsert_usage(&self, task_id: String, usage: Vec<UsageEntry>) -> StoreFut<'_, ()>;
+}
