@@ -1,0 +1,233 @@
+//! Test support: start the real server on 127.0.0.1:0 with a temp data dir and drive it
+//! over HTTP and WebSocket.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use agentd_server::ServerConfig;
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+
+pub struct Srv {
+    pub url: String,
+    pub admin: String,
+    pub dir: tempfile::TempDir,
+    pub shutdown: CancellationToken,
+    pub handle: tokio::task::JoinHandle<Result<(), agentd_server::ServerError>>,
+    pub http: reqwest::Client,
+}
+
+pub async fn start() -> Srv {
+    start_in(tempfile::tempdir().unwrap(), |_| {}).await
+}
+
+pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut ServerConfig)) -> Srv {
+    let admin = agentd_server::bootstrap(dir.path()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = ServerConfig::new(dir.path());
+    tweak(&mut config);
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(agentd_server::serve(listener, config, shutdown.clone()));
+    Srv {
+        url,
+        admin,
+        dir,
+        shutdown,
+        handle,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Srv {
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        self.handle.await.unwrap().unwrap();
+        self.dir
+    }
+
+    pub async fn req(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self
+            .http
+            .request(method, format!("{}{}", self.url, path))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, v)
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        self.req(reqwest::Method::GET, token, path, None).await
+    }
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.req(reqwest::Method::POST, token, path, Some(body))
+            .await
+    }
+    pub async fn patch(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.req(reqwest::Method::PATCH, token, path, Some(body))
+            .await
+    }
+    pub async fn delete(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        self.req(reqwest::Method::DELETE, token, path, None).await
+    }
+
+    /// A workspace, a member token scoped to it, one registered `claude` runtime of
+    /// daemon `d1` and an agent on it.
+    pub async fn fixture(&self, name: &str) -> Fx {
+        let (s, ws) = self
+            .post(&self.admin, "/api/v1/workspaces", json!({"name": name}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{ws}");
+        let ws = ws["id"].as_str().unwrap().to_string();
+        let (s, tok) = self
+            .post(
+                &self.admin,
+                "/api/v1/tokens",
+                json!({"name": "daemon", "workspace_ids": [ws]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{tok}");
+        let token = tok["token"].as_str().unwrap().to_string();
+        let reg = self.register(&token, &ws, "d1", &["claude"]).await;
+        let runtime = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
+        let (s, agent) = self
+            .post(
+                &token,
+                &format!("/api/v1/workspaces/{ws}/agents"),
+                json!({"name": "bot", "runtime_id": runtime, "instructions": "be nice"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{agent}");
+        Fx {
+            ws,
+            token,
+            runtime,
+            agent: agent["id"].as_str().unwrap().to_string(),
+        }
+    }
+
+    pub async fn register(&self, token: &str, ws: &str, daemon: &str, providers: &[&str]) -> Value {
+        let runtimes: Vec<Value> = providers
+            .iter()
+            .map(|p| json!({"name": format!("{p} (box)"), "type": p, "version": "1.0", "status": "online"}))
+            .collect();
+        let (s, v) = self
+            .post(
+                token,
+                "/api/daemon/register",
+                json!({"workspace_id": ws, "daemon_id": daemon, "device_name": "box", "runtimes": runtimes}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// Creates an issue assigned to the fixture's agent; returns the issue id.
+    pub async fn assigned_issue(&self, fx: &Fx, title: &str) -> String {
+        let (s, v) = self
+            .post(
+                &fx.token,
+                &format!("/api/v1/workspaces/{}/issues", fx.ws),
+                json!({"title": title, "description": "do it", "assignee_agent_id": fx.agent}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn claim(&self, fx: &Fx, key: Option<&str>) -> Value {
+        let mut r = self
+            .http
+            .post(format!(
+                "{}/api/daemon/runtimes/{}/tasks/claim",
+                self.url, fx.runtime
+            ))
+            .bearer_auth(&fx.token)
+            .json(&json!({}));
+        if let Some(k) = key {
+            r = r.header("Idempotency-Key", k);
+        }
+        let resp = r.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json::<Value>().await.unwrap()["task"].clone()
+    }
+
+    pub async fn ws(&self, token: &str, runtime_ids: &[&str]) -> Ws {
+        let url = format!(
+            "{}/api/daemon/ws?runtime_ids={}",
+            self.url.replace("http://", "ws://"),
+            runtime_ids.join(",")
+        );
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        ws
+    }
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text frame of `kind` within `within`, skipping others.
+pub async fn next_frame(ws: &mut Ws, kind: &str, within: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} frame within {within:?}"))
+            .expect("ws closed")
+            .expect("ws error");
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["type"] == kind {
+                return v["payload"].clone();
+            }
+        }
+    }
+}
+
+pub struct Fx {
+    pub ws: String,
+    pub token: String,
+    pub runtime: String,
+    pub agent: String,
+}
+
+/// Polls `f` until it returns Some, at most `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

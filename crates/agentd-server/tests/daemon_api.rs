@@ -1,0 +1,449 @@
+//! The daemon API against the real server: register upsert, heartbeat 404, WS acks and
+//! pushes, idempotent claim, messages, complete/fail side effects, offline handling.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::SinkExt;
+use pretty_assertions::assert_eq;
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+fn ids(reg: &serde_json::Value) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = reg["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["provider"].as_str().unwrap().to_string(),
+                r["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn register_upserts_by_workspace_daemon_and_provider() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    let first = ids(&srv
+        .register(&fx.token, &fx.ws, "d2", &["claude", "codex"])
+        .await);
+    assert_eq!(first.len(), 2);
+    let again = ids(&srv
+        .register(&fx.token, &fx.ws, "d2", &["claude", "codex"])
+        .await);
+    assert_eq!(first, again, "a surviving provider keeps its id");
+
+    let (claude_id, codex_id) = (first[0].1.clone(), first[1].1.clone());
+    let (s, _) = srv
+        .delete(&fx.token, &format!("/api/v1/runtimes/{claude_id}"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let after = ids(&srv
+        .register(&fx.token, &fx.ws, "d2", &["claude", "codex"])
+        .await);
+    assert_eq!(after[1].1, codex_id);
+    assert_ne!(after[0].1, claude_id, "a deleted provider gets a fresh id");
+    // The response covers this daemon's runtimes only (d1's runtime is not in it).
+    assert!(!after.iter().any(|(_, id)| *id == fx.runtime));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn heartbeat_answers_404_runtime_not_found_after_delete() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    let (s, v) = srv
+        .post(
+            &fx.token,
+            "/api/daemon/heartbeat",
+            json!({"runtime_id": fx.runtime}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["status"], "ok");
+    assert!(
+        v["server_time"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .is_ok()
+    );
+
+    let (s, _) = srv
+        .delete(&fx.token, &format!("/api/v1/runtimes/{}", fx.runtime))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = srv
+        .post(
+            &fx.token,
+            "/api/daemon/heartbeat",
+            json!({"runtime_id": fx.runtime}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(
+        v["error"].as_str().unwrap().contains("runtime not found"),
+        "{v}"
+    );
+    // Claim on a deleted runtime: same signal.
+    let (s, v) = srv
+        .post(
+            &fx.token,
+            &format!("/api/daemon/runtimes/{}/tasks/claim", fx.runtime),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(v["error"].as_str().unwrap().contains("runtime not found"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn ws_heartbeat_ack_and_runtime_gone() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    let mut ws = srv.ws(&fx.token, &[&fx.runtime]).await;
+    let beat = json!({"type": "daemon:heartbeat", "payload": {"runtime_id": fx.runtime}});
+    ws.send(Message::Text(beat.to_string().into()))
+        .await
+        .unwrap();
+    let ack = next_frame(&mut ws, "daemon:heartbeat_ack", Duration::from_secs(5)).await;
+    assert_eq!(ack["runtime_id"], fx.runtime.as_str());
+    assert_eq!(ack["status"], "ok");
+    assert_eq!(ack["runtime_gone"], false);
+
+    srv.delete(&fx.token, &format!("/api/v1/runtimes/{}", fx.runtime))
+        .await;
+    ws.send(Message::Text(beat.to_string().into()))
+        .await
+        .unwrap();
+    let ack = next_frame(&mut ws, "daemon:heartbeat_ack", Duration::from_secs(5)).await;
+    assert_eq!(ack["runtime_gone"], true);
+    assert_eq!(ack["status"], "runtime_gone");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn task_available_is_pushed_within_a_second_of_queuing() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    let mut ws = srv.ws(&fx.token, &[&fx.runtime]).await;
+    // A heartbeat round-trip proves the connection is registered before we queue.
+    let beat = json!({"type": "daemon:heartbeat", "payload": {"runtime_id": fx.runtime}});
+    ws.send(Message::Text(beat.to_string().into()))
+        .await
+        .unwrap();
+    next_frame(&mut ws, "daemon:heartbeat_ack", Duration::from_secs(5)).await;
+
+    let issue = srv.assigned_issue(&fx, "push me").await;
+    let p = next_frame(&mut ws, "daemon:task_available", Duration::from_secs(1)).await;
+    assert_eq!(p["runtime_id"], fx.runtime.as_str());
+    let (_, detail) = srv.get(&fx.token, &format!("/api/v1/issues/{issue}")).await;
+    assert_eq!(p["task_id"], detail["tasks"][0]["id"]);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn cancellation_is_pushed_and_visible_in_status() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    let mut ws = srv.ws(&fx.token, &[&fx.runtime]).await;
+    srv.assigned_issue(&fx, "cancel me").await;
+    next_frame(&mut ws, "daemon:task_available", Duration::from_secs(5)).await;
+    let task = srv.claim(&fx, None).await;
+    let tid = task["id"].as_str().unwrap().to_string();
+    let (s, _) = srv
+        .post(
+            &fx.token,
+            &format!("/api/daemon/tasks/{tid}/start"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (s, v) = srv
+        .post(&fx.token, &format!("/api/v1/tasks/{tid}/cancel"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["status"], "cancelled");
+    let p = next_frame(&mut ws, "daemon:task_cancelled", Duration::from_secs(1)).await;
+    assert_eq!(p["task_id"], tid.as_str());
+    assert_eq!(p["runtime_id"], fx.runtime.as_str());
+    let (_, st) = srv
+        .get(&fx.token, &format!("/api/daemon/tasks/{tid}/status"))
+        .await;
+    assert_eq!(st["status"], "cancelled");
+    // A late complete from the daemon changes nothing.
+    let (s, _) = srv
+        .post(
+            &fx.token,
+            &format!("/api/daemon/tasks/{tid}/complete"),
+            json!({"output": "late"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, st) = srv
+        .get(&fx.token, &format!("/api/daemon/tasks/{tid}/status"))
+        .await;
+    assert_eq!(st["status"], "cancelled");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn claim_is_idempotent_per_key() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    srv.assigned_issue(&fx, "one").await;
+    srv.assigned_issue(&fx, "two").await;
+    let a = srv.claim(&fx, Some("key-1")).await;
+    let a2 = srv.claim(&fx, Some("key-1")).await;
+    assert_eq!(a["id"], a2["id"], "a retried claim returns the same task");
+    assert_eq!(a["issue_title"], "one");
+    assert_eq!(a["agent"]["instructions"], "be nice");
+    assert!(a2["task_token"].as_str().unwrap().starts_with("agt_"));
+    let b = srv.claim(&fx, Some("key-2")).await;
+    assert_ne!(a["id"], b["id"]);
+    assert!(srv.claim(&fx, Some("key-3")).await.is_null());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn messages_are_idempotent_on_seq() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    srv.assigned_issue(&fx, "talk").await;
+    let tid = srv.claim(&fx, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/daemon/tasks/{tid}/messages");
+    let batch1 = json!({"messages": [
+        {"seq": 1, "type": "text", "content": "hello"},
+        {"seq": 2, "type": "tool_use", "tool": "bash", "input": {"cmd": "ls"}}]});
+    let batch2 = json!({"messages": [
+        {"seq": 2, "type": "tool_use", "tool": "bash", "input": {"cmd": "ls"}},
+        {"seq": 3, "type": "tool_result", "output": "a b"}]});
+    assert_eq!(
+        srv.post(&fx.token, &path, batch1.clone()).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(srv.post(&fx.token, &path, batch1).await.0, StatusCode::OK);
+    assert_eq!(srv.post(&fx.token, &path, batch2).await.0, StatusCode::OK);
+    let (_, page) = srv
+        .get(&fx.token, &format!("/api/v1/tasks/{tid}/messages"))
+        .await;
+    let seqs: Vec<i64> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    assert_eq!(page["messages"][1]["input"]["cmd"], "ls");
+    let (_, page) = srv
+        .get(
+            &fx.token,
+            &format!("/api/v1/tasks/{tid}/messages?after_seq=2"),
+        )
+        .await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 1);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn complete_posts_output_and_moves_issue_to_in_review() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    let issue = srv.assigned_issue(&fx, "finish").await;
+    let tid = srv.claim(&fx, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    srv.post(
+        &fx.token,
+        &format!("/api/daemon/tasks/{tid}/start"),
+        json!({}),
+    )
+    .await;
+    let (s, _) = srv
+        .post(
+            &fx.token,
+            &format!("/api/daemon/tasks/{tid}/usage"),
+            json!({"usage": [{"provider": "anthropic", "model": "m", "input_tokens": 5}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = srv
+        .post(
+            &fx.token,
+            &format!("/api/daemon/tasks/{tid}/complete"),
+            json!({"output": "All done: fixed it.", "session_id": "sess-1"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, d) = srv.get(&fx.token, &format!("/api/v1/issues/{issue}")).await;
+    assert_eq!(d["issue"]["status"], "in_review");
+    assert_eq!(d["tasks"][0]["status"], "completed");
+    let c = &d["comments"][0];
+    assert_eq!(c["body"], "All done: fixed it.");
+    assert_eq!(c["author_type"], "agent");
+    assert_eq!(c["author_id"], fx.agent.as_str());
+
+    // A member comment queues a follow-up that resumes the session.
+    let (s, _) = srv
+        .post(
+            &fx.token,
+            &format!("/api/v1/issues/{issue}/comments"),
+            json!({"body": "one more thing"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let next = srv.claim(&fx, None).await;
+    assert_eq!(next["trigger_comment_content"], "one more thing");
+    assert_eq!(next["trigger_author_type"], "member");
+    assert_eq!(next["prior_session_id"], "sess-1");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn fail_posts_the_error_and_keeps_the_issue_assigned_and_retry_makes_a_new_task() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    let issue = srv.assigned_issue(&fx, "break").await;
+    let tid = srv.claim(&fx, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = srv
+        .post(
+            &fx.token,
+            &format!("/api/daemon/tasks/{tid}/fail"),
+            json!({"error": "model exploded", "failure_reason": "agent_error"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, d) = srv.get(&fx.token, &format!("/api/v1/issues/{issue}")).await;
+    assert_eq!(d["issue"]["assignee_agent_id"], fx.agent.as_str());
+    assert_eq!(d["issue"]["status"], "todo");
+    assert_eq!(d["tasks"][0]["status"], "failed");
+    let body = d["comments"][0]["body"].as_str().unwrap();
+    assert!(body.contains("model exploded"), "{body}");
+    assert_eq!(d["comments"][0]["author_type"], "system");
+
+    let (s, t2) = srv
+        .post(&fx.token, &format!("/api/v1/tasks/{tid}/retry"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(t2["status"], "queued");
+    assert_eq!(t2["parent_task_id"], tid.as_str());
+    assert_eq!(srv.claim(&fx, None).await["id"], t2["id"]);
+    let (s, _) = srv
+        .post(
+            &fx.token,
+            &format!("/api/v1/tasks/{}/retry", t2["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "an active task cannot be retried");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn recover_orphans_fails_in_flight_tasks() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    srv.assigned_issue(&fx, "orphan").await;
+    let tid = srv.claim(&fx, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = srv
+        .post(
+            &fx.token,
+            &format!("/api/daemon/runtimes/{}/recover-orphans", fx.runtime),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["failed"], 1);
+    let (_, st) = srv
+        .get(&fx.token, &format!("/api/daemon/tasks/{tid}/status"))
+        .await;
+    assert_eq!(st["status"], "failed");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn silent_runtime_goes_offline_and_its_task_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_in(dir, |c| {
+        c.offline_after = Duration::from_millis(300);
+        c.sweep_interval = Duration::from_millis(50);
+    })
+    .await;
+    let fx = srv.fixture("w").await;
+    srv.assigned_issue(&fx, "abandoned").await;
+    let tid = srv.claim(&fx, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (t, rt) = (fx.token.clone(), fx.runtime.clone());
+    eventually(Duration::from_secs(10), || async {
+        let (_, v) = srv
+            .get(&t, &format!("/api/v1/workspaces/{}/runtimes", fx.ws))
+            .await;
+        let r = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == rt.as_str())
+            .cloned()?;
+        (r["status"] == "offline").then_some(())
+    })
+    .await;
+    let (_, st) = srv
+        .get(&fx.token, &format!("/api/daemon/tasks/{tid}/status"))
+        .await;
+    assert_eq!(st["status"], "failed");
+    // A heartbeat brings it back online.
+    let (s, _) = srv
+        .post(
+            &fx.token,
+            "/api/daemon/heartbeat",
+            json!({"runtime_id": fx.runtime}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn closed_ws_without_heartbeat_marks_runtime_offline_after_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_in(dir, |c| c.ws_close_grace = Duration::from_millis(200)).await;
+    let fx = srv.fixture("w").await;
+    let mut ws = srv.ws(&fx.token, &[&fx.runtime]).await;
+    let beat = json!({"type": "daemon:heartbeat", "payload": {"runtime_id": fx.runtime}});
+    ws.send(Message::Text(beat.to_string().into()))
+        .await
+        .unwrap();
+    next_frame(&mut ws, "daemon:heartbeat_ack", Duration::from_secs(5)).await;
+    ws.close(None).await.unwrap();
+    drop(ws);
+    eventually(Duration::from_secs(10), || async {
+        let (_, v) = srv
+            .get(&fx.token, &format!("/api/v1/workspaces/{}/runtimes", fx.ws))
+            .await;
+        (v[0]["status"] == "offline").then_some(())
+    })
+    .await;
+    srv.stop().await;
+}
