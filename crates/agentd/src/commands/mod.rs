@@ -1,9 +1,447 @@
-//! User-facing commands (server, up, workspace, …).
+//! User-facing commands: `server`, `up`, and the HTTP clients `workspace`, `token`,
+//! `runtime`, `agent`, `issue`, `task`. Every client command takes `--server-url`
+//! (`AGENTD_SERVER_URL`), `--token` (`AGENTD_TOKEN`) and `--json`.
+
+mod client;
+mod server;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-#[derive(clap::Subcommand, Debug)]
-pub enum Command {}
+use client::{Client, ClientArgs, s};
 
-pub async fn run(cmd: Command, _shutdown: CancellationToken) -> anyhow::Result<()> {
-    match cmd {}
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Run the control-plane server.
+    Server(server::ServerArgs),
+    /// Run a server and a daemon in one process for this machine.
+    Up(server::UpArgs),
+    /// Workspaces.
+    Workspace(Group<WorkspaceCmd>),
+    /// API tokens.
+    Token(Group<TokenCmd>),
+    /// Runtimes (agent CLIs registered by daemons).
+    Runtime(Group<RuntimeCmd>),
+    /// Agents.
+    Agent(Group<AgentCmd>),
+    /// Issues and comments.
+    Issue(Group<IssueCmd>),
+    /// Tasks (runs of an agent on an issue).
+    Task(Group<TaskCmd>),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Group<C: clap::Subcommand> {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    cmd: C,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum WorkspaceCmd {
+    /// Create a workspace.
+    Create {
+        name: String,
+        /// A repository URL tasks may check out (repeatable).
+        #[arg(long = "repo")]
+        repos: Vec<String>,
+    },
+    /// List the workspaces the token can see.
+    List,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create a token scoped to a workspace; it is printed once.
+    Create {
+        #[arg(long)]
+        workspace: Vec<String>,
+        #[arg(long, default_value = "token")]
+        name: String,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum RuntimeCmd {
+    List {
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Delete a runtime; its daemon re-registers it under a new id.
+    Delete { id: String },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AgentCmd {
+    Create {
+        name: String,
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        runtime: String,
+        #[arg(long, default_value = "")]
+        instructions: String,
+        #[arg(long, default_value = "")]
+        model: String,
+        /// Extra CLI argument for the agent (repeatable).
+        #[arg(long = "arg", allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// Extra environment variable KEY=VALUE (repeatable).
+        #[arg(long = "env")]
+        env: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        workspace: String,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum IssueCmd {
+    Create {
+        title: String,
+        #[arg(long)]
+        workspace: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Agent id to assign (queues a task).
+        #[arg(long)]
+        assign: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Status, tasks and comments of an issue.
+    Show {
+        id: String,
+    },
+    Comment {
+        id: String,
+        text: String,
+    },
+    /// Set the status: backlog, todo, in_progress, in_review, done, cancelled.
+    Status {
+        id: String,
+        status: String,
+    },
+    /// Assign to an agent (cancels the previous agent's tasks, queues one).
+    Assign {
+        id: String,
+        agent: String,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum TaskCmd {
+    Show {
+        id: String,
+    },
+    /// Print a task's transcript; `--follow` keeps printing until the task ends.
+    Logs {
+        id: String,
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long, default_value_t = 0)]
+        after_seq: i64,
+    },
+    Cancel {
+        id: String,
+    },
+    /// Queue a new run of a failed or cancelled task.
+    Retry {
+        id: String,
+    },
+}
+
+pub async fn run(cmd: Command, shutdown: CancellationToken) -> anyhow::Result<()> {
+    match cmd {
+        Command::Server(a) => server::server(a, shutdown).await,
+        Command::Up(a) => server::up(a, shutdown).await,
+        Command::Workspace(g) => workspace(Client::new(&g.client)?, g.cmd).await,
+        Command::Token(g) => token(Client::new(&g.client)?, g.cmd).await,
+        Command::Runtime(g) => runtime(Client::new(&g.client)?, g.cmd).await,
+        Command::Agent(g) => agent(Client::new(&g.client)?, g.cmd).await,
+        Command::Issue(g) => issue(Client::new(&g.client)?, g.cmd).await,
+        Command::Task(g) => task(Client::new(&g.client)?, g.cmd, shutdown).await,
+    }
+}
+
+fn lines(v: &Value, f: impl Fn(&Value) -> String) -> String {
+    v.as_array()
+        .map(|a| a.iter().map(f).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default()
+}
+
+async fn workspace(c: Client, cmd: WorkspaceCmd) -> anyhow::Result<()> {
+    match cmd {
+        WorkspaceCmd::Create { name, repos } => {
+            let v = c
+                .post("/api/v1/workspaces", json!({"name": name, "repos": repos}))
+                .await?;
+            c.print(&v, |v| format!("{}\t{}", s(v, "id"), s(v, "name")));
+        }
+        WorkspaceCmd::List => {
+            let v = c.get("/api/v1/workspaces").await?;
+            c.print(&v, |v| {
+                lines(v, |w| format!("{}\t{}", s(w, "id"), s(w, "name")))
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn token(c: Client, cmd: TokenCmd) -> anyhow::Result<()> {
+    let TokenCmd::Create { workspace, name } = cmd;
+    let v = c
+        .post(
+            "/api/v1/tokens",
+            json!({"name": name, "workspace_ids": workspace}),
+        )
+        .await?;
+    c.print(&v, |v| {
+        format!(
+            "{}\n(shown once; the server keeps only its hash)",
+            s(v, "token")
+        )
+    });
+    Ok(())
+}
+
+async fn runtime(c: Client, cmd: RuntimeCmd) -> anyhow::Result<()> {
+    match cmd {
+        RuntimeCmd::List { workspace } => {
+            let v = c
+                .get(&format!("/api/v1/workspaces/{workspace}/runtimes"))
+                .await?;
+            c.print(&v, |v| {
+                lines(v, |r| {
+                    format!(
+                        "{}\t{}\t{}\t{}",
+                        s(r, "id"),
+                        s(r, "provider"),
+                        s(r, "status"),
+                        s(r, "name")
+                    )
+                })
+            });
+        }
+        RuntimeCmd::Delete { id } => {
+            let v = c.delete(&format!("/api/v1/runtimes/{id}")).await?;
+            c.print(&v, |_| format!("deleted runtime {id}"));
+        }
+    }
+    Ok(())
+}
+
+async fn agent(c: Client, cmd: AgentCmd) -> anyhow::Result<()> {
+    match cmd {
+        AgentCmd::Create {
+            name,
+            workspace,
+            runtime,
+            instructions,
+            model,
+            args,
+            env,
+        } => {
+            let mut env_map = serde_json::Map::new();
+            for kv in env {
+                let (k, v) = kv
+                    .split_once('=')
+                    .with_context(|| format!("--env {kv:?}: expected KEY=VALUE"))?;
+                env_map.insert(k.to_string(), Value::String(v.to_string()));
+            }
+            let v = c
+                .post(
+                    &format!("/api/v1/workspaces/{workspace}/agents"),
+                    json!({"name": name, "runtime_id": runtime, "instructions": instructions,
+                           "model": model, "custom_args": args, "custom_env": env_map}),
+                )
+                .await?;
+            c.print(&v, |v| format!("{}\t{}", s(v, "id"), s(v, "name")));
+        }
+        AgentCmd::List { workspace } => {
+            let v = c
+                .get(&format!("/api/v1/workspaces/{workspace}/agents"))
+                .await?;
+            c.print(&v, |v| {
+                lines(v, |a| {
+                    format!("{}\t{}\t{}", s(a, "id"), s(a, "name"), s(a, "runtime_id"))
+                })
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn issue(c: Client, cmd: IssueCmd) -> anyhow::Result<()> {
+    let one = |v: &Value| format!("{}\t{}\t{}", s(v, "id"), s(v, "status"), s(v, "title"));
+    match cmd {
+        IssueCmd::Create {
+            title,
+            workspace,
+            description,
+            assign,
+            status,
+        } => {
+            let mut body = json!({"title": title, "description": description});
+            if let Some(a) = assign {
+                body["assignee_agent_id"] = json!(a);
+            }
+            if let Some(st) = status {
+                body["status"] = json!(st);
+            }
+            let v = c
+                .post(&format!("/api/v1/workspaces/{workspace}/issues"), body)
+                .await?;
+            c.print(&v, one);
+        }
+        IssueCmd::List { workspace } => {
+            let path = match workspace {
+                Some(w) => format!("/api/v1/issues?workspace_id={w}"),
+                None => "/api/v1/issues".into(),
+            };
+            let v = c.get(&path).await?;
+            c.print(&v, |v| lines(v, one));
+        }
+        IssueCmd::Show { id } => {
+            let v = c.get(&format!("/api/v1/issues/{id}")).await?;
+            c.print(&v, |v| {
+                let i = &v["issue"];
+                let mut out = format!(
+                    "{}\n{}\nstatus: {}\nassignee: {}\n\n{}\n",
+                    s(i, "title"),
+                    s(i, "id"),
+                    s(i, "status"),
+                    s(i, "assignee_agent_id"),
+                    s(i, "description")
+                );
+                out.push_str("\ntasks:\n");
+                out.push_str(&lines(&v["tasks"], |t| {
+                    format!(
+                        "  {}\t{}\t{}",
+                        s(t, "id"),
+                        s(t, "status"),
+                        s(t, "created_at")
+                    )
+                }));
+                out.push_str("\n\ncomments:\n");
+                out.push_str(&lines(&v["comments"], |cm| {
+                    format!(
+                        "  [{} {}] {}",
+                        s(cm, "author_type"),
+                        s(cm, "author_name"),
+                        s(cm, "body")
+                    )
+                }));
+                out
+            });
+        }
+        IssueCmd::Comment { id, text } => {
+            let v = c
+                .post(
+                    &format!("/api/v1/issues/{id}/comments"),
+                    json!({"body": text}),
+                )
+                .await?;
+            c.print(&v, |v| format!("comment {}", s(v, "id")));
+        }
+        IssueCmd::Status { id, status } => {
+            let v = c
+                .patch(&format!("/api/v1/issues/{id}"), json!({"status": status}))
+                .await?;
+            c.print(&v, one);
+        }
+        IssueCmd::Assign { id, agent } => {
+            let v = c
+                .patch(
+                    &format!("/api/v1/issues/{id}"),
+                    json!({"assignee_agent_id": agent}),
+                )
+                .await?;
+            c.print(&v, one);
+        }
+    }
+    Ok(())
+}
+
+fn message_line(m: &Value) -> String {
+    let body = [s(m, "content"), s(m, "output")]
+        .into_iter()
+        .filter(|x| !x.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let tool = s(m, "tool");
+    let input = if m["input"].is_null() {
+        String::new()
+    } else {
+        m["input"].to_string()
+    };
+    format!("#{} {} {tool} {input} {body}", s(m, "seq"), s(m, "type"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn task(c: Client, cmd: TaskCmd, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let one = |v: &Value| format!("{}\t{}", s(v, "id"), s(v, "status"));
+    match cmd {
+        TaskCmd::Show { id } => {
+            let v = c.get(&format!("/api/v1/tasks/{id}")).await?;
+            c.print(&v, one);
+        }
+        TaskCmd::Cancel { id } => {
+            let v = c
+                .post(&format!("/api/v1/tasks/{id}/cancel"), json!({}))
+                .await?;
+            c.print(&v, one);
+        }
+        TaskCmd::Retry { id } => {
+            let v = c
+                .post(&format!("/api/v1/tasks/{id}/retry"), json!({}))
+                .await?;
+            c.print(&v, one);
+        }
+        TaskCmd::Logs {
+            id,
+            follow,
+            mut after_seq,
+        } => loop {
+            let page = c
+                .get(&format!(
+                    "/api/v1/tasks/{id}/messages?after_seq={after_seq}"
+                ))
+                .await?;
+            let msgs = page["messages"].as_array().cloned().unwrap_or_default();
+            for m in &msgs {
+                if c.json {
+                    println!("{m}");
+                } else {
+                    println!("{}", message_line(m));
+                }
+                after_seq = after_seq.max(m["seq"].as_i64().unwrap_or(after_seq));
+            }
+            let done = matches!(
+                page["task_status"].as_str(),
+                Some("completed" | "failed" | "cancelled")
+            );
+            if !follow || (done && msgs.is_empty()) {
+                break;
+            }
+            if msgs.is_empty() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        },
+    }
+    Ok(())
 }

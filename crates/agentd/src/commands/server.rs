@@ -1,0 +1,168 @@
+//! `agentd server` and `agentd up`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::client::{Client, ClientArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Address to listen on (`127.0.0.1:0` picks a free port; the URL is printed).
+    #[arg(long, env = "AGENTD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the database and the admin token live. Default: `<data dir>/server`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Seconds without a heartbeat before a runtime is offline.
+    #[arg(long, default_value_t = 45)]
+    pub offline_after_secs: u64,
+    /// Print the listening URL as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    /// Address the server listens on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Data dir for the server (`server/`), the daemon (`daemon/`) and `up.json`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+async fn start_server(
+    listen: SocketAddr,
+    config: agentd_server::ServerConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(
+    String,
+    tokio::task::JoinHandle<Result<(), agentd_server::ServerError>>,
+)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let handle = tokio::spawn(agentd_server::serve(listener, config, shutdown));
+    Ok((url, handle))
+}
+
+pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let dir = args
+        .data_dir
+        .unwrap_or_else(|| crate::config::default_data_dir().join("server"));
+    agentd_server::bootstrap(&dir)
+        .await
+        .context("cannot open the server's data dir")?;
+    let mut config = agentd_server::ServerConfig::new(&dir);
+    config.offline_after = Duration::from_secs(args.offline_after_secs.max(1));
+    let (url, handle) = start_server(args.listen, config, shutdown).await?;
+    let token_file = agentd_server::admin_token_path(&dir);
+    if args.json {
+        println!(
+            "{}",
+            json!({"url": url, "admin_token_file": token_file, "data_dir": dir})
+        );
+    } else {
+        println!("agentd server listening on {url}");
+        println!("admin token: {}", token_file.display());
+    }
+    handle.await?.context("server failed")
+}
+
+fn write_secret(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// The default workspace and daemon token of `agentd up`, created once and kept in
+/// `DIR/up.json` (mode 0600).
+async fn up_state(dir: &Path, url: &str, admin: &str) -> anyhow::Result<(String, String)> {
+    let path = dir.join("up.json");
+    let client = |token: &str| {
+        Client::new(&ClientArgs {
+            server_url: url.to_string(),
+            token: Some(token.to_string()),
+            json: false,
+        })
+    };
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(v) = serde_json::from_str::<Value>(&text)
+        && let (Some(ws), Some(tok)) = (v["workspace_id"].as_str(), v["token"].as_str())
+        && client(tok)?
+            .get(&format!("/api/v1/workspaces/{ws}"))
+            .await
+            .is_ok()
+    {
+        return Ok((ws.to_string(), tok.to_string()));
+    }
+    let admin = client(admin)?;
+    let ws = admin
+        .post("/api/v1/workspaces", json!({"name": "default"}))
+        .await?;
+    let ws_id = ws["id"].as_str().context("no workspace id")?.to_string();
+    let tok = admin
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "agentd up", "workspace_ids": [ws_id]}),
+        )
+        .await?;
+    let token = tok["token"].as_str().context("no token")?.to_string();
+    write_secret(
+        &path,
+        &serde_json::to_string_pretty(&json!({"workspace_id": ws_id, "token": token}))?,
+    )?;
+    Ok((ws_id, token))
+}
+
+pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let dir = args
+        .data_dir
+        .unwrap_or_else(crate::config::default_data_dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let server_dir = dir.join("server");
+    let admin = agentd_server::bootstrap(&server_dir).await?;
+    let config = agentd_server::ServerConfig::new(&server_dir);
+    let (url, server) = start_server(args.listen, config, shutdown.clone()).await?;
+    let (ws, token) = match up_state(&dir, &url, &admin).await {
+        Ok(v) => v,
+        Err(e) => {
+            shutdown.cancel();
+            let _ = server.await;
+            return Err(e);
+        }
+    };
+    println!("agentd is up: server {url}, workspace {ws}");
+    println!("Next:");
+    println!(
+        "  export AGENTD_SERVER_URL={url} AGENTD_TOKEN=$(jq -r .token {})",
+        dir.join("up.json").display()
+    );
+    println!("  agentd runtime list --workspace {ws}");
+    println!("  agentd agent create my-agent --workspace {ws} --runtime <RUNTIME_ID>");
+    println!("  agentd issue create \"Fix the flaky test\" --workspace {ws} --assign <AGENT_ID>");
+    println!("  agentd issue show <ISSUE_ID>");
+    let daemon = crate::daemon_cmd::start_for_up(url, token, dir, shutdown.clone()).await;
+    if let Err(e) = &daemon {
+        eprintln!("agentd: the daemon stopped: {e:#}; the server keeps running (Ctrl-C to stop)");
+    }
+    shutdown.cancelled().await;
+    server.await?.context("server failed")?;
+    Ok(())
+}
