@@ -1,0 +1,232 @@
+//! The real `agentd` binary as a server (`--listen 127.0.0.1:0 --json` prints the URL) and
+//! as the CLI against it, every command with `--json`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_agentd");
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["server", "--listen", "127.0.0.1:0", "--json", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    Server {
+        child,
+        url: v["url"].as_str().unwrap().to_string(),
+    }
+}
+
+/// Runs `agentd <args> --json`; returns (success, stdout JSON or stderr text).
+fn cli(srv: &Server, token: &str, args: &[&str]) -> (bool, Value) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--json")
+        .env("AGENTD_SERVER_URL", &srv.url)
+        .env("AGENTD_TOKEN", token)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        let text = String::from_utf8_lossy(&out.stdout);
+        (
+            true,
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+        )
+    } else {
+        (
+            false,
+            Value::String(String::from_utf8_lossy(&out.stderr).into()),
+        )
+    }
+}
+
+fn ok(srv: &Server, token: &str, args: &[&str]) -> Value {
+    let (success, v) = cli(srv, token, args);
+    assert!(success, "agentd {args:?} failed: {v}");
+    v
+}
+
+#[tokio::test]
+async fn cli_drives_the_server_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server(dir.path());
+    let token_file = dir.path().join("admin-token");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let admin = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let ws = ok(&srv, &admin, &["workspace", "create", "team"]);
+    let wid = ws["id"].as_str().unwrap().to_string();
+    let list = ok(&srv, &admin, &["workspace", "list"]);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["id"] == wid.as_str())
+    );
+    let tok = ok(&srv, &admin, &["token", "create", "--workspace", &wid]);
+    let token = tok["token"].as_str().unwrap().to_string();
+
+    // A daemon registers a runtime (over the daemon API, as the daemon would).
+    let http = reqwest::Client::new();
+    let reg: Value = http
+        .post(format!("{}/api/daemon/register", srv.url))
+        .bearer_auth(&token)
+        .json(&json!({"workspace_id": wid, "daemon_id": "d", "device_name": "box",
+                      "runtimes": [{"name": "Claude (box)", "type": "claude", "version": "2.1.0", "status": "online"}]}))
+        .send().await.unwrap().json().await.unwrap();
+    let rid = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
+    let rts = ok(&srv, &token, &["runtime", "list", "--workspace", &wid]);
+    assert_eq!(rts[0]["id"], rid.as_str());
+    assert_eq!(rts[0]["status"], "online");
+
+    let agent = ok(
+        &srv,
+        &token,
+        &[
+            "agent",
+            "create",
+            "coder",
+            "--workspace",
+            &wid,
+            "--runtime",
+            &rid,
+            "--instructions",
+            "write tests",
+            "--model",
+            "m1",
+            "--env",
+            "A=b",
+        ],
+    );
+    let aid = agent["id"].as_str().unwrap().to_string();
+    assert_eq!(agent["custom_env"]["A"], "b");
+    let issue = ok(
+        &srv,
+        &token,
+        &[
+            "issue",
+            "create",
+            "Fix it",
+            "--workspace",
+            &wid,
+            "--description",
+            "the bug",
+            "--assign",
+            &aid,
+        ],
+    );
+    let iid = issue["id"].as_str().unwrap().to_string();
+    let issues = ok(&srv, &token, &["issue", "list", "--workspace", &wid]);
+    assert_eq!(issues.as_array().unwrap().len(), 1);
+
+    // The daemon claims and runs it; the agent uses its task token through the CLI.
+    let claim: Value = http
+        .post(format!("{}/api/daemon/runtimes/{rid}/tasks/claim", srv.url))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tid = claim["task"]["id"].as_str().unwrap().to_string();
+    let tt = claim["task"]["task_token"].as_str().unwrap().to_string();
+    assert_eq!(claim["task"]["agent"]["model"], "m1");
+    http.post(format!("{}/api/daemon/tasks/{tid}/messages", srv.url))
+        .bearer_auth(&token)
+        .json(&json!({"messages": [{"seq": 1, "type": "text", "content": "thinking"}]}))
+        .send()
+        .await
+        .unwrap();
+    let st = ok(&srv, &tt, &["issue", "status", &iid, "in_progress"]);
+    assert_eq!(st["status"], "in_progress");
+    let c = ok(&srv, &tt, &["issue", "comment", &iid, "working on it"]);
+    assert_eq!(c["author_type"], "agent");
+    let (denied, err) = cli(&srv, &tt, &["workspace", "list"]);
+    assert!(!denied && err.as_str().unwrap().contains("403"), "{err}");
+
+    let out = Command::new(BIN)
+        .args(["task", "logs", &tid, "--json"])
+        .env("AGENTD_SERVER_URL", &srv.url)
+        .env("AGENTD_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let first: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["content"], "thinking");
+
+    let cancelled = ok(&srv, &token, &["task", "cancel", &tid]);
+    assert_eq!(cancelled["status"], "cancelled");
+    let retried = ok(&srv, &token, &["task", "retry", &tid]);
+    assert_eq!(retried["status"], "queued");
+    // follow ends by itself once the task is over and drained.
+    let out = Command::new(BIN)
+        .args(["task", "logs", &tid, "--follow", "--after-seq", "1"])
+        .env("AGENTD_SERVER_URL", &srv.url)
+        .env("AGENTD_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+
+    let shown = ok(&srv, &token, &["issue", "show", &iid]);
+    assert_eq!(shown["issue"]["status"], "in_progress");
+    assert_eq!(shown["tasks"].as_array().unwrap().len(), 2);
+    assert_eq!(shown["comments"][0]["body"], "working on it");
+    let c = ok(&srv, &token, &["issue", "comment", &iid, "from a human"]);
+    assert_eq!(c["author_type"], "member");
+
+    ok(&srv, &token, &["runtime", "delete", &rid]);
+    let (gone, err) = cli(&srv, &token, &["runtime", "delete", &rid]);
+    assert!(
+        !gone && err.as_str().unwrap().contains("runtime not found"),
+        "{err}"
+    );
+    let (bad, err) = cli(&srv, "agd_wrong", &["workspace", "list"]);
+    assert!(!bad && err.as_str().unwrap().contains("401"), "{err}");
+}
+
+#[test]
+fn server_restart_reuses_the_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = {
+        let _srv = start_server(dir.path());
+        std::fs::read_to_string(dir.path().join("admin-token")).unwrap()
+    };
+    let srv = start_server(dir.path());
+    let second = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    assert_eq!(first, second);
+    let (success, v) = cli(&srv, second.trim(), &["workspace", "list"]);
+    assert!(success, "{v}");
+}
