@@ -75,6 +75,12 @@ pub async fn register(
             status: r.status,
         })
         .collect();
+    tracing::info!(
+        workspace_id = %ws.id,
+        daemon_id = %req.daemon_id.trim(),
+        runtimes = req.runtimes.len(),
+        "daemon registered"
+    );
     let repos = repos(&ws);
     Ok(RegisterResponse {
         runtimes,

@@ -1,0 +1,147 @@
+//! The real `agentd server` and the real `agentd daemon`, both as child processes: the
+//! daemon registers; `agentd runtime delete` makes it self-heal with exactly one
+//! re-register; the runtime is online again under a new id.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agentd");
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cli(url: &str, token: &str, args: &[&str]) -> Value {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--json")
+        .env("AGENTD_SERVER_URL", url)
+        .env("AGENTD_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "agentd {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn registers(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches("daemon registered")
+        .count()
+}
+
+/// Polls `f` every 50 ms until it returns Some or `secs` pass.
+async fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_delete_makes_the_real_daemon_self_heal_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_log = dir.path().join("server.log");
+    let mut server = Command::new(BIN)
+        .args(["server", "--listen", "127.0.0.1:0", "--json", "--data-dir"])
+        .arg(dir.path().join("server"))
+        .env("RUST_LOG", "agentd_server=info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&server_log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _server = Proc(server);
+    let url = serde_json::from_str::<Value>(&line).unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = std::fs::read_to_string(dir.path().join("server/admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let ws = cli(&url, &admin, &["workspace", "create", "e2e"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = cli(&url, &admin, &["token", "create", "--workspace", &ws])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A stand-in `claude` that reports a supported version.
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let claude = bin.join("claude");
+    std::fs::write(&claude, "#!/bin/sh\necho '2.1.0 (Claude Code)'\n").unwrap();
+    std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("daemon.toml"), "").unwrap();
+    let daemon = Command::new(BIN)
+        .args(["daemon", "--server-url", &url, "--token", &token])
+        .args(["--heartbeat-interval", "200ms", "--poll-interval", "1s"])
+        .args(["--health-port", "0", "--device-name", "e2e-host"])
+        .arg("--data-dir")
+        .arg(dir.path().join("daemon"))
+        .arg("--config")
+        .arg(dir.path().join("daemon.toml"))
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env_remove("AGENTD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let _daemon = Proc(daemon);
+
+    let online = |url: &str| {
+        let rts = cli(url, &token, &["runtime", "list", "--workspace", &ws]);
+        rts.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["provider"] == "claude" && r["status"] == "online")
+            .cloned()
+    };
+    let first = eventually(30, "the daemon registers claude", || online(&url)).await;
+    let old = first["id"].as_str().unwrap().to_string();
+    assert_eq!(registers(&server_log), 1);
+
+    cli(&url, &token, &["runtime", "delete", &old]);
+    let second = eventually(20, "claude online under a new id", || {
+        online(&url).filter(|r| r["id"] != old.as_str())
+    })
+    .await;
+    // Heartbeats keep arriving on the new id (last_seen_at moves) ...
+    let seen = second["last_seen_at"].as_str().unwrap().to_string();
+    eventually(10, "a heartbeat on the new id", || {
+        online(&url).filter(|r| r["last_seen_at"].as_str() != Some(seen.as_str()))
+    })
+    .await;
+    // ... and the heal took exactly one re-register.
+    assert_eq!(registers(&server_log), 2, "exactly one re-register");
+    let rts = cli(&url, &token, &["runtime", "list", "--workspace", &ws]);
+    assert_eq!(rts.as_array().unwrap().len(), 1, "{rts}");
+}
