@@ -230,3 +230,98 @@ fn server_restart_reuses_the_admin_token() {
     let (success, v) = cli(&srv, second.trim(), &["workspace", "list"]);
     assert!(success, "{v}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `agentd up --json` until its daemon's claude runtime is online; returns
+/// (workspace id, runtime id), then stops it with SIGTERM and checks it exits 0.
+async fn up_once(data: &Path, bin: &Path) -> (String, String) {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "up",
+            "--json",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env_remove("AGENTD_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let srv = Server {
+        child,
+        url: v["url"].as_str().unwrap().to_string(),
+    };
+    let ws = v["workspace_id"].as_str().unwrap().to_string();
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("up.json")).unwrap()).unwrap();
+    let token = state["token"].as_str().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let rid = loop {
+        let rts = ok(&srv, &token, &["runtime", "list", "--workspace", &ws]);
+        if let Some(r) = rts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["provider"] == "claude" && r["status"] == "online")
+        {
+            break r["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no runtime online: {rts}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let mut srv = srv;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(srv.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = srv.child.wait().unwrap();
+    assert!(status.success(), "agentd up exited with {status}");
+    (ws, rid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_runs_server_and_daemon_and_reuses_its_state() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("claude"),
+        "#!/bin/sh\necho '2.1.0 (Claude Code)'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("claude"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    let (ws1, rt1) = up_once(&data, &bin).await;
+    assert_eq!(
+        std::fs::metadata(data.join("up.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let (ws2, rt2) = up_once(&data, &bin).await;
+    assert_eq!(ws1, ws2, "the second run reuses the workspace");
+    assert_eq!(rt1, rt2, "and the daemon keeps its runtime id");
+}

@@ -34,6 +34,9 @@ pub struct UpArgs {
     /// Data dir for the server (`server/`), the daemon (`daemon/`) and `up.json`.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Print `{"url","workspace_id","state_file"}` as one JSON line instead of the guide.
+    #[arg(long)]
+    pub json: bool,
 }
 
 async fn start_server(
@@ -139,30 +142,45 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
     let server_dir = dir.join("server");
     let admin = agentd_server::bootstrap(&server_dir).await?;
     let config = agentd_server::ServerConfig::new(&server_dir);
-    let (url, server) = start_server(args.listen, config, shutdown.clone()).await?;
+    // The server stops after the daemon, so the daemon's final deregister still lands.
+    let server_shutdown = CancellationToken::new();
+    let (url, server) = start_server(args.listen, config, server_shutdown.clone()).await?;
     let (ws, token) = match up_state(&dir, &url, &admin).await {
         Ok(v) => v,
         Err(e) => {
-            shutdown.cancel();
+            server_shutdown.cancel();
             let _ = server.await;
             return Err(e);
         }
     };
-    println!("agentd is up: server {url}, workspace {ws}");
-    println!("Next:");
-    println!(
-        "  export AGENTD_SERVER_URL={url} AGENTD_TOKEN=$(jq -r .token {})",
-        dir.join("up.json").display()
-    );
-    println!("  agentd runtime list --workspace {ws}");
-    println!("  agentd agent create my-agent --workspace {ws} --runtime <RUNTIME_ID>");
-    println!("  agentd issue create \"Fix the flaky test\" --workspace {ws} --assign <AGENT_ID>");
-    println!("  agentd issue show <ISSUE_ID>");
+    let state_file = dir.join("up.json");
+    if args.json {
+        println!(
+            "{}",
+            json!({"url": url, "workspace_id": ws, "state_file": state_file})
+        );
+    } else {
+        print_guide(&url, &ws, &state_file);
+    }
     let daemon = crate::daemon_cmd::start_for_up(url, token, dir, shutdown.clone()).await;
     if let Err(e) = &daemon {
         eprintln!("agentd: the daemon stopped: {e:#}; the server keeps running (Ctrl-C to stop)");
     }
     shutdown.cancelled().await;
+    server_shutdown.cancel();
     server.await?.context("server failed")?;
     Ok(())
+}
+
+fn print_guide(url: &str, ws: &str, state_file: &Path) {
+    println!("agentd is up: server {url}, workspace {ws}");
+    println!("Next:");
+    println!(
+        "  export AGENTD_SERVER_URL={url} AGENTD_TOKEN=$(jq -r .token {})",
+        state_file.display()
+    );
+    println!("  agentd runtime list --workspace {ws}");
+    println!("  agentd agent create my-agent --workspace {ws} --runtime <RUNTIME_ID>");
+    println!("  agentd issue create \"Fix the flaky test\" --workspace {ws} --assign <AGENT_ID>");
+    println!("  agentd issue show <ISSUE_ID>");
 }
