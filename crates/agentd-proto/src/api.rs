@@ -92,6 +92,26 @@ pub struct AgentInfo {
     pub created_at: String,
 }
 
+/// `PATCH /api/v1/agents/{id}`: only the given fields change. A new `runtime_id` also
+/// moves the agent's queued tasks to that runtime (e.g. after its runtime was deleted and
+/// its daemon re-registered under a new id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct UpdateAgentRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_args: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_env: Option<BTreeMap<String, String>>,
+}
+
 /// Issue status values.
 pub const ISSUE_STATUSES: &[&str] = &[
     "backlog",

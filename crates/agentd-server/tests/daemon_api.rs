@@ -447,3 +447,40 @@ async fn closed_ws_without_heartbeat_marks_runtime_offline_after_grace() {
     .await;
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn rebinding_an_agent_moves_its_queued_tasks_to_the_new_runtime() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    srv.delete(&fx.token, &format!("/api/v1/runtimes/{}", fx.runtime))
+        .await;
+    srv.assigned_issue(&fx, "waits for a runtime").await;
+    let reg = srv.register(&fx.token, &fx.ws, "d1", &["claude"]).await;
+    let new_rt = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
+    assert_ne!(new_rt, fx.runtime);
+    let mut ws = srv.ws(&fx.token, &[&new_rt]).await;
+    let beat = json!({"type": "daemon:heartbeat", "payload": {"runtime_id": new_rt}});
+    ws.send(Message::Text(beat.to_string().into()))
+        .await
+        .unwrap();
+    next_frame(&mut ws, "daemon:heartbeat_ack", Duration::from_secs(5)).await;
+
+    let (s, a) = srv
+        .patch(
+            &fx.token,
+            &format!("/api/v1/agents/{}", fx.agent),
+            json!({"runtime_id": new_rt}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    assert_eq!(a["runtime_id"], new_rt.as_str());
+    let p = next_frame(&mut ws, "daemon:task_available", Duration::from_secs(1)).await;
+    let fx2 = Fx {
+        runtime: new_rt.clone(),
+        ..fx
+    };
+    let t = srv.claim(&fx2, None).await;
+    assert_eq!(t["id"], p["task_id"]);
+    assert_eq!(t["runtime_id"], new_rt.as_str());
+    srv.stop().await;
+}

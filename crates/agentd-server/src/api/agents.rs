@@ -1,8 +1,8 @@
-//! Runtimes (list, delete) and agents (create, list, show) of a workspace.
+//! Runtimes (list, delete) and agents (create, list, show, update) of a workspace.
 
 use std::sync::Arc;
 
-use agentd_proto::api::{AgentInfo, CreateAgentRequest, RuntimeInfo};
+use agentd_proto::api::{AgentInfo, CreateAgentRequest, RuntimeInfo, UpdateAgentRequest};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -88,4 +88,50 @@ pub async fn show(
         Some(a) if who.sees_workspace(&a.workspace_id) => Ok(Json(agent_info(&a))),
         _ => Err(ApiError::not_found("agent not found")),
     }
+}
+
+pub async fn update(
+    State(app): State<Arc<App>>,
+    Member(who): Member,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateAgentRequest>,
+) -> Result<Json<AgentInfo>, ApiError> {
+    if !is_uuid(&id) {
+        return Err(ApiError::bad("invalid agent_id"));
+    }
+    let mut a = match app.store.get_agent(id).await? {
+        Some(a) if who.sees_workspace(&a.workspace_id) => a,
+        _ => return Err(ApiError::not_found("agent not found")),
+    };
+    if let Some(rid) = req.runtime_id {
+        if !is_uuid(&rid) {
+            return Err(ApiError::bad("invalid runtime_id"));
+        }
+        match app.store.get_runtime(rid.clone()).await? {
+            Some(rt) if rt.workspace_id == a.workspace_id => a.runtime_id = rt.id,
+            _ => return Err(ApiError::not_found("runtime not found")),
+        }
+    }
+    if let Some(n) = req.name {
+        if n.trim().is_empty() {
+            return Err(ApiError::bad("name must not be empty"));
+        }
+        a.name = n.trim().to_string();
+    }
+    if let Some(i) = req.instructions {
+        a.instructions = i;
+    }
+    if let Some(m) = req.model {
+        a.model = m;
+    }
+    if let Some(args) = req.custom_args {
+        a.custom_args = serde_json::to_string(&args).unwrap_or_else(|_| "[]".into());
+    }
+    if let Some(env) = req.custom_env {
+        a.custom_env = serde_json::to_string(&env).unwrap_or_else(|_| "{}".into());
+    }
+    for t in app.store.update_agent(a.clone()).await? {
+        app.hub.task_available(&t.runtime_id, &t.id);
+    }
+    Ok(Json(agent_info(&a)))
 }

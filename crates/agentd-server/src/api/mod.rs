@@ -54,7 +54,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/workspaces/{wid}/agents",
             get(agents::list).post(agents::create),
         )
-        .route("/agents/{id}", get(agents::show))
+        .route("/agents/{id}", get(agents::show).patch(agents::update))
         .route("/workspaces/{wid}/issues", post(issues::create))
         .route("/issues", get(issues::list))
         .route("/issues/{id}", get(issues::show).patch(issues::update))

@@ -183,6 +183,9 @@ pub trait Store: Send + Sync + 'static {
     fn create_agent(&self, agent: AgentRow) -> StoreFut<'_, ()>;
     fn get_agent(&self, id: String) -> StoreFut<'_, Option<AgentRow>>;
     fn list_agents(&self, workspace_id: String) -> StoreFut<'_, Vec<AgentRow>>;
+    /// Saves the agent and moves its queued tasks to its (possibly new) runtime; returns
+    /// the moved tasks.
+    fn update_agent(&self, agent: AgentRow) -> StoreFut<'_, Vec<TaskRow>>;
 
     // Issues and comments.
     fn create_issue(&self, issue: IssueRow) -> StoreFut<'_, ()>;

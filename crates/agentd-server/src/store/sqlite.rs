@@ -363,6 +363,34 @@ impl Store for SqliteStore {
         })
     }
 
+    fn update_agent(&self, a: AgentRow) -> StoreFut<'_, Vec<TaskRow>> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE agents SET runtime_id = $2, name = $3, instructions = $4, model = $5, \
+                     custom_args = $6, custom_env = $7 WHERE id = $1",
+                )
+                .bind(&a.id)
+                .bind(&a.runtime_id)
+                .bind(&a.name)
+                .bind(&a.instructions)
+                .bind(&a.model)
+                .bind(&a.custom_args)
+                .bind(&a.custom_env)
+                .execute(&mut **tx)
+                .await?;
+                Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
+                    "UPDATE tasks SET runtime_id = $2 WHERE agent_id = $1 AND status = 'queued' \
+                     AND runtime_id <> $2 RETURNING {TASK_COLS}"
+                )))
+                .bind(&a.id)
+                .bind(&a.runtime_id)
+                .fetch_all(&mut **tx)
+                .await?)
+            })
+        }))
+    }
+
     fn create_issue(&self, i: IssueRow) -> StoreFut<'_, ()> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {

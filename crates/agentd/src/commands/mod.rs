@@ -98,6 +98,18 @@ pub enum AgentCmd {
         #[arg(long)]
         workspace: String,
     },
+    /// Change an agent; `--runtime` also moves its queued tasks there.
+    Update {
+        id: String,
+        #[arg(long)]
+        runtime: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        instructions: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -275,6 +287,29 @@ async fn agent(c: Client, cmd: AgentCmd) -> anyhow::Result<()> {
                 lines(v, |a| {
                     format!("{}\t{}\t{}", s(a, "id"), s(a, "name"), s(a, "runtime_id"))
                 })
+            });
+        }
+        AgentCmd::Update {
+            id,
+            runtime,
+            name,
+            instructions,
+            model,
+        } => {
+            let mut body = json!({});
+            for (k, v) in [
+                ("runtime_id", runtime),
+                ("name", name),
+                ("instructions", instructions),
+                ("model", model),
+            ] {
+                if let Some(v) = v {
+                    body[k] = json!(v);
+                }
+            }
+            let v = c.patch(&format!("/api/v1/agents/{id}"), body).await?;
+            c.print(&v, |v| {
+                format!("{}\t{}\t{}", s(v, "id"), s(v, "name"), s(v, "runtime_id"))
             });
         }
     }
