@@ -4,6 +4,7 @@
 //! from the server's clock by the caller, so the store never reads a clock itself.
 
 pub mod sqlite;
+mod sqlite_tasks;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -147,7 +148,7 @@ pub struct Transition {
 }
 
 /// Everything the services need from persistence. Every write is atomic on its own.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: TaskStore {
     // Workspaces and tokens.
     fn create_workspace(&self, ws: WorkspaceRow, grant_token: Option<String>) -> StoreFut<'_, ()>;
     fn get_workspace(&self, id: String) -> StoreFut<'_, Option<WorkspaceRow>>;
@@ -186,7 +187,11 @@ pub trait Store: Send + Sync + 'static {
     /// Saves the agent and moves its queued tasks to its (possibly new) runtime; returns
     /// the moved tasks.
     fn update_agent(&self, agent: AgentRow) -> StoreFut<'_, Vec<TaskRow>>;
+}
 
+/// Issues, comments, tasks and their transcripts (a supertrait of [`Store`], split out
+/// to keep each implementation file small).
+pub trait TaskStore: Send + Sync + 'static {
     // Issues and comments.
     fn create_issue(&self, issue: IssueRow) -> StoreFut<'_, ()>;
     fn get_issue(&self, id: String) -> StoreFut<'_, Option<IssueRow>>;

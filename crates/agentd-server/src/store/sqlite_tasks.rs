@@ -1,0 +1,384 @@
+//! The SQLite implementation of [`TaskStore`]: issues, comments, tasks (including the
+//! exactly-once claim), messages and usage. Same conventions as [`super::sqlite`].
+
+use agentd_proto::UsageEntry;
+use sqlx::AssertSqlSafe;
+
+use super::sqlite::{SqliteStore, TASK_COLS, insert_comment, placeholders};
+use super::*;
+
+impl TaskStore for SqliteStore {
+    fn create_issue(&self, i: IssueRow) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO issues (id, workspace_id, title, description, status, \
+                     assignee_agent_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&i.id)
+                .bind(&i.workspace_id)
+                .bind(&i.title)
+                .bind(&i.description)
+                .bind(&i.status)
+                .bind(&i.assignee_agent_id)
+                .bind(i.created_at)
+                .bind(i.updated_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        }))
+    }
+
+    fn get_issue(&self, id: String) -> StoreFut<'_, Option<IssueRow>> {
+        Box::pin(async move {
+            Ok(
+                sqlx::query_as::<_, IssueRow>("SELECT * FROM issues WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?,
+            )
+        })
+    }
+
+    fn list_issues(&self, ids: Option<Vec<String>>) -> StoreFut<'_, Vec<IssueRow>> {
+        Box::pin(async move {
+            Ok(match ids {
+                None => {
+                    sqlx::query_as::<_, IssueRow>("SELECT * FROM issues ORDER BY created_at, id")
+                        .fetch_all(&self.pool)
+                        .await?
+                }
+                Some(ids) if ids.is_empty() => Vec::new(),
+                Some(ids) => {
+                    let sql = format!(
+                        "SELECT * FROM issues WHERE workspace_id IN ({}) ORDER BY created_at, id",
+                        placeholders(1, ids.len())
+                    );
+                    let mut q = sqlx::query_as::<_, IssueRow>(AssertSqlSafe(sql));
+                    for id in ids {
+                        q = q.bind(id);
+                    }
+                    q.fetch_all(&self.pool).await?
+                }
+            })
+        })
+    }
+
+    fn update_issue(&self, i: IssueRow) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE issues SET title = $2, description = $3, status = $4, \
+                     assignee_agent_id = $5, updated_at = $6 WHERE id = $1",
+                )
+                .bind(&i.id)
+                .bind(&i.title)
+                .bind(&i.description)
+                .bind(&i.status)
+                .bind(&i.assignee_agent_id)
+                .bind(i.updated_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        }))
+    }
+
+    fn add_comment(&self, c: CommentRow) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| Box::pin(async move { insert_comment(tx, &c).await })))
+    }
+
+    fn get_comment(&self, id: String) -> StoreFut<'_, Option<CommentRow>> {
+        Box::pin(async move {
+            Ok(
+                sqlx::query_as::<_, CommentRow>("SELECT * FROM comments WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?,
+            )
+        })
+    }
+
+    fn list_comments(&self, issue_id: String) -> StoreFut<'_, Vec<CommentRow>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, CommentRow>(
+                "SELECT * FROM comments WHERE issue_id = $1 ORDER BY created_at, id",
+            )
+            .bind(issue_id)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn insert_task(&self, t: TaskRow) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO tasks ({TASK_COLS}) VALUES ({})",
+                    placeholders(1, 18)
+                )))
+                .bind(&t.id)
+                .bind(&t.workspace_id)
+                .bind(&t.issue_id)
+                .bind(&t.agent_id)
+                .bind(&t.runtime_id)
+                .bind(&t.status)
+                .bind(&t.claim_key)
+                .bind(&t.trigger_comment_id)
+                .bind(&t.output)
+                .bind(&t.error)
+                .bind(&t.failure_reason)
+                .bind(&t.session_id)
+                .bind(&t.work_dir)
+                .bind(&t.parent_task_id)
+                .bind(t.created_at)
+                .bind(t.dispatched_at)
+                .bind(t.started_at)
+                .bind(t.completed_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        }))
+    }
+
+    fn get_task(&self, id: String) -> StoreFut<'_, Option<TaskRow>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
+                "SELECT {TASK_COLS} FROM tasks WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+        })
+    }
+
+    fn list_issue_tasks(&self, issue_id: String) -> StoreFut<'_, Vec<TaskRow>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
+                "SELECT {TASK_COLS} FROM tasks WHERE issue_id = $1 ORDER BY created_at, id"
+            )))
+            .bind(issue_id)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn runtime_tasks(
+        &self,
+        runtime_id: String,
+        statuses: Vec<&'static str>,
+    ) -> StoreFut<'_, Vec<TaskRow>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT {TASK_COLS} FROM tasks WHERE runtime_id = $1 AND status IN ({}) \
+                 ORDER BY created_at, id",
+                placeholders(2, statuses.len())
+            );
+            let mut q = sqlx::query_as::<_, TaskRow>(AssertSqlSafe(sql)).bind(runtime_id);
+            for s in statuses {
+                q = q.bind(s);
+            }
+            Ok(q.fetch_all(&self.pool).await?)
+        })
+    }
+
+    fn claim_task(
+        &self,
+        runtime_id: String,
+        claim_key: Option<String>,
+        token_hash: String,
+        now: i64,
+    ) -> StoreFut<'_, Option<TaskRow>> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                if let Some(key) = &claim_key {
+                    let replay = sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
+                        "UPDATE tasks SET task_token_hash = $3 WHERE runtime_id = $1 \
+                         AND claim_key = $2 AND status IN ('dispatched', 'running') \
+                         RETURNING {TASK_COLS}"
+                    )))
+                    .bind(&runtime_id)
+                    .bind(key)
+                    .bind(&token_hash)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if replay.is_some() {
+                        return Ok(replay);
+                    }
+                }
+                // The oldest queued task of this runtime whose (issue, agent) has no task in
+                // flight; the status guard in the outer UPDATE makes the hand-out exactly-once.
+                Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
+                    "UPDATE tasks SET status = 'dispatched', dispatched_at = $2, claim_key = $3, \
+                     task_token_hash = $4 \
+                     WHERE status = 'queued' AND id = ( \
+                       SELECT q.id FROM tasks q WHERE q.runtime_id = $1 AND q.status = 'queued' \
+                       AND NOT EXISTS (SELECT 1 FROM tasks a WHERE a.issue_id = q.issue_id \
+                         AND a.agent_id = q.agent_id AND a.status IN ('dispatched', 'running')) \
+                       ORDER BY q.created_at, q.id LIMIT 1) \
+                     RETURNING {TASK_COLS}"
+                )))
+                .bind(&runtime_id)
+                .bind(now)
+                .bind(&claim_key)
+                .bind(&token_hash)
+                .fetch_optional(&mut **tx)
+                .await?)
+            })
+        }))
+    }
+
+    fn find_task_by_token(&self, hash: String) -> StoreFut<'_, Option<TaskRow>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
+                "SELECT {TASK_COLS} FROM tasks WHERE task_token_hash = $1 \
+                 AND status IN ('dispatched', 'running')"
+            )))
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?)
+        })
+    }
+
+    fn transition_task(&self, t: Transition) -> StoreFut<'_, Option<TaskRow>> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                let terminal = matches!(t.to, "completed" | "failed" | "cancelled");
+                let sql = format!(
+                    "UPDATE tasks SET status = $2, \
+                     output = COALESCE($3, output), error = COALESCE($4, error), \
+                     failure_reason = COALESCE($5, failure_reason), \
+                     session_id = COALESCE($6, session_id), work_dir = COALESCE($7, work_dir), \
+                     started_at = CASE WHEN $2 = 'running' THEN $8 ELSE started_at END, \
+                     completed_at = CASE WHEN $9 THEN $8 ELSE completed_at END \
+                     WHERE id = $1 AND status IN ({}) RETURNING {TASK_COLS}",
+                    placeholders(10, t.from.len())
+                );
+                let mut q = sqlx::query_as::<_, TaskRow>(AssertSqlSafe(sql))
+                    .bind(&t.task_id)
+                    .bind(t.to)
+                    .bind(&t.output)
+                    .bind(&t.error)
+                    .bind(&t.failure_reason)
+                    .bind(&t.session_id)
+                    .bind(&t.work_dir)
+                    .bind(t.now)
+                    .bind(terminal);
+                for s in &t.from {
+                    q = q.bind(*s);
+                }
+                let Some(row) = q.fetch_optional(&mut **tx).await? else {
+                    return Ok(None);
+                };
+                if let Some(c) = &t.comment {
+                    insert_comment(tx, c).await?;
+                }
+                if let Some(status) = &t.issue_status {
+                    sqlx::query("UPDATE issues SET status = $2, updated_at = $3 WHERE id = $1")
+                        .bind(&row.issue_id)
+                        .bind(status)
+                        .bind(t.now)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(Some(row))
+            })
+        }))
+    }
+
+    fn pin_session(
+        &self,
+        task_id: String,
+        session_id: Option<String>,
+        work_dir: Option<String>,
+    ) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE tasks SET session_id = COALESCE($2, session_id), \
+                     work_dir = COALESCE($3, work_dir) \
+                     WHERE id = $1 AND status IN ('dispatched', 'running')",
+                )
+                .bind(&task_id)
+                .bind(&session_id)
+                .bind(&work_dir)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        }))
+    }
+
+    fn upsert_messages(&self, messages: Vec<MessageRow>) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                for m in &messages {
+                    sqlx::query(
+                        "INSERT INTO task_messages (task_id, seq, kind, tool, content, input, \
+                         output, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (task_id, seq) DO NOTHING",
+                    )
+                    .bind(&m.task_id)
+                    .bind(m.seq)
+                    .bind(&m.kind)
+                    .bind(&m.tool)
+                    .bind(&m.content)
+                    .bind(&m.input)
+                    .bind(&m.output)
+                    .bind(m.created_at)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            })
+        }))
+    }
+
+    fn list_messages(
+        &self,
+        task_id: String,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreFut<'_, Vec<MessageRow>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, MessageRow>(
+                "SELECT * FROM task_messages WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(task_id)
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn upsert_usage(&self, task_id: String, usage: Vec<UsageEntry>) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                for u in &usage {
+                    sqlx::query(
+                        "INSERT INTO task_usage (task_id, provider, model, input_tokens, \
+                         output_tokens, cache_read_tokens, cache_write_tokens) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (task_id, provider, model) DO UPDATE SET \
+                         input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
+                         cache_read_tokens = excluded.cache_read_tokens, \
+                         cache_write_tokens = excluded.cache_write_tokens",
+                    )
+                    .bind(&task_id)
+                    .bind(&u.provider)
+                    .bind(&u.model)
+                    .bind(u.input_tokens)
+                    .bind(u.output_tokens)
+                    .bind(u.cache_read_tokens)
+                    .bind(u.cache_write_tokens)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            })
+        }))
+    }
+}
