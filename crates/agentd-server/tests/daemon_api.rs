@@ -484,3 +484,60 @@ async fn rebinding_an_agent_moves_its_queued_tasks_to_the_new_runtime() {
     assert_eq!(t["runtime_id"], new_rt.as_str());
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn ws_upgrade_validates_runtimes_and_the_server_pings() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_in(dir, |c| c.ws_ping_interval = Duration::from_millis(100)).await;
+    let a = srv.fixture("a").await;
+    let b = srv.fixture("b").await;
+    let base = srv.url.replace("http://", "ws://");
+    let try_ws = |token: String, q: String| {
+        let base = base.clone();
+        async move {
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+            let mut req = format!("{base}/api/daemon/ws{q}")
+                .into_client_request()
+                .unwrap();
+            req.headers_mut()
+                .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+            match tokio_tungstenite::connect_async(req).await {
+                Ok(_) => 101,
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    assert_eq!(
+        try_ws(b.token.clone(), format!("?runtime_ids={}", a.runtime)).await,
+        404
+    );
+    assert_eq!(
+        try_ws(
+            b.token.clone(),
+            format!("?runtime_ids={},{}", b.runtime, a.runtime)
+        )
+        .await,
+        404
+    );
+    assert_eq!(try_ws(b.token.clone(), String::new()).await, 400);
+    assert_eq!(
+        try_ws("agd_bad".into(), format!("?runtime_ids={}", b.runtime)).await,
+        401
+    );
+
+    let mut ws = srv.ws(&b.token, &[&b.runtime]).await;
+    let got_ping = tokio::time::timeout(Duration::from_secs(5), async {
+        use futures_util::StreamExt;
+        while let Some(Ok(m)) = ws.next().await {
+            if matches!(m, Message::Ping(_)) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(got_ping);
+    srv.stop().await;
+}

@@ -586,3 +586,76 @@ async fn restart_with_the_same_data_dir_loses_nothing() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn reassigning_or_cancelling_an_issue_cancels_its_tasks() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    let (_, other) = srv
+        .post(
+            &fx.token,
+            &format!("/api/v1/workspaces/{}/agents", fx.ws),
+            json!({"name": "other", "runtime_id": fx.runtime}),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_string();
+    let issue = srv.assigned_issue(&fx, "move me").await;
+    let first = srv.claim(&fx, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (s, i) = srv
+        .patch(
+            &fx.token,
+            &format!("/api/v1/issues/{issue}"),
+            json!({"assignee_agent_id": other}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{i}");
+    let (_, d) = srv.get(&fx.token, &format!("/api/v1/issues/{issue}")).await;
+    let tasks = d["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(tasks[0]["id"], first.as_str());
+    assert_eq!(tasks[0]["status"], "cancelled");
+    assert_eq!(tasks[1]["status"], "queued");
+    assert_eq!(tasks[1]["agent_id"], other.as_str());
+
+    let (s, _) = srv
+        .patch(
+            &fx.token,
+            &format!("/api/v1/issues/{issue}"),
+            json!({"status": "cancelled"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, d) = srv.get(&fx.token, &format!("/api/v1/issues/{issue}")).await;
+    assert!(
+        d["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "cancelled"),
+        "{d}"
+    );
+    assert!(srv.claim(&fx, None).await.is_null());
+
+    // Backlog issues wait; leaving backlog queues the work.
+    let (_, b) = srv
+        .post(
+            &fx.token,
+            &format!("/api/v1/workspaces/{}/issues", fx.ws),
+            json!({"title": "later", "status": "backlog", "assignee_agent_id": fx.agent}),
+        )
+        .await;
+    let bid = b["id"].as_str().unwrap().to_string();
+    assert!(srv.claim(&fx, None).await.is_null());
+    srv.patch(
+        &fx.token,
+        &format!("/api/v1/issues/{bid}"),
+        json!({"status": "todo"}),
+    )
+    .await;
+    assert_eq!(srv.claim(&fx, None).await["issue_id"], bid.as_str());
+    srv.stop().await;
+}
