@@ -145,3 +145,137 @@ async fn runtime_delete_makes_the_real_daemon_self_heal_once() {
     let rts = cli(&url, &token, &["runtime", "list", "--workspace", &ws]);
     assert_eq!(rts.as_array().unwrap().len(), 1, "{rts}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assigned_issue_runs_on_the_real_daemon_and_lands_in_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(BIN)
+        .args(["server", "--listen", "127.0.0.1:0", "--json", "--data-dir"])
+        .arg(dir.path().join("server"))
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _server = Proc(server);
+    let url = serde_json::from_str::<Value>(&line).unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = std::fs::read_to_string(dir.path().join("server/admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let ws = cli(&url, &admin, &["workspace", "create", "e2e"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = cli(&url, &admin, &["token", "create", "--workspace", &ws])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A stand-in `claude` replaying output recorded from the real CLI.
+    use std::os::unix::fs::PermissionsExt;
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../agentd-daemon/tests/fixtures/agent-output/claude-text.jsonl");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let claude = bin.join("claude");
+    std::fs::write(
+        &claude,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then echo '2.1.0 (Claude Code)'; exit 0; fi\ncat '{}'\n",
+            fixture.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("daemon.toml"), "").unwrap();
+    let daemon = Command::new(BIN)
+        .args(["daemon", "--server-url", &url, "--token", &token])
+        .args(["--heartbeat-interval", "1s", "--poll-interval", "30s"])
+        .args(["--health-port", "0"])
+        .arg("--data-dir")
+        .arg(dir.path().join("daemon"))
+        .arg("--config")
+        .arg(dir.path().join("daemon.toml"))
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env_remove("AGENTD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let _daemon = Proc(daemon);
+
+    let rid = eventually(30, "the daemon registers claude", || {
+        let rts = cli(&url, &token, &["runtime", "list", "--workspace", &ws]);
+        rts.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["status"] == "online")
+            .map(|r| r["id"].as_str().unwrap().to_string())
+    })
+    .await;
+    let agent = cli(
+        &url,
+        &token,
+        &[
+            "agent",
+            "create",
+            "bot",
+            "--workspace",
+            &ws,
+            "--runtime",
+            &rid,
+        ],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The poll interval is 30 s: only the WS push can make this quick.
+    let issue = cli(
+        &url,
+        &token,
+        &[
+            "issue",
+            "create",
+            "Say hello",
+            "--workspace",
+            &ws,
+            "--assign",
+            &agent,
+        ],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shown = eventually(20, "the issue reaches in_review", || {
+        let v = cli(&url, &token, &["issue", "show", &issue]);
+        (v["issue"]["status"] == "in_review").then_some(v)
+    })
+    .await;
+    assert_eq!(shown["tasks"][0]["status"], "completed");
+    let c = &shown["comments"][0];
+    assert_eq!(c["author_type"], "agent");
+    assert!(
+        c["body"]
+            .as_str()
+            .unwrap()
+            .contains("Hello from the mock model."),
+        "{c}"
+    );
+    let tid = shown["tasks"][0]["id"].as_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["task", "logs", tid, "--json"])
+        .env("AGENTD_SERVER_URL", &url)
+        .env("AGENTD_TOKEN", &token)
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stdout);
+    assert!(logs.contains("Hello from the mock model."), "{logs}");
+}
