@@ -178,17 +178,23 @@ async fn an_assigned_issue_runs_on_the_real_daemon_and_lands_in_review() {
         .unwrap()
         .to_string();
 
-    // A stand-in `claude` replaying output recorded from the real CLI.
+    // A stand-in `claude` that acts on its issue like a teammate (through `agentd` and
+    // the task token the daemon hands it), then replays output recorded from the real CLI.
     use std::os::unix::fs::PermissionsExt;
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../agentd-daemon/tests/fixtures/agent-output/claude-text.jsonl");
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(BIN, bin.join("agentd")).unwrap();
     let claude = bin.join("claude");
     std::fs::write(
         &claude,
         format!(
-            "#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then echo '2.1.0 (Claude Code)'; exit 0; fi\ncat '{}'\n",
+            "#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then echo '2.1.0 (Claude Code)'; exit 0; fi\n\
+             agentd issue status \"$AGENTD_ISSUE_ID\" in_progress >/dev/null || exit 3\n\
+             agentd issue comment \"$AGENTD_ISSUE_ID\" 'looking into it' >/dev/null || exit 4\n\
+             agentd workspace list >/dev/null 2>&1 && exit 5\n\
+             cat '{}'\n",
             fixture.display()
         ),
     )
@@ -259,8 +265,12 @@ async fn an_assigned_issue_runs_on_the_real_daemon_and_lands_in_review() {
         (v["issue"]["status"] == "in_review").then_some(v)
     })
     .await;
-    assert_eq!(shown["tasks"][0]["status"], "completed");
-    let c = &shown["comments"][0];
+    assert_eq!(shown["tasks"][0]["status"], "completed", "{shown}");
+    let mid = &shown["comments"][0];
+    assert_eq!(mid["body"], "looking into it");
+    assert_eq!(mid["author_type"], "agent");
+    assert_eq!(mid["author_id"], agent.as_str());
+    let c = &shown["comments"][1];
     assert_eq!(c["author_type"], "agent");
     assert!(
         c["body"]
