@@ -541,3 +541,52 @@ async fn ws_upgrade_validates_runtimes_and_the_server_pings() {
     assert!(got_ping);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_database_fault_is_a_500_never_runtime_not_found() {
+    use sqlx::Connection;
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    // A real fault, injected from outside the server: the runtimes table disappears.
+    let mut conn = sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        srv.dir.path().join("agentd.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("ALTER TABLE runtimes RENAME TO runtimes_hidden")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (s, v) = srv
+        .post(
+            &fx.token,
+            "/api/daemon/heartbeat",
+            json!({"runtime_id": fx.runtime}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
+    assert!(!v["error"].as_str().unwrap().contains("not found"), "{v}");
+    let (s, v) = srv
+        .post(
+            &fx.token,
+            &format!("/api/daemon/runtimes/{}/tasks/claim", fx.runtime),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
+
+    sqlx::query("ALTER TABLE runtimes_hidden RENAME TO runtimes")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (s, _) = srv
+        .post(
+            &fx.token,
+            "/api/daemon/heartbeat",
+            json!({"runtime_id": fx.runtime}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "healthy again once the fault is gone");
+    srv.stop().await;
+}
