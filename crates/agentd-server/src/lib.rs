@@ -42,6 +42,9 @@ pub struct ServerConfig {
     pub ws_close_grace: Duration,
     /// How often the sweeper runs.
     pub sweep_interval: Duration,
+    /// A task claimed but not started within this long fails with `timeout` (its claim
+    /// response was lost and never retried, or the daemon died right after claiming).
+    pub dispatch_timeout: Duration,
     /// Request bodies above this size are refused with 413.
     pub max_body_bytes: usize,
     /// Interval of WS pings to daemons.
@@ -55,6 +58,7 @@ impl ServerConfig {
             offline_after: Duration::from_secs(45),
             ws_close_grace: Duration::from_secs(5),
             sweep_interval: Duration::from_secs(5),
+            dispatch_timeout: Duration::from_secs(300),
             max_body_bytes: 1024 * 1024,
             ws_ping_interval: Duration::from_secs(20),
         }

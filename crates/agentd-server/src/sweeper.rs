@@ -1,5 +1,6 @@
 //! The sweeper: every `sweep_interval`, runtimes silent for `offline_after` (server
-//! clock) go offline and their in-flight tasks fail with `runtime_offline`.
+//! clock) go offline and their in-flight tasks fail with `runtime_offline`; tasks claimed
+//! but not started within `dispatch_timeout` fail with `timeout`.
 
 use std::sync::Arc;
 
@@ -23,6 +24,12 @@ pub async fn sweep(app: &App) -> Result<(), crate::store::StoreError> {
     for rt in app.store.offline_stale_runtimes(cutoff).await? {
         tracing::info!(runtime_id = %rt.id, "runtime offline: no heartbeat");
         service::runtime::went_offline(app, &rt.id, "runtime went offline (no heartbeat)").await?;
+    }
+    let cutoff = now_ms() - app.config.dispatch_timeout.as_millis() as i64;
+    for t in app.store.stale_dispatched(cutoff).await? {
+        tracing::info!(task_id = %t.id, "task claimed but never started");
+        service::task::fail_by_server(app, &t, "task was claimed but never started", "timeout")
+            .await?;
     }
     Ok(())
 }

@@ -590,3 +590,43 @@ async fn a_database_fault_is_a_500_never_runtime_not_found() {
     assert_eq!(s, StatusCode::OK, "healthy again once the fault is gone");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_claimed_task_never_started_fails_after_the_dispatch_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_in(dir, |c| {
+        c.dispatch_timeout = Duration::from_millis(200);
+        c.sweep_interval = Duration::from_millis(50);
+    })
+    .await;
+    let fx = srv.fixture("w").await;
+    srv.assigned_issue(&fx, "lost claim").await;
+    srv.assigned_issue(&fx, "started").await;
+    let lost = srv.claim(&fx, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = srv.claim(&fx, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    srv.post(
+        &fx.token,
+        &format!("/api/daemon/tasks/{started}/start"),
+        json!({}),
+    )
+    .await;
+    let t = fx.token.clone();
+    eventually(Duration::from_secs(10), || async {
+        let (_, v) = srv.get(&t, &format!("/api/v1/tasks/{lost}")).await;
+        (v["status"] == "failed").then_some(())
+    })
+    .await;
+    let (_, v) = srv.get(&fx.token, &format!("/api/v1/tasks/{lost}")).await;
+    assert_eq!(v["failure_reason"], "timeout");
+    let (_, v) = srv
+        .get(&fx.token, &format!("/api/v1/tasks/{started}"))
+        .await;
+    assert_eq!(v["status"], "running", "a started task is not touched");
+    srv.stop().await;
+}

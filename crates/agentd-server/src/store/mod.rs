@@ -222,6 +222,8 @@ pub trait TaskStore: Send + Sync + 'static {
         token_hash: String,
         now: i64,
     ) -> StoreFut<'_, Option<TaskRow>>;
+    /// Tasks still `dispatched` (claimed, never started) since before `cutoff`.
+    fn stale_dispatched(&self, cutoff: i64) -> StoreFut<'_, Vec<TaskRow>>;
     /// The active (dispatched or running) task holding this token hash.
     fn find_task_by_token(&self, hash: String) -> StoreFut<'_, Option<TaskRow>>;
     /// Applies a guarded transition; the new row if it happened, `None` if not.

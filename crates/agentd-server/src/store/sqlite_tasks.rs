@@ -230,6 +230,18 @@ impl TaskStore for SqliteStore {
         }))
     }
 
+    fn stale_dispatched(&self, cutoff: i64) -> StoreFut<'_, Vec<TaskRow>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
+                "SELECT {TASK_COLS} FROM tasks WHERE status = 'dispatched' AND dispatched_at < $1 \
+                 ORDER BY dispatched_at"
+            )))
+            .bind(cutoff)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
     fn find_task_by_token(&self, hash: String) -> StoreFut<'_, Option<TaskRow>> {
         Box::pin(async move {
             Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
