@@ -5,4 +5,5 @@
 //!   Responses/Chat Completions, Gemini) that plays scripted conversations for real CLIs.
 
 pub mod fake_server;
+pub mod fault_proxy;
 pub mod mock_model;
