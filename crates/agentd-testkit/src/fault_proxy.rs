@@ -14,11 +14,13 @@
 //!   forwarding (what they read is discarded) — a server that went silent mid-stream.
 //!
 //! [`FaultProxy::reset_all`] aborts every open connection with `SO_LINGER=0` (the peer
-//! reads `ECONNRESET`), whatever the mode. Connections black-holed at accept stay black
+//! reads `ECONNRESET`), whatever the mode; [`FaultProxy::reset_websockets`] only those
+//! whose first request asked for a WebSocket upgrade (HTTP keeps flowing). Connections black-holed at accept stay black
 //! holes after the mode changes back, until the client gives up or they are reset.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,10 +37,15 @@ pub enum Mode {
     BlackHole,
 }
 
+/// One open connection: whether it is a WebSocket, and its reset switch.
+struct Conn {
+    websocket: Arc<AtomicBool>,
+    reset: CancellationToken,
+}
+
 struct Shared {
     mode: Mutex<Mode>,
-    /// Cancelled by `reset_all`; replaced with a fresh token each time.
-    reset: Mutex<CancellationToken>,
+    conns: Mutex<HashMap<u64, Conn>>,
     accepted: AtomicU64,
     dropped: AtomicU64,
     resets: AtomicU64,
@@ -50,8 +57,21 @@ impl Shared {
         *self.mode.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn reset_token(&self) -> CancellationToken {
-        self.reset.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Conn>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resets the connections `pick` selects; returns how many.
+    fn reset_where(&self, pick: impl Fn(&Conn) -> bool) -> usize {
+        let mut n = 0;
+        for c in self.conns().values() {
+            if pick(c) && !c.reset.is_cancelled() {
+                c.reset.cancel();
+                n += 1;
+            }
+        }
+        self.resets.fetch_add(1, Ordering::SeqCst);
+        n
     }
 }
 
@@ -69,11 +89,12 @@ impl Drop for FaultProxy {
     }
 }
 
-/// Decrements the open-connection gauge however a connection task ends.
-struct OpenGuard(Arc<Shared>);
+/// Unregisters a connection however its task ends.
+struct OpenGuard(Arc<Shared>, u64);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
+        self.0.conns().remove(&self.1);
         self.0.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -87,7 +108,7 @@ impl FaultProxy {
         let addr = listener.local_addr().expect("proxy addr");
         let shared = Arc::new(Shared {
             mode: Mutex::new(Mode::Pass),
-            reset: Mutex::new(CancellationToken::new()),
+            conns: Mutex::new(HashMap::new()),
             accepted: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             resets: AtomicU64::new(0),
@@ -102,7 +123,7 @@ impl FaultProxy {
                     a = listener.accept() => a,
                 };
                 let Ok((client, _)) = accepted else { continue };
-                s.accepted.fetch_add(1, Ordering::SeqCst);
+                let id = s.accepted.fetch_add(1, Ordering::SeqCst);
                 let _ = client.set_nodelay(true);
                 match s.mode() {
                     Mode::Drop => {
@@ -111,13 +132,26 @@ impl FaultProxy {
                     }
                     mode => {
                         s.open.fetch_add(1, Ordering::SeqCst);
-                        let guard = OpenGuard(Arc::clone(&s));
-                        let cancel = s.reset_token();
+                        let guard = OpenGuard(Arc::clone(&s), id);
+                        let reset = CancellationToken::new();
+                        let websocket = Arc::new(AtomicBool::new(false));
+                        s.conns().insert(
+                            id,
+                            Conn {
+                                websocket: Arc::clone(&websocket),
+                                reset: reset.clone(),
+                            },
+                        );
                         let stop = st.clone();
                         let shared = Arc::clone(&s);
                         tokio::spawn(async move {
                             let _guard = guard;
-                            connection(shared, client, target, mode, cancel, stop).await;
+                            let link = Link {
+                                reset,
+                                stop,
+                                websocket,
+                            };
+                            connection(shared, client, target, mode, link).await;
                         });
                     }
                 }
@@ -166,11 +200,14 @@ impl FaultProxy {
 
     /// Aborts every open connection with an RST. Returns how many were open.
     pub fn reset_all(&self) -> usize {
-        let open = self.shared.open.load(Ordering::SeqCst);
-        let old = std::mem::take(&mut *self.shared.reset.lock().unwrap_or_else(|p| p.into_inner()));
-        old.cancel();
-        self.shared.resets.fetch_add(1, Ordering::SeqCst);
-        open
+        self.shared.reset_where(|_| true)
+    }
+
+    /// Aborts, with an RST, every open connection that is a WebSocket (its first request
+    /// carried `Upgrade: websocket`). Returns how many.
+    pub fn reset_websockets(&self) -> usize {
+        self.shared
+            .reset_where(|c| c.websocket.load(Ordering::SeqCst))
     }
 
     /// Connections accepted since start (dropped ones included).
@@ -183,7 +220,7 @@ impl FaultProxy {
         self.shared.dropped.load(Ordering::SeqCst)
     }
 
-    /// Times [`FaultProxy::reset_all`] was called.
+    /// Times [`FaultProxy::reset_all`] or [`FaultProxy::reset_websockets`] was called.
     pub fn resets(&self) -> u64 {
         self.shared.resets.load(Ordering::SeqCst)
     }
@@ -200,14 +237,25 @@ fn rst(s: TcpStream) {
     drop(s);
 }
 
+/// A connection task's switches.
+struct Link {
+    reset: CancellationToken,
+    stop: CancellationToken,
+    websocket: Arc<AtomicBool>,
+}
+
 async fn connection(
     shared: Arc<Shared>,
     mut client: TcpStream,
     target: SocketAddr,
     mode: Mode,
-    reset: CancellationToken,
-    stop: CancellationToken,
+    link: Link,
 ) {
+    let Link {
+        reset,
+        stop,
+        websocket,
+    } = link;
     if mode == Mode::BlackHole {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
@@ -234,8 +282,8 @@ async fn connection(
     let aborted = {
         let (mut cr, mut cw) = client.split();
         let (mut ur, mut uw) = upstream.split();
-        let up = pump(&shared, &mut cr, &mut uw);
-        let down = pump(&shared, &mut ur, &mut cw);
+        let up = pump(&shared, &mut cr, &mut uw, Some(&websocket));
+        let down = pump(&shared, &mut ur, &mut cw, None);
         tokio::select! {
             _ = reset.cancelled() => true,
             _ = stop.cancelled() => true,
@@ -248,9 +296,19 @@ async fn connection(
     }
 }
 
+/// True when a request head asks for a WebSocket upgrade.
+fn is_websocket_upgrade(head: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+    head.lines().any(|l| {
+        l.strip_prefix("upgrade:")
+            .is_some_and(|v| v.trim() == "websocket")
+    })
+}
+
 /// Copies `from` → `to` chunk by chunk, applying the current mode to each chunk. Ends at
-/// EOF or an error on either side, shutting down the write side.
-async fn pump<R, W>(shared: &Shared, from: &mut R, to: &mut W)
+/// EOF or an error on either side, shutting down the write side. With `sniff`, the first
+/// chunk (the client's request head) marks the connection as a WebSocket or not.
+async fn pump<R, W>(shared: &Shared, from: &mut R, to: &mut W, mut sniff: Option<&AtomicBool>)
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
@@ -261,6 +319,9 @@ where
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if let Some(flag) = sniff.take() {
+            flag.store(is_websocket_upgrade(&buf[..n]), Ordering::SeqCst);
+        }
         match shared.mode() {
             Mode::BlackHole => continue,
             Mode::Delay(d) => tokio::time::sleep(d).await,
@@ -423,5 +484,27 @@ mod tests {
         let mut c = TcpStream::connect(p.addr()).await.unwrap();
         roundtrip(&mut c, b"c").await.unwrap();
         assert_eq!(p.resets(), 1);
+    }
+
+    #[tokio::test]
+    async fn reset_websockets_spares_plain_http() {
+        let p = FaultProxy::start(echo().await).await;
+        let mut http = TcpStream::connect(p.addr()).await.unwrap();
+        let get = b"GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n";
+        roundtrip(&mut http, get).await.unwrap();
+        let mut ws = TcpStream::connect(p.addr()).await.unwrap();
+        let up =
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n";
+        roundtrip(&mut ws, up).await.unwrap();
+        assert_eq!(p.reset_websockets(), 1);
+        let mut buf = [0u8; 4];
+        let r = tokio::time::timeout(Duration::from_secs(5), ws.read(&mut buf))
+            .await
+            .expect("reset arrives promptly");
+        assert_eq!(
+            r.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionReset)
+        );
+        roundtrip(&mut http, b"still here").await.unwrap();
     }
 }
