@@ -1,0 +1,263 @@
+//! `agentd-bench`: benchmarks of the agentd daemon on loopback, printed as a markdown
+//! table (see docs/benchmarks.md for the measured table and how to reproduce it).
+//!
+//! ```text
+//! cargo build --release -p agentd -p agentd-bench
+//! target/release/agentd-bench [--only pickup,poll,cancel,parse,heal,footprint]
+//!     [--tasks 1000] [--poll-tasks 100] [--cancels 20] [--parse-secs 2]
+//!     [--heal-daemons 25] [--heal-workspaces 10] [--heal-heartbeat-secs 15]
+//!     [--idle-secs 30] [--stream-tasks 20] [--stream-lines 200]
+//! ```
+//!
+//! Rows needing the real control-plane server (heartbeat and claim throughput, a dead
+//! daemon going offline, 1,000 daemons reconnecting) are not measured here.
+
+mod common;
+mod footprint;
+mod heal;
+mod parse;
+mod pickup;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use common::ms;
+
+struct Args {
+    only: Vec<String>,
+    n: HashMap<&'static str, u64>,
+}
+
+const KNOBS: &[(&str, u64)] = &[
+    ("tasks", 1000),
+    ("poll-tasks", 100),
+    ("cancels", 20),
+    ("parse-secs", 2),
+    ("heal-daemons", 25),
+    ("heal-workspaces", 10),
+    ("heal-heartbeat-secs", 15),
+    ("idle-secs", 30),
+    ("stream-tasks", 20),
+    ("stream-lines", 200),
+];
+
+const ALL: &[&str] = &["pickup", "poll", "cancel", "parse", "heal", "footprint"];
+
+fn args() -> anyhow::Result<Args> {
+    let mut n: HashMap<&'static str, u64> = KNOBS.iter().copied().collect();
+    let mut only: Vec<String> = ALL.iter().map(|s| s.to_string()).collect();
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let key = a
+            .strip_prefix("--")
+            .with_context(|| format!("unexpected {a}"))?;
+        let val = it.next().with_context(|| format!("{a} needs a value"))?;
+        if key == "only" {
+            only = val.split(',').map(str::to_string).collect();
+            if let Some(bad) = only.iter().find(|o| !ALL.contains(&o.as_str())) {
+                bail!("--only: unknown benchmark {bad} (one of {ALL:?})");
+            }
+            continue;
+        }
+        let Some((k, _)) = KNOBS.iter().find(|(k, _)| *k == key) else {
+            bail!("unknown flag --{key}");
+        };
+        n.insert(k, val.parse().with_context(|| format!("--{key}"))?);
+    }
+    Ok(Args { only, n })
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores available, Linux {}", kernel.trim())
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let a = args()?;
+    let on = |b: &str| a.only.iter().any(|o| o == b);
+    let n = |k: &str| a.n[k];
+    eprintln!("machine: {}", machine());
+    let mut rows: Vec<[String; 4]> = Vec::new();
+
+    if on("pickup") {
+        eprintln!("pickup (WS) over {} tasks…", n("tasks"));
+        let p = pickup::pickup(true, n("tasks") as usize).await?;
+        rows.push([
+            format!(
+                "1. Pickup, WS wake-up ({} tasks): queued → `/start`",
+                p.to_start.n
+            ),
+            format!(
+                "p50 {} · p99 {} · max {}",
+                ms(p.to_start.p50),
+                ms(p.to_start.p99),
+                ms(p.to_start.max)
+            ),
+            "—".into(),
+            "".into(),
+        ]);
+        rows.push([
+            format!(
+                "1. Pickup, WS wake-up ({} tasks): queued → agent spawned",
+                p.to_spawn.n
+            ),
+            format!(
+                "p50 {} · p99 {} · max {}",
+                ms(p.to_spawn.p50),
+                ms(p.to_spawn.p99),
+                ms(p.to_spawn.max)
+            ),
+            "p50 < 20 ms".into(),
+            met(p.to_spawn.p50 < Duration::from_millis(20)).into(),
+        ]);
+    }
+    if on("poll") {
+        eprintln!("pickup (polling, 1 s) over {} tasks…", n("poll-tasks"));
+        let p = pickup::pickup(false, n("poll-tasks") as usize).await?;
+        rows.push([
+            format!(
+                "1. Pickup, WS disabled, 1 s poll ({} tasks): queued → `/start`",
+                p.to_start.n
+            ),
+            format!(
+                "p50 {} · p99 {} · max {}",
+                ms(p.to_start.p50),
+                ms(p.to_start.p99),
+                ms(p.to_start.max)
+            ),
+            "—".into(),
+            "".into(),
+        ]);
+        rows.push([
+            format!(
+                "1. Pickup, WS disabled, 1 s poll ({} tasks): queued → agent spawned",
+                p.to_spawn.n
+            ),
+            format!(
+                "p50 {} · p99 {} · max {}",
+                ms(p.to_spawn.p50),
+                ms(p.to_spawn.p99),
+                ms(p.to_spawn.max)
+            ),
+            "≤ poll interval (Multica: 30 s poll)".into(),
+            met(p.to_spawn.p99 < Duration::from_millis(1200)).into(),
+        ]);
+    }
+    if on("cancel") {
+        eprintln!("cancel over {} tasks…", n("cancels"));
+        let c = pickup::cancel(n("cancels") as usize).await?;
+        rows.push([
+            format!(
+                "7. Cancel (WS `task_cancelled`) → agent gets SIGTERM ({} tasks)",
+                c.n
+            ),
+            format!("p50 {} · p99 {} · max {}", ms(c.p50), ms(c.p99), ms(c.max)),
+            "≤ 100 ms".into(),
+            met(c.p99 <= Duration::from_millis(100)).into(),
+        ]);
+    }
+    if on("parse") {
+        eprintln!("parse throughput…");
+        for r in parse::throughput(n("parse-secs") as f64)? {
+            rows.push([
+                format!(
+                    "6. Parse `{}` stream ({} recorded runs, {} KB)",
+                    r.provider,
+                    r.fixtures,
+                    r.bytes_per_run / 1000
+                ),
+                format!(
+                    "{:.0} MB/s · {:.0}k lines/s · {:.0}k messages/s",
+                    r.mb_per_s,
+                    r.lines_per_s / 1000.0,
+                    r.messages_per_s / 1000.0
+                ),
+                "—".into(),
+                "".into(),
+            ]);
+        }
+    }
+    if on("heal") {
+        let hb = Duration::from_secs(n("heal-heartbeat-secs"));
+        eprintln!("self-healing…");
+        let h = heal::heal(
+            n("heal-daemons") as usize,
+            n("heal-workspaces") as usize,
+            hb,
+        )
+        .await?;
+        rows.push([
+            format!(
+                "4. Self-healing: {} runtimes ({} daemons × 4 × {} workspaces) deleted at once, {:?} heartbeat",
+                h.runtimes, h.daemons, h.workspaces, h.heartbeat
+            ),
+            format!(
+                "all re-registered in {:.1} s, all heartbeating on new ids in {:.1} s; {} register calls ({} per daemon·workspace at most)",
+                h.registered_in.as_secs_f64(),
+                h.online_in.as_secs_f64(),
+                h.registers,
+                h.max_per_daemon_workspace
+            ),
+            format!("1 register per workspace ({} in all)", h.daemons * h.workspaces),
+            met(h.max_per_daemon_workspace == 1 && h.registers == h.daemons * h.workspaces).into(),
+        ]);
+    }
+    if on("footprint") {
+        eprintln!("footprint…");
+        let f = footprint::footprint(
+            n("idle-secs"),
+            n("stream-tasks") as usize,
+            n("stream-lines") as usize,
+        )
+        .await?;
+        rows.push([
+            format!("5. Footprint idle, 4 runtimes, WS up ({} s)", f.idle_secs),
+            format!(
+                "RSS {:.1} MiB · CPU {:.2} %",
+                f.idle_rss_kib as f64 / 1024.0,
+                f.idle_cpu_pct
+            ),
+            "—".into(),
+            "".into(),
+        ]);
+        rows.push([
+            format!(
+                "5. Footprint, {} tasks streaming (1 message / 50 ms each, {} each)",
+                f.tasks, f.lines_per_task
+            ),
+            format!(
+                "RSS max {:.1} MiB · CPU {:.1} % of one core over {:.1} s · {} messages stored",
+                f.stream_rss_max_kib as f64 / 1024.0,
+                f.stream_cpu_pct,
+                f.stream_secs,
+                f.messages_stored
+            ),
+            "—".into(),
+            "".into(),
+        ]);
+    }
+
+    println!("Machine: {}\n", machine());
+    println!("| Benchmark | Result | Target | |");
+    println!("|---|---|---|---|");
+    for r in rows {
+        println!("| {} | {} | {} | {} |", r[0], r[1], r[2], r[3]);
+    }
+    Ok(())
+}
