@@ -63,10 +63,20 @@ impl Drop for DaemonProc {
 
 /// Starts `agentd daemon` against `url` with `dir/bin` first on PATH, data in `dir/data`.
 pub fn spawn_daemon(url: &str, dir: &Path, extra: &[&str]) -> anyhow::Result<DaemonProc> {
+    spawn_daemon_with(url, TOKEN, dir, extra)
+}
+
+/// [`spawn_daemon`] with another token.
+pub fn spawn_daemon_with(
+    url: &str,
+    token: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> anyhow::Result<DaemonProc> {
     std::fs::write(dir.join("daemon.toml"), "")?;
     let log = std::fs::File::create(dir.join("daemon.log"))?;
     let child = Command::new(agentd_exe()?)
-        .args(["daemon", "--server-url", url, "--token", TOKEN])
+        .args(["daemon", "--server-url", url, "--token", token])
         .args(["--health-port", "0"])
         .args(extra)
         .arg("--data-dir")

@@ -7,16 +7,19 @@
 //!     [--tasks 1000] [--poll-tasks 100] [--cancels 20] [--parse-secs 2]
 //!     [--heal-daemons 25] [--heal-workspaces 10] [--heal-heartbeat-secs 15]
 //!     [--idle-secs 30] [--stream-tasks 20] [--stream-lines 200]
+//!     [--hb-clients 32] [--hb-secs 10] [--claim-tasks 1000]
 //! ```
 //!
-//! Rows needing the real control-plane server (heartbeat and claim throughput, a dead
-//! daemon going offline, 1,000 daemons reconnecting) are not measured here.
+//! `server-*` rows run the real control-plane server (`agentd server`, the same binary).
+//! Not measured yet: 1,000 daemons reconnecting after a server restart, and a lost claim
+//! response → task running (see docs/benchmarks.md).
 
 mod common;
 mod footprint;
 mod heal;
 mod parse;
 mod pickup;
+mod server;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -40,9 +43,22 @@ const KNOBS: &[(&str, u64)] = &[
     ("idle-secs", 30),
     ("stream-tasks", 20),
     ("stream-lines", 200),
+    ("hb-clients", 32),
+    ("hb-secs", 10),
+    ("claim-tasks", 1000),
 ];
 
-const ALL: &[&str] = &["pickup", "poll", "cancel", "parse", "heal", "footprint"];
+const ALL: &[&str] = &[
+    "pickup",
+    "poll",
+    "cancel",
+    "parse",
+    "heal",
+    "footprint",
+    "server-heartbeat",
+    "server-claim",
+    "server-offline",
+];
 
 fn args() -> anyhow::Result<Args> {
     let mut n: HashMap<&'static str, u64> = KNOBS.iter().copied().collect();
@@ -250,6 +266,56 @@ async fn main() -> anyhow::Result<()> {
             ),
             "—".into(),
             "".into(),
+        ]);
+    }
+
+    if on("server-heartbeat") {
+        eprintln!("server heartbeat throughput…");
+        let t = server::heartbeats(n("hb-clients") as usize, n("hb-secs")).await?;
+        rows.push([
+            format!(
+                "2. Server heartbeat throughput ({} concurrent clients, 100 runtimes, {} s)",
+                n("hb-clients"),
+                n("hb-secs")
+            ),
+            format!(
+                "{:.0} heartbeats/s · p50 {} · p99 {} · {} errors",
+                t.per_sec,
+                ms(t.latency.p50),
+                ms(t.latency.p99),
+                t.errors
+            ),
+            "—".into(),
+            "".into(),
+        ]);
+    }
+    if on("server-claim") {
+        eprintln!("server claim throughput…");
+        let c = server::claims(n("claim-tasks") as usize).await?;
+        rows.push([
+            format!(
+                "3. Server claims: {} queued tasks, 10 runtimes × 2 concurrent claimers",
+                c.tasks
+            ),
+            format!(
+                "{:.0} claims/s · {} claimed, {} distinct (queueing took {:.1} s)",
+                c.per_sec,
+                c.claimed,
+                c.unique,
+                c.queued_in.as_secs_f64()
+            ),
+            "each task exactly once".into(),
+            met(c.claimed == c.tasks && c.unique == c.tasks).into(),
+        ]);
+    }
+    if on("server-offline") {
+        eprintln!("dead daemon → offline…");
+        let t = server::dead_daemon_offline().await?;
+        rows.push([
+            "7. Dead daemon (SIGKILL, WS connected) → runtime offline on the server".into(),
+            format!("{:.1} s", t.as_secs_f64()),
+            "≤ 45 s".into(),
+            met(t <= Duration::from_secs(45)).into(),
         ]);
     }
 

@@ -1,0 +1,367 @@
+//! Rows that need the real control-plane server: `agentd server` (the binary) on
+//! loopback, driven over HTTP by this process.
+//!
+//! - Heartbeat throughput: `conc` concurrent clients POST `/api/daemon/heartbeat` for
+//!   `secs`, spread over 100 registered runtimes (25 daemons × 4 providers).
+//! - Claim throughput and correctness: 1,000 tasks queued (1,000 issues assigned to
+//!   agents on 10 runtimes), drained by 2 concurrent claimers per runtime; every task
+//!   must be handed out exactly once.
+//! - A dead daemon → its runtime offline: the real daemon binary registered and on WS,
+//!   SIGKILLed; time until the server lists its runtime as offline.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::common::{Stats, agentd_exe, spawn_daemon_with, stand_in, wait_for};
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub admin: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    pub async fn start() -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let out = dir.path().join("server.out");
+        let child = Command::new(agentd_exe()?)
+            .args(["server", "--listen", "127.0.0.1:0", "--json", "--data-dir"])
+            .arg(dir.path().join("server"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out)?)
+            .stderr(std::fs::File::create(dir.path().join("server.log"))?)
+            .spawn()
+            .context("spawn agentd server")?;
+        let mut url = String::new();
+        wait_for(20.0, Duration::from_millis(20), "server URL", || {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            if let Some(v) = text
+                .lines()
+                .next()
+                .and_then(|l| serde_json::from_str::<Value>(l).ok())
+            {
+                url = v["url"].as_str().unwrap_or_default().to_string();
+            }
+            !url.is_empty()
+        })
+        .await?;
+        let admin = std::fs::read_to_string(dir.path().join("server/admin-token"))?
+            .trim()
+            .to_string();
+        Ok(Server {
+            child,
+            url,
+            admin,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("{path}: {status}: {text}");
+        }
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::POST, token, path, Some(body))
+            .await
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, token, path, None).await
+    }
+
+    /// A workspace and a member token for it.
+    pub async fn workspace(&self, name: &str) -> anyhow::Result<(String, String)> {
+        let ws = self
+            .post(&self.admin, "/api/v1/workspaces", json!({"name": name}))
+            .await?;
+        let ws = ws["id"].as_str().context("workspace id")?.to_string();
+        let tok = self
+            .post(
+                &self.admin,
+                "/api/v1/tokens",
+                json!({"name": "bench", "workspace_ids": [ws]}),
+            )
+            .await?;
+        Ok((ws, tok["token"].as_str().context("token")?.to_string()))
+    }
+
+    /// Registers `providers` for `daemon` in `ws`; returns the runtime ids.
+    pub async fn register(
+        &self,
+        token: &str,
+        ws: &str,
+        daemon: &str,
+        providers: &[&str],
+    ) -> anyhow::Result<Vec<String>> {
+        let runtimes: Vec<Value> = providers
+            .iter()
+            .map(|p| json!({"name": format!("{p} ({daemon})"), "type": p, "version": "9.9.9", "status": "online"}))
+            .collect();
+        let v = self
+            .post(
+                token,
+                "/api/daemon/register",
+                json!({"workspace_id": ws, "daemon_id": daemon, "device_name": daemon, "runtimes": runtimes}),
+            )
+            .await?;
+        Ok(v["runtimes"]
+            .as_array()
+            .context("runtimes")?
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(str::to_string))
+            .collect())
+    }
+}
+
+pub struct Throughput {
+    pub per_sec: f64,
+    pub latency: Stats,
+    pub errors: usize,
+}
+
+/// `conc` clients heartbeating 100 runtimes for `secs`.
+pub async fn heartbeats(conc: usize, secs: u64) -> anyhow::Result<Throughput> {
+    let s = Arc::new(Server::start().await?);
+    let (ws, token) = s.workspace("hb").await?;
+    let mut ids = Vec::new();
+    for d in 0..25 {
+        ids.extend(
+            s.register(
+                &token,
+                &ws,
+                &format!("d{d}"),
+                &["claude", "codex", "opencode", "gemini"],
+            )
+            .await?,
+        );
+    }
+    let ids = Arc::new(ids);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    let start = Instant::now();
+    for w in 0..conc {
+        let (s, ids, stop, token) = (
+            Arc::clone(&s),
+            Arc::clone(&ids),
+            Arc::clone(&stop),
+            token.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let (mut lat, mut errors, mut i) = (Vec::new(), 0usize, w);
+            while !stop.load(Ordering::Relaxed) {
+                let id = &ids[i % ids.len()];
+                i += conc;
+                let t = Instant::now();
+                match s
+                    .post(&token, "/api/daemon/heartbeat", json!({"runtime_id": id}))
+                    .await
+                {
+                    Ok(_) => lat.push(t.elapsed()),
+                    Err(_) => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for w in workers {
+        let (l, e) = w.await?;
+        all.extend(l);
+        errors += e;
+    }
+    let el = start.elapsed().as_secs_f64();
+    Ok(Throughput {
+        per_sec: all.len() as f64 / el,
+        latency: Stats::of(all),
+        errors,
+    })
+}
+
+pub struct Claims {
+    pub tasks: usize,
+    pub claimed: usize,
+    pub unique: usize,
+    pub per_sec: f64,
+    pub queued_in: Duration,
+}
+
+/// 1,000 tasks over 10 runtimes, drained by 2 claimers per runtime.
+pub async fn claims(tasks: usize) -> anyhow::Result<Claims> {
+    let s = Arc::new(Server::start().await?);
+    let (ws, token) = s.workspace("claims").await?;
+    let mut agents = Vec::new();
+    let mut runtimes = Vec::new();
+    for d in 0..10 {
+        let rid = s
+            .register(&token, &ws, &format!("d{d}"), &["claude"])
+            .await?
+            .remove(0);
+        let a = s
+            .post(
+                &token,
+                &format!("/api/v1/workspaces/{ws}/agents"),
+                json!({"name": format!("bot{d}"), "runtime_id": rid}),
+            )
+            .await?;
+        agents.push(a["id"].as_str().context("agent id")?.to_string());
+        runtimes.push(rid);
+    }
+    let t = Instant::now();
+    for i in 0..tasks {
+        s.post(
+            &token,
+            &format!("/api/v1/workspaces/{ws}/issues"),
+            json!({"title": format!("issue {i}"), "assignee_agent_id": agents[i % agents.len()]}),
+        )
+        .await?;
+    }
+    let queued_in = t.elapsed();
+    let t = Instant::now();
+    let mut claimers = Vec::new();
+    for rid in runtimes.iter().flat_map(|r| [r.clone(), r.clone()]) {
+        let (s, token) = (Arc::clone(&s), token.clone());
+        claimers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let key = uuid_like(&rid, got.len());
+                let v = s
+                    .http
+                    .post(format!("{}/api/daemon/runtimes/{rid}/tasks/claim", s.url))
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", key)
+                    .json(&json!({}))
+                    .send()
+                    .await?
+                    .json::<Value>()
+                    .await?;
+                match v["task"]["id"].as_str() {
+                    Some(id) => got.push(id.to_string()),
+                    None => return anyhow::Ok(got),
+                }
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for c in claimers {
+        all.extend(c.await??);
+    }
+    let el = t.elapsed();
+    let unique: HashSet<&String> = all.iter().collect();
+    Ok(Claims {
+        tasks,
+        claimed: all.len(),
+        unique: unique.len(),
+        per_sec: all.len() as f64 / el.as_secs_f64(),
+        queued_in,
+    })
+}
+
+/// A distinct idempotency key per claim call.
+fn uuid_like(rid: &str, n: usize) -> String {
+    format!("{rid}-{n}-{:?}", Instant::now())
+}
+
+/// The real daemon on WS, SIGKILLed: time until the server lists its runtime offline.
+pub async fn dead_daemon_offline() -> anyhow::Result<Duration> {
+    let s = Server::start().await?;
+    let (ws, token) = s.workspace("dead").await?;
+    let dir = tempfile::tempdir()?;
+    stand_in(
+        &dir.path().join("bin"),
+        "claude",
+        "2.1.330 (Claude Code)",
+        "exit 0",
+    )?;
+    let mut d = spawn_daemon_with(
+        &s.url,
+        &token,
+        dir.path(),
+        &["--heartbeat-interval", "15s", "--poll-interval", "30s"],
+    )?;
+    let status = |v: &Value| -> Option<String> {
+        v.as_array()?.first()?["status"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let path = format!("/api/v1/workspaces/{ws}/runtimes");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = s.get(&token, &path).await?;
+        if status(&v).as_deref() == Some("online") && health_ws(dir.path()).await {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("daemon never came online: {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.child.kill()?;
+    let t = Instant::now();
+    let _ = d.child.wait();
+    loop {
+        let v = s.get(&token, &path).await?;
+        if status(&v).as_deref() == Some("offline") {
+            return Ok(t.elapsed());
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            bail!("runtime still not offline after 120 s: {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// True once the daemon says its WS is connected.
+async fn health_ws(dir: &Path) -> bool {
+    let Ok(addr) = std::fs::read_to_string(dir.join("data/daemon.health")) else {
+        return false;
+    };
+    let Ok(r) = reqwest::get(format!("http://{}/health", addr.trim())).await else {
+        return false;
+    };
+    r.json::<Value>()
+        .await
+        .is_ok_and(|v| v["ws_connected"] == json!(true))
+}
