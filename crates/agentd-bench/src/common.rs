@@ -63,15 +63,16 @@ impl Drop for DaemonProc {
 
 /// Starts `agentd daemon` against `url` with `dir/bin` first on PATH, data in `dir/data`.
 pub fn spawn_daemon(url: &str, dir: &Path, extra: &[&str]) -> anyhow::Result<DaemonProc> {
-    spawn_daemon_with(url, TOKEN, dir, extra)
+    spawn_daemon_with(url, TOKEN, dir, extra, "agentd_daemon=warn")
 }
 
-/// [`spawn_daemon`] with another token.
+/// [`spawn_daemon`] with another token and log filter.
 pub fn spawn_daemon_with(
     url: &str,
     token: &str,
     dir: &Path,
     extra: &[&str],
+    rust_log: &str,
 ) -> anyhow::Result<DaemonProc> {
     std::fs::write(dir.join("daemon.toml"), "")?;
     let log = std::fs::File::create(dir.join("daemon.log"))?;
@@ -88,7 +89,7 @@ pub fn spawn_daemon_with(
             format!("{}:/usr/bin:/bin", dir.join("bin").display()),
         )
         .env_remove("AGENTD_TOKEN")
-        .env("RUST_LOG", "agentd_daemon=warn")
+        .env("RUST_LOG", rust_log)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

@@ -6,6 +6,11 @@
 //! - Claim throughput and correctness: 1,000 tasks queued (1,000 issues assigned to
 //!   agents on 10 runtimes), drained by 2 concurrent claimers per runtime; every task
 //!   must be handed out exactly once.
+//! - A lost claim response → task running: the real daemon talks to the server through
+//!   the testkit's fault proxy, which resets the connection carrying the claim's answer
+//!   (the server handed the task out; the daemon never heard). The daemon retries with
+//!   the same idempotency key and gets the same task. Measured from issue creation to the
+//!   task's `running` status on the server, against the same path without the fault.
 //! - A dead daemon → its runtime offline: the real daemon binary registered and on WS,
 //!   SIGKILLed; time until the server lists its runtime as offline.
 
@@ -18,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+
+use agentd_testkit::fault_proxy::{FaultProxy, Mode};
 
 use crate::common::{Stats, agentd_exe, spawn_daemon_with, stand_in, wait_for};
 
@@ -320,6 +327,7 @@ pub async fn dead_daemon_offline() -> anyhow::Result<Duration> {
         &token,
         dir.path(),
         &["--heartbeat-interval", "15s", "--poll-interval", "30s"],
+        "agentd_daemon=warn",
     )?;
     let status = |v: &Value| -> Option<String> {
         v.as_array()?.first()?["status"]
@@ -364,4 +372,107 @@ async fn health_ws(dir: &Path) -> bool {
     r.json::<Value>()
         .await
         .is_ok_and(|v| v["ws_connected"] == json!(true))
+}
+
+pub struct LostClaim {
+    pub normal: Stats,
+    pub lost: Stats,
+    /// Claim retries the daemon logged ("claim response lost").
+    pub retries_logged: usize,
+}
+
+/// `n` tasks with the claim response delivered, `n` with it lost.
+pub async fn lost_claim(n: usize) -> anyhow::Result<LostClaim> {
+    let s = Server::start().await?;
+    let (ws, token) = s.workspace("lost").await?;
+    let proxy = FaultProxy::for_url(&s.url).await;
+    let dir = tempfile::tempdir()?;
+    let ok = r#"echo '{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"s"}'"#;
+    stand_in(
+        &dir.path().join("bin"),
+        "claude",
+        "2.1.330 (Claude Code)",
+        ok,
+    )?;
+    let _d = spawn_daemon_with(
+        &proxy.url(),
+        &token,
+        dir.path(),
+        &["--heartbeat-interval", "15s", "--poll-interval", "30s"],
+        "agentd_daemon=debug",
+    )?;
+    let path = format!("/api/v1/workspaces/{ws}/runtimes");
+    let mut rid = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rid.is_empty() || !health_ws(dir.path()).await {
+        if Instant::now() > deadline {
+            bail!("daemon never came online");
+        }
+        let v = s.get(&token, &path).await?;
+        rid = v[0]["id"].as_str().unwrap_or_default().to_string();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let agent = s
+        .post(
+            &token,
+            &format!("/api/v1/workspaces/{ws}/agents"),
+            json!({"name": "bot", "runtime_id": rid}),
+        )
+        .await?;
+    let agent = agent["id"].as_str().context("agent id")?.to_string();
+    let (mut normal, mut lost) = (Vec::new(), Vec::new());
+    for i in 0..2 * n {
+        let lose = i % 2 == 1;
+        if lose {
+            proxy.set_mode(Mode::LoseNextResponse);
+        }
+        let t = Instant::now();
+        let issue = s
+            .post(
+                &token,
+                &format!("/api/v1/workspaces/{ws}/issues"),
+                json!({"title": format!("t{i}"), "assignee_agent_id": agent}),
+            )
+            .await?;
+        let issue = issue["id"].as_str().context("issue id")?.to_string();
+        let mut ran = None;
+        loop {
+            let v = s.get(&token, &format!("/api/v1/issues/{issue}")).await?;
+            let st = v["tasks"][0]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if ran.is_none() && matches!(st.as_str(), "running" | "completed") {
+                ran = Some(t.elapsed());
+            }
+            if st == "completed" {
+                break;
+            }
+            if matches!(st.as_str(), "failed" | "cancelled") {
+                bail!("task {i} ended {st}: {v}");
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                bail!("task {i} not done after 60 s: {v}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if lose && proxy.mode() != Mode::Pass {
+            bail!("trial {i}: no response was lost");
+        }
+        proxy.set_mode(Mode::Pass);
+        let took = ran.unwrap_or_default();
+        if lose {
+            lost.push(took)
+        } else {
+            normal.push(took)
+        }
+        // Let the completion's reports flush before the next trial.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    Ok(LostClaim {
+        normal: Stats::of(normal),
+        lost: Stats::of(lost),
+        retries_logged: log.matches("claim response lost").count(),
+    })
 }

@@ -12,6 +12,10 @@
 //!   Open connections keep passing; call [`FaultProxy::reset_all`] to cut them too.
 //! - [`Mode::BlackHole`]: accept, read and discard, never answer; open connections stop
 //!   forwarding (what they read is discarded) — a server that went silent mid-stream.
+//! - [`Mode::LoseNextResponse`]: one-shot. Requests flow to the target, but the first
+//!   answer bytes the target sends on a plain HTTP (not WebSocket) connection are not
+//!   delivered: that connection is reset and the mode goes back to [`Mode::Pass`] — a
+//!   request the server processed whose response the client never got.
 //!
 //! [`FaultProxy::reset_all`] aborts every open connection with `SO_LINGER=0` (the peer
 //! reads `ECONNRESET`), whatever the mode; [`FaultProxy::reset_websockets`] only those
@@ -35,6 +39,7 @@ pub enum Mode {
     Delay(Duration),
     Drop,
     BlackHole,
+    LoseNextResponse,
 }
 
 /// One open connection: whether it is a WebSocket, and its reset switch.
@@ -55,6 +60,18 @@ struct Shared {
 impl Shared {
     fn mode(&self) -> Mode {
         *self.mode.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Switches [`Mode::LoseNextResponse`] back to [`Mode::Pass`]; true for the one
+    /// caller that did.
+    fn take_lose_next_response(&self) -> bool {
+        let mut m = self.mode.lock().unwrap_or_else(|p| p.into_inner());
+        if *m == Mode::LoseNextResponse {
+            *m = Mode::Pass;
+            true
+        } else {
+            false
+        }
     }
 
     fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Conn>> {
@@ -282,8 +299,8 @@ async fn connection(
     let aborted = {
         let (mut cr, mut cw) = client.split();
         let (mut ur, mut uw) = upstream.split();
-        let up = pump(&shared, &mut cr, &mut uw, Some(&websocket));
-        let down = pump(&shared, &mut ur, &mut cw, None);
+        let up = pump(&shared, &mut cr, &mut uw, Role::Up(&websocket));
+        let down = pump(&shared, &mut ur, &mut cw, Role::Down(&websocket, &reset));
         tokio::select! {
             _ = reset.cancelled() => true,
             _ = stop.cancelled() => true,
@@ -305,26 +322,45 @@ fn is_websocket_upgrade(head: &[u8]) -> bool {
     })
 }
 
+/// Which way a pump copies. Up: client → target; its first chunk (the request head)
+/// marks the connection as a WebSocket or not. Down: target → client; may reset its own
+/// connection in [`Mode::LoseNextResponse`].
+#[derive(Clone, Copy)]
+enum Role<'a> {
+    Up(&'a AtomicBool),
+    Down(&'a AtomicBool, &'a CancellationToken),
+}
+
 /// Copies `from` → `to` chunk by chunk, applying the current mode to each chunk. Ends at
-/// EOF or an error on either side, shutting down the write side. With `sniff`, the first
-/// chunk (the client's request head) marks the connection as a WebSocket or not.
-async fn pump<R, W>(shared: &Shared, from: &mut R, to: &mut W, mut sniff: Option<&AtomicBool>)
+/// EOF or an error on either side, shutting down the write side.
+async fn pump<R, W>(shared: &Shared, from: &mut R, to: &mut W, role: Role<'_>)
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut first = true;
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if let Some(flag) = sniff.take() {
+        if let (Role::Up(flag), true) = (role, first) {
             flag.store(is_websocket_upgrade(&buf[..n]), Ordering::SeqCst);
         }
+        first = false;
         match shared.mode() {
             Mode::BlackHole => continue,
             Mode::Delay(d) => tokio::time::sleep(d).await,
+            Mode::LoseNextResponse => {
+                if let Role::Down(websocket, reset) = role
+                    && !websocket.load(Ordering::SeqCst)
+                    && shared.take_lose_next_response()
+                {
+                    reset.cancel();
+                    return;
+                }
+            }
             Mode::Pass | Mode::Drop => {}
         }
         if to.write_all(&buf[..n]).await.is_err() {
@@ -484,6 +520,33 @@ mod tests {
         let mut c = TcpStream::connect(p.addr()).await.unwrap();
         roundtrip(&mut c, b"c").await.unwrap();
         assert_eq!(p.resets(), 1);
+    }
+
+    #[tokio::test]
+    async fn lose_next_response_resets_one_http_connection_once() {
+        let p = FaultProxy::start(echo().await).await;
+        let mut ws = TcpStream::connect(p.addr()).await.unwrap();
+        let up = b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n";
+        roundtrip(&mut ws, up).await.unwrap();
+        p.set_mode(Mode::LoseNextResponse);
+        // A WebSocket's traffic is spared.
+        roundtrip(&mut ws, b"frame").await.unwrap();
+        let mut http = TcpStream::connect(p.addr()).await.unwrap();
+        http.write_all(b"POST /claim HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let r = tokio::time::timeout(Duration::from_secs(5), http.read(&mut buf))
+            .await
+            .expect("reset arrives promptly");
+        assert_eq!(
+            r.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionReset),
+            "the response was not delivered"
+        );
+        assert_eq!(p.mode(), Mode::Pass, "one-shot");
+        let mut again = TcpStream::connect(p.addr()).await.unwrap();
+        roundtrip(&mut again, b"POST /claim again").await.unwrap();
     }
 
     #[tokio::test]
