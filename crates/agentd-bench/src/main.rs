@@ -8,17 +8,17 @@
 //!     [--heal-daemons 25] [--heal-workspaces 10] [--heal-heartbeat-secs 15]
 //!     [--idle-secs 30] [--stream-tasks 20] [--stream-lines 200]
 //!     [--hb-clients 32] [--hb-secs 10] [--claim-tasks 1000] [--lost-claims 10]
+//!     [--reconnect-daemons 1000] [--reconnect-down-secs 3]
 //! ```
 //!
 //! `server-*` rows run the real control-plane server (`agentd server`, the same binary).
-//! Not measured yet: 1,000 daemons reconnecting after a server restart (see
-//! docs/benchmarks.md).
 
 mod common;
 mod footprint;
 mod heal;
 mod parse;
 mod pickup;
+mod reconnect;
 mod server;
 
 use std::collections::HashMap;
@@ -47,6 +47,8 @@ const KNOBS: &[(&str, u64)] = &[
     ("hb-secs", 10),
     ("claim-tasks", 1000),
     ("lost-claims", 10),
+    ("reconnect-daemons", 1000),
+    ("reconnect-down-secs", 3),
 ];
 
 const ALL: &[&str] = &[
@@ -60,6 +62,7 @@ const ALL: &[&str] = &[
     "server-claim",
     "server-offline",
     "server-lost-claim",
+    "server-reconnect",
 ];
 
 fn args() -> anyhow::Result<Args> {
@@ -345,6 +348,33 @@ async fn main() -> anyhow::Result<()> {
             ),
             "≤ 1 s (Multica: 90 s)".into(),
             met(l.lost.max <= Duration::from_secs(1)).into(),
+        ]);
+    }
+    if on("server-reconnect") {
+        eprintln!("daemons reconnecting after a server restart…");
+        let r = reconnect::reconnect(
+            n("reconnect-daemons") as usize,
+            Duration::from_secs(n("reconnect-down-secs")),
+        )
+        .await?;
+        let ratio = r.peak_per_s as f64 / r.mean_per_s.max(f64::MIN_POSITIVE);
+        rows.push([
+            format!(
+                "7. {} daemons reconnecting after a server restart (SIGKILL, down {} s)",
+                r.daemons,
+                r.down.as_secs()
+            ),
+            format!(
+                "all WS back {:.1} s after the kill; {} connections, peak {}/s vs mean {:.0}/s ({:.1}×); {} register calls",
+                r.window.as_secs_f64(),
+                r.connections,
+                r.peak_per_s,
+                r.mean_per_s,
+                ratio,
+                r.registers
+            ),
+            "peak ≤ 3× mean, no register storm".into(),
+            met(ratio <= 3.0 && r.registers == 0).into(),
         ]);
     }
 

@@ -46,14 +46,35 @@ impl Drop for Server {
 impl Server {
     pub async fn start() -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
-        let out = dir.path().join("server.out");
+        let (child, url) = Self::spawn(dir.path(), "127.0.0.1:0").await?;
+        let admin = std::fs::read_to_string(dir.path().join("server/admin-token"))?
+            .trim()
+            .to_string();
+        Ok(Server {
+            child,
+            url,
+            admin,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        })
+    }
+
+    /// Starts `agentd server` on `listen` with its data in `dir/server`; returns its URL.
+    async fn spawn(dir: &Path, listen: &str) -> anyhow::Result<(Child, String)> {
+        let out = dir.join("server.out");
+        let _ = std::fs::remove_file(&out);
         let child = Command::new(agentd_exe()?)
-            .args(["server", "--listen", "127.0.0.1:0", "--json", "--data-dir"])
-            .arg(dir.path().join("server"))
+            .args(["server", "--listen", listen, "--json", "--data-dir"])
+            .arg(dir.join("server"))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out)?)
-            .stderr(std::fs::File::create(dir.path().join("server.log"))?)
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("server.log"))?,
+            )
             .spawn()
             .context("spawn agentd server")?;
         let mut url = String::new();
@@ -69,16 +90,21 @@ impl Server {
             !url.is_empty()
         })
         .await?;
-        let admin = std::fs::read_to_string(dir.path().join("server/admin-token"))?
-            .trim()
-            .to_string();
-        Ok(Server {
-            child,
-            url,
-            admin,
-            http: reqwest::Client::new(),
-            _dir: dir,
-        })
+        Ok((child, url))
+    }
+
+    /// SIGKILLs the server (no graceful close of its connections).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same address and data dir.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let listen = self.url.trim_start_matches("http://").to_string();
+        let (child, _) = Self::spawn(self._dir.path(), &listen).await?;
+        self.child = child;
+        Ok(())
     }
 
     async fn call(
