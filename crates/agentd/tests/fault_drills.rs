@@ -668,6 +668,9 @@ async fn disk_full_fails_the_task_clearly_and_the_daemon_lives() {
     })
     .await;
     assert!(d.alive());
-    drop(d);
+    // Stop the daemon and unmount before its temp dir is removed.
+    let _ = d.child.kill();
+    let _ = d.child.wait();
     drop(mount);
+    drop(d);
 }
