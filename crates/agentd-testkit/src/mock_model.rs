@@ -146,7 +146,7 @@ pub fn builtin_scripts() -> Vec<(&'static str, Vec<Turn>)> {
         (
             "comment",
             vec![
-                Turn::shell("agentd issue comment --body 'done by the mock'"),
+                Turn::shell("agentd issue comment \"$AGENTD_ISSUE_ID\" 'done by the mock'"),
                 Turn::text("MOCK-DONE: commented"),
             ],
         ),

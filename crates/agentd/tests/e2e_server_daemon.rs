@@ -2,39 +2,12 @@
 //! daemon registers; `agentd runtime delete` makes it self-heal with exactly one
 //! re-register; the runtime is online again under a new id.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_agentd");
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn cli(url: &str, token: &str, args: &[&str]) -> Value {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--json")
-        .env("AGENTD_SERVER_URL", url)
-        .env("AGENTD_TOKEN", token)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "agentd {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use common::{BIN, Proc, Server, cli, eventually};
 
 fn registers(log: &Path) -> usize {
     std::fs::read_to_string(log)
@@ -43,54 +16,12 @@ fn registers(log: &Path) -> usize {
         .count()
 }
 
-/// Polls `f` every 50 ms until it returns Some or `secs` pass.
-async fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_delete_makes_the_real_daemon_self_heal_once() {
     let dir = tempfile::tempdir().unwrap();
-    let server_log = dir.path().join("server.log");
-    let mut server = Command::new(BIN)
-        .args(["server", "--listen", "127.0.0.1:0", "--json", "--data-dir"])
-        .arg(dir.path().join("server"))
-        .env("RUST_LOG", "agentd_server=info")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&server_log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = Proc(server);
-    let url = serde_json::from_str::<Value>(&line).unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let admin = std::fs::read_to_string(dir.path().join("server/admin-token"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let ws = cli(&url, &admin, &["workspace", "create", "e2e"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token = cli(&url, &admin, &["token", "create", "--workspace", &ws])["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let server = Server::start(dir.path());
+    let (url, server_log) = (server.url.clone(), server.log.clone());
+    let (ws, token) = server.workspace_with_token("e2e");
 
     // A stand-in `claude` that reports a supported version.
     use std::os::unix::fs::PermissionsExt;
@@ -149,34 +80,9 @@ async fn runtime_delete_makes_the_real_daemon_self_heal_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_assigned_issue_runs_on_the_real_daemon_and_lands_in_review() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Command::new(BIN)
-        .args(["server", "--listen", "127.0.0.1:0", "--json", "--data-dir"])
-        .arg(dir.path().join("server"))
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = Proc(server);
-    let url = serde_json::from_str::<Value>(&line).unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let admin = std::fs::read_to_string(dir.path().join("server/admin-token"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let ws = cli(&url, &admin, &["workspace", "create", "e2e"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token = cli(&url, &admin, &["token", "create", "--workspace", &ws])["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let server = Server::start(dir.path());
+    let url = server.url.clone();
+    let (ws, token) = server.workspace_with_token("e2e");
 
     // A stand-in `claude` that acts on its issue like a teammate (through `agentd` and
     // the task token the daemon hands it), then replays output recorded from the real CLI.

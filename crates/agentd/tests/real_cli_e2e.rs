@@ -13,6 +13,8 @@
 //! `SKIP real_cli_e2e <name>: …` line on stderr. OpenCode and Gemini take the same file
 //! lock as `agentd-daemon/tests/real_cli.rs`, so at most one of them runs at a time.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -165,7 +167,7 @@ stream_max_retries = 0
 /// wrapper that `exec`s the installed CLI with its stdout through `tee`) plus
 /// `/usr/bin:/bin` (node and git), and that CLI's env pointing at `mock`. The daemon's
 /// environment is cleared first, so nothing from the developer's machine leaks in.
-fn spawn_daemon(name: &str, cli: &Path, server_url: &str, mock: &MockModel) -> Daemon {
+fn spawn_daemon(name: &str, cli: &Path, server_url: &str, token: &str, mock: &MockModel) -> Daemon {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
@@ -187,7 +189,7 @@ fn spawn_daemon(name: &str, cli: &Path, server_url: &str, mock: &MockModel) -> D
     let log = std::fs::File::create(root.join("daemon.log")).expect("daemon.log");
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentd"));
-    cmd.args(["daemon", "--server-url", server_url, "--token", TOKEN])
+    cmd.args(["daemon", "--server-url", server_url, "--token", token])
         .args(["--heartbeat-interval", "1s", "--poll-interval", "30s"])
         .args(["--health-port", "0", "--agent-timeout", "100s"])
         .arg("--data-dir")
@@ -354,7 +356,7 @@ async fn writes_a_file_through_the_daemon(name: &str) {
     let deadline = Instant::now() + TEST_BOUND;
     let mock = MockModel::start(vec![]).await.expect("mock model");
     let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
-    let d = spawn_daemon(name, &cli, &fake.url, &mock);
+    let d = spawn_daemon(name, &cli, &fake.url, TOKEN, &mock);
     queue_task(&fake, &d, name, "@mock:write Add a hello file", deadline).await;
     wait_reported(&fake, &d, deadline).await;
 
@@ -497,7 +499,7 @@ async fn claude_api_error_fails_the_task_as_agent_error() {
     let deadline = Instant::now() + TEST_BOUND;
     let mock = MockModel::start(vec![]).await.expect("mock model");
     let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
-    let d = spawn_daemon("claude", &cli, &fake.url, &mock);
+    let d = spawn_daemon("claude", &cli, &fake.url, TOKEN, &mock);
     queue_task(
         &fake,
         &d,
@@ -550,4 +552,112 @@ async fn claude_api_error_fails_the_task_as_agent_error() {
         },
     )
     .await;
+}
+
+/// Issue 4's teammate check, on the real server: the mocked model has the real Claude
+/// Code run `agentd issue comment "$AGENTD_ISSUE_ID" …` through its Bash tool. The daemon
+/// put `agentd` on the agent's PATH with the claim's task token, so the comment lands on
+/// the issue attributed to the agent; then the result comment follows and the issue
+/// moves to `in_review`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_comments_on_its_issue_through_the_real_server() {
+    let Some(claude) = installed("claude") else {
+        return;
+    };
+    let mock = MockModel::start(vec![]).await.expect("mock model");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::Server::start(dir.path());
+    let url = server.url.clone();
+    let (ws, token) = server.workspace_with_token("e2e");
+    let d = spawn_daemon("claude", &claude, &url, &token, &mock);
+    let api = |args: &[&str]| common::cli(&url, &token, args);
+
+    let rid = common::eventually(60, "claude registers", || {
+        api(&["runtime", "list", "--workspace", &ws])
+            .as_array()?
+            .iter()
+            .find(|r| r["provider"] == "claude" && r["status"] == "online")
+            .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+    })
+    .await;
+    let agent = api(&[
+        "agent",
+        "create",
+        "bot",
+        "--workspace",
+        &ws,
+        "--runtime",
+        &rid,
+    ])["id"]
+        .as_str()
+        .expect("agent id")
+        .to_string();
+    let issue = api(&[
+        "issue",
+        "create",
+        "@mock:comment Tell the team you are done",
+        "--workspace",
+        &ws,
+        "--assign",
+        &agent,
+    ])["id"]
+        .as_str()
+        .expect("issue id")
+        .to_string();
+
+    let mut last = serde_json::Value::Null;
+    let reached = tokio::time::timeout(TEST_BOUND, async {
+        loop {
+            last = api(&["issue", "show", &issue]);
+            if last["issue"]["status"] == "in_review" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(
+        reached.is_ok(),
+        "the issue never reached in_review: {last:#}\n{}",
+        d.describe()
+    );
+    let ctx = || format!("{last:#}\n{}", d.describe());
+    assert_eq!(last["tasks"][0]["status"], "completed", "{}", ctx());
+    let comments = last["comments"].as_array().expect("comments");
+    let by_agent = comments
+        .iter()
+        .find(|c| c["body"] == "done by the mock")
+        .unwrap_or_else(|| panic!("the agent's own comment is missing\n{}", ctx()));
+    assert_eq!(by_agent["author_type"], "agent", "{}", ctx());
+    assert_eq!(by_agent["author_id"], agent.as_str(), "{}", ctx());
+    let result = comments.last().expect("result comment");
+    assert_eq!(result["author_type"], "agent", "{}", ctx());
+    assert!(
+        result["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("MOCK-DONE: commented")),
+        "the result comment carries the final answer\n{}",
+        ctx()
+    );
+    // The task log shows the Bash call that posted it.
+    let tid = last["tasks"][0]["id"]
+        .as_str()
+        .expect("task id")
+        .to_string();
+    let logs = common::cli_raw(&url, &token, &["task", "logs", &tid]);
+    assert!(
+        logs.contains("agentd issue comment") && logs.contains("Bash"),
+        "the Bash tool call is in the task log: {logs}"
+    );
+    // The real CLI played both turns of the script with the mock.
+    let turns: Vec<usize> = mock
+        .requests()
+        .iter()
+        .filter(|r| r.api == Api::Anthropic && r.scenario.as_deref() == Some("comment"))
+        .map(|r| r.turn)
+        .collect();
+    assert!(
+        turns.contains(&0) && turns.contains(&1),
+        "mock turns {turns:?}"
+    );
 }

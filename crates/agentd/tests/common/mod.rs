@@ -1,0 +1,120 @@
+//! Shared by the end-to-end tests that run the real `agentd server` binary: start it on
+//! port 0 in a temp data dir, and drive it with the real `agentd` CLI (`--json`).
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_agentd");
+
+/// A child process killed (and reaped) when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running `agentd server` with its admin token.
+pub struct Server {
+    pub url: String,
+    pub admin: String,
+    /// The server's stderr (its log).
+    pub log: PathBuf,
+    _proc: Proc,
+}
+
+impl Server {
+    /// Starts `agentd server --listen 127.0.0.1:0` with its data in `dir/server` and its
+    /// log in `dir/server.log`; returns once it printed its URL.
+    pub fn start(dir: &Path) -> Server {
+        let log = dir.join("server.log");
+        let mut child = Command::new(BIN)
+            .args(["server", "--listen", "127.0.0.1:0", "--json", "--data-dir"])
+            .arg(dir.join("server"))
+            .env("RUST_LOG", "agentd_server=info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("server.log"))
+            .spawn()
+            .expect("spawn agentd server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("server stdout"))
+            .read_line(&mut line)
+            .expect("server prints its URL");
+        let proc = Proc(child);
+        let url = serde_json::from_str::<Value>(&line).expect("server JSON line")["url"]
+            .as_str()
+            .expect("url")
+            .to_string();
+        let admin = std::fs::read_to_string(dir.join("server/admin-token"))
+            .expect("admin-token")
+            .trim()
+            .to_string();
+        Server {
+            url,
+            admin,
+            log,
+            _proc: proc,
+        }
+    }
+
+    /// Creates a workspace and a token scoped to it: `(workspace id, token)`.
+    pub fn workspace_with_token(&self, name: &str) -> (String, String) {
+        let ws = cli(&self.url, &self.admin, &["workspace", "create", name])["id"]
+            .as_str()
+            .expect("workspace id")
+            .to_string();
+        let token = cli(
+            &self.url,
+            &self.admin,
+            &["token", "create", "--workspace", &ws],
+        )["token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        (ws, token)
+    }
+}
+
+/// Runs `agentd ARGS --json` against `url` with `token`; panics with its stderr on failure.
+pub fn cli(url: &str, token: &str, args: &[&str]) -> Value {
+    serde_json::from_str(&cli_raw(url, token, args)).expect("agentd --json prints JSON")
+}
+
+/// Like [`cli`], but returns what it printed (JSON lines for streams such as `task logs`).
+pub fn cli_raw(url: &str, token: &str, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--json")
+        .env("AGENTD_SERVER_URL", url)
+        .env("AGENTD_TOKEN", token)
+        .output()
+        .expect("run agentd");
+    assert!(
+        out.status.success(),
+        "agentd {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `f` every 50 ms until it returns Some; panics naming `what` after `secs`.
+pub async fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
