@@ -168,6 +168,26 @@ stream_max_retries = 0
 /// `/usr/bin:/bin` (node and git), and that CLI's env pointing at `mock`. The daemon's
 /// environment is cleared first, so nothing from the developer's machine leaks in.
 fn spawn_daemon(name: &str, cli: &Path, server_url: &str, token: &str, mock: &MockModel) -> Daemon {
+    spawn_agentd(name, cli, mock, Stdio::null(), |cmd, root| {
+        cmd.args(["daemon", "--server-url", server_url, "--token", token])
+            .args(["--heartbeat-interval", "1s", "--poll-interval", "30s"])
+            .args(["--health-port", "0", "--agent-timeout", "100s"])
+            .arg("--data-dir")
+            .arg(root.join("data"))
+            .arg("--config")
+            .arg(root.join("daemon.toml"));
+    })
+}
+
+/// `agentd` with the arguments `args` adds (given the sandbox root), in a sandbox whose
+/// PATH holds only `name`'s CLI (see [`spawn_daemon`]); its stderr goes to `daemon.log`.
+fn spawn_agentd(
+    name: &str,
+    cli: &Path,
+    mock: &MockModel,
+    stdout: Stdio,
+    args: impl FnOnce(&mut Command, &Path),
+) -> Daemon {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
@@ -189,14 +209,8 @@ fn spawn_daemon(name: &str, cli: &Path, server_url: &str, token: &str, mock: &Mo
     let log = std::fs::File::create(root.join("daemon.log")).expect("daemon.log");
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentd"));
-    cmd.args(["daemon", "--server-url", server_url, "--token", token])
-        .args(["--heartbeat-interval", "1s", "--poll-interval", "30s"])
-        .args(["--health-port", "0", "--agent-timeout", "100s"])
-        .arg("--data-dir")
-        .arg(root.join("data"))
-        .arg("--config")
-        .arg(root.join("daemon.toml"))
-        .env_clear()
+    args(&mut cmd, root);
+    cmd.env_clear()
         .env(
             "PATH",
             format!("{}:/usr/bin:/bin", root.join("bin").display()),
@@ -205,16 +219,16 @@ fn spawn_daemon(name: &str, cli: &Path, server_url: &str, token: &str, mock: &Mo
         .env("TMPDIR", root.join("tmp"))
         .env("LANG", "C.UTF-8")
         .env("NO_COLOR", "1")
-        .env("RUST_LOG", "agentd_daemon=debug");
+        .env("RUST_LOG", "agentd_daemon=debug,agentd_server=info");
     for (k, v) in cli_env(name, root, mock) {
         cmd.env(k, v);
     }
     let child = cmd
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(log)
         .spawn()
-        .expect("spawn agentd daemon");
+        .expect("spawn agentd");
     Daemon {
         child,
         dir,
@@ -659,5 +673,123 @@ async fn claude_comments_on_its_issue_through_the_real_server() {
     assert!(
         turns.contains(&0) && turns.contains(&1),
         "mock turns {turns:?}"
+    );
+}
+
+/// Issue 4's user flow: `agentd up` (server + daemon in one process) with the real Claude
+/// Code against the mock. The user creates an agent and an issue assigned to it, follows
+/// the task with `agentd task logs --follow` (which ends when the task does), and finds
+/// the result posted as a comment, the issue in review, and the change committed on the
+/// task's branch in its worktree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_runs_an_issue_on_real_claude_end_to_end() {
+    use std::io::{BufRead, BufReader};
+    let Some(claude) = installed("claude") else {
+        return;
+    };
+    let mock = MockModel::start(vec![]).await.expect("mock model");
+    let mut up = spawn_agentd("claude", &claude, &mock, Stdio::piped(), |cmd, root| {
+        cmd.args(["up", "--json", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(root.join("data"));
+    });
+    let mut line = String::new();
+    BufReader::new(up.child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("agentd up prints its address");
+    let info: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}\n{}", up.describe()));
+    let url = info["url"].as_str().expect("url").to_string();
+    let ws = info["workspace_id"]
+        .as_str()
+        .expect("workspace")
+        .to_string();
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(up.dir.path().join("data/up.json")).expect("up.json"),
+    )
+    .expect("up.json is JSON");
+    let token = state["token"].as_str().expect("token").to_string();
+    let api = |args: &[&str]| common::cli(&url, &token, args);
+
+    let rid = common::eventually(60, "claude registers", || {
+        api(&["runtime", "list", "--workspace", &ws])
+            .as_array()?
+            .iter()
+            .find(|r| r["provider"] == "claude" && r["status"] == "online")
+            .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+    })
+    .await;
+    let agent = api(&[
+        "agent",
+        "create",
+        "claude-bot",
+        "--workspace",
+        &ws,
+        "--runtime",
+        &rid,
+    ])["id"]
+        .as_str()
+        .expect("agent id")
+        .to_string();
+    let issue = api(&[
+        "issue",
+        "create",
+        "@mock:write Add a hello file",
+        "--workspace",
+        &ws,
+        "--assign",
+        &agent,
+    ])["id"]
+        .as_str()
+        .expect("issue id")
+        .to_string();
+    let task = common::eventually(10, "the issue has a task", || {
+        api(&["issue", "show", &issue])["tasks"][0]["id"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await;
+
+    // `task logs --follow` prints the messages as they arrive and returns once the task
+    // is finished.
+    let (u, t, id) = (url.clone(), token.clone(), task.clone());
+    let follow = tokio::time::timeout(
+        TEST_BOUND,
+        tokio::task::spawn_blocking(move || {
+            Command::new(common::BIN)
+                .args(["task", "logs", &id, "--follow"])
+                .env("AGENTD_SERVER_URL", u)
+                .env("AGENTD_TOKEN", t)
+                .output()
+                .expect("run agentd task logs")
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("task logs --follow never ended\n{}", up.describe()))
+    .expect("join");
+    let printed = String::from_utf8_lossy(&follow.stdout);
+    assert!(follow.status.success(), "{printed}\n{}", up.describe());
+    assert!(
+        printed.contains("Write") && printed.contains("MOCK-DONE: wrote hello.txt"),
+        "the log shows the tool call and the final answer:\n{printed}"
+    );
+
+    let shown = common::eventually(10, "the issue reaches in_review", || {
+        let v = api(&["issue", "show", &issue]);
+        (v["issue"]["status"] == "in_review").then_some(v)
+    })
+    .await;
+    let ctx = || format!("{shown:#}\n{}", up.describe());
+    assert_eq!(shown["tasks"][0]["status"], "completed", "{}", ctx());
+    let result = shown["comments"]
+        .as_array()
+        .and_then(|c| c.last())
+        .expect("a result comment");
+    assert_eq!(result["author_type"], "agent", "{}", ctx());
+    assert!(
+        result["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("MOCK-DONE: wrote hello.txt")),
+        "{}",
+        ctx()
     );
 }
