@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{BIN, Proc, Server, cli, eventually};
+use common::{BIN, Proc, Server, assign_new_issue, cli, eventually, online_runtime};
 
 fn registers(log: &Path) -> usize {
     std::fs::read_to_string(log)
@@ -124,48 +124,9 @@ async fn an_assigned_issue_runs_on_the_real_daemon_and_lands_in_review() {
         .unwrap();
     let _daemon = Proc(daemon);
 
-    let rid = eventually(30, "the daemon registers claude", || {
-        let rts = cli(&url, &token, &["runtime", "list", "--workspace", &ws]);
-        rts.as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["status"] == "online")
-            .map(|r| r["id"].as_str().unwrap().to_string())
-    })
-    .await;
-    let agent = cli(
-        &url,
-        &token,
-        &[
-            "agent",
-            "create",
-            "bot",
-            "--workspace",
-            &ws,
-            "--runtime",
-            &rid,
-        ],
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rid = online_runtime(&url, &token, &ws, "claude", 30).await;
     // The poll interval is 30 s: only the WS push can make this quick.
-    let issue = cli(
-        &url,
-        &token,
-        &[
-            "issue",
-            "create",
-            "Say hello",
-            "--workspace",
-            &ws,
-            "--assign",
-            &agent,
-        ],
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (agent, issue) = assign_new_issue(&url, &token, &ws, &rid, "bot", "Say hello");
     let shown = eventually(20, "the issue reaches in_review", || {
         let v = cli(&url, &token, &["issue", "show", &issue]);
         (v["issue"]["status"] == "in_review").then_some(v)

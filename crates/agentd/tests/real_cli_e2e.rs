@@ -586,38 +586,15 @@ async fn claude_comments_on_its_issue_through_the_real_server() {
     let d = spawn_daemon("claude", &claude, &url, &token, &mock);
     let api = |args: &[&str]| common::cli(&url, &token, args);
 
-    let rid = common::eventually(60, "claude registers", || {
-        api(&["runtime", "list", "--workspace", &ws])
-            .as_array()?
-            .iter()
-            .find(|r| r["provider"] == "claude" && r["status"] == "online")
-            .map(|r| r["id"].as_str().unwrap_or_default().to_string())
-    })
-    .await;
-    let agent = api(&[
-        "agent",
-        "create",
-        "bot",
-        "--workspace",
+    let rid = common::online_runtime(&url, &token, &ws, "claude", 60).await;
+    let (agent, issue) = common::assign_new_issue(
+        &url,
+        &token,
         &ws,
-        "--runtime",
         &rid,
-    ])["id"]
-        .as_str()
-        .expect("agent id")
-        .to_string();
-    let issue = api(&[
-        "issue",
-        "create",
+        "bot",
         "@mock:comment Tell the team you are done",
-        "--workspace",
-        &ws,
-        "--assign",
-        &agent,
-    ])["id"]
-        .as_str()
-        .expect("issue id")
-        .to_string();
+    );
 
     let mut last = serde_json::Value::Null;
     let reached = tokio::time::timeout(TEST_BOUND, async {
@@ -710,38 +687,15 @@ async fn up_runs_an_issue_on_real_claude_end_to_end() {
     let token = state["token"].as_str().expect("token").to_string();
     let api = |args: &[&str]| common::cli(&url, &token, args);
 
-    let rid = common::eventually(60, "claude registers", || {
-        api(&["runtime", "list", "--workspace", &ws])
-            .as_array()?
-            .iter()
-            .find(|r| r["provider"] == "claude" && r["status"] == "online")
-            .map(|r| r["id"].as_str().unwrap_or_default().to_string())
-    })
-    .await;
-    let agent = api(&[
-        "agent",
-        "create",
-        "claude-bot",
-        "--workspace",
+    let rid = common::online_runtime(&url, &token, &ws, "claude", 60).await;
+    let (_agent, issue) = common::assign_new_issue(
+        &url,
+        &token,
         &ws,
-        "--runtime",
         &rid,
-    ])["id"]
-        .as_str()
-        .expect("agent id")
-        .to_string();
-    let issue = api(&[
-        "issue",
-        "create",
+        "claude-bot",
         "@mock:write Add a hello file",
-        "--workspace",
-        &ws,
-        "--assign",
-        &agent,
-    ])["id"]
-        .as_str()
-        .expect("issue id")
-        .to_string();
+    );
     let task = common::eventually(10, "the issue has a task", || {
         api(&["issue", "show", &issue])["tasks"][0]["id"]
             .as_str()

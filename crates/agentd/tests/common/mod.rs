@@ -118,3 +118,55 @@ pub async fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits (up to `secs`) until `provider`'s runtime is online in workspace `ws`; its id.
+pub async fn online_runtime(url: &str, token: &str, ws: &str, provider: &str, secs: u64) -> String {
+    eventually(secs, &format!("{provider} online in {ws}"), || {
+        cli(url, token, &["runtime", "list", "--workspace", ws])
+            .as_array()?
+            .iter()
+            .find(|r| r["provider"] == provider && r["status"] == "online")
+            .and_then(|r| r["id"].as_str().map(str::to_string))
+    })
+    .await
+}
+
+/// Creates agent `agent_name` on runtime `rid` and an issue `title` assigned to it, which
+/// queues a task: `(agent id, issue id)`.
+pub fn assign_new_issue(
+    url: &str,
+    token: &str,
+    ws: &str,
+    rid: &str,
+    agent_name: &str,
+    title: &str,
+) -> (String, String) {
+    let id = |v: Value| v["id"].as_str().expect("an id").to_string();
+    let agent = id(cli(
+        url,
+        token,
+        &[
+            "agent",
+            "create",
+            agent_name,
+            "--workspace",
+            ws,
+            "--runtime",
+            rid,
+        ],
+    ));
+    let issue = id(cli(
+        url,
+        token,
+        &[
+            "issue",
+            "create",
+            title,
+            "--workspace",
+            ws,
+            "--assign",
+            &agent,
+        ],
+    ));
+    (agent, issue)
+}
