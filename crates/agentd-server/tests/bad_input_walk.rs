@@ -1,0 +1,548 @@
+//! Walks EVERY route of the server with each kind of bad input (issue 5): no token, a bad
+//! token, unknown ids, another workspace's ids, ids that are not ids, malformed JSON,
+//! JSON of the wrong shape, the wrong content type and an oversized body. Each must get a
+//! 4xx with a JSON `{"error": "..."}` body naming the problem, and the store must be
+//! byte-for-byte what it was before the walk.
+//!
+//! The route table below is checked against the `.route(...)` calls in
+//! `src/api/mod.rs`, so a new route cannot be added without being walked here.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Fx, Srv};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+const ZERO: &str = "00000000-0000-0000-0000-000000000000";
+const NOT_AN_ID: &str = "not-an-id%27%3B--";
+
+/// A route: method, path under the server root with `{ws}`, `{rt}`, `{agent}`, `{issue}`,
+/// `{task}` placeholders, and a valid body when it takes JSON.
+struct Route {
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+}
+
+fn routes() -> Vec<Route> {
+    let r = |method: Method, path: &'static str, body: Option<Value>| Route { method, path, body };
+    let empty = || Some(json!({}));
+    vec![
+        r(Method::GET, "/api/workspaces", None),
+        // Daemon API.
+        r(
+            Method::POST,
+            "/api/daemon/register",
+            Some(json!({"workspace_id": "{ws}", "daemon_id": "walker", "runtimes": []})),
+        ),
+        r(
+            Method::POST,
+            "/api/daemon/deregister",
+            Some(json!({"runtime_ids": ["{rt}"]})),
+        ),
+        r(
+            Method::POST,
+            "/api/daemon/heartbeat",
+            Some(json!({"runtime_id": "{rt}"})),
+        ),
+        r(Method::GET, "/api/daemon/ws", None),
+        r(Method::GET, "/api/daemon/workspaces/{ws}/repos", None),
+        // Claim, recover-orphans and start take no body (one is ignored).
+        r(Method::POST, "/api/daemon/runtimes/{rt}/tasks/claim", None),
+        r(
+            Method::POST,
+            "/api/daemon/runtimes/{rt}/recover-orphans",
+            None,
+        ),
+        r(Method::POST, "/api/daemon/tasks/{task}/start", None),
+        r(
+            Method::POST,
+            "/api/daemon/tasks/{task}/progress",
+            Some(json!({"summary": "s", "step": 1, "total": 2})),
+        ),
+        r(
+            Method::POST,
+            "/api/daemon/tasks/{task}/messages",
+            Some(json!({"messages": []})),
+        ),
+        r(
+            Method::POST,
+            "/api/daemon/tasks/{task}/usage",
+            Some(json!({"usage": []})),
+        ),
+        r(Method::POST, "/api/daemon/tasks/{task}/session", empty()),
+        r(
+            Method::POST,
+            "/api/daemon/tasks/{task}/complete",
+            Some(json!({"output": "o"})),
+        ),
+        r(
+            Method::POST,
+            "/api/daemon/tasks/{task}/fail",
+            Some(json!({"error": "e"})),
+        ),
+        r(Method::GET, "/api/daemon/tasks/{task}/status", None),
+        // User API.
+        r(Method::GET, "/api/v1/me", None),
+        r(Method::GET, "/api/v1/workspaces", None),
+        r(
+            Method::POST,
+            "/api/v1/workspaces",
+            Some(json!({"name": "n"})),
+        ),
+        r(Method::GET, "/api/v1/workspaces/{ws}", None),
+        r(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "t", "workspace_ids": ["{ws}"]})),
+        ),
+        r(Method::GET, "/api/v1/workspaces/{ws}/runtimes", None),
+        r(Method::DELETE, "/api/v1/runtimes/{rt}", None),
+        r(Method::GET, "/api/v1/workspaces/{ws}/agents", None),
+        r(
+            Method::POST,
+            "/api/v1/workspaces/{ws}/agents",
+            Some(json!({"name": "a", "runtime_id": "{rt}"})),
+        ),
+        r(Method::GET, "/api/v1/agents/{agent}", None),
+        r(
+            Method::PATCH,
+            "/api/v1/agents/{agent}",
+            Some(json!({"name": "renamed"})),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/workspaces/{ws}/issues",
+            Some(json!({"title": "t"})),
+        ),
+        r(Method::GET, "/api/v1/issues", None),
+        r(Method::GET, "/api/v1/issues/{issue}", None),
+        r(
+            Method::PATCH,
+            "/api/v1/issues/{issue}",
+            Some(json!({"title": "renamed"})),
+        ),
+        r(Method::GET, "/api/v1/issues/{issue}/comments", None),
+        r(
+            Method::POST,
+            "/api/v1/issues/{issue}/comments",
+            Some(json!({"body": "hi"})),
+        ),
+        r(Method::GET, "/api/v1/tasks/{task}", None),
+        r(Method::GET, "/api/v1/tasks/{task}/messages", None),
+        r(Method::POST, "/api/v1/tasks/{task}/cancel", None),
+        r(Method::POST, "/api/v1/tasks/{task}/retry", None),
+    ]
+}
+
+/// `(METHOD, full path)` of every `.route(...)` call in `src/api/mod.rs`, with the prefix
+/// of the router it is on (`let daemon` → `/api/daemon`, `let v1` → `/api/v1`).
+fn declared_routes() -> BTreeSet<(String, String)> {
+    let src = include_str!("../src/api/mod.rs");
+    let daemon = src.find("let daemon").expect("the daemon router");
+    let v1 = src.find("let v1").expect("the v1 router");
+    let root = src.rfind("Router::new()").expect("the root router");
+    let prefix = |at: usize| match at {
+        _ if at > root => "",
+        _ if at > v1 => "/api/v1",
+        _ if at > daemon => "/api/daemon",
+        _ => "",
+    };
+    let starts: Vec<usize> = src.match_indices(".route(").map(|(i, _)| i).collect();
+    let mut out = BTreeSet::new();
+    for (n, &at) in starts.iter().enumerate() {
+        let call = &src[at..starts.get(n + 1).copied().unwrap_or(src.len())];
+        let mut quoted = call.split('"');
+        let path = quoted.nth(1).expect("a route path");
+        let handlers = quoted.collect::<Vec<_>>().join("\"");
+        for m in ["get", "post", "patch", "delete", "put"] {
+            let called = handlers
+                .match_indices(&format!("{m}("))
+                .any(|(i, _)| !handlers[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'));
+            if called {
+                out.insert((m.to_uppercase(), format!("{}{path}", prefix(at))));
+            }
+        }
+    }
+    out
+}
+
+fn fill(template: &str, ids: &Ids) -> String {
+    template
+        .replace("{ws}", &ids.ws)
+        .replace("{rt}", &ids.rt)
+        .replace("{agent}", &ids.agent)
+        .replace("{issue}", &ids.issue)
+        .replace("{task}", &ids.task)
+}
+
+fn fill_json(v: &Value, ids: &Ids) -> Value {
+    serde_json::from_str(&fill(&v.to_string(), ids)).expect("filled body is JSON")
+}
+
+#[derive(Clone)]
+struct Ids {
+    ws: String,
+    rt: String,
+    agent: String,
+    issue: String,
+    task: String,
+}
+
+impl Ids {
+    fn all(v: &str) -> Ids {
+        Ids {
+            ws: v.into(),
+            rt: v.into(),
+            agent: v.into(),
+            issue: v.into(),
+            task: v.into(),
+        }
+    }
+}
+
+/// A workspace's fixture plus one assigned issue and its queued task.
+async fn ids_of(srv: &Srv, fx: &Fx, title: &str) -> Ids {
+    let issue = srv.assigned_issue(fx, title).await;
+    let (s, shown) = srv.get(&fx.token, &format!("/api/v1/issues/{issue}")).await;
+    assert_eq!(s, StatusCode::OK, "{shown}");
+    Ids {
+        ws: fx.ws.clone(),
+        rt: fx.runtime.clone(),
+        agent: fx.agent.clone(),
+        issue,
+        task: shown["tasks"][0]["id"]
+            .as_str()
+            .expect("a queued task")
+            .to_string(),
+    }
+}
+
+/// Every row of every table, in a stable text form.
+async fn snapshot(srv: &Srv) -> String {
+    let db = srv.dir.path().join("agentd.db");
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&db)
+                .read_only(true),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    let tables: Vec<String> = sqlx::query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+         ORDER BY name",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("list tables")
+    .iter()
+    .map(|r| r.get::<String, _>(0))
+    .collect();
+    let mut out = String::new();
+    for t in tables {
+        let cols: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info($1)")
+            .bind(&t)
+            .fetch_all(&pool)
+            .await
+            .expect("columns")
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+        let row = cols
+            .iter()
+            .map(|c| format!("quote(\"{c}\")"))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        let rows: Vec<String> = // Table and column names come from sqlite_master, not from input.
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {row} FROM \"{t}\" ORDER BY 1")))
+            .fetch_all(&pool)
+            .await
+            .expect("rows")
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+        out.push_str(&format!("== {t}\n{}\n", rows.join("\n")));
+    }
+    pool.close().await;
+    out
+}
+
+/// A bad request: (what is wrong, path, token, body with its content type, the statuses
+/// that refuse it properly).
+type Case<'a> = (
+    String,
+    String,
+    Option<&'a str>,
+    Option<(String, &'static str)>,
+    Vec<u16>,
+);
+
+/// One request with a raw body; returns the status and the body text.
+async fn send(
+    srv: &Srv,
+    method: &Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(String, &str)>,
+) -> (StatusCode, String) {
+    let mut req = srv
+        .http
+        .request(method.clone(), format!("{}{path}", srv.url));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some((b, ctype)) = body {
+        req = req.header("content-type", ctype).body(b);
+    }
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    (resp.status(), resp.text().await.unwrap_or_default())
+}
+
+/// An oversized JSON body, sent the way careful HTTP clients send large bodies: the head
+/// with `Expect: 100-continue` first, the body only if the server asks for it. (Writing
+/// the whole body blindly races the server, which answers 413 and closes the connection
+/// while the client is still writing, and the reset can swallow the answer.)
+async fn send_oversized(
+    srv: &Srv,
+    method: &Method,
+    path: &str,
+    token: &str,
+) -> (StatusCode, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let len = 2 * 1024 * 1024;
+    let addr = srv.url.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {len}\r\n\
+         Expect: 100-continue\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.expect("write head");
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = conn.read(&mut buf).await.expect("read answer");
+    let mut answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+    if answer.starts_with("HTTP/1.1 100") {
+        // The server asked for the body: send it (it must then refuse it by size).
+        let body = format!(r#"{{"x": "{}"}}"#, "x".repeat(len - 9));
+        let _ = conn.write_all(body.as_bytes()).await;
+        answer.clear();
+    }
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest).await;
+    answer.push_str(&String::from_utf8_lossy(&rest));
+    let code: u16 = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    // `Connection: close`: the body is whatever follows the head (no chunking for errors
+    // of known length; tolerate chunked framing by taking the JSON object inside).
+    let body = match (body.find('{'), body.rfind('}')) {
+        (Some(a), Some(b)) if a < b => body[a..=b].to_string(),
+        _ => body.to_string(),
+    };
+    (StatusCode::from_u16(code).expect("status"), body)
+}
+
+#[test]
+fn the_walk_covers_every_declared_route() {
+    let walked: BTreeSet<(String, String)> = routes()
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
+    let declared: BTreeSet<(String, String)> = declared_routes()
+        .into_iter()
+        .map(|(m, p)| {
+            let p = p
+                .replace("{wid}", "{ws}")
+                .replace("{rid}", "{rt}")
+                .replace("/runtimes/{id}", "/runtimes/{rt}")
+                .replace("/agents/{id}", "/agents/{agent}")
+                .replace("/issues/{id}", "/issues/{issue}")
+                .replace("/tasks/{id}", "/tasks/{task}");
+            (m, p)
+        })
+        .filter(|(_, p)| p != "/health")
+        .collect();
+    assert!(declared.len() > 30, "parsed too few routes: {declared:?}");
+    let missing: Vec<_> = declared.difference(&walked).collect();
+    let stale: Vec<_> = walked.difference(&declared).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "routes not walked: {missing:?}; walked but not declared: {stale:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
+    let srv = common::start().await;
+    let fx_a = srv.fixture("a").await;
+    let fx_b = srv.fixture("b").await;
+    let a = ids_of(&srv, &fx_a, "issue of a").await;
+    let b = ids_of(&srv, &fx_b, "issue of b").await;
+    let before = snapshot(&srv).await;
+    assert!(
+        before.contains("== issues") && before.contains("'issue of b'"),
+        "the snapshot sees the store: {before}"
+    );
+
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for route in routes() {
+        let good_path = fill(route.path, &a);
+        let good_body = route
+            .body
+            .as_ref()
+            .map(|b| (fill_json(b, &a).to_string(), "application/json"));
+        let mut cases: Vec<Case> = vec![
+            (
+                "no token".into(),
+                good_path.clone(),
+                None,
+                good_body.clone(),
+                vec![401],
+            ),
+            (
+                "a bad token".into(),
+                good_path.clone(),
+                Some("agd_not_a_token"),
+                good_body.clone(),
+                vec![401],
+            ),
+        ];
+        let placeholders = ["{ws}", "{rt}", "{agent}", "{issue}", "{task}"];
+        let has_ids = placeholders.iter().any(|p| {
+            route.path.contains(p)
+                || route
+                    .body
+                    .as_ref()
+                    .is_some_and(|b| b.to_string().contains(p))
+        });
+        if has_ids && route.path != "/api/daemon/deregister" {
+            for (what, ids) in [
+                ("unknown ids", Ids::all(ZERO)),
+                ("ids that are not ids", Ids::all(NOT_AN_ID)),
+                ("another workspace's ids", b.clone()),
+            ] {
+                let body = route
+                    .body
+                    .as_ref()
+                    .map(|bd| (fill_json(bd, &ids).to_string(), "application/json"));
+                // An id that cannot be one is a 400 naming the field; ids in a body are
+                // data, not a path, so a refusal there may also be 403.
+                let ok: Vec<u16> = match (ids.ws == NOT_AN_ID, route.path.contains('{')) {
+                    (true, _) => vec![400, 404],
+                    (false, true) => vec![404],
+                    (false, false) => vec![400, 403, 404],
+                };
+                cases.push((
+                    what.into(),
+                    fill(route.path, &ids),
+                    Some(&fx_a.token),
+                    body,
+                    ok,
+                ));
+            }
+        }
+        if route.body.is_some() {
+            for (what, body, ctype, ok) in [
+                (
+                    "malformed JSON",
+                    "{\"oops".to_string(),
+                    "application/json",
+                    vec![400],
+                ),
+                (
+                    "JSON of the wrong shape",
+                    "[1, 2]".to_string(),
+                    "application/json",
+                    vec![400, 422],
+                ),
+                (
+                    "the wrong content type",
+                    "{}".to_string(),
+                    "text/plain",
+                    vec![415],
+                ),
+            ] {
+                cases.push((
+                    what.into(),
+                    good_path.clone(),
+                    Some(&fx_a.token),
+                    Some((body, ctype)),
+                    ok,
+                ));
+            }
+        }
+        if route.body.is_some() {
+            checked += 1;
+            let (status, text) = send_oversized(&srv, &route.method, &good_path, &fx_a.token).await;
+            let named = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(|e| !e.trim().is_empty()))
+                .unwrap_or(false);
+            if status != StatusCode::PAYLOAD_TOO_LARGE || !named {
+                failures.push(format!(
+                    "{} {} with an oversized body: {status} {text}",
+                    route.method, route.path
+                ));
+            }
+        }
+        for (what, path, token, body, ok) in cases {
+            checked += 1;
+            let (status, text) = send(&srv, &route.method, &path, token, body).await;
+            let json: Option<Value> = serde_json::from_str(&text).ok();
+            let named = json
+                .as_ref()
+                .and_then(|v| v["error"].as_str())
+                .is_some_and(|e| !e.trim().is_empty());
+            if !ok.contains(&status.as_u16()) || !named {
+                failures.push(format!(
+                    "{} {} with {what}: {status} {}",
+                    route.method,
+                    route.path,
+                    text.chars().take(200).collect::<String>()
+                ));
+            }
+        }
+    }
+    // Deregistering another workspace's runtimes (or unknown ones) must not touch them.
+    for ids in [&b, &Ids::all(ZERO)] {
+        checked += 1;
+        let (status, text) = send(
+            &srv,
+            &Method::POST,
+            "/api/daemon/deregister",
+            Some(&fx_a.token),
+            Some((
+                json!({"runtime_ids": [ids.rt]}).to_string(),
+                "application/json",
+            )),
+        )
+        .await;
+        if status.is_server_error() {
+            failures.push(format!("deregister of a foreign runtime: {status} {text}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} bad requests were not refused properly:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    let after = snapshot(&srv).await;
+    pretty_assertions::assert_eq!(before, after, "bad input changed the store");
+    eprintln!(
+        "bad_input_walk: {checked} bad requests over {} routes",
+        routes().len()
+    );
+}
