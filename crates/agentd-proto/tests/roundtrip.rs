@@ -77,24 +77,6 @@ proptest! {
         let c = WsMessage::TaskCancelled(TaskCancelled { task_id: tid.unwrap_or_default(), runtime_id: Some(rid) });
         prop_assert_eq!(WsMessage::decode(&c.encode()).unwrap(), c);
     }
-
-    #[test]
-    fn arbitrary_text_never_panics_decoders(s in ".{0,200}") {
-        let _ = WsMessage::decode(&s);
-        let _ = serde_json::from_str::<Task>(&s);
-        let _ = serde_json::from_str::<ClaimResponse>(&s);
-        let _ = serde_json::from_str::<RegisterResponse>(&s);
-        let _ = serde_json::from_str::<HeartbeatResponse>(&s);
-    }
-
-    #[test]
-    fn arbitrary_json_values_never_panic_decoders(v in arb_json()) {
-        let s = v.to_string();
-        let _ = WsMessage::decode(&s);
-        let _ = serde_json::from_value::<Task>(v.clone());
-        let _ = serde_json::from_value::<RegisterResponse>(v.clone());
-        let _ = serde_json::from_value::<MessagesRequest>(v);
-    }
 }
 
 fn arb_json() -> impl Strategy<Value = serde_json::Value> {
@@ -140,4 +122,97 @@ fn unknown_fields_are_ignored_and_unknown_kinds_kept() {
         other => panic!("{other:?}"),
     }
     assert!(WsMessage::decode(r#"{"type":"daemon:heartbeat_ack","payload":"nope"}"#).is_err());
+}
+
+/// Every type that derives `Deserialize`, decoded from `$input` (which must never panic).
+/// `every_wire_type_is_fuzzed` checks this list against the crate's source.
+macro_rules! decode_every_wire_type {
+    ($input:expr) => {{
+        let s: &str = $input;
+        let _ = WsMessage::decode(s);
+        decode_every_wire_type!(@each s;
+            api::CreateWorkspaceRequest, api::WorkspaceInfo, api::CreateTokenRequest,
+            api::TokenCreated, api::RuntimeInfo, api::CreateAgentRequest, api::AgentInfo,
+            api::UpdateAgentRequest, api::CreateIssueRequest, api::UpdateIssueRequest,
+            api::IssueInfo, api::IssueDetail, api::CreateCommentRequest, api::CommentInfo,
+            api::TaskInfo, api::MessagesPage, api::WhoAmI,
+            health::HealthState, health::HealthRuntime, health::HealthWorkspace,
+            health::HealthAgent, health::Health,
+            ErrorBody, MessageKind, TaskMessage, UsageEntry,
+            Workspace, RuntimeSpec, RegisterRequest, Runtime, Repo, RegisterResponse,
+            DeregisterRequest, HeartbeatRequest, HeartbeatResponse, SkillFile, Skill,
+            TaskAgent, Task, ClaimResponse, ProgressRequest, MessagesRequest, UsageRequest,
+            SessionRequest, CompleteRequest, FailureReason, FailRequest, TaskStatus,
+            TaskStatusResponse, ReposResponse, RecoverOrphansResponse,
+            Frame, TaskAvailable, TaskCancelled)
+    }};
+    (@each $s:ident; $($t:ty),+ $(,)?) => {{
+        $( let _ = serde_json::from_str::<$t>($s); )+
+        [$(stringify!($t)),+]
+    }};
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_text_never_panics_any_wire_type(s in ".{0,300}") {
+        decode_every_wire_type!(&s);
+    }
+
+    #[test]
+    fn arbitrary_json_never_panics_any_wire_type(v in arb_json()) {
+        decode_every_wire_type!(&v.to_string());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_any_wire_type(b in prop::collection::vec(any::<u8>(), 0..300)) {
+        decode_every_wire_type!(&String::from_utf8_lossy(&b));
+    }
+}
+
+/// Names of the types deriving `Deserialize` in the crate's source files.
+fn deserializable_types() -> std::collections::BTreeSet<String> {
+    let sources = [
+        include_str!("../src/api.rs"),
+        include_str!("../src/health.rs"),
+        include_str!("../src/lib.rs"),
+        include_str!("../src/message.rs"),
+        include_str!("../src/rest.rs"),
+        include_str!("../src/ws.rs"),
+    ];
+    let mut out = std::collections::BTreeSet::new();
+    for src in sources {
+        let mut pending = false;
+        for line in src.lines().map(str::trim) {
+            if line.starts_with("#[derive(") && line.contains("Deserialize") {
+                pending = true;
+            }
+            let decl = line
+                .strip_prefix("pub struct ")
+                .or_else(|| line.strip_prefix("pub enum "));
+            if let (true, Some(decl)) = (pending, decl) {
+                let name: String = decl
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                out.insert(name);
+                pending = false;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_wire_type_is_fuzzed() {
+    let fuzzed: std::collections::BTreeSet<String> = decode_every_wire_type!("")
+        .iter()
+        .map(|t| t.rsplit("::").next().unwrap_or(t).trim().to_string())
+        .collect();
+    let declared = deserializable_types();
+    assert!(declared.len() > 40, "parsed too few types: {declared:?}");
+    let missing: Vec<_> = declared.difference(&fuzzed).collect();
+    assert!(
+        missing.is_empty(),
+        "wire types not in decode_every_wire_type!: {missing:?}"
+    );
 }
