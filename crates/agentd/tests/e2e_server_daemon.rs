@@ -133,6 +133,20 @@ async fn an_assigned_issue_runs_on_the_real_daemon_and_lands_in_review() {
     })
     .await;
     assert_eq!(shown["tasks"][0]["status"], "completed", "{shown}");
+    // Claimed within 1 s of being queued, on the server's clock: the WS wake-up, not the
+    // 30 s poll.
+    let at = |field: &str| -> jiff::Timestamp {
+        shown["tasks"][0][field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field}: {shown}"))
+            .parse()
+            .unwrap()
+    };
+    let pickup = at("dispatched_at").duration_since(at("created_at"));
+    assert!(
+        pickup < jiff::SignedDuration::from_secs(1),
+        "claimed {pickup:?} after queueing"
+    );
     let mid = &shown["comments"][0];
     assert_eq!(mid["body"], "looking into it");
     assert_eq!(mid["author_type"], "agent");
