@@ -207,6 +207,14 @@ pub struct TaskInfo {
     pub dispatched_at: Option<String>,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
+    /// The agent CLI's session (for resuming), once the daemon reported it.
+    pub session_id: Option<String>,
+    /// The task's working copy on the daemon's machine.
+    pub work_dir: Option<String>,
+    /// The branch the daemon committed the work on (set on completion).
+    pub branch_name: Option<String>,
+    /// Token counters per (provider, model), as the daemon last reported them.
+    pub usage: Vec<crate::UsageEntry>,
 }
 
 /// `GET /api/v1/tasks/{id}/messages?after_seq=N`: messages with `seq > N`, in order.

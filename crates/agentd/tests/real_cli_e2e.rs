@@ -746,4 +746,21 @@ async fn up_runs_an_issue_on_real_claude_end_to_end() {
         "{}",
         ctx()
     );
+    // The change is committed on the task's branch in its worktree, both named on the task.
+    let task = &shown["tasks"][0];
+    let work = PathBuf::from(task["work_dir"].as_str().expect("work_dir on the task"));
+    let branch = task["branch_name"]
+        .as_str()
+        .expect("branch_name on the task");
+    assert_eq!(
+        git(&work, &["show", &format!("{branch}:hello.txt")]),
+        "hello from mock\n",
+        "{}",
+        ctx()
+    );
+    assert!(
+        task["usage"].as_array().is_some_and(|u| !u.is_empty()),
+        "token usage reported: {}",
+        ctx()
+    );
 }

@@ -16,7 +16,7 @@ use super::error::{ApiError, ApiJson, ApiQuery};
 use super::workspaces::visible_workspace;
 use crate::App;
 use crate::auth::{Member, Principal};
-use crate::service::{comment_info, issue, issue_info, task_info};
+use crate::service::{comment_info, issue, issue_info, task};
 
 pub async fn create(
     State(app): State<Arc<App>>,
@@ -50,9 +50,13 @@ pub async fn show(
     let i = issue::load_for(&app, &who, &id).await?;
     let tasks = app.store.list_issue_tasks(i.id.clone()).await?;
     let comments = app.store.list_comments(i.id.clone()).await?;
+    let mut infos = Vec::with_capacity(tasks.len());
+    for t in &tasks {
+        infos.push(task::info(&app, t).await?);
+    }
     Ok(Json(IssueDetail {
         issue: issue_info(&i),
-        tasks: tasks.iter().map(task_info).collect(),
+        tasks: infos,
         comments: comments.iter().map(comment_info).collect(),
     }))
 }

@@ -21,7 +21,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<TaskInfo>, ApiError> {
     let t = task::load_for(&app, &who, &id).await?;
-    Ok(Json(task_info(&t)))
+    Ok(Json(task::info(&app, &t).await?))
 }
 
 pub async fn messages(

@@ -130,5 +130,9 @@ pub fn task_info(t: &TaskRow) -> TaskInfo {
         dispatched_at: opt_time(t.dispatched_at),
         started_at: opt_time(t.started_at),
         completed_at: opt_time(t.completed_at),
+        session_id: t.session_id.clone(),
+        work_dir: t.work_dir.clone(),
+        branch_name: t.branch_name.clone(),
+        usage: Vec::new(),
     }
 }

@@ -3,13 +3,14 @@
 //! Completion posts the agent's output as a comment and moves the issue to `in_review`;
 //! failure posts the error and leaves the issue assigned. A retry is a new task.
 
+use agentd_proto::api::TaskInfo;
 use agentd_proto::{
     CompleteRequest, FailRequest, MessagesRequest, Repo, Task, TaskAgent, UsageRequest,
 };
 
 use crate::api::error::ApiError;
 use crate::auth::{Principal, TASK_TOKEN_PREFIX, hash_token, new_token};
-use crate::service::{is_uuid, new_id, repos};
+use crate::service::{is_uuid, new_id, repos, task_info};
 use crate::store::{AgentRow, CommentRow, IssueRow, MessageRow, StoreError, TaskRow, Transition};
 use crate::{App, now_ms};
 
@@ -38,6 +39,13 @@ pub async fn enqueue(
     app.store.insert_task(task.clone()).await?;
     app.hub.task_available(&task.runtime_id, &task.id);
     Ok(task)
+}
+
+/// The task as users see it, with its token usage.
+pub async fn info(app: &App, task: &TaskRow) -> Result<TaskInfo, StoreError> {
+    let mut info = task_info(task);
+    info.usage = app.store.list_usage(task.id.clone()).await?;
+    Ok(info)
 }
 
 /// Loads a task for a daemon or user call: 404 `task not found` when missing or in a
@@ -193,6 +201,7 @@ pub async fn complete(app: &App, task: &TaskRow, req: CompleteRequest) -> Result
             output: Some(req.output),
             session_id: req.session_id,
             work_dir: req.work_dir,
+            branch_name: req.branch_name,
             comment: Some(comment(task, "agent", name, body)),
             issue_status,
             now: now_ms(),

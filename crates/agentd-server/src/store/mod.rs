@@ -113,6 +113,7 @@ pub struct TaskRow {
     pub dispatched_at: Option<i64>,
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
+    pub branch_name: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -140,6 +141,7 @@ pub struct Transition {
     pub failure_reason: Option<String>,
     pub session_id: Option<String>,
     pub work_dir: Option<String>,
+    pub branch_name: Option<String>,
     /// Posted on the task's issue when the transition happens.
     pub comment: Option<CommentRow>,
     /// The issue moves to this status when the transition happens.
@@ -242,6 +244,8 @@ pub trait TaskStore: Send + Sync + 'static {
         after_seq: i64,
         limit: i64,
     ) -> StoreFut<'_, Vec<MessageRow>>;
+    /// The task's token counters, per (provider, model).
+    fn list_usage(&self, task_id: String) -> StoreFut<'_, Vec<UsageEntry>>;
     /// Replaces the counters per (task, provider, model).
     fn upsert_usage(&self, task_id: String, usage: Vec<UsageEntry>) -> StoreFut<'_, ()>;
 }

@@ -16,7 +16,7 @@ use super::*;
 
 pub(super) const TASK_COLS: &str = "id, workspace_id, issue_id, agent_id, runtime_id, status, claim_key, \
     trigger_comment_id, output, error, failure_reason, session_id, work_dir, parent_task_id, \
-    created_at, dispatched_at, started_at, completed_at";
+    created_at, dispatched_at, started_at, completed_at, branch_name";
 
 const RUNTIME_COLS: &str = "id, workspace_id, daemon_id, provider, name, version, device_name, \
     status, last_seen_at, created_at";

@@ -2,7 +2,7 @@
 //! exactly-once claim), messages and usage. Same conventions as [`super::sqlite`].
 
 use agentd_proto::UsageEntry;
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::sqlite::{SqliteStore, TASK_COLS, insert_comment, placeholders};
 use super::*;
@@ -116,7 +116,7 @@ impl TaskStore for SqliteStore {
             Box::pin(async move {
                 sqlx::query(AssertSqlSafe(format!(
                     "INSERT INTO tasks ({TASK_COLS}) VALUES ({})",
-                    placeholders(1, 18)
+                    placeholders(1, 19)
                 )))
                 .bind(&t.id)
                 .bind(&t.workspace_id)
@@ -136,6 +136,7 @@ impl TaskStore for SqliteStore {
                 .bind(t.dispatched_at)
                 .bind(t.started_at)
                 .bind(t.completed_at)
+                .bind(&t.branch_name)
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -264,9 +265,10 @@ impl TaskStore for SqliteStore {
                      failure_reason = COALESCE($5, failure_reason), \
                      session_id = COALESCE($6, session_id), work_dir = COALESCE($7, work_dir), \
                      started_at = CASE WHEN $2 = 'running' THEN $8 ELSE started_at END, \
-                     completed_at = CASE WHEN $9 THEN $8 ELSE completed_at END \
+                     completed_at = CASE WHEN $9 THEN $8 ELSE completed_at END, \
+                     branch_name = COALESCE($10, branch_name) \
                      WHERE id = $1 AND status IN ({}) RETURNING {TASK_COLS}",
-                    placeholders(10, t.from.len())
+                    placeholders(11, t.from.len())
                 );
                 let mut q = sqlx::query_as::<_, TaskRow>(AssertSqlSafe(sql))
                     .bind(&t.task_id)
@@ -277,7 +279,8 @@ impl TaskStore for SqliteStore {
                     .bind(&t.session_id)
                     .bind(&t.work_dir)
                     .bind(t.now)
-                    .bind(terminal);
+                    .bind(terminal)
+                    .bind(&t.branch_name);
                 for s in &t.from {
                     q = q.bind(*s);
                 }
@@ -363,6 +366,29 @@ impl TaskStore for SqliteStore {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?)
+        })
+    }
+
+    fn list_usage(&self, task_id: String) -> StoreFut<'_, Vec<UsageEntry>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT provider, model, input_tokens, output_tokens, cache_read_tokens, \
+                 cache_write_tokens FROM task_usage WHERE task_id = $1 ORDER BY provider, model",
+            )
+            .bind(task_id)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| UsageEntry {
+                    provider: r.get(0),
+                    model: r.get(1),
+                    input_tokens: r.get(2),
+                    output_tokens: r.get(3),
+                    cache_read_tokens: r.get(4),
+                    cache_write_tokens: r.get(5),
+                })
+                .collect())
         })
     }
 
