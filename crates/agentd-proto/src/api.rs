@@ -233,3 +233,25 @@ pub struct WhoAmI {
     pub kind: String,
     pub workspace_ids: Vec<String>,
 }
+
+/// One event of `GET /api/v1/workspaces/{id}/events` (the `data:` of a server-sent
+/// event). A hint that something changed — clients refetch through the REST API, which
+/// stays the truth. `kind`: `issue`, `comment`, `task`, `messages`, `runtime`, `agent`,
+/// or `resync` (events were dropped: refetch everything).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct WorkspaceEvent {
+    pub kind: String,
+    pub workspace_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issue_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// The new status of the issue, task or runtime, when the event is a status change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}

@@ -8,6 +8,7 @@
 //! - [`auth`]: bearer tokens (hashed with SHA-256) → a [`auth::Principal`].
 //! - [`service`]: the domain rules (task lifecycle, runtime liveness, issue triggers).
 //! - [`hub`]: WebSocket connections by runtime; pushes wake-ups and cancellations.
+//! - [`events`]: change notifications, streamed to boards as server-sent events.
 //! - [`sweeper`]: marks silent runtimes offline and fails their in-flight tasks.
 //! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
 //!
@@ -16,6 +17,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod events;
 pub mod hub;
 pub mod service;
 pub mod store;
@@ -80,6 +82,8 @@ pub enum ServerError {
 pub struct App {
     pub store: Arc<dyn Store>,
     pub hub: hub::Hub,
+    /// Change notifications for the board's live stream.
+    pub events: events::Events,
     pub config: ServerConfig,
     pub shutdown: CancellationToken,
     /// Background work the server spawns (WS connections, grace timers, the sweeper);
@@ -179,6 +183,7 @@ pub async fn serve(
     let app = Arc::new(App {
         store: store.clone(),
         hub: hub::Hub::default(),
+        events: events::Events::default(),
         config,
         shutdown: shutdown.clone(),
         tracker: TaskTracker::new(),

@@ -94,6 +94,7 @@ fn routes() -> Vec<Route> {
             Some(json!({"name": "n"})),
         ),
         r(Method::GET, "/api/v1/workspaces/{ws}", None),
+        r(Method::GET, "/api/v1/workspaces/{ws}/events", None),
         r(
             Method::POST,
             "/api/v1/tokens",

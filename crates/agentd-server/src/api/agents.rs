@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::error::{ApiError, ApiJson};
 use super::workspaces::visible_workspace;
 use crate::auth::Member;
-use crate::service::{agent_info, is_uuid, new_id, runtime, runtime_info};
+use crate::service::{agent_event, agent_info, is_uuid, new_id, runtime, runtime_info};
 use crate::store::AgentRow;
 use crate::{App, now_ms};
 
@@ -63,6 +63,7 @@ pub async fn create(
         created_at: now_ms(),
     };
     app.store.create_agent(row.clone()).await?;
+    agent_event(&app, &row);
     Ok((StatusCode::CREATED, Json(agent_info(&row))))
 }
 
@@ -133,5 +134,6 @@ pub async fn update(
     for t in app.store.update_agent(a.clone()).await? {
         app.hub.task_available(&t.runtime_id, &t.id);
     }
+    agent_event(&app, &a);
     Ok(Json(agent_info(&a)))
 }

@@ -199,8 +199,9 @@ pub async fn session(
         return Err(ApiError::bad("session_id or work_dir required"));
     }
     app.store
-        .pin_session(t.id, req.session_id, req.work_dir)
+        .pin_session(t.id.clone(), req.session_id, req.work_dir)
         .await?;
+    crate::service::task_event(&app, "task", &t);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod daemon;
 pub mod error;
+pub mod events;
 pub mod issues;
 pub mod tasks;
 pub mod tokens;
@@ -47,6 +48,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(workspaces::list).post(workspaces::create),
         )
         .route("/workspaces/{wid}", get(workspaces::show))
+        .route("/workspaces/{wid}/events", get(events::stream))
         .route("/tokens", post(tokens::create))
         .route("/workspaces/{wid}/runtimes", get(agents::list_runtimes))
         .route("/runtimes/{id}", delete(agents::delete_runtime))

@@ -9,7 +9,7 @@ use agentd_proto::api::{CreateIssueRequest, ISSUE_STATUSES, UpdateIssueRequest};
 
 use crate::api::error::ApiError;
 use crate::auth::Principal;
-use crate::service::{is_uuid, new_id, task};
+use crate::service::{is_uuid, issue_event, new_id, task};
 use crate::store::{AgentRow, CommentRow, IssueRow};
 use crate::{App, now_ms};
 
@@ -79,6 +79,7 @@ pub async fn create(
         updated_at: now,
     };
     app.store.create_issue(issue.clone()).await?;
+    issue_event(app, "issue", &issue);
     if let Some(agent) = agent
         && wants_work(&issue.status)
     {
@@ -130,6 +131,7 @@ pub async fn update(
     }
     issue.updated_at = now_ms();
     app.store.update_issue(issue.clone()).await?;
+    issue_event(app, "issue", &issue);
 
     if issue.status == "cancelled" && old_status != "cancelled" {
         task::cancel_issue_tasks(app, &issue.id, "issue was cancelled").await?;
@@ -181,6 +183,7 @@ pub async fn comment(
         created_at: now_ms(),
     };
     app.store.add_comment(c.clone()).await?;
+    issue_event(app, "comment", &issue);
     if author_type == "member"
         && issue.status != "done"
         && issue.status != "cancelled"

@@ -10,7 +10,44 @@ use agentd_proto::Repo;
 use agentd_proto::api::{AgentInfo, CommentInfo, IssueInfo, RuntimeInfo, TaskInfo, WorkspaceInfo};
 use sha2::{Digest, Sha256};
 
+use crate::App;
+use crate::events::Events;
 use crate::store::{AgentRow, CommentRow, IssueRow, RuntimeRow, TaskRow, WorkspaceRow};
+
+/// Publishes that task `t` changed (`kind` `task`, or `messages` for new transcript).
+pub fn task_event(app: &App, kind: &str, t: &TaskRow) {
+    let mut e = Events::event(kind, &t.workspace_id);
+    e.issue_id = Some(t.issue_id.clone());
+    e.task_id = Some(t.id.clone());
+    e.agent_id = Some(t.agent_id.clone());
+    e.runtime_id = Some(t.runtime_id.clone());
+    e.status = Some(t.status.clone());
+    app.events.publish(e);
+}
+
+/// Publishes that issue `i` changed (`kind` `issue`, or `comment` for a new comment).
+pub fn issue_event(app: &App, kind: &str, i: &IssueRow) {
+    let mut e = Events::event(kind, &i.workspace_id);
+    e.issue_id = Some(i.id.clone());
+    e.status = Some(i.status.clone());
+    app.events.publish(e);
+}
+
+/// Publishes that runtime `r` changed (registered, offline, deleted).
+pub fn runtime_event(app: &App, r: &RuntimeRow, status: &str) {
+    let mut e = Events::event("runtime", &r.workspace_id);
+    e.runtime_id = Some(r.id.clone());
+    e.status = Some(status.to_string());
+    app.events.publish(e);
+}
+
+/// Publishes that agent `a` was created or changed.
+pub fn agent_event(app: &App, a: &AgentRow) {
+    let mut e = Events::event("agent", &a.workspace_id);
+    e.agent_id = Some(a.id.clone());
+    e.runtime_id = Some(a.runtime_id.clone());
+    app.events.publish(e);
+}
 
 pub fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)

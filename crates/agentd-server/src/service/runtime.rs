@@ -8,7 +8,7 @@ use agentd_proto::{HeartbeatResponse, RegisterRequest, RegisterResponse, Runtime
 
 use crate::api::error::ApiError;
 use crate::auth::Principal;
-use crate::service::{new_id, repos, repos_version, task};
+use crate::service::{new_id, repos, repos_version, runtime_event, task};
 use crate::store::{RuntimeRow, StoreError};
 use crate::{App, now_ms};
 
@@ -48,7 +48,8 @@ pub async fn register(
         } else {
             "online"
         };
-        app.store
+        let row = app
+            .store
             .upsert_runtime(RuntimeRow {
                 id: new_id(),
                 workspace_id: ws.id.clone(),
@@ -62,6 +63,7 @@ pub async fn register(
                 created_at: now,
             })
             .await?;
+        runtime_event(app, &row, &row.status);
     }
     let runtimes = app
         .store
@@ -169,6 +171,9 @@ pub async fn offline_if_unseen(
 
 /// Fails the in-flight tasks of a runtime that just went offline.
 pub async fn went_offline(app: &App, runtime_id: &str, why: &str) -> Result<(), StoreError> {
+    if let Some(rt) = app.store.get_runtime(runtime_id.to_string()).await? {
+        runtime_event(app, &rt, "offline");
+    }
     let active = app
         .store
         .runtime_tasks(runtime_id.to_string(), vec!["dispatched", "running"])
@@ -188,6 +193,7 @@ pub async fn delete(app: &App, who: &Principal, runtime_id: &str) -> Result<(), 
         Err(e) => return Err(e),
     };
     went_offline(app, &rt.id, "runtime was deleted").await?;
-    app.store.delete_runtime(rt.id).await?;
+    app.store.delete_runtime(rt.id.clone()).await?;
+    runtime_event(app, &rt, "deleted");
     Ok(())
 }

@@ -10,7 +10,7 @@ use agentd_proto::{
 
 use crate::api::error::ApiError;
 use crate::auth::{Principal, TASK_TOKEN_PREFIX, hash_token, new_token};
-use crate::service::{is_uuid, new_id, repos, task_info};
+use crate::service::{is_uuid, new_id, repos, task_event, task_info};
 use crate::store::{AgentRow, CommentRow, IssueRow, MessageRow, StoreError, TaskRow, Transition};
 use crate::{App, now_ms};
 
@@ -37,6 +37,7 @@ pub async fn enqueue(
         ..Default::default()
     };
     app.store.insert_task(task.clone()).await?;
+    task_event(app, "task", &task);
     app.hub.task_available(&task.runtime_id, &task.id);
     Ok(task)
 }
@@ -78,6 +79,7 @@ pub async fn claim(
     else {
         return Ok(None);
     };
+    task_event(app, "task", &row);
     Ok(Some(build_claimed(app, row, token).await?))
 }
 
@@ -149,6 +151,9 @@ pub async fn start(app: &App, task: &TaskRow) -> Result<(), ApiError> {
             ..Default::default()
         })
         .await?;
+    if let Some(row) = &moved {
+        task_event(app, "task", row);
+    }
     if moved.is_some() || task.status == "running" {
         return Ok(());
     }
@@ -193,7 +198,8 @@ pub async fn complete(app: &App, task: &TaskRow, req: CompleteRequest) -> Result
         Some(i) if i.status == "done" || i.status == "cancelled" => None,
         _ => Some("in_review".to_string()),
     };
-    app.store
+    let moved = app
+        .store
         .transition_task(Transition {
             task_id: task.id.clone(),
             from: ACTIVE.to_vec(),
@@ -208,6 +214,9 @@ pub async fn complete(app: &App, task: &TaskRow, req: CompleteRequest) -> Result
             ..Default::default()
         })
         .await?;
+    if let Some(row) = &moved {
+        task_event(app, "task", row);
+    }
     Ok(())
 }
 
@@ -257,6 +266,9 @@ async fn fail_inner(
             ..Default::default()
         })
         .await?;
+    if let Some(row) = &moved {
+        task_event(app, "task", row);
+    }
     Ok(moved.is_some())
 }
 
@@ -275,7 +287,8 @@ pub async fn cancel(app: &App, task: &TaskRow, why: &str) -> Result<bool, StoreE
             ..Default::default()
         })
         .await?;
-    if moved.is_some() {
+    if let Some(row) = &moved {
+        task_event(app, "task", row);
         app.hub.task_cancelled(&task.runtime_id, &task.id);
     }
     Ok(moved.is_some())
@@ -358,10 +371,12 @@ pub async fn add_messages(app: &App, task: &TaskRow, req: MessagesRequest) -> Re
         })
         .collect();
     app.store.upsert_messages(rows).await?;
+    task_event(app, "messages", task);
     Ok(())
 }
 
 pub async fn add_usage(app: &App, task: &TaskRow, req: UsageRequest) -> Result<(), ApiError> {
     app.store.upsert_usage(task.id.clone(), req.usage).await?;
+    task_event(app, "task", task);
     Ok(())
 }
