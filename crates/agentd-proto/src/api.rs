@@ -160,6 +160,10 @@ pub struct IssueInfo {
     pub assignee_agent_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The issue's newest task (without usage); only in `GET /api/v1/issues` (the board's
+    /// cards show its state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_task: Option<Box<TaskInfo>>,
 }
 
 /// `GET /api/v1/issues/{id}`: the issue with its tasks and comments, oldest first.

@@ -9,6 +9,7 @@
 //! - [`service`]: the domain rules (task lifecycle, runtime liveness, issue triggers).
 //! - [`hub`]: WebSocket connections by runtime; pushes wake-ups and cancellations.
 //! - [`events`]: change notifications, streamed to boards as server-sent events.
+//! - [`web`]: the embedded web board (static assets; it talks to `/api/v1`).
 //! - [`sweeper`]: marks silent runtimes offline and fails their in-flight tasks.
 //! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
 //!
@@ -22,6 +23,7 @@ pub mod hub;
 pub mod service;
 pub mod store;
 pub mod sweeper;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use super::error::{ApiError, ApiJson, ApiQuery};
 use super::workspaces::visible_workspace;
 use crate::App;
 use crate::auth::{Member, Principal};
-use crate::service::{comment_info, issue, issue_info, task};
+use crate::service::{comment_info, issue, issue_info, task, task_info};
 
 pub async fn create(
     State(app): State<Arc<App>>,
@@ -39,7 +39,14 @@ pub async fn list(
         None => who.workspace_filter(),
     };
     let rows = app.store.list_issues(filter).await?;
-    Ok(Json(rows.iter().map(issue_info).collect()))
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut info = issue_info(row);
+        let tasks = app.store.list_issue_tasks(row.id.clone()).await?;
+        info.latest_task = tasks.last().map(|t| Box::new(task_info(t)));
+        out.push(info);
+    }
+    Ok(Json(out))
 }
 
 pub async fn show(

@@ -1,5 +1,6 @@
 //! The HTTP router: daemon API under `/api/daemon` (plus `GET /api/workspaces`), the
-//! user API under `/api/v1` (see docs/api.md), `GET /health`. Layers: a body limit
+//! user API under `/api/v1` (see docs/api.md), `GET /health`, and the web board's
+//! assets ([`crate::web`]). Layers: a body limit
 //! (413 above `max_body_bytes`) and JSON 404/405 fallbacks.
 
 pub mod agents;
@@ -76,6 +77,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/workspaces", get(workspaces::list_for_daemon))
         .nest("/api/daemon", daemon)
         .nest("/api/v1", v1)
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::Rejected(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into())

@@ -136,6 +136,7 @@ pub fn issue_info(i: &IssueRow) -> IssueInfo {
         assignee_agent_id: i.assignee_agent_id.clone(),
         created_at: rfc3339(i.created_at),
         updated_at: rfc3339(i.updated_at),
+        latest_task: None,
     }
 }
 

@@ -1,0 +1,645 @@
+// The agentd web board: a client of the user API (/api/v1) and of the workspace's live
+// event stream. Views are hash routes: #/ (board), #/issues/ID, #/runtimes, #/agents.
+// Untrusted text is only ever set with textContent (see h()); nothing is parsed as HTML.
+
+const STATUSES = ["backlog", "todo", "in_progress", "in_review", "done", "cancelled"];
+const STATUS_LABEL = {
+  backlog: "Backlog", todo: "To do", in_progress: "In progress",
+  in_review: "In review", done: "Done", cancelled: "Cancelled",
+};
+const TOKEN_KEY = "agentd.token";
+const WORKSPACE_KEY = "agentd.workspace";
+
+// List prices in USD per million tokens (input, output, cache read, cache write), for a
+// rough per-task cost. Models not listed show tokens only.
+const PRICES = [
+  [/opus/i, [15, 75, 1.5, 18.75]],
+  [/sonnet/i, [3, 15, 0.3, 3.75]],
+  [/haiku/i, [0.8, 4, 0.08, 1]],
+  [/gpt-5.*mini/i, [0.25, 2, 0.025, 0]],
+  [/gpt-5/i, [1.25, 10, 0.125, 0]],
+  [/gemini.*flash/i, [0.3, 2.5, 0.075, 0]],
+  [/gemini.*pro/i, [1.25, 10, 0.31, 0]],
+];
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  workspace: sessionStorage.getItem(WORKSPACE_KEY),
+  workspaces: [],
+  agents: [],
+  view: null, // { name, onEvent(ev), dispose() }
+  stream: null, // AbortController of the event stream
+};
+
+// ---------------------------------------------------------------- DOM helpers
+
+/** An element: h("div.card", {onclick}, child, "text", …). Strings become text nodes. */
+function h(tag, attrs, ...children) {
+  const [name, ...classes] = tag.split(".");
+  const el = document.createElement(name);
+  if (classes.length) el.className = classes.join(" ");
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k in el && typeof v !== "string") el[k] = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function mount(...nodes) {
+  const main = document.getElementById("main");
+  main.replaceChildren(...nodes);
+}
+
+function toast(message, kind = "error") {
+  const t = h(`div.toast.${kind}`, { role: "status" }, message);
+  document.body.append(t);
+  setTimeout(() => t.remove(), 5000);
+}
+
+function ago(iso) {
+  if (!iso) return "never";
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+function elapsed(fromIso, toIso) {
+  if (!fromIso) return "";
+  const end = toIso ? Date.parse(toIso) : Date.now();
+  const s = Math.max(0, Math.round((end - Date.parse(fromIso)) / 1000));
+  const m = Math.floor(s / 60);
+  return m ? `${m}m ${s % 60}s` : `${s}s`;
+}
+
+// ---------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function api(method, path, body) {
+  const opts = { method, headers: { Authorization: `Bearer ${state.token}` } };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  let resp;
+  try {
+    resp = await fetch(path, opts);
+  } catch (e) {
+    throw new ApiError(0, `cannot reach the server (${e.message})`);
+  }
+  const text = await resp.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!resp.ok) {
+    const msg = (data && data.error) || `${resp.status} ${resp.statusText}`;
+    if (resp.status === 401) signOut(`Signed out: ${msg}`);
+    throw new ApiError(resp.status, msg);
+  }
+  return data;
+}
+
+const get = (p) => api("GET", p);
+const post = (p, b) => api("POST", p, b ?? {});
+const patch = (p, b) => api("PATCH", p, b);
+
+/** Runs an action, showing its error instead of throwing. */
+async function attempt(fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    toast(e.message);
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------- session
+
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = null;
+  stopStream();
+  renderSignIn(message);
+}
+
+function renderSignIn(message) {
+  document.getElementById("nav").hidden = true;
+  document.getElementById("session").hidden = true;
+  const input = h("input", {
+    id: "token", type: "password", autocomplete: "off", required: true,
+    placeholder: "agd_…", "aria-label": "API token",
+  });
+  const err = h("p.error", { id: "signin-error" }, message || "");
+  const form = h("form.signin", {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      state.token = input.value.trim();
+      try {
+        await get("/api/v1/me");
+      } catch (ex) {
+        state.token = null;
+        err.textContent = `Sign-in failed: ${ex.message}`;
+        return;
+      }
+      sessionStorage.setItem(TOKEN_KEY, state.token);
+      start();
+    },
+  },
+    h("h1", {}, "Sign in to agentd"),
+    h("p.muted", {}, "Paste an API token (",
+      h("code", {}, "agentd token create"), ", or the token ", h("code", {}, "agentd up"),
+      " wrote to its data dir). It stays in this tab's session storage."),
+    h("label", { for: "token" }, "API token"),
+    input,
+    h("button.primary", { type: "submit", id: "signin" }, "Sign in"),
+    err,
+  );
+  mount(form);
+  input.focus();
+}
+
+async function start() {
+  let list;
+  try {
+    list = await get("/api/v1/workspaces");
+  } catch (e) {
+    if (state.token) renderSignIn(e.message);
+    return;
+  }
+  state.workspaces = list;
+  if (!list.length) {
+    mount(h("p.muted", {}, "This token sees no workspace. Create one with ",
+      h("code", {}, "agentd workspace create NAME"), "."));
+    return;
+  }
+  if (!list.some((w) => w.id === state.workspace)) state.workspace = list[0].id;
+  sessionStorage.setItem(WORKSPACE_KEY, state.workspace);
+  const sel = document.getElementById("workspace");
+  sel.replaceChildren(...list.map((w) => h("option", { value: w.id, selected: w.id === state.workspace }, w.name)));
+  sel.onchange = () => {
+    state.workspace = sel.value;
+    sessionStorage.setItem(WORKSPACE_KEY, state.workspace);
+    startStream();
+    route();
+  };
+  document.getElementById("nav").hidden = false;
+  document.getElementById("session").hidden = false;
+  document.getElementById("signout").onclick = () => signOut("Signed out.");
+  startStream();
+  route();
+}
+
+// ---------------------------------------------------------------- live events
+
+function setLive(text, cls) {
+  const el = document.getElementById("live");
+  el.textContent = text;
+  el.className = `live ${cls}`;
+}
+
+function stopStream() {
+  if (state.stream) state.stream.abort();
+  state.stream = null;
+}
+
+/** Reads the workspace's SSE stream with fetch (the token travels in a header, never in
+ *  the URL), dispatching each event to the current view; reconnects with backoff. */
+function startStream() {
+  stopStream();
+  const ctl = new AbortController();
+  state.stream = ctl;
+  const ws = state.workspace;
+  (async () => {
+    let attemptNo = 0;
+    while (!ctl.signal.aborted) {
+      try {
+        const resp = await fetch(`/api/v1/workspaces/${ws}/events`, {
+          headers: { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" },
+          signal: ctl.signal,
+        });
+        if (resp.status === 401) { signOut("Signed out: the token was refused."); return; }
+        if (!resp.ok) throw new Error(`${resp.status}`);
+        setLive("live", "on");
+        attemptNo = 0;
+        const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value;
+          let end;
+          while ((end = buf.indexOf("\n\n")) >= 0) {
+            const block = buf.slice(0, end);
+            buf = buf.slice(end + 2);
+            const data = block.split("\n").filter((l) => l.startsWith("data:"))
+              .map((l) => l.slice(5).trimStart()).join("\n");
+            if (!data) continue;
+            let ev;
+            try { ev = JSON.parse(data); } catch { continue; }
+            if (state.view && state.view.onEvent) state.view.onEvent(ev);
+          }
+        }
+      } catch (e) {
+        if (ctl.signal.aborted) return;
+      }
+      setLive("reconnecting", "off");
+      attemptNo += 1;
+      const cap = Math.min(30000, 1000 * 2 ** Math.min(attemptNo, 5));
+      await new Promise((r) => setTimeout(r, Math.random() * cap));
+    }
+  })();
+}
+
+/** Coalesces bursts of events into one refresh at most every `ms`. */
+function debounced(fn, ms = 150) {
+  let timer = null;
+  return () => {
+    if (timer) return;
+    timer = setTimeout(() => { timer = null; fn(); }, ms);
+  };
+}
+
+// ---------------------------------------------------------------- router
+
+function route() {
+  if (!state.token) return renderSignIn();
+  if (state.view && state.view.dispose) state.view.dispose();
+  state.view = null;
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const m = hash.match(/^\/issues\/([\w-]+)$/);
+  let name = "board";
+  if (m) { name = "issue"; state.view = issueView(m[1]); }
+  else if (hash === "/runtimes") { name = "runtimes"; state.view = runtimesView(); }
+  else if (hash === "/agents") { name = "agents"; state.view = agentsView(); }
+  else state.view = boardView();
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    a.classList.toggle("active", a.dataset.nav === name || (name === "issue" && a.dataset.nav === "board"));
+  }
+}
+
+window.addEventListener("hashchange", route);
+
+async function loadAgents() {
+  state.agents = await get(`/api/v1/workspaces/${state.workspace}/agents`);
+  return state.agents;
+}
+
+const agentName = (id) => (state.agents.find((a) => a.id === id) || {}).name || "unassigned";
+
+function agentSelect(selected, attrs = {}) {
+  return h("select", attrs,
+    h("option", { value: "" }, "— unassigned —"),
+    state.agents.map((a) => h("option", { value: a.id, selected: a.id === selected }, a.name)));
+}
+
+function statusSelect(selected, attrs = {}) {
+  return h("select", attrs, STATUSES.map((s) => h("option", { value: s, selected: s === selected }, STATUS_LABEL[s])));
+}
+
+function taskBadge(t) {
+  if (!t) return null;
+  let text = t.status;
+  if (t.status === "running") text = `running ${elapsed(t.started_at)}`;
+  if (t.status === "failed" && t.failure_reason) text = `failed: ${t.failure_reason}`;
+  return h(`span.badge.task-${t.status}`, { dataset: { taskStatus: t.status } }, text);
+}
+
+// ---------------------------------------------------------------- board
+
+function boardView() {
+  let issues = [];
+  let ticker = null;
+  const columns = {};
+  const newForm = () => {
+    const title = h("input", { name: "title", required: true, placeholder: "What needs doing?", "aria-label": "Title" });
+    const desc = h("textarea", { name: "description", rows: 3, placeholder: "Description (optional)", "aria-label": "Description" });
+    const assignee = agentSelect("", { name: "assignee", "aria-label": "Assignee" });
+    const status = statusSelect("todo", { name: "status", "aria-label": "Status" });
+    const form = h("form.new-issue", {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const body = { title: title.value, description: desc.value, status: status.value };
+        if (assignee.value) body.assignee_agent_id = assignee.value;
+        const created = await attempt(() => post(`/api/v1/workspaces/${state.workspace}/issues`, body));
+        if (created) { form.reset(); refresh(); }
+      },
+    }, title, desc, h("div.row", {}, h("label", {}, "Assign to ", assignee), h("label", {}, "Status ", status),
+      h("button.primary", { type: "submit" }, "Create issue")));
+    return form;
+  };
+
+  const card = (i) => h("article.card", {
+    draggable: "true",
+    dataset: { issueId: i.id, status: i.status },
+    ondragstart: (e) => e.dataTransfer.setData("text/plain", i.id),
+  },
+    h("a.card-title", { href: `#/issues/${i.id}` }, i.title),
+    h("div.card-meta", {},
+      h("span.assignee", {}, i.assignee_agent_id ? agentName(i.assignee_agent_id) : "unassigned"),
+      taskBadge(i.latest_task)),
+    h("label.move", {}, "Move to ", statusSelect(i.status, {
+      "aria-label": "Move to",
+      onchange: (e) => move(i.id, e.target.value),
+    })),
+  );
+
+  const move = async (id, status) => {
+    await attempt(() => patch(`/api/v1/issues/${id}`, { status }));
+    refresh();
+  };
+
+  const render = () => {
+    for (const s of STATUSES) {
+      const here = issues.filter((i) => i.status === s);
+      columns[s].count.textContent = String(here.length);
+      columns[s].list.replaceChildren(...here.map(card));
+    }
+  };
+
+  const refresh = debounced(async () => {
+    try {
+      [issues] = await Promise.all([
+        get(`/api/v1/issues?workspace_id=${state.workspace}`),
+        loadAgents(),
+      ]);
+    } catch (e) { toast(e.message); return; }
+    render();
+  });
+
+  const board = h("div.board", {}, STATUSES.map((s) => {
+    const count = h("span.count", {}, "0");
+    const list = h("div.cards", {});
+    columns[s] = { count, list };
+    return h("section.column", {
+      dataset: { status: s },
+      ondragover: (e) => e.preventDefault(),
+      ondrop: (e) => { e.preventDefault(); move(e.dataTransfer.getData("text/plain"), s); },
+    }, h("h2", {}, STATUS_LABEL[s], " ", count), list);
+  }));
+
+  mount(h("details.create", {}, h("summary", {}, "New issue"), h("div", { id: "new-issue" })), board);
+  loadAgents().then(() => document.getElementById("new-issue")?.replaceChildren(newForm())).catch((e) => toast(e.message));
+  refresh();
+  ticker = setInterval(() => { if (issues.some((i) => i.latest_task?.status === "running")) render(); }, 1000);
+  return {
+    onEvent: (ev) => { if (ev.kind !== "messages") refresh(); },
+    dispose: () => clearInterval(ticker),
+  };
+}
+
+// ---------------------------------------------------------------- issue page
+
+function usageLine(usage) {
+  if (!usage || !usage.length) return h("span.muted", {}, "no usage reported");
+  let cost = 0;
+  let priced = true;
+  const rows = usage.map((u) => {
+    const price = PRICES.find(([re]) => re.test(u.model));
+    if (price) {
+      const [i, o, cr, cw] = price[1];
+      cost += (u.input_tokens * i + u.output_tokens * o + u.cache_read_tokens * cr + u.cache_write_tokens * cw) / 1e6;
+    } else priced = false;
+    return h("li", {}, `${u.model || u.provider}: ${u.input_tokens} in · ${u.output_tokens} out · ${u.cache_read_tokens} cache read · ${u.cache_write_tokens} cache write`);
+  });
+  return h("div.usage", {}, h("ul", {}, rows),
+    h("span.cost", {}, priced ? `≈ $${cost.toFixed(4)} at list prices` : "cost: unknown model price"));
+}
+
+function messageNode(m) {
+  const kind = m.type || "unknown";
+  const body = [];
+  if (kind === "tool_use") {
+    body.push(h("span.tool", {}, m.tool || "tool"));
+    if (m.input !== undefined && m.input !== null) body.push(h("pre", {}, JSON.stringify(m.input, null, 2)));
+  } else if (kind === "tool_result") {
+    if (m.tool) body.push(h("span.tool", {}, m.tool));
+    body.push(h("pre", {}, m.output ?? m.content ?? ""));
+  } else {
+    body.push(h("div.text", {}, m.content ?? m.output ?? ""));
+  }
+  return h(`li.msg.msg-${kind}`, { dataset: { seq: String(m.seq) } }, h("span.kind", {}, kind), ...body);
+}
+
+/** A task's live log: an <ol> that `load()` extends with the messages after the last
+ *  one shown (called on each `messages` event of the task). */
+function taskLog(taskId) {
+  let lastSeq = 0;
+  const log = h("ol.log", { dataset: { taskId } });
+  const load = async () => {
+    for (;;) {
+      const page = await get(`/api/v1/tasks/${taskId}/messages?after_seq=${lastSeq}&limit=500`);
+      for (const m of page.messages) {
+        if (m.seq <= lastSeq) continue;
+        lastSeq = m.seq;
+        log.append(messageNode(m));
+      }
+      if (page.messages.length < 500) break;
+    }
+  };
+  load().catch((e) => toast(e.message));
+  return { log, load };
+}
+
+function taskPanel(t, refreshIssue, log) {
+  const actions = [];
+  if (["queued", "dispatched", "running"].includes(t.status)) {
+    actions.push(h("button.danger", {
+      onclick: async () => { await attempt(() => post(`/api/v1/tasks/${t.id}/cancel`)); refreshIssue(); },
+    }, "Cancel"));
+  }
+  if (["failed", "cancelled"].includes(t.status)) {
+    actions.push(h("button", {
+      onclick: async () => { await attempt(() => post(`/api/v1/tasks/${t.id}/retry`)); refreshIssue(); },
+    }, "Retry"));
+  }
+  const details = h("dl.facts", {},
+    h("dt", {}, "Agent"), h("dd", {}, agentName(t.agent_id)),
+    h("dt", {}, "Started"), h("dd", {}, t.started_at ? `${ago(t.started_at)} · ${elapsed(t.started_at, t.completed_at)}` : "not yet"),
+    h("dt", {}, "Branch"), h("dd", {}, h("code", {}, t.branch_name || "—")),
+    h("dt", {}, "Work dir"), h("dd", {}, h("code", {}, t.work_dir || "—")),
+    h("dt", {}, "Tokens"), h("dd", {}, usageLine(t.usage)),
+  );
+  const panel = h("section.task", { dataset: { taskId: t.id, status: t.status } },
+    h("header", {}, h("h3", {}, "Task ", h("code", {}, t.id.slice(0, 8))), taskBadge(t), ...actions),
+    t.error ? h("p.error", {}, t.error) : null,
+    details,
+    log,
+  );
+  return panel;
+}
+
+function issueView(id) {
+  const logs = new Map(); // task id → taskLog, kept across re-renders
+  let draft = ""; // the comment being written, kept across re-renders
+  const refresh = debounced(async () => {
+    let d;
+    try {
+      [d] = await Promise.all([get(`/api/v1/issues/${id}`), loadAgents()]);
+    } catch (e) {
+      mount(h("p.error", {}, `Cannot load issue: ${e.message}`), h("a", { href: "#/" }, "Back to the board"));
+      return;
+    }
+    render(d);
+  });
+
+  const render = (d) => {
+    const i = d.issue;
+    const title = h("input.title-input", { value: i.title, "aria-label": "Title" });
+    const desc = h("textarea", { rows: 4, "aria-label": "Description" });
+    desc.value = i.description;
+    const status = statusSelect(i.status, { "aria-label": "Status", id: "issue-status" });
+    const assignee = agentSelect(i.assignee_agent_id || "", { "aria-label": "Assignee", id: "issue-assignee" });
+    const save = async (body) => { await attempt(() => patch(`/api/v1/issues/${id}`, body)); refresh(); };
+    status.onchange = () => save({ status: status.value });
+    assignee.onchange = () => { if (assignee.value) save({ assignee_agent_id: assignee.value }); };
+    const edit = h("form.edit", {
+      onsubmit: (e) => { e.preventDefault(); save({ title: title.value, description: desc.value }); },
+    }, title, desc, h("button", { type: "submit" }, "Save"));
+
+    const comment = h("textarea", {
+      rows: 2, placeholder: "Write a comment…", "aria-label": "Comment", required: true,
+      oninput: (e) => { draft = e.target.value; },
+    });
+    comment.value = draft;
+    const commentForm = h("form.comment-form", {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const ok = await attempt(() => post(`/api/v1/issues/${id}/comments`, { body: comment.value }));
+        if (ok) { draft = ""; comment.value = ""; refresh(); }
+      },
+    }, comment, h("button.primary", { type: "submit" }, "Comment"));
+
+    // Newest task first; each keeps its log element (it streams in place).
+    const panels = [...d.tasks].reverse().map((t) => {
+      if (!logs.has(t.id)) logs.set(t.id, taskLog(t.id));
+      return taskPanel(t, refresh, logs.get(t.id).log);
+    });
+
+    mount(
+      h("p", {}, h("a", { href: "#/" }, "← Board")),
+      h("div.issue", {},
+        h("div.issue-main", {},
+          edit,
+          h("h2", {}, "Comments"),
+          h("ul.comments", {}, d.comments.map((c) => h(`li.comment.by-${c.author_type}`, {},
+            h("div.comment-head", {}, h("strong", {}, c.author_name || c.author_type), " ",
+              h("span.muted", {}, `${c.author_type} · ${ago(c.created_at)}`)),
+            h("div.comment-body", {}, c.body)))),
+          commentForm,
+          h("h2", {}, "Tasks"),
+          panels.length ? panels : h("p.muted", {}, "No task yet: assign the issue to an agent."),
+        ),
+        h("aside.issue-side", {},
+          h("label", {}, "Status", status),
+          h("label", {}, "Assignee", assignee),
+          h("p.muted", {}, `Created ${ago(i.created_at)} · updated ${ago(i.updated_at)}`)),
+      ),
+    );
+  };
+
+  mount(h("p.muted", {}, "Loading issue…"));
+  refresh();
+  return {
+    onEvent: (ev) => {
+      if (ev.kind === "resync") { refresh(); return; }
+      if (ev.issue_id !== id) return;
+      if (ev.kind === "messages" && logs.has(ev.task_id)) {
+        logs.get(ev.task_id).load().catch((e) => toast(e.message));
+      } else refresh();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- runtimes
+
+function runtimesView() {
+  const body = h("tbody", {});
+  const refresh = debounced(async () => {
+    let rts;
+    try { rts = await get(`/api/v1/workspaces/${state.workspace}/runtimes`); } catch (e) { toast(e.message); return; }
+    body.replaceChildren(...rts.map((r) => h("tr", { dataset: { runtimeId: r.id, provider: r.provider } },
+      h("td", { dataset: { label: "Runtime" } }, h("strong", {}, r.name), h("div.muted", {}, h("code", {}, r.id))),
+      h("td", { dataset: { label: "Provider" } }, r.provider),
+      h("td", { dataset: { label: "Version" } }, r.version || "—"),
+      h("td", { dataset: { label: "Device" } }, r.device_name || "—"),
+      h("td", { dataset: { label: "Status" } }, h(`span.badge.rt-${r.status}`, {}, r.status)),
+      h("td", { dataset: { label: "Last seen" } }, ago(r.last_seen_at)),
+      h("td", {}, h("button.danger", {
+        onclick: async () => {
+          if (!confirm(`Delete runtime ${r.name}? Its running tasks fail; its daemon registers it again under a new id.`)) return;
+          await attempt(() => api("DELETE", `/api/v1/runtimes/${r.id}`));
+          refresh();
+        },
+      }, "Delete")))));
+    if (!rts.length) body.replaceChildren(h("tr", {}, h("td", { colSpan: 7 }, "No runtime yet: start `agentd daemon` on a machine with an agent CLI.")));
+  });
+  mount(h("h1", {}, "Runtimes"),
+    h("table.table", {}, h("thead", {}, h("tr", {}, ["Runtime", "Provider", "Version", "Device", "Status", "Last seen", ""].map((c) => h("th", {}, c)))), body));
+  refresh();
+  const timer = setInterval(refresh, 5000);
+  return { onEvent: (ev) => { if (ev.kind === "runtime" || ev.kind === "resync") refresh(); }, dispose: () => clearInterval(timer) };
+}
+
+// ---------------------------------------------------------------- agents
+
+function agentsView() {
+  let runtimes = [];
+  const list = h("div.agents", {});
+  const runtimeSelect = (selected, attrs) => h("select", attrs, runtimes.map((r) =>
+    h("option", { value: r.id, selected: r.id === selected }, `${r.name} · ${r.status}`)));
+
+  const agentForm = (a, onDone) => {
+    const name = h("input", { value: a ? a.name : "", required: true, placeholder: "Name", "aria-label": "Name" });
+    const rt = runtimeSelect(a ? a.runtime_id : "", { "aria-label": "Runtime" });
+    const model = h("input", { value: a ? a.model : "", placeholder: "Model (optional)", "aria-label": "Model" });
+    const instr = h("textarea", { rows: 3, placeholder: "Instructions", "aria-label": "Instructions" });
+    instr.value = a ? a.instructions : "";
+    return h("form.agent-form", {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const body = { name: name.value, runtime_id: rt.value, model: model.value, instructions: instr.value };
+        const ok = await attempt(() => (a ? patch(`/api/v1/agents/${a.id}`, body)
+          : post(`/api/v1/workspaces/${state.workspace}/agents`, body)));
+        if (ok) onDone();
+      },
+    }, name, rt, model, instr, h("button.primary", { type: "submit" }, a ? "Save" : "Create agent"));
+  };
+
+  const refresh = debounced(async () => {
+    try {
+      [runtimes] = await Promise.all([get(`/api/v1/workspaces/${state.workspace}/runtimes`), loadAgents()]);
+    } catch (e) { toast(e.message); return; }
+    const rtName = (id) => (runtimes.find((r) => r.id === id) || {}).name || "a deleted runtime (edit to rebind)";
+    list.replaceChildren(...state.agents.map((a) => {
+      const box = h("section.agent", { dataset: { agentId: a.id } });
+      const show = () => box.replaceChildren(
+        h("header", {}, h("h3", {}, a.name), h("button", { onclick: () => box.replaceChildren(agentForm(a, refresh)) }, "Edit")),
+        h("p.muted", {}, `on ${rtName(a.runtime_id)}${a.model ? ` · model ${a.model}` : ""}`),
+        a.instructions ? h("p", {}, a.instructions) : null);
+      show();
+      return box;
+    }));
+    if (!state.agents.length) list.replaceChildren(h("p.muted", {}, "No agent yet."));
+    document.getElementById("new-agent")?.replaceChildren(runtimes.length ? agentForm(null, refresh) : h("p.muted", {}, "Register a runtime first."));
+  });
+  mount(h("h1", {}, "Agents"), h("details.create", {}, h("summary", {}, "New agent"), h("div", { id: "new-agent" })), list);
+  refresh();
+  return { onEvent: (ev) => { if (["agent", "runtime", "resync"].includes(ev.kind)) refresh(); } };
+}
+
+// ---------------------------------------------------------------- boot
+
+if (state.token) start(); else renderSignIn();
