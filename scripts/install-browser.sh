@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install what the web board's browser test needs: Debian's Chromium (/usr/bin/chromium)
+# and playwright-core (pinned, from tests/web/package-lock.json) into a project-local,
+# git-ignored node_modules. Playwright drives the system Chromium; it never downloads a
+# browser of its own. Idempotent.
+#
+# Prefix: $AGENTD_WEB_E2E_PREFIX, default <repo>/.cache/web-e2e.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+prefix="${AGENTD_WEB_E2E_PREFIX:-$repo_root/.cache/web-e2e}"
+
+if [ ! -x /usr/bin/chromium ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-browser: /usr/bin/chromium is missing and apt-get is not available" >&2
+    exit 1
+  fi
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install-browser: installing Debian's chromium"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+/usr/bin/chromium --version
+
+if ! command -v npm >/dev/null 2>&1; then
+  echo "install-browser: npm not found on PATH" >&2
+  exit 1
+fi
+mkdir -p "$prefix"
+cp "$repo_root/tests/web/package.json" "$repo_root/tests/web/package-lock.json" "$prefix/"
+want="$(node -p "require('$prefix/package-lock.json').packages['node_modules/playwright-core'].version")"
+have="$(node -p "try { require('$prefix/node_modules/playwright-core/package.json').version } catch { '' }")"
+if [ "$have" != "$want" ]; then
+  echo "install-browser: installing playwright-core $want"
+  (cd "$prefix" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "install-browser: playwright-core $want in $prefix/node_modules"
