@@ -106,7 +106,8 @@ async function api(method, path, body) {
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!resp.ok) {
     const msg = (data && data.error) || `${resp.status} ${resp.statusText}`;
-    if (resp.status === 401) signOut(`Signed out: ${msg}`);
+    // A refused token ends a session; during sign-in the form shows the error itself.
+    if (resp.status === 401 && sessionStorage.getItem(TOKEN_KEY)) signOut(`Signed out: ${msg}`);
     throw new ApiError(resp.status, msg);
   }
   return data;
