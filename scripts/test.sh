@@ -15,5 +15,10 @@ if [ -x scripts/install-agent-clis.sh ]; then
   scripts/install-agent-clis.sh || echo "WARNING: agent CLI install failed; real-CLI tests will print SKIP"
 fi
 
+if [ -x scripts/install-browser.sh ]; then
+  echo "== installing Chromium + playwright-core for the board's browser test"
+  scripts/install-browser.sh || echo "WARNING: browser install failed; web_e2e will print SKIP"
+fi
+
 echo "== cargo test"
 cargo test --workspace --no-fail-fast

@@ -1,0 +1,146 @@
+// The web board in headless Chromium (Debian's /usr/bin/chromium driven by
+// playwright-core). Run by crates/agentd/tests/web_e2e.rs, which starts the real server
+// and daemon and passes:
+//   AGENTD_URL, AGENTD_TOKEN, AGENT_NAME, SHOT_DIR, PLAYWRIGHT_PREFIX (its node_modules).
+// Signs in, creates an issue assigned to the agent through the UI, watches the task's log
+// stream in on the issue page and the card land in "In review" on the board, in a second
+// browser page too (live updates without reloading), and takes screenshots at 1280 and
+// 390 px wide. Exits non-zero with a message on the first failed step.
+
+import { createRequire } from "node:module";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`missing env ${k}`);
+  return v;
+};
+const url = env("AGENTD_URL");
+const token = env("AGENTD_TOKEN");
+const agentName = env("AGENT_NAME");
+const shots = env("SHOT_DIR");
+const require = createRequire(join(env("PLAYWRIGHT_PREFIX"), "package.json"));
+const { chromium } = require("playwright-core");
+
+mkdirSync(shots, { recursive: true });
+const step = (what) => console.log(`step: ${what}`);
+const TIMEOUT = 20000;
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+  // Playwright gives each launch a fresh, temporary user-data-dir of its own.
+});
+const failures = [];
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on("pageerror", (e) => failures.push(`page error: ${e.message}`));
+  // The one expected error: the browser logs the 401 of the wrong-token sign-in.
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().includes("status of 401")) failures.push(`console error: ${m.text()}`);
+  });
+
+  step("sign in with a wrong token, then the right one");
+  await page.goto(url);
+  await page.fill("#token", "agd_wrong");
+  await page.click("#signin");
+  await page.waitForSelector("#signin-error:has-text('Sign-in failed')");
+  await page.fill("#token", token);
+  await page.click("#signin");
+  await page.waitForSelector(".board");
+  if (page.url().includes(token)) throw new Error("the token appeared in the URL");
+  const stored = await page.evaluate(() => sessionStorage.getItem("agentd.token"));
+  if (stored !== token) throw new Error("the token is not in session storage");
+
+  step("a second browser page follows along live");
+  const watcher = await ctx.newPage();
+  watcher.setDefaultTimeout(TIMEOUT);
+  await watcher.goto(url); // same tab session storage is per page: sign in there too
+  await watcher.fill("#token", token);
+  await watcher.click("#signin");
+  await watcher.waitForSelector(".board");
+  await watcher.waitForSelector(".live.on");
+  await page.bringToFront(); // a background tab's timers are throttled
+
+  step("create an issue assigned to the agent");
+  await page.click("details.create summary");
+  await page.fill(".new-issue input[name=title]", "Write hello.txt");
+  await page.fill(".new-issue textarea[name=description]", "Create hello.txt and show it.");
+  await page.selectOption(".new-issue select[name=assignee]", { label: agentName });
+  await page.click(".new-issue button[type=submit]");
+  const card = page.locator(".card", { hasText: "Write hello.txt" });
+  await card.waitFor();
+
+  step("the watcher sees the new card without reloading");
+  await watcher.locator(".card", { hasText: "Write hello.txt" }).waitFor();
+
+  step("open the issue and watch the log stream in");
+  await card.locator("a.card-title").click();
+  await page.waitForSelector("section.task");
+  // The stand-in agent prints its lines slowly: the first message shows before the last.
+  await page.waitForSelector("ol.log li.msg-tool_use");
+  const early = await page.locator("ol.log li.msg").count();
+  await page.waitForSelector("ol.log li.msg-text:has-text('MOCK-DONE: wrote and read hello.txt')");
+  const late = await page.locator("ol.log li.msg").count();
+  if (!(late > early)) throw new Error(`the log did not stream in (${early} then ${late} messages)`);
+  await page.waitForSelector("section.task[data-status=completed]");
+  await page.waitForSelector(".comment.by-agent:has-text('MOCK-DONE')");
+  await page.waitForSelector("section.task .usage li");
+  const branch = await page.locator("section.task dd code").first().textContent();
+  if (!branch || branch === "—") throw new Error("no branch shown on the task");
+  await page.screenshot({ path: join(shots, "issue-1280.png"), fullPage: true });
+
+  step("the card moved to In review, on both pages");
+  await page.click("a.brand");
+  await page.locator(".column[data-status=in_review] .card", { hasText: "Write hello.txt" }).waitFor();
+  await page.locator(".column[data-status=in_review] .card .badge.task-completed").waitFor();
+  await watcher.locator(".column[data-status=in_review] .card", { hasText: "Write hello.txt" }).waitFor();
+  await page.screenshot({ path: join(shots, "board-1280.png"), fullPage: true });
+
+  step("move the card to Done with its control; the watcher follows");
+  await page.locator(".column[data-status=in_review] .card select").selectOption("done");
+  await page.locator(".column[data-status=done] .card", { hasText: "Write hello.txt" }).waitFor();
+  await watcher.locator(".column[data-status=done] .card", { hasText: "Write hello.txt" }).waitFor();
+
+  step("runtimes and agents pages");
+  await page.click("[data-nav=runtimes]");
+  await page.waitForSelector("tr[data-provider=claude] .rt-online");
+  await page.screenshot({ path: join(shots, "runtimes-1280.png"), fullPage: true });
+  await page.click("[data-nav=agents]");
+  await page.locator(".agent", { hasText: agentName }).waitFor();
+
+  step("390 px wide: no horizontal overflow on any page");
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const [hash, name, ready] of [
+    ["#/", "board", ".board .card"],
+    [`#/issues/${await issueId(page)}`, "issue", "section.task"],
+    ["#/runtimes", "runtimes", "tr[data-provider]"],
+    ["#/agents", "agents", ".agent"],
+  ]) {
+    await page.goto(`${url}/${hash}`);
+    await page.waitForSelector(ready);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (width > 390) throw new Error(`${name} overflows at 390 px: scrollWidth ${width}`);
+    await page.screenshot({ path: join(shots, `${name}-390.png`), fullPage: true });
+  }
+  if (failures.length) throw new Error(failures.join("\n"));
+  console.log("board e2e: ok");
+} catch (e) {
+  console.error(`board e2e FAILED: ${e.message}`);
+  if (failures.length) console.error(failures.join("\n"));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
+
+async function issueId(page) {
+  await page.goto(`${url}/#/`);
+  const href = await page.locator(".card a.card-title", { hasText: "Write hello.txt" }).getAttribute("href");
+  return href.split("/").pop();
+}
