@@ -174,6 +174,10 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
 
 fn print_guide(url: &str, ws: &str, state_file: &Path) {
     println!("agentd is up: server {url}, workspace {ws}");
+    println!(
+        "Board: open {url}/ in a browser and sign in with the token in {}",
+        state_file.display()
+    );
     println!("Next:");
     println!(
         "  export AGENTD_SERVER_URL={url} AGENTD_TOKEN=$(jq -r .token {})",
