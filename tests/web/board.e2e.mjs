@@ -108,12 +108,38 @@ try {
   await page.locator(".column[data-status=done] .card", { hasText: "Write hello.txt" }).waitFor();
   await watcher.locator(".column[data-status=done] .card", { hasText: "Write hello.txt" }).waitFor();
 
-  step("runtimes and agents pages");
+  step("edit the issue and comment on it");
+  await page.locator(".column[data-status=done] .card a.card-title").click();
+  await page.fill(".edit textarea", "Create hello.txt and show it. Edited in the browser.");
+  await page.click(".edit button[type=submit]");
+  await page.fill(".comment-form textarea", "Thanks, looks good!");
+  await page.click(".comment-form button[type=submit]");
+  await page.waitForSelector(".comment.by-member:has-text('Thanks, looks good!')");
+  await watcher.click(".column[data-status=done] .card a.card-title");
+  await watcher.waitForSelector(".comment.by-member:has-text('Thanks, looks good!')");
+  const desc = await watcher.inputValue(".edit textarea");
+  if (!desc.includes("Edited in the browser")) throw new Error(`the watcher shows an old description: ${desc}`);
+
+  step("delete the runtime: the daemon re-registers and the page shows the new one");
   await page.click("[data-nav=runtimes]");
-  await page.waitForSelector("tr[data-provider=claude] .rt-online");
+  const row = page.locator("tr[data-provider=claude]");
+  await row.locator(".rt-online").waitFor();
+  const oldId = await row.getAttribute("data-runtime-id");
   await page.screenshot({ path: join(shots, "runtimes-1280.png"), fullPage: true });
+  page.once("dialog", (d) => d.accept());
+  await row.locator("button.danger").click();
+  await page.locator(`tr[data-provider=claude]:not([data-runtime-id="${oldId}"]) .rt-online`).waitFor();
+
+  step("edit the agent: rebind it to the new runtime and rename it");
   await page.click("[data-nav=agents]");
-  await page.locator(".agent", { hasText: agentName }).waitFor();
+  const agent = page.locator(".agent", { hasText: agentName });
+  await agent.locator("text=deleted runtime").waitFor();
+  await agent.locator("button", { hasText: "Edit" }).click();
+  await page.fill(".agent .agent-form input[aria-label=Name]", `${agentName}-2`);
+  await page.click(".agent .agent-form button[type=submit]");
+  await page.locator(".agent h3", { hasText: `${agentName}-2` }).waitFor();
+  await page.locator(".agent", { hasText: "claude" }).locator("text=deleted runtime").waitFor({ state: "detached" });
+  await page.screenshot({ path: join(shots, "agents-1280.png"), fullPage: true });
 
   step("390 px wide: no horizontal overflow on any page");
   await page.setViewportSize({ width: 390, height: 844 });
