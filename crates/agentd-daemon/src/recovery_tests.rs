@@ -551,3 +551,55 @@ async fn handle_runtime_gone_recovery_context_stops_on_daemon_shutdown() {
     assert!(gate.next_attempt.contains_key("ws-1"));
     assert!(!gate.last_completed_at.contains_key("ws-1"));
 }
+
+/// Not a seed twin: the workspace-sync safety net goes through the same gate, so a failed
+/// register of a workspace left with no runtimes is not retried by the periodic sync
+/// until the failure backoff has passed (found by the register-500 fault drill).
+#[tokio::test]
+async fn workspace_sync_honours_the_register_failure_backoff() {
+    let (fake, d) = rt_new_fixture().await;
+    track(&d, "ws-1", &[("rt-old", "claude")]);
+    fake.set_register_mode(RegisterMode::Fail(500));
+
+    d.handle_runtime_gone("rt-old").await;
+    assert_eq!(
+        fake.register_count(),
+        1,
+        "the recovery tried once and failed"
+    );
+    assert!(d.workspace_needs_runtime_recovery("ws-1"));
+
+    // Within the backoff, any number of sync passes register nothing.
+    for _ in 0..3 {
+        d.sync_workspaces().await.ok();
+    }
+    assert_eq!(
+        fake.register_count(),
+        1,
+        "sync waited for the failure backoff"
+    );
+
+    // Once the backoff has passed (injected: the gate's next attempt is now), the next
+    // pass registers, and a success ends the safety net's work.
+    fake.set_register_mode(RegisterMode::Fixed(vec![Runtime {
+        id: "rt-new".into(),
+        name: "Claude".into(),
+        provider: "claude".into(),
+        status: "online".into(),
+    }]));
+    let armed = lock(&d.gate).next_attempt.get("ws-1").copied();
+    assert!(
+        armed.is_some_and(
+            |t| t > Instant::now() + REREGISTER_FAILURE_BACKOFF - Duration::from_secs(5)
+        ),
+        "a ~60 s failure backoff is armed: {armed:?}"
+    );
+    lock(&d.gate)
+        .next_attempt
+        .insert("ws-1".into(), Instant::now());
+    d.sync_workspaces().await.expect("sync");
+    assert_eq!(fake.register_count(), 2);
+    assert_eq!(runtime_ids(&d, "ws-1"), ["rt-new"]);
+    d.sync_workspaces().await.expect("sync");
+    assert_eq!(fake.register_count(), 2, "nothing left to heal");
+}

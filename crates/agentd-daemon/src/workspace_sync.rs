@@ -1,6 +1,7 @@
 //! Workspace discovery: list the workspaces the token can see, register runtimes in new
 //! ones, drop removed ones, and re-register tracked workspaces left with zero runtimes
-//! (the safety net of self-healing). Runs once at start (retried with backoff until the
+//! (the safety net of self-healing, through the same gate as
+//! [`Daemon::handle_runtime_gone`], so its failure backoff holds here too). Runs once at start (retried with backoff until the
 //! server answers) and then every sync interval.
 
 use std::collections::HashSet;
@@ -8,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentd_proto::health::HealthState;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiError;
 use crate::api::http::until_cancelled;
 use crate::backoff::Backoff;
 use crate::daemon::{Daemon, lock};
+use crate::recovery::REREGISTER_FAILURE_BACKOFF;
 use crate::register::RegisterError;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,14 +52,28 @@ impl Daemon {
         for ws in &listed {
             let tracked = lock(&self.state).workspaces.contains_key(&ws.id);
             if tracked {
-                if self.workspace_needs_runtime_recovery(&ws.id) {
-                    tracing::info!(workspace_id = %ws.id, "workspace has no runtimes; retrying registration");
-                    match self.reregister_workspace(&ws.id).await {
-                        Ok(()) => registered += 1,
-                        Err(e) => {
-                            tracing::warn!(workspace_id = %ws.id, error = %e, "re-register failed");
-                            last_err = Some(e);
-                        }
+                if !self.workspace_needs_runtime_recovery(&ws.id) {
+                    continue;
+                }
+                // The same gate as `handle_runtime_gone`: never while a peer's register
+                // of this workspace runs, nor within the failure backoff of a failed one.
+                let now = Instant::now();
+                if !self.try_claim_register_slot(&ws.id, now, now) {
+                    tracing::debug!(workspace_id = %ws.id, "workspace has no runtimes; register gated (recent attempt or failure backoff)");
+                    continue;
+                }
+                tracing::info!(workspace_id = %ws.id, "workspace has no runtimes; retrying registration");
+                let result = self.reregister_workspace(&ws.id).await;
+                self.record_register_completion(
+                    &ws.id,
+                    Instant::now(),
+                    result.as_ref().err().map(|e| e as &dyn std::error::Error),
+                );
+                match result {
+                    Ok(()) => registered += 1,
+                    Err(e) => {
+                        tracing::warn!(workspace_id = %ws.id, error = %e, retry_after = ?REREGISTER_FAILURE_BACKOFF, "re-register failed");
+                        last_err = Some(e);
                     }
                 }
                 continue;

@@ -374,19 +374,12 @@ async fn ws_reset_every_two_seconds_http_heartbeats_take_over() {
 }
 
 /// (d) Register answers 500 after every runtime was deleted server-side (two
-/// workspaces). The daemon tries once per workspace, then backs off: no register storm.
-///
-/// What is asserted by default: the first attempt per workspace comes within 5 s, and
-/// further attempts for a workspace are at least 25 s apart (the 30 s workspace-sync
-/// safety net), i.e. at most `1 + window/30 s` calls per workspace. The stricter
-/// reading — no second register of a workspace within the 60 s failure backoff — is
-/// asserted with `AGENTD_DRILL_STRICT_BACKOFF=1`; today the workspace-sync loop re-registers
-/// an empty workspace every 30 s without consulting the recovery gate's failure backoff
-/// (see docs/benchmarks.md, "Findings").
+/// workspaces). The daemon tries once per workspace, then honours the 60 s failure
+/// backoff: within the window (35 s) no workspace is registered a second time — not by
+/// the recovery, not by the workspace-sync safety net (which goes through the same gate).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_500s_honour_the_failure_backoff() {
     let window = Duration::from_secs(env_secs("AGENTD_DRILL_BACKOFF_WINDOW_SECS", 35));
-    let strict = std::env::var("AGENTD_DRILL_STRICT_BACKOFF").is_ok_and(|v| v == "1");
     let fake = FakeServer::start(TOKEN, &["ws-1", "ws-2"]).await;
     let proxy = FaultProxy::for_url(&fake.url).await;
     let mut d = spawn_daemon(&proxy.url(), "exit 0");
@@ -424,24 +417,10 @@ async fn register_500s_honour_the_failure_backoff() {
             at.first().is_some_and(|t| *t < Duration::from_secs(5)),
             "{ws}: one prompt re-register attempt: {at:?}"
         );
-        if strict {
-            assert_eq!(
-                at.len(),
-                1,
-                "{ws}: register calls within {window:?} of a failed register (60 s failure backoff): {at:?}"
-            );
-        }
-        for pair in at.windows(2) {
-            assert!(
-                pair[1] - pair[0] >= Duration::from_secs(25),
-                "{ws}: register storm: calls at {at:?}"
-            );
-        }
-        let bound = 1 + (window.as_secs() / 30) as usize;
-        assert!(
-            at.len() <= bound,
-            "{ws}: {} calls > {bound}: {at:?}",
-            at.len()
+        assert_eq!(
+            at.len(),
+            1,
+            "{ws}: register calls within {window:?} of a failed register (60 s failure backoff): {at:?}"
         );
     }
     assert!(d.alive());
