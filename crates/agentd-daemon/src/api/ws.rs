@@ -63,10 +63,27 @@ enum Ended {
     },
 }
 
+/// The ceiling of the WS reconnect backoff.
+const RECONNECT_CAP: Duration = Duration::from_secs(30);
+/// The widest first-reconnect window after a lost session.
+const MAX_RECONNECT_SPREAD: Duration = Duration::from_secs(10);
+
+/// The backoff after a session that was up ended (server restart, network blip): the
+/// first retry is full-jittered over `min(heartbeat interval, 10 s)` (at least 1 s), then
+/// doubles to the 30 s cap. A server restart drops every daemon's WS in the same instant;
+/// a `[0, 1 s]` first retry made a fleet of 1,000 reconnect within one second (7.9× the
+/// mean rate). Spreading over up to one heartbeat interval costs no liveness — HTTP
+/// heartbeats take over as soon as WS acks stop being fresh — only wake-up latency, which
+/// the claim poll bounds meanwhile.
+fn backoff_after_lost_session(heartbeat_interval: Duration) -> Backoff {
+    let spread = heartbeat_interval.clamp(Duration::from_secs(1), MAX_RECONNECT_SPREAD);
+    Backoff::new(spread, RECONNECT_CAP)
+}
+
 /// The WS loop. Runs until `cancel`.
 pub async fn run(d: Arc<Daemon>, cancel: CancellationToken) {
     let mut runtime_set = d.subscribe_runtime_set();
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let mut backoff = Backoff::new(Duration::from_secs(1), RECONNECT_CAP);
     loop {
         runtime_set.borrow_and_update();
         let ids = d.all_runtime_ids();
@@ -87,9 +104,7 @@ pub async fn run(d: Arc<Daemon>, cancel: CancellationToken) {
             Ended::Failed { error, connected } => {
                 inc(&d.metrics.ws_reconnects);
                 if connected {
-                    // A connection that was up: retry soon (jittered), not after the
-                    // backoff a long outage had built up.
-                    backoff.reset();
+                    backoff = backoff_after_lost_session(d.cfg.heartbeat_interval);
                 }
                 let delay = backoff.next_delay();
                 tracing::debug!(%error, ?delay, "task wakeup websocket unavailable; polling fallback remains active");
@@ -223,5 +238,28 @@ mod tests {
             ws_url("https://api.example.com/multica", &["r".into()]).unwrap(),
             "wss://api.example.com/multica/api/daemon/ws?runtime_ids=r"
         );
+    }
+
+    fn ceilings(mut b: Backoff, n: usize) -> Vec<u64> {
+        (0..n)
+            .map(|_| {
+                let c = b.ceiling();
+                assert!(b.next_delay() <= c);
+                c.as_secs()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lost_session_spreads_the_first_reconnect_over_the_heartbeat_interval() {
+        // Reference 15 s heartbeat: first retry in [0, 10 s], then 20 s, then the cap.
+        let b = backoff_after_lost_session(Duration::from_secs(15));
+        assert_eq!(ceilings(b, 4), [10, 20, 30, 30]);
+        // A fast heartbeat keeps reconnects quick.
+        let b = backoff_after_lost_session(Duration::from_secs(2));
+        assert_eq!(ceilings(b, 5), [2, 4, 8, 16, 30]);
+        // Never under one second.
+        let b = backoff_after_lost_session(Duration::from_millis(200));
+        assert_eq!(ceilings(b, 2), [1, 2]);
     }
 }
