@@ -365,12 +365,14 @@ async fn main() -> anyhow::Result<()> {
                 r.down.as_secs()
             ),
             format!(
-                "all WS back {:.1} s after the kill; {} connections, peak {}/s vs mean {:.0}/s ({:.1}×); {} register calls",
+                "all WS back {:.1} s after the kill; {} connections, peak {}/s vs mean {:.0}/s ({:.1}×); 99 % back at {:.1} s, peak {:.1}× the mean until then; {} register calls",
                 r.window.as_secs_f64(),
                 r.connections,
                 r.peak_per_s,
                 r.mean_per_s,
                 ratio,
+                r.window99.as_secs_f64(),
+                r.peak_per_s as f64 / r.mean99_per_s.max(f64::MIN_POSITIVE),
                 r.registers
             ),
             "peak ≤ 3× mean, no register storm".into(),

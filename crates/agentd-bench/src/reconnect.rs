@@ -25,6 +25,10 @@ pub struct Reconnect {
     pub connections: u64,
     pub peak_per_s: u64,
     pub mean_per_s: f64,
+    /// When 99 % of the daemons had their WS back, and the mean rate up to then (the
+    /// spread without the last stragglers' tail).
+    pub window99: Duration,
+    pub mean99_per_s: f64,
     pub registers: u64,
 }
 
@@ -93,6 +97,7 @@ pub async fn reconnect(n: usize, down: Duration) -> anyhow::Result<Reconnect> {
     let mut last = acc0;
     let mut restarted = false;
     let mut back = None;
+    let mut back99 = None;
     let mut down_seen = false;
     let deadline = t0 + down + Duration::from_secs(120);
     loop {
@@ -105,6 +110,9 @@ pub async fn reconnect(n: usize, down: Duration) -> anyhow::Result<Reconnect> {
             let up = ws_up(&ds);
             if up < n {
                 down_seen = true;
+            }
+            if restarted && down_seen && up * 100 >= n * 99 && back99.is_none() {
+                back99 = Some(t0.elapsed());
             }
             if restarted && down_seen && up == n && back.is_none() {
                 back = Some(t0.elapsed());
@@ -124,6 +132,9 @@ pub async fn reconnect(n: usize, down: Duration) -> anyhow::Result<Reconnect> {
     let window = back.unwrap_or_default();
     eprintln!("connections accepted per second from the kill: {per_second:?}");
     let connections: u64 = per_second.iter().sum();
+    let window99 = back99.unwrap_or(window);
+    let secs99 = (window99.as_secs() as usize + 1).min(per_second.len());
+    let mean99_per_s = per_second[..secs99].iter().sum::<u64>() as f64 / secs99.max(1) as f64;
     Ok(Reconnect {
         daemons: n,
         down,
@@ -131,6 +142,8 @@ pub async fn reconnect(n: usize, down: Duration) -> anyhow::Result<Reconnect> {
         connections,
         peak_per_s: per_second.iter().copied().max().unwrap_or(0),
         mean_per_s: connections as f64 / per_second.len().max(1) as f64,
+        window99,
+        mean99_per_s,
         registers: registers(&ds) - regs0,
     })
 }

@@ -12,6 +12,8 @@ pub struct Backoff {
     base: Duration,
     cap: Duration,
     attempt: u32,
+    /// Attempts that stay at `base` before the doubling starts.
+    hold: u32,
 }
 
 impl Backoff {
@@ -20,12 +22,20 @@ impl Backoff {
             base,
             cap,
             attempt: 0,
+            hold: 0,
         }
+    }
+
+    /// Keeps the ceiling at `base` for the first `1 + extra` attempts, then doubles.
+    pub fn holding(mut self, extra: u32) -> Backoff {
+        self.hold = extra;
+        self
     }
 
     /// The ceiling of the next delay, before jitter.
     pub fn ceiling(&self) -> Duration {
-        let factor = 1u32.checked_shl(self.attempt.min(20)).unwrap_or(u32::MAX);
+        let exp = self.attempt.saturating_sub(self.hold).min(20);
+        let factor = 1u32.checked_shl(exp).unwrap_or(u32::MAX);
         self.base.saturating_mul(factor).min(self.cap)
     }
 
