@@ -62,9 +62,20 @@ impl EnvError {
         move |source| EnvError::Io { what, source }
     }
 
-    /// True when the disk is full (ENOSPC) — reported as such to the server.
+    /// The disk (or quota) is full — reported as `disk_full` to the server: an ENOSPC/EDQUOT from our own I/O, or a git
+    /// subprocess that said so (git reports ENOSPC as text on stderr).
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, EnvError::Io { source, .. } if source.raw_os_error() == Some(28))
+        const ENOSPC: i32 = 28;
+        const EDQUOT: i32 = 122;
+        match self {
+            EnvError::Io { source, .. } => {
+                matches!(source.raw_os_error(), Some(ENOSPC) | Some(EDQUOT))
+            }
+            EnvError::Git { stderr, .. } => {
+                stderr.contains("No space left on device") || stderr.contains("Disk quota exceeded")
+            }
+            _ => false,
+        }
     }
 }
 
@@ -350,6 +361,25 @@ pub async fn commit_changes(env: &TaskEnv, message: &str) -> Result<bool, EnvErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disk_full_is_recognised_from_io_errors_and_from_git() {
+        let io = |code| EnvError::Io {
+            what: "write".into(),
+            source: std::io::Error::from_raw_os_error(code),
+        };
+        assert!(io(28).is_disk_full(), "ENOSPC");
+        assert!(io(122).is_disk_full(), "EDQUOT");
+        assert!(!io(13).is_disk_full(), "EACCES");
+        let git = |stderr: &str| EnvError::Git {
+            args: "init".into(),
+            stderr: stderr.into(),
+        };
+        assert!(git("error: copy-fd: write returned: No space left on device").is_disk_full());
+        assert!(git("fatal: write error: Disk quota exceeded").is_disk_full());
+        assert!(!git("fatal: not a git repository").is_disk_full());
+        assert!(!EnvError::RepoNotAllowed("x".into()).is_disk_full());
+    }
     use agentd_proto::{Repo, Skill, SkillFile};
 
     fn task(id: &str) -> Task {

@@ -571,9 +571,9 @@ impl Drop for Mount {
     }
 }
 
-/// (f) The data dir's filesystem is full when a task arrives: the task fails with a
-/// clear reason (`disk_full`, or `environment_error` saying "No space"), the daemon stays
-/// alive, and once space is freed the next task runs.
+/// (f) The data dir's filesystem is full when a task arrives: the task fails with
+/// `disk_full` and an error naming the cause, the daemon stays alive, and once space is
+/// freed the next task runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_fails_the_task_clearly_and_the_daemon_lives() {
     let dir = tempfile::tempdir().unwrap();
@@ -629,12 +629,12 @@ async fn disk_full_fails_the_task_clearly_and_the_daemon_lives() {
         req.failure_reason, req.error
     );
     assert_eq!(id, "task-full");
-    assert!(
-        req.failure_reason == Some(FailureReason::DiskFull)
-            || (req.failure_reason == Some(FailureReason::EnvironmentError)
-                && req.error.to_lowercase().contains("no space")),
+    assert_eq!(
+        req.failure_reason,
+        Some(FailureReason::DiskFull),
         "a clear disk-full failure: {req:?}"
     );
+    assert!(req.error.contains("No space left on device"), "{req:?}");
     assert!(fake.completed().is_empty());
     assert!(d.alive(), "daemon died on a full disk:\n{}", d.log());
     assert!(health_status(&d.data()).await.is_some(), "/health answers");
