@@ -181,3 +181,62 @@ async fn shutdown_ends_open_streams() {
         .await
         .expect("server stopped with an open event stream");
 }
+
+#[tokio::test]
+async fn runtimes_going_offline_and_back_and_agents_are_streamed() {
+    let srv = common::start().await;
+    let a = srv.fixture("a").await;
+    let mut sse = Sse::open(&srv, &a.token, &a.ws).await;
+    assert_eq!(sse.next().await.0, "resync");
+    let rt = a.runtime.as_str();
+
+    // Offline (the daemon deregisters), then back through a plain heartbeat.
+    let (s, _) = srv
+        .post(
+            &a.token,
+            "/api/daemon/deregister",
+            json!({"runtime_ids": [rt]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (kind, ev) = sse.next().await;
+    assert_eq!(
+        (
+            kind.as_str(),
+            ev["runtime_id"].as_str(),
+            ev["status"].as_str()
+        ),
+        ("runtime", Some(rt), Some("offline"))
+    );
+    let beat = json!({"runtime_id": rt});
+    let (s, _) = srv
+        .post(&a.token, "/api/daemon/heartbeat", beat.clone())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (kind, ev) = sse.next().await;
+    assert_eq!(
+        (
+            kind.as_str(),
+            ev["runtime_id"].as_str(),
+            ev["status"].as_str()
+        ),
+        ("runtime", Some(rt), Some("online"))
+    );
+
+    // A heartbeat of a runtime already online is not news; an agent change is.
+    let (s, _) = srv.post(&a.token, "/api/daemon/heartbeat", beat).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = srv
+        .patch(
+            &a.token,
+            &format!("/api/v1/agents/{}", a.agent),
+            json!({"name": "renamed"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (kind, ev) = sse.next().await;
+    assert_eq!(
+        (kind.as_str(), ev["agent_id"].as_str()),
+        ("agent", Some(a.agent.as_str()))
+    );
+}

@@ -9,7 +9,7 @@ use agentd_proto::{HeartbeatResponse, RegisterRequest, RegisterResponse, Runtime
 use crate::api::error::ApiError;
 use crate::auth::Principal;
 use crate::service::{new_id, repos, repos_version, runtime_event, task};
-use crate::store::{RuntimeRow, StoreError};
+use crate::store::{RuntimeRow, StoreError, Touched};
 use crate::{App, now_ms};
 
 pub async fn register(
@@ -94,11 +94,7 @@ pub async fn register(
 
 /// Records a heartbeat. `Ok(None)`: the runtime does not exist (deleted).
 pub async fn beat(app: &App, runtime_id: &str) -> Result<Option<HeartbeatResponse>, StoreError> {
-    if !app
-        .store
-        .touch_runtime(runtime_id.to_string(), now_ms())
-        .await?
-    {
+    if !touch(app, runtime_id, now_ms()).await? {
         return Ok(None);
     }
     Ok(Some(HeartbeatResponse {
@@ -108,6 +104,21 @@ pub async fn beat(app: &App, runtime_id: &str) -> Result<Option<HeartbeatRespons
         server_time: Some(jiff::Timestamp::now().to_string()),
         ..Default::default()
     }))
+}
+
+/// Records a sign of life (heartbeat, claim): the runtime is online, seen `now`. Tells
+/// boards when it was offline until now. False if the runtime does not exist.
+pub async fn touch(app: &App, runtime_id: &str, now: i64) -> Result<bool, StoreError> {
+    Ok(
+        match app.store.touch_runtime(runtime_id.to_string(), now).await? {
+            Touched::Missing => false,
+            Touched::Seen => true,
+            Touched::CameOnline(row) => {
+                runtime_event(app, &row, "online");
+                true
+            }
+        },
+    )
 }
 
 /// Loads a runtime for a daemon call: 404 `runtime not found` if it does not exist,

@@ -70,7 +70,7 @@ pub async fn claim(
 ) -> Result<Option<Task>, ApiError> {
     let now = now_ms();
     // A claim is a sign of life.
-    app.store.touch_runtime(runtime_id.to_string(), now).await?;
+    super::runtime::touch(app, runtime_id, now).await?;
     let token = new_token(TASK_TOKEN_PREFIX);
     let Some(row) = app
         .store

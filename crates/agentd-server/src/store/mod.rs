@@ -149,6 +149,17 @@ pub struct Transition {
     pub now: i64,
 }
 
+/// What [`Store::touch_runtime`] found.
+#[derive(Debug)]
+pub enum Touched {
+    /// No such runtime (deleted): the daemon must re-register.
+    Missing,
+    /// It was online already; only `last_seen_at` moved.
+    Seen,
+    /// It was offline and is online again (the row as it is now).
+    CameOnline(Box<RuntimeRow>),
+}
+
 /// Everything the services need from persistence. Every write is atomic on its own.
 pub trait Store: TaskStore {
     // Workspaces and tokens.
@@ -174,8 +185,9 @@ pub trait Store: TaskStore {
         daemon_id: Option<String>,
     ) -> StoreFut<'_, Vec<RuntimeRow>>;
     fn delete_runtime(&self, id: String) -> StoreFut<'_, bool>;
-    /// Marks the runtime online with `last_seen_at = now`; false if it does not exist.
-    fn touch_runtime(&self, id: String, now: i64) -> StoreFut<'_, bool>;
+    /// Marks the runtime online with `last_seen_at = now`, saying whether it exists and
+    /// whether it was offline until now (so the caller can tell boards it came back).
+    fn touch_runtime(&self, id: String, now: i64) -> StoreFut<'_, Touched>;
     fn set_runtime_offline(&self, id: String) -> StoreFut<'_, bool>;
     /// Flips to offline every online runtime last seen before `cutoff`; returns them.
     fn offline_stale_runtimes(&self, cutoff: i64) -> StoreFut<'_, Vec<RuntimeRow>>;

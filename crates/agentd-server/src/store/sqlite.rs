@@ -260,17 +260,32 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn touch_runtime(&self, id: String, now: i64) -> StoreFut<'_, bool> {
+    fn touch_runtime(&self, id: String, now: i64) -> StoreFut<'_, Touched> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
-                let r = sqlx::query(
-                    "UPDATE runtimes SET status = 'online', last_seen_at = $2 WHERE id = $1",
-                )
+                // Two guarded updates in one transaction: the first only matches a
+                // runtime coming back, so the common heartbeat costs one cheap no-op.
+                let back = sqlx::query_as::<_, RuntimeRow>(AssertSqlSafe(format!(
+                    "UPDATE runtimes SET status = 'online', last_seen_at = $2 \
+                     WHERE id = $1 AND status <> 'online' RETURNING {RUNTIME_COLS}"
+                )))
                 .bind(&id)
                 .bind(now)
-                .execute(&mut **tx)
+                .fetch_optional(&mut **tx)
                 .await?;
-                Ok(r.rows_affected() > 0)
+                if let Some(row) = back {
+                    return Ok(Touched::CameOnline(Box::new(row)));
+                }
+                let r = sqlx::query("UPDATE runtimes SET last_seen_at = $2 WHERE id = $1")
+                    .bind(&id)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(if r.rows_affected() > 0 {
+                    Touched::Seen
+                } else {
+                    Touched::Missing
+                })
             })
         }))
     }
