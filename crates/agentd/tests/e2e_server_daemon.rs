@@ -5,9 +5,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{BIN, Proc, Server, assign_new_issue, cli, eventually, online_runtime};
+use common::{
+    BIN, Server, assign_new_issue, cli, eventually, online_runtime, spawn_daemon, stand_in_claude,
+};
 
 fn registers(log: &Path) -> usize {
     std::fs::read_to_string(log)
@@ -24,29 +26,21 @@ async fn runtime_delete_makes_the_real_daemon_self_heal_once() {
     let (ws, token) = server.workspace_with_token("e2e");
 
     // A stand-in `claude` that reports a supported version.
-    use std::os::unix::fs::PermissionsExt;
-    let bin = dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let claude = bin.join("claude");
-    std::fs::write(&claude, "#!/bin/sh\necho '2.1.0 (Claude Code)'\n").unwrap();
-    std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(dir.path().join("daemon.toml"), "").unwrap();
-    let daemon = Command::new(BIN)
-        .args(["daemon", "--server-url", &url, "--token", &token])
-        .args(["--heartbeat-interval", "200ms", "--poll-interval", "1s"])
-        .args(["--health-port", "0", "--device-name", "e2e-host"])
-        .arg("--data-dir")
-        .arg(dir.path().join("daemon"))
-        .arg("--config")
-        .arg(dir.path().join("daemon.toml"))
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .env_remove("AGENTD_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("daemon.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let _daemon = Proc(daemon);
+    let bin = stand_in_claude(dir.path(), "exit 0");
+    let _daemon = spawn_daemon(
+        dir.path(),
+        &bin,
+        &url,
+        &token,
+        &[
+            "--heartbeat-interval",
+            "200ms",
+            "--poll-interval",
+            "1s",
+            "--device-name",
+            "e2e-host",
+        ],
+    );
 
     let online = |url: &str| {
         let rts = cli(url, &token, &["runtime", "list", "--workspace", &ws]);
@@ -86,43 +80,26 @@ async fn an_assigned_issue_runs_on_the_real_daemon_and_lands_in_review() {
 
     // A stand-in `claude` that acts on its issue like a teammate (through `agentd` and
     // the task token the daemon hands it), then replays output recorded from the real CLI.
-    use std::os::unix::fs::PermissionsExt;
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../agentd-daemon/tests/fixtures/agent-output/claude-text.jsonl");
-    let bin = dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(BIN, bin.join("agentd")).unwrap();
-    let claude = bin.join("claude");
-    std::fs::write(
-        &claude,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then echo '2.1.0 (Claude Code)'; exit 0; fi\n\
-             agentd issue status \"$AGENTD_ISSUE_ID\" in_progress >/dev/null || exit 3\n\
+    let bin = stand_in_claude(
+        dir.path(),
+        &format!(
+            "agentd issue status \"$AGENTD_ISSUE_ID\" in_progress >/dev/null || exit 3\n\
              agentd issue comment \"$AGENTD_ISSUE_ID\" 'looking into it' >/dev/null || exit 4\n\
              agentd workspace list >/dev/null 2>&1 && exit 5\n\
-             cat '{}'\n",
+             cat '{}'",
             fixture.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(dir.path().join("daemon.toml"), "").unwrap();
-    let daemon = Command::new(BIN)
-        .args(["daemon", "--server-url", &url, "--token", &token])
-        .args(["--heartbeat-interval", "1s", "--poll-interval", "30s"])
-        .args(["--health-port", "0"])
-        .arg("--data-dir")
-        .arg(dir.path().join("daemon"))
-        .arg("--config")
-        .arg(dir.path().join("daemon.toml"))
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .env_remove("AGENTD_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("daemon.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let _daemon = Proc(daemon);
+    );
+    std::os::unix::fs::symlink(BIN, bin.join("agentd")).unwrap();
+    let _daemon = spawn_daemon(
+        dir.path(),
+        &bin,
+        &url,
+        &token,
+        &["--heartbeat-interval", "1s", "--poll-interval", "30s"],
+    );
 
     let rid = online_runtime(&url, &token, &ws, "claude", 30).await;
     // The poll interval is 30 s: only the WS push can make this quick.

@@ -10,10 +10,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, Proc, Server, cli, online_runtime};
+use common::{Server, cli, online_runtime, spawn_daemon, stand_in_claude};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -58,40 +58,23 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
 
     // A stand-in `claude`: a supported version, then recorded stream-json output of the
     // real CLI (a Write, a Bash call and the final answer), one line a second.
-    use std::os::unix::fs::PermissionsExt;
     let fixture = repo_root()
         .join("crates/agentd-daemon/tests/fixtures/agent-output/claude-write-shell.jsonl");
-    let bin = dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let claude = bin.join("claude");
-    std::fs::write(
-        &claude,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then echo '2.1.0 (Claude Code)'; exit 0; fi\n\
-             echo 'hello from mock' > hello.txt\n\
-             while IFS= read -r line; do printf '%s\\n' \"$line\"; sleep 1; done < '{}'\n",
+    let bin = stand_in_claude(
+        dir.path(),
+        &format!(
+            "echo 'hello from mock' > hello.txt\n\
+             while IFS= read -r line; do printf '%s\\n' \"$line\"; sleep 1; done < '{}'",
             fixture.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(dir.path().join("daemon.toml"), "").unwrap();
-    let daemon = Command::new(BIN)
-        .args(["daemon", "--server-url", &url, "--token", &token])
-        .args(["--heartbeat-interval", "1s", "--poll-interval", "30s"])
-        .args(["--health-port", "0"])
-        .arg("--data-dir")
-        .arg(dir.path().join("daemon"))
-        .arg("--config")
-        .arg(dir.path().join("daemon.toml"))
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .env_remove("AGENTD_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("daemon.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let _daemon = Proc(daemon);
+    );
+    let _daemon = spawn_daemon(
+        dir.path(),
+        &bin,
+        &url,
+        &token,
+        &["--heartbeat-interval", "1s", "--poll-interval", "30s"],
+    );
     let rid = online_runtime(&url, &token, &ws, "claude", 30).await;
     cli(
         &url,

@@ -170,3 +170,44 @@ pub fn assign_new_issue(
     ));
     (agent, issue)
 }
+
+/// Writes a stand-in `claude` into `dir/bin` (created): it answers `--version` with a
+/// supported version and otherwise runs the shell `body`. Returns the bin dir.
+pub fn stand_in_claude(dir: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let claude = bin.join("claude");
+    std::fs::write(
+        &claude,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then echo '2.1.0 (Claude Code)'; exit 0; fi\n{body}\n"
+        ),
+    )
+    .expect("write stand-in claude");
+    std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    bin
+}
+
+/// Starts the real `agentd daemon` against `url` with `token`: PATH is `bin` plus
+/// `/usr/bin:/bin`, data in `dir/daemon`, an empty config file, log in `dir/daemon.log`,
+/// `--health-port 0`, plus `args` (intervals, device name, …).
+pub fn spawn_daemon(dir: &Path, bin: &Path, url: &str, token: &str, args: &[&str]) -> Proc {
+    std::fs::write(dir.join("daemon.toml"), "").expect("daemon.toml");
+    let child = Command::new(BIN)
+        .args(["daemon", "--server-url", url, "--token", token])
+        .args(["--health-port", "0"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.join("daemon"))
+        .arg("--config")
+        .arg(dir.join("daemon.toml"))
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env_remove("AGENTD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("daemon.log")).expect("daemon.log"))
+        .spawn()
+        .expect("spawn agentd daemon");
+    Proc(child)
+}
