@@ -4,8 +4,9 @@
 //   AGENTD_URL, AGENTD_TOKEN, AGENT_NAME, SHOT_DIR, PLAYWRIGHT_PREFIX (its node_modules).
 // Signs in, creates an issue assigned to the agent through the UI, watches the task's log
 // stream in on the issue page and the card land in "In review" on the board, in a second
-// browser page too (live updates without reloading), and takes screenshots at 1280 and
-// 390 px wide. Exits non-zero with a message on the first failed step.
+// browser page too (live updates without reloading); moves, edits and comments on it;
+// cancels a running task and retries it; deletes the runtime and rebinds the agent to the
+// healed one; and takes screenshots at 1280 and 390 px wide. Exits non-zero with a message on the first failed step.
 
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
@@ -120,6 +121,33 @@ try {
   const desc = await watcher.inputValue(".edit textarea");
   if (!desc.includes("Edited in the browser")) throw new Error(`the watcher shows an old description: ${desc}`);
 
+  step("cancel a running task, then retry it; a half-typed title survives live refreshes");
+  await page.click("a.brand");
+  await page.click("details.create summary");
+  await page.fill(".new-issue input[name=title]", "Slow task");
+  await page.selectOption(".new-issue select[name=assignee]", { label: agentName });
+  await page.click(".new-issue button[type=submit]");
+  await page.locator(".card a.card-title", { hasText: "Slow task" }).click();
+  await page.waitForSelector("section.task[data-status=running]");
+  await page.fill(".edit input.title-input", "Slow task, renamed but not saved yet");
+  const badge = page.locator("section.task[data-status=running] .badge[data-task-status=running]");
+  const t0 = await badge.textContent();
+  await page.waitForFunction((before) => {
+    const b = document.querySelector("section.task[data-status=running] .badge[data-task-status=running]");
+    return b && b.textContent !== before;
+  }, t0, { timeout: 5000 }).catch(() => { throw new Error(`the running badge did not tick (${t0})`); });
+  await page.click("section.task[data-status=running] button:has-text('Cancel')");
+  await page.waitForSelector("section.task[data-status=cancelled]");
+  await page.click("section.task[data-status=cancelled] button:has-text('Retry')");
+  await page.waitForFunction(() => document.querySelectorAll("section.task").length === 2);
+  await page.waitForSelector("section.task:first-of-type[data-status=completed]", { timeout: 30000 });
+  const kept = await page.inputValue(".edit input.title-input");
+  if (kept !== "Slow task, renamed but not saved yet") throw new Error(`live refresh clobbered the title being edited: ${kept}`);
+  await page.screenshot({ path: join(shots, "issue-retried-1280.png"), fullPage: true });
+  await page.click(".edit button[type=submit]");
+  await watcher.click("a.brand");
+  await watcher.locator(".card", { hasText: "Slow task, renamed" }).locator(".badge.task-completed").waitFor();
+
   step("delete the runtime: the daemon re-registers and the page shows the new one");
   await page.click("[data-nav=runtimes]");
   const row = page.locator("tr[data-provider=claude]");
@@ -128,7 +156,9 @@ try {
   await page.screenshot({ path: join(shots, "runtimes-1280.png"), fullPage: true });
   page.once("dialog", (d) => d.accept());
   await row.locator("button.danger").click();
-  await page.locator(`tr[data-provider=claude]:not([data-runtime-id="${oldId}"]) .rt-online`).waitFor();
+  const healed = page.locator(`tr[data-provider=claude]:not([data-runtime-id="${oldId}"])`);
+  await healed.locator(".rt-online").waitFor();
+  const newId = await healed.getAttribute("data-runtime-id");
 
   step("edit the agent: rebind it to the new runtime and rename it");
   await page.click("[data-nav=agents]");
@@ -136,6 +166,7 @@ try {
   await agent.locator("text=deleted runtime").waitFor();
   await agent.locator("button", { hasText: "Edit" }).click();
   await page.fill(".agent .agent-form input[aria-label=Name]", `${agentName}-2`);
+  await page.selectOption(".agent .agent-form select[aria-label=Runtime]", newId);
   await page.click(".agent .agent-form button[type=submit]");
   await page.locator(".agent h3", { hasText: `${agentName}-2` }).waitFor();
   await page.locator(".agent", { hasText: "claude" }).locator("text=deleted runtime").waitFor({ state: "detached" });
@@ -153,6 +184,12 @@ try {
     await page.waitForSelector(ready);
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     if (width > 390) throw new Error(`${name} overflows at 390 px: scrollWidth ${width}`);
+    // A stray null/undefined rendered as text is a bug (the issue page shows agent output).
+    if (name !== "issue") {
+      const text = await page.evaluate(() => document.getElementById("main").innerText);
+      const bad = text.match(/\b(null|undefined|NaN)\b/);
+      if (bad) throw new Error(`${name} shows "${bad[1]}": ${text}`);
+    }
     await page.screenshot({ path: join(shots, `${name}-390.png`), fullPage: true });
   }
   if (failures.length) throw new Error(failures.join("\n"));

@@ -310,12 +310,32 @@ function statusSelect(selected, attrs = {}) {
   return h("select", attrs, STATUSES.map((s) => h("option", { value: s, selected: s === selected }, STATUS_LABEL[s])));
 }
 
+/** Ticks every `[data-running-since]` element under `root` (elapsed time of running
+ *  tasks) once a second; returns the interval to clear. */
+function tickRunning(root) {
+  return setInterval(() => {
+    for (const el of root.querySelectorAll("[data-running-since]")) {
+      el.textContent = (el.dataset.prefix || "") + elapsed(el.dataset.runningSince);
+    }
+  }, 1000);
+}
+
+/** A running task's elapsed time, kept current by tickRunning. */
+function runningFor(t, prefix = "") {
+  return h("span", { dataset: { runningSince: t.started_at, prefix } }, prefix + elapsed(t.started_at));
+}
+
 function taskBadge(t) {
   if (!t) return null;
+  const cls = `span.badge.task-${t.status}`;
+  const attrs = { dataset: { taskStatus: t.status }, title: `task ${t.id}` };
+  if (t.status === "running" && t.started_at) {
+    return h(cls, { ...attrs, dataset: { ...attrs.dataset, runningSince: t.started_at, prefix: "running " } },
+      `running ${elapsed(t.started_at)}`);
+  }
   let text = t.status;
-  if (t.status === "running") text = `running ${elapsed(t.started_at)}`;
   if (t.status === "failed" && t.failure_reason) text = `failed: ${t.failure_reason}`;
-  return h(`span.badge.task-${t.status}`, { dataset: { taskStatus: t.status } }, text);
+  return h(cls, attrs, text);
 }
 
 // ---------------------------------------------------------------- board
@@ -323,11 +343,13 @@ function taskBadge(t) {
 function boardView() {
   let issues = [];
   let ticker = null;
+  let newAssignee = null; // the new-issue form's assignee select (agents come and go)
   const columns = {};
   const newForm = () => {
     const title = h("input", { name: "title", required: true, placeholder: "What needs doing?", "aria-label": "Title" });
     const desc = h("textarea", { name: "description", rows: 3, placeholder: "Description (optional)", "aria-label": "Description" });
     const assignee = agentSelect("", { name: "assignee", "aria-label": "Assignee" });
+    newAssignee = assignee;
     const status = statusSelect("todo", { name: "status", "aria-label": "Status" });
     const form = h("form.new-issue", {
       onsubmit: async (e) => {
@@ -378,6 +400,11 @@ function boardView() {
       ]);
     } catch (e) { toast(e.message); return; }
     render();
+    if (newAssignee && document.activeElement !== newAssignee) {
+      const keep = newAssignee.value;
+      newAssignee.replaceChildren(...agentSelect(keep).childNodes);
+      newAssignee.value = state.agents.some((a) => a.id === keep) ? keep : "";
+    }
   });
 
   const board = h("div.board", {}, STATUSES.map((s) => {
@@ -394,7 +421,7 @@ function boardView() {
   mount(h("details.create", {}, h("summary", {}, "New issue"), h("div", { id: "new-issue" })), board);
   loadAgents().then(() => document.getElementById("new-issue")?.replaceChildren(newForm())).catch((e) => toast(e.message));
   refresh();
-  ticker = setInterval(() => { if (issues.some((i) => i.latest_task?.status === "running")) render(); }, 1000);
+  ticker = tickRunning(board);
   return {
     onEvent: (ev) => { if (ev.kind !== "messages") refresh(); },
     dispose: () => clearInterval(ticker),
@@ -442,11 +469,14 @@ function taskLog(taskId) {
   const load = async () => {
     for (;;) {
       const page = await get(`/api/v1/tasks/${taskId}/messages?after_seq=${lastSeq}&limit=500`);
+      // Follow the tail while the reader is at the bottom; leave them be if they scrolled up.
+      const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
       for (const m of page.messages) {
         if (m.seq <= lastSeq) continue;
         lastSeq = m.seq;
         log.append(messageNode(m));
       }
+      if (atBottom) log.scrollTop = log.scrollHeight;
       if (page.messages.length < 500) break;
     }
   };
@@ -468,7 +498,11 @@ function taskPanel(t, refreshIssue, log) {
   }
   const details = h("dl.facts", {},
     h("dt", {}, "Agent"), h("dd", {}, agentName(t.agent_id)),
-    h("dt", {}, "Started"), h("dd", {}, t.started_at ? `${ago(t.started_at)} · ${elapsed(t.started_at, t.completed_at)}` : "not yet"),
+    h("dt", {}, "Started"), h("dd", {}, t.started_at
+      ? [new Date(t.started_at).toLocaleString(), " · ",
+        t.completed_at ? `took ${elapsed(t.started_at, t.completed_at)}`
+          : t.status === "running" ? runningFor(t, "running for ") : elapsed(t.started_at)]
+      : `not yet (queued ${ago(t.created_at)})`),
     h("dt", {}, "Branch"), h("dd", {}, h("code", {}, t.branch_name || "—")),
     h("dt", {}, "Work dir"), h("dd", {}, h("code", {}, t.work_dir || "—")),
     h("dt", {}, "Tokens"), h("dd", {}, usageLine(t.usage)),
@@ -483,14 +517,45 @@ function taskPanel(t, refreshIssue, log) {
 }
 
 function issueView(id) {
-  const logs = new Map(); // task id → taskLog, kept across re-renders
-  let draft = ""; // the comment being written, kept across re-renders
+  const logs = new Map(); // task id → taskLog, kept across refreshes (logs stream in place)
+  let ticker = null;
+  let shown = false; // the page is built (after the first successful load)
+  // The controls are built once and updated in place, so a live refresh never drops
+  // what the user is typing: a field edited since the last save keeps its text.
+  const title = h("input.title-input", { "aria-label": "Title", oninput: () => { title.dataset.dirty = "1"; } });
+  const desc = h("textarea", { rows: 4, "aria-label": "Description", oninput: () => { desc.dataset.dirty = "1"; } });
+  const status = statusSelect("backlog", { "aria-label": "Status", id: "issue-status" });
+  const assigneeBox = h("span", {});
+  const meta = h("p.muted", {});
+  const comments = h("ul.comments", {});
+  const tasks = h("div.tasks", {});
+  const save = async (body) => {
+    const ok = await attempt(() => patch(`/api/v1/issues/${id}`, body));
+    if (ok) { delete title.dataset.dirty; delete desc.dataset.dirty; }
+    refresh();
+  };
+  status.onchange = () => save({ status: status.value });
+  const comment = h("textarea", { rows: 2, placeholder: "Write a comment…", "aria-label": "Comment", required: true });
+  const commentForm = h("form.comment-form", {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const ok = await attempt(() => post(`/api/v1/issues/${id}/comments`, { body: comment.value }));
+      if (ok) { comment.value = ""; refresh(); }
+    },
+  }, comment, h("button.primary", { type: "submit" }, "Comment"));
+  const edit = h("form.edit", {
+    onsubmit: (e) => { e.preventDefault(); save({ title: title.value, description: desc.value }); },
+  }, title, desc, h("button", { type: "submit" }, "Save"));
+
   const refresh = debounced(async () => {
     let d;
     try {
       [d] = await Promise.all([get(`/api/v1/issues/${id}`), loadAgents()]);
     } catch (e) {
-      mount(h("p.error", {}, `Cannot load issue: ${e.message}`), h("a", { href: "#/" }, "Back to the board"));
+      if (!shown || e.status === 404) {
+        shown = false;
+        mount(h("p.error", {}, `Cannot load issue: ${e.message}`), h("a", { href: "#/" }, "Back to the board"));
+      } else toast(e.message);
       return;
     }
     render(d);
@@ -498,69 +563,63 @@ function issueView(id) {
 
   const render = (d) => {
     const i = d.issue;
-    const title = h("input.title-input", { value: i.title, "aria-label": "Title" });
-    const desc = h("textarea", { rows: 4, "aria-label": "Description" });
-    desc.value = i.description;
-    const status = statusSelect(i.status, { "aria-label": "Status", id: "issue-status" });
-    const assignee = agentSelect(i.assignee_agent_id || "", { "aria-label": "Assignee", id: "issue-assignee" });
-    const save = async (body) => { await attempt(() => patch(`/api/v1/issues/${id}`, body)); refresh(); };
-    status.onchange = () => save({ status: status.value });
-    assignee.onchange = () => { if (assignee.value) save({ assignee_agent_id: assignee.value }); };
-    const edit = h("form.edit", {
-      onsubmit: (e) => { e.preventDefault(); save({ title: title.value, description: desc.value }); },
-    }, title, desc, h("button", { type: "submit" }, "Save"));
-
-    const comment = h("textarea", {
-      rows: 2, placeholder: "Write a comment…", "aria-label": "Comment", required: true,
-      oninput: (e) => { draft = e.target.value; },
-    });
-    comment.value = draft;
-    const commentForm = h("form.comment-form", {
-      onsubmit: async (e) => {
-        e.preventDefault();
-        const ok = await attempt(() => post(`/api/v1/issues/${id}/comments`, { body: comment.value }));
-        if (ok) { draft = ""; comment.value = ""; refresh(); }
-      },
-    }, comment, h("button.primary", { type: "submit" }, "Comment"));
-
+    document.title = `${i.title} · agentd`;
+    if (!title.dataset.dirty) title.value = i.title;
+    if (!desc.dataset.dirty) desc.value = i.description;
+    if (document.activeElement !== status) status.value = i.status;
+    const assigneeSel = assigneeBox.firstChild;
+    if (!assigneeSel || document.activeElement !== assigneeSel) {
+      const sel = agentSelect(i.assignee_agent_id || "", { "aria-label": "Assignee", id: "issue-assignee" });
+      sel.onchange = () => { if (sel.value) save({ assignee_agent_id: sel.value }); };
+      assigneeBox.replaceChildren(sel);
+    }
+    meta.textContent = `Created ${ago(i.created_at)} · updated ${ago(i.updated_at)}`;
+    comments.replaceChildren(...d.comments.map((c) => h(`li.comment.by-${c.author_type}`, {},
+      h("div.comment-head", {}, h("strong", {}, c.author_name || c.author_type), " ",
+        h("span.muted", {}, `${c.author_type} · ${ago(c.created_at)}`)),
+      h("div.comment-body", {}, c.body))));
+    if (!d.comments.length) comments.replaceChildren(h("li.muted", {}, "No comments yet."));
     // Newest task first; each keeps its log element (it streams in place).
     const panels = [...d.tasks].reverse().map((t) => {
       if (!logs.has(t.id)) logs.set(t.id, taskLog(t.id));
       return taskPanel(t, refresh, logs.get(t.id).log);
     });
-
-    mount(
-      h("p", {}, h("a", { href: "#/" }, "← Board")),
-      h("div.issue", {},
-        h("div.issue-main", {},
-          edit,
-          h("h2", {}, "Comments"),
-          h("ul.comments", {}, d.comments.map((c) => h(`li.comment.by-${c.author_type}`, {},
-            h("div.comment-head", {}, h("strong", {}, c.author_name || c.author_type), " ",
-              h("span.muted", {}, `${c.author_type} · ${ago(c.created_at)}`)),
-            h("div.comment-body", {}, c.body)))),
-          commentForm,
-          h("h2", {}, "Tasks"),
-          panels.length ? panels : h("p.muted", {}, "No task yet: assign the issue to an agent."),
-        ),
-        h("aside.issue-side", {},
-          h("label", {}, "Status", status),
-          h("label", {}, "Assignee", assignee),
-          h("p.muted", {}, `Created ${ago(i.created_at)} · updated ${ago(i.updated_at)}`)),
-      ),
-    );
+    tasks.replaceChildren(...(panels.length ? panels
+      : [h("p.muted", {}, i.assignee_agent_id ? "No task yet." : "No task yet: assign the issue to an agent.")]));
+    if (!shown) {
+      shown = true;
+      mount(
+        h("p", {}, h("a", { href: "#/" }, "← Board")),
+        h("div.issue", {},
+          h("div.issue-main", {},
+            edit,
+            h("h2", {}, "Comments"), comments, commentForm,
+            h("h2", {}, "Tasks"), tasks),
+          h("aside.issue-side", {},
+            h("label", {}, "Status", status),
+            h("label", {}, "Assignee", assigneeBox),
+            meta)),
+      );
+    }
   };
 
   mount(h("p.muted", {}, "Loading issue…"));
   refresh();
+  // Running tasks' elapsed time ticks without a refetch.
+  ticker = tickRunning(tasks);
   return {
     onEvent: (ev) => {
-      if (ev.kind === "resync") { refresh(); return; }
-      if (ev.issue_id !== id) return;
+      if (ev.kind === "resync") {
+        refresh();
+        for (const l of logs.values()) l.load().catch((e) => toast(e.message));
+        return;
+      }
+      if (ev.issue_id !== id && ev.kind !== "agent") return;
       if (ev.kind === "messages" && logs.has(ev.task_id)) {
         logs.get(ev.task_id).load().catch((e) => toast(e.message));
       } else refresh();
     },
+    dispose: () => { clearInterval(ticker); document.title = "agentd"; },
   };
 }
 
@@ -598,45 +657,86 @@ function runtimesView() {
 
 function agentsView() {
   let runtimes = [];
+  const editing = new Map(); // agent id → its open edit form, kept across live refreshes
   const list = h("div.agents", {});
-  const runtimeSelect = (selected, attrs) => h("select", attrs, runtimes.map((r) =>
-    h("option", { value: r.id, selected: r.id === selected }, `${r.name} · ${r.status}`)));
+  const runtimeOptions = (selected) => {
+    const opts = runtimes.map((r) => h("option", { value: r.id, selected: r.id === selected }, `${r.name} · ${r.status}`));
+    // An agent bound to a deleted runtime: say so instead of silently showing another.
+    if (selected && !runtimes.some((r) => r.id === selected)) {
+      opts.unshift(h("option", { value: "", selected: true, disabled: true }, "(its runtime was deleted: pick one)"));
+    }
+    return opts;
+  };
 
-  const agentForm = (a, onDone) => {
+  const agentForm = (a, onDone, onCancel) => {
     const name = h("input", { value: a ? a.name : "", required: true, placeholder: "Name", "aria-label": "Name" });
-    const rt = runtimeSelect(a ? a.runtime_id : "", { "aria-label": "Runtime" });
+    const rt = h("select", { "aria-label": "Runtime", required: true }, runtimeOptions(a ? a.runtime_id : ""));
     const model = h("input", { value: a ? a.model : "", placeholder: "Model (optional)", "aria-label": "Model" });
     const instr = h("textarea", { rows: 3, placeholder: "Instructions", "aria-label": "Instructions" });
     instr.value = a ? a.instructions : "";
-    return h("form.agent-form", {
+    const form = h("form.agent-form", {
       onsubmit: async (e) => {
         e.preventDefault();
         const body = { name: name.value, runtime_id: rt.value, model: model.value, instructions: instr.value };
         const ok = await attempt(() => (a ? patch(`/api/v1/agents/${a.id}`, body)
           : post(`/api/v1/workspaces/${state.workspace}/agents`, body)));
-        if (ok) onDone();
+        if (ok) onDone(form);
       },
-    }, name, rt, model, instr, h("button.primary", { type: "submit" }, a ? "Save" : "Create agent"));
+    }, name, rt, model, instr, h("div.row", {},
+      h("button.primary", { type: "submit" }, a ? "Save" : "Create agent"),
+      onCancel ? h("button", { type: "button", onclick: onCancel }, "Cancel") : null));
+    // Live refreshes update the runtime choices without touching what was typed.
+    form.updateRuntimes = () => {
+      if (document.activeElement === rt) return;
+      const keep = rt.value;
+      rt.replaceChildren(...runtimeOptions(keep || (a ? a.runtime_id : "")));
+      if (runtimes.some((r) => r.id === keep)) rt.value = keep;
+    };
+    return form;
   };
 
+  const newBox = h("div", { id: "new-agent" });
+  let newForm = null;
   const refresh = debounced(async () => {
     try {
       [runtimes] = await Promise.all([get(`/api/v1/workspaces/${state.workspace}/runtimes`), loadAgents()]);
     } catch (e) { toast(e.message); return; }
-    const rtName = (id) => (runtimes.find((r) => r.id === id) || {}).name || "a deleted runtime (edit to rebind)";
+    const rtName = (id) => {
+      const r = runtimes.find((x) => x.id === id);
+      return r ? `${r.name} (${r.status})` : "a deleted runtime (edit to rebind)";
+    };
     list.replaceChildren(...state.agents.map((a) => {
       const box = h("section.agent", { dataset: { agentId: a.id } });
-      const show = () => box.replaceChildren(
-        h("header", {}, h("h3", {}, a.name), h("button", { onclick: () => box.replaceChildren(agentForm(a, refresh)) }, "Edit")),
+      const open = editing.get(a.id);
+      if (open) {
+        open.updateRuntimes();
+        box.append(open);
+        return box;
+      }
+      box.replaceChildren(...[
+        h("header", {}, h("h3", {}, a.name), h("button", {
+          onclick: () => {
+            const done = () => { editing.delete(a.id); refresh(); };
+            const form = agentForm(a, done, done);
+            editing.set(a.id, form);
+            box.replaceChildren(form);
+            form.querySelector("input").focus();
+          },
+        }, "Edit")),
         h("p.muted", {}, `on ${rtName(a.runtime_id)}${a.model ? ` · model ${a.model}` : ""}`),
-        a.instructions ? h("p", {}, a.instructions) : null);
-      show();
+        a.instructions ? h("p", {}, a.instructions) : null].filter(Boolean));
       return box;
     }));
     if (!state.agents.length) list.replaceChildren(h("p.muted", {}, "No agent yet."));
-    document.getElementById("new-agent")?.replaceChildren(runtimes.length ? agentForm(null, refresh) : h("p.muted", {}, "Register a runtime first."));
+    if (!runtimes.length) {
+      newForm = null;
+      newBox.replaceChildren(h("p.muted", {}, "Register a runtime first: start ", h("code", {}, "agentd daemon"), "."));
+    } else if (!newForm) {
+      newForm = agentForm(null, (f) => { f.reset(); refresh(); });
+      newBox.replaceChildren(newForm);
+    } else newForm.updateRuntimes();
   });
-  mount(h("h1", {}, "Agents"), h("details.create", {}, h("summary", {}, "New agent"), h("div", { id: "new-agent" })), list);
+  mount(h("h1", {}, "Agents"), h("details.create", {}, h("summary", {}, "New agent"), newBox), list);
   refresh();
   return { onEvent: (ev) => { if (["agent", "runtime", "resync"].includes(ev.kind)) refresh(); } };
 }
