@@ -148,6 +148,13 @@ try {
   await watcher.click("a.brand");
   await watcher.locator(".card", { hasText: "Slow task, renamed" }).locator(".badge.task-completed").waitFor();
 
+  step("drag a card to another column; the watcher follows");
+  await page.click("a.brand");
+  const slow = page.locator(".card", { hasText: "Slow task, renamed" });
+  await slow.dragTo(page.locator(".column[data-status=done]"));
+  await page.locator(".column[data-status=done] .card", { hasText: "Slow task, renamed" }).waitFor();
+  await watcher.locator(".column[data-status=done] .card", { hasText: "Slow task, renamed" }).waitFor();
+
   step("delete the runtime: the daemon re-registers and the page shows the new one");
   await page.click("[data-nav=runtimes]");
   const row = page.locator("tr[data-provider=claude]");

@@ -66,3 +66,38 @@ async fn the_token_never_travels_in_a_url_and_unknown_paths_stay_json() {
         assert!(v["error"].is_string(), "{path}: {v}");
     }
 }
+
+#[tokio::test]
+async fn assets_revalidate_with_their_etag() {
+    let srv = common::start().await;
+    let url = format!("{}/app.js", srv.url);
+    let first = srv.http.get(&url).send().await.unwrap();
+    assert_eq!(first.headers()["cache-control"], "no-cache");
+    let etag = first.headers()["etag"].clone();
+    let again = srv
+        .http
+        .get(&url)
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(again.headers()["etag"], etag);
+    assert!(again.headers().contains_key("content-security-policy"));
+    let stale = srv
+        .http
+        .get(&url)
+        .header("if-none-match", "\"something-else\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::OK);
+    // Another asset has its own validator.
+    let css = srv
+        .http
+        .get(format!("{}/style.css", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(css.headers()["etag"], etag);
+}

@@ -367,7 +367,7 @@ function boardView() {
   const card = (i) => h("article.card", {
     draggable: "true",
     dataset: { issueId: i.id, status: i.status },
-    ondragstart: (e) => e.dataTransfer.setData("text/plain", i.id),
+    ondragstart: (e) => { e.dataTransfer.setData("text/plain", i.id); e.dataTransfer.effectAllowed = "move"; },
   },
     h("a.card-title", { href: `#/issues/${i.id}` }, i.title),
     h("div.card-meta", {},
@@ -413,8 +413,17 @@ function boardView() {
     columns[s] = { count, list };
     return h("section.column", {
       dataset: { status: s },
-      ondragover: (e) => e.preventDefault(),
-      ondrop: (e) => { e.preventDefault(); move(e.dataTransfer.getData("text/plain"), s); },
+      ondragover: (e) => { e.preventDefault(); e.currentTarget.classList.add("drop"); },
+      ondragleave: (e) => {
+        if (!e.currentTarget.contains(e.relatedTarget)) e.currentTarget.classList.remove("drop");
+      },
+      ondrop: (e) => {
+        e.preventDefault();
+        e.currentTarget.classList.remove("drop");
+        const id = e.dataTransfer.getData("text/plain");
+        const from = issues.find((i) => i.id === id);
+        if (from && from.status !== s) move(id, s);
+      },
     }, h("h2", {}, STATUS_LABEL[s], " ", count), list);
   }));
 
