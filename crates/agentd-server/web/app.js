@@ -10,12 +10,16 @@ const STATUS_LABEL = {
 const TOKEN_KEY = "agentd.token";
 const WORKSPACE_KEY = "agentd.workspace";
 
-// List prices in USD per million tokens (input, output, cache read, cache write), for a
-// rough per-task cost. Models not listed show tokens only.
+// Published list prices in USD per million tokens (input, output, cache read, cache
+// write), as of late 2025, for a rough per-task estimate; the first match wins. Models
+// not listed show tokens only. Update this table when prices change.
 const PRICES = [
+  [/opus-4-[5-9]|opus-[5-9]/i, [5, 25, 0.5, 6.25]],
   [/opus/i, [15, 75, 1.5, 18.75]],
   [/sonnet/i, [3, 15, 0.3, 3.75]],
+  [/haiku-4|haiku-[5-9]/i, [1, 5, 0.1, 1.25]],
   [/haiku/i, [0.8, 4, 0.08, 1]],
+  [/gpt-5.*nano/i, [0.05, 0.4, 0.005, 0]],
   [/gpt-5.*mini/i, [0.25, 2, 0.025, 0]],
   [/gpt-5/i, [1.25, 10, 0.125, 0]],
   [/gemini.*flash/i, [0.3, 2.5, 0.075, 0]],
@@ -515,6 +519,7 @@ function taskPanel(t, refreshIssue, log) {
     h("dt", {}, "Branch"), h("dd", {}, h("code", {}, t.branch_name || "—")),
     h("dt", {}, "Work dir"), h("dd", {}, h("code", {}, t.work_dir || "—")),
     h("dt", {}, "Tokens"), h("dd", {}, usageLine(t.usage)),
+    t.session_id ? [h("dt", {}, "Session"), h("dd", {}, h("code", {}, t.session_id))] : null,
   );
   const panel = h("section.task", { dataset: { taskId: t.id, status: t.status } },
     h("header", {}, h("h3", {}, "Task ", h("code", {}, t.id.slice(0, 8))), taskBadge(t), ...actions),
