@@ -534,6 +534,7 @@ function issueView(id) {
   const logs = new Map(); // task id → taskLog, kept across refreshes (logs stream in place)
   let ticker = null;
   let shown = false; // the page is built (after the first successful load)
+  let disposed = false; // the user went elsewhere: a late answer must not mount this page
   // The controls are built once and updated in place, so a live refresh never drops
   // what the user is typing: a field edited since the last save keeps its text.
   const title = h("input.title-input", { "aria-label": "Title", oninput: () => { title.dataset.dirty = "1"; } });
@@ -566,13 +567,14 @@ function issueView(id) {
     try {
       [d] = await Promise.all([get(`/api/v1/issues/${id}`), loadAgents()]);
     } catch (e) {
+      if (disposed) return;
       if (!shown || e.status === 404) {
         shown = false;
         mount(h("p.error", {}, `Cannot load issue: ${e.message}`), h("a", { href: "#/" }, "Back to the board"));
       } else toast(e.message);
       return;
     }
-    render(d);
+    if (!disposed) render(d);
   });
 
   const render = (d) => {
@@ -633,7 +635,7 @@ function issueView(id) {
         logs.get(ev.task_id).load().catch((e) => toast(e.message));
       } else refresh();
     },
-    dispose: () => { clearInterval(ticker); document.title = "agentd"; },
+    dispose: () => { disposed = true; clearInterval(ticker); document.title = "agentd"; },
   };
 }
 
