@@ -304,9 +304,11 @@ async function loadAgents() {
 
 const agentName = (id) => (state.agents.find((a) => a.id === id) || {}).name || "unassigned";
 
+/** Agents to pick from; "unassigned" is offered only while nobody is assigned (the API
+ *  reassigns, it does not unassign). */
 function agentSelect(selected, attrs = {}) {
   return h("select", attrs,
-    h("option", { value: "" }, "— unassigned —"),
+    selected ? null : h("option", { value: "" }, "— unassigned —"),
     state.agents.map((a) => h("option", { value: a.id, selected: a.id === selected }, a.name)));
 }
 
@@ -406,7 +408,7 @@ function boardView() {
     render();
     if (newAssignee && document.activeElement !== newAssignee) {
       const keep = newAssignee.value;
-      newAssignee.replaceChildren(...agentSelect(keep).childNodes);
+      newAssignee.replaceChildren(...agentSelect("").childNodes);
       newAssignee.value = state.agents.some((a) => a.id === keep) ? keep : "";
     }
   });
