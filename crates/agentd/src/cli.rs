@@ -63,4 +63,7 @@ pub struct DaemonArgs {
     /// A run whose agent prints nothing for this long is stopped, e.g. `10m`.
     #[arg(long)]
     pub inactivity_timeout: Option<String>,
+    /// Timeout of one HTTP request to the server, e.g. `30s`.
+    #[arg(long)]
+    pub http_timeout: Option<String>,
 }

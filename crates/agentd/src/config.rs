@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub shutdown_grace: Option<String>,
     pub agent_timeout: Option<String>,
     pub inactivity_timeout: Option<String>,
+    pub http_timeout: Option<String>,
     pub kill_grace: Option<String>,
     pub gc_interval: Option<String>,
     pub gc_ttl: Option<String>,
@@ -213,6 +214,12 @@ pub fn daemon_config(args: &DaemonArgs) -> anyhow::Result<agentd_daemon::DaemonC
             *slot = parse_duration(key, s)?;
         }
     }
+    if let Some(s) = args.http_timeout.as_ref().or(file.http_timeout.as_ref()) {
+        cfg.http_timeout = parse_duration("http_timeout", s)?;
+        if cfg.http_timeout.is_zero() {
+            bail!("http_timeout must be greater than zero");
+        }
+    }
     if let Some(n) = args.max_concurrent_tasks.or(file.max_concurrent_tasks) {
         if n == 0 {
             bail!("max_concurrent_tasks must be at least 1");
@@ -268,6 +275,45 @@ mod tests {
         assert_eq!(parse_duration("x", "30").unwrap(), Duration::from_secs(30));
         assert!(parse_duration("x", "5 parsecs").is_err());
         assert!(parse_duration("x", "abc").is_err());
+    }
+
+    #[test]
+    fn http_timeout_comes_from_the_flag_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("daemon.toml");
+        // A daemon needs an agent CLI: a stand-in claude that prints a supported version.
+        let claude = dir.path().join("claude");
+        std::fs::write(&claude, "#!/bin/sh\necho '2.1.0 (Claude Code)'\n").unwrap();
+        std::fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::fs::write(
+            &p,
+            format!(
+                "token = \"t\"\nhttp_timeout = \"7s\"\n[agents.claude]\npath = {:?}\n",
+                claude.display().to_string()
+            ),
+        )
+        .unwrap();
+        let mut args = DaemonArgs {
+            config: Some(p),
+            data_dir: Some(dir.path().join("data")),
+            ..DaemonArgs::default()
+        };
+        let default =
+            agentd_daemon::DaemonConfig::new("http://x", "t", dir.path().into()).http_timeout;
+        assert_eq!(default, Duration::from_secs(30));
+        assert_eq!(
+            daemon_config(&args).unwrap().http_timeout,
+            Duration::from_secs(7)
+        );
+        args.http_timeout = Some("1500ms".into());
+        assert_eq!(
+            daemon_config(&args).unwrap().http_timeout,
+            Duration::from_millis(1500)
+        );
+        args.http_timeout = Some("0s".into());
+        let err = format!("{:#}", daemon_config(&args).unwrap_err());
+        assert!(err.contains("http_timeout"), "{err}");
     }
 
     #[test]
