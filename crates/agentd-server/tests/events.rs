@@ -36,6 +36,20 @@ impl Sse {
         }
     }
 
+    /// Asserts the next event is runtime `rt` turning `status`.
+    async fn expect_runtime(&mut self, rt: &str, status: &str) {
+        let (kind, ev) = self.next().await;
+        assert_eq!(
+            (
+                kind.as_str(),
+                ev["runtime_id"].as_str(),
+                ev["status"].as_str()
+            ),
+            ("runtime", Some(rt), Some(status)),
+            "{ev}"
+        );
+    }
+
     /// The next event's `(event, data)`, skipping keep-alive comments.
     async fn next(&mut self) -> (String, Value) {
         loop {
@@ -199,29 +213,13 @@ async fn runtimes_going_offline_and_back_and_agents_are_streamed() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (kind, ev) = sse.next().await;
-    assert_eq!(
-        (
-            kind.as_str(),
-            ev["runtime_id"].as_str(),
-            ev["status"].as_str()
-        ),
-        ("runtime", Some(rt), Some("offline"))
-    );
+    sse.expect_runtime(rt, "offline").await;
     let beat = json!({"runtime_id": rt});
     let (s, _) = srv
         .post(&a.token, "/api/daemon/heartbeat", beat.clone())
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (kind, ev) = sse.next().await;
-    assert_eq!(
-        (
-            kind.as_str(),
-            ev["runtime_id"].as_str(),
-            ev["status"].as_str()
-        ),
-        ("runtime", Some(rt), Some("online"))
-    );
+    sse.expect_runtime(rt, "online").await;
 
     // A heartbeat of a runtime already online is not news; an agent change is.
     let (s, _) = srv.post(&a.token, "/api/daemon/heartbeat", beat).await;

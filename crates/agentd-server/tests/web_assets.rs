@@ -18,12 +18,7 @@ async fn the_board_is_served_with_its_assets_and_a_strict_csp() {
         ("/style.css", "text/css; charset=utf-8", ".board"),
         ("/favicon.svg", "image/svg+xml", "<svg"),
     ] {
-        let resp = srv
-            .http
-            .get(format!("{}{path}", srv.url))
-            .send()
-            .await
-            .unwrap();
+        let resp = srv.get_anonymous(path).await;
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
         let h = resp.headers().clone();
         assert_eq!(h["content-type"], ctype, "{path}");
@@ -43,24 +38,11 @@ async fn the_board_is_served_with_its_assets_and_a_strict_csp() {
 async fn the_token_never_travels_in_a_url_and_unknown_paths_stay_json() {
     let srv = common::start().await;
     // The app sends the token only as an Authorization header.
-    let js = srv
-        .http
-        .get(format!("{}/app.js", srv.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let js = srv.get_anonymous("/app.js").await.text().await.unwrap();
     assert!(js.contains("Authorization: `Bearer ${state.token}`"));
     assert!(!js.contains("token=") && !js.contains("innerHTML"));
     for path in ["/api/v1/nope", "/nope", "/api/daemon/nope"] {
-        let resp = srv
-            .http
-            .get(format!("{}{path}", srv.url))
-            .send()
-            .await
-            .unwrap();
+        let resp = srv.get_anonymous(path).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
         let v: serde_json::Value = resp.json().await.unwrap();
         assert!(v["error"].is_string(), "{path}: {v}");
@@ -93,11 +75,6 @@ async fn assets_revalidate_with_their_etag() {
         .unwrap();
     assert_eq!(stale.status(), StatusCode::OK);
     // Another asset has its own validator.
-    let css = srv
-        .http
-        .get(format!("{}/style.css", srv.url))
-        .send()
-        .await
-        .unwrap();
+    let css = srv.get_anonymous("/style.css").await;
     assert_ne!(css.headers()["etag"], etag);
 }

@@ -75,6 +75,15 @@ impl Srv {
         (status, v)
     }
 
+    /// A plain `GET` without a token (static assets, fallbacks).
+    pub async fn get_anonymous(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
         self.req(reqwest::Method::GET, token, path, None).await
     }
