@@ -69,17 +69,17 @@ const RECONNECT_CAP: Duration = Duration::from_secs(30);
 const MAX_RECONNECT_SPREAD: Duration = Duration::from_secs(10);
 
 /// The backoff after a session that was up ended (server restart, network blip): the
-/// first two retries are full-jittered over `min(heartbeat interval, 10 s)` (at least
-/// 1 s), then the window doubles to the 30 s cap. (Holding the window for the second try
-/// brings back, within the same spread, the daemons whose first try fell in a short
-/// outage, instead of stretching the recovery over a 20 s tail.) A server restart drops every daemon's WS in the same instant;
+/// first three retries are full-jittered over `min(heartbeat interval, 10 s)` (at least
+/// 1 s), then the window doubles to the 30 s cap. (Holding the window brings back, within
+/// the same spread, the daemons whose first tries fell in a short outage, instead of
+/// stretching the recovery over a 20–30 s tail.) A server restart drops every daemon's WS in the same instant;
 /// a `[0, 1 s]` first retry made a fleet of 1,000 reconnect within one second (7.9× the
 /// mean rate). Spreading over up to one heartbeat interval costs no liveness — HTTP
 /// heartbeats take over as soon as WS acks stop being fresh — only wake-up latency, which
 /// the claim poll bounds meanwhile.
 fn backoff_after_lost_session(heartbeat_interval: Duration) -> Backoff {
     let spread = heartbeat_interval.clamp(Duration::from_secs(1), MAX_RECONNECT_SPREAD);
-    Backoff::new(spread, RECONNECT_CAP).holding(1)
+    Backoff::new(spread, RECONNECT_CAP).holding(2)
 }
 
 /// The WS loop. Runs until `cancel`.
@@ -254,14 +254,14 @@ mod tests {
 
     #[test]
     fn a_lost_session_spreads_the_first_reconnect_over_the_heartbeat_interval() {
-        // Reference 15 s heartbeat: two tries in [0, 10 s], then 20 s, then the cap.
+        // Reference 15 s heartbeat: three tries in [0, 10 s], then 20 s, then the cap.
         let b = backoff_after_lost_session(Duration::from_secs(15));
-        assert_eq!(ceilings(b, 5), [10, 10, 20, 30, 30]);
+        assert_eq!(ceilings(b, 6), [10, 10, 10, 20, 30, 30]);
         // A fast heartbeat keeps reconnects quick.
         let b = backoff_after_lost_session(Duration::from_secs(2));
-        assert_eq!(ceilings(b, 6), [2, 2, 4, 8, 16, 30]);
+        assert_eq!(ceilings(b, 7), [2, 2, 2, 4, 8, 16, 30]);
         // Never under one second.
         let b = backoff_after_lost_session(Duration::from_millis(200));
-        assert_eq!(ceilings(b, 3), [1, 1, 2]);
+        assert_eq!(ceilings(b, 4), [1, 1, 1, 2]);
     }
 }
