@@ -16,15 +16,19 @@ struct Sse {
     buf: String,
 }
 
+/// `GET /api/v1/workspaces/{ws}/events` with `token`; the response, body unread.
+async fn request(srv: &common::Srv, token: &str, ws: &str) -> reqwest::Response {
+    srv.http
+        .get(format!("{}/api/v1/workspaces/{ws}/events", srv.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 impl Sse {
     async fn open(srv: &common::Srv, token: &str, ws: &str) -> Sse {
-        let resp = srv
-            .http
-            .get(format!("{}/api/v1/workspaces/{ws}/events", srv.url))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let resp = request(srv, token, ws).await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(
             resp.headers()["content-type"].to_str().unwrap(),
@@ -171,13 +175,7 @@ async fn the_stream_is_scoped_like_the_rest_of_the_api() {
             StatusCode::NOT_FOUND,
         ),
     ] {
-        let resp = srv
-            .http
-            .get(format!("{}/api/v1/workspaces/{ws}/events", srv.url))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let resp = request(&srv, token, ws).await;
         assert_eq!(resp.status(), want);
         let body: Value = resp.json().await.unwrap();
         assert!(body["error"].is_string(), "{body}");
