@@ -62,8 +62,9 @@ impl EnvError {
         move |source| EnvError::Io { what, source }
     }
 
-    /// The disk (or quota) is full — reported as `disk_full` to the server: an ENOSPC/EDQUOT from our own I/O, or a git
-    /// subprocess that said so (git reports ENOSPC as text on stderr).
+    /// The disk (or quota) is full — reported as `disk_full` to the server: ENOSPC or
+    /// EDQUOT from our own I/O, or a git subprocess that said so (git reports ENOSPC as
+    /// text on stderr).
     pub fn is_disk_full(&self) -> bool {
         const ENOSPC: i32 = 28;
         const EDQUOT: i32 = 122;

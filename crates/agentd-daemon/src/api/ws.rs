@@ -70,13 +70,15 @@ const MAX_RECONNECT_SPREAD: Duration = Duration::from_secs(10);
 
 /// The backoff after a session that was up ended (server restart, network blip): the
 /// first three retries are full-jittered over `min(heartbeat interval, 10 s)` (at least
-/// 1 s), then the window doubles to the 30 s cap. (Holding the window brings back, within
-/// the same spread, the daemons whose first tries fell in a short outage, instead of
-/// stretching the recovery over a 20–30 s tail.) A server restart drops every daemon's WS in the same instant;
-/// a `[0, 1 s]` first retry made a fleet of 1,000 reconnect within one second (7.9× the
-/// mean rate). Spreading over up to one heartbeat interval costs no liveness — HTTP
-/// heartbeats take over as soon as WS acks stop being fresh — only wake-up latency, which
-/// the claim poll bounds meanwhile.
+/// 1 s), then the window doubles to the 30 s cap.
+///
+/// A server restart drops every daemon's WS in the same instant; a `[0, 1 s]` first retry
+/// made a fleet of 1,000 reconnect within one second (7.9× the mean rate). Holding the
+/// window for three tries brings back, within the same spread, the daemons whose first
+/// tries fell in a short outage, instead of stretching the recovery over a 20–30 s tail.
+/// Spreading over up to one heartbeat interval costs no liveness — HTTP heartbeats take
+/// over as soon as WS acks stop being fresh — only wake-up latency, which the claim poll
+/// bounds meanwhile.
 fn backoff_after_lost_session(heartbeat_interval: Duration) -> Backoff {
     let spread = heartbeat_interval.clamp(Duration::from_secs(1), MAX_RECONNECT_SPREAD);
     Backoff::new(spread, RECONNECT_CAP).holding(2)
