@@ -49,12 +49,12 @@ fn next_wait(poll_interval: Duration, failed: bool, backoff: &mut Backoff) -> Du
 }
 
 pub async fn poller(d: Arc<Daemon>, runtime_id: String, cancel: CancellationToken) {
-    let mut wakeups = d.wakeups.subscribe();
+    let mut wakeups = d.runner.subscribe_wakeups();
     let mut failures = claim_backoff(d.cfg.poll_interval);
     loop {
         let permit = tokio::select! {
             _ = cancel.cancelled() => return,
-            p = Arc::clone(&d.slots).acquire_owned() => match p {
+            p = d.runner.slots().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => return,
             },

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use agentd_proto::Task;
 
-use crate::daemon::lock;
+use crate::fsutil::lock;
 
 /// Environment keys an agent's `custom_env` may not set: they would change what runs,
 /// where it writes, or whose identity it uses.
@@ -105,6 +105,10 @@ impl RepoCache {
     }
 }
 
+/// The longest any one git command may run (a clone of a large repository over a slow
+/// link included); past it git is killed and the task fails with `environment_error`.
+pub const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 async fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, EnvError> {
     let mut cmd = tokio::process::Command::new("git");
     if let Some(d) = dir {
@@ -114,7 +118,15 @@ async fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, EnvError> {
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
-    let out = cmd.output().await.map_err(EnvError::io("run git"))?;
+    // `kill_on_drop`: a timeout, or a task stopped while preparing (the future is
+    // dropped), kills git instead of leaving it running.
+    let out = tokio::time::timeout(GIT_TIMEOUT, cmd.output())
+        .await
+        .map_err(|_| EnvError::Git {
+            args: args.join(" "),
+            stderr: format!("timed out after {GIT_TIMEOUT:?}"),
+        })?
+        .map_err(EnvError::io("run git"))?;
     if !out.status.success() {
         return Err(EnvError::Git {
             args: args.join(" "),

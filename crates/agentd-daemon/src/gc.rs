@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::daemon::{Daemon, lock};
+use crate::daemon::Daemon;
 
 /// Name of the marker a finished run leaves in its task directory.
 pub const DONE_MARKER: &str = ".done";
@@ -82,7 +82,7 @@ pub async fn gc_loop(d: Arc<Daemon>, cancel: CancellationToken) {
     loop {
         let this = Arc::clone(&d);
         let report = tokio::task::spawn_blocking(move || {
-            let active = |id: &str| lock(&this.active_tasks).contains_key(id);
+            let active = |id: &str| this.runner.is_active(id);
             sweep(
                 &this.cfg.data_dir,
                 this.cfg.gc_ttl,

@@ -12,7 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::daemon::{Daemon, lock};
+use crate::daemon::Daemon;
 use crate::metrics::Gauges;
 
 pub fn router(d: Arc<Daemon>) -> Router {
@@ -27,29 +27,24 @@ pub fn router(d: Arc<Daemon>) -> Router {
 impl Daemon {
     /// The health document.
     pub fn health(&self) -> Health {
-        let h = lock(&self.health).clone();
-        let versions = lock(&self.agent_versions).clone();
-        let st = lock(&self.state);
-        let mut workspaces: Vec<HealthWorkspace> = st
-            .workspaces
-            .values()
-            .map(|w| HealthWorkspace {
-                id: w.workspace_id.clone(),
-                runtimes: w
-                    .runtime_ids
-                    .iter()
-                    .map(|id| {
-                        let rt = st.runtime_index.get(id);
-                        HealthRuntime {
-                            id: id.clone(),
-                            provider: rt.map(|r| r.provider.clone()).unwrap_or_default(),
-                            name: rt.map(|r| r.name.clone()).unwrap_or_default(),
-                        }
+        let h = self.health_info();
+        let versions = self.agent_versions();
+        let mut workspaces: Vec<HealthWorkspace> = self
+            .registry
+            .workspaces()
+            .into_iter()
+            .map(|(id, runtimes)| HealthWorkspace {
+                id,
+                runtimes: runtimes
+                    .into_iter()
+                    .map(|rt| HealthRuntime {
+                        id: rt.id,
+                        provider: rt.provider,
+                        name: rt.name,
                     })
                     .collect(),
             })
             .collect();
-        drop(st);
         workspaces.sort_by(|a, b| a.id.cmp(&b.id));
         Health {
             status: h.state,
@@ -78,13 +73,13 @@ impl Daemon {
     }
 
     pub fn render_metrics(&self) -> String {
-        let online = self.all_runtime_ids().len();
-        let recovering = lock(&self.gate).inflight.len();
+        let online = self.registry.all_runtime_ids().len();
+        let recovering = self.gate.recovering();
         self.metrics.render(&Gauges {
             runtimes_online: online,
             runtimes_recovering: recovering,
             active_tasks: self.active_task_count(),
-            ws_connected: lock(&self.health).ws_connected,
+            ws_connected: self.health_info().ws_connected,
         })
     }
 }

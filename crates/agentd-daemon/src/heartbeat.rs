@@ -51,7 +51,7 @@ pub async fn heartbeat_tick(d: &Arc<Daemon>, runtime_id: &str, cancel: &Cancella
     inc(&d.metrics.heartbeats_http);
     let started = Instant::now();
     match cancel
-        .run_until_cancelled(d.client.heartbeat(runtime_id))
+        .run_until_cancelled(d.client.heartbeat(runtime_id, d.runner.held_task_ids()))
         .await
     {
         None => false,
@@ -90,7 +90,7 @@ impl Daemon {
             return;
         }
         inc(&self.metrics.ws_acks);
-        self.mark_ws_fresh(&ack.runtime_id);
+        self.registry.mark_ws_fresh(&ack.runtime_id);
         if let Some(t) = ack.server_time.as_deref().and_then(|s| s.parse().ok()) {
             self.note_server_ok(Some(t));
         }

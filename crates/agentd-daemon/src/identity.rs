@@ -54,24 +54,12 @@ pub fn load_or_create_daemon_id(data_dir: &Path) -> Result<String, IdentityError
         }
     }
     let id = uuid::Uuid::now_v7().to_string();
-    let tmp = data_dir.join(format!(".daemon-{}.id.tmp", std::process::id()));
-    let write = |source| IdentityError::Write {
-        path: path.display().to_string(),
-        source,
-    };
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(write)?;
-        f.write_all(format!("{id}\n").as_bytes()).map_err(write)?;
-        f.sync_all().map_err(write)?;
-    }
-    std::fs::rename(&tmp, &path).map_err(write)?;
+    crate::fsutil::write_atomic(&path, format!("{id}\n").as_bytes()).map_err(|source| {
+        IdentityError::Write {
+            path: path.display().to_string(),
+            source,
+        }
+    })?;
     Ok(id)
 }
 

@@ -6,7 +6,9 @@
 //! - [`config`]: [`DaemonConfig`], plain data. [`identity`]: persisted daemon id + lock.
 //! - [`agents`]: CLI detection and `--version` probing.
 //! - [`api`]: HTTP client with classified errors; the WebSocket session.
-//! - [`daemon`]: the shared state ([`Daemon`]) and its invariants.
+//! - [`daemon`]: [`Daemon`], the parts every loop shares: [`registry`] (workspaces and
+//!   runtimes), [`gate`] (re-register coalescing), [`task::runner`] (running tasks).
+//! - [`fsutil`]: the poison-tolerant lock and the one atomic file write.
 //! - [`workspace_sync`], [`register`], [`heartbeat`], [`claim`]: the loops of the spec.
 //! - [`recovery`]: `handle_runtime_gone` — the self-healing the seed tests pin down.
 //! - [`supervisor`]: one worker per runtime, following the runtime set.
@@ -25,6 +27,8 @@ pub mod claim;
 pub mod config;
 pub mod daemon;
 pub mod execenv;
+pub mod fsutil;
+pub mod gate;
 pub mod gc;
 pub mod health;
 pub mod heartbeat;
@@ -33,6 +37,7 @@ pub mod metrics;
 pub mod process;
 pub mod recovery;
 pub mod register;
+pub mod registry;
 pub mod supervisor;
 pub mod task;
 pub mod workspace_sync;
@@ -116,13 +121,19 @@ pub async fn run_daemon(d: Arc<Daemon>) -> Result<(), DaemonError> {
     match task::outbox::Outbox::open(&d.cfg.data_dir.join("outbox")) {
         Ok(ob) => {
             let ob = Arc::new(ob);
-            let pending = ob.pending().map(|p| p.len()).unwrap_or(0);
+            let pending = ob.pending_count();
             if pending > 0 {
                 tracing::info!(pending, "replaying task reports left from a previous run");
             }
-            let _ = d.outbox.set(Arc::clone(&ob));
-            d.tracker
-                .spawn(task::outbox::sender(Arc::clone(&d), ob, root.child_token()));
+            d.runner.set_outbox(Arc::clone(&ob));
+            let health = Arc::clone(&d);
+            d.tracker.spawn(task::outbox::sender(
+                d.client.clone(),
+                ob,
+                d.on_task_over(),
+                Arc::new(move |e| health.note_api_error(e)),
+                root.child_token(),
+            ));
         }
         Err(e) => {
             tracing::error!(error = %e, dir = %d.cfg.data_dir.join("outbox").display(), "cannot open the task outbox; reports will be sent without durability")
@@ -165,7 +176,7 @@ async fn shutdown(d: &Arc<Daemon>) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    d.task_root.cancel();
+    d.runner.stop_all();
     d.tracker.close();
     if tokio::time::timeout(Duration::from_secs(10), d.tracker.wait())
         .await
@@ -173,10 +184,10 @@ async fn shutdown(d: &Arc<Daemon>) {
     {
         tracing::warn!("timed out waiting for background tasks");
     }
-    if let Some(ob) = d.outbox.get() {
-        task::outbox::drain(d, ob, Duration::from_secs(5)).await;
+    if let Some(ob) = d.runner.outbox() {
+        task::outbox::drain(&d.client, ob, &d.on_task_over(), Duration::from_secs(5)).await;
     }
-    let ids = d.all_runtime_ids();
+    let ids = d.registry.all_runtime_ids();
     if !ids.is_empty() {
         match tokio::time::timeout(Duration::from_secs(5), d.client.deregister(&ids)).await {
             Ok(Ok(())) => tracing::info!(runtimes = ids.len(), "deregistered runtimes"),

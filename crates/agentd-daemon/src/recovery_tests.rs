@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::agents::FixedVersion;
 use crate::api::{Client, ClientIdentity};
 use crate::config::{AgentEntry, DaemonConfig};
-use crate::daemon::{Daemon, WorkspaceState, lock};
-use crate::recovery::REREGISTER_FAILURE_BACKOFF;
+use crate::daemon::Daemon;
+use crate::gate::REREGISTER_FAILURE_BACKOFF;
 
 const TOKEN: &str = "test-token";
 
@@ -61,40 +61,19 @@ fn fresh_daemon(server_url: &str) -> Arc<Daemon> {
 }
 
 fn track(d: &Daemon, workspace_id: &str, runtimes: &[(&str, &str)]) {
-    let mut st = lock(&d.state);
-    st.workspaces.insert(
-        workspace_id.into(),
-        WorkspaceState::new(
-            workspace_id,
-            runtimes.iter().map(|(id, _)| id.to_string()).collect(),
-        ),
-    );
-    for (id, provider) in runtimes {
-        st.runtime_index.insert(
-            id.to_string(),
-            Runtime {
-                id: id.to_string(),
-                provider: provider.to_string(),
-                ..Runtime::default()
-            },
-        );
-    }
+    d.registry.track(workspace_id, runtimes, &[]);
 }
 
 fn runtime_ids(d: &Daemon, workspace_id: &str) -> Vec<String> {
-    lock(&d.state)
-        .workspaces
-        .get(workspace_id)
-        .map(|w| w.runtime_ids.clone())
-        .unwrap_or_default()
+    d.registry.runtime_ids(workspace_id)
 }
 
 fn indexed(d: &Daemon, id: &str) -> bool {
-    lock(&d.state).runtime_index.contains_key(id)
+    d.registry.runtime(id).is_some()
 }
 
 fn fresh_mark(d: &Daemon, id: &str) -> bool {
-    lock(&d.ws_fresh).contains_key(id)
+    d.registry.has_fresh_mark(id)
 }
 
 /// The seed's `handleRuntimeGoneFixture`: every register answers one `rt-new`.
@@ -128,9 +107,12 @@ async fn multi_provider_fixture() -> (FakeServer, Arc<Daemon>) {
 async fn remove_stale_runtime_prunes_all_local_state() {
     let d = fresh_daemon("http://127.0.0.1:9");
     track(&d, "ws-1", &[("rt-1", ""), ("rt-2", ""), ("rt-3", "")]);
-    d.mark_ws_fresh("rt-2");
+    d.registry.mark_ws_fresh("rt-2");
 
-    assert_eq!(d.remove_stale_runtime("rt-2").as_deref(), Some("ws-1"));
+    assert_eq!(
+        d.registry.remove_stale_runtime("rt-2").as_deref(),
+        Some("ws-1")
+    );
     assert_eq!(runtime_ids(&d, "ws-1"), ["rt-1", "rt-3"]);
     assert!(!indexed(&d, "rt-2"), "runtime index still contains rt-2");
     assert!(!fresh_mark(&d, "rt-2"), "WS freshness still contains rt-2");
@@ -141,7 +123,7 @@ async fn remove_stale_runtime_unknown_runtime_is_noop() {
     let d = fresh_daemon("http://127.0.0.1:9");
     track(&d, "ws-1", &[("rt-1", "")]);
 
-    assert_eq!(d.remove_stale_runtime("rt-unknown"), None);
+    assert_eq!(d.registry.remove_stale_runtime("rt-unknown"), None);
     assert_eq!(
         runtime_ids(&d, "ws-1"),
         ["rt-1"],
@@ -151,18 +133,20 @@ async fn remove_stale_runtime_unknown_runtime_is_noop() {
 
 #[tokio::test]
 async fn remove_stale_runtime_preserves_workspace_state_pointer() {
-    // A workspace's state is mutated in place, never replaced: its repo lock is held
-    // across long repository syncs, and a replaced entry would hand out a second lock.
+    // A workspace's state is mutated in place, never replaced: what the last register
+    // answer brought (its repositories, the allow-list every task checks) must survive
+    // pruning a runtime, even the last one.
     let d = fresh_daemon("http://127.0.0.1:9");
-    track(&d, "ws-1", &[("rt-1", "")]);
-    let original = Arc::clone(&lock(&d.state).workspaces["ws-1"].repo_lock);
+    d.registry
+        .track("ws-1", &[("rt-1", "")], &["https://example.com/a.git"]);
 
-    d.remove_stale_runtime("rt-1");
+    d.registry.remove_stale_runtime("rt-1");
 
-    let after = Arc::clone(&lock(&d.state).workspaces["ws-1"].repo_lock);
-    assert!(
-        Arc::ptr_eq(&original, &after),
-        "workspace state was replaced; its repo lock is no longer the one holders hold"
+    assert!(d.registry.is_tracked("ws-1"), "workspace entry was dropped");
+    assert_eq!(
+        d.registry.allowed_repos("ws-1"),
+        ["https://example.com/a.git"],
+        "workspace state was replaced: the register answer's repos are gone"
     );
 }
 
@@ -170,7 +154,7 @@ async fn remove_stale_runtime_preserves_workspace_state_pointer() {
 async fn handle_runtime_gone_prunes_and_reregisters() {
     let (fake, d) = rt_new_fixture().await;
     track(&d, "ws-1", &[("rt-old", "claude")]);
-    d.mark_ws_fresh("rt-old");
+    d.registry.mark_ws_fresh("rt-old");
 
     d.handle_runtime_gone("rt-old").await;
 
@@ -271,7 +255,7 @@ async fn handle_runtime_gone_backoff_on_failure() {
     );
     // Local pruning still happened for both; workspace sync retries the empty workspace.
     assert!(runtime_ids(&d, "ws-1").is_empty());
-    assert!(d.workspace_needs_runtime_recovery("ws-1"));
+    assert!(d.registry.workspace_needs_runtime_recovery("ws-1"));
 }
 
 #[tokio::test]
@@ -280,7 +264,7 @@ async fn handle_ws_heartbeat_ack_runtime_gone_triggers_recovery() {
     // or the HTTP heartbeat would skip its tick and the daemon believe it alive.
     let (fake, d) = rt_new_fixture().await;
     track(&d, "ws-1", &[("rt-old", "claude")]);
-    d.mark_ws_fresh("rt-old");
+    d.registry.mark_ws_fresh("rt-old");
 
     d.handle_ws_heartbeat_ack(Some(&HeartbeatResponse {
         runtime_id: "rt-old".into(),
@@ -320,7 +304,7 @@ async fn handle_ws_heartbeat_ack_empty_ack_ignored() {
     let d = fresh_daemon("http://127.0.0.1:9");
     d.handle_ws_heartbeat_ack(None);
     d.handle_ws_heartbeat_ack(Some(&HeartbeatResponse::default()));
-    assert!(lock(&d.ws_fresh).is_empty(), "empty ack recorded state");
+    assert_eq!(d.registry.fresh_marks(), 0, "empty ack recorded state");
     assert_eq!(d.tracker.len(), 0, "empty ack spawned a recovery");
 }
 
@@ -329,9 +313,9 @@ async fn workspace_needs_runtime_recovery() {
     let d = fresh_daemon("http://127.0.0.1:9");
     track(&d, "ws-empty", &[]);
     track(&d, "ws-full", &[("rt-1", "")]);
-    assert!(d.workspace_needs_runtime_recovery("ws-empty"));
-    assert!(!d.workspace_needs_runtime_recovery("ws-full"));
-    assert!(!d.workspace_needs_runtime_recovery("ws-unknown"));
+    assert!(d.registry.workspace_needs_runtime_recovery("ws-empty"));
+    assert!(!d.registry.workspace_needs_runtime_recovery("ws-full"));
+    assert!(!d.registry.workspace_needs_runtime_recovery("ws-unknown"));
 }
 
 fn assert_unique(ids: &[String]) {
@@ -402,7 +386,7 @@ async fn handle_runtime_gone_distinct_deletions_within_coalesce_window_both_reco
 async fn try_claim_register_slot_first_caller_claims() {
     let d = fresh_daemon("http://127.0.0.1:9");
     let t0 = Instant::now();
-    assert!(d.try_claim_register_slot("ws-1", t0, t0));
+    assert!(d.gate.try_claim("ws-1", t0, t0));
 }
 
 #[tokio::test]
@@ -412,11 +396,11 @@ async fn try_claim_register_slot_straggler_bails_after_sibling_success() {
     let d = fresh_daemon("http://127.0.0.1:9");
     let t0 = Instant::now();
     let a_entry = t0 + Duration::from_millis(1);
-    assert!(d.try_claim_register_slot("ws-1", a_entry, a_entry));
-    d.record_register_completion("ws-1", t0 + Duration::from_millis(50), None);
+    assert!(d.gate.try_claim("ws-1", a_entry, a_entry));
+    d.gate.record("ws-1", t0 + Duration::from_millis(50), false);
 
     assert!(
-        !d.try_claim_register_slot("ws-1", t0, t0 + Duration::from_millis(60)),
+        !d.gate.try_claim("ws-1", t0, t0 + Duration::from_millis(60)),
         "same-wave straggler re-claimed after the sibling's success"
     );
 }
@@ -425,41 +409,32 @@ async fn try_claim_register_slot_straggler_bails_after_sibling_success() {
 async fn try_claim_register_slot_distinct_later_event_claims() {
     let d = fresh_daemon("http://127.0.0.1:9");
     let t0 = Instant::now();
-    assert!(d.try_claim_register_slot("ws-1", t0, t0));
-    d.record_register_completion("ws-1", t0 + Duration::from_millis(50), None);
+    assert!(d.gate.try_claim("ws-1", t0, t0));
+    d.gate.record("ws-1", t0 + Duration::from_millis(50), false);
 
     let later = t0 + Duration::from_millis(100);
     assert!(
-        d.try_claim_register_slot("ws-1", later, later),
+        d.gate.try_claim("ws-1", later, later),
         "a genuinely later event must claim"
     );
 }
-
-#[derive(Debug)]
-struct Boom;
-impl std::fmt::Display for Boom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("boom")
-    }
-}
-impl std::error::Error for Boom {}
 
 #[tokio::test]
 async fn try_claim_register_slot_failure_backoff_suppresses_retries() {
     let d = fresh_daemon("http://127.0.0.1:9");
     let t0 = Instant::now();
-    assert!(d.try_claim_register_slot("ws-1", t0, t0));
+    assert!(d.gate.try_claim("ws-1", t0, t0));
     let fail_at = t0 + Duration::from_millis(50);
-    d.record_register_completion("ws-1", fail_at, Some(&Boom));
+    d.gate.record("ws-1", fail_at, true);
 
     let within = fail_at + REREGISTER_FAILURE_BACKOFF / 2;
     assert!(
-        !d.try_claim_register_slot("ws-1", within, within),
+        !d.gate.try_claim("ws-1", within, within),
         "call inside the failure backoff claimed"
     );
     let past = fail_at + REREGISTER_FAILURE_BACKOFF + Duration::from_secs(1);
     assert!(
-        d.try_claim_register_slot("ws-1", past, past),
+        d.gate.try_claim("ws-1", past, past),
         "call past the failure backoff bailed"
     );
 }
@@ -471,13 +446,13 @@ async fn try_claim_register_slot_straggler_after_failed_sibling_retries_past_bac
     let d = fresh_daemon("http://127.0.0.1:9");
     let t0 = Instant::now();
     let a_entry = t0 + Duration::from_millis(1);
-    assert!(d.try_claim_register_slot("ws-1", a_entry, a_entry));
+    assert!(d.gate.try_claim("ws-1", a_entry, a_entry));
     let fail_at = t0 + Duration::from_millis(50);
-    d.record_register_completion("ws-1", fail_at, Some(&Boom));
+    d.gate.record("ws-1", fail_at, true);
 
     let b_arrive = fail_at + REREGISTER_FAILURE_BACKOFF + Duration::from_secs(1);
     assert!(
-        d.try_claim_register_slot("ws-1", t0, b_arrive),
+        d.gate.try_claim("ws-1", t0, b_arrive),
         "straggler predating a failed sibling must re-claim after the backoff"
     );
 }
@@ -486,10 +461,10 @@ async fn try_claim_register_slot_straggler_after_failed_sibling_retries_past_bac
 async fn try_claim_register_slot_peer_holding_slot_forces_coalesce() {
     let d = fresh_daemon("http://127.0.0.1:9");
     let t0 = Instant::now();
-    assert!(d.try_claim_register_slot("ws-1", t0, t0));
+    assert!(d.gate.try_claim("ws-1", t0, t0));
     let t1 = t0 + Duration::from_millis(1);
     assert!(
-        !d.try_claim_register_slot("ws-1", t1, t1),
+        !d.gate.try_claim("ws-1", t1, t1),
         "caller claimed while a peer holds the slot"
     );
 }
@@ -547,9 +522,8 @@ async fn handle_runtime_gone_recovery_context_stops_on_daemon_shutdown() {
         .expect("handle_runtime_gone did not abort after root cancellation")
         .expect("recovery panicked");
     // The aborted register counts as a failure: the backoff is armed, nothing stamped.
-    let gate = lock(&d.gate);
-    assert!(gate.next_attempt.contains_key("ws-1"));
-    assert!(!gate.last_completed_at.contains_key("ws-1"));
+    assert!(d.gate.next_attempt("ws-1").is_some());
+    assert!(d.gate.last_completed("ws-1").is_none());
 }
 
 /// Not a seed twin: the workspace-sync safety net goes through the same gate, so a failed
@@ -567,7 +541,7 @@ async fn workspace_sync_honours_the_register_failure_backoff() {
         1,
         "the recovery tried once and failed"
     );
-    assert!(d.workspace_needs_runtime_recovery("ws-1"));
+    assert!(d.registry.workspace_needs_runtime_recovery("ws-1"));
 
     // Within the backoff, any number of sync passes register nothing.
     for _ in 0..3 {
@@ -587,16 +561,14 @@ async fn workspace_sync_honours_the_register_failure_backoff() {
         provider: "claude".into(),
         status: "online".into(),
     }]));
-    let armed = lock(&d.gate).next_attempt.get("ws-1").copied();
+    let armed = d.gate.next_attempt("ws-1");
     assert!(
         armed.is_some_and(
             |t| t > Instant::now() + REREGISTER_FAILURE_BACKOFF - Duration::from_secs(5)
         ),
         "a ~60 s failure backoff is armed: {armed:?}"
     );
-    lock(&d.gate)
-        .next_attempt
-        .insert("ws-1".into(), Instant::now());
+    d.gate.set_next_attempt("ws-1", Instant::now());
     d.sync_workspaces().await.expect("sync");
     assert_eq!(fake.register_count(), 2);
     assert_eq!(runtime_ids(&d, "ws-1"), ["rt-new"]);

@@ -11,7 +11,7 @@ use agentd_proto::{RegisterRequest, RegisterResponse, RuntimeSpec};
 
 use crate::api::ApiError;
 use crate::api::http::until_cancelled;
-use crate::daemon::{Daemon, WorkspaceState, lock};
+use crate::daemon::Daemon;
 use crate::metrics::inc;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ impl Daemon {
         for agent in &self.cfg.agents {
             match self.probe.probe(agent).await {
                 Ok(version) => {
-                    lock(&self.agent_versions).insert(agent.provider.clone(), version.clone());
+                    self.note_agent_version(&agent.provider, &version);
                     runtimes.push(RuntimeSpec {
                         name: format!("{} ({})", capitalize(&agent.provider), self.cfg.device_name),
                         provider: agent.provider.clone(),
@@ -96,59 +96,32 @@ impl Daemon {
         Ok(resp)
     }
 
-    /// Applies a register response to a tracked workspace (creating it if `create`):
-    /// replaces its runtime list, re-indexes, updates repos and settings. Returns the
-    /// runtime ids that are new to this daemon.
+    /// Applies a register response to a tracked workspace (creating it if `create`)
+    /// through the registry, the only writer of runtime ids. Returns the runtime ids that
+    /// are new to this daemon.
     pub(crate) fn apply_register_response(
         &self,
         workspace_id: &str,
         resp: &RegisterResponse,
         create: bool,
     ) -> Result<Vec<String>, RegisterError> {
-        let mut st = lock(&self.state);
-        if create && !st.workspaces.contains_key(workspace_id) {
-            st.workspaces.insert(
-                workspace_id.to_string(),
-                WorkspaceState::new(workspace_id, Vec::new()),
-            );
-        }
-        let returned: Vec<String> = resp.runtimes.iter().map(|r| r.id.clone()).collect();
-        let previous = match st.workspaces.get_mut(workspace_id) {
-            None => return Err(RegisterError::WorkspaceGone(workspace_id.to_string())),
-            Some(ws) => {
-                let previous = std::mem::replace(&mut ws.runtime_ids, returned.clone());
-                if create || !resp.repos_version.is_empty() {
-                    ws.repos = resp.repos.clone();
-                    ws.repos_version = resp.repos_version.clone();
-                }
-                if resp.settings.is_some() {
-                    ws.settings = resp.settings.clone();
-                }
-                previous
-            }
-        };
-        for id in &previous {
-            if !returned.contains(id) {
-                st.runtime_index.remove(id);
-            }
-        }
-        let mut fresh = Vec::new();
-        for rt in &resp.runtimes {
-            if st.runtime_index.insert(rt.id.clone(), rt.clone()).is_none() {
-                fresh.push(rt.id.clone());
-            }
-        }
-        drop(st);
+        let fresh = self
+            .registry
+            .apply_register(workspace_id, resp, create)
+            .ok_or_else(|| RegisterError::WorkspaceGone(workspace_id.to_string()))?;
         for id in &fresh {
             tracing::info!(workspace_id, runtime_id = %id, "runtime registered");
         }
         Ok(fresh)
     }
 
-    /// Asks the server to fail or re-queue tasks these runtimes held before a restart.
+    /// Asks the server to fail the tasks these runtimes held before a restart, sparing
+    /// every task this daemon still holds (running, or owed a report): self-healing one
+    /// runtime never touches its siblings' work, nor a result on its way.
     pub(crate) async fn recover_orphans(&self, runtime_ids: &[String]) {
         for id in runtime_ids {
-            match until_cancelled(&self.root, self.client.recover_orphans(id)).await {
+            let held = self.runner.held_task_ids();
+            match until_cancelled(&self.root, self.client.recover_orphans(id, held)).await {
                 Ok(r) if r.failed + r.requeued > 0 => {
                     tracing::info!(runtime_id = %id, failed = r.failed, requeued = r.requeued, "recovered orphaned tasks");
                 }
@@ -159,16 +132,16 @@ impl Daemon {
     }
 
     /// Re-registers a tracked workspace after one of its runtimes was deleted server-side
-    /// (or all of them drained), applies the answer and recovers orphans.
+    /// (or all of them drained), applies the answer and recovers orphans of the runtimes
+    /// that are *new* (a surviving sibling's id, and its running task, are left alone).
     pub async fn reregister_workspace(
         self: &Arc<Self>,
         workspace_id: &str,
     ) -> Result<(), RegisterError> {
         let resp = self.register_runtimes_for_workspace(workspace_id).await?;
-        self.apply_register_response(workspace_id, &resp, false)?;
-        self.notify_runtime_set_changed();
-        let ids: Vec<String> = resp.runtimes.iter().map(|r| r.id.clone()).collect();
-        self.recover_orphans(&ids).await;
+        let fresh = self.apply_register_response(workspace_id, &resp, false)?;
+        self.registry.notify_changed();
+        self.recover_orphans(&fresh).await;
         Ok(())
     }
 }

@@ -14,11 +14,11 @@ where
     F: Fn(Arc<Daemon>, String, CancellationToken) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let mut nudges = d.subscribe_runtime_set();
+    let mut nudges = d.registry.subscribe();
     let mut workers: HashMap<String, CancellationToken> = HashMap::new();
     loop {
         nudges.borrow_and_update();
-        let ids: HashSet<String> = d.all_runtime_ids().into_iter().collect();
+        let ids: HashSet<String> = d.registry.all_runtime_ids().into_iter().collect();
         workers.retain(|id, token| {
             let keep = ids.contains(id) && !token.is_cancelled();
             if !keep {

@@ -4,7 +4,6 @@
 //! [`Daemon::handle_runtime_gone`], so its failure backoff holds here too). Runs once at start (retried with backoff until the
 //! server answers) and then every sync interval.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::api::ApiError;
 use crate::api::http::until_cancelled;
 use crate::backoff::Backoff;
-use crate::daemon::{Daemon, lock};
-use crate::recovery::REREGISTER_FAILURE_BACKOFF;
+use crate::daemon::Daemon;
+use crate::gate::REREGISTER_FAILURE_BACKOFF;
 use crate::register::RegisterError;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,28 +49,25 @@ impl Daemon {
         let mut registered = 0usize;
         let mut last_err = None;
         for ws in &listed {
-            let tracked = lock(&self.state).workspaces.contains_key(&ws.id);
-            if tracked {
-                if !self.workspace_needs_runtime_recovery(&ws.id) {
+            if self.registry.is_tracked(&ws.id) {
+                if !self.registry.workspace_needs_runtime_recovery(&ws.id) {
                     continue;
                 }
                 // The same gate as `handle_runtime_gone`: never while a peer's register
                 // of this workspace runs, nor within the failure backoff of a failed one.
-                let now = Instant::now();
-                if !self.try_claim_register_slot(&ws.id, now, now) {
-                    tracing::debug!(workspace_id = %ws.id, "workspace has no runtimes; register gated (recent attempt or failure backoff)");
-                    continue;
-                }
-                tracing::info!(workspace_id = %ws.id, "workspace has no runtimes; retrying registration");
-                let result = self.reregister_workspace(&ws.id).await;
-                self.record_register_completion(
-                    &ws.id,
-                    Instant::now(),
-                    result.as_ref().err().map(|e| e as &dyn std::error::Error),
-                );
-                match result {
-                    Ok(()) => registered += 1,
-                    Err(e) => {
+                match self
+                    .gate
+                    .run(&ws.id, Instant::now(), self.reregister_workspace(&ws.id))
+                    .await
+                {
+                    None => {
+                        tracing::debug!(workspace_id = %ws.id, "workspace has no runtimes; register gated (recent attempt or failure backoff)");
+                    }
+                    Some(Ok(())) => {
+                        tracing::info!(workspace_id = %ws.id, "workspace had no runtimes; registered again");
+                        registered += 1;
+                    }
+                    Some(Err(e)) => {
                         tracing::warn!(workspace_id = %ws.id, error = %e, retry_after = ?REREGISTER_FAILURE_BACKOFF, "re-register failed");
                         last_err = Some(e);
                     }
@@ -98,31 +94,17 @@ impl Daemon {
             self.recover_orphans(&fresh).await;
             tracing::info!(workspace_id = %ws.id, name = %ws.name, runtimes = resp.runtimes.len(), "watching workspace");
         }
-        let listed_ids: HashSet<&str> = listed.iter().map(|w| w.id.as_str()).collect();
-        {
-            let mut st = lock(&self.state);
-            let gone: Vec<String> = st
-                .workspaces
-                .keys()
-                .filter(|id| !listed_ids.contains(id.as_str()))
-                .cloned()
-                .collect();
-            for id in gone {
-                if let Some(ws) = st.workspaces.remove(&id) {
-                    for rid in &ws.runtime_ids {
-                        st.runtime_index.remove(rid);
-                    }
-                    tracing::info!(workspace_id = %id, "workspace no longer visible; stopped watching it");
-                    changed = true;
-                }
-            }
+        let listed_ids: Vec<&str> = listed.iter().map(|w| w.id.as_str()).collect();
+        for id in self.registry.retain_workspaces(&listed_ids) {
+            tracing::info!(workspace_id = %id, "workspace no longer visible; stopped watching it");
+            changed = true;
         }
         if changed {
-            self.notify_runtime_set_changed();
+            self.registry.notify_changed();
         }
         if let Some(last) = last_err
             && registered == 0
-            && self.all_runtime_ids().is_empty()
+            && self.registry.all_runtime_ids().is_empty()
             && !listed.is_empty()
         {
             return Err(SyncError::NoneRegistered {

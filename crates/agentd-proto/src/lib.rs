@@ -23,6 +23,15 @@ pub use message::{MessageKind, TaskMessage, UsageEntry};
 pub use rest::*;
 pub use ws::{Frame, FrameError, WsMessage};
 
+/// The 404 body text that means "the server deleted this runtime": the daemon self-heals
+/// (re-registers) on a 404 whose body contains it, and on nothing else.
+pub const RUNTIME_NOT_FOUND: &str = "runtime not found";
+/// The 404 body text that means "this task does not exist (any more)": the daemon stops
+/// the task's agent.
+pub const TASK_NOT_FOUND: &str = "task not found";
+/// The 404 body text that means "this workspace is gone (or not yours)".
+pub const WORKSPACE_NOT_FOUND: &str = "workspace not found";
+
 /// The body of every error response of `agentd server`: `{"error": "..."}`.
 /// Multica servers answer errors the same way.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]

@@ -83,6 +83,12 @@ pub struct DeregisterRequest {
 #[serde(default)]
 pub struct HeartbeatRequest {
     pub runtime_id: String,
+    /// Every task the daemon still holds (its agent runs, or its final report is not yet
+    /// delivered), across all of its runtimes: each heartbeat renews these tasks' leases.
+    /// Absent (a daemon that does not say, such as Multica's): the server renews every
+    /// in-flight task of the daemon. agentd's daemon always sends it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_task_ids: Option<Vec<String>>,
 }
 
 /// Response of `POST /api/daemon/heartbeat`, and the payload of the WS
@@ -232,6 +238,8 @@ pub enum FailureReason {
     DaemonShutdown,
     DiskFull,
     Orphaned,
+    /// The server failed the task: its daemon was silent for a whole lease.
+    RuntimeOffline,
     #[serde(other)]
     Unknown,
 }
@@ -312,6 +320,30 @@ pub struct ReposResponse {
     pub workspace_id: String,
     pub repos: Vec<Repo>,
     pub repos_version: String,
+}
+
+/// `POST /api/daemon/runtimes/{rid}/recover-orphans`: the tasks the daemon still holds,
+/// which the server must not fail. Absent (Multica's daemon, which sends `{}`): every
+/// in-flight task of the runtime is an orphan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RecoverOrphansRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_task_ids: Option<Vec<String>>,
+}
+
+/// The answer to every task report (`start`, `progress`, `messages`, `usage`, `session`,
+/// `complete`, `fail`) from agentd's server: where the task stands now. A terminal
+/// `task_status` tells the daemon the task is over, so it stops the agent; `late` says
+/// the report arrived after the task had ended and was recorded as a late report.
+/// Multica answers other bodies (or none), which decode as "nothing to say".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ReportResponse {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_status: Option<TaskStatus>,
+    pub late: bool,
 }
 
 /// Response of `POST /api/daemon/runtimes/{rid}/recover-orphans` (agentd-server; Multica

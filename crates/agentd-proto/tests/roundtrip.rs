@@ -143,7 +143,7 @@ macro_rules! decode_every_wire_type {
             DeregisterRequest, HeartbeatRequest, HeartbeatResponse, SkillFile, Skill,
             TaskAgent, Task, ClaimResponse, ProgressRequest, MessagesRequest, UsageRequest,
             SessionRequest, CompleteRequest, FailureReason, FailRequest, TaskStatus,
-            TaskStatusResponse, ReposResponse, RecoverOrphansResponse,
+            TaskStatusResponse, ReposResponse, RecoverOrphansResponse, RecoverOrphansRequest, ReportResponse,
             Frame, TaskAvailable, TaskCancelled)
     }};
     (@each $s:ident; $($t:ty),+ $(,)?) => {{

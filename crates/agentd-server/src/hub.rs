@@ -15,7 +15,7 @@ use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::{App, now_ms, service};
+use crate::{App, service};
 
 const OUTBOUND_QUEUE: usize = 64;
 
@@ -117,7 +117,7 @@ pub async fn run_connection(app: Arc<App>, socket: WebSocket, runtime_ids: Vec<S
                 if !runtime_ids.contains(&hb.runtime_id) {
                     continue;
                 }
-                let ack = match service::runtime::beat(&app, &hb.runtime_id).await {
+                let ack = match service::runtime::beat(&app, &hb.runtime_id, hb.active_task_ids.clone()).await {
                     Ok(Some(ack)) => ack,
                     Ok(None) => HeartbeatResponse {
                         runtime_id: hb.runtime_id.clone(),
@@ -137,7 +137,7 @@ pub async fn run_connection(app: Arc<App>, socket: WebSocket, runtime_ids: Vec<S
     if app.shutdown.is_cancelled() {
         return;
     }
-    let closed_at = now_ms();
+    let closed_at = app.now();
     for rid in runtime_ids {
         let app2 = app.clone();
         app.tracker.spawn(async move {

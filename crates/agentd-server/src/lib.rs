@@ -14,7 +14,7 @@
 //! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
 //!
 //! **Architecture Invariant:** every lease and timeout is measured on this server's clock
-//! ([`now_ms`]); nothing a client sends is ever used as a time.
+//! ([`App::now`]); nothing a client sends is ever used as a time.
 
 pub mod api;
 pub mod auth;
@@ -27,6 +27,7 @@ pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -39,16 +40,15 @@ use crate::store::{SqliteStore, Store, StoreError};
 pub struct ServerConfig {
     /// Holds `agentd.db` and `admin-token`.
     pub data_dir: PathBuf,
-    /// A runtime with no heartbeat for this long is marked offline.
+    /// The lease: a runtime with no sign of life for this long is shown offline, and an
+    /// in-flight task whose daemon has not said it holds it for this long is failed.
     pub offline_after: Duration,
     /// After a daemon's WS closes, its runtimes go offline unless a heartbeat arrives
     /// within this grace.
     pub ws_close_grace: Duration,
-    /// How often the sweeper runs.
+    /// How often the sweeper runs (at most a quarter of `offline_after`, see
+    /// [`ServerConfig::sweep_every`]).
     pub sweep_interval: Duration,
-    /// A task claimed but not started within this long fails with `timeout` (its claim
-    /// response was lost and never retried, or the daemon died right after claiming).
-    pub dispatch_timeout: Duration,
     /// Request bodies above this size are refused with 413.
     pub max_body_bytes: usize,
     /// Interval of WS pings to daemons.
@@ -62,10 +62,19 @@ impl ServerConfig {
             offline_after: Duration::from_secs(45),
             ws_close_grace: Duration::from_secs(5),
             sweep_interval: Duration::from_secs(5),
-            dispatch_timeout: Duration::from_secs(300),
             max_body_bytes: 1024 * 1024,
             ws_ping_interval: Duration::from_secs(20),
         }
+    }
+}
+
+impl ServerConfig {
+    /// The sweeper's period: `sweep_interval`, but never more than a quarter of the lease,
+    /// so a short lease (a drill) is still enforced within a quarter of itself.
+    pub fn sweep_every(&self) -> Duration {
+        self.sweep_interval
+            .min(self.offline_after / 4)
+            .max(Duration::from_millis(10))
     }
 }
 
@@ -91,11 +100,42 @@ pub struct App {
     /// Background work the server spawns (WS connections, grace timers, the sweeper);
     /// waited for on shutdown.
     pub tracker: TaskTracker,
+    /// When this server process started ([`App::now`]): no lease expires before one
+    /// whole lease has passed since, so daemons get a lease to reach a restarted server.
+    pub started_at_ms: i64,
+    /// The clock every time of this server is taken from.
+    pub clock: Clock,
 }
 
-/// The server's clock, unix milliseconds.
+impl App {
+    /// This server's time, unix milliseconds: what every stored time and every lease is
+    /// measured with.
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+/// The system clock, unix milliseconds.
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
+}
+
+/// The server's clock: the system clock ([`now_ms`]) plus an offset that is zero unless a
+/// test [`shift`](Clock::shift)s it, so a test can let a lease pass without waiting for it.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: AtomicI64,
+}
+
+impl Clock {
+    pub fn now_ms(&self) -> i64 {
+        now_ms() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Moves this clock by `by_ms` (negative: back). Test seam; nothing else calls it.
+    pub fn shift(&self, by_ms: i64) {
+        self.offset_ms.fetch_add(by_ms, Ordering::Relaxed);
+    }
 }
 
 /// Path of the admin token file in a data dir.
@@ -112,7 +152,7 @@ fn db_path(data_dir: &Path) -> PathBuf {
 pub async fn bootstrap(data_dir: &Path) -> Result<String, ServerError> {
     let store = open_store(data_dir).await?;
     let token = ensure_admin_token(&store, data_dir).await;
-    store.close().await;
+    store.close().await?;
     token
 }
 
@@ -174,31 +214,52 @@ fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 /// Runs the server on `listener` until `shutdown` is cancelled, then stops accepting,
-/// closes WS connections, waits for background work and closes the database.
+/// closes WS connections, waits for background work and closes the database:
+/// [`open`] then [`run`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
-    let store = Arc::new(open_store(&config.data_dir).await?);
+    run(open(config, shutdown).await?, listener).await
+}
+
+/// Opens the store in `config.data_dir` (creating it and the admin token if needed) and
+/// builds the server's state; nothing runs yet. `serve` is `open` + [`run`]; tests call
+/// them apart to reach the [`App`] (its clock, [`sweeper::sweep`]).
+pub async fn open(
+    config: ServerConfig,
+    shutdown: CancellationToken,
+) -> Result<Arc<App>, ServerError> {
+    let store = open_store(&config.data_dir).await?;
     ensure_admin_token(&store, &config.data_dir).await?;
-    let app = Arc::new(App {
-        store: store.clone(),
+    let clock = Clock::default();
+    Ok(Arc::new(App {
+        store: Arc::new(store),
         hub: hub::Hub::default(),
         events: events::Events::default(),
         config,
-        shutdown: shutdown.clone(),
+        shutdown,
         tracker: TaskTracker::new(),
-    });
+        started_at_ms: clock.now_ms(),
+        clock,
+    }))
+}
+
+/// Starts the sweeper and serves `app` on `listener` until `app.shutdown` is cancelled,
+/// then closes WS connections, waits for background work and closes the database.
+pub async fn run(app: Arc<App>, listener: tokio::net::TcpListener) -> Result<(), ServerError> {
     app.tracker.spawn(sweeper::run(app.clone()));
     let router = api::router(app.clone());
     let result = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .with_graceful_shutdown(app.shutdown.clone().cancelled_owned())
         .await;
-    shutdown.cancel();
+    app.shutdown.cancel();
     app.tracker.close();
     app.tracker.wait().await;
-    store.close().await;
+    if let Err(e) = app.store.close().await {
+        tracing::warn!(error = %e, "closing the store failed");
+    }
     result.map_err(|source| ServerError::Io {
         context: "server failed".into(),
         source,

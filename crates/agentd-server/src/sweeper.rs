@@ -1,35 +1,73 @@
-//! The sweeper: every `sweep_interval`, runtimes silent for `offline_after` (server
-//! clock) go offline and their in-flight tasks fail with `runtime_offline`; tasks claimed
-//! but not started within `dispatch_timeout` fail with `timeout`.
+//! The sweeper: every [`ServerConfig::sweep_every`](crate::ServerConfig::sweep_every) it
+//! (1) shows runtimes silent for `offline_after` as offline — for display only, it fails
+//! nothing — and (2) expires task leases: an in-flight task whose daemon has not said it
+//! holds it (claim, a heartbeat listing it, any report about it) for a whole lease is
+//! failed. Nothing expires until one whole lease has passed since this server started,
+//! so daemons have a lease to reach a restarted server. All times are the server's.
+//!
+//! The reason says who lost the task: `timeout` (claimed, never started and never held
+//! since: the claim response was lost or the daemon died right after), `orphaned` (its
+//! daemon is alive but no longer runs it), `runtime_offline` (its daemon was silent on
+//! every channel and every runtime for the whole lease).
 
 use std::sync::Arc;
 
-use crate::{App, now_ms, service};
+use agentd_proto::FailureReason;
+
+use crate::store::StoreError;
+use crate::{App, service};
 
 pub async fn run(app: Arc<App>) {
-    let mut tick = tokio::time::interval(app.config.sweep_interval);
+    let mut tick = tokio::time::interval(app.config.sweep_every());
     loop {
         tokio::select! {
             _ = app.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = sweep(&app).await {
+        if let Err(e) = sweep(&app, app.now()).await {
             tracing::warn!(error = %e, "sweep failed");
         }
     }
 }
 
-pub async fn sweep(app: &App) -> Result<(), crate::store::StoreError> {
-    let cutoff = now_ms() - app.config.offline_after.as_millis() as i64;
+/// One sweep at server time `now`.
+pub async fn sweep(app: &App, now: i64) -> Result<(), StoreError> {
+    let lease = app.config.offline_after.as_millis() as i64;
+    let cutoff = now - lease;
     for rt in app.store.offline_stale_runtimes(cutoff).await? {
         tracing::info!(runtime_id = %rt.id, "runtime offline: no heartbeat");
-        service::runtime::went_offline(app, &rt.id, "runtime went offline (no heartbeat)").await?;
+        service::runtime::went_offline(app, &rt.id).await?;
     }
-    let cutoff = now_ms() - app.config.dispatch_timeout.as_millis() as i64;
-    for t in app.store.stale_dispatched(cutoff).await? {
-        tracing::info!(task_id = %t.id, "task claimed but never started");
-        service::task::fail_by_server(app, &t, "task was claimed but never started", "timeout")
-            .await?;
+    if now < app.started_at_ms + lease {
+        // Within the first lease after a (re)start nobody could have renewed anything.
+        return Ok(());
+    }
+    for t in app.store.expired_leases(cutoff).await? {
+        let daemon_alive = match &t.daemon_id {
+            Some(d) => app.store.daemon_seen_since(d.clone(), cutoff).await?,
+            None => false,
+        };
+        let secs = app.config.offline_after.as_secs_f64();
+        let (reason, why) = if t.status == "dispatched" {
+            (
+                FailureReason::Timeout,
+                format!(
+                    "task was claimed but its daemon never took it up (no word of it for {secs:.0} s)"
+                ),
+            )
+        } else if daemon_alive {
+            (
+                FailureReason::Orphaned,
+                format!("its daemon is alive but has not run this task for {secs:.0} s"),
+            )
+        } else {
+            (
+                FailureReason::RuntimeOffline,
+                format!("no sign of life from its daemon for {secs:.0} s (the lease)"),
+            )
+        };
+        tracing::info!(task_id = %t.id, reason = ?reason, "task lease expired");
+        service::task::fail_by_server(app, &t, &why, reason).await?;
     }
     Ok(())
 }

@@ -50,12 +50,12 @@ fn routes() -> Vec<Route> {
         ),
         r(Method::GET, "/api/daemon/ws", None),
         r(Method::GET, "/api/daemon/workspaces/{ws}/repos", None),
-        // Claim, recover-orphans and start take no body (one is ignored).
+        // Claim and start take no body (one is ignored); recover-orphans an optional one.
         r(Method::POST, "/api/daemon/runtimes/{rt}/tasks/claim", None),
         r(
             Method::POST,
             "/api/daemon/runtimes/{rt}/recover-orphans",
-            None,
+            Some(json!({"active_task_ids": ["{task}"]})),
         ),
         r(Method::POST, "/api/daemon/tasks/{task}/start", None),
         r(

@@ -9,10 +9,9 @@
 use std::time::Duration;
 
 use agentd_proto::{
-    ClaimResponse, CompleteRequest, DeregisterRequest, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, MessagesRequest, ProgressRequest, RecoverOrphansResponse, RegisterRequest,
-    RegisterResponse, ReposResponse, SessionRequest, Task, TaskStatusResponse, UsageRequest,
-    Workspace,
+    ClaimResponse, DeregisterRequest, HeartbeatRequest, HeartbeatResponse, RecoverOrphansRequest,
+    RecoverOrphansResponse, RegisterRequest, RegisterResponse, ReportResponse, Task,
+    TaskStatusResponse, Workspace,
 };
 use reqwest::{Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
@@ -123,13 +122,13 @@ pub fn classify(method: Method, path: &str, status: StatusCode, body: &str) -> A
     let path = path.to_string();
     let lower = body.to_ascii_lowercase();
     if status == StatusCode::NOT_FOUND {
-        if lower.contains("runtime not found") {
+        if lower.contains(agentd_proto::RUNTIME_NOT_FOUND) {
             return ApiError::RuntimeNotFound { method, path };
         }
-        if lower.contains("task not found") {
+        if lower.contains(agentd_proto::TASK_NOT_FOUND) {
             return ApiError::TaskNotFound { method, path };
         }
-        if lower.contains("workspace not found") {
+        if lower.contains(agentd_proto::WORKSPACE_NOT_FOUND) {
             return ApiError::WorkspaceNotFound { method, path };
         }
     }
@@ -294,20 +293,33 @@ impl Client {
             .map(drop)
     }
 
-    pub async fn heartbeat(&self, runtime_id: &str) -> Result<Answer<HeartbeatResponse>, ApiError> {
+    /// A heartbeat for one runtime; `held` (every task this daemon holds) renews those
+    /// tasks' leases on agentd's server.
+    pub async fn heartbeat(
+        &self,
+        runtime_id: &str,
+        held: Vec<String>,
+    ) -> Result<Answer<HeartbeatResponse>, ApiError> {
         let req = HeartbeatRequest {
             runtime_id: runtime_id.to_string(),
+            active_task_ids: Some(held),
         };
         self.call(Method::POST, "/api/daemon/heartbeat", Some(&req), &[])
             .await
     }
 
+    /// Asks the server to fail the runtime's in-flight tasks that this daemon does not
+    /// hold (`held`: the tasks it still runs or owes a report for).
     pub async fn recover_orphans(
         &self,
         runtime_id: &str,
+        held: Vec<String>,
     ) -> Result<RecoverOrphansResponse, ApiError> {
         let path = format!("/api/daemon/runtimes/{runtime_id}/recover-orphans");
-        self.post(&path, &serde_json::json!({})).await
+        let req = RecoverOrphansRequest {
+            active_task_ids: Some(held),
+        };
+        self.post(&path, &req).await
     }
 
     /// Claims the next task for a runtime. `claim_id` goes out as `Idempotency-Key`: a
@@ -326,55 +338,23 @@ impl Client {
         Ok(answer.body.task)
     }
 
-    pub async fn start_task(&self, task_id: &str) -> Result<(), ApiError> {
-        let path = format!("/api/daemon/tasks/{task_id}/start");
-        self.post::<_, IgnoredBody>(&path, &serde_json::json!({}))
-            .await
-            .map(drop)
-    }
-
-    pub async fn progress(&self, task_id: &str, req: &ProgressRequest) -> Result<(), ApiError> {
-        let path = format!("/api/daemon/tasks/{task_id}/progress");
-        self.post::<_, IgnoredBody>(&path, req).await.map(drop)
-    }
-
-    pub async fn messages(&self, task_id: &str, req: &MessagesRequest) -> Result<(), ApiError> {
-        let path = format!("/api/daemon/tasks/{task_id}/messages");
-        self.post::<_, IgnoredBody>(&path, req).await.map(drop)
-    }
-
-    pub async fn usage(&self, task_id: &str, req: &UsageRequest) -> Result<(), ApiError> {
-        let path = format!("/api/daemon/tasks/{task_id}/usage");
-        self.post::<_, IgnoredBody>(&path, req).await.map(drop)
-    }
-
-    pub async fn session(&self, task_id: &str, req: &SessionRequest) -> Result<(), ApiError> {
-        let path = format!("/api/daemon/tasks/{task_id}/session");
-        self.post::<_, IgnoredBody>(&path, req).await.map(drop)
-    }
-
-    pub async fn complete(&self, task_id: &str, req: &CompleteRequest) -> Result<(), ApiError> {
-        let path = format!("/api/daemon/tasks/{task_id}/complete");
-        self.post::<_, IgnoredBody>(&path, req).await.map(drop)
-    }
-
-    pub async fn fail(&self, task_id: &str, req: &FailRequest) -> Result<(), ApiError> {
-        let path = format!("/api/daemon/tasks/{task_id}/fail");
-        self.post::<_, IgnoredBody>(&path, req).await.map(drop)
-    }
-
-    /// POSTs a JSON body to a path (outbox replays).
-    pub async fn post_value(&self, path: &str, body: &serde_json::Value) -> Result<(), ApiError> {
-        self.post::<_, IgnoredBody>(path, body).await.map(drop)
+    /// POSTs a task report (outbox records) and reads where the task stands. A 2xx
+    /// answer that says nothing we understand (Multica's bodies, an empty body) is
+    /// "delivered, nothing to say": a delivered report is never treated as refused.
+    pub async fn post_report(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<ReportResponse, ApiError> {
+        match self.call(Method::POST, path, Some(body), &[]).await {
+            Ok(answer) => Ok(answer.body),
+            Err(ApiError::Decode { .. }) => Ok(ReportResponse::default()),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn task_status(&self, task_id: &str) -> Result<TaskStatusResponse, ApiError> {
         self.get(&format!("/api/daemon/tasks/{task_id}/status"))
-            .await
-    }
-
-    pub async fn repos(&self, workspace_id: &str) -> Result<ReposResponse, ApiError> {
-        self.get(&format!("/api/daemon/workspaces/{workspace_id}/repos"))
             .await
     }
 }

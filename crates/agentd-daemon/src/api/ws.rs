@@ -86,11 +86,11 @@ fn backoff_after_lost_session(heartbeat_interval: Duration) -> Backoff {
 
 /// The WS loop. Runs until `cancel`.
 pub async fn run(d: Arc<Daemon>, cancel: CancellationToken) {
-    let mut runtime_set = d.subscribe_runtime_set();
+    let mut runtime_set = d.registry.subscribe();
     let mut backoff = Backoff::new(Duration::from_secs(1), RECONNECT_CAP);
     loop {
         runtime_set.borrow_and_update();
-        let ids = d.all_runtime_ids();
+        let ids = d.registry.all_runtime_ids();
         if ids.is_empty() {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -100,7 +100,7 @@ pub async fn run(d: Arc<Daemon>, cancel: CancellationToken) {
             continue;
         }
         let ended = session(&d, &ids, &cancel, &mut runtime_set).await;
-        d.clear_ws_freshness();
+        d.registry.clear_ws_freshness();
         d.set_ws_connected(false);
         match ended {
             Ended::Cancelled => return,
@@ -164,7 +164,7 @@ async fn session(
     inc(&d.metrics.ws_connects);
     d.set_ws_connected(true);
     tracing::info!(runtimes = ids.len(), "task wakeup websocket connected");
-    d.wake_pollers();
+    d.runner.wake_pollers();
 
     let (mut sink, mut stream) = stream.split();
     let (tx, mut rx) = mpsc::channel::<Message>((2 * ids.len()).max(16));
@@ -181,7 +181,7 @@ async fn session(
             _ = runtime_set.changed() => return Ended::RuntimeSetChanged,
             _ = beat.tick() => {
                 for id in ids {
-                    let frame = WsMessage::Heartbeat(HeartbeatRequest { runtime_id: id.clone() }).encode();
+                    let frame = WsMessage::Heartbeat(HeartbeatRequest { runtime_id: id.clone(), active_task_ids: Some(d.runner.held_task_ids()) }).encode();
                     if tx.try_send(Message::text(frame)).is_err() {
                         tracing::debug!(runtime_id = %id, "ws writer backed up; heartbeat dropped");
                     } else {
@@ -217,8 +217,11 @@ async fn session(
 fn handle_frame(d: &Arc<Daemon>, text: &str) {
     match WsMessage::decode(text) {
         Ok(WsMessage::HeartbeatAck(ack)) => d.handle_ws_heartbeat_ack(Some(&ack)),
-        Ok(WsMessage::TaskAvailable(_)) => d.wake_pollers(),
-        Ok(WsMessage::TaskCancelled(c)) => d.cancel_task(&c.task_id, "cancelled on the server"),
+        Ok(WsMessage::TaskAvailable(_)) => d.runner.wake_pollers(),
+        Ok(WsMessage::TaskCancelled(c)) => {
+            d.runner
+                .task_over(&c.task_id, agentd_proto::TaskStatus::Cancelled);
+        }
         Ok(WsMessage::Heartbeat(_)) | Ok(WsMessage::Unknown(_)) => {}
         Err(e) => tracing::debug!(error = %e, "ignoring undecodable websocket frame"),
     }

@@ -1,13 +1,21 @@
-//! Running claimed tasks: claim → start → prepare the environment → run the agent →
-//! report messages, usage and session as they happen → complete or fail.
+//! Running claimed tasks: start → prepare the environment → launch the agent → supervise
+//! it (report messages, usage and session as they happen) → classify how it ended →
+//! complete or fail.
 //!
-//! Every report goes through the durable [`outbox`]. Each run ends in exactly one final
-//! report with a reason (`timeout`, `inactivity_timeout`, `cancelled`, `agent_error`,
-//! `agent_not_found`, `environment_error`, `repo_not_allowed`, `disk_full`,
-//! `daemon_shutdown`): a task is never left silently running.
+//! Every report goes through the durable [`outbox`], `start` included. Each run ends in
+//! exactly one final report with a reason (`timeout`, `inactivity_timeout`, `cancelled`,
+//! `agent_error`, `agent_not_found`, `environment_error`, `repo_not_allowed`,
+//! `disk_full`, `daemon_shutdown`): a task is never left silently running.
+//!
+//! The agent is stopped (TERM → grace → KILL on its process group) as soon as the daemon
+//! learns the server ended the task, whichever way it learns it: a WS
+//! `task_cancelled` push, the answer to any report ([`outbox`]), or the status watcher
+//! that polls `GET …/status` in its own task — never inside the loop that reads the
+//! agent's output, so a slow server cannot stall it.
 
 pub mod outbox;
 pub mod prompt;
+pub mod runner;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,22 +24,26 @@ use agentd_proto::{
     CompleteRequest, FailRequest, FailureReason, MessagesRequest, SessionRequest, Task,
     TaskMessage, TaskStatus, UsageRequest,
 };
-use serde_json::Value;
+use serde::Serialize;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiError;
-use crate::api::http::until_cancelled;
-use crate::backend::{self, AgentEvent, Line, RunSpec};
-use crate::daemon::{Daemon, lock};
-use crate::execenv::{self, EnvError};
-use crate::process::{AgentProcess, SpawnOptions, command_for};
-use outbox::Endpoint;
+use crate::backend::{self, AgentEvent, Backend, Line, RunOutcome, RunSpec};
+use crate::daemon::Daemon;
+use crate::execenv::{self, EnvError, TaskEnv};
+use crate::process::{AgentProcess, ExitReport, SpawnOptions, command_for};
+use outbox::{Endpoint, OnTaskOver, Record};
+use runner::TaskControl;
 
 /// The most text one message field carries; a tool that printed more is cut, with a
 /// note saying how much, so one huge tool result can't exceed the server's body limit.
 const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+/// A message batch is split so each request stays under this many bytes of JSON (the
+/// server's default body limit is 1 MiB).
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 fn cap_text(s: String) -> String {
     if s.len() <= MAX_FIELD_BYTES {
@@ -57,6 +69,33 @@ fn cap_message(mut m: backend::MessageDraft) -> backend::MessageDraft {
         }
     }
     m
+}
+
+/// Splits messages into batches of at most [`MAX_BATCH_BYTES`] of JSON each (a single
+/// message, whose fields are capped, always fits).
+fn split_batches(messages: Vec<TaskMessage>) -> Vec<Vec<TaskMessage>> {
+    let mut out: Vec<Vec<TaskMessage>> = Vec::new();
+    let mut size = 0;
+    for m in messages {
+        let len = serde_json::to_vec(&m).map(|v| v.len()).unwrap_or(0);
+        match out.last_mut() {
+            Some(batch) if size + len <= MAX_BATCH_BYTES => batch.push(m),
+            _ => {
+                out.push(vec![m]);
+                size = 0;
+            }
+        }
+        size += len;
+    }
+    out
+}
+
+fn to_body(v: impl Serialize) -> serde_json::Value {
+    // Our own request types always serialize; a failure would be a bug, not a report
+    // to send as `null`.
+    serde_json::to_value(v).unwrap_or_else(
+        |e| serde_json::json!({ "error": format!("agentd could not encode this report: {e}") }),
+    )
 }
 
 /// How a run failed.
@@ -91,69 +130,183 @@ impl From<EnvError> for Failure {
 }
 
 /// Why the pipeline stopped the agent early.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StopReason {
-    Cancelled,
+    /// The server ended the task (cancelled, failed, deleted: `Unknown`).
+    ServerEnded(TaskStatus),
     Timeout,
     Inactivity,
     Shutdown,
 }
 
+impl StopReason {
+    /// Why the stop token fired: the daemon is shutting down, or the server ended it.
+    fn of_stop(d: &Daemon, control: &TaskControl) -> StopReason {
+        if d.root.is_cancelled() {
+            StopReason::Shutdown
+        } else {
+            StopReason::ServerEnded(
+                control
+                    .ended
+                    .get()
+                    .copied()
+                    .unwrap_or(TaskStatus::Cancelled),
+            )
+        }
+    }
+
+    fn failure(self, d: &Daemon) -> (FailureReason, String) {
+        match self {
+            StopReason::ServerEnded(TaskStatus::Unknown) => (
+                FailureReason::Cancelled,
+                "stopped: the task was deleted on the server while its agent ran".into(),
+            ),
+            StopReason::ServerEnded(TaskStatus::Cancelled) => {
+                (FailureReason::Cancelled, "task was cancelled".into())
+            }
+            StopReason::ServerEnded(s) => (
+                FailureReason::Cancelled,
+                format!(
+                    "stopped: the server ended the task ({}) while its agent ran",
+                    s.as_str()
+                ),
+            ),
+            StopReason::Shutdown => (
+                FailureReason::DaemonShutdown,
+                "the daemon shut down before the agent finished".into(),
+            ),
+            StopReason::Timeout => (
+                FailureReason::Timeout,
+                format!("agent ran longer than {:?}", d.cfg.task_timeout),
+            ),
+            StopReason::Inactivity => (
+                FailureReason::InactivityTimeout,
+                format!("agent printed nothing for {:?}", d.cfg.inactivity_timeout),
+            ),
+        }
+    }
+}
+
+/// A launched agent: its process, the backend that reads it, and what it runs on.
+struct Launched {
+    proc: AgentProcess,
+    backend: Box<dyn Backend>,
+    spec: RunSpec,
+    provider: String,
+}
+
+/// What supervising a run saw.
+struct Supervised {
+    stop: Option<StopReason>,
+    exit: ExitReport,
+    outcome: RunOutcome,
+    session_id: Option<String>,
+}
+
+/// Numbers messages (`seq` 1..n) and batches them: a batch goes out after
+/// `message_batch_interval` or when it holds `message_batch_max` messages.
+struct Batcher {
+    seq: i64,
+    batch: Vec<TaskMessage>,
+    deadline: Option<Instant>,
+}
+
+impl Batcher {
+    fn new() -> Batcher {
+        Batcher {
+            seq: 0,
+            batch: Vec::new(),
+            deadline: None,
+        }
+    }
+
+    fn push(&mut self, m: backend::MessageDraft, interval: Duration) {
+        self.seq += 1;
+        self.batch.push(cap_message(m).into_message(self.seq));
+        self.deadline.get_or_insert(Instant::now() + interval);
+    }
+
+    fn take(&mut self) -> Vec<TaskMessage> {
+        self.deadline = None;
+        std::mem::take(&mut self.batch)
+    }
+
+    async fn due(&self) {
+        match self.deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 impl Daemon {
     /// Starts a claimed task on the tracker; it holds `permit` until it ends.
     pub fn spawn_task(self: &Arc<Self>, task: Task, permit: OwnedSemaphorePermit) {
-        let token = self.task_root.child_token();
-        lock(&self.active_tasks).insert(task.id.clone(), token.clone());
+        let control = self.runner.begin(&task.id);
         let this = Arc::clone(self);
         self.tracker.spawn(async move {
             let _permit = permit;
             let id = task.id.clone();
-            this.execute(task, token).await;
-            lock(&this.active_tasks).remove(&id);
+            this.execute(task, control).await;
+            this.runner.end(&id);
         });
     }
 
-    /// Stops a running task's agent (WS `task_cancelled`, status poll, shutdown).
-    pub fn cancel_task(&self, task_id: &str, why: &str) {
-        if let Some(token) = lock(&self.active_tasks).get(task_id) {
-            tracing::info!(task_id, why, "stopping task");
-            token.cancel();
-        }
+    /// The callback the outbox calls when an answer says a task is over.
+    pub(crate) fn on_task_over(self: &Arc<Self>) -> OnTaskOver {
+        let this = Arc::clone(self);
+        Arc::new(move |task_id: &str, status: TaskStatus| {
+            this.runner.task_over(task_id, status);
+        })
     }
 
-    /// Queues a report durably (or sends it directly when no outbox is open). A failed
-    /// write (disk full) is logged and the report sent directly: it is not dropped.
-    fn report(self: &Arc<Self>, task_id: &str, endpoint: Endpoint, body: Value) {
-        if let Some(ob) = self.outbox.get() {
-            match ob.push(task_id, endpoint, body.clone()) {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::error!(task_id, error = %e, "cannot write the outbox (disk full?); sending the report directly")
-                }
-            }
+    /// Queues a report durably (or, with no outbox open, sends it directly).
+    fn report(self: &Arc<Self>, task_id: &str, endpoint: Endpoint, body: serde_json::Value) {
+        if let Some(ob) = self.runner.outbox() {
+            ob.push(task_id, endpoint, body);
+            return;
         }
         let this = Arc::clone(self);
-        let path = format!("/api/daemon/tasks/{task_id}/{}", endpoint.as_str());
+        let record = Record {
+            task_id: task_id.to_string(),
+            endpoint,
+            body,
+        };
         self.tracker.spawn(async move {
-            if let Err(e) = until_cancelled(&this.root, this.client.post_value(&path, &body)).await
-            {
-                tracing::warn!(path, error = %e, "task report failed");
+            let on_over = this.on_task_over();
+            let sent = this
+                .root
+                .run_until_cancelled(outbox::deliver(&this.client, &record, &on_over))
+                .await;
+            if let Some(outbox::Sent::Retry(e)) = sent {
+                tracing::warn!(task_id = %record.task_id, error = %e, "task report failed (no outbox to retry from)");
             }
         });
     }
 
-    async fn execute(self: &Arc<Self>, task: Task, cancel: CancellationToken) {
-        match self.start_with_retry(&task.id).await {
-            Ok(()) => {}
-            Err(ApiError::TaskNotFound { .. }) => {
-                tracing::warn!(task_id = %task.id, "task vanished before it started");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(task_id = %task.id, error = %e, "start report failed; running anyway")
-            }
+    fn report_messages(self: &Arc<Self>, task_id: &str, messages: Vec<TaskMessage>) {
+        if messages.is_empty() {
+            return;
         }
-        let result = self.run_task(&task, &cancel).await;
+        for batch in split_batches(messages) {
+            self.report(
+                task_id,
+                Endpoint::Messages,
+                to_body(MessagesRequest { messages: batch }),
+            );
+        }
+    }
+
+    async fn execute(self: &Arc<Self>, task: Task, control: TaskControl) {
+        self.report(&task.id, Endpoint::Start, serde_json::json!({}));
+        let watcher = control.stop.child_token();
+        self.tracker.spawn(watch_status(
+            Arc::clone(self),
+            task.id.clone(),
+            watcher.clone(),
+        ));
+        let result = self.run_task(&task, &control).await;
+        watcher.cancel();
         let task_dir = self.cfg.data_dir.join("tasks").join(&task.id);
         if task_dir.is_dir() {
             let _ = std::fs::write(task_dir.join(crate::gc::DONE_MARKER), "");
@@ -161,11 +314,7 @@ impl Daemon {
         match result {
             Ok(done) => {
                 tracing::info!(task_id = %task.id, "task completed");
-                self.report(
-                    &task.id,
-                    Endpoint::Complete,
-                    serde_json::to_value(done).unwrap_or_default(),
-                );
+                self.report(&task.id, Endpoint::Complete, to_body(done));
             }
             Err(f) => {
                 tracing::warn!(task_id = %task.id, reason = ?f.reason, error = %f.error, "task failed");
@@ -175,42 +324,72 @@ impl Daemon {
                     work_dir: f.work_dir,
                     failure_reason: Some(f.reason),
                 };
-                self.report(
-                    &task.id,
-                    Endpoint::Fail,
-                    serde_json::to_value(req).unwrap_or_default(),
-                );
+                self.report(&task.id, Endpoint::Fail, to_body(req));
             }
         }
-    }
-
-    async fn start_with_retry(&self, task_id: &str) -> Result<(), ApiError> {
-        let mut last = None;
-        for delay in [0u64, 200, 1000] {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-            match until_cancelled(&self.root, self.client.start_task(task_id)).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_transient() => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or(ApiError::Cancelled))
-    }
-
-    fn allowed_repos(&self, workspace_id: &str) -> Vec<String> {
-        lock(&self.state)
-            .workspaces
-            .get(workspace_id)
-            .map(|w| w.repos.iter().map(|r| r.url.clone()).collect())
-            .unwrap_or_default()
     }
 
     async fn run_task(
         self: &Arc<Self>,
         task: &Task,
-        cancel: &CancellationToken,
+        control: &TaskControl,
     ) -> Result<CompleteRequest, Failure> {
+        let env = self.prepare(task, control).await?;
+        let work_dir = env.workdir.display().to_string();
+        self.report(
+            &task.id,
+            Endpoint::Session,
+            to_body(SessionRequest {
+                session_id: None,
+                work_dir: Some(work_dir.clone()),
+            }),
+        );
+        let launched = self.launch(task, &env)?;
+        let seen = self.supervise(task, launched, &work_dir, control).await;
+        if !seen.outcome.usage.is_empty() {
+            self.report(
+                &task.id,
+                Endpoint::Usage,
+                to_body(UsageRequest {
+                    usage: seen.outcome.usage.clone(),
+                }),
+            );
+        }
+        if let Err(e) = execenv::commit_changes(&env, &format!("agentd: task {}", task.id)).await {
+            tracing::warn!(task_id = %task.id, error = %e, "could not commit the agent's changes");
+        }
+        self.classify(seen, &env, work_dir)
+    }
+
+    /// Builds the task's environment (directory, git worktree, instructions), giving up
+    /// as soon as the task is stopped.
+    async fn prepare(&self, task: &Task, control: &TaskControl) -> Result<TaskEnv, Failure> {
+        let workspace = if task.workspace_id.is_empty() {
+            self.registry
+                .workspace_of(&task.runtime_id)
+                .unwrap_or_default()
+        } else {
+            task.workspace_id.clone()
+        };
+        let allowed = self.registry.allowed_repos(&workspace);
+        let prepare =
+            execenv::prepare(&self.cfg.data_dir, self.runner.repo_cache(), task, &allowed);
+        match control.stop.run_until_cancelled(prepare).await {
+            Some(env) => Ok(env?),
+            None => {
+                let (reason, error) = StopReason::of_stop(self, control).failure(self);
+                Err(Failure::new(
+                    reason,
+                    format!("{error} (while preparing the task)"),
+                ))
+            }
+        }
+    }
+
+    /// Spawns the provider's CLI in the task's work dir with its environment.
+    fn launch(&self, task: &Task, env: &TaskEnv) -> Result<Launched, Failure> {
         let provider = self
+            .registry
             .runtime(&task.runtime_id)
             .map(|r| r.provider)
             .unwrap_or_default();
@@ -224,29 +403,6 @@ impl Daemon {
                 ),
             ));
         };
-        let workspace = if task.workspace_id.is_empty() {
-            self.workspace_of(&task.runtime_id).unwrap_or_default()
-        } else {
-            task.workspace_id.clone()
-        };
-        let env = execenv::prepare(
-            &self.cfg.data_dir,
-            &self.repo_cache,
-            task,
-            &self.allowed_repos(&workspace),
-        )
-        .await?;
-        let work_dir = env.workdir.display().to_string();
-        self.report(
-            &task.id,
-            Endpoint::Session,
-            serde_json::to_value(SessionRequest {
-                session_id: None,
-                work_dir: Some(work_dir.clone()),
-            })
-            .unwrap_or_default(),
-        );
-
         let spec = RunSpec {
             prompt: prompt::build(task),
             workdir: env.workdir.clone(),
@@ -274,7 +430,7 @@ impl Daemon {
             .env("AGENTD_TOKEN", &task.task_token)
             .env("AGENTD_TASK_ID", &task.id)
             .env("AGENTD_ISSUE_ID", &task.issue_id);
-        let mut proc = AgentProcess::spawn(cmd, SpawnOptions::default()).map_err(|e| {
+        let proc = AgentProcess::spawn(cmd, SpawnOptions::default()).map_err(|e| {
             let reason = if e.kind() == std::io::ErrorKind::NotFound {
                 FailureReason::AgentNotFound
             } else {
@@ -285,62 +441,59 @@ impl Daemon {
                 format!("cannot start {}: {e}", agent.path.display()),
             )
         })?;
-        tracing::info!(task_id = %task.id, pid = proc.pid(), provider, workdir = %work_dir, "agent started");
+        tracing::info!(task_id = %task.id, pid = proc.pid(), provider, workdir = %env.workdir.display(), "agent started");
+        Ok(Launched {
+            proc,
+            backend,
+            spec,
+            provider,
+        })
+    }
 
+    /// Reads the agent's output until it exits, turning it into reports, and stops it
+    /// (TERM → grace → KILL) on the stop token, the run timeout or inactivity. Nothing in
+    /// this loop waits on the network.
+    async fn supervise(
+        self: &Arc<Self>,
+        task: &Task,
+        launched: Launched,
+        work_dir: &str,
+        control: &TaskControl,
+    ) -> Supervised {
+        let Launched {
+            mut proc,
+            backend,
+            spec,
+            provider,
+        } = launched;
         let mut parser = backend.parser(&spec);
-        let mut seq: i64 = 0;
-        let mut batch: Vec<TaskMessage> = Vec::new();
-        let mut batch_deadline: Option<Instant> = None;
+        let mut batcher = Batcher::new();
         let mut session_id: Option<String> = None;
-        let started = Instant::now();
-        let run_deadline = started + self.cfg.task_timeout;
+        let run_deadline = Instant::now() + self.cfg.task_timeout;
         let mut last_output = Instant::now();
         let mut stop: Option<StopReason> = None;
-        let mut status_poll = tokio::time::interval(self.cfg.status_poll_interval);
-        status_poll.tick().await;
+        let interval = self.cfg.message_batch_interval;
 
-        let mut handle_events = |events: Vec<AgentEvent>,
-                                 batch: &mut Vec<TaskMessage>,
-                                 batch_deadline: &mut Option<Instant>,
-                                 session_id: &mut Option<String>| {
-            for ev in events {
-                match ev {
-                    AgentEvent::Message(m) => {
-                        seq += 1;
-                        batch.push(cap_message(m).into_message(seq));
-                        batch_deadline
-                            .get_or_insert(Instant::now() + self.cfg.message_batch_interval);
-                    }
-                    AgentEvent::SessionId(id) => {
-                        if session_id.as_deref() != Some(id.as_str()) {
+        let handle =
+            |events: Vec<AgentEvent>, batcher: &mut Batcher, session_id: &mut Option<String>| {
+                for ev in events {
+                    match ev {
+                        AgentEvent::Message(m) => batcher.push(m, interval),
+                        AgentEvent::SessionId(id) if session_id.as_deref() != Some(id.as_str()) => {
                             *session_id = Some(id.clone());
                             self.report(
                                 &task.id,
                                 Endpoint::Session,
-                                serde_json::to_value(SessionRequest {
+                                to_body(SessionRequest {
                                     session_id: Some(id),
-                                    work_dir: Some(work_dir.clone()),
-                                })
-                                .unwrap_or_default(),
+                                    work_dir: Some(work_dir.to_string()),
+                                }),
                             );
                         }
+                        AgentEvent::SessionId(_) => {}
                     }
                 }
-            }
-        };
-        let flush = |batch: &mut Vec<TaskMessage>, batch_deadline: &mut Option<Instant>| {
-            *batch_deadline = None;
-            if !batch.is_empty() {
-                let req = MessagesRequest {
-                    messages: std::mem::take(batch),
-                };
-                self.report(
-                    &task.id,
-                    Endpoint::Messages,
-                    serde_json::to_value(req).unwrap_or_default(),
-                );
-            }
-        };
+            };
 
         loop {
             let inactivity_deadline = last_output + self.cfg.inactivity_timeout;
@@ -355,28 +508,17 @@ impl Daemon {
                             format!("agent printed a line longer than {max} bytes (starting {head:?}); skipped"),
                         ))],
                     };
-                    handle_events(events, &mut batch, &mut batch_deadline, &mut session_id);
-                    if batch.len() >= self.cfg.message_batch_max {
-                        flush(&mut batch, &mut batch_deadline);
+                    handle(events, &mut batcher, &mut session_id);
+                    if batcher.batch.len() >= self.cfg.message_batch_max {
+                        self.report_messages(&task.id, batcher.take());
                     }
                 }
-                _ = async { match batch_deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
-                    flush(&mut batch, &mut batch_deadline);
-                }
-                _ = cancel.cancelled(), if stop.is_none() => {
-                    stop = Some(if self.root.is_cancelled() { StopReason::Shutdown } else { StopReason::Cancelled });
+                _ = batcher.due() => self.report_messages(&task.id, batcher.take()),
+                _ = control.stop.cancelled(), if stop.is_none() => {
+                    let why = StopReason::of_stop(self, control);
+                    tracing::info!(task_id = %task.id, reason = ?why, "stopping the agent");
+                    stop = Some(why);
                     proc.terminate(self.cfg.kill_grace);
-                }
-                _ = status_poll.tick(), if stop.is_none() => {
-                    let cancelled = match self.client.task_status(&task.id).await {
-                        Ok(s) => s.status == TaskStatus::Cancelled,
-                        Err(ApiError::TaskNotFound { .. }) => true,
-                        Err(_) => false,
-                    };
-                    if cancelled {
-                        stop = Some(StopReason::Cancelled);
-                        proc.terminate(self.cfg.kill_grace);
-                    }
                 }
                 _ = tokio::time::sleep_until(run_deadline), if stop.is_none() => {
                     stop = Some(StopReason::Timeout);
@@ -388,42 +530,40 @@ impl Daemon {
                 }
             }
         }
-        let finish = parser.finish();
-        handle_events(
-            finish.events,
-            &mut batch,
-            &mut batch_deadline,
-            &mut session_id,
-        );
         let exit = proc.finish().await;
-        for line in exit.unread {
+        for line in &exit.unread {
             if let Line::Text(t) = line {
-                let events = parser.line(&t);
-                handle_events(events, &mut batch, &mut batch_deadline, &mut session_id);
+                let events = parser.line(t);
+                handle(events, &mut batcher, &mut session_id);
             }
         }
-        flush(&mut batch, &mut batch_deadline);
-        let outcome = finish.outcome;
+        let finish = parser.finish();
+        handle(finish.events, &mut batcher, &mut session_id);
+        self.report_messages(&task.id, batcher.take());
+        tracing::debug!(task_id = %task.id, provider, ended = finish.outcome.ended, "agent exited");
+        Supervised {
+            stop,
+            exit,
+            outcome: finish.outcome,
+            session_id,
+        }
+    }
+
+    /// Decides how the run ended: stopped, failed (the CLI said so, a non-zero exit, or
+    /// an exit 0 without the CLI's end-of-run event), or completed.
+    fn classify(
+        &self,
+        seen: Supervised,
+        env: &TaskEnv,
+        work_dir: String,
+    ) -> Result<CompleteRequest, Failure> {
+        let Supervised {
+            stop,
+            exit,
+            outcome,
+            session_id,
+        } = seen;
         let session_id = outcome.session_id.clone().or(session_id);
-        if !outcome.usage.is_empty() {
-            self.report(
-                &task.id,
-                Endpoint::Usage,
-                serde_json::to_value(UsageRequest {
-                    usage: outcome.usage.clone(),
-                })
-                .unwrap_or_default(),
-            );
-        }
-        let committed = match execenv::commit_changes(&env, &format!("agentd: task {}", task.id))
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(task_id = %task.id, error = %e, "could not commit the agent's changes");
-                false
-            }
-        };
         let fail = |reason, error: String| Failure {
             reason,
             error,
@@ -431,53 +571,70 @@ impl Daemon {
             work_dir: Some(work_dir.clone()),
         };
         if let Some(stop) = stop {
-            return Err(match stop {
-                StopReason::Cancelled => {
-                    fail(FailureReason::Cancelled, "task was cancelled".into())
-                }
-                StopReason::Shutdown => fail(
-                    FailureReason::DaemonShutdown,
-                    "the daemon shut down before the agent finished".into(),
-                ),
-                StopReason::Timeout => fail(
-                    FailureReason::Timeout,
-                    format!("agent ran longer than {:?}", self.cfg.task_timeout),
-                ),
-                StopReason::Inactivity => fail(
-                    FailureReason::InactivityTimeout,
-                    format!(
-                        "agent printed nothing for {:?}",
-                        self.cfg.inactivity_timeout
-                    ),
-                ),
-            });
+            let (reason, error) = stop.failure(self);
+            return Err(fail(reason, error));
         }
-        let ok_exit = exit.status.is_some_and(|s| s.success());
         if let Some(err) = outcome.error {
             return Err(fail(FailureReason::AgentError, err));
         }
-        if !ok_exit {
-            let status = exit
-                .status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "unknown status".into());
-            let tail = exit.stderr_tail.trim();
+        let tail = exit.stderr_tail.trim();
+        let tail = if tail.is_empty() {
+            String::new()
+        } else {
+            format!(": {tail}")
+        };
+        match exit.status {
+            Some(s) if s.success() => {}
+            other => {
+                let status = other
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "unknown status".into());
+                return Err(fail(
+                    FailureReason::AgentError,
+                    format!("agent exited with {status}{tail}"),
+                ));
+            }
+        }
+        if !outcome.ended {
             return Err(fail(
                 FailureReason::AgentError,
                 format!(
-                    "agent exited with {status}{}{tail}",
-                    if tail.is_empty() { "" } else { ": " }
+                    "agent exited 0 without its end-of-run event (its output was cut short){tail}"
                 ),
             ));
         }
         Ok(CompleteRequest {
             output: outcome.output,
-            branch_name: committed
-                .then(|| env.branch.clone())
-                .or(Some(env.branch.clone())),
+            branch_name: Some(env.branch.clone()),
             session_id,
             work_dir: Some(work_dir),
         })
+    }
+}
+
+/// Polls the task's status on the server every `status_poll_interval` until `cancel`,
+/// in its own task: a terminal status or a 404 stops the agent (the WS push and report
+/// answers usually tell sooner; this covers a server that cannot push).
+async fn watch_status(d: Arc<Daemon>, task_id: String, cancel: CancellationToken) {
+    loop {
+        if cancel
+            .run_until_cancelled(tokio::time::sleep(d.cfg.status_poll_interval))
+            .await
+            .is_none()
+        {
+            return;
+        }
+        let status = match cancel
+            .run_until_cancelled(d.client.task_status(&task_id))
+            .await
+        {
+            None => return,
+            Some(Ok(s)) if s.status.is_terminal() => s.status,
+            Some(Err(ApiError::TaskNotFound { .. })) => TaskStatus::Unknown,
+            Some(_) => continue,
+        };
+        d.runner.task_over(&task_id, status);
+        return;
     }
 }
 

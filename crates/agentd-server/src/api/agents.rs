@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiJson};
 use super::workspaces::visible_workspace;
+use crate::App;
 use crate::auth::Member;
 use crate::service::{agent_event, agent_info, is_uuid, new_id, runtime, runtime_info};
 use crate::store::AgentRow;
-use crate::{App, now_ms};
 
 pub async fn list_runtimes(
     State(app): State<Arc<App>>,
@@ -49,7 +49,7 @@ pub async fn create(
     }
     match app.store.get_runtime(req.runtime_id.clone()).await? {
         Some(rt) if rt.workspace_id == ws.id => {}
-        _ => return Err(ApiError::not_found("runtime not found")),
+        _ => return Err(ApiError::not_found(agentd_proto::RUNTIME_NOT_FOUND)),
     }
     let row = AgentRow {
         id: new_id(),
@@ -60,7 +60,7 @@ pub async fn create(
         model: req.model,
         custom_args: serde_json::to_string(&req.custom_args).unwrap_or_else(|_| "[]".into()),
         custom_env: serde_json::to_string(&req.custom_env).unwrap_or_else(|_| "{}".into()),
-        created_at: now_ms(),
+        created_at: app.now(),
     };
     app.store.create_agent(row.clone()).await?;
     agent_event(&app, &row);
@@ -110,7 +110,7 @@ pub async fn update(
         }
         match app.store.get_runtime(rid.clone()).await? {
             Some(rt) if rt.workspace_id == a.workspace_id => a.runtime_id = rt.id,
-            _ => return Err(ApiError::not_found("runtime not found")),
+            _ => return Err(ApiError::not_found(agentd_proto::RUNTIME_NOT_FOUND)),
         }
     }
     if let Some(n) = req.name {

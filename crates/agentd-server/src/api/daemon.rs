@@ -7,17 +7,18 @@ use std::sync::Arc;
 
 use agentd_proto::{
     ClaimResponse, CompleteRequest, DeregisterRequest, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, MessagesRequest, ProgressRequest, RecoverOrphansResponse, RegisterRequest,
-    RegisterResponse, ReposResponse, SessionRequest, TaskStatus, TaskStatusResponse, UsageRequest,
+    HeartbeatResponse, MessagesRequest, ProgressRequest, RecoverOrphansRequest,
+    RecoverOrphansResponse, RegisterRequest, RegisterResponse, ReportResponse, ReposResponse,
+    SessionRequest, TaskStatus, TaskStatusResponse, UsageRequest,
 };
 use axum::Json;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::error::{ApiError, ApiJson, ApiQuery};
+use super::error::{ApiError, ApiJson, ApiOptionalJson, ApiQuery};
 use crate::App;
 use crate::auth::Member;
 use crate::service::{self, repos_version, runtime, task};
@@ -57,9 +58,9 @@ pub async fn heartbeat(
         return Err(ApiError::bad("runtime_id is required"));
     }
     runtime::load_for(&app, &who, &req.runtime_id).await?;
-    match runtime::beat(&app, &req.runtime_id).await? {
+    match runtime::beat(&app, &req.runtime_id, req.active_task_ids).await? {
         Some(ack) => Ok(Json(ack)),
-        None => Err(ApiError::not_found("runtime not found")),
+        None => Err(ApiError::not_found(agentd_proto::RUNTIME_NOT_FOUND)),
     }
 }
 
@@ -100,7 +101,7 @@ pub async fn repos(
 ) -> Result<Json<ReposResponse>, ApiError> {
     let ws = match app.store.get_workspace(wid).await? {
         Some(ws) if who.sees_workspace(&ws.id) => ws,
-        _ => return Err(ApiError::not_found("workspace not found")),
+        _ => return Err(ApiError::not_found(agentd_proto::WORKSPACE_NOT_FOUND)),
     };
     let repos = service::repos(&ws);
     Ok(Json(ReposResponse {
@@ -136,9 +137,12 @@ pub async fn recover_orphans(
     State(app): St,
     Member(who): Member,
     Path(rid): Path<String>,
+    ApiOptionalJson(req): ApiOptionalJson<RecoverOrphansRequest>,
 ) -> Result<Json<RecoverOrphansResponse>, ApiError> {
+    // Multica's daemon sends `{}` or nothing: that holds no task.
+    let req = req.unwrap_or_default();
     let rt = runtime::load_for(&app, &who, &rid).await?;
-    let failed = task::recover_orphans(&app, &rt.id).await?;
+    let failed = task::recover_orphans(&app, &rt.id, req.active_task_ids).await?;
     Ok(Json(RecoverOrphansResponse {
         failed,
         requeued: 0,
@@ -149,10 +153,9 @@ pub async fn start(
     State(app): St,
     Member(who): Member,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReportResponse>, ApiError> {
     let t = task::load_for(&app, &who, &id).await?;
-    task::start(&app, &t).await?;
-    Ok(ok())
+    Ok(Json(task::start(&app, &t).await?))
 }
 
 pub async fn progress(
@@ -160,10 +163,10 @@ pub async fn progress(
     Member(who): Member,
     Path(id): Path<String>,
     ApiJson(_req): ApiJson<ProgressRequest>,
-) -> Result<Json<Value>, ApiError> {
-    // Progress is a live hint for a board; it is not persisted.
-    task::load_for(&app, &who, &id).await?;
-    Ok(ok())
+) -> Result<Json<ReportResponse>, ApiError> {
+    // Progress is a live hint for a board; it is not persisted (it renews the lease).
+    let t = task::load_for(&app, &who, &id).await?;
+    Ok(Json(task::held(&app, &t).await?))
 }
 
 pub async fn messages(
@@ -171,10 +174,9 @@ pub async fn messages(
     Member(who): Member,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<MessagesRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReportResponse>, ApiError> {
     let t = task::load_for(&app, &who, &id).await?;
-    task::add_messages(&app, &t, req).await?;
-    Ok(ok())
+    Ok(Json(task::add_messages(&app, &t, req).await?))
 }
 
 pub async fn usage(
@@ -182,10 +184,9 @@ pub async fn usage(
     Member(who): Member,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UsageRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReportResponse>, ApiError> {
     let t = task::load_for(&app, &who, &id).await?;
-    task::add_usage(&app, &t, req).await?;
-    Ok(ok())
+    Ok(Json(task::add_usage(&app, &t, req).await?))
 }
 
 pub async fn session(
@@ -193,16 +194,12 @@ pub async fn session(
     Member(who): Member,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<SessionRequest>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Json<ReportResponse>, ApiError> {
     let t = task::load_for(&app, &who, &id).await?;
     if req.session_id.is_none() && req.work_dir.is_none() {
         return Err(ApiError::bad("session_id or work_dir required"));
     }
-    app.store
-        .pin_session(t.id.clone(), req.session_id, req.work_dir)
-        .await?;
-    crate::service::task_event(&app, "task", &t);
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(task::pin_session(&app, &t, req).await?))
 }
 
 pub async fn complete(
@@ -210,10 +207,9 @@ pub async fn complete(
     Member(who): Member,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CompleteRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReportResponse>, ApiError> {
     let t = task::load_for(&app, &who, &id).await?;
-    task::complete(&app, &t, req).await?;
-    Ok(ok())
+    Ok(Json(task::complete(&app, &t, req).await?))
 }
 
 pub async fn fail(
@@ -221,10 +217,9 @@ pub async fn fail(
     Member(who): Member,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<FailRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReportResponse>, ApiError> {
     let t = task::load_for(&app, &who, &id).await?;
-    task::fail(&app, &t, req).await?;
-    Ok(ok())
+    Ok(Json(task::fail(&app, &t, req).await?))
 }
 
 pub async fn status(

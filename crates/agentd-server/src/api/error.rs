@@ -5,7 +5,10 @@
 use agentd_proto::ErrorBody;
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, MissingJsonContentType};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -77,6 +80,42 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rej) => Err(ApiError::Rejected(rej.status(), rej.body_text())),
+        }
+    }
+}
+
+/// An optional JSON body: `None` when the body is empty (or only whitespace); otherwise
+/// it must be JSON (`Content-Type: application/json`) of the right shape, refused with
+/// the same statuses and bodies as [`ApiJson`].
+pub struct ApiOptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiOptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| m.trim().to_ascii_lowercase())
+            .is_some_and(|m| {
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        let body = match Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(rej) => return Err(ApiError::Rejected(rej.status(), rej.body_text())),
+        };
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ApiOptionalJson(None));
+        }
+        if !is_json {
+            let rej = JsonRejection::from(MissingJsonContentType::default());
+            return Err(ApiError::Rejected(rej.status(), rej.body_text()));
+        }
+        match Json::<T>::from_bytes(&body) {
+            Ok(Json(v)) => Ok(ApiOptionalJson(Some(v))),
             Err(rej) => Err(ApiError::Rejected(rej.status(), rej.body_text())),
         }
     }

@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiJson};
 use super::workspaces::visible_workspace;
+use crate::App;
 use crate::auth::{MEMBER_TOKEN_PREFIX, Member, hash_token, new_token};
 use crate::service::new_id;
 use crate::store::TokenRow;
-use crate::{App, now_ms};
 
 pub async fn create(
     State(app): State<Arc<App>>,
@@ -35,7 +35,7 @@ pub async fn create(
         id: new_id(),
         name: name.clone(),
         is_admin: false,
-        created_at: now_ms(),
+        created_at: app.now(),
     };
     let id = row.id.clone();
     app.store

@@ -11,10 +11,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiJson};
+use crate::App;
 use crate::auth::{Member, Principal};
 use crate::service::{is_uuid, new_id, workspace_info};
 use crate::store::WorkspaceRow;
-use crate::{App, now_ms};
 
 pub async fn me(who: Principal) -> Json<WhoAmI> {
     Json(match who {
@@ -76,7 +76,7 @@ pub async fn create(
         id: new_id(),
         name: name.to_string(),
         repos: serde_json::to_string(&req.repos).unwrap_or_else(|_| "[]".into()),
-        created_at: now_ms(),
+        created_at: app.now(),
     };
     let grant = match &who {
         Principal::Member {
@@ -101,6 +101,6 @@ pub async fn visible_workspace(
     }
     match app.store.get_workspace(wid.to_string()).await? {
         Some(ws) if who.sees_workspace(&ws.id) => Ok(ws),
-        _ => Err(ApiError::not_found("workspace not found")),
+        _ => Err(ApiError::not_found(agentd_proto::WORKSPACE_NOT_FOUND)),
     }
 }

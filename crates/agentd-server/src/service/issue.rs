@@ -7,11 +7,11 @@
 
 use agentd_proto::api::{CreateIssueRequest, ISSUE_STATUSES, UpdateIssueRequest};
 
+use crate::App;
 use crate::api::error::ApiError;
 use crate::auth::Principal;
 use crate::service::{is_uuid, issue_event, new_id, task};
 use crate::store::{AgentRow, CommentRow, IssueRow};
-use crate::{App, now_ms};
 
 fn check_status(s: &str) -> Result<(), ApiError> {
     if ISSUE_STATUSES.contains(&s) {
@@ -67,7 +67,7 @@ pub async fn create(
         Some(id) => Some(agent_in(app, workspace_id, id).await?),
         None => None,
     };
-    let now = now_ms();
+    let now = app.now();
     let issue = IssueRow {
         id: new_id(),
         workspace_id: workspace_id.to_string(),
@@ -129,7 +129,7 @@ pub async fn update(
     if let Some(a) = &new_agent {
         issue.assignee_agent_id = Some(a.id.clone());
     }
-    issue.updated_at = now_ms();
+    issue.updated_at = app.now();
     app.store.update_issue(issue.clone()).await?;
     issue_event(app, "issue", &issue);
 
@@ -180,7 +180,7 @@ pub async fn comment(
         author_id,
         author_name,
         body,
-        created_at: now_ms(),
+        created_at: app.now(),
     };
     app.store.add_comment(c.clone()).await?;
     issue_event(app, "comment", &issue);

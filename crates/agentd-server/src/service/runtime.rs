@@ -1,16 +1,18 @@
 //! Runtime registration and liveness. A runtime's identity is (workspace, daemon_id,
-//! provider). It is online while heartbeats arrive; it goes offline on deregister, after
-//! `offline_after` of silence (sweeper), or when its daemon's WS closes and no heartbeat
-//! follows within the grace. Going offline fails its in-flight tasks (see
-//! ARCHITECTURE.md, "agentd-server", for why they are failed rather than re-queued).
+//! provider). It is online while heartbeats arrive; it is *shown* offline on deregister,
+//! after `offline_after` of silence (sweeper), or when its daemon's WS closes and no
+//! heartbeat follows within the grace. Going offline, and deleting a runtime, fail
+//! nothing: a task ends only when its lease expires (`sweeper`), so a blip, a reset or a
+//! deleted sibling never touch running work. Heartbeats renew the leases of the tasks
+//! the daemon says it holds.
 
 use agentd_proto::{HeartbeatResponse, RegisterRequest, RegisterResponse, Runtime};
 
+use crate::App;
 use crate::api::error::ApiError;
 use crate::auth::Principal;
-use crate::service::{new_id, repos, repos_version, runtime_event, task};
+use crate::service::{new_id, repos, repos_version, runtime_event};
 use crate::store::{RuntimeRow, StoreError, Touched};
-use crate::{App, now_ms};
 
 pub async fn register(
     app: &App,
@@ -30,9 +32,9 @@ pub async fn register(
     }
     let ws = match app.store.get_workspace(workspace_id.clone()).await? {
         Some(ws) if who.sees_workspace(&ws.id) => ws,
-        _ => return Err(ApiError::not_found("workspace not found")),
+        _ => return Err(ApiError::not_found(agentd_proto::WORKSPACE_NOT_FOUND)),
     };
-    let now = now_ms();
+    let now = app.now();
     for spec in &req.runtimes {
         let provider = match spec.provider.trim() {
             "" => "unknown".to_string(),
@@ -92,11 +94,22 @@ pub async fn register(
     })
 }
 
-/// Records a heartbeat. `Ok(None)`: the runtime does not exist (deleted).
-pub async fn beat(app: &App, runtime_id: &str) -> Result<Option<HeartbeatResponse>, StoreError> {
-    if !touch(app, runtime_id, now_ms()).await? {
+/// Records a heartbeat and renews the leases of the tasks the daemon holds
+/// (`active_task_ids`; `None`: all of the daemon's in-flight tasks). `Ok(None)`: the
+/// runtime does not exist (deleted).
+pub async fn beat(
+    app: &App,
+    runtime_id: &str,
+    active_task_ids: Option<Vec<String>>,
+) -> Result<Option<HeartbeatResponse>, StoreError> {
+    let now = app.now();
+    if !touch(app, runtime_id, now).await? {
         return Ok(None);
     }
+    let ids = active_task_ids.map(|ids| ids.into_iter().filter(|id| super::is_uuid(id)).collect());
+    app.store
+        .renew_leases(runtime_id.to_string(), ids, now)
+        .await?;
     Ok(Some(HeartbeatResponse {
         runtime_id: runtime_id.to_string(),
         status: "ok".into(),
@@ -135,7 +148,7 @@ pub async fn load_for(
         .store
         .get_runtime(runtime_id.to_string())
         .await?
-        .ok_or_else(|| ApiError::not_found("runtime not found"))?;
+        .ok_or_else(|| ApiError::not_found(agentd_proto::RUNTIME_NOT_FOUND))?;
     if !who.sees_workspace(&rt.workspace_id) {
         return Err(ApiError::not_found("not found"));
     }
@@ -149,7 +162,7 @@ pub async fn deregister(app: &App, who: &Principal, ids: &[String]) -> Result<()
             continue;
         };
         if app.store.set_runtime_offline(rt.id.clone()).await? {
-            went_offline(app, &rt.id, "runtime deregistered").await?;
+            went_offline(app, &rt.id).await?;
         }
     }
     Ok(())
@@ -170,40 +183,32 @@ pub async fn offline_if_unseen(
             runtime_id,
             "runtime offline: WS closed and no heartbeat followed"
         );
-        went_offline(
-            app,
-            runtime_id,
-            "runtime went offline (daemon connection closed)",
-        )
-        .await?;
+        went_offline(app, runtime_id).await?;
     }
     Ok(())
 }
 
-/// Fails the in-flight tasks of a runtime that just went offline.
-pub async fn went_offline(app: &App, runtime_id: &str, why: &str) -> Result<(), StoreError> {
+/// Tells boards a runtime went offline. Fails nothing: its tasks keep their leases,
+/// which only their daemon's silence lets expire.
+pub async fn went_offline(app: &App, runtime_id: &str) -> Result<(), StoreError> {
     if let Some(rt) = app.store.get_runtime(runtime_id.to_string()).await? {
         runtime_event(app, &rt, "offline");
     }
-    let active = app
-        .store
-        .runtime_tasks(runtime_id.to_string(), vec!["dispatched", "running"])
-        .await?;
-    for t in active {
-        task::fail_by_server(app, &t, why, "runtime_offline").await?;
-    }
     Ok(())
 }
 
-/// Deletes a runtime (user action); its in-flight tasks fail. The daemon learns on its
-/// next heartbeat (404 `runtime not found` / `runtime_gone`) and re-registers.
+/// Deletes a runtime (user action). Its in-flight tasks go on: their daemon still runs
+/// them and reports by task id, and renews their leases under its new runtime ids. The
+/// daemon learns on its next heartbeat (404 `runtime not found` / `runtime_gone`) and
+/// re-registers.
 pub async fn delete(app: &App, who: &Principal, runtime_id: &str) -> Result<(), ApiError> {
     let rt = match load_for(app, who, runtime_id).await {
         Ok(rt) => rt,
-        Err(ApiError::NotFound(_)) => return Err(ApiError::not_found("runtime not found")),
+        Err(ApiError::NotFound(_)) => {
+            return Err(ApiError::not_found(agentd_proto::RUNTIME_NOT_FOUND));
+        }
         Err(e) => return Err(e),
     };
-    went_offline(app, &rt.id, "runtime was deleted").await?;
     app.store.delete_runtime(rt.id.clone()).await?;
     runtime_event(app, &rt, "deleted");
     Ok(())

@@ -5,14 +5,15 @@
 
 use agentd_proto::api::TaskInfo;
 use agentd_proto::{
-    CompleteRequest, FailRequest, MessagesRequest, Repo, Task, TaskAgent, UsageRequest,
+    CompleteRequest, FailRequest, FailureReason, MessagesRequest, Repo, ReportResponse, Task,
+    TaskAgent, TaskStatus, UsageRequest,
 };
 
+use crate::App;
 use crate::api::error::ApiError;
 use crate::auth::{Principal, TASK_TOKEN_PREFIX, hash_token, new_token};
 use crate::service::{is_uuid, new_id, repos, task_event, task_info};
 use crate::store::{AgentRow, CommentRow, IssueRow, MessageRow, StoreError, TaskRow, Transition};
-use crate::{App, now_ms};
 
 const ACTIVE: [&str; 2] = ["dispatched", "running"];
 
@@ -33,7 +34,7 @@ pub async fn enqueue(
         status: "queued".into(),
         trigger_comment_id,
         parent_task_id,
-        created_at: now_ms(),
+        created_at: app.now(),
         ..Default::default()
     };
     app.store.insert_task(task.clone()).await?;
@@ -57,7 +58,7 @@ pub async fn load_for(app: &App, who: &Principal, task_id: &str) -> Result<TaskR
     }
     match app.store.get_task(task_id.to_string()).await? {
         Some(t) if who.sees_workspace(&t.workspace_id) => Ok(t),
-        _ => Err(ApiError::not_found("task not found")),
+        _ => Err(ApiError::not_found(agentd_proto::TASK_NOT_FOUND)),
     }
 }
 
@@ -68,7 +69,7 @@ pub async fn claim(
     runtime_id: &str,
     claim_key: Option<String>,
 ) -> Result<Option<Task>, ApiError> {
-    let now = now_ms();
+    let now = app.now();
     // A claim is a sign of life.
     super::runtime::touch(app, runtime_id, now).await?;
     let token = new_token(TASK_TOKEN_PREFIX);
@@ -140,29 +141,47 @@ async fn build_claimed(app: &App, row: TaskRow, token: String) -> Result<Task, S
     Ok(task)
 }
 
-pub async fn start(app: &App, task: &TaskRow) -> Result<(), ApiError> {
+/// `dispatched → running`. On a task that already ended, nothing moves and the answer
+/// says where it stands, so the daemon stops the agent.
+pub async fn start(app: &App, task: &TaskRow) -> Result<ReportResponse, ApiError> {
     let moved = app
         .store
         .transition_task(Transition {
             task_id: task.id.clone(),
             from: vec!["dispatched"],
             to: "running",
-            now: now_ms(),
+            now: app.now(),
             ..Default::default()
         })
         .await?;
     if let Some(row) = &moved {
         task_event(app, "task", row);
+        return Ok(answer(&row.status, false));
     }
-    if moved.is_some() || task.status == "running" {
-        return Ok(());
+    let current = app
+        .store
+        .get_task(task.id.clone())
+        .await?
+        .ok_or_else(|| ApiError::not_found(agentd_proto::TASK_NOT_FOUND))?;
+    Ok(answer(&current.status, false))
+}
+
+/// The answer to a task report: where the task stands now.
+pub fn answer(status: &str, late: bool) -> ReportResponse {
+    ReportResponse {
+        status: "ok".into(),
+        task_status: TaskStatus::parse(status),
+        late,
     }
-    let current = app.store.get_task(task.id.clone()).await?;
-    match current.map(|t| t.status) {
-        Some(s) if s == "running" => Ok(()),
-        Some(s) => Err(ApiError::Conflict(format!("task is {s}, cannot start"))),
-        None => Err(ApiError::not_found("task not found")),
-    }
+}
+
+/// A report about a task (not its end) arrived: the daemon holds it, so its lease is
+/// renewed. Answers where the task stands.
+pub async fn held(app: &App, task: &TaskRow) -> Result<ReportResponse, StoreError> {
+    app.store
+        .renew_task_lease(task.id.clone(), app.now())
+        .await?;
+    Ok(answer(&task.status, false))
 }
 
 async fn agent_name(app: &App, agent_id: &str) -> Result<String, StoreError> {
@@ -174,7 +193,13 @@ async fn agent_name(app: &App, agent_id: &str) -> Result<String, StoreError> {
         .unwrap_or_else(|| "agent".into()))
 }
 
-fn comment(task: &TaskRow, author_type: &str, author_name: String, body: String) -> CommentRow {
+fn comment(
+    app: &App,
+    task: &TaskRow,
+    author_type: &str,
+    author_name: String,
+    body: String,
+) -> CommentRow {
     CommentRow {
         id: new_id(),
         issue_id: task.issue_id.clone(),
@@ -182,12 +207,17 @@ fn comment(task: &TaskRow, author_type: &str, author_name: String, body: String)
         author_id: task.agent_id.clone(),
         author_name,
         body,
-        created_at: now_ms(),
+        created_at: app.now(),
     }
 }
 
-/// Completes a task; a no-op on a task that is no longer active.
-pub async fn complete(app: &App, task: &TaskRow, req: CompleteRequest) -> Result<(), ApiError> {
+/// Completes a task. On a task that already ended (the server failed it, a user
+/// cancelled it), the result is not dropped: it is recorded as a late report.
+pub async fn complete(
+    app: &App,
+    task: &TaskRow,
+    req: CompleteRequest,
+) -> Result<ReportResponse, ApiError> {
     let name = agent_name(app, &task.agent_id).await?;
     let body = if req.output.trim().is_empty() {
         "(the agent finished without output)".to_string()
@@ -204,51 +234,128 @@ pub async fn complete(app: &App, task: &TaskRow, req: CompleteRequest) -> Result
             task_id: task.id.clone(),
             from: ACTIVE.to_vec(),
             to: "completed",
-            output: Some(req.output),
+            output: Some(req.output.clone()),
             session_id: req.session_id,
             work_dir: req.work_dir,
             branch_name: req.branch_name,
-            comment: Some(comment(task, "agent", name, body)),
+            comment: Some(comment(app, task, "agent", name.clone(), body.clone())),
             issue_status,
-            now: now_ms(),
+            now: app.now(),
             ..Default::default()
         })
         .await?;
     if let Some(row) = &moved {
         task_event(app, "task", row);
+        return Ok(answer(&row.status, false));
     }
-    Ok(())
+    late_report(
+        app,
+        task,
+        &name,
+        // A task completes only through its daemon's complete: another one is a replay.
+        |now| now.status == "completed",
+        format!("the agent finished after the task had ended. Its result:\n\n{body}"),
+    )
+    .await
 }
 
-/// Fails a task as the daemon reported; a no-op on a task that is no longer active.
-pub async fn fail(app: &App, task: &TaskRow, req: FailRequest) -> Result<(), ApiError> {
+/// Fails a task as the daemon reported. On a task that already ended it is recorded as a
+/// late report.
+pub async fn fail(app: &App, task: &TaskRow, req: FailRequest) -> Result<ReportResponse, ApiError> {
     let reason = req
         .failure_reason
-        .and_then(|r| serde_json::to_value(r).ok())
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "agent_error".into());
-    fail_inner(app, task, req.error, reason, req.session_id, req.work_dir).await?;
-    Ok(())
+        .filter(|r| *r != FailureReason::Unknown)
+        .unwrap_or(FailureReason::AgentError);
+    let name = agent_name(app, &task.agent_id).await?;
+    let error = req.error.clone();
+    if fail_inner(app, task, req.error, reason, req.session_id, req.work_dir).await? {
+        return Ok(answer("failed", false));
+    }
+    let reason = reason_str(reason);
+    late_report(
+        app,
+        task,
+        &name,
+        // The very fail that ended the task, sent again (its answer was lost).
+        |now| {
+            now.status == "failed"
+                && now.error.as_deref() == Some(error.as_str())
+                && now.failure_reason.as_deref() == Some(reason.as_str())
+        },
+        format!("the daemon reported the run failed ({reason}): {error}"),
+    )
+    .await
 }
 
-/// Fails a task on the server's own initiative (runtime offline, orphaned, deleted).
+fn reason_str(r: FailureReason) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Records the first final report that arrived for a task that had already ended, as a
+/// system comment on its issue beginning `Late report:` (a replay posts nothing twice),
+/// and answers that the task is over. A report that `is_replay` of the one that ended
+/// the task (the daemon resends what it has no answer for) is no late report: it
+/// changes nothing and answers `late: false`.
+async fn late_report(
+    app: &App,
+    task: &TaskRow,
+    agent_name: &str,
+    is_replay: impl FnOnce(&TaskRow) -> bool,
+    what: String,
+) -> Result<ReportResponse, ApiError> {
+    let current = app
+        .store
+        .get_task(task.id.clone())
+        .await?
+        .ok_or_else(|| ApiError::not_found(agentd_proto::TASK_NOT_FOUND))?;
+    if is_replay(&current) {
+        return Ok(answer(&current.status, false));
+    }
+    let ended = match &current.failure_reason {
+        Some(r) if current.status != "completed" => format!("{} ({r})", current.status),
+        _ => current.status.clone(),
+    };
+    let body = format!(
+        "Late report: task {} had already ended as {ended}; {what}",
+        task.id
+    );
+    let c = comment(app, task, "system", agent_name.to_string(), body.clone());
+    if app
+        .store
+        .record_late_report(task.id.clone(), body, c)
+        .await?
+    {
+        tracing::info!(task_id = %task.id, status = %current.status, "late report recorded");
+        task_event(app, "task", &current);
+        if let Some(issue) = app.store.get_issue(task.issue_id.clone()).await? {
+            super::issue_event(app, "comment", &issue);
+        }
+    }
+    Ok(answer(&current.status, true))
+}
+
+/// Fails a task on the server's own initiative (lease expired, orphaned).
 pub async fn fail_by_server(
     app: &App,
     task: &TaskRow,
     error: &str,
-    reason: &str,
+    reason: FailureReason,
 ) -> Result<bool, StoreError> {
-    fail_inner(app, task, error.into(), reason.into(), None, None).await
+    fail_inner(app, task, error.into(), reason, None, None).await
 }
 
 async fn fail_inner(
     app: &App,
     task: &TaskRow,
     error: String,
-    reason: String,
+    reason: FailureReason,
     session_id: Option<String>,
     work_dir: Option<String>,
 ) -> Result<bool, StoreError> {
+    let reason = reason_str(reason);
     let name = agent_name(app, &task.agent_id).await?;
     let body = format!("Task {} failed ({reason}): {error}", task.id);
     let moved = app
@@ -261,8 +368,8 @@ async fn fail_inner(
             failure_reason: Some(reason),
             session_id,
             work_dir,
-            comment: Some(comment(task, "system", name, body)),
-            now: now_ms(),
+            comment: Some(comment(app, task, "system", name, body)),
+            now: app.now(),
             ..Default::default()
         })
         .await?;
@@ -283,7 +390,7 @@ pub async fn cancel(app: &App, task: &TaskRow, why: &str) -> Result<bool, StoreE
             to: "cancelled",
             error: Some(why.to_string()),
             failure_reason: Some("cancelled".into()),
-            now: now_ms(),
+            now: app.now(),
             ..Default::default()
         })
         .await?;
@@ -332,19 +439,29 @@ pub async fn retry(app: &App, task: &TaskRow) -> Result<TaskRow, ApiError> {
     .await?)
 }
 
-/// Fails every task this runtime held in flight before its daemon restarted.
-pub async fn recover_orphans(app: &App, runtime_id: &str) -> Result<i64, StoreError> {
+/// Fails the in-flight tasks of this runtime that its daemon does not hold:
+/// `active_task_ids` are the tasks it still runs (or still owes a report for) and are
+/// left alone; `None` (a daemon that does not say) means it holds none of them.
+pub async fn recover_orphans(
+    app: &App,
+    runtime_id: &str,
+    active_task_ids: Option<Vec<String>>,
+) -> Result<i64, StoreError> {
+    let held = active_task_ids.unwrap_or_default();
     let mut n = 0;
     for t in app
         .store
         .runtime_tasks(runtime_id.to_string(), ACTIVE.to_vec())
         .await?
     {
+        if held.contains(&t.id) {
+            continue;
+        }
         if fail_by_server(
             app,
             &t,
             "daemon restarted while the task was in flight",
-            "orphaned",
+            FailureReason::Orphaned,
         )
         .await?
         {
@@ -354,8 +471,27 @@ pub async fn recover_orphans(app: &App, runtime_id: &str) -> Result<i64, StoreEr
     Ok(n)
 }
 
-pub async fn add_messages(app: &App, task: &TaskRow, req: MessagesRequest) -> Result<(), ApiError> {
-    let now = now_ms();
+/// Pins the task's session and work dir (while it is in flight) and renews its lease.
+pub async fn pin_session(
+    app: &App,
+    task: &TaskRow,
+    req: agentd_proto::SessionRequest,
+) -> Result<ReportResponse, ApiError> {
+    app.store
+        .pin_session(task.id.clone(), req.session_id, req.work_dir)
+        .await?;
+    task_event(app, "task", task);
+    Ok(held(app, task).await?)
+}
+
+/// Stores a batch of transcript messages (upsert on (task, seq)), also after the task
+/// ended: what the agent said is never dropped. Renews the lease of an in-flight task.
+pub async fn add_messages(
+    app: &App,
+    task: &TaskRow,
+    req: MessagesRequest,
+) -> Result<ReportResponse, ApiError> {
+    let now = app.now();
     let rows = req
         .messages
         .into_iter()
@@ -372,11 +508,16 @@ pub async fn add_messages(app: &App, task: &TaskRow, req: MessagesRequest) -> Re
         .collect();
     app.store.upsert_messages(rows).await?;
     task_event(app, "messages", task);
-    Ok(())
+    Ok(held(app, task).await?)
 }
 
-pub async fn add_usage(app: &App, task: &TaskRow, req: UsageRequest) -> Result<(), ApiError> {
+/// Stores token usage (also after the task ended) and renews the lease.
+pub async fn add_usage(
+    app: &App,
+    task: &TaskRow,
+    req: UsageRequest,
+) -> Result<ReportResponse, ApiError> {
     app.store.upsert_usage(task.id.clone(), req.usage).await?;
     task_event(app, "task", task);
-    Ok(())
+    Ok(held(app, task).await?)
 }

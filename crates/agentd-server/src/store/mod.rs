@@ -114,6 +114,12 @@ pub struct TaskRow {
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub branch_name: Option<String>,
+    /// The daemon that claimed the task (set by the claim).
+    pub daemon_id: Option<String>,
+    /// When that daemon last said it holds the task: the lease's renewal time.
+    pub held_at: Option<i64>,
+    /// The first final report that arrived after the task had ended.
+    pub late_report: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -162,6 +168,9 @@ pub enum Touched {
 
 /// Everything the services need from persistence. Every write is atomic on its own.
 pub trait Store: TaskStore {
+    /// Waits for in-flight queries and closes the database (at shutdown).
+    fn close(&self) -> StoreFut<'_, ()>;
+
     // Workspaces and tokens.
     fn create_workspace(&self, ws: WorkspaceRow, grant_token: Option<String>) -> StoreFut<'_, ()>;
     fn get_workspace(&self, id: String) -> StoreFut<'_, Option<WorkspaceRow>>;
@@ -191,6 +200,8 @@ pub trait Store: TaskStore {
     fn set_runtime_offline(&self, id: String) -> StoreFut<'_, bool>;
     /// Flips to offline every online runtime last seen before `cutoff`; returns them.
     fn offline_stale_runtimes(&self, cutoff: i64) -> StoreFut<'_, Vec<RuntimeRow>>;
+    /// Whether any runtime of this daemon (in any workspace) was seen at or after `since`.
+    fn daemon_seen_since(&self, daemon_id: String, since: i64) -> StoreFut<'_, bool>;
     /// Flips one runtime offline if it was not seen since `since`; true if it flipped.
     fn offline_if_unseen_since(&self, id: String, since: i64) -> StoreFut<'_, bool>;
 
@@ -236,8 +247,27 @@ pub trait TaskStore: Send + Sync + 'static {
         token_hash: String,
         now: i64,
     ) -> StoreFut<'_, Option<TaskRow>>;
-    /// Tasks still `dispatched` (claimed, never started) since before `cutoff`.
-    fn stale_dispatched(&self, cutoff: i64) -> StoreFut<'_, Vec<TaskRow>>;
+    /// In-flight (dispatched or running) tasks whose lease was last renewed before
+    /// `cutoff` (never renewed: since their claim).
+    fn expired_leases(&self, cutoff: i64) -> StoreFut<'_, Vec<TaskRow>>;
+    /// Renews, at `now`, the leases of the in-flight tasks claimed by the daemon that owns
+    /// `runtime_id`: those in `task_ids`, or all of them when `None`. Returns how many.
+    fn renew_leases(
+        &self,
+        runtime_id: String,
+        task_ids: Option<Vec<String>>,
+        now: i64,
+    ) -> StoreFut<'_, u64>;
+    /// Renews one in-flight task's lease (a report about it arrived).
+    fn renew_task_lease(&self, task_id: String, now: i64) -> StoreFut<'_, ()>;
+    /// Keeps the first late final report of an ended task and posts `comment` with it;
+    /// false (and nothing posted) when one was already kept (a replay).
+    fn record_late_report(
+        &self,
+        task_id: String,
+        report: String,
+        comment: CommentRow,
+    ) -> StoreFut<'_, bool>;
     /// The active (dispatched or running) task holding this token hash.
     fn find_task_by_token(&self, hash: String) -> StoreFut<'_, Option<TaskRow>>;
     /// Applies a guarded transition; the new row if it happened, `None` if not.

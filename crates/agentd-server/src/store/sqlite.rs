@@ -16,7 +16,7 @@ use super::*;
 
 pub(super) const TASK_COLS: &str = "id, workspace_id, issue_id, agent_id, runtime_id, status, claim_key, \
     trigger_comment_id, output, error, failure_reason, session_id, work_dir, parent_task_id, \
-    created_at, dispatched_at, started_at, completed_at, branch_name";
+    created_at, dispatched_at, started_at, completed_at, branch_name, daemon_id, held_at, late_report";
 
 const RUNTIME_COLS: &str = "id, workspace_id, daemon_id, provider, name, version, device_name, \
     status, last_seen_at, created_at";
@@ -47,10 +47,6 @@ impl SqliteStore {
         })
     }
 
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
     pub(super) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: for<'c> FnOnce(
@@ -74,6 +70,13 @@ pub(super) fn placeholders(start: usize, n: usize) -> String {
 }
 
 impl Store for SqliteStore {
+    fn close(&self) -> StoreFut<'_, ()> {
+        Box::pin(async move {
+            self.pool.close().await;
+            Ok(())
+        })
+    }
+
     fn create_workspace(&self, ws: WorkspaceRow, grant_token: Option<String>) -> StoreFut<'_, ()> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
@@ -314,6 +317,19 @@ impl Store for SqliteStore {
                 .await?)
             })
         }))
+    }
+
+    fn daemon_seen_since(&self, daemon_id: String, since: i64) -> StoreFut<'_, bool> {
+        Box::pin(async move {
+            Ok(sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM runtimes WHERE daemon_id = $1 AND last_seen_at >= $2",
+            )
+            .bind(daemon_id)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?
+                > 0)
+        })
     }
 
     fn offline_if_unseen_since(&self, id: String, since: i64) -> StoreFut<'_, bool> {

@@ -116,7 +116,7 @@ impl TaskStore for SqliteStore {
             Box::pin(async move {
                 sqlx::query(AssertSqlSafe(format!(
                     "INSERT INTO tasks ({TASK_COLS}) VALUES ({})",
-                    placeholders(1, 19)
+                    placeholders(1, 22)
                 )))
                 .bind(&t.id)
                 .bind(&t.workspace_id)
@@ -137,6 +137,9 @@ impl TaskStore for SqliteStore {
                 .bind(t.started_at)
                 .bind(t.completed_at)
                 .bind(&t.branch_name)
+                .bind(&t.daemon_id)
+                .bind(t.held_at)
+                .bind(&t.late_report)
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -196,13 +199,14 @@ impl TaskStore for SqliteStore {
             Box::pin(async move {
                 if let Some(key) = &claim_key {
                     let replay = sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
-                        "UPDATE tasks SET task_token_hash = $3 WHERE runtime_id = $1 \
+                        "UPDATE tasks SET task_token_hash = $3, held_at = $4 WHERE runtime_id = $1 \
                          AND claim_key = $2 AND status IN ('dispatched', 'running') \
                          RETURNING {TASK_COLS}"
                     )))
                     .bind(&runtime_id)
                     .bind(key)
                     .bind(&token_hash)
+                    .bind(now)
                     .fetch_optional(&mut **tx)
                     .await?;
                     if replay.is_some() {
@@ -213,7 +217,8 @@ impl TaskStore for SqliteStore {
                 // flight; the status guard in the outer UPDATE makes the hand-out exactly-once.
                 Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
                     "UPDATE tasks SET status = 'dispatched', dispatched_at = $2, claim_key = $3, \
-                     task_token_hash = $4 \
+                     task_token_hash = $4, held_at = $2, \
+                     daemon_id = (SELECT r.daemon_id FROM runtimes r WHERE r.id = $1) \
                      WHERE status = 'queued' AND id = ( \
                        SELECT q.id FROM tasks q WHERE q.runtime_id = $1 AND q.status = 'queued' \
                        AND NOT EXISTS (SELECT 1 FROM tasks a WHERE a.issue_id = q.issue_id \
@@ -231,16 +236,84 @@ impl TaskStore for SqliteStore {
         }))
     }
 
-    fn stale_dispatched(&self, cutoff: i64) -> StoreFut<'_, Vec<TaskRow>> {
+    fn expired_leases(&self, cutoff: i64) -> StoreFut<'_, Vec<TaskRow>> {
         Box::pin(async move {
             Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
-                "SELECT {TASK_COLS} FROM tasks WHERE status = 'dispatched' AND dispatched_at < $1 \
-                 ORDER BY dispatched_at"
+                "SELECT {TASK_COLS} FROM tasks WHERE status IN ('dispatched', 'running') \
+                 AND COALESCE(held_at, dispatched_at, created_at) < $1 ORDER BY created_at, id"
             )))
             .bind(cutoff)
             .fetch_all(&self.pool)
             .await?)
         })
+    }
+
+    fn renew_leases(
+        &self,
+        runtime_id: String,
+        task_ids: Option<Vec<String>>,
+        now: i64,
+    ) -> StoreFut<'_, u64> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                let base = "UPDATE tasks SET held_at = $1 WHERE status IN ('dispatched', 'running') \
+                     AND daemon_id = (SELECT r.daemon_id FROM runtimes r WHERE r.id = $2)";
+                let done = match &task_ids {
+                    None => sqlx::query(base).bind(now).bind(&runtime_id).execute(&mut **tx).await?,
+                    Some(ids) if ids.is_empty() => return Ok(0),
+                    Some(ids) => {
+                        let sql = format!("{base} AND id IN ({})", placeholders(3, ids.len()));
+                        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(&runtime_id);
+                        for id in ids {
+                            q = q.bind(id);
+                        }
+                        q.execute(&mut **tx).await?
+                    }
+                };
+                Ok(done.rows_affected())
+            })
+        }))
+    }
+
+    fn renew_task_lease(&self, task_id: String, now: i64) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE tasks SET held_at = $2 WHERE id = $1 \
+                     AND status IN ('dispatched', 'running')",
+                )
+                .bind(&task_id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        }))
+    }
+
+    fn record_late_report(
+        &self,
+        task_id: String,
+        report: String,
+        comment: CommentRow,
+    ) -> StoreFut<'_, bool> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                let first = sqlx::query(
+                    "UPDATE tasks SET late_report = $2 WHERE id = $1 AND late_report IS NULL",
+                )
+                .bind(&task_id)
+                .bind(&report)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if first {
+                    insert_comment(tx, &comment).await?;
+                }
+                Ok(first)
+            })
+        }))
     }
 
     fn find_task_by_token(&self, hash: String) -> StoreFut<'_, Option<TaskRow>> {

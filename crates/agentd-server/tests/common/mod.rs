@@ -2,9 +2,10 @@
 //! over HTTP and WebSocket.
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_server::ServerConfig;
+use agentd_server::{App, ServerConfig};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -13,6 +14,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
 pub struct Srv {
+    /// The running server's state: its clock and store, for `sweep`.
+    pub app: Arc<App>,
     pub url: String,
     pub admin: String,
     pub dir: tempfile::TempDir,
@@ -32,8 +35,10 @@ pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut ServerConf
     let mut config = ServerConfig::new(dir.path());
     tweak(&mut config);
     let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(agentd_server::serve(listener, config, shutdown.clone()));
+    let app = agentd_server::open(config, shutdown.clone()).await.unwrap();
+    let handle = tokio::spawn(agentd_server::run(app.clone(), listener));
     Srv {
+        app,
         url,
         admin,
         dir,
@@ -48,6 +53,56 @@ impl Srv {
         self.shutdown.cancel();
         self.handle.await.unwrap().unwrap();
         self.dir
+    }
+
+    /// The lease (`offline_after`) in milliseconds.
+    pub fn lease_ms(&self) -> i64 {
+        self.app.config.offline_after.as_millis() as i64
+    }
+
+    /// Moves the server's clock forward by `ms` (a lease passes without waiting for it).
+    pub fn advance(&self, ms: i64) {
+        self.app.clock.shift(ms);
+    }
+
+    /// One sweep now, on the server's (possibly advanced) clock.
+    pub async fn sweep(&self) {
+        agentd_server::sweeper::sweep(&self.app, self.app.now())
+            .await
+            .unwrap();
+    }
+
+    /// The task as users see it (`GET /api/v1/tasks/{id}`).
+    pub async fn task(&self, token: &str, id: &str) -> Value {
+        let (s, v) = self.get(token, &format!("/api/v1/tasks/{id}")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// Claims the fixture runtime's next task and starts it; returns its id.
+    pub async fn claim_and_start(&self, fx: &Fx) -> String {
+        let task = self.claim(fx, None).await;
+        let id = task["id"].as_str().expect("a task to claim").to_string();
+        let (s, v) = self
+            .post(
+                &fx.token,
+                &format!("/api/daemon/tasks/{id}/start"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["task_status"], "running", "{v}");
+        id
+    }
+
+    /// An HTTP heartbeat of `runtime` listing `active` (`None`: the field is absent).
+    pub async fn heartbeat(&self, token: &str, runtime: &str, active: Option<&[&str]>) {
+        let mut body = json!({"runtime_id": runtime});
+        if let Some(ids) = active {
+            body["active_task_ids"] = json!(ids);
+        }
+        let (s, v) = self.post(token, "/api/daemon/heartbeat", body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
     }
 
     pub async fn req(

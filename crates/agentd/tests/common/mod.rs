@@ -64,6 +64,54 @@ impl Server {
         }
     }
 
+    /// Like [`Server::start`], plus `args` (e.g. `--offline-after-secs 4`). When `args`
+    /// holds its own `--listen`, that address is used instead of `127.0.0.1:0` (a restart
+    /// on the same port). The log is appended to, so a restart in the same `dir` keeps the
+    /// first run's log.
+    pub fn start_with_args(dir: &Path, args: &[&str]) -> Server {
+        let log = dir.join("server.log");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("server");
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = cmd
+            .args(args)
+            .args(["--json", "--data-dir"])
+            .arg(dir.join("server"))
+            .env("RUST_LOG", "agentd_server=info")
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .expect("server.log"),
+            )
+            .spawn()
+            .expect("spawn agentd server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("server stdout"))
+            .read_line(&mut line)
+            .expect("server prints its URL");
+        let proc = Proc(child);
+        let url = serde_json::from_str::<Value>(&line)
+            .unwrap_or_else(|e| panic!("server JSON line {line:?}: {e}"))["url"]
+            .as_str()
+            .expect("url")
+            .to_string();
+        let admin = std::fs::read_to_string(dir.join("server/admin-token"))
+            .expect("admin-token")
+            .trim()
+            .to_string();
+        Server {
+            url,
+            admin,
+            log,
+            _proc: proc,
+        }
+    }
+
     /// Creates a workspace and a token scoped to it: `(workspace id, token)`.
     pub fn workspace_with_token(&self, name: &str) -> (String, String) {
         let ws = cli(&self.url, &self.admin, &["workspace", "create", name])["id"]
