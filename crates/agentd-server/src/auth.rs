@@ -12,7 +12,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::App;
-use crate::api::error::ApiError;
+use crate::service::Error;
 use crate::store::TaskRow;
 
 pub const MEMBER_TOKEN_PREFIX: &str = "agd_";
@@ -64,25 +64,25 @@ impl Principal {
 }
 
 impl FromRequestParts<Arc<App>> for Principal {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing authorization header".into()))?;
+            .ok_or_else(|| Error::Unauthenticated("missing authorization header".into()))?;
         let token = header
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("invalid authorization format".into()))?;
+            .ok_or_else(|| Error::Unauthenticated("invalid authorization format".into()))?;
         let hash = hash_token(token);
         if token.starts_with(TASK_TOKEN_PREFIX) {
             return match app.store.find_task_by_token(hash).await? {
                 Some(task) => Ok(Principal::Task(Box::new(task))),
-                None => Err(ApiError::Unauthorized(
+                None => Err(Error::Unauthenticated(
                     "invalid token (a task token is valid only while its task is active)".into(),
                 )),
             };
@@ -94,7 +94,7 @@ impl FromRequestParts<Arc<App>> for Principal {
                 admin: row.is_admin,
                 workspaces,
             }),
-            None => Err(ApiError::Unauthorized("invalid token".into())),
+            None => Err(Error::Unauthenticated("invalid token".into())),
         }
     }
 }
@@ -103,11 +103,11 @@ impl FromRequestParts<Arc<App>> for Principal {
 pub struct Member(pub Principal);
 
 impl FromRequestParts<Arc<App>> for Member {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
         match Principal::from_request_parts(parts, app).await? {
-            Principal::Task(_) => Err(ApiError::Forbidden(
+            Principal::Task(_) => Err(Error::Forbidden(
                 "a task token may only read its issue, comment on it and change its status".into(),
             )),
             p => Ok(Member(p)),

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use agentd_proto::FailureReason;
+use agentd_proto::{FailureReason, TaskStatus};
 
 use crate::store::StoreError;
 use crate::{App, service};
@@ -48,7 +48,7 @@ pub async fn sweep(app: &App, now: i64) -> Result<(), StoreError> {
             None => false,
         };
         let secs = app.config.offline_after.as_secs_f64();
-        let (reason, why) = if t.status == "dispatched" {
+        let (reason, why) = if t.status == TaskStatus::Dispatched {
             (
                 FailureReason::Timeout,
                 format!(

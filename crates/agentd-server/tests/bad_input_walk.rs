@@ -46,7 +46,7 @@ fn routes() -> Vec<Route> {
         r(
             Method::POST,
             "/api/daemon/heartbeat",
-            Some(json!({"runtime_id": "{rt}"})),
+            Some(json!({"runtime_id": "{rt}", "active_task_ids": ["{task}"]})),
         ),
         r(Method::GET, "/api/daemon/ws", None),
         r(Method::GET, "/api/daemon/workspaces/{ws}/repos", None),

@@ -451,12 +451,18 @@ async fn recover_orphans_without_a_list_fails_every_in_flight_task() {
             .unwrap()
             .to_string();
         let started = srv.claim_and_start(&fx).await;
-        let (s, v) = srv.req(reqwest::Method::POST, &fx.token, &path, body.clone()).await;
+        let (s, v) = srv
+            .req(reqwest::Method::POST, &fx.token, &path, body.clone())
+            .await;
         assert_eq!(s, StatusCode::OK, "{body:?}: {v}");
         assert_eq!(v, json!({"failed": 2, "requeued": 0}), "{body:?}");
         for t in [&claimed, &started] {
             let (st, reason) = status(&srv, &fx, t).await;
-            assert_eq!((st.as_str(), reason), ("failed", json!("orphaned")), "{body:?}");
+            assert_eq!(
+                (st.as_str(), reason),
+                ("failed", json!("orphaned")),
+                "{body:?}"
+            );
         }
     }
     srv.stop().await;

@@ -53,7 +53,11 @@ async fn a_late_complete_is_recorded_once_and_answers_the_task_is_over() {
     }
     let t = srv.task(&fx.token, &tid).await;
     assert_eq!(t["status"], "cancelled");
-    assert_eq!(t["output"], Value::Null, "a late result changes nothing in the task");
+    assert_eq!(
+        t["output"],
+        Value::Null,
+        "a late result changes nothing in the task"
+    );
     let late = late_comments(&srv, &fx, &issue).await;
     assert_eq!(late.len(), 1, "a replay posts nothing twice: {late:?}");
     assert!(
@@ -63,7 +67,11 @@ async fn a_late_complete_is_recorded_once_and_answers_the_task_is_over() {
         "{}",
         late[0]
     );
-    assert!(late[0].contains("Fixed the parser; tests pass."), "{}", late[0]);
+    assert!(
+        late[0].contains("Fixed the parser; tests pass."),
+        "{}",
+        late[0]
+    );
     let (_, d) = srv.get(&fx.token, &format!("/api/v1/issues/{issue}")).await;
     assert_eq!(d["issue"]["status"], "todo", "a late result moves no issue");
     srv.stop().await;
@@ -94,7 +102,10 @@ async fn a_late_fail_is_recorded_once_and_answers_the_task_is_over() {
 
     let t = srv.task(&fx.token, &tid).await;
     assert_eq!(t["status"], "failed");
-    assert_eq!(t["failure_reason"], "runtime_offline", "the server's reason stays");
+    assert_eq!(
+        t["failure_reason"], "runtime_offline",
+        "the server's reason stays"
+    );
     let late = late_comments(&srv, &fx, &issue).await;
     assert_eq!(late.len(), 1, "{late:?}");
     assert!(
@@ -121,9 +132,8 @@ async fn every_report_answers_the_task_status() {
     let progress = json!({"summary": "s", "step": 1, "total": 2});
     let usage = json!({"usage": [{"provider": "p", "model": "m", "input_tokens": 3}]});
     let session = json!({"session_id": "sess-1", "work_dir": "/w"});
-    let msg = |seq: i64, text: &str| {
-        json!({"messages": [{"seq": seq, "type": "text", "content": text}]})
-    };
+    let msg =
+        |seq: i64, text: &str| json!({"messages": [{"seq": seq, "type": "text", "content": text}]});
 
     let v = report(&srv, &fx, &tid, "progress", progress.clone()).await;
     assert_eq!(v, answer("dispatched", false));

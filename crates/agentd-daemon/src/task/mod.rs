@@ -307,10 +307,6 @@ impl Daemon {
         ));
         let result = self.run_task(&task, &control).await;
         watcher.cancel();
-        let task_dir = self.cfg.data_dir.join("tasks").join(&task.id);
-        if task_dir.is_dir() {
-            let _ = std::fs::write(task_dir.join(crate::gc::DONE_MARKER), "");
-        }
         match result {
             Ok(done) => {
                 tracing::info!(task_id = %task.id, "task completed");
@@ -326,6 +322,16 @@ impl Daemon {
                 };
                 self.report(&task.id, Endpoint::Fail, to_body(req));
             }
+        }
+        // The final report is on disk before the task dir is marked done, so "done"
+        // always means "its outcome survives a crash".
+        if let Some(ob) = self.runner.outbox() {
+            let ob = Arc::clone(ob);
+            let _ = tokio::task::spawn_blocking(move || ob.flushed()).await;
+        }
+        let task_dir = self.cfg.data_dir.join("tasks").join(&task.id);
+        if task_dir.is_dir() {
+            let _ = std::fs::write(task_dir.join(crate::gc::DONE_MARKER), "");
         }
     }
 

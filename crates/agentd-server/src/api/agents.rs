@@ -9,19 +9,16 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiJson};
-use super::workspaces::visible_workspace;
 use crate::App;
 use crate::auth::Member;
-use crate::service::{agent_event, agent_info, is_uuid, new_id, runtime, runtime_info};
-use crate::store::AgentRow;
+use crate::service::{agent, agent_info, runtime, runtime_info};
 
 pub async fn list_runtimes(
     State(app): State<Arc<App>>,
     Member(who): Member,
     Path(wid): Path<String>,
 ) -> Result<Json<Vec<RuntimeInfo>>, ApiError> {
-    let ws = visible_workspace(&app, &who, &wid).await?;
-    let rows = app.store.list_runtimes(ws.id, None).await?;
+    let rows = runtime::list(&app, &who, &wid).await?;
     Ok(Json(rows.iter().map(runtime_info).collect()))
 }
 
@@ -40,30 +37,7 @@ pub async fn create(
     Path(wid): Path<String>,
     ApiJson(req): ApiJson<CreateAgentRequest>,
 ) -> Result<(StatusCode, Json<AgentInfo>), ApiError> {
-    let ws = visible_workspace(&app, &who, &wid).await?;
-    if req.name.trim().is_empty() {
-        return Err(ApiError::bad("name is required"));
-    }
-    if !is_uuid(&req.runtime_id) {
-        return Err(ApiError::bad("invalid runtime_id"));
-    }
-    match app.store.get_runtime(req.runtime_id.clone()).await? {
-        Some(rt) if rt.workspace_id == ws.id => {}
-        _ => return Err(ApiError::not_found(agentd_proto::RUNTIME_NOT_FOUND)),
-    }
-    let row = AgentRow {
-        id: new_id(),
-        workspace_id: ws.id,
-        runtime_id: req.runtime_id,
-        name: req.name.trim().to_string(),
-        instructions: req.instructions,
-        model: req.model,
-        custom_args: serde_json::to_string(&req.custom_args).unwrap_or_else(|_| "[]".into()),
-        custom_env: serde_json::to_string(&req.custom_env).unwrap_or_else(|_| "{}".into()),
-        created_at: app.now(),
-    };
-    app.store.create_agent(row.clone()).await?;
-    agent_event(&app, &row);
+    let row = agent::create(&app, &who, &wid, req).await?;
     Ok((StatusCode::CREATED, Json(agent_info(&row))))
 }
 
@@ -72,8 +46,7 @@ pub async fn list(
     Member(who): Member,
     Path(wid): Path<String>,
 ) -> Result<Json<Vec<AgentInfo>>, ApiError> {
-    let ws = visible_workspace(&app, &who, &wid).await?;
-    let rows = app.store.list_agents(ws.id).await?;
+    let rows = agent::list(&app, &who, &wid).await?;
     Ok(Json(rows.iter().map(agent_info).collect()))
 }
 
@@ -82,13 +55,7 @@ pub async fn show(
     Member(who): Member,
     Path(id): Path<String>,
 ) -> Result<Json<AgentInfo>, ApiError> {
-    if !is_uuid(&id) {
-        return Err(ApiError::bad("invalid agent_id"));
-    }
-    match app.store.get_agent(id).await? {
-        Some(a) if who.sees_workspace(&a.workspace_id) => Ok(Json(agent_info(&a))),
-        _ => Err(ApiError::not_found("agent not found")),
-    }
+    Ok(Json(agent_info(&agent::load_for(&app, &who, &id).await?)))
 }
 
 pub async fn update(
@@ -97,43 +64,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateAgentRequest>,
 ) -> Result<Json<AgentInfo>, ApiError> {
-    if !is_uuid(&id) {
-        return Err(ApiError::bad("invalid agent_id"));
-    }
-    let mut a = match app.store.get_agent(id).await? {
-        Some(a) if who.sees_workspace(&a.workspace_id) => a,
-        _ => return Err(ApiError::not_found("agent not found")),
-    };
-    if let Some(rid) = req.runtime_id {
-        if !is_uuid(&rid) {
-            return Err(ApiError::bad("invalid runtime_id"));
-        }
-        match app.store.get_runtime(rid.clone()).await? {
-            Some(rt) if rt.workspace_id == a.workspace_id => a.runtime_id = rt.id,
-            _ => return Err(ApiError::not_found(agentd_proto::RUNTIME_NOT_FOUND)),
-        }
-    }
-    if let Some(n) = req.name {
-        if n.trim().is_empty() {
-            return Err(ApiError::bad("name must not be empty"));
-        }
-        a.name = n.trim().to_string();
-    }
-    if let Some(i) = req.instructions {
-        a.instructions = i;
-    }
-    if let Some(m) = req.model {
-        a.model = m;
-    }
-    if let Some(args) = req.custom_args {
-        a.custom_args = serde_json::to_string(&args).unwrap_or_else(|_| "[]".into());
-    }
-    if let Some(env) = req.custom_env {
-        a.custom_env = serde_json::to_string(&env).unwrap_or_else(|_| "{}".into());
-    }
-    for t in app.store.update_agent(a.clone()).await? {
-        app.hub.task_available(&t.runtime_id, &t.id);
-    }
-    agent_event(&app, &a);
-    Ok(Json(agent_info(&a)))
+    Ok(Json(agent_info(
+        &agent::update(&app, &who, &id, req).await?,
+    )))
 }

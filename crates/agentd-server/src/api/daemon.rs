@@ -9,7 +9,7 @@ use agentd_proto::{
     ClaimResponse, CompleteRequest, DeregisterRequest, FailRequest, HeartbeatRequest,
     HeartbeatResponse, MessagesRequest, ProgressRequest, RecoverOrphansRequest,
     RecoverOrphansResponse, RegisterRequest, RegisterResponse, ReportResponse, ReposResponse,
-    SessionRequest, TaskStatus, TaskStatusResponse, UsageRequest,
+    SessionRequest, TaskStatusResponse, UsageRequest,
 };
 use axum::Json;
 use axum::extract::ws::WebSocketUpgrade;
@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::error::{ApiError, ApiJson, ApiOptionalJson, ApiQuery};
 use crate::App;
 use crate::auth::Member;
-use crate::service::{self, repos_version, runtime, task};
+use crate::service::{runtime, task, workspace};
 
 type St = State<Arc<App>>;
 
@@ -99,16 +99,7 @@ pub async fn repos(
     Member(who): Member,
     Path(wid): Path<String>,
 ) -> Result<Json<ReposResponse>, ApiError> {
-    let ws = match app.store.get_workspace(wid).await? {
-        Some(ws) if who.sees_workspace(&ws.id) => ws,
-        _ => return Err(ApiError::not_found(agentd_proto::WORKSPACE_NOT_FOUND)),
-    };
-    let repos = service::repos(&ws);
-    Ok(Json(ReposResponse {
-        workspace_id: ws.id,
-        repos_version: repos_version(&repos),
-        repos,
-    }))
+    Ok(Json(workspace::repos_for_daemon(&app, &who, wid).await?))
 }
 
 pub async fn claim(
@@ -228,7 +219,5 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> Result<Json<TaskStatusResponse>, ApiError> {
     let t = task::load_for(&app, &who, &id).await?;
-    Ok(Json(TaskStatusResponse {
-        status: TaskStatus::parse(&t.status).unwrap_or(TaskStatus::Unknown),
-    }))
+    Ok(Json(TaskStatusResponse { status: t.status }))
 }

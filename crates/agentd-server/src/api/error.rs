@@ -1,18 +1,20 @@
-//! [`ApiError`]: every failure of a handler, and the only mapping to HTTP statuses. Each
-//! answers `{"error": "..."}` ([`agentd_proto::ErrorBody`]). Also the JSON and query
-//! extractors whose rejections become the same body.
+//! [`ApiError`]: every failure of a handler, and the only mapping to HTTP statuses —
+//! including that of the domain's [`service::Error`]. Each answers `{"error": "..."}`
+//! ([`agentd_proto::ErrorBody`]). Also the JSON and query extractors whose rejections
+//! become the same body.
 
 use agentd_proto::ErrorBody;
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, MissingJsonContentType};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use crate::service;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,27 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         tracing::error!(error = %e, "store failure");
         ApiError::Internal("database error".into())
+    }
+}
+
+/// The one mapping of domain errors to HTTP statuses; the message is the body, unchanged.
+impl From<service::Error> for ApiError {
+    fn from(e: service::Error) -> ApiError {
+        match e {
+            service::Error::BadInput(m) => ApiError::BadRequest(m),
+            service::Error::Unauthenticated(m) => ApiError::Unauthorized(m),
+            service::Error::Forbidden(m) => ApiError::Forbidden(m),
+            service::Error::NotFound(m) => ApiError::NotFound(m.to_string()),
+            service::Error::Conflict(m) => ApiError::Conflict(m),
+            service::Error::Store(e) => ApiError::from(e),
+        }
+    }
+}
+
+/// A domain error answered directly (the rejection of the auth extractors).
+impl IntoResponse for service::Error {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
     }
 }
 

@@ -15,17 +15,17 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
-use super::workspaces::visible_workspace;
 use crate::App;
 use crate::auth::Member;
 use crate::events::Events;
+use crate::service::workspace;
 
 pub async fn stream(
     State(app): State<Arc<App>>,
     Member(who): Member,
     Path(wid): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let ws = visible_workspace(&app, &who, &wid).await?;
+    let ws = workspace::visible(&app, &who, &wid).await?;
     let state = Sub {
         rx: app.events.subscribe(),
         workspace_id: ws.id,

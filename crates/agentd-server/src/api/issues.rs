@@ -13,10 +13,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiJson, ApiQuery};
-use super::workspaces::visible_workspace;
 use crate::App;
 use crate::auth::{Member, Principal};
-use crate::service::{comment_info, issue, issue_info, task, task_info};
+use crate::service::{comment_info, issue, issue_info, workspace};
 
 pub async fn create(
     State(app): State<Arc<App>>,
@@ -24,7 +23,7 @@ pub async fn create(
     Path(wid): Path<String>,
     ApiJson(req): ApiJson<CreateIssueRequest>,
 ) -> Result<(StatusCode, Json<IssueInfo>), ApiError> {
-    let ws = visible_workspace(&app, &who, &wid).await?;
+    let ws = workspace::visible(&app, &who, &wid).await?;
     let row = issue::create(&app, &ws.id, req).await?;
     Ok((StatusCode::CREATED, Json(issue_info(&row))))
 }
@@ -34,19 +33,8 @@ pub async fn list(
     Member(who): Member,
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<Vec<IssueInfo>>, ApiError> {
-    let filter = match q.get("workspace_id") {
-        Some(wid) => Some(vec![visible_workspace(&app, &who, wid).await?.id]),
-        None => who.workspace_filter(),
-    };
-    let rows = app.store.list_issues(filter).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let mut info = issue_info(row);
-        let tasks = app.store.list_issue_tasks(row.id.clone()).await?;
-        info.latest_task = tasks.last().map(|t| Box::new(task_info(t)));
-        out.push(info);
-    }
-    Ok(Json(out))
+    let wid = q.get("workspace_id").map(String::as_str);
+    Ok(Json(issue::list(&app, &who, wid).await?))
 }
 
 pub async fn show(
@@ -54,18 +42,7 @@ pub async fn show(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<IssueDetail>, ApiError> {
-    let i = issue::load_for(&app, &who, &id).await?;
-    let tasks = app.store.list_issue_tasks(i.id.clone()).await?;
-    let comments = app.store.list_comments(i.id.clone()).await?;
-    let mut infos = Vec::with_capacity(tasks.len());
-    for t in &tasks {
-        infos.push(task::info(&app, t).await?);
-    }
-    Ok(Json(IssueDetail {
-        issue: issue_info(&i),
-        tasks: infos,
-        comments: comments.iter().map(comment_info).collect(),
-    }))
+    Ok(Json(issue::detail(&app, &who, &id).await?))
 }
 
 pub async fn update(
@@ -83,8 +60,7 @@ pub async fn comments(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<CommentInfo>>, ApiError> {
-    let i = issue::load_for(&app, &who, &id).await?;
-    let rows = app.store.list_comments(i.id).await?;
+    let rows = issue::comments(&app, &who, &id).await?;
     Ok(Json(rows.iter().map(comment_info).collect()))
 }
 

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use agentd_proto::api::{MessagesPage, TaskInfo};
-use agentd_proto::{MessageKind, TaskMessage};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -45,23 +44,7 @@ pub async fn messages(
             .ok_or_else(|| ApiError::bad("invalid limit: expected 1..=5000"))?,
     };
     let t = task::load_for(&app, &who, &id).await?;
-    let rows = app.store.list_messages(t.id.clone(), after, limit).await?;
-    let messages = rows
-        .into_iter()
-        .map(|m| TaskMessage {
-            seq: m.seq,
-            kind: serde_json::from_value(serde_json::Value::String(m.kind))
-                .unwrap_or(MessageKind::Unknown),
-            tool: m.tool,
-            content: m.content,
-            input: m.input.and_then(|s| serde_json::from_str(&s).ok()),
-            output: m.output,
-        })
-        .collect();
-    Ok(Json(MessagesPage {
-        task_status: t.status,
-        messages,
-    }))
+    Ok(Json(task::messages(&app, &t, after, limit).await?))
 }
 
 pub async fn cancel(

@@ -13,8 +13,7 @@ use axum::http::StatusCode;
 use super::error::{ApiError, ApiJson};
 use crate::App;
 use crate::auth::{Member, Principal};
-use crate::service::{is_uuid, new_id, workspace_info};
-use crate::store::WorkspaceRow;
+use crate::service::{workspace, workspace_info};
 
 pub async fn me(who: Principal) -> Json<WhoAmI> {
     Json(match who {
@@ -35,7 +34,7 @@ pub async fn list_for_daemon(
     State(app): State<Arc<App>>,
     Member(who): Member,
 ) -> Result<Json<Vec<Workspace>>, ApiError> {
-    let rows = app.store.list_workspaces(who.workspace_filter()).await?;
+    let rows = workspace::list(&app, &who).await?;
     Ok(Json(
         rows.into_iter()
             .map(|w| Workspace {
@@ -50,7 +49,7 @@ pub async fn list(
     State(app): State<Arc<App>>,
     Member(who): Member,
 ) -> Result<Json<Vec<WorkspaceInfo>>, ApiError> {
-    let rows = app.store.list_workspaces(who.workspace_filter()).await?;
+    let rows = workspace::list(&app, &who).await?;
     Ok(Json(rows.iter().map(workspace_info).collect()))
 }
 
@@ -59,7 +58,7 @@ pub async fn show(
     Member(who): Member,
     Path(wid): Path<String>,
 ) -> Result<Json<WorkspaceInfo>, ApiError> {
-    let ws = visible_workspace(&app, &who, &wid).await?;
+    let ws = workspace::visible(&app, &who, &wid).await?;
     Ok(Json(workspace_info(&ws)))
 }
 
@@ -68,39 +67,6 @@ pub async fn create(
     Member(who): Member,
     ApiJson(req): ApiJson<CreateWorkspaceRequest>,
 ) -> Result<(StatusCode, Json<WorkspaceInfo>), ApiError> {
-    let name = req.name.trim();
-    if name.is_empty() {
-        return Err(ApiError::bad("name is required"));
-    }
-    let row = WorkspaceRow {
-        id: new_id(),
-        name: name.to_string(),
-        repos: serde_json::to_string(&req.repos).unwrap_or_else(|_| "[]".into()),
-        created_at: app.now(),
-    };
-    let grant = match &who {
-        Principal::Member {
-            admin: false,
-            token_id,
-            ..
-        } => Some(token_id.clone()),
-        _ => None,
-    };
-    app.store.create_workspace(row.clone(), grant).await?;
+    let row = workspace::create(&app, &who, req).await?;
     Ok((StatusCode::CREATED, Json(workspace_info(&row))))
-}
-
-/// A workspace the caller can see; 404 `workspace not found` otherwise.
-pub async fn visible_workspace(
-    app: &App,
-    who: &Principal,
-    wid: &str,
-) -> Result<WorkspaceRow, ApiError> {
-    if !is_uuid(wid) {
-        return Err(ApiError::bad("invalid workspace_id"));
-    }
-    match app.store.get_workspace(wid.to_string()).await? {
-        Some(ws) if who.sees_workspace(&ws.id) => Ok(ws),
-        _ => Err(ApiError::not_found(agentd_proto::WORKSPACE_NOT_FOUND)),
-    }
 }

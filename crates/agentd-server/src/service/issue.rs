@@ -5,19 +5,23 @@
 //! An agent (task token) may read its own issue, comment on it and change its status,
 //! which never queues anything.
 
-use agentd_proto::api::{CreateIssueRequest, ISSUE_STATUSES, UpdateIssueRequest};
+use agentd_proto::TaskStatus;
+use agentd_proto::api::{
+    CreateIssueRequest, ISSUE_STATUSES, IssueDetail, IssueInfo, UpdateIssueRequest,
+};
 
 use crate::App;
-use crate::api::error::ApiError;
 use crate::auth::Principal;
-use crate::service::{is_uuid, issue_event, new_id, task};
+use crate::service::{
+    Error, comment_info, is_uuid, issue_event, issue_info, new_id, task, task_info, workspace,
+};
 use crate::store::{AgentRow, CommentRow, IssueRow};
 
-fn check_status(s: &str) -> Result<(), ApiError> {
+fn check_status(s: &str) -> Result<(), Error> {
     if ISSUE_STATUSES.contains(&s) {
         Ok(())
     } else {
-        Err(ApiError::bad(format!(
+        Err(Error::bad(format!(
             "invalid status {s:?}; expected one of {}",
             ISSUE_STATUSES.join(", ")
         )))
@@ -29,9 +33,9 @@ fn wants_work(status: &str) -> bool {
 }
 
 /// Loads an issue the caller may see: a task token sees only its own issue.
-pub async fn load_for(app: &App, who: &Principal, issue_id: &str) -> Result<IssueRow, ApiError> {
+pub async fn load_for(app: &App, who: &Principal, issue_id: &str) -> Result<IssueRow, Error> {
     if !is_uuid(issue_id) {
-        return Err(ApiError::bad("invalid issue_id"));
+        return Err(Error::bad("invalid issue_id"));
     }
     let visible = |i: &IssueRow| match who {
         Principal::Task(t) => t.issue_id == i.id,
@@ -39,17 +43,65 @@ pub async fn load_for(app: &App, who: &Principal, issue_id: &str) -> Result<Issu
     };
     match app.store.get_issue(issue_id.to_string()).await? {
         Some(i) if visible(&i) => Ok(i),
-        _ => Err(ApiError::not_found("issue not found")),
+        _ => Err(Error::NotFound("issue not found")),
     }
 }
 
-async fn agent_in(app: &App, workspace_id: &str, agent_id: &str) -> Result<AgentRow, ApiError> {
+/// The issues of one workspace (`workspace_id`) or of all the caller can see, each with
+/// its latest task.
+pub async fn list(
+    app: &App,
+    who: &Principal,
+    workspace_id: Option<&str>,
+) -> Result<Vec<IssueInfo>, Error> {
+    let filter = match workspace_id {
+        Some(wid) => Some(vec![workspace::visible(app, who, wid).await?.id]),
+        None => who.workspace_filter(),
+    };
+    let rows = app.store.list_issues(filter).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut info = issue_info(row);
+        let tasks = app.store.list_issue_tasks(row.id.clone()).await?;
+        info.latest_task = tasks.last().map(|t| Box::new(task_info(t)));
+        out.push(info);
+    }
+    Ok(out)
+}
+
+/// An issue with its tasks (and their usage) and comments.
+pub async fn detail(app: &App, who: &Principal, issue_id: &str) -> Result<IssueDetail, Error> {
+    let i = load_for(app, who, issue_id).await?;
+    let tasks = app.store.list_issue_tasks(i.id.clone()).await?;
+    let comments = app.store.list_comments(i.id.clone()).await?;
+    let mut infos = Vec::with_capacity(tasks.len());
+    for t in &tasks {
+        infos.push(task::info(app, t).await?);
+    }
+    Ok(IssueDetail {
+        issue: issue_info(&i),
+        tasks: infos,
+        comments: comments.iter().map(comment_info).collect(),
+    })
+}
+
+/// The issue's comments, oldest first.
+pub async fn comments(
+    app: &App,
+    who: &Principal,
+    issue_id: &str,
+) -> Result<Vec<CommentRow>, Error> {
+    let i = load_for(app, who, issue_id).await?;
+    Ok(app.store.list_comments(i.id).await?)
+}
+
+async fn agent_in(app: &App, workspace_id: &str, agent_id: &str) -> Result<AgentRow, Error> {
     if !is_uuid(agent_id) {
-        return Err(ApiError::bad("invalid assignee_agent_id"));
+        return Err(Error::bad("invalid assignee_agent_id"));
     }
     match app.store.get_agent(agent_id.to_string()).await? {
         Some(a) if a.workspace_id == workspace_id => Ok(a),
-        _ => Err(ApiError::not_found("agent not found")),
+        _ => Err(Error::NotFound("agent not found")),
     }
 }
 
@@ -57,9 +109,9 @@ pub async fn create(
     app: &App,
     workspace_id: &str,
     req: CreateIssueRequest,
-) -> Result<IssueRow, ApiError> {
+) -> Result<IssueRow, Error> {
     if req.title.trim().is_empty() {
-        return Err(ApiError::bad("title is required"));
+        return Err(Error::bad("title is required"));
     }
     let status = req.status.unwrap_or_else(|| "todo".into());
     check_status(&status)?;
@@ -93,12 +145,12 @@ pub async fn update(
     who: &Principal,
     issue_id: &str,
     req: UpdateIssueRequest,
-) -> Result<IssueRow, ApiError> {
+) -> Result<IssueRow, Error> {
     let mut issue = load_for(app, who, issue_id).await?;
     if matches!(who, Principal::Task(_))
         && (req.title.is_some() || req.description.is_some() || req.assignee_agent_id.is_some())
     {
-        return Err(ApiError::Forbidden(
+        return Err(Error::Forbidden(
             "a task token may only change the issue's status".into(),
         ));
     }
@@ -108,7 +160,7 @@ pub async fn update(
     if let Some(t) = &req.title
         && t.trim().is_empty()
     {
-        return Err(ApiError::bad("title must not be empty"));
+        return Err(Error::bad("title must not be empty"));
     }
     let new_agent = match &req.assignee_agent_id {
         Some(id) if Some(id) != issue.assignee_agent_id.as_ref() => {
@@ -156,10 +208,10 @@ pub async fn comment(
     who: &Principal,
     issue_id: &str,
     body: String,
-) -> Result<CommentRow, ApiError> {
+) -> Result<CommentRow, Error> {
     let issue = load_for(app, who, issue_id).await?;
     if body.trim().is_empty() {
-        return Err(ApiError::bad("body is required"));
+        return Err(Error::bad("body is required"));
     }
     let (author_type, author_id, author_name) = match who {
         Principal::Task(t) => {
@@ -193,7 +245,7 @@ pub async fn comment(
         let tasks = app.store.list_issue_tasks(issue.id.clone()).await?;
         let already_queued = tasks
             .iter()
-            .any(|t| t.agent_id == agent.id && t.status == "queued");
+            .any(|t| t.agent_id == agent.id && t.status == TaskStatus::Queued);
         if !already_queued {
             task::enqueue(app, &issue, &agent, Some(c.id.clone()), None).await?;
         }

@@ -1,10 +1,19 @@
-//! Domain rules, independent of HTTP routing: [`task`] (queue, claim, lifecycle, cancel,
-//! retry), [`runtime`] (register, liveness, offline handling), [`issue`] (issues,
-//! comments and the triggers that queue tasks). Row → wire conversions live here too.
+//! Domain rules, independent of HTTP: [`task`] (queue, claim, lifecycle, leases of
+//! reports, late reports, cancel, retry), [`runtime`] (register, liveness, heartbeats that
+//! renew leases), [`issue`] (issues, comments and the triggers that queue tasks),
+//! [`agent`], [`workspace`] (and the visibility rule), [`token`]. Handlers call these and
+//! nothing below them; failures are an [`Error`], which only `api::error` maps to HTTP.
+//! Row → wire conversions live here too.
 
+pub mod agent;
+mod error;
 pub mod issue;
 pub mod runtime;
 pub mod task;
+pub mod token;
+pub mod workspace;
+
+pub use error::Error;
 
 use agentd_proto::Repo;
 use agentd_proto::api::{AgentInfo, CommentInfo, IssueInfo, RuntimeInfo, TaskInfo, WorkspaceInfo};
@@ -12,7 +21,9 @@ use sha2::{Digest, Sha256};
 
 use crate::App;
 use crate::events::Events;
-use crate::store::{AgentRow, CommentRow, IssueRow, RuntimeRow, TaskRow, WorkspaceRow};
+use crate::store::{
+    AgentRow, CommentRow, IssueRow, RuntimeRow, TaskRow, WorkspaceRow, reason_text,
+};
 
 /// Publishes that task `t` changed (`kind` `task`, or `messages` for new transcript).
 pub fn task_event(app: &App, kind: &str, t: &TaskRow) {
@@ -21,7 +32,7 @@ pub fn task_event(app: &App, kind: &str, t: &TaskRow) {
     e.task_id = Some(t.id.clone());
     e.agent_id = Some(t.agent_id.clone());
     e.runtime_id = Some(t.runtime_id.clone());
-    e.status = Some(t.status.clone());
+    e.status = Some(t.status.as_str().to_string());
     app.events.publish(e);
 }
 
@@ -159,10 +170,10 @@ pub fn task_info(t: &TaskRow) -> TaskInfo {
         issue_id: t.issue_id.clone(),
         agent_id: t.agent_id.clone(),
         runtime_id: t.runtime_id.clone(),
-        status: t.status.clone(),
+        status: t.status.as_str().to_string(),
         output: t.output.clone(),
         error: t.error.clone(),
-        failure_reason: t.failure_reason.clone(),
+        failure_reason: t.failure_reason.map(reason_text),
         parent_task_id: t.parent_task_id.clone(),
         created_at: rfc3339(t.created_at),
         dispatched_at: opt_time(t.dispatched_at),

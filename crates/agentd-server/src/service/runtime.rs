@@ -9,30 +9,29 @@
 use agentd_proto::{HeartbeatResponse, RegisterRequest, RegisterResponse, Runtime};
 
 use crate::App;
-use crate::api::error::ApiError;
 use crate::auth::Principal;
-use crate::service::{new_id, repos, repos_version, runtime_event};
+use crate::service::{Error, new_id, repos, repos_version, runtime_event};
 use crate::store::{RuntimeRow, StoreError, Touched};
 
 pub async fn register(
     app: &App,
     who: &Principal,
     req: RegisterRequest,
-) -> Result<RegisterResponse, ApiError> {
+) -> Result<RegisterResponse, Error> {
     let workspace_id = req.workspace_id.trim().to_string();
     let daemon_id = req.daemon_id.trim().to_string();
     if daemon_id.is_empty() {
-        return Err(ApiError::bad("daemon_id is required"));
+        return Err(Error::bad("daemon_id is required"));
     }
     if workspace_id.is_empty() {
-        return Err(ApiError::bad("workspace_id is required"));
+        return Err(Error::bad("workspace_id is required"));
     }
     if req.runtimes.is_empty() {
-        return Err(ApiError::bad("at least one runtime is required"));
+        return Err(Error::bad("at least one runtime is required"));
     }
     let ws = match app.store.get_workspace(workspace_id.clone()).await? {
         Some(ws) if who.sees_workspace(&ws.id) => ws,
-        _ => return Err(ApiError::not_found(agentd_proto::WORKSPACE_NOT_FOUND)),
+        _ => return Err(Error::NotFound(agentd_proto::WORKSPACE_NOT_FOUND)),
     };
     let now = app.now();
     for spec in &req.runtimes {
@@ -136,27 +135,29 @@ pub async fn touch(app: &App, runtime_id: &str, now: i64) -> Result<bool, StoreE
 
 /// Loads a runtime for a daemon call: 404 `runtime not found` if it does not exist,
 /// 404 `not found` if it is in a workspace the token cannot see.
-pub async fn load_for(
-    app: &App,
-    who: &Principal,
-    runtime_id: &str,
-) -> Result<RuntimeRow, ApiError> {
+pub async fn load_for(app: &App, who: &Principal, runtime_id: &str) -> Result<RuntimeRow, Error> {
     if !super::is_uuid(runtime_id) {
-        return Err(ApiError::bad("invalid runtime_id"));
+        return Err(Error::bad("invalid runtime_id"));
     }
     let rt = app
         .store
         .get_runtime(runtime_id.to_string())
         .await?
-        .ok_or_else(|| ApiError::not_found(agentd_proto::RUNTIME_NOT_FOUND))?;
+        .ok_or_else(|| Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND))?;
     if !who.sees_workspace(&rt.workspace_id) {
-        return Err(ApiError::not_found("not found"));
+        return Err(Error::NotFound("not found"));
     }
     Ok(rt)
 }
 
+/// The runtimes of a workspace the caller can see.
+pub async fn list(app: &App, who: &Principal, wid: &str) -> Result<Vec<RuntimeRow>, Error> {
+    let ws = super::workspace::visible(app, who, wid).await?;
+    Ok(app.store.list_runtimes(ws.id, None).await?)
+}
+
 /// Marks runtimes offline (daemon shutdown); foreign or unknown ids are skipped.
-pub async fn deregister(app: &App, who: &Principal, ids: &[String]) -> Result<(), ApiError> {
+pub async fn deregister(app: &App, who: &Principal, ids: &[String]) -> Result<(), Error> {
     for id in ids {
         let Ok(rt) = load_for(app, who, id).await else {
             continue;
@@ -201,11 +202,11 @@ pub async fn went_offline(app: &App, runtime_id: &str) -> Result<(), StoreError>
 /// them and reports by task id, and renews their leases under its new runtime ids. The
 /// daemon learns on its next heartbeat (404 `runtime not found` / `runtime_gone`) and
 /// re-registers.
-pub async fn delete(app: &App, who: &Principal, runtime_id: &str) -> Result<(), ApiError> {
+pub async fn delete(app: &App, who: &Principal, runtime_id: &str) -> Result<(), Error> {
     let rt = match load_for(app, who, runtime_id).await {
         Ok(rt) => rt,
-        Err(ApiError::NotFound(_)) => {
-            return Err(ApiError::not_found(agentd_proto::RUNTIME_NOT_FOUND));
+        Err(Error::NotFound(_)) => {
+            return Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND));
         }
         Err(e) => return Err(e),
     };

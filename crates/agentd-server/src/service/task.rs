@@ -3,19 +3,27 @@
 //! Completion posts the agent's output as a comment and moves the issue to `in_review`;
 //! failure posts the error and leaves the issue assigned. A retry is a new task.
 
-use agentd_proto::api::TaskInfo;
+use agentd_proto::api::{MessagesPage, TaskInfo};
 use agentd_proto::{
-    CompleteRequest, FailRequest, FailureReason, MessagesRequest, Repo, ReportResponse, Task,
-    TaskAgent, TaskStatus, UsageRequest,
+    CompleteRequest, FailRequest, FailureReason, MessageKind, MessagesRequest, Repo,
+    ReportResponse, Task, TaskAgent, TaskMessage, TaskStatus, UsageRequest,
 };
 
 use crate::App;
-use crate::api::error::ApiError;
 use crate::auth::{Principal, TASK_TOKEN_PREFIX, hash_token, new_token};
-use crate::service::{is_uuid, new_id, repos, task_event, task_info};
-use crate::store::{AgentRow, CommentRow, IssueRow, MessageRow, StoreError, TaskRow, Transition};
+use crate::service::{Error, is_uuid, new_id, repos, task_event, task_info};
+use crate::store::{
+    AgentRow, CommentRow, IssueRow, MessageRow, StoreError, TaskRow, Transition, reason_text,
+};
 
-const ACTIVE: [&str; 2] = ["dispatched", "running"];
+/// Claimed and not yet ended: the statuses a lease covers.
+const IN_FLIGHT: [TaskStatus; 2] = [TaskStatus::Dispatched, TaskStatus::Running];
+/// Not yet ended: what a cancellation stops.
+const ACTIVE: [TaskStatus; 3] = [
+    TaskStatus::Queued,
+    TaskStatus::Dispatched,
+    TaskStatus::Running,
+];
 
 /// Queues a task for the agent on the issue and wakes the agent's runtime.
 pub async fn enqueue(
@@ -31,7 +39,7 @@ pub async fn enqueue(
         issue_id: issue.id.clone(),
         agent_id: agent.id.clone(),
         runtime_id: agent.runtime_id.clone(),
-        status: "queued".into(),
+        status: TaskStatus::Queued,
         trigger_comment_id,
         parent_task_id,
         created_at: app.now(),
@@ -52,14 +60,44 @@ pub async fn info(app: &App, task: &TaskRow) -> Result<TaskInfo, StoreError> {
 
 /// Loads a task for a daemon or user call: 404 `task not found` when missing or in a
 /// workspace the caller cannot see.
-pub async fn load_for(app: &App, who: &Principal, task_id: &str) -> Result<TaskRow, ApiError> {
+pub async fn load_for(app: &App, who: &Principal, task_id: &str) -> Result<TaskRow, Error> {
     if !is_uuid(task_id) {
-        return Err(ApiError::bad("invalid task_id"));
+        return Err(Error::bad("invalid task_id"));
     }
     match app.store.get_task(task_id.to_string()).await? {
         Some(t) if who.sees_workspace(&t.workspace_id) => Ok(t),
-        _ => Err(ApiError::not_found(agentd_proto::TASK_NOT_FOUND)),
+        _ => Err(Error::NotFound(agentd_proto::TASK_NOT_FOUND)),
     }
+}
+
+/// A page of the task's transcript: up to `limit` messages after `after_seq`, and where
+/// the task stands.
+pub async fn messages(
+    app: &App,
+    task: &TaskRow,
+    after_seq: i64,
+    limit: i64,
+) -> Result<MessagesPage, Error> {
+    let rows = app
+        .store
+        .list_messages(task.id.clone(), after_seq, limit)
+        .await?;
+    let messages = rows
+        .into_iter()
+        .map(|m| TaskMessage {
+            seq: m.seq,
+            kind: serde_json::from_value(serde_json::Value::String(m.kind))
+                .unwrap_or(MessageKind::Unknown),
+            tool: m.tool,
+            content: m.content,
+            input: m.input.and_then(|s| serde_json::from_str(&s).ok()),
+            output: m.output,
+        })
+        .collect();
+    Ok(MessagesPage {
+        task_status: task.status.as_str().to_string(),
+        messages,
+    })
 }
 
 /// Claims the next task of the runtime (exactly-once; idempotent per `claim_key`) and
@@ -68,7 +106,7 @@ pub async fn claim(
     app: &App,
     runtime_id: &str,
     claim_key: Option<String>,
-) -> Result<Option<Task>, ApiError> {
+) -> Result<Option<Task>, Error> {
     let now = app.now();
     // A claim is a sign of life.
     super::runtime::touch(app, runtime_id, now).await?;
@@ -132,7 +170,7 @@ async fn build_claimed(app: &App, row: TaskRow, token: String) -> Result<Task, S
         p.id != row.id
             && p.agent_id == row.agent_id
             && p.runtime_id == row.runtime_id
-            && (p.status == "completed" || p.status == "failed")
+            && matches!(p.status, TaskStatus::Completed | TaskStatus::Failed)
             && p.session_id.is_some()
     }) {
         task.prior_session_id = p.session_id.clone().unwrap_or_default();
@@ -143,34 +181,34 @@ async fn build_claimed(app: &App, row: TaskRow, token: String) -> Result<Task, S
 
 /// `dispatched → running`. On a task that already ended, nothing moves and the answer
 /// says where it stands, so the daemon stops the agent.
-pub async fn start(app: &App, task: &TaskRow) -> Result<ReportResponse, ApiError> {
+pub async fn start(app: &App, task: &TaskRow) -> Result<ReportResponse, Error> {
     let moved = app
         .store
         .transition_task(Transition {
             task_id: task.id.clone(),
-            from: vec!["dispatched"],
-            to: "running",
+            from: vec![TaskStatus::Dispatched],
+            to: TaskStatus::Running,
             now: app.now(),
             ..Default::default()
         })
         .await?;
     if let Some(row) = &moved {
         task_event(app, "task", row);
-        return Ok(answer(&row.status, false));
+        return Ok(answer(row.status, false));
     }
     let current = app
         .store
         .get_task(task.id.clone())
         .await?
-        .ok_or_else(|| ApiError::not_found(agentd_proto::TASK_NOT_FOUND))?;
-    Ok(answer(&current.status, false))
+        .ok_or_else(|| Error::NotFound(agentd_proto::TASK_NOT_FOUND))?;
+    Ok(answer(current.status, false))
 }
 
 /// The answer to a task report: where the task stands now.
-pub fn answer(status: &str, late: bool) -> ReportResponse {
+pub fn answer(status: TaskStatus, late: bool) -> ReportResponse {
     ReportResponse {
         status: "ok".into(),
-        task_status: TaskStatus::parse(status),
+        task_status: Some(status),
         late,
     }
 }
@@ -181,7 +219,7 @@ pub async fn held(app: &App, task: &TaskRow) -> Result<ReportResponse, StoreErro
     app.store
         .renew_task_lease(task.id.clone(), app.now())
         .await?;
-    Ok(answer(&task.status, false))
+    Ok(answer(task.status, false))
 }
 
 async fn agent_name(app: &App, agent_id: &str) -> Result<String, StoreError> {
@@ -217,7 +255,7 @@ pub async fn complete(
     app: &App,
     task: &TaskRow,
     req: CompleteRequest,
-) -> Result<ReportResponse, ApiError> {
+) -> Result<ReportResponse, Error> {
     let name = agent_name(app, &task.agent_id).await?;
     let body = if req.output.trim().is_empty() {
         "(the agent finished without output)".to_string()
@@ -232,8 +270,8 @@ pub async fn complete(
         .store
         .transition_task(Transition {
             task_id: task.id.clone(),
-            from: ACTIVE.to_vec(),
-            to: "completed",
+            from: IN_FLIGHT.to_vec(),
+            to: TaskStatus::Completed,
             output: Some(req.output.clone()),
             session_id: req.session_id,
             work_dir: req.work_dir,
@@ -246,14 +284,14 @@ pub async fn complete(
         .await?;
     if let Some(row) = &moved {
         task_event(app, "task", row);
-        return Ok(answer(&row.status, false));
+        return Ok(answer(row.status, false));
     }
     late_report(
         app,
         task,
         &name,
         // A task completes only through its daemon's complete: another one is a replay.
-        |now| now.status == "completed",
+        |now| now.status == TaskStatus::Completed,
         format!("the agent finished after the task had ended. Its result:\n\n{body}"),
     )
     .await
@@ -261,7 +299,7 @@ pub async fn complete(
 
 /// Fails a task as the daemon reported. On a task that already ended it is recorded as a
 /// late report.
-pub async fn fail(app: &App, task: &TaskRow, req: FailRequest) -> Result<ReportResponse, ApiError> {
+pub async fn fail(app: &App, task: &TaskRow, req: FailRequest) -> Result<ReportResponse, Error> {
     let reason = req
         .failure_reason
         .filter(|r| *r != FailureReason::Unknown)
@@ -269,29 +307,24 @@ pub async fn fail(app: &App, task: &TaskRow, req: FailRequest) -> Result<ReportR
     let name = agent_name(app, &task.agent_id).await?;
     let error = req.error.clone();
     if fail_inner(app, task, req.error, reason, req.session_id, req.work_dir).await? {
-        return Ok(answer("failed", false));
+        return Ok(answer(TaskStatus::Failed, false));
     }
-    let reason = reason_str(reason);
     late_report(
         app,
         task,
         &name,
         // The very fail that ended the task, sent again (its answer was lost).
         |now| {
-            now.status == "failed"
+            now.status == TaskStatus::Failed
                 && now.error.as_deref() == Some(error.as_str())
-                && now.failure_reason.as_deref() == Some(reason.as_str())
+                && now.failure_reason == Some(reason)
         },
-        format!("the daemon reported the run failed ({reason}): {error}"),
+        format!(
+            "the daemon reported the run failed ({}): {error}",
+            reason_text(reason)
+        ),
     )
     .await
-}
-
-fn reason_str(r: FailureReason) -> String {
-    serde_json::to_value(r)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Records the first final report that arrived for a task that had already ended, as a
@@ -305,18 +338,20 @@ async fn late_report(
     agent_name: &str,
     is_replay: impl FnOnce(&TaskRow) -> bool,
     what: String,
-) -> Result<ReportResponse, ApiError> {
+) -> Result<ReportResponse, Error> {
     let current = app
         .store
         .get_task(task.id.clone())
         .await?
-        .ok_or_else(|| ApiError::not_found(agentd_proto::TASK_NOT_FOUND))?;
+        .ok_or_else(|| Error::NotFound(agentd_proto::TASK_NOT_FOUND))?;
     if is_replay(&current) {
-        return Ok(answer(&current.status, false));
+        return Ok(answer(current.status, false));
     }
-    let ended = match &current.failure_reason {
-        Some(r) if current.status != "completed" => format!("{} ({r})", current.status),
-        _ => current.status.clone(),
+    let ended = match current.failure_reason {
+        Some(r) if current.status != TaskStatus::Completed => {
+            format!("{} ({})", current.status.as_str(), reason_text(r))
+        }
+        _ => current.status.as_str().to_string(),
     };
     let body = format!(
         "Late report: task {} had already ended as {ended}; {what}",
@@ -328,13 +363,13 @@ async fn late_report(
         .record_late_report(task.id.clone(), body, c)
         .await?
     {
-        tracing::info!(task_id = %task.id, status = %current.status, "late report recorded");
+        tracing::info!(task_id = %task.id, status = current.status.as_str(), "late report recorded");
         task_event(app, "task", &current);
         if let Some(issue) = app.store.get_issue(task.issue_id.clone()).await? {
             super::issue_event(app, "comment", &issue);
         }
     }
-    Ok(answer(&current.status, true))
+    Ok(answer(current.status, true))
 }
 
 /// Fails a task on the server's own initiative (lease expired, orphaned).
@@ -355,15 +390,14 @@ async fn fail_inner(
     session_id: Option<String>,
     work_dir: Option<String>,
 ) -> Result<bool, StoreError> {
-    let reason = reason_str(reason);
     let name = agent_name(app, &task.agent_id).await?;
-    let body = format!("Task {} failed ({reason}): {error}", task.id);
+    let body = format!("Task {} failed ({}): {error}", task.id, reason_text(reason));
     let moved = app
         .store
         .transition_task(Transition {
             task_id: task.id.clone(),
-            from: ACTIVE.to_vec(),
-            to: "failed",
+            from: IN_FLIGHT.to_vec(),
+            to: TaskStatus::Failed,
             error: Some(error),
             failure_reason: Some(reason),
             session_id,
@@ -386,10 +420,10 @@ pub async fn cancel(app: &App, task: &TaskRow, why: &str) -> Result<bool, StoreE
         .store
         .transition_task(Transition {
             task_id: task.id.clone(),
-            from: vec!["queued", "dispatched", "running"],
-            to: "cancelled",
+            from: ACTIVE.to_vec(),
+            to: TaskStatus::Cancelled,
             error: Some(why.to_string()),
-            failure_reason: Some("cancelled".into()),
+            failure_reason: Some(FailureReason::Cancelled),
             now: app.now(),
             ..Default::default()
         })
@@ -404,7 +438,7 @@ pub async fn cancel(app: &App, task: &TaskRow, why: &str) -> Result<bool, StoreE
 /// Cancels every active task of an issue.
 pub async fn cancel_issue_tasks(app: &App, issue_id: &str, why: &str) -> Result<(), StoreError> {
     for t in app.store.list_issue_tasks(issue_id.to_string()).await? {
-        if matches!(t.status.as_str(), "queued" | "dispatched" | "running") {
+        if ACTIVE.contains(&t.status) {
             cancel(app, &t, why).await?;
         }
     }
@@ -412,23 +446,23 @@ pub async fn cancel_issue_tasks(app: &App, issue_id: &str, why: &str) -> Result<
 }
 
 /// A new task for the same agent and issue (on the agent's current runtime).
-pub async fn retry(app: &App, task: &TaskRow) -> Result<TaskRow, ApiError> {
-    if !matches!(task.status.as_str(), "failed" | "cancelled") {
-        return Err(ApiError::Conflict(format!(
+pub async fn retry(app: &App, task: &TaskRow) -> Result<TaskRow, Error> {
+    if !matches!(task.status, TaskStatus::Failed | TaskStatus::Cancelled) {
+        return Err(Error::Conflict(format!(
             "task is {}; only failed or cancelled tasks can be retried",
-            task.status
+            task.status.as_str()
         )));
     }
     let issue = app
         .store
         .get_issue(task.issue_id.clone())
         .await?
-        .ok_or_else(|| ApiError::not_found("issue not found"))?;
+        .ok_or_else(|| Error::NotFound("issue not found"))?;
     let agent = app
         .store
         .get_agent(task.agent_id.clone())
         .await?
-        .ok_or_else(|| ApiError::not_found("agent not found"))?;
+        .ok_or_else(|| Error::NotFound("agent not found"))?;
     Ok(enqueue(
         app,
         &issue,
@@ -451,7 +485,7 @@ pub async fn recover_orphans(
     let mut n = 0;
     for t in app
         .store
-        .runtime_tasks(runtime_id.to_string(), ACTIVE.to_vec())
+        .runtime_tasks(runtime_id.to_string(), IN_FLIGHT.to_vec())
         .await?
     {
         if held.contains(&t.id) {
@@ -476,7 +510,7 @@ pub async fn pin_session(
     app: &App,
     task: &TaskRow,
     req: agentd_proto::SessionRequest,
-) -> Result<ReportResponse, ApiError> {
+) -> Result<ReportResponse, Error> {
     app.store
         .pin_session(task.id.clone(), req.session_id, req.work_dir)
         .await?;
@@ -490,7 +524,7 @@ pub async fn add_messages(
     app: &App,
     task: &TaskRow,
     req: MessagesRequest,
-) -> Result<ReportResponse, ApiError> {
+) -> Result<ReportResponse, Error> {
     let now = app.now();
     let rows = req
         .messages
@@ -516,7 +550,7 @@ pub async fn add_usage(
     app: &App,
     task: &TaskRow,
     req: UsageRequest,
-) -> Result<ReportResponse, ApiError> {
+) -> Result<ReportResponse, Error> {
     app.store.upsert_usage(task.id.clone(), req.usage).await?;
     task_event(app, "task", task);
     Ok(held(app, task).await?)

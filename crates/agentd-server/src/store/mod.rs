@@ -9,7 +9,7 @@ mod sqlite_tasks;
 use std::future::Future;
 use std::pin::Pin;
 
-use agentd_proto::UsageEntry;
+use agentd_proto::{FailureReason, TaskStatus, UsageEntry};
 
 pub use sqlite::SqliteStore;
 
@@ -22,6 +22,28 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value this server does not understand (e.g. an unknown task status).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// The TEXT a failure reason is stored as, and shown as: its wire name (`runtime_offline`).
+pub fn reason_text(r: FailureReason) -> String {
+    match serde_json::to_value(r) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "unknown".into(),
+    }
+}
+
+/// A stored failure reason (a name this server does not know is `Unknown`).
+pub(crate) fn parse_reason(s: &str) -> FailureReason {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .unwrap_or(FailureReason::Unknown)
+}
+
+/// A stored task status; anything else is a corrupt row.
+pub(crate) fn parse_status(s: &str) -> Result<TaskStatus, StoreError> {
+    TaskStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown task status {s:?}")))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -93,19 +115,20 @@ pub struct CommentRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
+/// A task. `status` and `failure_reason` are stored as their wire names (TEXT).
+#[derive(Debug, Clone, Default)]
 pub struct TaskRow {
     pub id: String,
     pub workspace_id: String,
     pub issue_id: String,
     pub agent_id: String,
     pub runtime_id: String,
-    pub status: String,
+    pub status: TaskStatus,
     pub claim_key: Option<String>,
     pub trigger_comment_id: Option<String>,
     pub output: Option<String>,
     pub error: Option<String>,
-    pub failure_reason: Option<String>,
+    pub failure_reason: Option<FailureReason>,
     pub session_id: Option<String>,
     pub work_dir: Option<String>,
     pub parent_task_id: Option<String>,
@@ -140,11 +163,11 @@ pub struct MessageRow {
 #[derive(Debug, Clone, Default)]
 pub struct Transition {
     pub task_id: String,
-    pub from: Vec<&'static str>,
-    pub to: &'static str,
+    pub from: Vec<TaskStatus>,
+    pub to: TaskStatus,
     pub output: Option<String>,
     pub error: Option<String>,
-    pub failure_reason: Option<String>,
+    pub failure_reason: Option<FailureReason>,
     pub session_id: Option<String>,
     pub work_dir: Option<String>,
     pub branch_name: Option<String>,
@@ -234,7 +257,7 @@ pub trait TaskStore: Send + Sync + 'static {
     fn runtime_tasks(
         &self,
         runtime_id: String,
-        statuses: Vec<&'static str>,
+        statuses: Vec<TaskStatus>,
     ) -> StoreFut<'_, Vec<TaskRow>>;
     /// Hands the oldest claimable queued task of this runtime to the caller, atomically.
     /// With a `claim_key`, a task already claimed by this runtime under that key (and still

@@ -18,6 +18,73 @@ pub(super) const TASK_COLS: &str = "id, workspace_id, issue_id, agent_id, runtim
     trigger_comment_id, output, error, failure_reason, session_id, work_dir, parent_task_id, \
     created_at, dispatched_at, started_at, completed_at, branch_name, daemon_id, held_at, late_report";
 
+/// A `tasks` row as stored (statuses and reasons as TEXT); converted to [`TaskRow`] at
+/// the boundary of every query by [`task_one`] / [`task_all`].
+#[derive(sqlx::FromRow)]
+pub(super) struct TaskRecord {
+    id: String,
+    workspace_id: String,
+    issue_id: String,
+    agent_id: String,
+    runtime_id: String,
+    status: String,
+    claim_key: Option<String>,
+    trigger_comment_id: Option<String>,
+    output: Option<String>,
+    error: Option<String>,
+    failure_reason: Option<String>,
+    session_id: Option<String>,
+    work_dir: Option<String>,
+    parent_task_id: Option<String>,
+    created_at: i64,
+    dispatched_at: Option<i64>,
+    started_at: Option<i64>,
+    completed_at: Option<i64>,
+    branch_name: Option<String>,
+    daemon_id: Option<String>,
+    held_at: Option<i64>,
+    late_report: Option<String>,
+}
+
+impl TryFrom<TaskRecord> for TaskRow {
+    type Error = StoreError;
+
+    fn try_from(r: TaskRecord) -> Result<TaskRow, StoreError> {
+        Ok(TaskRow {
+            status: parse_status(&r.status)?,
+            failure_reason: r.failure_reason.as_deref().map(parse_reason),
+            id: r.id,
+            workspace_id: r.workspace_id,
+            issue_id: r.issue_id,
+            agent_id: r.agent_id,
+            runtime_id: r.runtime_id,
+            claim_key: r.claim_key,
+            trigger_comment_id: r.trigger_comment_id,
+            output: r.output,
+            error: r.error,
+            session_id: r.session_id,
+            work_dir: r.work_dir,
+            parent_task_id: r.parent_task_id,
+            created_at: r.created_at,
+            dispatched_at: r.dispatched_at,
+            started_at: r.started_at,
+            completed_at: r.completed_at,
+            branch_name: r.branch_name,
+            daemon_id: r.daemon_id,
+            held_at: r.held_at,
+            late_report: r.late_report,
+        })
+    }
+}
+
+pub(super) fn task_one(r: Option<TaskRecord>) -> Result<Option<TaskRow>, StoreError> {
+    r.map(TaskRow::try_from).transpose()
+}
+
+pub(super) fn task_all(rows: Vec<TaskRecord>) -> Result<Vec<TaskRow>, StoreError> {
+    rows.into_iter().map(TaskRow::try_from).collect()
+}
+
 const RUNTIME_COLS: &str = "id, workspace_id, daemon_id, provider, name, version, device_name, \
     status, last_seen_at, created_at";
 
@@ -409,14 +476,16 @@ impl Store for SqliteStore {
                 .bind(&a.custom_env)
                 .execute(&mut **tx)
                 .await?;
-                Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
-                    "UPDATE tasks SET runtime_id = $2 WHERE agent_id = $1 AND status = 'queued' \
-                     AND runtime_id <> $2 RETURNING {TASK_COLS}"
-                )))
-                .bind(&a.id)
-                .bind(&a.runtime_id)
-                .fetch_all(&mut **tx)
-                .await?)
+                task_all(
+                    sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
+                        "UPDATE tasks SET runtime_id = $2 WHERE agent_id = $1 AND status = 'queued' \
+                         AND runtime_id <> $2 RETURNING {TASK_COLS}"
+                    )))
+                    .bind(&a.id)
+                    .bind(&a.runtime_id)
+                    .fetch_all(&mut **tx)
+                    .await?,
+                )
             })
         }))
     }

@@ -4,7 +4,9 @@
 use agentd_proto::UsageEntry;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::sqlite::{SqliteStore, TASK_COLS, insert_comment, placeholders};
+use super::sqlite::{
+    SqliteStore, TASK_COLS, TaskRecord, insert_comment, placeholders, task_all, task_one,
+};
 use super::*;
 
 impl TaskStore for SqliteStore {
@@ -123,12 +125,12 @@ impl TaskStore for SqliteStore {
                 .bind(&t.issue_id)
                 .bind(&t.agent_id)
                 .bind(&t.runtime_id)
-                .bind(&t.status)
+                .bind(t.status.as_str())
                 .bind(&t.claim_key)
                 .bind(&t.trigger_comment_id)
                 .bind(&t.output)
                 .bind(&t.error)
-                .bind(&t.failure_reason)
+                .bind(t.failure_reason.map(reason_text))
                 .bind(&t.session_id)
                 .bind(&t.work_dir)
                 .bind(&t.parent_task_id)
@@ -149,30 +151,34 @@ impl TaskStore for SqliteStore {
 
     fn get_task(&self, id: String) -> StoreFut<'_, Option<TaskRow>> {
         Box::pin(async move {
-            Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
-                "SELECT {TASK_COLS} FROM tasks WHERE id = $1"
-            )))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+            task_one(
+                sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
+                    "SELECT {TASK_COLS} FROM tasks WHERE id = $1"
+                )))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+            )
         })
     }
 
     fn list_issue_tasks(&self, issue_id: String) -> StoreFut<'_, Vec<TaskRow>> {
         Box::pin(async move {
-            Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
-                "SELECT {TASK_COLS} FROM tasks WHERE issue_id = $1 ORDER BY created_at, id"
-            )))
-            .bind(issue_id)
-            .fetch_all(&self.pool)
-            .await?)
+            task_all(
+                sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
+                    "SELECT {TASK_COLS} FROM tasks WHERE issue_id = $1 ORDER BY created_at, id"
+                )))
+                .bind(issue_id)
+                .fetch_all(&self.pool)
+                .await?,
+            )
         })
     }
 
     fn runtime_tasks(
         &self,
         runtime_id: String,
-        statuses: Vec<&'static str>,
+        statuses: Vec<TaskStatus>,
     ) -> StoreFut<'_, Vec<TaskRow>> {
         Box::pin(async move {
             let sql = format!(
@@ -180,11 +186,11 @@ impl TaskStore for SqliteStore {
                  ORDER BY created_at, id",
                 placeholders(2, statuses.len())
             );
-            let mut q = sqlx::query_as::<_, TaskRow>(AssertSqlSafe(sql)).bind(runtime_id);
+            let mut q = sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(sql)).bind(runtime_id);
             for s in statuses {
-                q = q.bind(s);
+                q = q.bind(s.as_str());
             }
-            Ok(q.fetch_all(&self.pool).await?)
+            task_all(q.fetch_all(&self.pool).await?)
         })
     }
 
@@ -198,7 +204,7 @@ impl TaskStore for SqliteStore {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
                 if let Some(key) = &claim_key {
-                    let replay = sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
+                    let replay = sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
                         "UPDATE tasks SET task_token_hash = $3, held_at = $4 WHERE runtime_id = $1 \
                          AND claim_key = $2 AND status IN ('dispatched', 'running') \
                          RETURNING {TASK_COLS}"
@@ -210,12 +216,12 @@ impl TaskStore for SqliteStore {
                     .fetch_optional(&mut **tx)
                     .await?;
                     if replay.is_some() {
-                        return Ok(replay);
+                        return task_one(replay);
                     }
                 }
                 // The oldest queued task of this runtime whose (issue, agent) has no task in
                 // flight; the status guard in the outer UPDATE makes the hand-out exactly-once.
-                Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
+                task_one(sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
                     "UPDATE tasks SET status = 'dispatched', dispatched_at = $2, claim_key = $3, \
                      task_token_hash = $4, held_at = $2, \
                      daemon_id = (SELECT r.daemon_id FROM runtimes r WHERE r.id = $1) \
@@ -238,13 +244,15 @@ impl TaskStore for SqliteStore {
 
     fn expired_leases(&self, cutoff: i64) -> StoreFut<'_, Vec<TaskRow>> {
         Box::pin(async move {
-            Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
-                "SELECT {TASK_COLS} FROM tasks WHERE status IN ('dispatched', 'running') \
-                 AND COALESCE(held_at, dispatched_at, created_at) < $1 ORDER BY created_at, id"
-            )))
-            .bind(cutoff)
-            .fetch_all(&self.pool)
-            .await?)
+            task_all(
+                sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
+                    "SELECT {TASK_COLS} FROM tasks WHERE status IN ('dispatched', 'running') \
+                     AND COALESCE(held_at, dispatched_at, created_at) < $1 ORDER BY created_at, id"
+                )))
+                .bind(cutoff)
+                .fetch_all(&self.pool)
+                .await?,
+            )
         })
     }
 
@@ -318,20 +326,22 @@ impl TaskStore for SqliteStore {
 
     fn find_task_by_token(&self, hash: String) -> StoreFut<'_, Option<TaskRow>> {
         Box::pin(async move {
-            Ok(sqlx::query_as::<_, TaskRow>(AssertSqlSafe(format!(
-                "SELECT {TASK_COLS} FROM tasks WHERE task_token_hash = $1 \
-                 AND status IN ('dispatched', 'running')"
-            )))
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?)
+            task_one(
+                sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
+                    "SELECT {TASK_COLS} FROM tasks WHERE task_token_hash = $1 \
+                     AND status IN ('dispatched', 'running')"
+                )))
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?,
+            )
         })
     }
 
     fn transition_task(&self, t: Transition) -> StoreFut<'_, Option<TaskRow>> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
-                let terminal = matches!(t.to, "completed" | "failed" | "cancelled");
+                let terminal = t.to.is_terminal();
                 let sql = format!(
                     "UPDATE tasks SET status = $2, \
                      output = COALESCE($3, output), error = COALESCE($4, error), \
@@ -343,21 +353,21 @@ impl TaskStore for SqliteStore {
                      WHERE id = $1 AND status IN ({}) RETURNING {TASK_COLS}",
                     placeholders(11, t.from.len())
                 );
-                let mut q = sqlx::query_as::<_, TaskRow>(AssertSqlSafe(sql))
+                let mut q = sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(sql))
                     .bind(&t.task_id)
-                    .bind(t.to)
+                    .bind(t.to.as_str())
                     .bind(&t.output)
                     .bind(&t.error)
-                    .bind(&t.failure_reason)
+                    .bind(t.failure_reason.map(reason_text))
                     .bind(&t.session_id)
                     .bind(&t.work_dir)
                     .bind(t.now)
                     .bind(terminal)
                     .bind(&t.branch_name);
                 for s in &t.from {
-                    q = q.bind(*s);
+                    q = q.bind(s.as_str());
                 }
-                let Some(row) = q.fetch_optional(&mut **tx).await? else {
+                let Some(row) = task_one(q.fetch_optional(&mut **tx).await?)? else {
                     return Ok(None);
                 };
                 if let Some(c) = &t.comment {

@@ -1,0 +1,99 @@
+//! Agents: a name, instructions and settings, bound to one runtime of their workspace.
+//! Rebinding an agent to another runtime moves its queued tasks along (and wakes the new
+//! runtime); tasks already claimed stay with the daemon that holds them.
+
+use agentd_proto::api::{CreateAgentRequest, UpdateAgentRequest};
+
+use crate::App;
+use crate::auth::Principal;
+use crate::service::{Error, agent_event, is_uuid, new_id, workspace};
+use crate::store::{AgentRow, RuntimeRow};
+
+/// The runtime an agent may be bound to: one of the agent's workspace.
+async fn runtime_in(app: &App, workspace_id: &str, runtime_id: &str) -> Result<RuntimeRow, Error> {
+    if !is_uuid(runtime_id) {
+        return Err(Error::bad("invalid runtime_id"));
+    }
+    match app.store.get_runtime(runtime_id.to_string()).await? {
+        Some(rt) if rt.workspace_id == workspace_id => Ok(rt),
+        _ => Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND)),
+    }
+}
+
+/// Loads an agent the caller can see.
+pub async fn load_for(app: &App, who: &Principal, agent_id: &str) -> Result<AgentRow, Error> {
+    if !is_uuid(agent_id) {
+        return Err(Error::bad("invalid agent_id"));
+    }
+    match app.store.get_agent(agent_id.to_string()).await? {
+        Some(a) if who.sees_workspace(&a.workspace_id) => Ok(a),
+        _ => Err(Error::NotFound("agent not found")),
+    }
+}
+
+pub async fn list(app: &App, who: &Principal, wid: &str) -> Result<Vec<AgentRow>, Error> {
+    let ws = workspace::visible(app, who, wid).await?;
+    Ok(app.store.list_agents(ws.id).await?)
+}
+
+pub async fn create(
+    app: &App,
+    who: &Principal,
+    wid: &str,
+    req: CreateAgentRequest,
+) -> Result<AgentRow, Error> {
+    let ws = workspace::visible(app, who, wid).await?;
+    if req.name.trim().is_empty() {
+        return Err(Error::bad("name is required"));
+    }
+    runtime_in(app, &ws.id, &req.runtime_id).await?;
+    let row = AgentRow {
+        id: new_id(),
+        workspace_id: ws.id,
+        runtime_id: req.runtime_id,
+        name: req.name.trim().to_string(),
+        instructions: req.instructions,
+        model: req.model,
+        custom_args: serde_json::to_string(&req.custom_args).unwrap_or_else(|_| "[]".into()),
+        custom_env: serde_json::to_string(&req.custom_env).unwrap_or_else(|_| "{}".into()),
+        created_at: app.now(),
+    };
+    app.store.create_agent(row.clone()).await?;
+    agent_event(app, &row);
+    Ok(row)
+}
+
+pub async fn update(
+    app: &App,
+    who: &Principal,
+    agent_id: &str,
+    req: UpdateAgentRequest,
+) -> Result<AgentRow, Error> {
+    let mut a = load_for(app, who, agent_id).await?;
+    if let Some(rid) = req.runtime_id {
+        a.runtime_id = runtime_in(app, &a.workspace_id, &rid).await?.id;
+    }
+    if let Some(n) = req.name {
+        if n.trim().is_empty() {
+            return Err(Error::bad("name must not be empty"));
+        }
+        a.name = n.trim().to_string();
+    }
+    if let Some(i) = req.instructions {
+        a.instructions = i;
+    }
+    if let Some(m) = req.model {
+        a.model = m;
+    }
+    if let Some(args) = req.custom_args {
+        a.custom_args = serde_json::to_string(&args).unwrap_or_else(|_| "[]".into());
+    }
+    if let Some(env) = req.custom_env {
+        a.custom_env = serde_json::to_string(&env).unwrap_or_else(|_| "{}".into());
+    }
+    for t in app.store.update_agent(a.clone()).await? {
+        app.hub.task_available(&t.runtime_id, &t.id);
+    }
+    agent_event(app, &a);
+    Ok(a)
+}
