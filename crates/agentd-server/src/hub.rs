@@ -1,9 +1,10 @@
 //! The daemon WebSocket hub: which connection holds which runtime, the per-connection
 //! read/write loops, and pushes (`daemon:task_available`, `daemon:task_cancelled`).
 //! Pushes are best-effort hints: a full outbound queue drops the frame, and the daemon
-//! still learns everything by polling. When a connection closes, each runtime it held
-//! goes offline after `ws_close_grace` unless a heartbeat (or another connection) shows
-//! it alive.
+//! still learns everything by polling. When a connection closes, each runtime it held is
+//! shown offline after `ws_close_grace` unless a heartbeat (or another connection) shows
+//! it alive; that fails no task (a connection is not a lease, see `sweeper`). WS
+//! heartbeats renew task leases like HTTP ones.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,16 +1,18 @@
 //! The agentd control-plane server (`agentd server`): workspaces, API tokens, runtimes,
-//! agents, issues, comments and tasks, plus the daemon API of `docs/daemon-api.md` (HTTP
+//! agents, issues, comments and tasks, plus the daemon API of `docs/protocol.md` (HTTP
 //! and the `/api/daemon/ws` hub).
 //!
 //! # Layout
-//! - [`api`]: the axum router, one module per resource; [`api::error`] is the only place
-//!   that maps failures to HTTP statuses.
+//! - [`api`]: the axum router, one module per resource; handlers parse, call a service
+//!   and render. [`api::error`] is the only place that maps failures (including the
+//!   domain's [`service::Error`]) to HTTP statuses.
 //! - [`auth`]: bearer tokens (hashed with SHA-256) → a [`auth::Principal`].
-//! - [`service`]: the domain rules (task lifecycle, runtime liveness, issue triggers).
+//! - [`service`]: the domain rules (task lifecycle and leases, runtime liveness, issue
+//!   triggers, agents, workspaces, tokens); the only callers of the store.
 //! - [`hub`]: WebSocket connections by runtime; pushes wake-ups and cancellations.
 //! - [`events`]: change notifications, streamed to boards as server-sent events.
 //! - [`web`]: the embedded web board (static assets; it talks to `/api/v1`).
-//! - [`sweeper`]: marks silent runtimes offline and fails their in-flight tasks.
+//! - [`sweeper`]: shows silent runtimes offline and fails the tasks whose lease expired.
 //! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
 //!
 //! **Architecture Invariant:** every lease and timeout is measured on this server's clock
@@ -197,20 +199,45 @@ async fn ensure_admin_token(store: &SqliteStore, data_dir: &Path) -> Result<Stri
     Ok(token)
 }
 
-fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
+/// Writes a secret (`content` and a newline) to `path`, atomically and readable by the
+/// owner only: a temp file beside it (created fresh, mode 0600, fsynced) renamed over
+/// `path`, then the directory fsynced. A reader sees the old file or the new one, never a
+/// part, and the secret is never readable by others, not even for a moment. The one
+/// secret writer of the server side (the admin token; the binary reuses it).
+pub fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "secret path has no file name",
+        )
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    // A leftover temp file (a crash mid-write) may have other permissions: `mode` applies
+    // only to a file this call creates, so start from none.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)?;
     f.write_all(content.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Runs the server on `listener` until `shutdown` is cancelled, then stops accepting,
@@ -264,4 +291,36 @@ pub async fn run(app: Arc<App>, listener: tokio::net::TcpListener) -> Result<(),
         context: "server failed".into(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn write_secret_replaces_the_file_owner_only_even_over_a_stale_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin-token");
+        std::fs::write(&path, "old\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let stale = dir.path().join(".admin-token.tmp");
+        std::fs::write(&stale, "half a secr").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+        write_secret(&path, "agd_new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "agd_new\n");
+        assert_eq!(mode(&path), 0o600);
+        assert!(!stale.exists(), "the temp file was renamed into place");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("admin-token")]);
+    }
 }

@@ -1,6 +1,7 @@
-//! `/api/daemon/*`: the daemon API of docs/daemon-api.md. Runtime-scoped calls answer 404
+//! `/api/daemon/*`: the daemon API of docs/protocol.md. Runtime-scoped calls answer 404
 //! `runtime not found` for an unknown runtime, task-scoped calls 404 `task not found`;
 //! any other store failure is a 500, so a transient fault never makes a daemon self-heal.
+//! Every task report answers a `ReportResponse` (where the task stands).
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -2,6 +2,12 @@
 //! Every transition is a guarded update in the store, so concurrent actors lose cleanly.
 //! Completion posts the agent's output as a comment and moves the issue to `in_review`;
 //! failure posts the error and leaves the issue assigned. A retry is a new task.
+//!
+//! Every report answers where the task stands ([`ReportResponse`]); a report about an
+//! in-flight task renews its lease (expiry is the `sweeper`'s). A `complete` or `fail`
+//! for a task that already ended changes nothing but is kept as a late report (the first
+//! one, posted once as a `Late report:` comment); a resend of the very report that ended
+//! the task is a plain replay and answers `late: false`.
 
 use agentd_proto::api::{MessagesPage, TaskInfo};
 use agentd_proto::{
