@@ -23,7 +23,7 @@
 //!   a 404 `task not found`) is handed to the `on_task_over` callback, which stops the
 //!   agent.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -133,36 +133,22 @@ impl Pending {
     }
 }
 
-/// Counts of undelivered records per task.
+/// The task of every undelivered record, by its counter.
 ///
-/// **Invariant:** a task's count is the number of its records pushed and not yet
-/// delivered, refused for good or set aside; a task with no record has no entry.
+/// **Invariant:** holds exactly the records pushed (or found on disk at open) and not yet
+/// delivered, refused for good or set aside — keyed by the record's counter, so a record
+/// set aside without being readable still leaves it.
 #[derive(Default)]
-struct Owed(HashMap<String, usize>);
-
-impl Owed {
-    fn add(&mut self, task_id: &str) {
-        *self.0.entry(task_id.to_string()).or_default() += 1;
-    }
-
-    fn settle(&mut self, task_id: &str) {
-        if let Some(c) = self.0.get_mut(task_id) {
-            *c -= 1;
-            if *c == 0 {
-                self.0.remove(task_id);
-            }
-        }
-    }
-}
+struct Owed(BTreeMap<u64, String>);
 
 pub struct Outbox {
     dir: PathBuf,
     next: AtomicU64,
     wake: Arc<Notify>,
-    writer: Mutex<std::sync::mpsc::Sender<ToWriter>>,
+    writer: std::sync::mpsc::Sender<ToWriter>,
     /// Records the writer could not put on disk, by counter; sent in order with the rest.
     memory: Arc<Mutex<BTreeMap<u64, Record>>>,
-    owed: Arc<Mutex<Owed>>,
+    owed: Mutex<Owed>,
 }
 
 impl Outbox {
@@ -178,7 +164,7 @@ impl Outbox {
                 .ok()
                 .and_then(|t| Record::decode(&t))
             {
-                owed.add(&r.task_id);
+                owed.0.insert(n, r.task_id);
             }
         }
         let (tx, rx) = std::sync::mpsc::channel::<ToWriter>();
@@ -194,9 +180,9 @@ impl Outbox {
             dir: dir.to_path_buf(),
             next: AtomicU64::new(max + 1),
             wake,
-            writer: Mutex::new(tx),
+            writer: tx,
             memory,
-            owed: Arc::new(Mutex::new(owed)),
+            owed: Mutex::new(owed),
         })
     }
 
@@ -209,9 +195,9 @@ impl Outbox {
             endpoint,
             body,
         };
-        lock(&self.owed).add(task_id);
+        lock(&self.owed).0.insert(n, task_id.to_string());
         if let Err(std::sync::mpsc::SendError(ToWriter::Write { n, record })) =
-            lock(&self.writer).send(ToWriter::Write { n, record })
+            self.writer.send(ToWriter::Write { n, record })
         {
             // The writer thread is gone (it never exits while we live; defensive): keep
             // the record in memory rather than lose it.
@@ -223,19 +209,20 @@ impl Outbox {
     /// Waits until every record pushed so far is on disk (or kept in memory).
     pub fn flushed(&self) {
         let (tx, rx) = std::sync::mpsc::channel();
-        if lock(&self.writer).send(ToWriter::Barrier(tx)).is_ok() {
+        if self.writer.send(ToWriter::Barrier(tx)).is_ok() {
             let _ = rx.recv();
         }
     }
 
     /// Tasks with records not yet delivered: the daemon still holds them.
     pub fn owed_tasks(&self) -> Vec<String> {
-        lock(&self.owed).0.keys().cloned().collect()
+        let owed: HashSet<String> = lock(&self.owed).0.values().cloned().collect();
+        owed.into_iter().collect()
     }
 
     /// Number of records not yet delivered.
     pub fn pending_count(&self) -> usize {
-        lock(&self.owed).0.values().sum()
+        lock(&self.owed).0.len()
     }
 
     fn pending(&self) -> Vec<Pending> {
@@ -254,30 +241,30 @@ impl Outbox {
     }
 
     /// Loads a pending record; an unreadable or corrupt file is set aside (renamed, never
-    /// deleted) and settled.
+    /// deleted) and no longer owed, so its task's lease is not held forever.
     fn load(&self, p: &Pending) -> Option<Record> {
-        let path = match p {
+        let (n, path) = match p {
             Pending::Memory(_, r) => return Some(r.clone()),
-            Pending::Disk(_, path) => path,
+            Pending::Disk(n, path) => (*n, path),
         };
-        match std::fs::read_to_string(path) {
+        let why = match std::fs::read_to_string(path) {
             Ok(text) => match Record::decode(&text) {
-                Some(r) => Some(r),
-                None => {
-                    set_aside(path, "corrupt");
-                    None
-                }
+                Some(r) => return Some(r),
+                None => "corrupt",
             },
             Err(e) => {
                 tracing::error!(path = %path.display(), error = %e, "cannot read an outbox record");
-                set_aside(path, "unreadable");
-                None
+                "unreadable"
             }
+        };
+        if set_aside(path, why) {
+            lock(&self.owed).0.remove(&n);
         }
+        None
     }
 
     /// The record left the outbox (delivered, or refused for good).
-    fn settle(&self, p: &Pending, task_id: &str) {
+    fn settle(&self, p: &Pending) {
         match p {
             Pending::Disk(_, path) => {
                 if let Err(e) = std::fs::remove_file(path) {
@@ -288,7 +275,7 @@ impl Outbox {
                 lock(&self.memory).remove(n);
             }
         }
-        lock(&self.owed).settle(task_id);
+        lock(&self.owed).0.remove(&p.n());
     }
 }
 
@@ -302,14 +289,18 @@ fn scan(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     Ok(files)
 }
 
-fn set_aside(path: &Path, why: &str) {
+/// Renames a bad record out of the way (`*.corrupt`, `*.unreadable`); false when even
+/// that failed and it stays where it is.
+fn set_aside(path: &Path, why: &str) -> bool {
     let aside = path.with_extension(why);
     match std::fs::rename(path, &aside) {
         Ok(()) => {
-            tracing::error!(path = %path.display(), aside = %aside.display(), "outbox record set aside ({why}); it is kept for inspection")
+            tracing::error!(path = %path.display(), aside = %aside.display(), "outbox record set aside ({why}); it is kept for inspection");
+            true
         }
         Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "cannot set aside an {why} outbox record; it stays where it is")
+            tracing::error!(path = %path.display(), error = %e, "cannot set aside an {why} outbox record; it stays where it is");
+            false
         }
     }
 }
@@ -415,10 +406,13 @@ pub async fn deliver(client: &Client, r: &Record, on_over: &OnTaskOver) -> Sent 
     let mut queue = vec![r.clone()];
     while let Some(next) = queue.pop() {
         match client.post_report(&next.path(), &next.body).await {
+            // The answer to a final report is its acknowledgement, not news of an end.
             Ok(ReportResponse {
                 task_status: Some(s),
                 ..
-            }) if s.is_terminal() => on_over(&r.task_id, s),
+            }) if s.is_terminal() && !matches!(r.endpoint, Endpoint::Complete | Endpoint::Fail) => {
+                on_over(&r.task_id, s)
+            }
             Ok(_) => {}
             Err(ApiError::TaskNotFound { .. }) => {
                 tracing::warn!(task_id = %r.task_id, endpoint = r.endpoint.as_str(), "task deleted on the server; dropping its report");
@@ -458,7 +452,7 @@ async fn pass(
     let mut last_err = None;
     for p in outbox.pending() {
         let Some(r) = outbox.load(&p) else {
-            // Set aside: it no longer counts as owed for any task we could name.
+            // Set aside (and no longer owed), or left in place after a failed rename.
             continue;
         };
         if held_back.contains(&r.task_id) {
@@ -469,7 +463,7 @@ async fn pass(
             .await?
         {
             Sent::Done => {
-                outbox.settle(&p, &r.task_id);
+                outbox.settle(&p);
                 progressed = true;
             }
             Sent::Retry(e) => {
@@ -595,6 +589,18 @@ mod tests {
         assert!(ob.load(&p[0]).is_none());
         assert!(dir.path().join(format!("{:020}.corrupt", 7)).exists());
         assert!(ob.pending().is_empty());
+
+        // A record of ours that became unreadable no longer holds its task.
+        ob.push("t9", Endpoint::Complete, json!({"output": "ok"}));
+        ob.flushed();
+        assert_eq!(ob.owed_tasks(), ["t9"]);
+        let p = ob.pending();
+        let Pending::Disk(_, path) = &p[0] else {
+            panic!("written to disk")
+        };
+        std::fs::write(path, "garbage").unwrap();
+        assert!(ob.load(&p[0]).is_none());
+        assert!(ob.owed_tasks().is_empty(), "a set-aside record is not owed");
     }
 
     #[test]
