@@ -119,9 +119,12 @@ impl Daemon {
     /// every task this daemon still holds (running, or owed a report): self-healing one
     /// runtime never touches its siblings' work, nor a result on its way.
     pub(crate) async fn recover_orphans(&self, runtime_ids: &[String]) {
+        if runtime_ids.is_empty() {
+            return;
+        }
+        let held = self.runner.held_task_ids();
         for id in runtime_ids {
-            let held = self.runner.held_task_ids();
-            match until_cancelled(&self.root, self.client.recover_orphans(id, held)).await {
+            match until_cancelled(&self.root, self.client.recover_orphans(id, held.clone())).await {
                 Ok(r) if r.failed + r.requeued > 0 => {
                     tracing::info!(runtime_id = %id, failed = r.failed, requeued = r.requeued, "recovered orphaned tasks");
                 }

@@ -140,18 +140,13 @@ enum StopReason {
 }
 
 impl StopReason {
-    /// Why the stop token fired: the daemon is shutting down, or the server ended it.
+    /// Why the stop token fired: the server ended the task (also during a shutdown's
+    /// grace), or the daemon is shutting down.
     fn of_stop(d: &Daemon, control: &TaskControl) -> StopReason {
-        if d.root.is_cancelled() {
-            StopReason::Shutdown
-        } else {
-            StopReason::ServerEnded(
-                control
-                    .ended
-                    .get()
-                    .copied()
-                    .unwrap_or(TaskStatus::Cancelled),
-            )
+        match control.ended.get() {
+            Some(status) => StopReason::ServerEnded(*status),
+            None if d.root.is_cancelled() => StopReason::Shutdown,
+            None => StopReason::ServerEnded(TaskStatus::Cancelled),
         }
     }
 
