@@ -1,6 +1,7 @@
 //! Small synchronous helpers every component shares: a poison-tolerant mutex lock, and
 //! the one atomic file write (temp file, fsync, rename, fsync of the directory) used for
-//! the daemon's identity and its outbox records.
+//! the daemon's identity, its outbox records and `agentd up`'s `up.json`. (The server
+//! keeps its own `write_secret`: neither library may depend on the other.)
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -26,10 +27,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
+        // A leftover temp file (a crash mid-write) may have other permissions: `mode`
+        // applies only to a file this call creates, so start from none.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut f = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(bytes)?;
@@ -59,5 +65,14 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "only the file itself");
         assert!(write_atomic(&dir.path().join("missing/dir/x"), b"x").is_err());
+
+        // A world-readable temp file left by a crash does not lend its mode to the secret.
+        let stale = dir.path().join(format!(".secret.{}.tmp", std::process::id()));
+        std::fs::write(&stale, "old").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&p, b"three").unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(!stale.exists());
     }
 }

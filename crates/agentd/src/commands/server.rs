@@ -78,22 +78,6 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
     handle.await?.context("server failed")
 }
 
-fn write_secret(path: &Path, content: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(content.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
 /// The default workspace and daemon token of `agentd up`, created once and kept in
 /// `DIR/up.json` (mode 0600).
 async fn up_state(dir: &Path, url: &str, admin: &str) -> anyhow::Result<(String, String)> {
@@ -127,10 +111,9 @@ async fn up_state(dir: &Path, url: &str, admin: &str) -> anyhow::Result<(String,
         )
         .await?;
     let token = tok["token"].as_str().context("no token")?.to_string();
-    write_secret(
-        &path,
-        &serde_json::to_string_pretty(&json!({"workspace_id": ws_id, "token": token}))?,
-    )?;
+    let state = serde_json::to_string_pretty(&json!({"workspace_id": ws_id, "token": token}))?;
+    agentd_daemon::fsutil::write_atomic(&path, state.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok((ws_id, token))
 }
 
