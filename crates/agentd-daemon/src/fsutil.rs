@@ -67,7 +67,9 @@ mod tests {
         assert!(write_atomic(&dir.path().join("missing/dir/x"), b"x").is_err());
 
         // A world-readable temp file left by a crash does not lend its mode to the secret.
-        let stale = dir.path().join(format!(".secret.{}.tmp", std::process::id()));
+        let stale = dir
+            .path()
+            .join(format!(".secret.{}.tmp", std::process::id()));
         std::fs::write(&stale, "old").unwrap();
         std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
         write_atomic(&p, b"three").unwrap();

@@ -3,6 +3,8 @@
 //! `crates/agentd-daemon/tests/fixtures/agent-output/`). Stand-ins are for what the real
 //! CLI can't do on demand: crash mid-stream, print garbage, hang.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -224,18 +226,7 @@ async fn ws_cancel_stops_the_agent_and_fails_with_reason_cancelled() {
     assert!(took < Duration::from_secs(5), "cancel took {took:?}");
     // The whole process group died, grandchild included.
     // (A killed grandchild may linger as a zombie until init reaps it: that is dead.)
-    let alive = || {
-        std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false)
-    };
-    eventually(5, "grandchild gone", || !alive()).await;
+    eventually(5, "grandchild gone", || !common::pid_alive(grandchild)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

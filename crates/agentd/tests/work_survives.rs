@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use agentd_testkit::fault_proxy::FaultProxy;
 use common::{
-    Server, assign_new_issue, cli, eventually, online_runtime, spawn_daemon, stand_in_claude,
+    Server, assign_new_issue, cli, eventually, online_runtime, pid_alive, spawn_daemon,
+    stand_in_claude,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -87,7 +88,10 @@ impl Agents {
 
     /// How many of them still run.
     fn alive(&self) -> usize {
-        self.runs().iter().filter(|(_, pid)| alive(*pid)).count()
+        self.runs()
+            .iter()
+            .filter(|(_, pid)| pid_alive(*pid))
+            .count()
     }
 }
 
@@ -116,19 +120,6 @@ fn agent_pid(dir: &Path) -> Option<i32> {
         .trim()
         .parse()
         .ok()
-}
-
-/// True while `/proc/<pid>` exists and is not a zombie.
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 /// `agentd issue show`: the issue, its tasks and its comments.
@@ -510,7 +501,7 @@ async fn a_task_ended_on_the_server_stops_its_agent_within_a_second() {
     let issues = vec![issue.clone()];
     all_running(url, token, &issues, 30).await;
     let pid = eventually(10, "the agent started", || agent_pid(d)).await;
-    assert!(alive(pid), "the agent {pid} runs");
+    assert!(pid_alive(pid), "the agent {pid} runs");
     let task = tasks(&show(url, token, &issue))[0]["id"]
         .as_str()
         .expect("task id")
@@ -522,7 +513,7 @@ async fn a_task_ended_on_the_server_stops_its_agent_within_a_second() {
     // Poll /proc every 10 ms for up to 5 s; the time it took is judged below.
     let mut stopped = None;
     while ended.elapsed() < Duration::from_secs(5) {
-        if !alive(pid) {
+        if !pid_alive(pid) {
             stopped = Some(ended.elapsed());
             break;
         }

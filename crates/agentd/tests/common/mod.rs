@@ -34,34 +34,7 @@ impl Server {
     /// Starts `agentd server --listen 127.0.0.1:0` with its data in `dir/server` and its
     /// log in `dir/server.log`; returns once it printed its URL.
     pub fn start(dir: &Path) -> Server {
-        let log = dir.join("server.log");
-        let mut child = Command::new(BIN)
-            .args(["server", "--listen", "127.0.0.1:0", "--json", "--data-dir"])
-            .arg(dir.join("server"))
-            .env("RUST_LOG", "agentd_server=info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("server.log"))
-            .spawn()
-            .expect("spawn agentd server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("server stdout"))
-            .read_line(&mut line)
-            .expect("server prints its URL");
-        let proc = Proc(child);
-        let url = serde_json::from_str::<Value>(&line).expect("server JSON line")["url"]
-            .as_str()
-            .expect("url")
-            .to_string();
-        let admin = std::fs::read_to_string(dir.join("server/admin-token"))
-            .expect("admin-token")
-            .trim()
-            .to_string();
-        Server {
-            url,
-            admin,
-            log,
-            _proc: proc,
-        }
+        Server::start_with_args(dir, &[])
     }
 
     /// Like [`Server::start`], plus `args` (e.g. `--offline-after-secs 4`). When `args`
@@ -150,6 +123,20 @@ pub fn cli_raw(url: &str, token: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// True while process `pid` exists and is not a zombie (a killed child lingers as one
+/// until it is reaped: that is dead).
+pub fn pid_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
 }
 
 /// Polls `f` every 50 ms until it returns Some; panics naming `what` after `secs`.
