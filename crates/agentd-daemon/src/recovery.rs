@@ -7,7 +7,7 @@
 //!
 //! 1. an empty id returns at once; `entry_at` is captured first thing;
 //! 2. an in-flight set makes a second call for the same id a no-op while the first runs;
-//! 3. the runtime is pruned from local state ([`Daemon::remove_stale_runtime`]); an
+//! 3. the runtime is pruned from local state ([`Registry::remove_stale_runtime`](crate::registry::Registry::remove_stale_runtime)); an
 //!    unknown id returns;
 //! 4. the runtime-set watcher is nudged (its heartbeat worker and poller stop, the WS
 //!    reconnects with the new id list);
