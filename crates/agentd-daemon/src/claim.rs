@@ -79,7 +79,7 @@ pub async fn poller(d: Arc<Daemon>, runtime_id: String, cancel: CancellationToke
                 failed = true;
                 inc(&d.metrics.claim_failures);
                 tracing::warn!(runtime_id, error = %e, "claim failed");
-                d.note_api_error(&e);
+                d.health.note_api_error(&e);
             }
         }
         drop(permit);
@@ -128,7 +128,7 @@ async fn claim_with_retry(
             },
             other => {
                 if other.is_ok() {
-                    d.note_server_ok(None);
+                    d.health.note_server_ok(None);
                 }
                 return other;
             }

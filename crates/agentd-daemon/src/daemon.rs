@@ -1,6 +1,6 @@
 //! [`Daemon`]: the daemon's parts, each owning its state privately — the [`Registry`]
-//! of workspaces and runtimes, the [`RecoveryGate`], the [`TaskRunner`] — plus the
-//! configuration, the HTTP client, health, metrics and the root token and tracker every
+//! of workspaces and runtimes, the [`RecoveryGate`], the [`TaskRunner`], [`Health`] —
+//! plus the configuration, the HTTP client, metrics and the root token and tracker every
 //! loop runs under. The loops live in their own modules (`workspace_sync`, `heartbeat`,
 //! `claim`, `recovery`, `task`).
 
@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant as StdInstant;
 
-use agentd_proto::health::HealthState;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -17,17 +16,10 @@ use crate::api::Client;
 use crate::config::DaemonConfig;
 use crate::fsutil::lock;
 use crate::gate::RecoveryGate;
+use crate::health::state::Health;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::task::runner::TaskRunner;
-
-/// What the health endpoint reports.
-#[derive(Debug, Clone)]
-pub struct HealthInfo {
-    pub state: HealthState,
-    pub detail: Option<String>,
-    pub ws_connected: bool,
-}
 
 /// The daemon. Cheap to share as `Arc<Daemon>`.
 pub struct Daemon {
@@ -45,7 +37,8 @@ pub struct Daemon {
     /// Every background task the daemon spawns (recoveries included) is tracked here.
     pub(crate) tracker: TaskTracker,
     pub(crate) metrics: Metrics,
-    health: Mutex<HealthInfo>,
+    /// What the health endpoint reports.
+    pub(crate) health: Health,
     /// Provider → version last probed.
     agent_versions: Mutex<HashMap<String, String>>,
     pub(crate) started: StdInstant,
@@ -60,6 +53,7 @@ impl Daemon {
     ) -> Arc<Daemon> {
         Arc::new(Daemon {
             runner: TaskRunner::new(cfg.max_concurrent_tasks),
+            health: Health::new(cfg.clock_skew_tolerance),
             cfg,
             client,
             probe,
@@ -68,11 +62,6 @@ impl Daemon {
             root,
             tracker: TaskTracker::new(),
             metrics: Metrics::default(),
-            health: Mutex::new(HealthInfo {
-                state: HealthState::Starting,
-                detail: None,
-                ws_connected: false,
-            }),
             agent_versions: Mutex::default(),
             started: StdInstant::now(),
         })
@@ -118,33 +107,6 @@ impl Daemon {
 
     pub(crate) fn agent_versions(&self) -> HashMap<String, String> {
         lock(&self.agent_versions).clone()
-    }
-
-    pub(crate) fn health_info(&self) -> HealthInfo {
-        lock(&self.health).clone()
-    }
-
-    /// Sets the health state (and its detail), logging transitions once.
-    pub fn set_health(&self, state: HealthState, detail: Option<String>) {
-        let mut h = lock(&self.health);
-        if h.state != state {
-            match state {
-                HealthState::Running => tracing::info!("daemon is healthy"),
-                _ => {
-                    tracing::warn!(state = ?state, detail = detail.as_deref().unwrap_or(""), "daemon health changed")
-                }
-            }
-        }
-        h.state = state;
-        h.detail = detail;
-    }
-
-    pub fn health_state(&self) -> HealthState {
-        lock(&self.health).state
-    }
-
-    pub fn set_ws_connected(&self, connected: bool) {
-        lock(&self.health).ws_connected = connected;
     }
 
     pub fn active_task_count(&self) -> usize {

@@ -8,11 +8,9 @@
 use std::sync::Arc;
 
 use agentd_proto::HeartbeatResponse;
-use agentd_proto::health::HealthState;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::ApiError;
 use crate::backoff::full_jitter;
 use crate::daemon::Daemon;
 use crate::metrics::inc;
@@ -57,7 +55,7 @@ pub async fn heartbeat_tick(d: &Arc<Daemon>, runtime_id: &str, cancel: &Cancella
         None => false,
         Some(Ok(answer)) => {
             d.metrics.observe_heartbeat_rtt(started.elapsed());
-            d.note_server_ok(answer.server_date);
+            d.health.note_server_ok(answer.server_date);
             if answer.body.runtime_gone {
                 d.spawn_runtime_gone(runtime_id);
                 return false;
@@ -71,7 +69,7 @@ pub async fn heartbeat_tick(d: &Arc<Daemon>, runtime_id: &str, cancel: &Cancella
         Some(Err(e)) => {
             inc(&d.metrics.heartbeat_failures);
             tracing::warn!(runtime_id, error = %e, "heartbeat failed");
-            d.note_api_error(&e);
+            d.health.note_api_error(&e);
             true
         }
     }
@@ -92,43 +90,7 @@ impl Daemon {
         inc(&self.metrics.ws_acks);
         self.registry.mark_ws_fresh(&ack.runtime_id);
         if let Some(t) = ack.server_time.as_deref().and_then(|s| s.parse().ok()) {
-            self.note_server_ok(Some(t));
-        }
-    }
-
-    /// The server answered. Checks its clock against ours when it told us the time.
-    pub fn note_server_ok(&self, server_time: Option<jiff::Timestamp>) {
-        if let Some(server) = server_time {
-            let skew = jiff::Timestamp::now().duration_since(server).unsigned_abs();
-            let tolerance = self.cfg.clock_skew_tolerance;
-            if skew > tolerance {
-                self.set_health(
-                    HealthState::ClockSkew,
-                    Some(format!(
-                        "server clock differs from this machine's by {}s (tolerance {}s); timestamps in logs and the board will disagree, fix NTP on one side",
-                        skew.as_secs(),
-                        tolerance.as_secs()
-                    )),
-                );
-                return;
-            }
-        }
-        if self.health_state() != HealthState::Stopping {
-            self.set_health(HealthState::Running, None);
-        }
-    }
-
-    /// A call failed: record what it says about the server, for the health endpoint.
-    pub fn note_api_error(&self, e: &ApiError) {
-        match e {
-            ApiError::Unauthorized { .. } => self.set_health(
-                HealthState::Unauthorized,
-                Some(format!("the server rejects this daemon's token: {e}; create a new token and restart, or fix it on the server")),
-            ),
-            e if e.is_transient() => {
-                self.set_health(HealthState::ServerUnreachable, Some(e.to_string()));
-            }
-            _ => {}
+            self.health.note_server_ok(Some(t));
         }
     }
 }

@@ -126,12 +126,12 @@ pub async fn run_daemon(d: Arc<Daemon>) -> Result<(), DaemonError> {
                 tracing::info!(pending, "replaying task reports left from a previous run");
             }
             d.runner.set_outbox(Arc::clone(&ob));
-            let health = Arc::clone(&d);
+            let reporter = Arc::clone(&d);
             d.tracker.spawn(task::outbox::sender(
                 d.client.clone(),
                 ob,
                 d.on_task_over(),
-                Arc::new(move |e| health.note_api_error(e)),
+                Arc::new(move |e| reporter.health.note_api_error(e)),
                 root.child_token(),
             ));
         }
@@ -167,7 +167,7 @@ pub async fn run_daemon(d: Arc<Daemon>) -> Result<(), DaemonError> {
 /// Stops claiming (the root token is cancelled), gives running tasks the grace period,
 /// stops what is left, then deregisters every runtime within 5 s.
 async fn shutdown(d: &Arc<Daemon>) {
-    d.set_health(HealthState::Stopping, None);
+    d.health.set(HealthState::Stopping, None);
     let active = d.active_task_count();
     if active > 0 {
         tracing::info!(active, grace = ?d.cfg.shutdown_grace, "waiting for running tasks");

@@ -43,7 +43,7 @@ impl Daemon {
     /// One pass of workspace discovery.
     pub async fn sync_workspaces(self: &Arc<Self>) -> Result<(), SyncError> {
         let answer = until_cancelled(&self.root, self.client.list_workspaces()).await?;
-        self.note_server_ok(answer.server_date);
+        self.health.note_server_ok(answer.server_date);
         let listed = answer.body;
         let mut changed = false;
         let mut registered = 0usize;
@@ -126,8 +126,8 @@ impl Daemon {
                     let delay = backoff.next_delay();
                     match e.api() {
                         Some(ApiError::Cancelled) => return false,
-                        Some(api) => self.note_api_error(api),
-                        None => self.set_health(HealthState::Starting, Some(e.to_string())),
+                        Some(api) => self.health.note_api_error(api),
+                        None => self.health.set(HealthState::Starting, Some(e.to_string())),
                     }
                     tracing::warn!(error = %e, retry_in = ?delay, "cannot reach a working state with the server yet; retrying");
                     if cancel
@@ -156,7 +156,7 @@ pub async fn workspace_sync_loop(d: Arc<Daemon>, cancel: CancellationToken) {
         if let Err(e) = d.sync_workspaces().await {
             tracing::debug!(error = %e, "workspace sync failed");
             if let Some(api) = e.api() {
-                d.note_api_error(api);
+                d.health.note_api_error(api);
             }
         }
     }

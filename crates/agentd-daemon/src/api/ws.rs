@@ -101,7 +101,7 @@ pub async fn run(d: Arc<Daemon>, cancel: CancellationToken) {
         }
         let ended = session(&d, &ids, &cancel, &mut runtime_set).await;
         d.registry.clear_ws_freshness();
-        d.set_ws_connected(false);
+        d.health.set_ws_connected(false);
         match ended {
             Ended::Cancelled => return,
             Ended::RuntimeSetChanged => backoff.reset(),
@@ -162,7 +162,7 @@ async fn session(
         },
     };
     inc(&d.metrics.ws_connects);
-    d.set_ws_connected(true);
+    d.health.set_ws_connected(true);
     tracing::info!(runtimes = ids.len(), "task wakeup websocket connected");
     d.runner.wake_pollers();
 

@@ -3,6 +3,8 @@
 //! registered and talking to the server; 503 with the reason otherwise) and `GET /metrics`
 //! (Prometheus text format).
 
+pub mod state;
+
 use std::sync::Arc;
 
 use agentd_proto::health::{Health, HealthAgent, HealthRuntime, HealthState, HealthWorkspace};
@@ -27,7 +29,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
 impl Daemon {
     /// The health document.
     pub fn health(&self) -> Health {
-        let h = self.health_info();
+        let h = self.health.info();
         let versions = self.agent_versions();
         let mut workspaces: Vec<HealthWorkspace> = self
             .registry
@@ -79,7 +81,7 @@ impl Daemon {
             runtimes_online: online,
             runtimes_recovering: recovering,
             active_tasks: self.active_task_count(),
-            ws_connected: self.health_info().ws_connected,
+            ws_connected: self.health.info().ws_connected,
         })
     }
 }
