@@ -65,6 +65,7 @@ impl Daemon {
                         provider: agent.provider.clone(),
                         version,
                         status: "online".into(),
+                        sandbox: None,
                     });
                 }
                 Err(e) => {

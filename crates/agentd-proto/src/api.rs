@@ -61,6 +61,10 @@ pub struct RuntimeInfo {
     pub status: String,
     pub last_seen_at: Option<String>,
     pub created_at: String,
+    /// `bwrap`, `off`, `unavailable`, or `None` when the daemon did not say (an older
+    /// daemon, or one that is not agentd's).
+    #[serde(default)]
+    pub sandbox: Option<crate::rest::SandboxState>,
 }
 
 /// `POST /api/v1/workspaces/{wid}/agents`.

@@ -27,6 +27,47 @@ pub struct RuntimeSpec {
     pub provider: String,
     pub version: String,
     pub status: String,
+    /// Whether this runtime's agents run in a sandbox (an agentd extension; a Multica
+    /// server ignores it, and an old daemon omits it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxState>,
+}
+
+/// How a runtime's agent runs are isolated, as its daemon reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxState {
+    /// Every run is inside bubblewrap (filesystem, PID and optionally network isolation).
+    Bwrap,
+    /// The operator turned the sandbox off (`sandbox = "off"`): runs are not isolated.
+    Off,
+    /// The sandbox is configured but cannot start here (bwrap missing, user namespaces
+    /// refused, or an OS without support); the daemon refuses tasks.
+    Unavailable,
+    /// A state this build does not know (a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+impl SandboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxState::Bwrap => "bwrap",
+            SandboxState::Off => "off",
+            SandboxState::Unavailable => "unavailable",
+            SandboxState::Unknown => "unknown",
+        }
+    }
+
+    /// Parses what [`SandboxState::as_str`] wrote (anything else is `Unknown`).
+    pub fn parse(s: &str) -> SandboxState {
+        match s {
+            "bwrap" => SandboxState::Bwrap,
+            "off" => SandboxState::Off,
+            "unavailable" => SandboxState::Unavailable,
+            _ => SandboxState::Unknown,
+        }
+    }
 }
 
 /// `POST /api/daemon/register`.

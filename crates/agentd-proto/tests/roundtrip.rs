@@ -39,7 +39,7 @@ prop_compose! {
                           runtimes in proptest::collection::vec((text(), text(), text()), 0..4)) -> RegisterRequest {
         RegisterRequest {
             workspace_id, daemon_id, device_name, legacy_daemon_ids: legacy,
-            runtimes: runtimes.into_iter().map(|(name, provider, version)| RuntimeSpec { name, provider, version, status: "online".into() }).collect(),
+            runtimes: runtimes.into_iter().map(|(name, provider, version)| RuntimeSpec { name, provider, version, status: "online".into(), sandbox: None }).collect(),
             ..RegisterRequest::default()
         }
     }
