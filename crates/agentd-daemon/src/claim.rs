@@ -51,6 +51,13 @@ fn next_wait(poll_interval: Duration, failed: bool, backoff: &mut Backoff) -> Du
 pub async fn poller(d: Arc<Daemon>, runtime_id: String, cancel: CancellationToken) {
     let mut wakeups = d.runner.subscribe_wakeups();
     let mut failures = claim_backoff(d.cfg.poll_interval);
+    if !d.sandbox.may_run() {
+        // Fail closed: the runtime stays registered (the board shows why) but takes no
+        // work until the operator fixes the sandbox or turns it off and restarts.
+        tracing::error!(runtime_id, detail = %d.sandbox.detail, "not claiming tasks");
+        cancel.cancelled().await;
+        return;
+    }
     loop {
         let permit = tokio::select! {
             _ = cancel.cancelled() => return,

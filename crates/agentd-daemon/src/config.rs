@@ -65,6 +65,11 @@ pub struct DaemonConfig {
     /// Extra environment for every agent run (e.g. a model base URL), applied before the
     /// agent's own `custom_env`.
     pub agent_env: Vec<(String, String)>,
+    /// Where agents run and what they can see and reach (see [`crate::sandbox`]).
+    pub sandbox: crate::sandbox::SandboxConfig,
+    /// Clone `file://` URLs and local paths (the single-user `agentd up` case); off, a
+    /// task naming one fails with `repo_not_allowed`.
+    pub allow_local_repos: bool,
 }
 
 impl std::fmt::Debug for DaemonConfig {
@@ -80,6 +85,7 @@ impl std::fmt::Debug for DaemonConfig {
             .field("poll_interval", &self.poll_interval)
             .field("health_addr", &self.health_addr)
             .field("max_concurrent_tasks", &self.max_concurrent_tasks)
+            .field("sandbox", &self.sandbox)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +125,11 @@ impl DaemonConfig {
             gc_interval: Duration::from_secs(3600),
             gc_ttl: Duration::from_secs(24 * 3600),
             gc_orphan_ttl: Duration::from_secs(72 * 3600),
+            sandbox: crate::sandbox::SandboxConfig {
+                bwrap: PathBuf::from("/usr/bin/bwrap"),
+                ..crate::sandbox::SandboxConfig::default()
+            },
+            allow_local_repos: false,
         }
     }
 

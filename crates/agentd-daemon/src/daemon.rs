@@ -39,6 +39,8 @@ pub struct Daemon {
     pub(crate) metrics: Metrics,
     /// What the health endpoint reports.
     pub(crate) health: Health,
+    /// Whether agent runs are sandboxed, decided once at start.
+    pub(crate) sandbox: crate::sandbox::SandboxStatus,
     /// Provider → version last probed.
     agent_versions: Mutex<HashMap<String, String>>,
     pub(crate) started: StdInstant,
@@ -54,6 +56,7 @@ impl Daemon {
         Arc::new(Daemon {
             runner: TaskRunner::new(cfg.max_concurrent_tasks),
             health: Health::new(cfg.clock_skew_tolerance),
+            sandbox: crate::sandbox::status(&cfg.sandbox),
             cfg,
             client,
             probe,

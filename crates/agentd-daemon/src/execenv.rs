@@ -2,41 +2,25 @@
 //! working copy in it on a branch named after the issue, the agent's instructions and
 //! skills written where the provider reads them, and the agent's environment.
 //!
-//! Repositories come from a cache of bare mirrors (`<data_dir>/repos/`), one per URL,
-//! fetched under a per-repository lock so concurrent tasks never corrupt a mirror; each
-//! task gets a `git worktree` of it. Git is driven through its CLI (it refuses to clobber
-//! work and is what users debug with). A URL outside the workspace's allow-list is refused,
-//! and no path from the server may escape the task directory.
+//! Repositories come from a cache of bare mirrors, one per workspace and URL
+//! (`<data_dir>/repos/<workspace>/<name>.git`, so one workspace's tasks can never read
+//! or poison another's), fetched under a per-mirror lock so concurrent tasks never
+//! corrupt it. Each task gets its own repository fetched from the mirror (objects
+//! copied, not shared: nothing the agent does in its `.git` reaches the mirror), with
+//! `origin` pointing at the real URL. Git is driven through its CLI (it refuses to
+//! clobber work and is what users debug with), always with URLs after `--`, a protocol
+//! allow-list (https and ssh; `file` and local paths only when the daemon allows local
+//! repositories), hooks and fsmonitor off, and a timeout. A URL outside the workspace's
+//! allow-list is refused, no path from the server may escape the task directory, and the
+//! instruction files are written without following symlinks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use agentd_proto::Task;
 
 use crate::fsutil::lock;
-
-/// Environment keys an agent's `custom_env` may not set: they would change what runs,
-/// where it writes, or whose identity it uses.
-pub const BLOCKED_ENV: &[&str] = &[
-    "PATH",
-    "HOME",
-    "SHELL",
-    "USER",
-    "LOGNAME",
-    "IFS",
-    "LD_PRELOAD",
-    "LD_LIBRARY_PATH",
-    "LD_AUDIT",
-    "NODE_OPTIONS",
-    "BASH_ENV",
-    "ENV",
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-];
-
-/// Prefixes of blocked environment keys.
-pub const BLOCKED_ENV_PREFIXES: &[&str] = &["LD_", "DYLD_", "AGENTD_"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
@@ -90,7 +74,7 @@ pub struct TaskEnv {
     pub branch: String,
 }
 
-/// Bare mirrors by URL, each behind its own lock.
+/// Bare mirrors by (workspace, URL), each behind its own lock.
 ///
 /// **Invariant:** the map only hands out locks; git runs while holding a repository's
 /// async lock, never the map's std mutex.
@@ -100,8 +84,12 @@ pub struct RepoCache {
 }
 
 impl RepoCache {
-    fn lock_for(&self, url: &str) -> Arc<tokio::sync::Mutex<()>> {
-        Arc::clone(lock(&self.locks).entry(url.to_string()).or_default())
+    fn lock_for(&self, key: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(
+            lock(&self.locks)
+                .entry(key.display().to_string())
+                .or_default(),
+        )
     }
 }
 
@@ -109,13 +97,37 @@ impl RepoCache {
 /// link included); past it git is killed and the task fails with `environment_error`.
 pub const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// Settings on every git call: no hooks or fsmonitor from any repository's config
+/// (agent-written config must never run code in the daemon), and no transport but
+/// https and ssh unless a call allows more.
+const GIT_SAFETY: &[&str] = &[
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "protocol.allow=never",
+    "-c",
+    "protocol.https.allow=always",
+    "-c",
+    "protocol.ssh.allow=always",
+];
+
 async fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, EnvError> {
+    git_with(dir, &[], args).await
+}
+
+/// `git` with `extra` settings (`-c k=v` pairs) after [`GIT_SAFETY`].
+async fn git_with(dir: Option<&Path>, extra: &[&str], args: &[&str]) -> Result<String, EnvError> {
     let mut cmd = tokio::process::Command::new("git");
     if let Some(d) = dir {
         cmd.arg("-C").arg(d);
     }
-    cmd.args(args)
+    cmd.args(GIT_SAFETY)
+        .args(extra)
+        .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_PROTOCOL_FROM_USER", "0")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     // `kill_on_drop`: a timeout, or a task stopped while preparing (the future is
@@ -155,6 +167,50 @@ fn mirror_name(url: &str) -> String {
     format!("{tail}-{h:016x}.git")
 }
 
+/// Writes `bytes` to `base/rel` without following a symlink anywhere below `base`: each
+/// directory on the way must be a real directory (missing ones are made), and the file
+/// itself is opened with `O_NOFOLLOW`. A repository that ships a symlink where the daemon
+/// writes gets `PathEscape`, not a write outside the work dir.
+fn write_under(base: &Path, rel: &Path, bytes: &[u8]) -> Result<(), EnvError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let escape = || EnvError::PathEscape(rel.display().to_string());
+    let mut dir = base.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    let Some((file, parents)) = parts.split_last() else {
+        return Err(escape());
+    };
+    for c in parents {
+        let Component::Normal(name) = c else {
+            return Err(escape());
+        };
+        dir.push(name);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(escape()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&dir)
+                .map_err(EnvError::io(format!("create {}", dir.display())))?,
+            Err(e) => return Err(EnvError::io(format!("inspect {}", dir.display()))(e)),
+        }
+    }
+    let path = dir.join(file.as_os_str());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                escape()
+            } else {
+                EnvError::io(format!("write {}", path.display()))(e)
+            }
+        })?;
+    f.write_all(bytes)
+        .map_err(EnvError::io(format!("write {}", path.display())))
+}
+
 /// Joins a relative path from the server under `base`, refusing anything that escapes.
 pub fn safe_join(base: &Path, rel: &str) -> Result<PathBuf, EnvError> {
     let p = Path::new(rel);
@@ -185,14 +241,88 @@ pub fn branch_name(task: &Task) -> String {
     format!("agentd/issue-{issue}-{}", short(&task.id))
 }
 
-/// Prepares the task's directory and working copy. `allowed` is the workspace's repo
-/// allow-list.
+/// How a repository URL would be fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoUrl {
+    /// `https://…`, `ssh://…` or scp-like `user@host:path`.
+    Remote,
+    /// `http://…`: cleartext, allowed only with local repositories.
+    PlainHttp,
+    /// `file://…` or an absolute path on this machine.
+    Local,
+}
+
+/// Classifies `url`, refusing anything git could mistake for an option or that uses a
+/// transport other than https, ssh, http and local files.
+pub fn classify_url(url: &str) -> Result<RepoUrl, String> {
+    if url.is_empty() {
+        return Err("the URL is empty".into());
+    }
+    if url.starts_with('-') {
+        return Err("a URL may not start with '-'".into());
+    }
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("a URL may not contain whitespace or control characters".into());
+    }
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("ssh://") {
+        return Ok(RepoUrl::Remote);
+    }
+    if lower.starts_with("http://") {
+        return Ok(RepoUrl::PlainHttp);
+    }
+    if lower.starts_with("file://") || url.starts_with('/') {
+        return Ok(RepoUrl::Local);
+    }
+    if lower.contains("://") || lower.contains("::") {
+        return Err("only https, ssh and (where allowed) local repositories are fetched".into());
+    }
+    // scp-like `[user@]host:path`: a host before the first ':' and no '/' before it.
+    match url.split_once(':') {
+        Some((host, path)) if !host.is_empty() && !host.contains('/') && !path.is_empty() => {
+            Ok(RepoUrl::Remote)
+        }
+        _ => Err("not an https, ssh or user@host:path URL".into()),
+    }
+}
+
+/// A directory name safe for any workspace id.
+fn dir_name(id: &str) -> String {
+    let safe: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(64)
+        .collect();
+    if safe.is_empty() {
+        "default".into()
+    } else {
+        safe
+    }
+}
+
+/// Which repositories a task may check out.
+#[derive(Debug, Clone, Copy)]
+pub struct Repos<'a> {
+    /// The task's workspace: its mirrors live apart from every other workspace's.
+    pub workspace: &'a str,
+    /// The workspace's repo allow-list.
+    pub allowed: &'a [String],
+    /// `file://` URLs, local paths and plain http are fetched too.
+    pub allow_local: bool,
+}
+
+/// Prepares the task's directory and working copy.
 pub async fn prepare(
     data_dir: &Path,
     cache: &RepoCache,
     task: &Task,
-    allowed: &[String],
+    repos: Repos<'_>,
 ) -> Result<TaskEnv, EnvError> {
+    let Repos {
+        workspace,
+        allowed,
+        allow_local,
+    } = repos;
     if task.id.is_empty()
         || !task
             .id
@@ -205,6 +335,17 @@ pub async fn prepare(
         if !allowed.iter().any(|a| a == &repo.url) {
             return Err(EnvError::RepoNotAllowed(repo.url.clone()));
         }
+        match classify_url(&repo.url) {
+            Ok(RepoUrl::Remote) => {}
+            Ok(RepoUrl::Local | RepoUrl::PlainHttp) if allow_local => {}
+            Ok(_) => {
+                return Err(EnvError::RepoNotAllowed(format!(
+                    "{} (a local or plain-http repository; the daemon allows these only with allow_local_repos)",
+                    repo.url
+                )));
+            }
+            Err(why) => return Err(EnvError::RepoNotAllowed(format!("{} ({why})", repo.url))),
+        }
     }
     let dir = data_dir.join("tasks").join(&task.id);
     let workdir = dir.join("work");
@@ -213,50 +354,86 @@ pub async fn prepare(
         // A retried claim of the same task (after a daemon restart): start clean.
         let _ = tokio::fs::remove_dir_all(&dir).await;
     }
-    tokio::fs::create_dir_all(&dir)
-        .await
+    crate::fsutil::create_private_dir(&dir)
         .map_err(EnvError::io(format!("create {}", dir.display())))?;
-    match task.repos.first() {
-        Some(repo) => {
-            let mirrors = data_dir.join("repos");
-            tokio::fs::create_dir_all(&mirrors)
-                .await
-                .map_err(EnvError::io("create repo cache"))?;
-            let mirror = mirrors.join(mirror_name(&repo.url));
-            let repo_lock = cache.lock_for(&repo.url);
-            let _held = repo_lock.lock().await;
-            if !mirror.exists() {
-                let m = mirror.display().to_string();
-                git(None, &["clone", "--bare", "--quiet", &repo.url, &m]).await?;
-                // Remote branches go to refs/remotes/origin/*, so fetching never touches
-                // the local branches that task worktrees have checked out.
-                git(
-                    Some(&mirror),
-                    &[
-                        "config",
-                        "remote.origin.fetch",
-                        "+refs/heads/*:refs/remotes/origin/*",
-                    ],
-                )
-                .await?;
-            }
-            git(Some(&mirror), &["fetch", "--quiet", "--prune", "origin"]).await?;
-            let default = git(Some(&mirror), &["symbolic-ref", "--short", "HEAD"]).await?;
-            let base = format!("refs/remotes/origin/{default}");
-            let w = workdir.display().to_string();
-            git(Some(&mirror), &["worktree", "prune"]).await?;
+    tokio::fs::create_dir_all(&workdir)
+        .await
+        .map_err(EnvError::io("create work dir"))?;
+    git(Some(&workdir), &["init", "-q", "-b", &branch]).await?;
+    if let Some(repo) = task.repos.first() {
+        let local = if allow_local {
+            [
+                "-c",
+                "protocol.file.allow=always",
+                "-c",
+                "protocol.http.allow=always",
+            ]
+        } else {
+            [
+                "-c",
+                "protocol.file.allow=never",
+                "-c",
+                "protocol.http.allow=never",
+            ]
+        };
+        let mirrors = data_dir.join("repos").join(dir_name(workspace));
+        crate::fsutil::create_private_dir(&mirrors).map_err(EnvError::io("create repo cache"))?;
+        let mirror = mirrors.join(mirror_name(&repo.url));
+        let m = mirror.display().to_string();
+        let repo_lock = cache.lock_for(&mirror);
+        let _held = repo_lock.lock().await;
+        if !mirror.exists() {
+            git_with(
+                None,
+                &local,
+                &["clone", "--bare", "--quiet", "--", &repo.url, &m],
+            )
+            .await?;
+            // Remote branches go to refs/remotes/origin/*, so a fetch never touches the
+            // mirror's own branches.
             git(
                 Some(&mirror),
-                &["worktree", "add", "--quiet", "-B", &branch, &w, &base],
+                &[
+                    "config",
+                    "remote.origin.fetch",
+                    "+refs/heads/*:refs/remotes/origin/*",
+                ],
             )
             .await?;
         }
-        None => {
-            tokio::fs::create_dir_all(&workdir)
-                .await
-                .map_err(EnvError::io("create work dir"))?;
-            git(Some(&workdir), &["init", "-q", "-b", &branch]).await?;
-        }
+        git_with(
+            Some(&mirror),
+            &local,
+            &["fetch", "--quiet", "--prune", "origin"],
+        )
+        .await?;
+        let default = git(Some(&mirror), &["symbolic-ref", "--short", "HEAD"]).await?;
+        let tracking = format!("refs/remotes/origin/{default}");
+        // The task's own repository gets copies of the objects it needs (a fetch from a
+        // local path never hard-links), so the agent's `.git` is not the mirror's.
+        git_with(
+            Some(&workdir),
+            &["-c", "protocol.file.allow=always"],
+            &[
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--",
+                &m,
+                &format!("+{tracking}:{tracking}"),
+            ],
+        )
+        .await?;
+        git(
+            Some(&workdir),
+            &["remote", "add", "origin", "--", &repo.url],
+        )
+        .await?;
+        git(
+            Some(&workdir),
+            &["checkout", "-q", "-B", &branch, &tracking],
+        )
+        .await?;
     }
     write_instructions(&workdir, task).await?;
     Ok(TaskEnv {
@@ -272,34 +449,20 @@ async fn write_instructions(workdir: &Path, task: &Task) -> Result<(), EnvError>
     let mut written = Vec::new();
     if !task.agent.instructions.trim().is_empty() {
         for name in ["CLAUDE.md", "AGENTS.md", "GEMINI.md"] {
-            let p = workdir.join(name);
-            if !p.exists() {
-                tokio::fs::write(&p, &task.agent.instructions)
-                    .await
-                    .map_err(EnvError::io(format!("write {name}")))?;
+            // A file the repository already has (or a symlink it ships, dangling or
+            // not) is the repository's: never written through.
+            if std::fs::symlink_metadata(workdir.join(name)).is_err() {
+                write_under(workdir, Path::new(name), task.agent.instructions.as_bytes())?;
                 written.push(name.to_string());
             }
         }
     }
-    let skills_dir = workdir.join(".claude").join("skills");
     for skill in &task.agent.skills {
-        let sdir = safe_join(&skills_dir, &skill.name)?;
-        tokio::fs::create_dir_all(&sdir)
-            .await
-            .map_err(EnvError::io("create skill dir"))?;
-        tokio::fs::write(sdir.join("SKILL.md"), &skill.content)
-            .await
-            .map_err(EnvError::io("write skill"))?;
+        let sdir = safe_join(Path::new(".claude/skills"), &skill.name)?;
+        write_under(workdir, &sdir.join("SKILL.md"), skill.content.as_bytes())?;
         for f in &skill.files {
             let p = safe_join(&sdir, &f.path)?;
-            if let Some(parent) = p.parent() {
-                tokio::fs::create_dir_all(parent)
-                    .await
-                    .map_err(EnvError::io("create skill file dir"))?;
-            }
-            tokio::fs::write(&p, &f.content)
-                .await
-                .map_err(EnvError::io("write skill file"))?;
+            write_under(workdir, &p, f.content.as_bytes())?;
         }
     }
     if !task.agent.skills.is_empty() {
@@ -325,24 +488,6 @@ async fn write_instructions(workdir: &Path, task: &Task) -> Result<(), EnvError>
             .map_err(EnvError::io("write git excludes"))?;
     }
     Ok(())
-}
-
-/// The agent's `custom_env` without blocked keys (each refusal logged).
-pub fn filter_env(custom: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    custom
-        .iter()
-        .filter(|(k, _)| {
-            let blocked = k.is_empty()
-                || k.contains('=')
-                || BLOCKED_ENV.contains(&k.as_str())
-                || BLOCKED_ENV_PREFIXES.iter().any(|p| k.starts_with(p));
-            if blocked {
-                tracing::warn!(key = %k, "refusing agent custom_env key");
-            }
-            !blocked
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }
 
 /// Commits whatever the agent changed in its working copy on the task's branch. Returns
@@ -403,6 +548,14 @@ mod tests {
         }
     }
 
+    fn repos(allowed: &[String], allow_local: bool) -> Repos<'_> {
+        Repos {
+            workspace: "ws-1",
+            allowed,
+            allow_local,
+        }
+    }
+
     #[test]
     fn no_server_path_escapes() {
         let base = Path::new("/data/tasks/t");
@@ -412,23 +565,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn blocks_dangerous_env() {
-        let env: BTreeMap<String, String> = [
-            ("PATH", "/evil"),
-            ("LD_PRELOAD", "x.so"),
-            ("AGENTD_TOKEN", "stolen"),
-            ("FOO", "bar"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        assert_eq!(
-            filter_env(&env),
-            vec![("FOO".to_string(), "bar".to_string())]
-        );
-    }
-
     #[tokio::test]
     async fn refuses_repos_outside_the_allow_list_and_bad_ids() {
         let dir = tempfile::tempdir().unwrap();
@@ -436,18 +572,23 @@ mod tests {
         t.repos = vec![Repo {
             url: "https://evil.example/x.git".into(),
         }];
-        let err = prepare(dir.path(), &RepoCache::default(), &t, &[])
+        let err = prepare(dir.path(), &RepoCache::default(), &t, repos(&[], false))
             .await
             .unwrap_err();
         assert!(matches!(err, EnvError::RepoNotAllowed(_)), "{err}");
-        let err = prepare(dir.path(), &RepoCache::default(), &task("../up"), &[])
-            .await
-            .unwrap_err();
+        let err = prepare(
+            dir.path(),
+            &RepoCache::default(),
+            &task("../up"),
+            repos(&[], false),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, EnvError::BadTaskId(_)), "{err}");
     }
 
     #[tokio::test]
-    async fn worktrees_from_a_shared_mirror_commit_on_the_issue_branch() {
+    async fn task_repos_from_a_per_workspace_mirror_commit_on_the_issue_branch() {
         let dir = tempfile::tempdir().unwrap();
         // An upstream repository with one commit.
         let up = dir.path().join("upstream");
@@ -491,7 +632,7 @@ mod tests {
         let envs = futures_util::future::join_all(
             tasks
                 .iter()
-                .map(|t| prepare(&data, &cache, t, std::slice::from_ref(&url))),
+                .map(|t| prepare(&data, &cache, t, repos(std::slice::from_ref(&url), true))),
         )
         .await;
         let envs: Vec<TaskEnv> = envs.into_iter().map(Result::unwrap).collect();
@@ -520,6 +661,104 @@ mod tests {
                 "instructions and skills must not be committed"
             );
         }
-        assert_eq!(std::fs::read_dir(data.join("repos")).unwrap().count(), 1);
+        // One mirror for the workspace; each task's repository is its own (no
+        // alternates into the mirror, origin is the real URL).
+        assert_eq!(
+            std::fs::read_dir(data.join("repos/ws-1")).unwrap().count(),
+            1
+        );
+        for env in &envs {
+            assert!(!env.workdir.join(".git/objects/info/alternates").exists());
+            let origin = git(Some(&env.workdir), &["remote", "get-url", "origin"])
+                .await
+                .unwrap();
+            assert_eq!(origin, url);
+        }
+        // Another workspace never shares that mirror.
+        let other = Repos {
+            workspace: "ws-2",
+            allowed: std::slice::from_ref(&url),
+            allow_local: true,
+        };
+        prepare(&data, &cache, &task("task-d").tap_repo(&url), other)
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_dir(data.join("repos/ws-2")).unwrap().count(),
+            1
+        );
+        // Without allow_local a local path is refused before git runs.
+        let err = prepare(
+            &data,
+            &cache,
+            &task("task-e").tap_repo(&url),
+            repos(std::slice::from_ref(&url), false),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, EnvError::RepoNotAllowed(ref m) if m.contains("allow_local_repos")),
+            "{err}"
+        );
+    }
+
+    trait TapRepo {
+        fn tap_repo(self, url: &str) -> Task;
+    }
+    impl TapRepo for Task {
+        fn tap_repo(mut self, url: &str) -> Task {
+            self.repos = vec![Repo { url: url.into() }];
+            self
+        }
+    }
+
+    #[test]
+    fn urls_are_classified_and_option_like_ones_refused() {
+        for ok in [
+            "https://github.com/a/b.git",
+            "ssh://git@host:22/a/b",
+            "git@github.com:a/b.git",
+        ] {
+            assert_eq!(classify_url(ok), Ok(RepoUrl::Remote), "{ok}");
+        }
+        assert_eq!(classify_url("http://h/a.git"), Ok(RepoUrl::PlainHttp));
+        for local in ["file:///srv/a.git", "/srv/a.git"] {
+            assert_eq!(classify_url(local), Ok(RepoUrl::Local), "{local}");
+        }
+        for bad in [
+            "",
+            "-uoops",
+            "ext::sh -c id",
+            "fd::3",
+            "git://h/a",
+            "a b",
+            "relative/path",
+            "h:",
+        ] {
+            assert!(classify_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn writes_never_follow_a_symlink_out_of_the_work_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        // A repository that ships `.claude -> ../outside` and a dangling `x.md` link.
+        std::os::unix::fs::symlink(&outside, work.join(".claude")).unwrap();
+        std::os::unix::fs::symlink(outside.join("x.md"), work.join("x.md")).unwrap();
+        let err = write_under(&work, Path::new(".claude/skills/s/SKILL.md"), b"x").unwrap_err();
+        assert!(matches!(err, EnvError::PathEscape(_)), "{err}");
+        let err = write_under(&work, Path::new("x.md"), b"x").unwrap_err();
+        assert!(matches!(err, EnvError::PathEscape(_)), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            0,
+            "nothing written outside"
+        );
+        write_under(&work, Path::new("a/b/c.md"), b"ok").unwrap();
+        assert_eq!(std::fs::read(work.join("a/b/c.md")).unwrap(), b"ok");
     }
 }

@@ -2,7 +2,7 @@
 //! `.done` file when its run ended) is removed after a TTL (default 24 h), a directory
 //! without the marker — a run the daemon lost track of, e.g. across a crash — after the
 //! orphan TTL (default 72 h). A directory of a task running now is never touched. After a
-//! sweep, each repository mirror forgets worktrees whose directories are gone.
+//! sweep.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -60,18 +60,6 @@ pub fn sweep(
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), error = %e, "cannot remove task directory")
             }
-        }
-    }
-    if !report.removed.is_empty()
-        && let Ok(mirrors) = std::fs::read_dir(data_dir.join("repos"))
-    {
-        for m in mirrors.flatten() {
-            let _ = std::process::Command::new("git")
-                .arg("-C")
-                .arg(m.path())
-                .args(["worktree", "prune"])
-                .stdin(std::process::Stdio::null())
-                .output();
         }
     }
     report

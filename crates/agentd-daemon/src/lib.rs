@@ -12,6 +12,8 @@
 //! - [`workspace_sync`], [`register`], [`heartbeat`], [`claim`]: the loops of the spec.
 //! - [`recovery`]: `handle_runtime_gone` — the self-healing the seed tests pin down.
 //! - [`supervisor`]: one worker per runtime, following the runtime set.
+//! - [`sandbox`]: what an agent run can see, reach and leave behind (bwrap, the env
+//!   allow-list, egress, limits).
 //! - [`task`]: running claimed tasks. [`health`]: `/health` and `/metrics`.
 //! - [`backoff`]: exponential backoff with full jitter. [`metrics`]: counters.
 //!
@@ -38,6 +40,7 @@ pub mod process;
 pub mod recovery;
 pub mod register;
 pub mod registry;
+pub mod sandbox;
 pub mod supervisor;
 pub mod task;
 pub mod workspace_sync;

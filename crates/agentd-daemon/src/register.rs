@@ -65,7 +65,7 @@ impl Daemon {
                         provider: agent.provider.clone(),
                         version,
                         status: "online".into(),
-                        sandbox: None,
+                        sandbox: Some(self.sandbox.state),
                     });
                 }
                 Err(e) => {

@@ -19,6 +19,9 @@ pub enum HealthState {
     ServerUnreachable,
     /// The server's clock differs from ours by more than the tolerated skew.
     ClockSkew,
+    /// The sandbox is configured but cannot start here; no task is claimed until it
+    /// can (or the config says `sandbox = "off"`). The detail says why.
+    Unsandboxed,
     /// Shutting down.
     Stopping,
     #[serde(other)]
@@ -66,6 +69,9 @@ pub struct Health {
     pub cli_version: String,
     pub active_task_count: usize,
     pub ws_connected: bool,
+    /// `bwrap`, `off` or `unavailable` (see [`crate::SandboxState`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<crate::SandboxState>,
     pub agents: Vec<HealthAgent>,
     pub workspaces: Vec<HealthWorkspace>,
 }

@@ -23,8 +23,45 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: register this machine's agent CLIs with a server and run tasks.
     Daemon(DaemonArgs),
+    /// (internal) The daemon's launcher for one sandboxed agent run: puts itself under
+    /// the run's memory and process limits, then executes the rest of its arguments.
+    #[command(hide = true)]
+    SandboxExec(SandboxExecArgs),
+    /// (internal) Runs inside an allow-list sandbox: relays 127.0.0.1:3128 to the
+    /// daemon's egress proxy socket while it runs the agent CLI.
+    #[command(hide = true)]
+    SandboxRelay(SandboxRelayArgs),
     #[command(flatten)]
     Other(crate::commands::Command),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SandboxExecArgs {
+    /// The run's name (its cgroups are `agentd-<run>`).
+    #[arg(long)]
+    pub run: String,
+    /// Memory cap in bytes.
+    #[arg(long)]
+    pub memory: Option<u64>,
+    /// Process cap.
+    #[arg(long)]
+    pub pids: Option<u64>,
+    /// The program to execute and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SandboxRelayArgs {
+    /// Where to listen inside the sandbox.
+    #[arg(long, default_value = "127.0.0.1:3128")]
+    pub listen: std::net::SocketAddr,
+    /// The egress proxy's socket as bound into the sandbox.
+    #[arg(long)]
+    pub socket: PathBuf,
+    /// The agent CLI and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Flags of `agentd daemon`. Precedence: flag > environment > config file > default.
@@ -66,4 +103,13 @@ pub struct DaemonArgs {
     /// Timeout of one HTTP request to the server, e.g. `30s`.
     #[arg(long)]
     pub http_timeout: Option<String>,
+    /// Run agents in a bubblewrap sandbox (`bwrap`, the default) or not (`off`).
+    #[arg(long, env = "AGENTD_SANDBOX")]
+    pub sandbox: Option<String>,
+    /// Agents' network: `open` (default) or `allowlist` (only the egress proxy).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Clone `file://` URLs and local paths (single-user setups).
+    #[arg(long)]
+    pub allow_local_repos: bool,
 }

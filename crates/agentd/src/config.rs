@@ -32,6 +32,36 @@ pub struct FileConfig {
     pub gc_interval: Option<String>,
     pub gc_ttl: Option<String>,
     pub gc_orphan_ttl: Option<String>,
+    /// `"bwrap"` (default) or `"off"`.
+    pub sandbox: Option<String>,
+    /// `"open"` (default) or `"allowlist"`: the network of agents without their own.
+    pub network: Option<String>,
+    /// Extra hosts the egress proxy allows in allow-list mode.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Extra paths hidden from agents.
+    #[serde(default)]
+    pub hide_paths: Vec<PathBuf>,
+    /// Extra paths agents may read even under a hidden tree (e.g. `~/.rustup`).
+    #[serde(default)]
+    pub read_only_paths: Vec<PathBuf>,
+    /// Extra paths agents may write.
+    #[serde(default)]
+    pub writable_paths: Vec<PathBuf>,
+    /// Memory cap of one agent run, e.g. `"4G"`.
+    pub memory_limit: Option<String>,
+    /// Process cap of one agent run.
+    pub process_limit: Option<u64>,
+    /// Keys of the daemon's environment passed to agents beyond the allow-list.
+    #[serde(default)]
+    pub pass_env: Vec<String>,
+    /// `custom_env` keys agents may set although they redirect (base URLs, proxies…).
+    #[serde(default)]
+    pub custom_env_allow: Vec<String>,
+    /// Clone `file://` URLs and local paths.
+    pub allow_local_repos: Option<bool>,
+    /// The bubblewrap binary (default `/usr/bin/bwrap`).
+    pub bwrap_path: Option<PathBuf>,
     /// `[agents.claude] path = "/opt/claude/bin/claude"`
     #[serde(default)]
     pub agents: BTreeMap<String, AgentFileEntry>,
@@ -40,7 +70,82 @@ pub struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentFileEntry {
-    pub path: PathBuf,
+    pub path: Option<PathBuf>,
+    /// `"open"` or `"allowlist"` for this provider's runs.
+    pub network: Option<String>,
+}
+
+fn parse_network(what: &str, s: &str) -> anyhow::Result<agentd_daemon::sandbox::NetworkMode> {
+    use agentd_daemon::sandbox::NetworkMode;
+    match s.trim() {
+        "open" => Ok(NetworkMode::Open),
+        "allowlist" | "allow-list" => Ok(NetworkMode::AllowList),
+        other => bail!("{what}: network {other:?} must be \"open\" or \"allowlist\""),
+    }
+}
+
+/// The sandbox settings from flags and the file; `where_` names the file in errors.
+fn sandbox_config(
+    args: &DaemonArgs,
+    file: &FileConfig,
+    file_path: Option<&Path>,
+    where_: &str,
+) -> anyhow::Result<agentd_daemon::sandbox::SandboxConfig> {
+    use agentd_daemon::sandbox::{SandboxConfig, SandboxMode};
+    let mut sb = SandboxConfig {
+        bwrap: file
+            .bwrap_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/bwrap")),
+        ..SandboxConfig::default()
+    };
+    sb.mode = match args
+        .sandbox
+        .as_deref()
+        .or(file.sandbox.as_deref())
+        .map(str::trim)
+    {
+        None | Some("bwrap") => SandboxMode::Bwrap,
+        Some("off") => SandboxMode::Off,
+        Some(other) => bail!("{where_}: sandbox {other:?} must be \"bwrap\" or \"off\""),
+    };
+    if let Some(n) = args.network.as_deref().or(file.network.as_deref()) {
+        sb.network = parse_network(where_, n)?;
+    }
+    for (provider, entry) in &file.agents {
+        if let Some(n) = &entry.network {
+            let mode = parse_network(&format!("{where_} [agents.{provider}]"), n)?;
+            sb.network_by_provider.push((provider.clone(), mode));
+        }
+    }
+    sb.allow_hosts = file.allow_hosts.clone();
+    sb.hidden = file.hide_paths.clone();
+    // The daemon's config (its token may be in it) is never the agent's to read: the
+    // default config dir, and the file itself wherever it is.
+    if let Some(dir) = default_config_path().and_then(|p| p.parent().map(Path::to_path_buf)) {
+        sb.hidden.push(dir);
+    }
+    if let Some(p) = file_path {
+        sb.hidden
+            .push(std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    }
+    sb.read_only = file.read_only_paths.clone();
+    sb.writable = file.writable_paths.clone();
+    if let Some(m) = &file.memory_limit {
+        sb.limits.memory_bytes = Some(
+            agentd_daemon::sandbox::limits::parse_bytes(m)
+                .map_err(|e| anyhow::anyhow!("{where_}: memory_limit {e}"))?,
+        );
+    }
+    if let Some(p) = file.process_limit {
+        if p == 0 {
+            bail!("{where_}: process_limit must be at least 1");
+        }
+        sb.limits.max_processes = Some(p);
+    }
+    sb.pass_env = file.pass_env.clone();
+    sb.custom_env_allow = file.custom_env_allow.clone();
+    Ok(sb)
 }
 
 fn strategy() -> Option<impl etcetera::AppStrategy> {
@@ -240,10 +345,12 @@ pub fn daemon_config(args: &DaemonArgs) -> anyhow::Result<agentd_daemon::DaemonC
     cfg.launched_by = std::env::var("AGENTD_LAUNCHED_BY").unwrap_or_default();
     cfg.agentd_exe = std::env::current_exe().ok();
 
+    cfg.sandbox = sandbox_config(args, &file, file_path.as_deref(), &where_)?;
+    cfg.allow_local_repos = args.allow_local_repos || file.allow_local_repos.unwrap_or(false);
     let configured: Vec<(String, PathBuf)> = file
         .agents
         .iter()
-        .map(|(p, e)| (p.clone(), e.path.clone()))
+        .filter_map(|(p, e)| Some((p.clone(), e.path.clone()?)))
         .collect();
     let path_var = std::env::var_os("PATH");
     cfg.agents = agentd_daemon::agents::detect(path_var.as_deref(), &configured);

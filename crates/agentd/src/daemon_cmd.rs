@@ -36,7 +36,13 @@ pub async fn start_for_up(
         token: Some(token),
         data_dir: Some(data_dir.join("daemon")),
         health_port: Some(0),
+        // The single-user case: repositories may be local paths.
+        allow_local_repos: true,
         ..DaemonArgs::default()
     };
-    run(args, shutdown).await
+    let mut cfg = crate::config::daemon_config(&args)?;
+    // The server's data (its admin token) and `up.json` sit beside the daemon's: the
+    // whole `up` data dir is hidden from agents.
+    cfg.sandbox.hidden.push(data_dir);
+    run_config(cfg, shutdown).await
 }

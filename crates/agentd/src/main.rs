@@ -14,6 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    // The sandbox helpers run before any runtime or logging: one execs, the other runs
+    // the agent and must print nothing of its own on stdout.
+    let cli = match cli.command {
+        cli::Command::SandboxExec(args) => return sandbox_exec(args),
+        cli::Command::SandboxRelay(args) => return sandbox_relay(args),
+        _ => cli,
+    };
     init_tracing(&cli.log);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -32,6 +39,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             cli::Command::Daemon(args) => daemon_cmd::run(args, shutdown).await,
             cli::Command::Other(cmd) => commands::run(cmd, shutdown).await,
+            cli::Command::SandboxExec(_) | cli::Command::SandboxRelay(_) => Ok(()),
         }
     });
     // Background tasks (and blocking reads of stdin) must not hold the exit.
@@ -43,6 +51,50 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `agentd sandbox-exec`: enters the run's limits, then becomes its command (same pid,
+/// so the daemon supervises what it spawned).
+fn sandbox_exec(args: cli::SandboxExecArgs) -> std::process::ExitCode {
+    use std::os::unix::process::CommandExt;
+    let limits = agentd_daemon::sandbox::Limits {
+        memory_bytes: args.memory,
+        max_processes: args.pids,
+    };
+    match agentd_daemon::sandbox::limits::enter(&limits, &args.run) {
+        Ok(entered) => {
+            if let Some(a) = entered.memory {
+                eprintln!(
+                    "agentd: memory limit {} bytes via {a}",
+                    args.memory.unwrap_or(0)
+                );
+            }
+            if let Some(a) = entered.processes {
+                eprintln!("agentd: process limit {} via {a}", args.pids.unwrap_or(0));
+            }
+        }
+        Err(e) => {
+            eprintln!("agentd sandbox-exec: cannot apply the run's limits: {e}");
+            return std::process::ExitCode::from(125);
+        }
+    }
+    let err = std::process::Command::new(&args.command[0])
+        .args(&args.command[1..])
+        .exec();
+    eprintln!(
+        "agentd sandbox-exec: cannot execute {}: {err}",
+        std::path::Path::new(&args.command[0]).display()
+    );
+    std::process::ExitCode::from(if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    })
+}
+
+/// `agentd sandbox-relay`: the in-sandbox end of the egress proxy.
+fn sandbox_relay(_args: cli::SandboxRelayArgs) -> std::process::ExitCode {
+    std::process::ExitCode::from(125)
 }
 
 fn init_tracing(level: &str) {

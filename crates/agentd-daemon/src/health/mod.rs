@@ -48,10 +48,18 @@ impl Daemon {
             })
             .collect();
         workspaces.sort_by(|a, b| a.id.cmp(&b.id));
+        // A daemon that refuses tasks for want of a sandbox is not ready, whatever the
+        // server says; a worse problem with the server still shows first.
+        let (status, detail) = match h.state {
+            HealthState::Running | HealthState::Starting if !self.sandbox.may_run() => {
+                (HealthState::Unsandboxed, Some(self.sandbox.detail.clone()))
+            }
+            s => (s, h.detail),
+        };
         Health {
-            status: h.state,
-            detail: h.detail,
-            ready: h.state == HealthState::Running,
+            status,
+            detail,
+            ready: status == HealthState::Running,
             pid: std::process::id(),
             uptime: self.started.elapsed().as_secs(),
             daemon_id: self.cfg.daemon_id.clone(),
@@ -60,6 +68,7 @@ impl Daemon {
             cli_version: self.cfg.cli_version.clone(),
             active_task_count: self.active_task_count(),
             ws_connected: h.ws_connected,
+            sandbox: Some(self.sandbox.state),
             agents: self
                 .cfg
                 .agents

@@ -13,6 +13,7 @@
 //! that polls `GET …/status` in its own task — never inside the loop that reads the
 //! agent's output, so a slow server cannot stall it.
 
+mod command;
 pub mod outbox;
 pub mod prompt;
 pub mod runner;
@@ -33,7 +34,7 @@ use crate::api::ApiError;
 use crate::backend::{self, AgentEvent, Backend, Line, RunOutcome, RunSpec};
 use crate::daemon::Daemon;
 use crate::execenv::{self, EnvError, TaskEnv};
-use crate::process::{AgentProcess, ExitReport, SpawnOptions, command_for};
+use crate::process::{AgentProcess, ExitReport, SpawnOptions};
 use outbox::{Endpoint, OnTaskOver, Record};
 use runner::TaskControl;
 
@@ -188,6 +189,11 @@ struct Launched {
     backend: Box<dyn Backend>,
     spec: RunSpec,
     provider: String,
+    /// What the daemon tells the transcript before the agent's first word (refused
+    /// `custom_env` keys).
+    notes: Vec<String>,
+    /// The run's limit cgroups, removed when it is over.
+    limits_run: Option<String>,
 }
 
 /// What supervising a run saw.
@@ -373,8 +379,16 @@ impl Daemon {
             task.workspace_id.clone()
         };
         let allowed = self.registry.allowed_repos(&workspace);
-        let prepare =
-            execenv::prepare(&self.cfg.data_dir, self.runner.repo_cache(), task, &allowed);
+        let prepare = execenv::prepare(
+            &self.cfg.data_dir,
+            self.runner.repo_cache(),
+            task,
+            execenv::Repos {
+                workspace: &workspace,
+                allowed: &allowed,
+                allow_local: self.cfg.allow_local_repos,
+            },
+        );
         match control.stop.run_until_cancelled(prepare).await {
             Some(env) => Ok(env?),
             None => {
@@ -412,26 +426,8 @@ impl Daemon {
             prior_session_id: Some(task.prior_session_id.clone()).filter(|s| !s.is_empty()),
         };
         let cmd_spec = backend.command(&spec);
-        let mut cmd = command_for(&agent.path, &cmd_spec, &env.workdir);
-        for (k, v) in &self.cfg.agent_env {
-            cmd.env(k, v);
-        }
-        for (k, v) in execenv::filter_env(&task.agent.custom_env) {
-            cmd.env(k, v);
-        }
-        if let Some(exe_dir) = self.cfg.agentd_exe.as_ref().and_then(|p| p.parent()) {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let mut dirs = vec![exe_dir.to_path_buf()];
-            dirs.extend(std::env::split_paths(&path));
-            if let Ok(joined) = std::env::join_paths(dirs) {
-                cmd.env("PATH", joined);
-            }
-        }
-        cmd.env("AGENTD_SERVER_URL", &self.cfg.server_url)
-            .env("AGENTD_TOKEN", &task.task_token)
-            .env("AGENTD_TASK_ID", &task.id)
-            .env("AGENTD_ISSUE_ID", &task.issue_id);
-        let proc = AgentProcess::spawn(cmd, SpawnOptions::default()).map_err(|e| {
+        let command = self.agent_command(task, &provider, &agent.path, &cmd_spec, env)?;
+        let proc = AgentProcess::spawn(command.cmd, SpawnOptions::default()).map_err(|e| {
             let reason = if e.kind() == std::io::ErrorKind::NotFound {
                 FailureReason::AgentNotFound
             } else {
@@ -443,11 +439,18 @@ impl Daemon {
             )
         })?;
         tracing::info!(task_id = %task.id, pid = proc.pid(), provider, workdir = %env.workdir.display(), "agent started");
+        let notes = command
+            .refused_env
+            .iter()
+            .map(|r| format!("agentd: custom_env key {} was not set: {}", r.key, r.why))
+            .collect();
         Ok(Launched {
             proc,
             backend,
             spec,
             provider,
+            notes,
+            limits_run: command.limits_run,
         })
     }
 
@@ -466,9 +469,17 @@ impl Daemon {
             backend,
             spec,
             provider,
+            notes,
+            limits_run,
         } = launched;
         let mut parser = backend.parser(&spec);
         let mut batcher = Batcher::new();
+        for note in notes {
+            batcher.push(
+                backend::MessageDraft::error(note),
+                self.cfg.message_batch_interval,
+            );
+        }
         let mut session_id: Option<String> = None;
         let run_deadline = Instant::now() + self.cfg.task_timeout;
         let mut last_output = Instant::now();
@@ -532,6 +543,9 @@ impl Daemon {
             }
         }
         let exit = proc.finish().await;
+        if let Some(run) = limits_run {
+            crate::sandbox::limits::cleanup(&run);
+        }
         for line in &exit.unread {
             if let Line::Text(t) = line {
                 let events = parser.line(t);

@@ -1,0 +1,280 @@
+//! The bubblewrap command line of one agent run (see `docs/sandbox.md` for the layout and
+//! `../shared/guides/sandbox.md`'s facts behind it).
+//!
+//! Mounts apply in argv order, later over earlier: the host read-only, a fresh `/dev`
+//! and `/proc`, tmpfs over everything hidden (`/tmp`, `/var/tmp`, `/run`, the real
+//! HOME, the daemon's data and config dirs, configured extras), then the writable holes
+//! (the task's work dir, the provider's state dirs), then read-only re-binds of what
+//! must stay usable under a hidden tree (`PATH` entries, the CLI's install dir), and
+//! last the work dir's `.git/hooks` and `.git/config` read-only, since the daemon runs
+//! git there after the agent.
+//!
+//! Namespaces: all (user, ipc, pid, net, uts, cgroup), the network shared back only in
+//! open mode; `--die-with-parent` and a PID namespace, so nothing the agent starts
+//! outlives its run or the daemon; `--new-session` (no terminal to inject keys into);
+//! `--cap-drop ALL` (a root daemon's sandbox keeps no capability).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The namespace flags every run uses (and the start-up probe runs with).
+pub const PROBE_ARGS: &[&str] = &[
+    "--unshare-all",
+    "--die-with-parent",
+    "--new-session",
+    "--cap-drop",
+    "ALL",
+    "--ro-bind",
+    "/",
+    "/",
+    "--dev",
+    "/dev",
+    "--proc",
+    "/proc",
+    "--",
+];
+
+/// Where the egress proxy's socket appears inside the sandbox.
+pub const EGRESS_SOCKET: &str = "/run/agentd/egress.sock";
+
+/// What one run's sandbox shows.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// The agent's cwd: writable.
+    pub workdir: PathBuf,
+    /// Hidden behind an empty tmpfs (directories) or `/dev/null` (files).
+    pub hidden: Vec<PathBuf>,
+    /// Writable (the provider's state dirs, configured extras).
+    pub writable: Vec<PathBuf>,
+    /// Visible read-only even when under a hidden tree.
+    pub read_only: Vec<PathBuf>,
+    /// Share the host's network (open mode).
+    pub share_net: bool,
+    /// The host path of this run's egress proxy socket (allow-list mode).
+    pub egress_socket: Option<PathBuf>,
+}
+
+fn depth(p: &Path) -> usize {
+    p.components().count()
+}
+
+fn under(p: &Path, root: &Path) -> bool {
+    p.starts_with(root)
+}
+
+/// The directories the default layout hides: the system temp dirs, `/run` (docker,
+/// D-Bus and agent sockets) and the daemon user's HOME.
+pub fn default_hidden(home: Option<&Path>) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = ["/tmp", "/var/tmp", "/run"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    v.extend(home.map(Path::to_path_buf));
+    v
+}
+
+/// The state dirs a provider's CLI writes under HOME (created if missing), so that it
+/// can run and resume sessions: `~/.claude`, `~/.codex` (or `$CODEX_HOME`), OpenCode's
+/// four XDG dirs, `~/.gemini`.
+pub fn state_dirs(provider: &str, home: &Path, env: &[(String, String)]) -> Vec<PathBuf> {
+    let get = |k: &str| {
+        env.iter()
+            .rev()
+            .find(|(ek, _)| ek == k)
+            .map(|(_, v)| PathBuf::from(v))
+    };
+    match provider {
+        "claude" => vec![get("CLAUDE_CONFIG_DIR").unwrap_or_else(|| home.join(".claude"))],
+        "codex" => vec![get("CODEX_HOME").unwrap_or_else(|| home.join(".codex"))],
+        "opencode" => vec![
+            home.join(".config/opencode"),
+            home.join(".local/share/opencode"),
+            home.join(".cache/opencode"),
+            home.join(".local/state/opencode"),
+        ],
+        "gemini" => vec![home.join(".gemini")],
+        _ => Vec::new(),
+    }
+}
+
+/// Where an agent CLI is installed, to re-bind read-only when it lies in a hidden tree:
+/// the `node_modules` dir of an npm install, else the executable's directory.
+pub fn install_dir(exe: &Path) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(exe).ok()?;
+    real.ancestors()
+        .find(|a| a.file_name().is_some_and(|n| n == "node_modules"))
+        .map(Path::to_path_buf)
+        .or_else(|| real.parent().map(Path::to_path_buf))
+}
+
+/// bwrap's arguments (up to and including `--`) for `layout`.
+pub fn args(layout: &Layout) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
+    push(&["--unshare-all"]);
+    if layout.share_net {
+        push(&["--share-net"]);
+    }
+    push(&[
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+    ]);
+
+    // Hidden trees: outermost only (a tmpfs inside a tmpfs hides nothing more), never
+    // `/` itself, only paths that exist (bwrap cannot create a mount point on the
+    // read-only root).
+    let mut hidden: Vec<&PathBuf> = layout
+        .hidden
+        .iter()
+        .filter(|p| p.is_absolute() && p.parent().is_some() && p.exists())
+        .collect();
+    hidden.sort_by_key(|p| depth(p));
+    hidden.dedup();
+    let mut kept: Vec<&PathBuf> = Vec::new();
+    for h in hidden {
+        if !kept.iter().any(|k| under(h, k)) {
+            kept.push(h);
+        }
+    }
+    for h in &kept {
+        if h.is_dir() {
+            a.push("--tmpfs".into());
+        } else {
+            a.push("--ro-bind".into());
+            a.push("/dev/null".into());
+        }
+        a.push(h.as_os_str().to_owned());
+    }
+
+    // Writable holes, then read-only re-binds, each shallowest first so a deeper bind
+    // lands on top of the one around it.
+    let mut binds: Vec<(&Path, bool)> = Vec::new();
+    binds.push((&layout.workdir, true));
+    binds.extend(layout.writable.iter().map(|p| (p.as_path(), true)));
+    binds.extend(
+        layout
+            .read_only
+            .iter()
+            // Re-binding matters only under a hidden tree; elsewhere the path is
+            // already visible read-only.
+            .filter(|p| kept.iter().any(|k| under(p, k)))
+            .map(|p| (p.as_path(), false)),
+    );
+    binds.retain(|(p, _)| p.is_absolute() && p.exists());
+    binds.sort_by_key(|(p, rw)| (depth(p), *rw));
+    binds.dedup_by(|x, y| x.0 == y.0);
+    for (p, rw) in binds {
+        a.push(if rw { "--bind" } else { "--ro-bind" }.into());
+        a.push(p.as_os_str().to_owned());
+        a.push(p.as_os_str().to_owned());
+    }
+    // The daemon runs git in the work dir after the agent: hooks and config stay as the
+    // daemon made them.
+    let git = layout.workdir.join(".git");
+    for sub in ["hooks", "config"] {
+        let p = git.join(sub);
+        if p.exists() {
+            a.push("--ro-bind".into());
+            a.push(p.as_os_str().to_owned());
+            a.push(p.as_os_str().to_owned());
+        }
+    }
+    if let Some(sock) = &layout.egress_socket {
+        a.push("--bind".into());
+        a.push(sock.as_os_str().to_owned());
+        a.push(EGRESS_SOCKET.into());
+    }
+    a.push("--chdir".into());
+    a.push(layout.workdir.as_os_str().to_owned());
+    a.push("--".into());
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strs(a: &[OsString]) -> Vec<String> {
+        a.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn hides_outermost_trees_then_rebinds_holes_in_depth_order() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for d in [
+            "home/.claude",
+            "home/bin",
+            "data/tasks/t1/work/.git/hooks",
+            "cfg",
+        ] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::fs::write(r.join("data/tasks/t1/work/.git/config"), "").unwrap();
+        let layout = Layout {
+            workdir: r.join("data/tasks/t1/work"),
+            hidden: vec![
+                r.join("home"),
+                r.join("data"),
+                r.join("data/tasks"),
+                r.join("cfg"),
+                r.join("missing"),
+            ],
+            writable: vec![r.join("home/.claude")],
+            read_only: vec![r.join("home/bin"), PathBuf::from("/usr/bin")],
+            share_net: true,
+            egress_socket: None,
+        };
+        let a = strs(&args(&layout));
+        let s = |p: &str| r.join(p).display().to_string();
+        let pos = |needle: &str| {
+            a.iter()
+                .position(|x| x == needle)
+                .unwrap_or_else(|| panic!("{needle} not in {a:?}"))
+        };
+        assert!(a.contains(&"--share-net".to_string()));
+        // `data/tasks` is inside `data`: one tmpfs; a missing path is skipped.
+        assert_eq!(a.iter().filter(|x| *x == "--tmpfs").count(), 3, "{a:?}");
+        assert!(!a.contains(&s("missing")));
+        // Holes come after the tmpfs that covers them; hooks and config last.
+        assert!(pos(&s("home/.claude")) > pos(&s("home")));
+        assert!(pos(&s("data/tasks/t1/work")) > pos(&s("data")));
+        assert!(pos(&s("data/tasks/t1/work/.git/hooks")) > pos(&s("data/tasks/t1/work")));
+        assert!(
+            a.contains(&s("home/bin")),
+            "a PATH entry under a hidden tree is re-bound"
+        );
+        assert!(
+            !a.contains(&"/usr/bin".to_string()),
+            "visible paths need no re-bind"
+        );
+        assert_eq!(a.last().map(String::as_str), Some("--"));
+    }
+
+    #[test]
+    fn allow_list_mode_has_no_network_but_the_proxy_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("egress.sock");
+        std::fs::write(&sock, "").unwrap();
+        let a = strs(&args(&Layout {
+            workdir: dir.path().to_path_buf(),
+            egress_socket: Some(sock.clone()),
+            ..Layout::default()
+        }));
+        assert!(!a.contains(&"--share-net".to_string()));
+        let i = a
+            .iter()
+            .position(|x| *x == sock.display().to_string())
+            .unwrap();
+        assert_eq!(a[i + 1], EGRESS_SOCKET);
+    }
+}

@@ -1,0 +1,204 @@
+//! The command line and environment of one agent run: the environment from allow-lists
+//! ([`crate::sandbox::env`]), then, when sandboxed, bubblewrap around the CLI
+//! ([`crate::sandbox::bwrap`]), the limits launcher in front of it
+//! ([`crate::sandbox::limits`]) and the egress relay inside it (allow-list network).
+//!
+//! The chain, outermost first (each part only when it is needed):
+//! `agentd sandbox-exec <limits> -- bwrap <layout> -- agentd sandbox-relay -- <cli> <args>`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use agentd_proto::{FailureReason, SandboxState, Task};
+use tokio::process::Command;
+
+use super::Failure;
+use crate::backend::CommandSpec;
+use crate::daemon::Daemon;
+use crate::execenv::TaskEnv;
+use crate::sandbox::{NetworkMode, bwrap, env as agent_env};
+
+/// The port the in-sandbox relay listens on (the proxy variables point here).
+pub const RELAY_ADDR: &str = "127.0.0.1:3128";
+
+/// A command ready to spawn, and what it needs cleaned up after the run.
+pub(super) struct AgentCommand {
+    pub cmd: Command,
+    /// Keys of `custom_env` that were refused, with why (for the transcript).
+    pub refused_env: Vec<agent_env::Refused>,
+    /// The run used cgroups to be removed when it is over.
+    pub limits_run: Option<String>,
+}
+
+/// Sets `k` to `v`, replacing any earlier value.
+fn set(vars: &mut Vec<(String, String)>, k: &str, v: String) {
+    vars.retain(|(ek, _)| ek != k);
+    vars.push((k.to_string(), v));
+}
+
+fn split_path(path: &str) -> Vec<PathBuf> {
+    std::env::split_paths(path)
+        .filter(|p| p.is_absolute())
+        .collect()
+}
+
+impl Daemon {
+    /// Builds the agent's command for `task`.
+    pub(super) fn agent_command(
+        &self,
+        task: &Task,
+        provider: &str,
+        cli: &Path,
+        spec: &CommandSpec,
+        env: &TaskEnv,
+    ) -> Result<AgentCommand, Failure> {
+        let sb = &self.cfg.sandbox;
+        let sandboxed = self.sandbox.state == SandboxState::Bwrap;
+        let network = if sandboxed {
+            sb.network_for(provider)
+        } else {
+            NetworkMode::Open
+        };
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+
+        // The environment: allow-listed inherited keys < the daemon config's agent env <
+        // the backend's own < the agent's custom_env (filtered) < what the daemon sets.
+        let mut vars = agent_env::inherited(
+            provider,
+            network == NetworkMode::Open,
+            &sb.pass_env,
+            std::env::vars_os(),
+        );
+        vars.extend(self.cfg.agent_env.iter().cloned());
+        vars.extend(spec.env.iter().cloned());
+        let (custom, refused_env) = agent_env::custom(&task.agent.custom_env, &sb.custom_env_allow);
+        for r in &refused_env {
+            tracing::warn!(task_id = %task.id, key = %r.key, why = r.why, "refusing custom_env key");
+        }
+        vars.extend(custom);
+        let mut path: Vec<PathBuf> = split_path(
+            &std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        );
+        if let Some(exe_dir) = self.cfg.agentd_exe.as_ref().and_then(|p| p.parent()) {
+            path.insert(0, exe_dir.to_path_buf());
+        }
+        if let Ok(joined) = std::env::join_paths(&path) {
+            set(&mut vars, "PATH", joined.to_string_lossy().into_owned());
+        }
+        if let Some(h) = &home {
+            set(&mut vars, "HOME", h.display().to_string());
+        }
+        set(&mut vars, "PWD", env.workdir.display().to_string());
+        set(&mut vars, "AGENTD_SERVER_URL", self.cfg.server_url.clone());
+        set(&mut vars, "AGENTD_TOKEN", task.task_token.clone());
+        set(&mut vars, "AGENTD_TASK_ID", task.id.clone());
+        set(&mut vars, "AGENTD_ISSUE_ID", task.issue_id.clone());
+        if sandboxed {
+            // The private /tmp; git needs an identity with the real HOME hidden.
+            set(&mut vars, "TMPDIR", "/tmp".into());
+            for k in ["GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"] {
+                set(&mut vars, k, "agentd".into());
+            }
+            for k in ["GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"] {
+                set(&mut vars, k, "agentd@localhost".into());
+            }
+        }
+        if network == NetworkMode::AllowList {
+            let proxy = format!("http://{RELAY_ADDR}");
+            for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+                set(&mut vars, k, proxy.clone());
+            }
+            for k in ["ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"] {
+                vars.retain(|(ek, _)| ek != k);
+            }
+            set(&mut vars, "NODE_USE_ENV_PROXY", "1".into());
+        }
+
+        if !sandboxed {
+            let mut cmd = Command::new(cli);
+            cmd.args(&spec.args)
+                .current_dir(&env.workdir)
+                .env_clear()
+                .envs(vars);
+            return Ok(AgentCommand {
+                cmd,
+                refused_env,
+                limits_run: None,
+            });
+        }
+
+        let exe = self.cfg.agentd_exe.clone();
+        let needs_exe = network == NetworkMode::AllowList
+            || sb.limits.memory_bytes.is_some()
+            || sb.limits.max_processes.is_some();
+        if needs_exe && exe.is_none() {
+            return Err(Failure::new(
+                FailureReason::EnvironmentError,
+                "network allow-list mode and limits need the agentd executable (agentd_exe is not set)",
+            ));
+        }
+
+        // What the sandbox shows.
+        let mut hidden = bwrap::default_hidden(home.as_deref());
+        hidden.push(self.cfg.data_dir.clone());
+        hidden.extend(sb.hidden.iter().cloned());
+        let mut writable: Vec<PathBuf> = match &home {
+            Some(h) => bwrap::state_dirs(provider, h, &vars),
+            None => Vec::new(),
+        };
+        for d in &writable {
+            // The provider's state must survive runs (sessions, logins): it lives in the
+            // real HOME, made if missing, private to the user.
+            let _ = crate::fsutil::create_private_dir(d);
+        }
+        writable.extend(sb.writable.iter().cloned());
+        let mut read_only = path.clone();
+        read_only.extend(bwrap::install_dir(cli));
+        read_only.extend(exe.clone());
+        read_only.extend(sb.read_only.iter().cloned());
+        let layout = bwrap::Layout {
+            workdir: env.workdir.clone(),
+            hidden,
+            writable,
+            read_only,
+            share_net: network == NetworkMode::Open,
+            egress_socket: None,
+        };
+
+        // Outermost first: the limits launcher, bwrap, the relay, the CLI.
+        let mut argv: Vec<OsString> = Vec::new();
+        let limits = sb.limits;
+        let limits_run = (limits.memory_bytes.is_some() || limits.max_processes.is_some())
+            .then(|| task.id.clone());
+        if let (Some(run), Some(exe)) = (&limits_run, &exe) {
+            argv.push(exe.clone().into());
+            argv.push("sandbox-exec".into());
+            argv.push("--run".into());
+            argv.push(run.into());
+            if let Some(m) = limits.memory_bytes {
+                argv.push("--memory".into());
+                argv.push(m.to_string().into());
+            }
+            if let Some(p) = limits.max_processes {
+                argv.push("--pids".into());
+                argv.push(p.to_string().into());
+            }
+            argv.push("--".into());
+        }
+        argv.push(sb.bwrap.clone().into());
+        argv.extend(bwrap::args(&layout));
+        argv.push(cli.as_os_str().to_owned());
+        argv.extend(spec.args.iter().map(OsString::from));
+
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .current_dir(&env.workdir)
+            .env_clear()
+            .envs(vars);
+        Ok(AgentCommand {
+            cmd,
+            refused_env,
+            limits_run,
+        })
+    }
+}
