@@ -12,6 +12,8 @@
 //! - [`workspace_sync`], [`register`], [`heartbeat`], [`claim`]: the loops of the spec.
 //! - [`recovery`]: `handle_runtime_gone` — the self-healing the seed tests pin down.
 //! - [`supervisor`]: one worker per runtime, following the runtime set.
+//! - [`sandbox`]: the network allow-list proxy ([`sandbox::egress`]) and its in-sandbox
+//!   relay ([`sandbox::relay`]).
 //! - [`task`]: running claimed tasks. [`health`]: `/health` and `/metrics`.
 //! - [`backoff`]: exponential backoff with full jitter. [`metrics`]: counters.
 //!
@@ -38,6 +40,7 @@ pub mod process;
 pub mod recovery;
 pub mod register;
 pub mod registry;
+pub mod sandbox;
 pub mod supervisor;
 pub mod task;
 pub mod workspace_sync;

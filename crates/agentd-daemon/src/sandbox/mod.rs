@@ -1,0 +1,4 @@
+//! Running agents inside a bubblewrap sandbox: the network allow-list proxy and its in-sandbox relay.
+
+pub mod egress;
+pub mod relay;
