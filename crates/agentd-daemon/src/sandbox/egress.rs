@@ -114,9 +114,9 @@ impl Policy {
                 entry: entry.clone(),
                 reason: reason.to_string(),
             };
-            let (host, port) = split_host_port(entry.trim()).map_err(|r| bad(r))?;
+            let (host, port) = split_host_port(entry.trim()).map_err(&bad)?;
             let port = match port {
-                Some(p) => Some(parse_port(p).map_err(|r| bad(r))?),
+                Some(p) => Some(parse_port(p).map_err(&bad)?),
                 None => None,
             };
             let pattern = if let Some(suffix) = host.strip_prefix("*.") {
@@ -146,8 +146,8 @@ impl Policy {
                 entry: entry.clone(),
                 reason: reason.to_string(),
             };
-            let (host, port) = split_host_port(entry.trim()).map_err(|r| bad(r))?;
-            let port = parse_port(port.ok_or_else(|| bad("missing port"))?).map_err(|r| bad(r))?;
+            let (host, port) = split_host_port(entry.trim()).map_err(&bad)?;
+            let port = parse_port(port.ok_or_else(|| bad("missing port"))?).map_err(&bad)?;
             if host.contains('*') {
                 return Err(bad("wildcards are not allowed in endpoints"));
             }
@@ -656,7 +656,7 @@ async fn handle(mut client: UnixStream, policy: &Policy, on_decision: &OnDecisio
     let mut upstream = match dial(&addrs).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(%host, port, error = %e, "egress proxy: cannot reach an allowed upstream");
+            tracing::warn!(%host, port, error = %e, "egress upstream unreachable");
             let body = format!(
                 "agentd egress proxy: cannot connect to {}: {e}\n",
                 authority(&host, port)

@@ -1,4 +1,5 @@
-//! Running agents inside a bubblewrap sandbox: the network allow-list proxy and its in-sandbox relay.
+//! Running agents in a bubblewrap sandbox: the network allow-list proxy and its
+//! in-sandbox relay.
 
 pub mod egress;
 pub mod relay;

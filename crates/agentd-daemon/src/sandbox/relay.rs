@@ -52,7 +52,8 @@ pub async fn relay(listener: TcpListener, target: PathBuf, shutdown: Cancellatio
                 let mut upstream = match UnixStream::connect(&target).await {
                     Ok(s) => s,
                     Err(e) => {
-                        tracing::warn!(error = %e, target = %target.display(), "relay: cannot connect to the proxy socket");
+                        let target = target.display();
+                        tracing::warn!(error = %e, %target, "relay: cannot reach the proxy socket");
                         return;
                     }
                 };
@@ -129,15 +130,7 @@ pub fn run_helper(listen: SocketAddr, target: PathBuf, argv: Vec<OsString>) -> i
             // yet reaped (alive or a zombie), so its pid cannot have been reused.
             let received = tokio::select! {
                 biased;
-                status = child.wait() => {
-                    return match status {
-                        Ok(s) => s.code().or(s.signal().map(|n| 128 + n)).unwrap_or(EXIT_HELPER_FAILED),
-                        Err(e) => {
-                            eprintln!("agentd sandbox helper: cannot wait for {:?}: {e}", program.to_string_lossy());
-                            EXIT_HELPER_FAILED
-                        }
-                    };
-                }
+                status = child.wait() => return exit_code(status, program),
                 sig = next_signal(&mut streams) => sig,
             };
             if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
@@ -149,6 +142,21 @@ pub fn run_helper(listen: SocketAddr, target: PathBuf, argv: Vec<OsString>) -> i
     let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(1), relay_task).await });
     rt.shutdown_timeout(Duration::from_millis(100));
     code
+}
+
+/// The code the helper exits with for the child's `status`: its code, or 128 + signal.
+fn exit_code(status: std::io::Result<std::process::ExitStatus>, program: &OsString) -> i32 {
+    match status {
+        Ok(s) => s
+            .code()
+            .or(s.signal().map(|n| 128 + n))
+            .unwrap_or(EXIT_HELPER_FAILED),
+        Err(e) => {
+            let name = program.to_string_lossy();
+            eprintln!("agentd sandbox helper: cannot wait for {name:?}: {e}");
+            EXIT_HELPER_FAILED
+        }
+    }
 }
 
 /// The next signal any of `streams` receives (pending forever if there are none).
