@@ -14,9 +14,11 @@
 //! only an explicit `sandbox = "off"` runs agents unsandboxed.
 
 pub mod bwrap;
+pub mod egress;
 pub mod env;
 pub mod limits;
 pub mod probe;
+pub mod relay;
 
 use std::path::PathBuf;
 
