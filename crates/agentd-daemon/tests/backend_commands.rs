@@ -175,3 +175,15 @@ fn providers_resolve_and_empty_model_or_session_are_omitted() {
     }
     assert!(backend::for_provider("cursor").is_none());
 }
+
+#[test]
+fn codex_turns_its_own_sandbox_off_inside_agentds() {
+    let inside = RunSpec {
+        in_sandbox: true,
+        ..run("do it")
+    };
+    let a = args(&backend::Codex, &inside);
+    assert_eq!(a[3..5], ["--sandbox", "danger-full-access"]);
+    let a = args(&backend::Codex, &run("do it"));
+    assert_eq!(a[3..5], ["--sandbox", "workspace-write"]);
+}

@@ -93,8 +93,9 @@ fn sandbox_exec(args: cli::SandboxExecArgs) -> std::process::ExitCode {
 }
 
 /// `agentd sandbox-relay`: the in-sandbox end of the egress proxy.
-fn sandbox_relay(_args: cli::SandboxRelayArgs) -> std::process::ExitCode {
-    std::process::ExitCode::from(125)
+fn sandbox_relay(args: cli::SandboxRelayArgs) -> std::process::ExitCode {
+    let code = agentd_daemon::sandbox::relay::run_helper(args.listen, args.socket, args.command);
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn init_tracing(level: &str) {

@@ -191,10 +191,12 @@ fn spawn_agentd(
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    for d in ["home", "tmp", "bin", "data"] {
+    for d in ["home", "tmp", "bin", "data", "logs"] {
         std::fs::create_dir_all(root.join(d)).expect("mkdir");
     }
-    let stdout_log = root.join("cli-stdout.jsonl");
+    // The CLI runs in the daemon's sandbox, where the test's temp dir is hidden: the
+    // recorder's log dir is one the operator made writable.
+    let stdout_log = root.join("logs").join("cli-stdout.jsonl");
     // `exec` keeps the CLI itself as the process the daemon supervises (same pid, exit
     // status and signals); `tee` only copies what it prints on its way to the daemon.
     let wrapper = format!(
@@ -205,7 +207,13 @@ fn spawn_agentd(
     let bin = root.join("bin").join(name);
     std::fs::write(&bin, wrapper).expect("write wrapper");
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    std::fs::write(root.join("daemon.toml"), "").expect("daemon.toml");
+    // Codex's mock provider reads its key from MOCK_API_KEY, which is not one of the
+    // variables the daemon passes to agents by default.
+    let config = format!(
+        "pass_env = [\"MOCK_API_KEY\"]\nwritable_paths = [{:?}]\n",
+        root.join("logs").display().to_string()
+    );
+    std::fs::write(root.join("daemon.toml"), config).expect("daemon.toml");
     let log = std::fs::File::create(root.join("daemon.log")).expect("daemon.log");
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentd"));

@@ -36,19 +36,19 @@ impl Backend for Codex {
         PROVIDER
     }
 
-    /// `codex exec --json --skip-git-repo-check --sandbox workspace-write [--model M]
-    /// <custom args> [resume ID] -- <prompt>`.
+    /// `codex exec --json --skip-git-repo-check --sandbox <mode> [--model M]
+    /// <custom args> [resume ID] -- <prompt>`, the mode `danger-full-access` inside
+    /// agentd's sandbox (which does the isolating) and `workspace-write` outside it.
     fn command(&self, run: &RunSpec) -> CommandSpec {
-        let mut args: Vec<String> = [
-            "exec",
-            "--json",
-            "--skip-git-repo-check",
-            "--sandbox",
-            "workspace-write",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mode = if run.in_sandbox {
+            "danger-full-access"
+        } else {
+            "workspace-write"
+        };
+        let mut args: Vec<String> = ["exec", "--json", "--skip-git-repo-check", "--sandbox", mode]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         if let Some(model) = run.model.as_deref().filter(|m| !m.is_empty()) {
             args.extend(["--model".to_string(), model.to_string()]);
         }

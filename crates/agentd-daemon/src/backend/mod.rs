@@ -106,6 +106,9 @@ pub struct RunSpec {
     pub custom_args: Vec<String>,
     /// Session to resume (`task.prior_session_id`).
     pub prior_session_id: Option<String>,
+    /// agentd's sandbox already wraps the run: a CLI's own OS sandbox is turned off (it
+    /// cannot nest reliably, and its own network rules would bypass agentd's proxy).
+    pub in_sandbox: bool,
 }
 
 /// How to launch a run: `program` (the default executable name; the caller substitutes

@@ -9,17 +9,103 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use agentd_proto::{FailureReason, SandboxState, Task};
 use tokio::process::Command;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::Failure;
 use crate::backend::CommandSpec;
 use crate::daemon::Daemon;
 use crate::execenv::TaskEnv;
-use crate::sandbox::{NetworkMode, bwrap, env as agent_env};
+use crate::sandbox::{NetworkMode, bwrap, egress, env as agent_env};
 
 /// The port the in-sandbox relay listens on (the proxy variables point here).
 pub const RELAY_ADDR: &str = "127.0.0.1:3128";
+
+/// The run's egress proxy: stopped (and its socket removed) when dropped.
+pub(super) struct Egress {
+    stop: CancellationToken,
+    socket: PathBuf,
+    /// Connections the proxy denied, for the transcript.
+    pub denied: mpsc::UnboundedReceiver<String>,
+}
+
+impl Drop for Egress {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// The hosts a provider's CLI talks to by default.
+fn provider_hosts(provider: &str) -> &'static [&'static str] {
+    match provider {
+        "claude" => &["api.anthropic.com"],
+        "codex" => &["api.openai.com", "chatgpt.com"],
+        "gemini" => &["generativelanguage.googleapis.com"],
+        "opencode" => &["models.dev"],
+        _ => &[],
+    }
+}
+
+/// `host` or `host:port` of a URL (`None` if it has no host).
+fn authority(url: &str) -> Option<(String, Option<u16>)> {
+    let u = url::Url::parse(url).ok()?;
+    Some((u.host_str()?.to_string(), u.port_or_known_default()))
+}
+
+/// What the proxy allows for one run: the provider's API hosts, the agentd server and
+/// every base URL the agent's environment names (exact endpoints: they may be on this
+/// machine), the workspace's git hosts and the operator's extras.
+fn egress_policy(
+    provider: &str,
+    server_url: &str,
+    vars: &[(String, String)],
+    repos: &[String],
+    extra: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let mut hosts: Vec<String> = provider_hosts(provider)
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    hosts.extend(extra.iter().cloned());
+    let mut endpoints = Vec::new();
+    let urls = std::iter::once(server_url).chain(
+        vars.iter()
+            .filter(|(k, _)| k.ends_with("_BASE_URL") || k.ends_with("_API_BASE"))
+            .map(|(_, v)| v.as_str()),
+    );
+    for u in urls {
+        if let Some((host, Some(port))) = authority(u) {
+            endpoints.push(format!("{host}:{port}"));
+        }
+    }
+    for r in repos {
+        match crate::execenv::classify_url(r) {
+            Ok(crate::execenv::RepoUrl::Remote | crate::execenv::RepoUrl::PlainHttp) => {
+                if let Some((host, port)) = authority(r) {
+                    hosts.push(match port {
+                        Some(p) if p != 443 && p != 80 => format!("{host}:{p}"),
+                        _ => host,
+                    });
+                } else if let Some((user_host, _)) = r.split_once(':') {
+                    // scp-like `user@host:path`: ssh through a CONNECT tunnel.
+                    let host = user_host.rsplit('@').next().unwrap_or(user_host);
+                    hosts.push(format!("{host}:22"));
+                }
+            }
+            _ => {}
+        }
+    }
+    hosts.sort();
+    hosts.dedup();
+    endpoints.sort();
+    endpoints.dedup();
+    (hosts, endpoints)
+}
 
 /// A command ready to spawn, and what it needs cleaned up after the run.
 pub(super) struct AgentCommand {
@@ -28,6 +114,8 @@ pub(super) struct AgentCommand {
     pub refused_env: Vec<agent_env::Refused>,
     /// The run used cgroups to be removed when it is over.
     pub limits_run: Option<String>,
+    /// The run's egress proxy (allow-list network).
+    pub egress: Option<Egress>,
 }
 
 /// Sets `k` to `v`, replacing any earlier value.
@@ -124,6 +212,7 @@ impl Daemon {
                 cmd,
                 refused_env,
                 limits_run: None,
+                egress: None,
             });
         }
 
@@ -156,13 +245,17 @@ impl Daemon {
         read_only.extend(bwrap::install_dir(cli));
         read_only.extend(exe.clone());
         read_only.extend(sb.read_only.iter().cloned());
+        let egress = match network {
+            NetworkMode::Open => None,
+            NetworkMode::AllowList => Some(self.start_egress(task, provider, &vars)?),
+        };
         let layout = bwrap::Layout {
             workdir: env.workdir.clone(),
             hidden,
             writable,
             read_only,
             share_net: network == NetworkMode::Open,
-            egress_socket: None,
+            egress_socket: egress.as_ref().map(|e| e.socket.clone()),
         };
 
         // Outermost first: the limits launcher, bwrap, the relay, the CLI.
@@ -187,6 +280,15 @@ impl Daemon {
         }
         argv.push(sb.bwrap.clone().into());
         argv.extend(bwrap::args(&layout));
+        if let (Some(_), Some(exe)) = (&egress, &exe) {
+            argv.push(exe.clone().into());
+            argv.push("sandbox-relay".into());
+            argv.push("--listen".into());
+            argv.push(RELAY_ADDR.into());
+            argv.push("--socket".into());
+            argv.push(bwrap::EGRESS_SOCKET.into());
+            argv.push("--".into());
+        }
         argv.push(cli.as_os_str().to_owned());
         argv.extend(spec.args.iter().map(OsString::from));
 
@@ -199,6 +301,77 @@ impl Daemon {
             cmd,
             refused_env,
             limits_run,
+            egress,
+        })
+    }
+
+    /// Starts this run's egress proxy on its own socket (in a 0700 dir of the data dir,
+    /// which the sandbox hides; the socket alone is bound in).
+    fn start_egress(
+        &self,
+        task: &Task,
+        provider: &str,
+        vars: &[(String, String)],
+    ) -> Result<Egress, Failure> {
+        let env_err = |e: String| Failure::new(FailureReason::EnvironmentError, e);
+        let workspace = self
+            .registry
+            .workspace_of(&task.runtime_id)
+            .unwrap_or_default();
+        let repos = self.registry.allowed_repos(&workspace);
+        let (hosts, endpoints) = egress_policy(
+            provider,
+            &self.cfg.server_url,
+            vars,
+            &repos,
+            &self.cfg.sandbox.allow_hosts,
+        );
+        let policy = egress::Policy::new(&hosts, &endpoints)
+            .map_err(|e| env_err(format!("the network allow-list is invalid: {e}")))?;
+        let dir = self.cfg.data_dir.join("egress");
+        crate::fsutil::create_private_dir(&dir)
+            .map_err(|e| env_err(format!("create {}: {e}", dir.display())))?;
+        let name: String = task
+            .id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(16)
+            .collect();
+        let socket = dir.join(format!("{name}.sock"));
+        if socket.as_os_str().len() > 100 {
+            return Err(env_err(format!(
+                "the egress socket path {} is too long for a Unix socket; use a shorter data_dir",
+                socket.display()
+            )));
+        }
+        let _ = std::fs::remove_file(&socket);
+        let listener = tokio::net::UnixListener::bind(&socket)
+            .map_err(|e| env_err(format!("bind {}: {e}", socket.display())))?;
+        let (tx, denied) = mpsc::unbounded_channel();
+        let task_id = task.id.clone();
+        let on_decision: egress::OnDecision = Arc::new(move |d| match d {
+            egress::Decision::Allowed { host, port } => {
+                tracing::debug!(task_id, host, port, "egress allowed");
+            }
+            egress::Decision::Denied { host, port, reason } => {
+                tracing::info!(task_id, host, port, reason, "egress denied");
+                let _ = tx.send(format!(
+                    "agentd: network connection to {host}:{port} denied: {reason} (not on this agent's allow-list)"
+                ));
+            }
+        });
+        let stop = self.root.child_token();
+        tracing::info!(task_id = %task.id, ?hosts, ?endpoints, "egress allow-list");
+        self.tracker.spawn(egress::serve(
+            listener,
+            Arc::new(policy),
+            on_decision,
+            stop.clone(),
+        ));
+        Ok(Egress {
+            stop,
+            socket,
+            denied,
         })
     }
 }

@@ -194,6 +194,8 @@ struct Launched {
     notes: Vec<String>,
     /// The run's limit cgroups, removed when it is over.
     limits_run: Option<String>,
+    /// The run's egress proxy (allow-list network); stopped when dropped.
+    egress: Option<command::Egress>,
 }
 
 /// What supervising a run saw.
@@ -424,6 +426,7 @@ impl Daemon {
             model: Some(task.agent.model.clone()).filter(|m| !m.is_empty()),
             custom_args: task.agent.custom_args.clone(),
             prior_session_id: Some(task.prior_session_id.clone()).filter(|s| !s.is_empty()),
+            in_sandbox: self.sandbox.state == agentd_proto::SandboxState::Bwrap,
         };
         let cmd_spec = backend.command(&spec);
         let command = self.agent_command(task, &provider, &agent.path, &cmd_spec, env)?;
@@ -451,6 +454,7 @@ impl Daemon {
             provider,
             notes,
             limits_run: command.limits_run,
+            egress: command.egress,
         })
     }
 
@@ -471,6 +475,7 @@ impl Daemon {
             provider,
             notes,
             limits_run,
+            mut egress,
         } = launched;
         let mut parser = backend.parser(&spec);
         let mut batcher = Batcher::new();
@@ -526,6 +531,9 @@ impl Daemon {
                     }
                 }
                 _ = batcher.due() => self.report_messages(&task.id, batcher.take()),
+                Some(denied) = next_denial(&mut egress) => {
+                    batcher.push(backend::MessageDraft::error(denied), interval);
+                }
                 _ = control.stop.cancelled(), if stop.is_none() => {
                     let why = StopReason::of_stop(self, control);
                     tracing::info!(task_id = %task.id, reason = ?why, "stopping the agent");
@@ -543,6 +551,11 @@ impl Daemon {
             }
         }
         let exit = proc.finish().await;
+        if let Some(mut e) = egress.take() {
+            while let Ok(denied) = e.denied.try_recv() {
+                batcher.push(backend::MessageDraft::error(denied), interval);
+            }
+        }
         if let Some(run) = limits_run {
             crate::sandbox::limits::cleanup(&run);
         }
@@ -624,6 +637,14 @@ impl Daemon {
             session_id,
             work_dir: Some(work_dir),
         })
+    }
+}
+
+/// The next connection the run's egress proxy denied (never, without a proxy).
+async fn next_denial(egress: &mut Option<command::Egress>) -> Option<String> {
+    match egress {
+        Some(e) => e.denied.recv().await,
+        None => std::future::pending().await,
     }
 }
 
