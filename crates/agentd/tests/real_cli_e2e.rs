@@ -188,8 +188,20 @@ fn spawn_agentd(
     stdout: Stdio,
     args: impl FnOnce(&mut Command, &Path),
 ) -> Daemon {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
+    spawn_agentd_in(dir, name, cli, mock, stdout, args)
+}
+
+/// [`spawn_agentd`] in a directory the caller made (and may have filled) beforehand.
+fn spawn_agentd_in(
+    dir: tempfile::TempDir,
+    name: &str,
+    cli: &Path,
+    mock: &MockModel,
+    stdout: Stdio,
+    args: impl FnOnce(&mut Command, &Path),
+) -> Daemon {
+    use std::os::unix::fs::PermissionsExt;
     let root = dir.path();
     for d in ["home", "tmp", "bin", "data", "logs"] {
         std::fs::create_dir_all(root.join(d)).expect("mkdir");
@@ -668,32 +680,20 @@ async fn claude_comments_on_its_issue_through_the_real_server() {
 /// task's branch in its worktree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_runs_an_issue_on_real_claude_end_to_end() {
-    use std::io::{BufRead, BufReader};
     let Some(claude) = installed("claude") else {
         return;
     };
     let mock = MockModel::start(vec![]).await.expect("mock model");
-    let mut up = spawn_agentd("claude", &claude, &mock, Stdio::piped(), |cmd, root| {
-        cmd.args(["up", "--json", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(root.join("data"));
-    });
-    let mut line = String::new();
-    BufReader::new(up.child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("agentd up prints its address");
-    let info: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}\n{}", up.describe()));
-    let url = info["url"].as_str().expect("url").to_string();
-    let ws = info["workspace_id"]
-        .as_str()
-        .expect("workspace")
-        .to_string();
-    let state: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(up.dir.path().join("data/up.json")).expect("up.json"),
-    )
-    .expect("up.json is JSON");
-    let token = state["token"].as_str().expect("token").to_string();
+    let Up {
+        d: up,
+        url,
+        ws,
+        token,
+    } = start_up(&claude, &mock, "", &[]);
     let api = |args: &[&str]| common::cli(&url, &token, args);
+    // The daemon says its runs are sandboxed, and the board's runtime list agrees.
+    let health = up_health(&up).await;
+    assert_eq!(health["sandbox"], "bwrap", "{health:#}\n{}", up.describe());
 
     let rid = common::online_runtime(&url, &token, &ws, "claude", 60).await;
     let (_agent, issue) = common::assign_new_issue(
@@ -770,5 +770,306 @@ async fn up_runs_an_issue_on_real_claude_end_to_end() {
         task["usage"].as_array().is_some_and(|u| !u.is_empty()),
         "token usage reported: {}",
         ctx()
+    );
+}
+
+/// `agentd up` with one real CLI (see [`spawn_agentd`]), its data in `<root>/data`.
+struct Up {
+    d: Daemon,
+    url: String,
+    ws: String,
+    token: String,
+}
+
+/// Starts `agentd up` with `claude`, the daemon config `config` (written where `up`'s
+/// daemon reads it: `$HOME/.config/agentd/daemon.toml`) and extra environment `env`, and
+/// waits for its address.
+fn start_up(claude: &Path, mock: &MockModel, config: &str, env: &[(&str, &str)]) -> Up {
+    start_up_in(
+        tempfile::tempdir().expect("tempdir"),
+        claude,
+        mock,
+        config,
+        env,
+    )
+}
+
+/// [`start_up`] in `dir`.
+fn start_up_in(
+    dir: tempfile::TempDir,
+    claude: &Path,
+    mock: &MockModel,
+    config: &str,
+    env: &[(&str, &str)],
+) -> Up {
+    use std::io::{BufRead, BufReader};
+    let config = config.to_string();
+    let mut up = spawn_agentd_in(dir, "claude", claude, mock, Stdio::piped(), |cmd, root| {
+        let dir = root.join("home/.config/agentd");
+        std::fs::create_dir_all(&dir).expect("config dir");
+        std::fs::write(dir.join("daemon.toml"), &config).expect("daemon.toml");
+        cmd.args(["up", "--json", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(root.join("data"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+    });
+    let mut line = String::new();
+    BufReader::new(up.child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("agentd up prints its address");
+    let info: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}\n{}", up.describe()));
+    let url = info["url"].as_str().expect("url").to_string();
+    let ws = info["workspace_id"]
+        .as_str()
+        .expect("workspace")
+        .to_string();
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(up.dir.path().join("data/up.json")).expect("up.json"),
+    )
+    .expect("up.json is JSON");
+    let token = state["token"].as_str().expect("token").to_string();
+    Up {
+        d: up,
+        url,
+        ws,
+        token,
+    }
+}
+
+/// The `up` daemon's `/health` document (waiting for its endpoint to be up).
+async fn up_health(up: &Daemon) -> serde_json::Value {
+    let file = up.dir.path().join("data/daemon/daemon.health");
+    common::eventually(30, "the daemon's health endpoint", || {
+        let addr = std::fs::read_to_string(&file).ok()?;
+        let body = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                &format!("http://{}/health", addr.trim()),
+            ])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&body.stdout).ok()
+    })
+    .await
+}
+
+/// Runs one issue whose script is `marker` on `up`'s claude runtime and waits until it is
+/// in review: `(issue show document, task id)`.
+async fn run_issue(up: &Up, marker: &str) -> (serde_json::Value, String) {
+    let api = |args: &[&str]| common::cli(&up.url, &up.token, args);
+    let rid = common::online_runtime(&up.url, &up.token, &up.ws, "claude", 60).await;
+    let (_agent, issue) =
+        common::assign_new_issue(&up.url, &up.token, &up.ws, &rid, "claude-bot", marker);
+    let shown = common::eventually(90, "the issue reaches in_review", || {
+        let v = api(&["issue", "show", &issue]);
+        matches!(
+            v["issue"]["status"].as_str(),
+            Some("in_review") | Some("blocked")
+        )
+        .then_some(v)
+    })
+    .await;
+    let task = shown["tasks"][0]["id"]
+        .as_str()
+        .expect("task id")
+        .to_string();
+    (shown, task)
+}
+
+/// `agentd task logs <id> --json`: the task's transcript as the server keeps it.
+fn transcript(up: &Up, task: &str) -> String {
+    let out = Command::new(common::BIN)
+        .args(["task", "logs", task, "--json"])
+        .env("AGENTD_SERVER_URL", &up.url)
+        .env("AGENTD_TOKEN", &up.token)
+        .output()
+        .expect("agentd task logs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Pids of processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push(format!("{}: {cmdline}", e.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// The issue's escape attempts, run by real Claude Code's Bash tool inside the sandbox of
+/// `agentd up`: it reads none of the secrets (the admin token, `up.json`, the daemon
+/// config, the daemon's environ, another task's dir, a repository mirror), cannot signal
+/// the daemon, and nothing it starts in the background outlives the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_in_the_sandbox_reads_no_secret_and_leaves_nothing_behind() {
+    use agentd_testkit::mock_model::Turn;
+    let Some(claude) = installed("claude") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_path_buf();
+    let data = root.join("data");
+    // Another task's dir and a repository mirror, as an earlier task would have left them.
+    let other = data.join("daemon/tasks/other-task/work");
+    std::fs::create_dir_all(&other).expect("other task dir");
+    std::fs::write(other.join("secret.txt"), "other-task-secret-4711").expect("secret");
+    let mirror = data.join("daemon/repos/ws/private-repo-0011.git");
+    std::fs::create_dir_all(&mirror).expect("mirror");
+    std::fs::write(
+        mirror.join("config"),
+        "[remote \"origin\"]\n\turl = mirror-secret-0815\n",
+    )
+    .expect("mirror config");
+    let p = |p: &Path| p.display().to_string();
+    let config_path = root.join("home/.config/agentd/daemon.toml");
+    let script = format!(
+        r#"{{
+echo "== find"; timeout 30 find / -maxdepth 7 \( -name admin-token -o -name up.json \) -not -path '/proc/*' 2>/dev/null
+echo "== admin-token"; cat '{admin}'
+echo "== up.json"; cat '{upjson}'
+echo "== config"; cat '{config}'
+echo "== environ"; for p in /proc/[0-9]*; do tr '\0' '\n' < $p/environ; done 2>/dev/null | grep -i marker
+echo "== ps"; ps -eo pid,args
+echo "== other task"; cat '{other}/secret.txt'; ls -R '{tasks}' | sed 's/^/LISTED /'
+echo "== mirror"; cat '{mirror}/config'; ls -R '{repos}' | sed 's/^/LISTED /'
+echo "== kill"; pkill -9 -f 'agentd up' 2>&1; echo pkill-exit=$?
+echo "== background"; setsid nohup sleep 3131 >/dev/null 2>&1 & (sleep 3132 &); echo started
+echo "== end"
+}} > escape.txt 2>&1; cat escape.txt"#,
+        admin = p(&data.join("server/admin-token")),
+        upjson = p(&data.join("up.json")),
+        config = p(&config_path),
+        other = p(&other),
+        tasks = p(&data.join("daemon/tasks")),
+        mirror = p(&mirror),
+        repos = p(&data.join("daemon/repos")),
+    );
+    let mock = MockModel::start(vec![(
+        "escape",
+        vec![Turn::shell(script), Turn::text("MOCK-DONE: tried")],
+    )])
+    .await
+    .expect("mock model");
+    let up = start_up_in(
+        dir,
+        &claude,
+        &mock,
+        "# config-secret-marker-2323\n",
+        &[("ESCAPE_MARKER_ENV", "environ-secret-marker-9898")],
+    );
+    let health = up_health(&up.d).await;
+    assert_eq!(health["sandbox"], "bwrap", "{health:#}");
+    let (shown, task) = run_issue(&up, "@mock:escape Try to get out").await;
+    let ctx = || format!("{shown:#}\n{}", up.d.describe());
+    assert_eq!(shown["tasks"][0]["status"], "completed", "{}", ctx());
+
+    let work = PathBuf::from(shown["tasks"][0]["work_dir"].as_str().expect("work_dir"));
+    let seen = std::fs::read_to_string(work.join("escape.txt")).expect("the agent's escape.txt");
+    assert!(seen.contains("== end"), "the whole attempt ran:\n{seen}");
+    let admin = std::fs::read_to_string(data.join("server/admin-token")).expect("admin token");
+    let up_json = std::fs::read_to_string(data.join("up.json")).expect("up.json");
+    let up_token = serde_json::from_str::<serde_json::Value>(&up_json).expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let logs = transcript(&up, &task);
+    for (what, secret) in [
+        ("the admin token", admin.trim()),
+        ("up.json's token", up_token.as_str()),
+        ("the daemon config", "config-secret-marker-2323"),
+        ("the daemon's environ", "environ-secret-marker-9898"),
+        ("another task's dir", "other-task-secret-4711"),
+        ("a repository mirror", "mirror-secret-0815"),
+        ("the mirror's name", "LISTED private-repo-0011"),
+        ("the other task's name", "LISTED other-task"),
+        ("the repos dir", "LISTED ws"),
+    ] {
+        assert!(!seen.contains(secret), "the agent read {what}:\n{seen}");
+        assert!(!logs.contains(secret), "the transcript shows {what}");
+    }
+    // `ps` inside shows only the sandbox's own processes: not the daemon.
+    assert!(
+        !seen.contains("up --json --listen"),
+        "the daemon is visible:\n{seen}"
+    );
+    // The daemon survived the kill attempts, and nothing the agent started is left.
+    assert!(
+        common::pid_alive(up.d.child.id() as i32),
+        "the daemon was killed"
+    );
+    assert!(
+        up_health(&up.d).await["status"].is_string(),
+        "the daemon still answers"
+    );
+    common::eventually(10, "the agent's background processes are gone", || {
+        let left = [processes_with("sleep 3131"), processes_with("sleep 3132")].concat();
+        left.is_empty().then_some(())
+    })
+    .await;
+}
+
+/// Allow-list network: real Claude reaches the mock model and the agentd server through
+/// the egress proxy, a loopback server that is not on the list is never reached, and the
+/// transcript says the connection was denied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_list_mode_reaches_the_model_but_not_an_unlisted_server() {
+    use agentd_testkit::mock_model::Turn;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some(claude) = installed("claude") else {
+        return;
+    };
+    // A loopback server not on the list, counting connections.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let mock = MockModel::start(vec![(
+        "allowlist",
+        vec![
+            Turn::shell(format!(
+                "agentd issue comment \"$AGENTD_ISSUE_ID\" 'through the proxy'; curl -sS --max-time 10 http://127.0.0.1:{port}/steal; echo curl-exit=$?"
+            )),
+            Turn::text("MOCK-DONE: allowlist"),
+        ],
+    )])
+    .await
+    .expect("mock model");
+    let up = start_up(&claude, &mock, "network = \"allowlist\"\n", &[]);
+    let (shown, task) = run_issue(&up, "@mock:allowlist Try the network").await;
+    let ctx = || format!("{shown:#}\n{}", up.d.describe());
+    assert_eq!(shown["tasks"][0]["status"], "completed", "{}", ctx());
+    // The model answered both turns through the proxy; the server took the comment.
+    assert!(mock.count(Api::Anthropic) >= 2, "{}", ctx());
+    let bodies: Vec<&str> = shown["comments"]
+        .as_array()
+        .expect("comments")
+        .iter()
+        .filter_map(|c| c["body"].as_str())
+        .collect();
+    assert!(bodies.contains(&"through the proxy"), "{}", ctx());
+    // The unlisted server saw nothing; the transcript says why.
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the unlisted server was reached"
+    );
+    let logs = transcript(&up, &task);
+    assert!(
+        logs.contains(&format!("127.0.0.1:{port} denied")),
+        "the transcript names the denied connection:\n{logs}"
     );
 }

@@ -25,7 +25,18 @@ use common::{
 use serde_json::Value;
 use tokio::time::Instant;
 
-const DAEMON_ARGS: &[&str] = &["--heartbeat-interval", "1s", "--poll-interval", "1s"];
+/// The drills watch the stand-in agent from the host (its pid file, whether that pid is
+/// alive, its run log), which the sandbox rightly hides and re-numbers; they are about
+/// work surviving blips, so they run unsandboxed. The sandbox's own containment is
+/// proven in `real_cli_e2e.rs` and `crates/agentd-daemon/tests/sandbox.rs`.
+const DAEMON_ARGS: &[&str] = &[
+    "--heartbeat-interval",
+    "1s",
+    "--poll-interval",
+    "1s",
+    "--sandbox",
+    "off",
+];
 
 /// The stand-in agent's body: records `<task id> <pid>` in `dir/runs.log` and its pid in
 /// `dir/agent.pid` first thing, then prints Claude Code stream-json — `system/init`, one

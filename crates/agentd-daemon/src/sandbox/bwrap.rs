@@ -145,36 +145,52 @@ pub fn args(layout: &Layout) -> Vec<OsString> {
             kept.push(h);
         }
     }
-    for h in &kept {
-        if h.is_dir() {
-            a.push("--tmpfs".into());
-        } else {
-            a.push("--ro-bind".into());
-            a.push("/dev/null".into());
-        }
-        a.push(h.as_os_str().to_owned());
+    // Hides, writable holes and read-only re-binds, shallowest first (a hide before a
+    // bind at the same depth), so a deeper mount lands on top of the one around it: a
+    // hidden dir inside a writable one stays hidden, a work dir inside a hidden one is
+    // visible again.
+    #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    enum Mount {
+        Hide,
+        Writable,
+        ReadOnly,
     }
-
-    // Writable holes, then read-only re-binds, each shallowest first so a deeper bind
-    // lands on top of the one around it.
-    let mut binds: Vec<(&Path, bool)> = Vec::new();
-    binds.push((&layout.workdir, true));
-    binds.extend(layout.writable.iter().map(|p| (p.as_path(), true)));
-    binds.extend(
+    let mut mounts: Vec<(&Path, Mount)> = kept.iter().map(|h| (h.as_path(), Mount::Hide)).collect();
+    mounts.push((&layout.workdir, Mount::Writable));
+    mounts.extend(
+        layout
+            .writable
+            .iter()
+            .map(|p| (p.as_path(), Mount::Writable)),
+    );
+    mounts.extend(
         layout
             .read_only
             .iter()
             // Re-binding matters only under a hidden tree; elsewhere the path is
             // already visible read-only.
             .filter(|p| kept.iter().any(|k| under(p, k)))
-            .map(|p| (p.as_path(), false)),
+            .map(|p| (p.as_path(), Mount::ReadOnly)),
     );
-    binds.retain(|(p, _)| p.is_absolute() && p.exists());
-    binds.sort_by_key(|(p, rw)| (depth(p), *rw));
-    binds.dedup_by(|x, y| x.0 == y.0);
-    for (p, rw) in binds {
-        a.push(if rw { "--bind" } else { "--ro-bind" }.into());
-        a.push(p.as_os_str().to_owned());
+    mounts.retain(|(p, _)| p.is_absolute() && p.exists());
+    mounts.sort_by_key(|(p, m)| (depth(p), *m));
+    mounts.dedup_by(|x, y| x.0 == y.0);
+    for (p, m) in mounts {
+        match m {
+            Mount::Hide if p.is_dir() => a.push("--tmpfs".into()),
+            Mount::Hide => {
+                a.push("--ro-bind".into());
+                a.push("/dev/null".into());
+            }
+            Mount::Writable => {
+                a.push("--bind".into());
+                a.push(p.as_os_str().to_owned());
+            }
+            Mount::ReadOnly => {
+                a.push("--ro-bind".into());
+                a.push(p.as_os_str().to_owned());
+            }
+        }
         a.push(p.as_os_str().to_owned());
     }
     // The daemon runs git in the work dir after the agent: hooks and config stay as the
@@ -258,6 +274,26 @@ mod tests {
             "visible paths need no re-bind"
         );
         assert_eq!(a.last().map(String::as_str), Some("--"));
+    }
+
+    #[test]
+    fn a_hidden_dir_inside_a_writable_one_stays_hidden() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("shared/daemon/tasks/t/work")).unwrap();
+        let a = strs(&args(&Layout {
+            workdir: r.join("shared/daemon/tasks/t/work"),
+            hidden: vec![r.join("shared/daemon")],
+            writable: vec![r.join("shared")],
+            ..Layout::default()
+        }));
+        let s = |p: &str| r.join(p).display().to_string();
+        let pos = |needle: &str| a.iter().position(|x| x == needle).unwrap();
+        assert!(pos(&s("shared/daemon")) > pos(&s("shared")), "{a:?}");
+        assert!(
+            pos(&s("shared/daemon/tasks/t/work")) > pos(&s("shared/daemon")),
+            "{a:?}"
+        );
     }
 
     #[test]
