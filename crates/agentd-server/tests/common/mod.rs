@@ -156,6 +156,11 @@ impl Srv {
 
     /// A token of `kind` (`member` or `daemon`) for `ws`, minted by the admin.
     pub async fn mint(&self, kind: &str, ws: &str) -> String {
+        self.mint_with_id(kind, ws).await.1
+    }
+
+    /// Like [`Srv::mint`]: `(token id, token)`.
+    pub async fn mint_with_id(&self, kind: &str, ws: &str) -> (String, String) {
         let (s, tok) = self
             .post(
                 &self.admin,
@@ -165,7 +170,10 @@ impl Srv {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{tok}");
         assert_eq!(tok["kind"], kind, "{tok}");
-        tok["token"].as_str().unwrap().to_string()
+        (
+            tok["id"].as_str().unwrap().to_string(),
+            tok["token"].as_str().unwrap().to_string(),
+        )
     }
 
     /// A workspace, a member token and a daemon token scoped to it, one `claude` runtime
@@ -177,7 +185,7 @@ impl Srv {
         assert_eq!(s, StatusCode::CREATED, "{ws}");
         let ws = ws["id"].as_str().unwrap().to_string();
         let token = self.mint("member", &ws).await;
-        let daemon = self.mint("daemon", &ws).await;
+        let (daemon_token_id, daemon) = self.mint_with_id("daemon", &ws).await;
         let reg = self.register(&daemon, &ws, "d1", &["claude"]).await;
         let runtime = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
         let (s, agent) = self
@@ -192,6 +200,7 @@ impl Srv {
             ws,
             token,
             daemon,
+            daemon_token_id,
             runtime,
             agent: agent["id"].as_str().unwrap().to_string(),
         }
@@ -284,6 +293,8 @@ pub struct Fx {
     pub token: String,
     /// The daemon token that registered `runtime` (the daemon API).
     pub daemon: String,
+    /// Its id (to revoke it).
+    pub daemon_token_id: String,
     pub runtime: String,
     pub agent: String,
 }
