@@ -44,7 +44,7 @@ fn ws_up(ds: &[Arc<Daemon>]) -> usize {
 
 pub async fn reconnect(n: usize, down: Duration) -> anyhow::Result<Reconnect> {
     let mut s = Server::start().await?;
-    let (_ws, token) = s.workspace("fleet").await?;
+    let (_ws, _member, token) = s.workspace("fleet").await?;
     let proxy = FaultProxy::for_url(&s.url).await;
     let dir = tempfile::tempdir()?;
     let root = CancellationToken::new();

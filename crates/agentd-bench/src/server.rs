@@ -143,20 +143,27 @@ impl Server {
         self.call(reqwest::Method::GET, token, path, None).await
     }
 
-    /// A workspace and a member token for it.
-    pub async fn workspace(&self, name: &str) -> anyhow::Result<(String, String)> {
+    /// A workspace, a member token (the user API) and a daemon token (the daemon API) for
+    /// it: `(workspace, member, daemon)`.
+    pub async fn workspace(&self, name: &str) -> anyhow::Result<(String, String, String)> {
         let ws = self
             .post(&self.admin, "/api/v1/workspaces", json!({"name": name}))
             .await?;
         let ws = ws["id"].as_str().context("workspace id")?.to_string();
-        let tok = self
-            .post(
-                &self.admin,
-                "/api/v1/tokens",
-                json!({"name": "bench", "workspace_ids": [ws]}),
-            )
-            .await?;
-        Ok((ws, tok["token"].as_str().context("token")?.to_string()))
+        let mut tokens = Vec::new();
+        for kind in ["member", "daemon"] {
+            let tok = self
+                .post(
+                    &self.admin,
+                    "/api/v1/tokens",
+                    json!({"name": "bench", "kind": kind, "workspace_ids": [ws]}),
+                )
+                .await?;
+            tokens.push(tok["token"].as_str().context("token")?.to_string());
+        }
+        let daemon = tokens.pop().context("daemon token")?;
+        let member = tokens.pop().context("member token")?;
+        Ok((ws, member, daemon))
     }
 
     /// Registers `providers` for `daemon` in `ws`; returns the runtime ids.
@@ -196,7 +203,7 @@ pub struct Throughput {
 /// `conc` clients heartbeating 100 runtimes for `secs`.
 pub async fn heartbeats(conc: usize, secs: u64) -> anyhow::Result<Throughput> {
     let s = Arc::new(Server::start().await?);
-    let (ws, token) = s.workspace("hb").await?;
+    let (ws, _member, token) = s.workspace("hb").await?;
     let mut ids = Vec::new();
     for d in 0..25 {
         ids.extend(
@@ -264,7 +271,7 @@ pub struct Claims {
 /// 1,000 tasks over 10 runtimes, drained by 2 claimers per runtime.
 pub async fn claims(tasks: usize) -> anyhow::Result<Claims> {
     let s = Arc::new(Server::start().await?);
-    let (ws, token) = s.workspace("claims").await?;
+    let (ws, member, token) = s.workspace("claims").await?;
     let mut agents = Vec::new();
     let mut runtimes = Vec::new();
     for d in 0..10 {
@@ -274,7 +281,7 @@ pub async fn claims(tasks: usize) -> anyhow::Result<Claims> {
             .remove(0);
         let a = s
             .post(
-                &token,
+                &member,
                 &format!("/api/v1/workspaces/{ws}/agents"),
                 json!({"name": format!("bot{d}"), "runtime_id": rid}),
             )
@@ -285,7 +292,7 @@ pub async fn claims(tasks: usize) -> anyhow::Result<Claims> {
     let t = Instant::now();
     for i in 0..tasks {
         s.post(
-            &token,
+            &member,
             &format!("/api/v1/workspaces/{ws}/issues"),
             json!({"title": format!("issue {i}"), "assignee_agent_id": agents[i % agents.len()]}),
         )
@@ -340,7 +347,7 @@ fn uuid_like(rid: &str, n: usize) -> String {
 /// The real daemon on WS, SIGKILLed: time until the server lists its runtime offline.
 pub async fn dead_daemon_offline() -> anyhow::Result<Duration> {
     let s = Server::start().await?;
-    let (ws, token) = s.workspace("dead").await?;
+    let (ws, member, token) = s.workspace("dead").await?;
     let dir = tempfile::tempdir()?;
     stand_in(
         &dir.path().join("bin"),
@@ -363,7 +370,7 @@ pub async fn dead_daemon_offline() -> anyhow::Result<Duration> {
     let path = format!("/api/v1/workspaces/{ws}/runtimes");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v = s.get(&token, &path).await?;
+        let v = s.get(&member, &path).await?;
         if status(&v).as_deref() == Some("online") && health_ws(dir.path()).await {
             break;
         }
@@ -376,7 +383,7 @@ pub async fn dead_daemon_offline() -> anyhow::Result<Duration> {
     let t = Instant::now();
     let _ = d.child.wait();
     loop {
-        let v = s.get(&token, &path).await?;
+        let v = s.get(&member, &path).await?;
         if status(&v).as_deref() == Some("offline") {
             return Ok(t.elapsed());
         }
@@ -410,7 +417,7 @@ pub struct LostClaim {
 /// `n` tasks with the claim response delivered, `n` with it lost.
 pub async fn lost_claim(n: usize) -> anyhow::Result<LostClaim> {
     let s = Server::start().await?;
-    let (ws, token) = s.workspace("lost").await?;
+    let (ws, member, token) = s.workspace("lost").await?;
     let proxy = FaultProxy::for_url(&s.url).await;
     let dir = tempfile::tempdir()?;
     let ok = r#"echo '{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"s"}'"#;
@@ -434,13 +441,13 @@ pub async fn lost_claim(n: usize) -> anyhow::Result<LostClaim> {
         if Instant::now() > deadline {
             bail!("daemon never came online");
         }
-        let v = s.get(&token, &path).await?;
+        let v = s.get(&member, &path).await?;
         rid = v[0]["id"].as_str().unwrap_or_default().to_string();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let agent = s
         .post(
-            &token,
+            &member,
             &format!("/api/v1/workspaces/{ws}/agents"),
             json!({"name": "bot", "runtime_id": rid}),
         )
@@ -455,7 +462,7 @@ pub async fn lost_claim(n: usize) -> anyhow::Result<LostClaim> {
         let t = Instant::now();
         let issue = s
             .post(
-                &token,
+                &member,
                 &format!("/api/v1/workspaces/{ws}/issues"),
                 json!({"title": format!("t{i}"), "assignee_agent_id": agent}),
             )
@@ -463,7 +470,7 @@ pub async fn lost_claim(n: usize) -> anyhow::Result<LostClaim> {
         let issue = issue["id"].as_str().context("issue id")?.to_string();
         let mut ran = None;
         loop {
-            let v = s.get(&token, &format!("/api/v1/issues/{issue}")).await?;
+            let v = s.get(&member, &format!("/api/v1/issues/{issue}")).await?;
             let st = v["tasks"][0]["status"]
                 .as_str()
                 .unwrap_or_default()

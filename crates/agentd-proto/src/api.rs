@@ -29,13 +29,54 @@ pub struct WorkspaceInfo {
     pub created_at: String,
 }
 
+/// The kind of an API token (docs/api.md, "Tokens"). `admin`: the server's admin token,
+/// every workspace and route. `member`: a person; the user API of its workspaces, never
+/// the daemon API. `daemon`: a machine; only the daemon API (and `GET /api/workspaces`),
+/// and only on the runtimes it registered and their tasks. A kind this side does not
+/// know decodes as `Unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    Admin,
+    #[default]
+    Member,
+    Daemon,
+    #[serde(other)]
+    Unknown,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Admin => "admin",
+            TokenKind::Member => "member",
+            TokenKind::Daemon => "daemon",
+            TokenKind::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenKind> {
+        Some(match s {
+            "admin" => TokenKind::Admin,
+            "member" => TokenKind::Member,
+            "daemon" => TokenKind::Daemon,
+            _ => return None,
+        })
+    }
+}
+
 /// `POST /api/v1/tokens`: a token scoped to `workspace_ids` (each must be visible to the
-/// caller).
+/// caller). `kind` is `member` (default) or `daemon`; `expires_in_secs` sets an expiry
+/// (none by default, but never later than the creating token's own expiry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateTokenRequest {
     #[serde(default)]
     pub name: String,
     pub workspace_ids: Vec<String>,
+    #[serde(default)]
+    pub kind: TokenKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<u64>,
 }
 
 /// The plaintext `token` is shown once; the server keeps only its SHA-256.
@@ -45,8 +86,35 @@ pub struct TokenCreated {
     pub id: String,
     pub name: String,
     pub token: String,
+    pub kind: TokenKind,
     pub workspace_ids: Vec<String>,
+    pub expires_at: Option<String>,
 }
+
+/// One token of `GET /api/v1/tokens` (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub kind: TokenKind,
+    /// Empty for the admin token (it sees every workspace).
+    pub workspace_ids: Vec<String>,
+    /// The token that created this one (`None`: the server itself).
+    pub created_by: Option<String>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    /// Updated at most once a minute.
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    /// This is the token the request was made with.
+    pub current: bool,
+}
+
+/// What `GET /api/v1/agents/...` and every other response show instead of a
+/// `custom_env` value: the values are write-only. Sending it back in an update keeps the
+/// stored value of that key.
+pub const MASKED_ENV_VALUE: &str = "••••";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -92,6 +160,7 @@ pub struct AgentInfo {
     pub instructions: String,
     pub model: String,
     pub custom_args: Vec<String>,
+    /// Keys with their values masked ([`MASKED_ENV_VALUE`]): the values are write-only.
     pub custom_env: BTreeMap<String, String>,
     pub created_at: String,
 }
@@ -237,7 +306,7 @@ pub struct MessagesPage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct WhoAmI {
-    /// `admin`, `member` or `task`.
+    /// `admin`, `member` or `task` (a daemon token may not call the user API).
     pub kind: String,
     pub workspace_ids: Vec<String>,
 }

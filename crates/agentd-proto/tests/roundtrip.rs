@@ -132,7 +132,7 @@ macro_rules! decode_every_wire_type {
         let _ = WsMessage::decode(s);
         decode_every_wire_type!(@each s;
             api::CreateWorkspaceRequest, api::WorkspaceInfo, api::CreateTokenRequest,
-            api::TokenCreated, api::RuntimeInfo, api::CreateAgentRequest, api::AgentInfo,
+            api::TokenCreated, api::TokenKind, api::TokenInfo, api::RuntimeInfo, api::CreateAgentRequest, api::AgentInfo,
             api::UpdateAgentRequest, api::CreateIssueRequest, api::UpdateIssueRequest,
             api::IssueInfo, api::IssueDetail, api::CreateCommentRequest, api::CommentInfo,
             api::TaskInfo, api::MessagesPage, api::WhoAmI, api::WorkspaceEvent,
@@ -144,7 +144,8 @@ macro_rules! decode_every_wire_type {
             TaskAgent, Task, ClaimResponse, ProgressRequest, MessagesRequest, UsageRequest,
             SessionRequest, CompleteRequest, FailureReason, FailRequest, TaskStatus,
             TaskStatusResponse, ReposResponse, RecoverOrphansResponse, RecoverOrphansRequest, ReportResponse,
-            Frame, TaskAvailable, TaskCancelled)
+            Frame, TaskAvailable, TaskCancelled,
+            SandboxState)
     }};
     (@each $s:ident; $($t:ty),+ $(,)?) => {{
         $( let _ = serde_json::from_str::<$t>($s); )+

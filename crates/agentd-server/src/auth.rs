@@ -1,10 +1,20 @@
-//! Bearer tokens. Member tokens (`agd_…`) are random, shown once and stored as SHA-256
-//! hex; each is scoped to a set of workspaces (an admin token sees all). Task tokens
-//! (`agt_…`) are minted per claim, stored hashed on the task row, and are valid only
-//! while that task is dispatched or running, and only for its issue.
+//! Bearer tokens (docs/api.md, "Tokens"). API tokens (`agd_…`) are random, shown once
+//! and stored as SHA-256 hex; each has a kind — `admin` (every workspace, every route),
+//! `member` (a person: the user API of its workspaces) or `daemon` (a machine: the daemon
+//! API of its workspaces, only on the runtimes it registered) — an optional expiry, a
+//! `last_used_at` and can be revoked. Task tokens (`agt_…`) are minted per claim, stored
+//! hashed on the task row, and are valid only while that task is dispatched or running,
+//! and only for its issue.
+//!
+//! The extractors say who may call a route: [`Member`] (user routes; admin and member
+//! tokens), [`Caller`] (user routes an agent's task token may also call), [`Daemon`]
+//! (daemon routes; admin and daemon tokens) and [`Admin`]. A refused kind is 403 with a
+//! message naming the token kind that is needed; a revoked or expired token is 401 on
+//! every route.
 
 use std::sync::Arc;
 
+use agentd_proto::api::TokenKind;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -17,6 +27,10 @@ use crate::store::TaskRow;
 
 pub const MEMBER_TOKEN_PREFIX: &str = "agd_";
 pub const TASK_TOKEN_PREFIX: &str = "agt_";
+
+/// `last_used_at` is written at most this often per token, so a daemon's heartbeats do
+/// not each cost a write.
+pub const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
 /// A fresh random token: prefix + 40 hex characters (20 random bytes).
 pub fn new_token(prefix: &str) -> String {
@@ -32,11 +46,13 @@ pub fn hash_token(token: &str) -> String {
 /// Who is calling.
 #[derive(Debug, Clone)]
 pub enum Principal {
-    /// A person's (or a daemon's) API token.
-    Member {
+    /// An API token: a person's (member), a machine's (daemon) or the admin token.
+    Token {
         token_id: String,
         name: String,
-        admin: bool,
+        kind: TokenKind,
+        /// When the token expires (its tokens may not outlive it).
+        expires_at: Option<i64>,
         workspaces: Vec<String>,
     },
     /// An agent acting through the token of its active task.
@@ -44,11 +60,44 @@ pub enum Principal {
 }
 
 impl Principal {
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Principal::Token {
+                kind: TokenKind::Admin,
+                ..
+            }
+        )
+    }
+
+    /// The id of the API token (not of a task token).
+    pub fn token_id(&self) -> Option<&str> {
+        match self {
+            Principal::Token { token_id, .. } => Some(token_id),
+            Principal::Task(_) => None,
+        }
+    }
+
+    /// A daemon token's id: the owner its runtimes and claims must match. `None` for
+    /// every other caller.
+    pub fn daemon_token(&self) -> Option<&str> {
+        match self {
+            Principal::Token {
+                kind: TokenKind::Daemon,
+                token_id,
+                ..
+            } => Some(token_id),
+            _ => None,
+        }
+    }
+
     pub fn sees_workspace(&self, workspace_id: &str) -> bool {
         match self {
-            Principal::Member {
-                admin, workspaces, ..
-            } => *admin || workspaces.iter().any(|w| w == workspace_id),
+            Principal::Token {
+                kind: TokenKind::Admin,
+                ..
+            } => true,
+            Principal::Token { workspaces, .. } => workspaces.iter().any(|w| w == workspace_id),
             Principal::Task(t) => t.workspace_id == workspace_id,
         }
     }
@@ -56,61 +105,145 @@ impl Principal {
     /// Workspaces a listing covers: `None` = all (admin).
     pub fn workspace_filter(&self) -> Option<Vec<String>> {
         match self {
-            Principal::Member { admin: true, .. } => None,
-            Principal::Member { workspaces, .. } => Some(workspaces.clone()),
+            Principal::Token {
+                kind: TokenKind::Admin,
+                ..
+            } => None,
+            Principal::Token { workspaces, .. } => Some(workspaces.clone()),
             Principal::Task(t) => Some(vec![t.workspace_id.clone()]),
         }
     }
 }
 
-impl FromRequestParts<Arc<App>> for Principal {
+/// The bearer token of the request → who is calling: 401 when it is missing, unknown,
+/// revoked or expired (saying which). Records `last_used_at` (at most once a minute).
+pub async fn authenticate(parts: &Parts, app: &App) -> Result<Principal, Error> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| Error::Unauthenticated("missing authorization header".into()))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::Unauthenticated("invalid authorization format".into()))?;
+    let hash = hash_token(token);
+    if token.starts_with(TASK_TOKEN_PREFIX) {
+        return match app.store.find_task_by_token(hash).await? {
+            Some(task) => Ok(Principal::Task(Box::new(task))),
+            None => Err(Error::Unauthenticated(
+                "invalid token (a task token is valid only while its task is active)".into(),
+            )),
+        };
+    }
+    let Some((row, workspaces)) = app.store.find_token(hash).await? else {
+        return Err(Error::Unauthenticated("invalid token".into()));
+    };
+    let now = app.now();
+    if row.revoked_at.is_some() {
+        return Err(Error::Unauthenticated("token revoked".into()));
+    }
+    if row.expires_at.is_some_and(|at| at <= now) {
+        return Err(Error::Unauthenticated("token expired".into()));
+    }
+    let kind = TokenKind::parse(&row.kind).ok_or_else(|| {
+        Error::Store(crate::store::StoreError::Corrupt(format!(
+            "unknown token kind {:?}",
+            row.kind
+        )))
+    })?;
+    let stale_before = now - LAST_USED_RESOLUTION_MS;
+    if row.last_used_at.is_none_or(|at| at < stale_before)
+        && let Err(e) = app
+            .store
+            .touch_token(row.id.clone(), now, stale_before)
+            .await
+    {
+        // Bookkeeping only: a failed write must not refuse a valid token.
+        tracing::warn!(error = %e, token_id = %row.id, "cannot record the token's last use");
+    }
+    Ok(Principal::Token {
+        token_id: row.id,
+        name: row.name,
+        kind,
+        expires_at: row.expires_at,
+        workspaces,
+    })
+}
+
+const TASK_TOKEN_REFUSED: &str =
+    "a task token may only read its issue, comment on it and change its status";
+const DAEMON_TOKEN_REFUSED: &str = "a daemon token may only call the daemon API \
+     (/api/daemon/* and GET /api/workspaces); use a member token";
+
+/// A caller of a user route that task tokens may also call (their issue): any token but
+/// a daemon token (403).
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| Error::Unauthenticated("missing authorization header".into()))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Unauthenticated("invalid authorization format".into()))?;
-        let hash = hash_token(token);
-        if token.starts_with(TASK_TOKEN_PREFIX) {
-            return match app.store.find_task_by_token(hash).await? {
-                Some(task) => Ok(Principal::Task(Box::new(task))),
-                None => Err(Error::Unauthenticated(
-                    "invalid token (a task token is valid only while its task is active)".into(),
-                )),
-            };
-        }
-        match app.store.find_token(hash).await? {
-            Some((row, workspaces)) => Ok(Principal::Member {
-                token_id: row.id,
-                name: row.name,
-                admin: row.is_admin,
-                workspaces,
-            }),
-            None => Err(Error::Unauthenticated("invalid token".into())),
+        match authenticate(parts, app).await? {
+            p if p.daemon_token().is_some() => Err(Error::Forbidden(DAEMON_TOKEN_REFUSED.into())),
+            p => Ok(Caller(p)),
         }
     }
 }
 
-/// A member principal; task tokens are refused with 403.
+/// A caller of a user route: an admin or member token. Task tokens and daemon tokens are
+/// refused with 403.
 pub struct Member(pub Principal);
 
 impl FromRequestParts<Arc<App>> for Member {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
-        match Principal::from_request_parts(parts, app).await? {
-            Principal::Task(_) => Err(Error::Forbidden(
-                "a task token may only read its issue, comment on it and change its status".into(),
-            )),
+        match authenticate(parts, app).await? {
+            Principal::Task(_) => Err(Error::Forbidden(TASK_TOKEN_REFUSED.into())),
+            p if p.daemon_token().is_some() => Err(Error::Forbidden(DAEMON_TOKEN_REFUSED.into())),
             p => Ok(Member(p)),
+        }
+    }
+}
+
+/// A caller of the daemon API: a daemon token (or the admin token). Member tokens and
+/// task tokens are refused with 403.
+pub struct Daemon(pub Principal);
+
+impl FromRequestParts<Arc<App>> for Daemon {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
+        match authenticate(parts, app).await? {
+            Principal::Task(_) => Err(Error::Forbidden(TASK_TOKEN_REFUSED.into())),
+            p @ Principal::Token {
+                kind: TokenKind::Admin | TokenKind::Daemon,
+                ..
+            } => Ok(Daemon(p)),
+            Principal::Token { .. } => Err(Error::Forbidden(
+                "the daemon API needs a daemon token; create one with \
+                 `agentd token create --daemon --workspace WID`"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// The admin token; every other token is refused with 403.
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<Arc<App>> for Admin {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
+        match authenticate(parts, app).await? {
+            p if p.is_admin() => Ok(Admin(p)),
+            Principal::Task(_) => Err(Error::Forbidden(TASK_TOKEN_REFUSED.into())),
+            p if p.daemon_token().is_some() => Err(Error::Forbidden(DAEMON_TOKEN_REFUSED.into())),
+            _ => Err(Error::Forbidden("only the admin token may do this".into())),
         }
     }
 }

@@ -55,6 +55,12 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Interval of WS pings to daemons.
     pub ws_ping_interval: Duration,
+    /// Whether member tokens may create tokens (member and daemon tokens for their own
+    /// workspaces). Off by default: in a team the admin hands tokens out.
+    pub members_can_mint_tokens: bool,
+    /// Whether member tokens may create workspaces (and are granted the ones they create).
+    /// Off by default.
+    pub members_can_create_workspaces: bool,
 }
 
 impl ServerConfig {
@@ -66,6 +72,8 @@ impl ServerConfig {
             sweep_interval: Duration::from_secs(5),
             max_body_bytes: 1024 * 1024,
             ws_ping_interval: Duration::from_secs(20),
+            members_can_mint_tokens: false,
+            members_can_create_workspaces: false,
         }
     }
 }
@@ -166,30 +174,48 @@ async fn open_store(data_dir: &Path) -> Result<SqliteStore, ServerError> {
     Ok(SqliteStore::open(&db_path(data_dir)).await?)
 }
 
+/// The admin token in `DIR/admin-token` if it is still a valid admin token; otherwise
+/// (first start, file lost or holding a revoked token) a fresh one, which revokes every
+/// earlier admin token: there is only ever one valid admin token, the one in the file.
 async fn ensure_admin_token(store: &SqliteStore, data_dir: &Path) -> Result<String, ServerError> {
     let path = admin_token_path(data_dir);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim().to_string();
         if !existing.is_empty()
-            && store
-                .find_token(auth::hash_token(&existing))
-                .await?
-                .is_some()
+            && let Some((row, _)) = store.find_token(auth::hash_token(&existing)).await?
+            && row.kind == "admin"
+            && row.revoked_at.is_none()
         {
             return Ok(existing);
         }
     }
+    mint_admin_token(store, data_dir, now_ms()).await
+}
+
+/// Mints a new admin token, revokes every earlier one (one transaction) and writes the new
+/// one to `DIR/admin-token` (mode 0600, atomically). Used at bootstrap and by
+/// `POST /api/v1/admin/rotate-token`.
+pub async fn mint_admin_token(
+    store: &dyn Store,
+    data_dir: &Path,
+    now: i64,
+) -> Result<String, ServerError> {
+    let path = admin_token_path(data_dir);
     let token = auth::new_token(auth::MEMBER_TOKEN_PREFIX);
     store
-        .create_token(
+        .replace_admin_token(
             store::TokenRow {
                 id: uuid::Uuid::new_v4().to_string(),
                 name: "admin".into(),
-                is_admin: true,
-                created_at: now_ms(),
+                kind: "admin".into(),
+                created_at: now,
+                created_by: None,
+                expires_at: None,
+                revoked_at: None,
+                last_used_at: None,
             },
             auth::hash_token(&token),
-            Vec::new(),
+            now,
         )
         .await?;
     write_secret(&path, &token).map_err(|source| ServerError::Io {

@@ -4,6 +4,11 @@
 //! 4xx with a JSON `{"error": "..."}` body naming the problem, and the store must be
 //! byte-for-byte what it was before the walk.
 //!
+//! And with each wrong token (issue 11): a member token on a daemon route is 403; a
+//! daemon token on a user route is 403, and on another daemon's runtimes and tasks 404;
+//! revoked and expired tokens of both kinds, and the admin token replaced by a rotation,
+//! are 401 on every route, saying which.
+//!
 //! The route table below is checked against the `.route(...)` calls in
 //! `src/api/mod.rs`, so a new route cannot be added without being walked here.
 
@@ -48,7 +53,8 @@ fn routes() -> Vec<Route> {
             "/api/daemon/heartbeat",
             Some(json!({"runtime_id": "{rt}", "active_task_ids": ["{task}"]})),
         ),
-        r(Method::GET, "/api/daemon/ws", None),
+        // Walked with a real WebSocket handshake (a plain GET is refused as no upgrade).
+        r(Method::GET, "/api/daemon/ws?runtime_ids={rt}", None),
         r(Method::GET, "/api/daemon/workspaces/{ws}/repos", None),
         // Claim and start take no body (one is ignored); recover-orphans an optional one.
         r(Method::POST, "/api/daemon/runtimes/{rt}/tasks/claim", None),
@@ -95,11 +101,14 @@ fn routes() -> Vec<Route> {
         ),
         r(Method::GET, "/api/v1/workspaces/{ws}", None),
         r(Method::GET, "/api/v1/workspaces/{ws}/events", None),
+        r(Method::GET, "/api/v1/tokens", None),
         r(
             Method::POST,
             "/api/v1/tokens",
-            Some(json!({"name": "t", "workspace_ids": ["{ws}"]})),
+            Some(json!({"name": "t", "kind": "daemon", "workspace_ids": ["{ws}"]})),
         ),
+        r(Method::DELETE, "/api/v1/tokens/{token}", None),
+        r(Method::POST, "/api/v1/admin/rotate-token", None),
         r(Method::GET, "/api/v1/workspaces/{ws}/runtimes", None),
         r(Method::DELETE, "/api/v1/runtimes/{rt}", None),
         r(Method::GET, "/api/v1/workspaces/{ws}/agents", None),
@@ -178,6 +187,28 @@ fn fill(template: &str, ids: &Ids) -> String {
         .replace("{agent}", &ids.agent)
         .replace("{issue}", &ids.issue)
         .replace("{task}", &ids.task)
+        .replace("{token}", &ids.token)
+}
+
+/// Which tokens a route is for.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Kind {
+    /// The daemon API (`/api/daemon/*`, `GET /api/workspaces`): daemon and admin tokens.
+    Daemon,
+    /// The user API: member and admin tokens (some also task tokens).
+    User,
+    /// Admin only.
+    Admin,
+}
+
+fn kind_of(path: &str) -> Kind {
+    if path.starts_with("/api/daemon") || path == "/api/workspaces" {
+        Kind::Daemon
+    } else if path.starts_with("/api/v1/admin") {
+        Kind::Admin
+    } else {
+        Kind::User
+    }
 }
 
 fn fill_json(v: &Value, ids: &Ids) -> Value {
@@ -191,6 +222,7 @@ struct Ids {
     agent: String,
     issue: String,
     task: String,
+    token: String,
 }
 
 impl Ids {
@@ -201,6 +233,7 @@ impl Ids {
             agent: v.into(),
             issue: v.into(),
             task: v.into(),
+            token: v.into(),
         }
     }
 }
@@ -210,6 +243,14 @@ async fn ids_of(srv: &Srv, fx: &Fx, title: &str) -> Ids {
     let issue = srv.assigned_issue(fx, title).await;
     let (s, shown) = srv.get(&fx.token, &format!("/api/v1/issues/{issue}")).await;
     assert_eq!(s, StatusCode::OK, "{shown}");
+    let (s, tokens) = srv.get(&fx.token, "/api/v1/tokens").await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    let me = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["current"] == true)
+        .expect("the member token sees itself");
     Ids {
         ws: fx.ws.clone(),
         rt: fx.runtime.clone(),
@@ -219,6 +260,7 @@ async fn ids_of(srv: &Srv, fx: &Fx, title: &str) -> Ids {
             .as_str()
             .expect("a queued task")
             .to_string(),
+        token: me["id"].as_str().unwrap().to_string(),
     }
 }
 
@@ -274,13 +316,14 @@ async fn snapshot(srv: &Srv) -> String {
 }
 
 /// A bad request: (what is wrong, path, token, body with its content type, the statuses
-/// that refuse it properly).
+/// that refuse it properly, a word the error must contain).
 type Case<'a> = (
     String,
     String,
     Option<&'a str>,
     Option<(String, &'static str)>,
     Vec<u16>,
+    Option<&'static str>,
 );
 
 /// One request with a raw body; returns the status and the body text.
@@ -305,6 +348,28 @@ async fn send(
         .await
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     (resp.status(), resp.text().await.unwrap_or_default())
+}
+
+/// A WebSocket handshake (`GET /api/daemon/ws`): the refusal's status and body (101 if
+/// the upgrade was accepted).
+async fn send_ws(srv: &Srv, path: &str, token: Option<&str>) -> (StatusCode, String) {
+    use tokio_tungstenite::tungstenite::Error;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("{}{path}", srv.url.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    if let Some(t) = token {
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => (StatusCode::SWITCHING_PROTOCOLS, String::new()),
+        Err(Error::Http(r)) => (
+            r.status(),
+            String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).into_owned(),
+        ),
+        Err(e) => panic!("ws {path}: {e}"),
+    }
 }
 
 /// An oversized JSON body, sent the way careful HTTP clients send large bodies: the head
@@ -358,7 +423,10 @@ async fn send_oversized(
 fn the_walk_covers_every_declared_route() {
     let walked: BTreeSet<(String, String)> = routes()
         .iter()
-        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .map(|r| {
+            let path = r.path.split('?').next().unwrap_or_default();
+            (r.method.to_string(), path.to_string())
+        })
         .collect();
     let declared: BTreeSet<(String, String)> = declared_routes()
         .into_iter()
@@ -369,7 +437,8 @@ fn the_walk_covers_every_declared_route() {
                 .replace("/runtimes/{id}", "/runtimes/{rt}")
                 .replace("/agents/{id}", "/agents/{agent}")
                 .replace("/issues/{id}", "/issues/{issue}")
-                .replace("/tasks/{id}", "/tasks/{task}");
+                .replace("/tasks/{id}", "/tasks/{task}")
+                .replace("/tokens/{id}", "/tokens/{token}");
             (m, p)
         })
         .filter(|(_, p)| p != "/health")
@@ -383,13 +452,84 @@ fn the_walk_covers_every_declared_route() {
     );
 }
 
+/// Tokens that must be refused with 401 on every route, and the word saying why.
+struct DeadTokens(Vec<(&'static str, String, &'static str)>);
+
+/// Mints a token of `kind` for `ws` and makes it dead: revoked, or expired (a one-second
+/// expiry, then the server's clock moves on).
+async fn dead_tokens(srv: &Srv, ws: &str) -> DeadTokens {
+    let mut out = Vec::new();
+    for kind in ["member", "daemon"] {
+        let (s, t) = srv
+            .post(
+                &srv.admin,
+                "/api/v1/tokens",
+                json!({"name": "doomed", "kind": kind, "workspace_ids": [ws]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let (s, v) = srv
+            .delete(
+                &srv.admin,
+                &format!("/api/v1/tokens/{}", t["id"].as_str().unwrap()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let what = if kind == "member" {
+            "a revoked member token"
+        } else {
+            "a revoked daemon token"
+        };
+        out.push((what, t["token"].as_str().unwrap().to_string(), "revoked"));
+        let (s, t) = srv
+            .post(
+                &srv.admin,
+                "/api/v1/tokens",
+                json!({"kind": kind, "workspace_ids": [ws], "expires_in_secs": 1}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let what = if kind == "member" {
+            "an expired member token"
+        } else {
+            "an expired daemon token"
+        };
+        out.push((what, t["token"].as_str().unwrap().to_string(), "expired"));
+    }
+    // Past the one-second expiry; far from any lease (the fixture's tasks are queued).
+    srv.advance(1_500);
+    DeadTokens(out)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
-    let srv = common::start().await;
+    // Members may mint tokens and create workspaces here, so those routes' bad input
+    // reaches their checks instead of stopping at the server setting.
+    let mut srv = common::start_in(tempfile::tempdir().unwrap(), |c| {
+        c.members_can_mint_tokens = true;
+        c.members_can_create_workspaces = true;
+    })
+    .await;
     let fx_a = srv.fixture("a").await;
     let fx_b = srv.fixture("b").await;
     let a = ids_of(&srv, &fx_a, "issue of a").await;
     let b = ids_of(&srv, &fx_b, "issue of b").await;
+    // A second daemon of workspace a, with its own runtime: a's runtime and task are
+    // another daemon's to it.
+    let other_daemon = srv.mint("daemon", &fx_a.ws).await;
+    srv.register(&other_daemon, &fx_a.ws, "d2", &["codex"])
+        .await;
+    let dead = dead_tokens(&srv, &fx_a.ws).await;
+    // The admin token replaced by a rotation is dead too.
+    let old_admin = srv.admin.clone();
+    let (s, rotated) = srv
+        .post(&old_admin, "/api/v1/admin/rotate-token", json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{rotated}");
+    srv.admin = rotated["token"].as_str().unwrap().to_string();
+    let mut dead = dead.0;
+    dead.push(("the admin token before a rotation", old_admin, "revoked"));
+
     let before = snapshot(&srv).await;
     assert!(
         before.contains("== issues") && before.contains("'issue of b'"),
@@ -399,6 +539,13 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for route in routes() {
+        let kind = kind_of(route.path.split('?').next().unwrap_or_default());
+        // The token the route is for (the admin route has none to spare: a good admin
+        // request would rotate).
+        let right = match kind {
+            Kind::Daemon => fx_a.daemon.as_str(),
+            Kind::User | Kind::Admin => fx_a.token.as_str(),
+        };
         let good_path = fill(route.path, &a);
         let good_body = route
             .body
@@ -411,6 +558,7 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 None,
                 good_body.clone(),
                 vec![401],
+                None,
             ),
             (
                 "a bad token".into(),
@@ -418,16 +566,69 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 Some("agd_not_a_token"),
                 good_body.clone(),
                 vec![401],
+                None,
             ),
         ];
-        let placeholders = ["{ws}", "{rt}", "{agent}", "{issue}", "{task}"];
-        let has_ids = placeholders.iter().any(|p| {
+        for (what, token, why) in &dead {
+            cases.push((
+                (*what).into(),
+                good_path.clone(),
+                Some(token),
+                good_body.clone(),
+                vec![401],
+                Some(why),
+            ));
+        }
+        match kind {
+            Kind::Daemon => cases.push((
+                "a member token on a daemon route".into(),
+                good_path.clone(),
+                Some(&fx_a.token),
+                good_body.clone(),
+                vec![403],
+                Some("daemon token"),
+            )),
+            Kind::User | Kind::Admin => cases.push((
+                "a daemon token on a user route".into(),
+                good_path.clone(),
+                Some(&fx_a.daemon),
+                good_body.clone(),
+                vec![403],
+                Some("daemon API"),
+            )),
+        }
+        if kind == Kind::Admin {
+            cases.push((
+                "a member token on an admin route".into(),
+                good_path.clone(),
+                Some(&fx_a.token),
+                good_body.clone(),
+                vec![403],
+                Some("admin"),
+            ));
+        }
+        let mentions = |p: &str| {
             route.path.contains(p)
                 || route
                     .body
                     .as_ref()
                     .is_some_and(|b| b.to_string().contains(p))
-        });
+        };
+        if kind == Kind::Daemon
+            && (mentions("{rt}") || mentions("{task}"))
+            && route.path != "/api/daemon/deregister"
+        {
+            cases.push((
+                "another daemon's runtime or task".into(),
+                good_path.clone(),
+                Some(&other_daemon),
+                good_body.clone(),
+                vec![404],
+                Some("not found"),
+            ));
+        }
+        let placeholders = ["{ws}", "{rt}", "{agent}", "{issue}", "{task}", "{token}"];
+        let has_ids = placeholders.iter().any(|p| mentions(p));
         if has_ids && route.path != "/api/daemon/deregister" {
             for (what, ids) in [
                 ("unknown ids", Ids::all(ZERO)),
@@ -448,9 +649,10 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 cases.push((
                     what.into(),
                     fill(route.path, &ids),
-                    Some(&fx_a.token),
+                    Some(right),
                     body,
                     ok,
+                    None,
                 ));
             }
         }
@@ -478,15 +680,16 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 cases.push((
                     what.into(),
                     good_path.clone(),
-                    Some(&fx_a.token),
+                    Some(right),
                     Some((body, ctype)),
                     ok,
+                    None,
                 ));
             }
         }
         if route.body.is_some() {
             checked += 1;
-            let (status, text) = send_oversized(&srv, &route.method, &good_path, &fx_a.token).await;
+            let (status, text) = send_oversized(&srv, &route.method, &good_path, right).await;
             let named = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| v["error"].as_str().map(|e| !e.trim().is_empty()))
@@ -498,14 +701,20 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 ));
             }
         }
-        for (what, path, token, body, ok) in cases {
+        for (what, path, token, body, ok, says) in cases {
             checked += 1;
-            let (status, text) = send(&srv, &route.method, &path, token, body).await;
+            let (status, text) = if route.path.starts_with("/api/daemon/ws") {
+                send_ws(&srv, &path, token).await
+            } else {
+                send(&srv, &route.method, &path, token, body).await
+            };
             let json: Option<Value> = serde_json::from_str(&text).ok();
-            let named = json
+            let error = json
                 .as_ref()
                 .and_then(|v| v["error"].as_str())
-                .is_some_and(|e| !e.trim().is_empty());
+                .unwrap_or_default()
+                .to_string();
+            let named = !error.trim().is_empty() && says.is_none_or(|w| error.contains(w));
             if !ok.contains(&status.as_u16()) || !named {
                 failures.push(format!(
                     "{} {} with {what}: {status} {}",
@@ -516,14 +725,20 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
             }
         }
     }
-    // Deregistering another workspace's runtimes (or unknown ones) must not touch them.
-    for ids in [&b, &Ids::all(ZERO)] {
+    // Deregistering another workspace's runtimes, another daemon's or unknown ones must
+    // not touch them (deregister skips ids it may not act on, so a daemon's shutdown is
+    // never refused over one deleted runtime).
+    for (ids, token) in [
+        (&b, &fx_a.daemon),
+        (&Ids::all(ZERO), &fx_a.daemon),
+        (&a, &other_daemon),
+    ] {
         checked += 1;
         let (status, text) = send(
             &srv,
             &Method::POST,
             "/api/daemon/deregister",
-            Some(&fx_a.token),
+            Some(token),
             Some((
                 json!({"runtime_ids": [ids.rt]}).to_string(),
                 "application/json",
@@ -533,6 +748,27 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
         if status.is_server_error() {
             failures.push(format!("deregister of a foreign runtime: {status} {text}"));
         }
+    }
+    // Registering another daemon's runtime (same workspace, daemon id and provider) with
+    // a different, valid daemon token is refused: no takeover while the owner is valid.
+    checked += 1;
+    let (status, text) = send(
+        &srv,
+        &Method::POST,
+        "/api/daemon/register",
+        Some(&other_daemon),
+        Some((
+            json!({"workspace_id": a.ws, "daemon_id": "d1",
+                   "runtimes": [{"type": "claude", "name": "stolen"}]})
+            .to_string(),
+            "application/json",
+        )),
+    )
+    .await;
+    if status != StatusCode::CONFLICT || !text.contains("another token") {
+        failures.push(format!(
+            "register over another daemon's runtime: {status} {text}"
+        ));
     }
     assert!(
         failures.is_empty(),

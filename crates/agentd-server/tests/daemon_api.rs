@@ -35,11 +35,11 @@ async fn register_upserts_by_workspace_daemon_and_provider() {
     let srv = start().await;
     let fx = srv.fixture("w").await;
     let first = ids(&srv
-        .register(&fx.token, &fx.ws, "d2", &["claude", "codex"])
+        .register(&fx.daemon, &fx.ws, "d2", &["claude", "codex"])
         .await);
     assert_eq!(first.len(), 2);
     let again = ids(&srv
-        .register(&fx.token, &fx.ws, "d2", &["claude", "codex"])
+        .register(&fx.daemon, &fx.ws, "d2", &["claude", "codex"])
         .await);
     assert_eq!(first, again, "a surviving provider keeps its id");
 
@@ -49,7 +49,7 @@ async fn register_upserts_by_workspace_daemon_and_provider() {
         .await;
     assert_eq!(s, StatusCode::OK);
     let after = ids(&srv
-        .register(&fx.token, &fx.ws, "d2", &["claude", "codex"])
+        .register(&fx.daemon, &fx.ws, "d2", &["claude", "codex"])
         .await);
     assert_eq!(after[1].1, codex_id);
     assert_ne!(after[0].1, claude_id, "a deleted provider gets a fresh id");
@@ -64,7 +64,7 @@ async fn heartbeat_answers_404_runtime_not_found_after_delete() {
     let fx = srv.fixture("w").await;
     let (s, v) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             "/api/daemon/heartbeat",
             json!({"runtime_id": fx.runtime}),
         )
@@ -85,7 +85,7 @@ async fn heartbeat_answers_404_runtime_not_found_after_delete() {
     assert_eq!(s, StatusCode::OK);
     let (s, v) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             "/api/daemon/heartbeat",
             json!({"runtime_id": fx.runtime}),
         )
@@ -98,7 +98,7 @@ async fn heartbeat_answers_404_runtime_not_found_after_delete() {
     // Claim on a deleted runtime: same signal.
     let (s, v) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             &format!("/api/daemon/runtimes/{}/tasks/claim", fx.runtime),
             json!({}),
         )
@@ -112,7 +112,7 @@ async fn heartbeat_answers_404_runtime_not_found_after_delete() {
 async fn ws_heartbeat_ack_and_runtime_gone() {
     let srv = start().await;
     let fx = srv.fixture("w").await;
-    let mut ws = srv.ws(&fx.token, &[&fx.runtime]).await;
+    let mut ws = srv.ws(&fx.daemon, &[&fx.runtime]).await;
     let beat = json!({"type": "daemon:heartbeat", "payload": {"runtime_id": fx.runtime}});
     ws.send(Message::Text(beat.to_string().into()))
         .await
@@ -137,7 +137,7 @@ async fn ws_heartbeat_ack_and_runtime_gone() {
 async fn task_available_is_pushed_within_a_second_of_queuing() {
     let srv = start().await;
     let fx = srv.fixture("w").await;
-    let mut ws = srv.ws(&fx.token, &[&fx.runtime]).await;
+    let mut ws = srv.ws(&fx.daemon, &[&fx.runtime]).await;
     // A heartbeat round-trip proves the connection is registered before we queue.
     let beat = json!({"type": "daemon:heartbeat", "payload": {"runtime_id": fx.runtime}});
     ws.send(Message::Text(beat.to_string().into()))
@@ -157,14 +157,14 @@ async fn task_available_is_pushed_within_a_second_of_queuing() {
 async fn cancellation_is_pushed_and_visible_in_status() {
     let srv = start().await;
     let fx = srv.fixture("w").await;
-    let mut ws = srv.ws(&fx.token, &[&fx.runtime]).await;
+    let mut ws = srv.ws(&fx.daemon, &[&fx.runtime]).await;
     srv.assigned_issue(&fx, "cancel me").await;
     next_frame(&mut ws, "daemon:task_available", Duration::from_secs(5)).await;
     let task = srv.claim(&fx, None).await;
     let tid = task["id"].as_str().unwrap().to_string();
     let (s, _) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             &format!("/api/daemon/tasks/{tid}/start"),
             json!({}),
         )
@@ -180,20 +180,20 @@ async fn cancellation_is_pushed_and_visible_in_status() {
     assert_eq!(p["task_id"], tid.as_str());
     assert_eq!(p["runtime_id"], fx.runtime.as_str());
     let (_, st) = srv
-        .get(&fx.token, &format!("/api/daemon/tasks/{tid}/status"))
+        .get(&fx.daemon, &format!("/api/daemon/tasks/{tid}/status"))
         .await;
     assert_eq!(st["status"], "cancelled");
     // A late complete from the daemon changes nothing.
     let (s, _) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             &format!("/api/daemon/tasks/{tid}/complete"),
             json!({"output": "late"}),
         )
         .await;
     assert_eq!(s, StatusCode::OK);
     let (_, st) = srv
-        .get(&fx.token, &format!("/api/daemon/tasks/{tid}/status"))
+        .get(&fx.daemon, &format!("/api/daemon/tasks/{tid}/status"))
         .await;
     assert_eq!(st["status"], "cancelled");
     srv.stop().await;
@@ -234,11 +234,11 @@ async fn messages_are_idempotent_on_seq() {
         {"seq": 2, "type": "tool_use", "tool": "bash", "input": {"cmd": "ls"}},
         {"seq": 3, "type": "tool_result", "output": "a b"}]});
     assert_eq!(
-        srv.post(&fx.token, &path, batch1.clone()).await.0,
+        srv.post(&fx.daemon, &path, batch1.clone()).await.0,
         StatusCode::OK
     );
-    assert_eq!(srv.post(&fx.token, &path, batch1).await.0, StatusCode::OK);
-    assert_eq!(srv.post(&fx.token, &path, batch2).await.0, StatusCode::OK);
+    assert_eq!(srv.post(&fx.daemon, &path, batch1).await.0, StatusCode::OK);
+    assert_eq!(srv.post(&fx.daemon, &path, batch2).await.0, StatusCode::OK);
     let (_, page) = srv
         .get(&fx.token, &format!("/api/v1/tasks/{tid}/messages"))
         .await;
@@ -270,14 +270,14 @@ async fn complete_posts_output_and_moves_issue_to_in_review() {
         .unwrap()
         .to_string();
     srv.post(
-        &fx.token,
+        &fx.daemon,
         &format!("/api/daemon/tasks/{tid}/start"),
         json!({}),
     )
     .await;
     let (s, _) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             &format!("/api/daemon/tasks/{tid}/usage"),
             json!({"usage": [{"provider": "anthropic", "model": "m", "input_tokens": 5}]}),
         )
@@ -285,7 +285,7 @@ async fn complete_posts_output_and_moves_issue_to_in_review() {
     assert_eq!(s, StatusCode::OK);
     let (s, _) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             &format!("/api/daemon/tasks/{tid}/complete"),
             json!({"output": "All done: fixed it.", "session_id": "sess-1"}),
         )
@@ -326,7 +326,7 @@ async fn fail_posts_the_error_and_keeps_the_issue_assigned_and_retry_makes_a_new
         .to_string();
     let (s, _) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             &format!("/api/daemon/tasks/{tid}/fail"),
             json!({"error": "model exploded", "failure_reason": "agent_error"}),
         )
@@ -365,10 +365,10 @@ async fn rebinding_an_agent_moves_its_queued_tasks_to_the_new_runtime() {
     srv.delete(&fx.token, &format!("/api/v1/runtimes/{}", fx.runtime))
         .await;
     srv.assigned_issue(&fx, "waits for a runtime").await;
-    let reg = srv.register(&fx.token, &fx.ws, "d1", &["claude"]).await;
+    let reg = srv.register(&fx.daemon, &fx.ws, "d1", &["claude"]).await;
     let new_rt = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
     assert_ne!(new_rt, fx.runtime);
-    let mut ws = srv.ws(&fx.token, &[&new_rt]).await;
+    let mut ws = srv.ws(&fx.daemon, &[&new_rt]).await;
     let beat = json!({"type": "daemon:heartbeat", "payload": {"runtime_id": new_rt}});
     ws.send(Message::Text(beat.to_string().into()))
         .await
@@ -419,24 +419,24 @@ async fn ws_upgrade_validates_runtimes_and_the_server_pings() {
         }
     };
     assert_eq!(
-        try_ws(b.token.clone(), format!("?runtime_ids={}", a.runtime)).await,
+        try_ws(b.daemon.clone(), format!("?runtime_ids={}", a.runtime)).await,
         404
     );
     assert_eq!(
         try_ws(
-            b.token.clone(),
+            b.daemon.clone(),
             format!("?runtime_ids={},{}", b.runtime, a.runtime)
         )
         .await,
         404
     );
-    assert_eq!(try_ws(b.token.clone(), String::new()).await, 400);
+    assert_eq!(try_ws(b.daemon.clone(), String::new()).await, 400);
     assert_eq!(
         try_ws("agd_bad".into(), format!("?runtime_ids={}", b.runtime)).await,
         401
     );
 
-    let mut ws = srv.ws(&b.token, &[&b.runtime]).await;
+    let mut ws = srv.ws(&b.daemon, &[&b.runtime]).await;
     let got_ping = tokio::time::timeout(Duration::from_secs(5), async {
         use futures_util::StreamExt;
         while let Some(Ok(m)) = ws.next().await {
@@ -470,7 +470,7 @@ async fn a_database_fault_is_a_500_never_runtime_not_found() {
         .unwrap();
     let (s, v) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             "/api/daemon/heartbeat",
             json!({"runtime_id": fx.runtime}),
         )
@@ -479,7 +479,7 @@ async fn a_database_fault_is_a_500_never_runtime_not_found() {
     assert!(!v["error"].as_str().unwrap().contains("not found"), "{v}");
     let (s, v) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             &format!("/api/daemon/runtimes/{}/tasks/claim", fx.runtime),
             json!({}),
         )
@@ -492,7 +492,7 @@ async fn a_database_fault_is_a_500_never_runtime_not_found() {
         .unwrap();
     let (s, _) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             "/api/daemon/heartbeat",
             json!({"runtime_id": fx.runtime}),
         )

@@ -112,7 +112,7 @@ async fn a_board_sees_its_workspace_change_and_nothing_else() {
     assert_eq!(sse.next().await.1["status"], "dispatched");
     let (s, _) = srv
         .post(
-            &a.token,
+            &a.daemon,
             &format!("/api/daemon/tasks/{task}/start"),
             json!({}),
         )
@@ -121,7 +121,7 @@ async fn a_board_sees_its_workspace_change_and_nothing_else() {
     assert_eq!(sse.next().await.1["status"], "running");
     let (s, _) = srv
         .post(
-            &a.token,
+            &a.daemon,
             &format!("/api/daemon/tasks/{task}/messages"),
             json!({"messages": [{"seq": 1, "type": "text", "content": "hi"}]}),
         )
@@ -205,7 +205,7 @@ async fn runtimes_going_offline_and_back_and_agents_are_streamed() {
     // Offline (the daemon deregisters), then back through a plain heartbeat.
     let (s, _) = srv
         .post(
-            &a.token,
+            &a.daemon,
             "/api/daemon/deregister",
             json!({"runtime_ids": [rt]}),
         )
@@ -214,13 +214,13 @@ async fn runtimes_going_offline_and_back_and_agents_are_streamed() {
     sse.expect_runtime(rt, "offline").await;
     let beat = json!({"runtime_id": rt});
     let (s, _) = srv
-        .post(&a.token, "/api/daemon/heartbeat", beat.clone())
+        .post(&a.daemon, "/api/daemon/heartbeat", beat.clone())
         .await;
     assert_eq!(s, StatusCode::OK);
     sse.expect_runtime(rt, "online").await;
 
     // A heartbeat of a runtime already online is not news; an agent change is.
-    let (s, _) = srv.post(&a.token, "/api/daemon/heartbeat", beat).await;
+    let (s, _) = srv.post(&a.daemon, "/api/daemon/heartbeat", beat).await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = srv
         .patch(

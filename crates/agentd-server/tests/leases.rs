@@ -59,7 +59,7 @@ async fn a_closed_websocket_fails_no_task() {
     let fx = srv.fixture("w").await;
     srv.assigned_issue(&fx, "runs through a WS drop").await;
     let tid = srv.claim_and_start(&fx).await;
-    let mut ws = srv.ws(&fx.token, &[&fx.runtime]).await;
+    let mut ws = srv.ws(&fx.daemon, &[&fx.runtime]).await;
     let beat = json!({"type": "daemon:heartbeat", "payload": {"runtime_id": fx.runtime}});
     ws.send(Message::Text(beat.to_string().into()))
         .await
@@ -87,7 +87,7 @@ async fn deregister_and_runtime_delete_fail_no_task() {
 
     let (s, _) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             "/api/daemon/deregister",
             json!({"runtime_ids": [fx.runtime]}),
         )
@@ -109,18 +109,18 @@ async fn deregister_and_runtime_delete_fail_no_task() {
 
     // The daemon re-registers under a new runtime id and keeps holding the task: its
     // heartbeats renew the lease across many leases, and the task ends as it reports.
-    let reg = srv.register(&fx.token, &fx.ws, "d1", &["claude"]).await;
+    let reg = srv.register(&fx.daemon, &fx.ws, "d1", &["claude"]).await;
     let rt2 = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
     assert_ne!(rt2, fx.runtime);
     for _ in 0..4 {
         srv.advance(srv.lease_ms() * 3 / 5);
-        srv.heartbeat(&fx.token, &rt2, Some(&[&tid])).await;
+        srv.heartbeat(&fx.daemon, &rt2, Some(&[&tid])).await;
         srv.sweep().await;
         assert_eq!(status(&srv, &fx, &tid).await.0, "running");
     }
     let (s, v) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             &format!("/api/daemon/tasks/{tid}/complete"),
             json!({"output": "done anyway"}),
         )
@@ -166,7 +166,7 @@ async fn a_task_whose_daemon_is_silent_for_a_lease_fails_runtime_offline() {
     assert_eq!(d["issue"]["assignee_agent_id"], fx.agent.as_str());
 
     // A heartbeat brings the runtime back online; the failed task stays failed.
-    srv.heartbeat(&fx.token, &fx.runtime, Some(&[&tid])).await;
+    srv.heartbeat(&fx.daemon, &fx.runtime, Some(&[&tid])).await;
     assert_eq!(runtime_status(&srv, &fx, &fx.runtime).await, "online");
     assert_eq!(status(&srv, &fx, &tid).await.0, "failed");
     srv.stop().await;
@@ -212,7 +212,7 @@ async fn a_claimed_task_never_started_fails_timeout_after_a_lease() {
     // response it never saw.
     for _ in 0..3 {
         srv.advance(srv.lease_ms() / 2 + 1);
-        srv.heartbeat(&fx.token, &fx.runtime, Some(&[&started]))
+        srv.heartbeat(&fx.daemon, &fx.runtime, Some(&[&started]))
             .await;
         srv.sweep().await;
     }
@@ -231,7 +231,7 @@ async fn heartbeats_listing_a_task_keep_it_alive_past_many_leases() {
     // The same daemon's other runtime (another provider) may carry the list: the lease
     // belongs to the daemon, not to one runtime.
     let reg = srv
-        .register(&fx.token, &fx.ws, "d1", &["claude", "codex"])
+        .register(&fx.daemon, &fx.ws, "d1", &["claude", "codex"])
         .await;
     let codex = reg["runtimes"]
         .as_array()
@@ -245,7 +245,7 @@ async fn heartbeats_listing_a_task_keep_it_alive_past_many_leases() {
     for i in 0..10 {
         srv.advance(srv.lease_ms() * 3 / 5);
         let via = if i % 2 == 0 { &fx.runtime } else { &codex };
-        srv.heartbeat(&fx.token, via, Some(&[&tid])).await;
+        srv.heartbeat(&fx.daemon, via, Some(&[&tid])).await;
         srv.sweep().await;
         assert_eq!(status(&srv, &fx, &tid).await.0, "running", "beat {i}");
     }
@@ -260,7 +260,7 @@ async fn a_heartbeat_without_a_task_list_renews_every_task_of_its_daemon() {
     let tid = srv.claim_and_start(&fx).await;
     for _ in 0..4 {
         srv.advance(srv.lease_ms() * 3 / 5);
-        srv.heartbeat(&fx.token, &fx.runtime, None).await;
+        srv.heartbeat(&fx.daemon, &fx.runtime, None).await;
         srv.sweep().await;
     }
     assert_eq!(status(&srv, &fx, &tid).await.0, "running");
@@ -274,11 +274,11 @@ async fn a_heartbeat_renews_only_the_tasks_of_its_own_daemon() {
     srv.assigned_issue(&fx, "held by d1").await;
     let tid = srv.claim_and_start(&fx).await;
     // Another daemon naming d1's task keeps nothing alive.
-    let reg = srv.register(&fx.token, &fx.ws, "d2", &["claude"]).await;
+    let reg = srv.register(&fx.daemon, &fx.ws, "d2", &["claude"]).await;
     let other = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
     for _ in 0..3 {
         srv.advance(srv.lease_ms() / 2 + 1);
-        srv.heartbeat(&fx.token, &other, Some(&[&tid])).await;
+        srv.heartbeat(&fx.daemon, &other, Some(&[&tid])).await;
         srv.sweep().await;
     }
     let (st, reason) = status(&srv, &fx, &tid).await;
@@ -305,7 +305,7 @@ async fn reports_about_a_task_renew_its_lease() {
     for (what, body) in reports {
         srv.advance(srv.lease_ms() * 3 / 5);
         let (s, v) = srv
-            .post(&fx.token, &format!("/api/daemon/tasks/{tid}/{what}"), body)
+            .post(&fx.daemon, &format!("/api/daemon/tasks/{tid}/{what}"), body)
             .await;
         assert_eq!(s, StatusCode::OK, "{what}: {v}");
         srv.sweep().await;
@@ -331,7 +331,7 @@ async fn a_task_the_live_daemon_no_longer_lists_is_reaped_as_orphaned() {
     let forgotten = srv.claim_and_start(&fx).await;
     for _ in 0..3 {
         srv.advance(srv.lease_ms() / 2 + 1);
-        srv.heartbeat(&fx.token, &fx.runtime, Some(&[&kept])).await;
+        srv.heartbeat(&fx.daemon, &fx.runtime, Some(&[&kept])).await;
         srv.sweep().await;
     }
     assert_eq!(status(&srv, &fx, &kept).await.0, "running");
@@ -366,7 +366,7 @@ async fn no_lease_expires_in_the_first_lease_after_a_server_restart() {
     assert_eq!(status(&srv, &fx, &back).await.0, "running");
     // Within that lease one daemon reaches the server and says it holds its task.
     srv.advance(started + lease / 2 - srv.app.now());
-    srv.heartbeat(&fx.token, &fx.runtime, Some(&[&back])).await;
+    srv.heartbeat(&fx.daemon, &fx.runtime, Some(&[&back])).await;
     agentd_server::sweeper::sweep(&srv.app, started + lease - 1)
         .await
         .unwrap();
@@ -417,7 +417,7 @@ async fn recover_orphans_spares_the_tasks_the_daemon_holds() {
     let queued_issue = srv.assigned_issue(&fx, "still queued").await;
     let (s, v) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             &format!("/api/daemon/runtimes/{}/recover-orphans", fx.runtime),
             json!({"active_task_ids": [held]}),
         )
@@ -452,7 +452,7 @@ async fn recover_orphans_without_a_list_fails_every_in_flight_task() {
             .to_string();
         let started = srv.claim_and_start(&fx).await;
         let (s, v) = srv
-            .req(reqwest::Method::POST, &fx.token, &path, body.clone())
+            .req(reqwest::Method::POST, &fx.daemon, &path, body.clone())
             .await;
         assert_eq!(s, StatusCode::OK, "{body:?}: {v}");
         assert_eq!(v, json!({"failed": 2, "requeued": 0}), "{body:?}");

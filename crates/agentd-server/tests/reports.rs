@@ -25,7 +25,11 @@ async fn late_comments(srv: &Srv, fx: &Fx, issue: &str) -> Vec<String> {
 
 async fn report(srv: &Srv, fx: &Fx, task: &str, what: &str, body: Value) -> Value {
     let (s, v) = srv
-        .post(&fx.token, &format!("/api/daemon/tasks/{task}/{what}"), body)
+        .post(
+            &fx.daemon,
+            &format!("/api/daemon/tasks/{task}/{what}"),
+            body,
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{what}: {v}");
     v

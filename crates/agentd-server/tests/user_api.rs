@@ -103,13 +103,13 @@ async fn task_token_acts_only_on_its_issue_while_the_task_is_active() {
 
     // After the task ends the token is dead.
     srv.post(
-        &fx.token,
+        &fx.daemon,
         &format!("/api/daemon/tasks/{tid}/start"),
         json!({}),
     )
     .await;
     srv.post(
-        &fx.token,
+        &fx.daemon,
         &format!("/api/daemon/tasks/{tid}/complete"),
         json!({"output": "ok"}),
     )
@@ -121,7 +121,12 @@ async fn task_token_acts_only_on_its_issue_while_the_task_is_active() {
 
 #[tokio::test]
 async fn another_workspaces_data_is_404() {
-    let srv = start().await;
+    // Members may mint tokens here, so minting one for another workspace reaches the
+    // visibility rule (404) rather than the server setting (403).
+    let srv = start_in(tempfile::tempdir().unwrap(), |c| {
+        c.members_can_mint_tokens = true
+    })
+    .await;
     let a = srv.fixture("a").await;
     let b = srv.fixture("b").await;
     let issue_a = srv.assigned_issue(&a, "secret").await;
@@ -213,7 +218,13 @@ async fn another_workspaces_data_is_404() {
         ),
     ];
     for (m, path, body) in cases {
-        let (s, v) = srv.req(m.clone(), &b.token, &path, body).await;
+        // Each route with the kind of token it takes: b's daemon token on the daemon API.
+        let token = if path.starts_with("/api/daemon") {
+            &b.daemon
+        } else {
+            &b.token
+        };
+        let (s, v) = srv.req(m.clone(), token, &path, body).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{m} {path}: {v}");
         assert!(v["error"].is_string());
     }
@@ -224,7 +235,7 @@ async fn another_workspaces_data_is_404() {
             .iter()
             .all(|i| i["workspace_id"] == b.ws.as_str())
     );
-    let (_, wss) = srv.get(&b.token, "/api/workspaces").await;
+    let (_, wss) = srv.get(&b.daemon, "/api/workspaces").await;
     assert_eq!(wss.as_array().unwrap().len(), 1);
     // Nothing changed in A.
     let (_, d) = srv
@@ -360,7 +371,7 @@ async fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
         (
             "GET",
             format!("/api/daemon/tasks/{zero}/status"),
-            &fx.token,
+            &fx.daemon,
             String::new(),
             "",
             404,
@@ -368,7 +379,7 @@ async fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
         (
             "POST",
             "/api/daemon/heartbeat".into(),
-            &fx.token,
+            &fx.daemon,
             r#"{"runtime_id": 7}"#.into(),
             "application/json",
             422,
@@ -376,7 +387,7 @@ async fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
         (
             "POST",
             "/api/daemon/heartbeat".into(),
-            &fx.token,
+            &fx.daemon,
             format!(r#"{{"runtime_id": "{zero}"}}"#),
             "application/json",
             404,
@@ -384,7 +395,7 @@ async fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
         (
             "POST",
             "/api/daemon/register".into(),
-            &fx.token,
+            &fx.daemon,
             format!(
                 r#"{{"workspace_id": "{}", "daemon_id": "d", "runtimes": []}}"#,
                 fx.ws
@@ -403,7 +414,7 @@ async fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
         (
             "POST",
             "/api/v1/tokens".into(),
-            &fx.token,
+            &srv.admin,
             r#"{"workspace_ids": []}"#.into(),
             "application/json",
             400,
@@ -463,7 +474,7 @@ async fn fifty_runtimes_claim_a_thousand_tasks_each_exactly_once() {
     let fx = srv.fixture("w").await;
     let providers: Vec<String> = (0..50).map(|i| format!("p{i}")).collect();
     let refs: Vec<&str> = providers.iter().map(String::as_str).collect();
-    let reg = srv.register(&fx.token, &fx.ws, "many", &refs).await;
+    let reg = srv.register(&fx.daemon, &fx.ws, "many", &refs).await;
     let runtimes: Vec<String> = reg["runtimes"]
         .as_array()
         .unwrap()
@@ -503,7 +514,7 @@ async fn fifty_runtimes_claim_a_thousand_tasks_each_exactly_once() {
             let (http, url, token, rt) = (
                 srv.http.clone(),
                 srv.url.clone(),
-                fx.token.clone(),
+                fx.daemon.clone(),
                 rt.clone(),
             );
             handles.push(tokio::spawn(async move {
@@ -549,7 +560,7 @@ async fn restart_with_the_same_data_dir_loses_nothing() {
     let task = srv.claim(&fx, Some("k")).await;
     let tid = task["id"].as_str().unwrap().to_string();
     srv.post(
-        &fx.token,
+        &fx.daemon,
         &format!("/api/daemon/tasks/{tid}/messages"),
         json!({"messages": [{"seq": 1, "type": "text", "content": "hi"}]}),
     )
@@ -573,7 +584,7 @@ async fn restart_with_the_same_data_dir_loses_nothing() {
         .await;
     assert_eq!(page["messages"][0]["content"], "hi");
     // Runtime ids survive: re-register keeps them, and the claim key still replays.
-    let reg = srv.register(&fx.token, &fx.ws, "d1", &["claude"]).await;
+    let reg = srv.register(&fx.daemon, &fx.ws, "d1", &["claude"]).await;
     assert_eq!(reg["runtimes"][0]["id"], fx.runtime.as_str());
     assert_eq!(srv.claim(&fx, Some("k")).await["id"], tid.as_str());
     let tt = srv.claim(&fx, Some("k")).await["task_token"]

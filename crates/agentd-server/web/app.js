@@ -1,5 +1,6 @@
 // The agentd web board: a client of the user API (/api/v1) and of the workspace's live
-// event stream. Views are hash routes: #/ (board), #/issues/ID, #/runtimes, #/agents.
+// event stream. Views are hash routes: #/ (board), #/issues/ID, #/runtimes, #/agents,
+// #/tokens.
 // Untrusted text is only ever set with textContent (see h()); nothing is parsed as HTML.
 
 const STATUSES = ["backlog", "todo", "in_progress", "in_review", "done", "cancelled"];
@@ -289,6 +290,7 @@ function route() {
   if (m) { name = "issue"; state.view = issueView(m[1]); }
   else if (hash === "/runtimes") { name = "runtimes"; state.view = runtimesView(); }
   else if (hash === "/agents") { name = "agents"; state.view = agentsView(); }
+  else if (hash === "/tokens") { name = "tokens"; state.view = tokensView(); }
   else state.view = boardView();
   for (const a of document.querySelectorAll("[data-nav]")) {
     a.classList.toggle("active", a.dataset.nav === name || (name === "issue" && a.dataset.nav === "board"));
@@ -692,15 +694,24 @@ function agentsView() {
     const model = h("input", { value: a ? a.model : "", placeholder: "Model (optional)", "aria-label": "Model" });
     const instr = h("textarea", { rows: 3, placeholder: "Instructions", "aria-label": "Instructions" });
     instr.value = a ? a.instructions : "";
+    // custom_env values are write-only: the API shows them masked, and sending a masked
+    // value back keeps the stored one.
+    const env = h("textarea", { rows: 2, placeholder: "Environment: KEY=VALUE per line", "aria-label": "Environment" });
+    env.value = a ? Object.entries(a.custom_env || {}).map(([k, v]) => `${k}=${v}`).join("\n") : "";
     const form = h("form.agent-form", {
       onsubmit: async (e) => {
         e.preventDefault();
-        const body = { name: name.value, runtime_id: rt.value, model: model.value, instructions: instr.value };
+        const customEnv = {};
+        for (const line of env.value.split("\n")) {
+          const at = line.indexOf("=");
+          if (at > 0) customEnv[line.slice(0, at).trim()] = line.slice(at + 1);
+        }
+        const body = { name: name.value, runtime_id: rt.value, model: model.value, instructions: instr.value, custom_env: customEnv };
         const ok = await attempt(() => (a ? patch(`/api/v1/agents/${a.id}`, body)
           : post(`/api/v1/workspaces/${state.workspace}/agents`, body)));
         if (ok) onDone(form);
       },
-    }, name, rt, model, instr, h("div.row", {},
+    }, name, rt, model, instr, env, h("div.row", {},
       h("button.primary", { type: "submit" }, a ? "Save" : "Create agent"),
       onCancel ? h("button", { type: "button", onclick: onCancel }, "Cancel") : null));
     // Live refreshes update the runtime choices without touching what was typed.
@@ -742,6 +753,9 @@ function agentsView() {
           },
         }, "Edit")),
         h("p.muted", {}, `on ${rtName(a.runtime_id)}${a.model ? ` · model ${a.model}` : ""}`),
+        Object.keys(a.custom_env || {}).length
+          ? h("p.muted.env", {}, "env: ", Object.entries(a.custom_env).map(([k, v]) => `${k}=${v}`).join(", "))
+          : null,
         a.instructions ? h("p", {}, a.instructions) : null].filter(Boolean));
       return box;
     }));
@@ -757,6 +771,63 @@ function agentsView() {
   mount(h("h1", {}, "Agents"), h("details.create", {}, h("summary", {}, "New agent"), newBox), list);
   refresh();
   return { onEvent: (ev) => { if (["agent", "runtime", "resync"].includes(ev.kind)) refresh(); } };
+}
+
+// ---------------------------------------------------------------- tokens
+
+/** API tokens the signed-in token can see (itself and those it created; the admin sees
+ *  all): kind, name, dates, revoke; and a form that creates one and shows its secret once. */
+function tokensView() {
+  const body = h("tbody", {});
+  const created = h("div", { id: "token-created" });
+  const date = (iso, none) => (iso ? h("span", { title: iso }, new Date(iso).toLocaleString()) : none);
+  const refresh = async () => {
+    let list;
+    try { list = await get("/api/v1/tokens"); } catch (e) { toast(e.message); return; }
+    body.replaceChildren(...list.map((t) => h("tr", { dataset: { tokenId: t.id, kind: t.kind } },
+      h("td", { dataset: { label: "Name" } }, h("strong", {}, t.name), t.current ? h("span.muted", {}, " (this token)") : null,
+        h("div.muted", {}, h("code", {}, t.id))),
+      h("td", { dataset: { label: "Kind" } }, h(`span.badge.kind-${t.kind}`, {}, t.kind)),
+      h("td", { dataset: { label: "Created" } }, date(t.created_at, "—")),
+      h("td", { dataset: { label: "Last used" } }, t.last_used_at ? ago(t.last_used_at) : "never"),
+      h("td", { dataset: { label: "Expires" } }, date(t.expires_at, "never")),
+      h("td", { dataset: { label: "Revoked" } }, date(t.revoked_at, "—")),
+      h("td", {}, t.revoked_at || t.kind === "admin" ? null : h("button.danger", {
+        onclick: async () => {
+          const warn = t.current ? " This is the token you are signed in with." : "";
+          if (!confirm(`Revoke token ${t.name}? It stops working at once.${warn}`)) return;
+          const ok = await attempt(() => api("DELETE", `/api/v1/tokens/${t.id}`));
+          if (ok && t.current) { signOut("Signed out: this token was revoked."); return; }
+          refresh();
+        },
+      }, "Revoke")))));
+  };
+  const name = h("input", { placeholder: "Name (e.g. laptop)", "aria-label": "Token name" });
+  const kind = h("select", { "aria-label": "Kind" },
+    h("option", { value: "member" }, "member (the board, the CLI)"),
+    h("option", { value: "daemon" }, "daemon (agentd daemon on a machine)"));
+  const expiry = h("select", { "aria-label": "Expires" },
+    [["never", ""], ["in 1 day", 86400], ["in 30 days", 30 * 86400], ["in 90 days", 90 * 86400], ["in 1 year", 365 * 86400]]
+      .map(([label, secs]) => h("option", { value: String(secs) }, label)));
+  const form = h("form.token-form", {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const req = { name: name.value, kind: kind.value, workspace_ids: [state.workspace] };
+      if (expiry.value) req.expires_in_secs = Number(expiry.value);
+      const t = await attempt(() => post("/api/v1/tokens", req));
+      if (!t) return;
+      form.reset();
+      created.replaceChildren(h("div.secret", { role: "status" },
+        h("p", {}, `New ${t.kind} token “${t.name}” for this workspace. Copy it now: it is shown only once.`),
+        h("code", { id: "new-token" }, t.token)));
+      refresh();
+    },
+  }, name, kind, expiry, h("button.primary", { type: "submit" }, "Create token"));
+  mount(h("h1", {}, "Tokens"),
+    h("details.create", {}, h("summary", {}, "New token"), form), created,
+    h("table.table", {}, h("thead", {}, h("tr", {}, ["Name", "Kind", "Created", "Last used", "Expires", "Revoked", ""].map((c) => h("th", {}, c)))), body));
+  refresh();
+  return {};
 }
 
 // ---------------------------------------------------------------- boot

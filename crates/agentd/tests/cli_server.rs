@@ -94,13 +94,36 @@ async fn cli_drives_the_server_end_to_end() {
             .any(|w| w["id"] == wid.as_str())
     );
     let tok = ok(&srv, &admin, &["token", "create", "--workspace", &wid]);
+    assert_eq!(tok["kind"], "member");
     let token = tok["token"].as_str().unwrap().to_string();
+    // The machine gets its own daemon token; member tokens do not reach the daemon API.
+    let dtok = ok(
+        &srv,
+        &admin,
+        &[
+            "token",
+            "create",
+            "--daemon",
+            "--workspace",
+            &wid,
+            "--name",
+            "box",
+            "--expires-in",
+            "30d",
+        ],
+    );
+    assert_eq!(
+        (dtok["kind"].as_str(), dtok["name"].as_str()),
+        (Some("daemon"), Some("box"))
+    );
+    assert!(dtok["expires_at"].is_string(), "{dtok}");
+    let daemon = dtok["token"].as_str().unwrap().to_string();
 
     // A daemon registers a runtime (over the daemon API, as the daemon would).
     let http = reqwest::Client::new();
     let reg: Value = http
         .post(format!("{}/api/daemon/register", srv.url))
-        .bearer_auth(&token)
+        .bearer_auth(&daemon)
         .json(&json!({"workspace_id": wid, "daemon_id": "d", "device_name": "box",
                       "runtimes": [{"name": "Claude (box)", "type": "claude", "version": "2.1.0", "status": "online"}]}))
         .send().await.unwrap().json().await.unwrap();
@@ -129,7 +152,10 @@ async fn cli_drives_the_server_end_to_end() {
         ],
     );
     let aid = agent["id"].as_str().unwrap().to_string();
-    assert_eq!(agent["custom_env"]["A"], "b");
+    assert_eq!(
+        agent["custom_env"]["A"], "••••",
+        "custom_env values are write-only"
+    );
     let issue = ok(
         &srv,
         &token,
@@ -152,7 +178,7 @@ async fn cli_drives_the_server_end_to_end() {
     // The daemon claims and runs it; the agent uses its task token through the CLI.
     let claim: Value = http
         .post(format!("{}/api/daemon/runtimes/{rid}/tasks/claim", srv.url))
-        .bearer_auth(&token)
+        .bearer_auth(&daemon)
         .json(&json!({}))
         .send()
         .await
@@ -163,8 +189,12 @@ async fn cli_drives_the_server_end_to_end() {
     let tid = claim["task"]["id"].as_str().unwrap().to_string();
     let tt = claim["task"]["task_token"].as_str().unwrap().to_string();
     assert_eq!(claim["task"]["agent"]["model"], "m1");
+    assert_eq!(
+        claim["task"]["agent"]["custom_env"]["A"], "b",
+        "the daemon gets the value"
+    );
     http.post(format!("{}/api/daemon/tasks/{tid}/messages", srv.url))
-        .bearer_auth(&token)
+        .bearer_auth(&daemon)
         .json(&json!({"messages": [{"seq": 1, "type": "text", "content": "thinking"}]}))
         .send()
         .await
@@ -215,6 +245,54 @@ async fn cli_drives_the_server_end_to_end() {
     );
     let (bad, err) = cli(&srv, "agd_wrong", &["workspace", "list"]);
     assert!(!bad && err.as_str().unwrap().contains("401"), "{err}");
+
+    // Tokens: listed (the admin sees all three), revoked, and the admin token rotated.
+    let list = ok(&srv, &admin, &["token", "list"]);
+    let kinds: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["admin", "member", "daemon"], "{list}");
+    let (denied, err) = cli(
+        &srv,
+        &token,
+        &["token", "revoke", dtok["id"].as_str().unwrap()],
+    );
+    assert!(
+        !denied && err.as_str().unwrap().contains("404"),
+        "a member revokes only itself and what it created: {err}"
+    );
+    let revoked = ok(
+        &srv,
+        &admin,
+        &["token", "revoke", dtok["id"].as_str().unwrap()],
+    );
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
+    let hb = http
+        .post(format!("{}/api/daemon/heartbeat", srv.url))
+        .bearer_auth(&daemon)
+        .json(&json!({"runtime_id": rid}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hb.status(), 401);
+    assert!(hb.text().await.unwrap().contains("token revoked"));
+    let rotated = ok(&srv, &admin, &["admin", "rotate-token"]);
+    let new_admin = rotated["token"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("admin-token"))
+            .unwrap()
+            .trim(),
+        new_admin
+    );
+    let (old, err) = cli(&srv, &admin, &["workspace", "list"]);
+    assert!(
+        !old && err.as_str().unwrap().contains("token revoked"),
+        "{err}"
+    );
+    ok(&srv, new_admin, &["workspace", "list"]);
 }
 
 #[test]
@@ -271,6 +349,11 @@ async fn up_once(data: &Path, bin: &Path) -> (String, String) {
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("up.json")).unwrap()).unwrap();
     let token = state["token"].as_str().unwrap().to_string();
+    let daemon = state["daemon_token"].as_str().unwrap().to_string();
+    assert_ne!(
+        token, daemon,
+        "a member token for you, a daemon token for the daemon"
+    );
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     let rid = loop {
         let rts = ok(&srv, &token, &["runtime", "list", "--workspace", &ws]);
@@ -282,6 +365,11 @@ async fn up_once(data: &Path, bin: &Path) -> (String, String) {
         {
             break r["id"].as_str().unwrap().to_string();
         }
+        let (daemon_on_user_api, _) = cli(&srv, &daemon, &["workspace", "list"]);
+        assert!(
+            !daemon_on_user_api,
+            "the daemon token is refused on the user API"
+        );
         assert!(
             tokio::time::Instant::now() < deadline,
             "no runtime online: {rts}"
@@ -313,6 +401,8 @@ async fn up_runs_server_and_daemon_and_reuses_its_state() {
     std::fs::set_permissions(bin.join("claude"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let data = dir.path().join("data");
     let (ws1, rt1) = up_once(&data, &bin).await;
+    let state = || std::fs::read_to_string(data.join("up.json")).unwrap();
+    let first = state();
     assert_eq!(
         std::fs::metadata(data.join("up.json"))
             .unwrap()
@@ -322,6 +412,11 @@ async fn up_runs_server_and_daemon_and_reuses_its_state() {
         0o600
     );
     let (ws2, rt2) = up_once(&data, &bin).await;
+    assert_eq!(
+        first,
+        state(),
+        "the second run reuses the workspace and both tokens"
+    );
     assert_eq!(ws1, ws2, "the second run reuses the workspace");
     assert_eq!(rt1, rt2, "and the daemon keeps its runtime id");
 }

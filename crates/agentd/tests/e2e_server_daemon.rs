@@ -23,7 +23,7 @@ async fn runtime_delete_makes_the_real_daemon_self_heal_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let (url, server_log) = (server.url.clone(), server.log.clone());
-    let (ws, token) = server.workspace_with_token("e2e");
+    let (ws, token, daemon) = server.workspace_with_tokens("e2e");
 
     // A stand-in `claude` that reports a supported version.
     let bin = stand_in_claude(dir.path(), "exit 0");
@@ -31,7 +31,7 @@ async fn runtime_delete_makes_the_real_daemon_self_heal_once() {
         dir.path(),
         &bin,
         &url,
-        &token,
+        &daemon,
         &[
             "--heartbeat-interval",
             "200ms",
@@ -76,7 +76,7 @@ async fn an_assigned_issue_runs_on_the_real_daemon_and_lands_in_review() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let url = server.url.clone();
-    let (ws, token) = server.workspace_with_token("e2e");
+    let (ws, token, daemon) = server.workspace_with_tokens("e2e");
 
     // A stand-in `claude` that acts on its issue like a teammate (through `agentd` and
     // the task token the daemon hands it), then replays output recorded from the real CLI.
@@ -97,7 +97,7 @@ async fn an_assigned_issue_runs_on_the_real_daemon_and_lands_in_review() {
         dir.path(),
         &bin,
         &url,
-        &token,
+        &daemon,
         &["--heartbeat-interval", "1s", "--poll-interval", "30s"],
     );
 

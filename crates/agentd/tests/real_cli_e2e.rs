@@ -602,8 +602,8 @@ async fn claude_comments_on_its_issue_through_the_real_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = common::Server::start(dir.path());
     let url = server.url.clone();
-    let (ws, token) = server.workspace_with_token("e2e");
-    let d = spawn_daemon("claude", &claude, &url, &token, &mock);
+    let (ws, token, daemon) = server.workspace_with_tokens("e2e");
+    let d = spawn_daemon("claude", &claude, &url, &daemon, &mock);
     let api = |args: &[&str]| common::cli(&url, &token, args);
 
     let rid = common::online_runtime(&url, &token, &ws, "claude", 60).await;

@@ -54,7 +54,7 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let url = server.url.clone();
-    let (ws, token) = server.workspace_with_token("web");
+    let (ws, token, daemon) = server.workspace_with_tokens("web");
 
     // A stand-in `claude`: a supported version, then recorded stream-json output of the
     // real CLI (a Write, a Bash call and the final answer), one line a second.
@@ -72,7 +72,7 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
         dir.path(),
         &bin,
         &url,
-        &token,
+        &daemon,
         &["--heartbeat-interval", "1s", "--poll-interval", "30s"],
     );
     let rid = online_runtime(&url, &token, &ws, "claude", 30).await;

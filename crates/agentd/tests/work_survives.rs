@@ -207,7 +207,10 @@ struct Outcome {
 struct Drill {
     name: &'static str,
     url: String,
+    /// A member token (the CLI).
     token: String,
+    /// The daemon token its daemon runs with.
+    daemon: String,
     ws: String,
     output: String,
     agents: Agents,
@@ -347,13 +350,14 @@ fn free_port() -> u16 {
 /// Starts the server's side of a drill: a workspace, its token, and a stand-in `claude`
 /// running `secs` seconds in `dir/bin`. Returns the drill and the bin dir.
 fn drill(name: &'static str, server: &Server, dir: &Path, secs: u32) -> (Drill, PathBuf) {
-    let (ws, token) = server.workspace_with_token("work-survives");
+    let (ws, token, daemon) = server.workspace_with_tokens("work-survives");
     let output = format!("survived-{name}");
     let bin = stand_in_claude(dir, &long_agent(dir, secs, &output));
     let drill = Drill {
         name,
         url: server.url.clone(),
         token,
+        daemon,
         ws,
         output,
         agents: Agents::new(dir),
@@ -372,7 +376,7 @@ async fn a_sibling_runtime_deleted_during_a_run_does_not_touch_the_task() {
     let (drill, bin) = drill("sibling_runtime_deleted", &server, d, 10);
     let (url, token, ws) = (drill.url.as_str(), drill.token.as_str(), drill.ws.as_str());
     stand_in_codex(&bin);
-    let _daemon = spawn_daemon(d, &bin, url, token, DAEMON_ARGS);
+    let _daemon = spawn_daemon(d, &bin, url, &drill.daemon, DAEMON_ARGS);
 
     let claude = online_runtime(url, token, ws, "claude", 30).await;
     let codex = online_runtime(url, token, ws, "codex", 30).await;
@@ -412,7 +416,7 @@ async fn every_connection_reset_five_times_during_three_runs() {
     let (drill, bin) = drill("connection_resets", &server, d, 14);
     let (url, token, ws) = (drill.url.as_str(), drill.token.as_str(), drill.ws.as_str());
     let proxy = FaultProxy::for_url(url).await;
-    let _daemon = spawn_daemon(d, &bin, &proxy.url(), token, DAEMON_ARGS);
+    let _daemon = spawn_daemon(d, &bin, &proxy.url(), &drill.daemon, DAEMON_ARGS);
 
     let rid = online_runtime(url, token, ws, "claude", 30).await;
     let (agent, first) = assign_new_issue(url, token, ws, &rid, "bot", "Run long 1");
@@ -470,7 +474,7 @@ async fn a_server_restart_longer_than_a_lease_keeps_the_task() {
     assert_eq!(server.url, format!("http://{listen}"));
     let (drill, bin) = drill("server_restart", &server, d, 15);
     let (url, token, ws) = (drill.url.as_str(), drill.token.as_str(), drill.ws.as_str());
-    let _daemon = spawn_daemon(d, &bin, url, token, DAEMON_ARGS);
+    let _daemon = spawn_daemon(d, &bin, url, &drill.daemon, DAEMON_ARGS);
 
     let rid = online_runtime(url, token, ws, "claude", 30).await;
     let (_, issue) = assign_new_issue(url, token, ws, &rid, "bot", "Run long");
@@ -505,7 +509,7 @@ async fn a_task_ended_on_the_server_stops_its_agent_within_a_second() {
     let server = Server::start(d);
     let (drill, bin) = drill("task_ended_on_server", &server, d, 30);
     let (url, token, ws) = (drill.url.as_str(), drill.token.as_str(), drill.ws.as_str());
-    let _daemon = spawn_daemon(d, &bin, url, token, DAEMON_ARGS);
+    let _daemon = spawn_daemon(d, &bin, url, &drill.daemon, DAEMON_ARGS);
 
     let rid = online_runtime(url, token, ws, "claude", 30).await;
     let (_, issue) = assign_new_issue(url, token, ws, &rid, "bot", "Run long");

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiJson, ApiOptionalJson, ApiQuery};
 use crate::App;
-use crate::auth::Member;
+use crate::auth::Daemon;
 use crate::service::{runtime, task, workspace};
 
 type St = State<Arc<App>>;
@@ -32,7 +32,7 @@ fn ok() -> Json<Value> {
 
 pub async fn register(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<Json<RegisterResponse>, ApiError> {
     Ok(Json(runtime::register(&app, &who, req).await?))
@@ -40,7 +40,7 @@ pub async fn register(
 
 pub async fn deregister(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     ApiJson(req): ApiJson<DeregisterRequest>,
 ) -> Result<Json<Value>, ApiError> {
     if req.runtime_ids.is_empty() {
@@ -52,7 +52,7 @@ pub async fn deregister(
 
 pub async fn heartbeat(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     ApiJson(req): ApiJson<HeartbeatRequest>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     if req.runtime_id.is_empty() {
@@ -67,7 +67,7 @@ pub async fn heartbeat(
 
 pub async fn ws(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -97,7 +97,7 @@ pub async fn ws(
 
 pub async fn repos(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     Path(wid): Path<String>,
 ) -> Result<Json<ReposResponse>, ApiError> {
     Ok(Json(workspace::repos_for_daemon(&app, &who, wid).await?))
@@ -105,7 +105,7 @@ pub async fn repos(
 
 pub async fn claim(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     Path(rid): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<ClaimResponse>, ApiError> {
@@ -127,7 +127,7 @@ pub async fn claim(
 
 pub async fn recover_orphans(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     Path(rid): Path<String>,
     ApiOptionalJson(req): ApiOptionalJson<RecoverOrphansRequest>,
 ) -> Result<Json<RecoverOrphansResponse>, ApiError> {
@@ -143,7 +143,7 @@ pub async fn recover_orphans(
 
 pub async fn start(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     Path(id): Path<String>,
 ) -> Result<Json<ReportResponse>, ApiError> {
     let t = task::load_for(&app, &who, &id).await?;
@@ -152,7 +152,7 @@ pub async fn start(
 
 pub async fn progress(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     Path(id): Path<String>,
     ApiJson(_req): ApiJson<ProgressRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
@@ -163,7 +163,7 @@ pub async fn progress(
 
 pub async fn messages(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<MessagesRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
@@ -173,7 +173,7 @@ pub async fn messages(
 
 pub async fn usage(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UsageRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
@@ -183,7 +183,7 @@ pub async fn usage(
 
 pub async fn session(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<SessionRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
@@ -196,7 +196,7 @@ pub async fn session(
 
 pub async fn complete(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CompleteRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
@@ -206,7 +206,7 @@ pub async fn complete(
 
 pub async fn fail(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<FailRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
@@ -216,7 +216,7 @@ pub async fn fail(
 
 pub async fn status(
     State(app): St,
-    Member(who): Member,
+    Daemon(who): Daemon,
     Path(id): Path<String>,
 ) -> Result<Json<TaskStatusResponse>, ApiError> {
     let t = task::load_for(&app, &who, &id).await?;

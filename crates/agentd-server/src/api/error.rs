@@ -61,6 +61,10 @@ impl From<service::Error> for ApiError {
             service::Error::Forbidden(m) => ApiError::Forbidden(m),
             service::Error::NotFound(m) => ApiError::NotFound(m.to_string()),
             service::Error::Conflict(m) => ApiError::Conflict(m),
+            service::Error::Internal(m) => {
+                tracing::error!(error = %m, "internal failure");
+                ApiError::Internal(m)
+            }
             service::Error::Store(e) => ApiError::from(e),
         }
     }

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiJson, ApiQuery};
 use crate::App;
-use crate::auth::{Member, Principal};
+use crate::auth::{Caller, Member};
 use crate::service::{comment_info, issue, issue_info, workspace};
 
 pub async fn create(
@@ -39,7 +39,7 @@ pub async fn list(
 
 pub async fn show(
     State(app): State<Arc<App>>,
-    who: Principal,
+    Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<IssueDetail>, ApiError> {
     Ok(Json(issue::detail(&app, &who, &id).await?))
@@ -47,7 +47,7 @@ pub async fn show(
 
 pub async fn update(
     State(app): State<Arc<App>>,
-    who: Principal,
+    Caller(who): Caller,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateIssueRequest>,
 ) -> Result<Json<IssueInfo>, ApiError> {
@@ -57,7 +57,7 @@ pub async fn update(
 
 pub async fn comments(
     State(app): State<Arc<App>>,
-    who: Principal,
+    Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<CommentInfo>>, ApiError> {
     let rows = issue::comments(&app, &who, &id).await?;
@@ -66,7 +66,7 @@ pub async fn comments(
 
 pub async fn comment(
     State(app): State<Arc<App>>,
-    who: Principal,
+    Caller(who): Caller,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CreateCommentRequest>,
 ) -> Result<(StatusCode, Json<CommentInfo>), ApiError> {

@@ -50,7 +50,9 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/workspaces/{wid}", get(workspaces::show))
         .route("/workspaces/{wid}/events", get(events::stream))
-        .route("/tokens", post(tokens::create))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", delete(tokens::revoke))
+        .route("/admin/rotate-token", post(tokens::rotate_admin))
         .route("/workspaces/{wid}/runtimes", get(agents::list_runtimes))
         .route("/runtimes/{id}", delete(agents::delete_runtime))
         .route(

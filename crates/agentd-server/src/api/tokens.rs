@@ -1,16 +1,17 @@
-//! `POST /api/v1/tokens`: a new member token scoped to workspaces the caller can see.
-//! The plaintext is in the response only; the store keeps its SHA-256.
+//! Tokens: `GET|POST /api/v1/tokens`, `DELETE /api/v1/tokens/{id}` (revoke) and
+//! `POST /api/v1/admin/rotate-token`. The plaintext is in the creating response only;
+//! the store keeps its SHA-256.
 
 use std::sync::Arc;
 
-use agentd_proto::api::{CreateTokenRequest, TokenCreated};
+use agentd_proto::api::{CreateTokenRequest, TokenCreated, TokenInfo};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiJson};
 use crate::App;
-use crate::auth::Member;
+use crate::auth::{Admin, Member};
 use crate::service::token;
 
 pub async fn create(
@@ -22,4 +23,26 @@ pub async fn create(
         StatusCode::CREATED,
         Json(token::create(&app, &who, req).await?),
     ))
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    Member(who): Member,
+) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+    Ok(Json(token::list(&app, &who).await?))
+}
+
+pub async fn revoke(
+    State(app): State<Arc<App>>,
+    Member(who): Member,
+    Path(id): Path<String>,
+) -> Result<Json<TokenInfo>, ApiError> {
+    Ok(Json(token::revoke(&app, &who, &id).await?))
+}
+
+pub async fn rotate_admin(
+    State(app): State<Arc<App>>,
+    Admin(who): Admin,
+) -> Result<Json<TokenCreated>, ApiError> {
+    Ok(Json(token::rotate_admin(&app, &who).await?))
 }

@@ -12,15 +12,15 @@ use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiJson};
 use crate::App;
-use crate::auth::{Member, Principal};
+use crate::auth::{Caller, Daemon, Member, Principal};
 use crate::service::{workspace, workspace_info};
 
-pub async fn me(who: Principal) -> Json<WhoAmI> {
+pub async fn me(Caller(who): Caller) -> Json<WhoAmI> {
     Json(match who {
-        Principal::Member {
-            admin, workspaces, ..
+        Principal::Token {
+            kind, workspaces, ..
         } => WhoAmI {
-            kind: if admin { "admin" } else { "member" }.into(),
+            kind: kind.as_str().into(),
             workspace_ids: workspaces,
         },
         Principal::Task(t) => WhoAmI {
@@ -32,7 +32,7 @@ pub async fn me(who: Principal) -> Json<WhoAmI> {
 
 pub async fn list_for_daemon(
     State(app): State<Arc<App>>,
-    Member(who): Member,
+    Daemon(who): Daemon,
 ) -> Result<Json<Vec<Workspace>>, ApiError> {
     let rows = workspace::list(&app, &who).await?;
     Ok(Json(

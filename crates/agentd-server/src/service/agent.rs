@@ -1,8 +1,12 @@
 //! Agents: a name, instructions and settings, bound to one runtime of their workspace.
 //! Rebinding an agent to another runtime moves its queued tasks along (and wakes the new
-//! runtime); tasks already claimed stay with the daemon that holds them.
+//! runtime); tasks already claimed stay with the daemon that holds them. `custom_env`
+//! values are write-only: every answer masks them, and an update that sends a masked
+//! value back keeps the stored one.
 
-use agentd_proto::api::{CreateAgentRequest, UpdateAgentRequest};
+use std::collections::BTreeMap;
+
+use agentd_proto::api::{CreateAgentRequest, MASKED_ENV_VALUE, UpdateAgentRequest};
 
 use crate::App;
 use crate::auth::Principal;
@@ -18,6 +22,30 @@ async fn runtime_in(app: &App, workspace_id: &str, runtime_id: &str) -> Result<R
         Some(rt) if rt.workspace_id == workspace_id => Ok(rt),
         _ => Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND)),
     }
+}
+
+/// The `custom_env` to store for `new`: the given keys (the others are removed), where a
+/// value equal to the mask keeps the stored value of that key — so a client can send back
+/// what it was shown. A masked value for a key that has none stored is refused.
+fn merge_env(stored: &str, new: BTreeMap<String, String>) -> Result<String, Error> {
+    let old: BTreeMap<String, String> = serde_json::from_str(stored).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for (k, v) in new {
+        let v = if v == MASKED_ENV_VALUE {
+            match old.get(&k) {
+                Some(kept) => kept.clone(),
+                None => {
+                    return Err(Error::bad(format!(
+                        "custom_env {k}: {MASKED_ENV_VALUE} keeps a stored value, and {k} has none"
+                    )));
+                }
+            }
+        } else {
+            v
+        };
+        out.insert(k, v);
+    }
+    Ok(serde_json::to_string(&out).unwrap_or_else(|_| "{}".into()))
 }
 
 /// Loads an agent the caller can see.
@@ -55,7 +83,7 @@ pub async fn create(
         instructions: req.instructions,
         model: req.model,
         custom_args: serde_json::to_string(&req.custom_args).unwrap_or_else(|_| "[]".into()),
-        custom_env: serde_json::to_string(&req.custom_env).unwrap_or_else(|_| "{}".into()),
+        custom_env: merge_env("{}", req.custom_env)?,
         created_at: app.now(),
     };
     app.store.create_agent(row.clone()).await?;
@@ -89,7 +117,7 @@ pub async fn update(
         a.custom_args = serde_json::to_string(&args).unwrap_or_else(|_| "[]".into());
     }
     if let Some(env) = req.custom_env {
-        a.custom_env = serde_json::to_string(&env).unwrap_or_else(|_| "{}".into());
+        a.custom_env = merge_env(&a.custom_env, env)?;
     }
     for t in app.store.update_agent(a.clone()).await? {
         app.hub.task_available(&t.runtime_id, &t.id);

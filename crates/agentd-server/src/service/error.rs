@@ -24,6 +24,9 @@ pub enum Error {
     /// The thing is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// The server failed at something other than its database (e.g. writing a file).
+    #[error("{0}")]
+    Internal(String),
     /// Persistence failed: never "not found", so a transient fault cannot make a daemon
     /// self-heal.
     #[error(transparent)]

@@ -192,7 +192,7 @@ pub async fn update(
         if wants_work(&issue.status) {
             task::enqueue(app, &issue, &agent, None, None).await?;
         }
-    } else if matches!(who, Principal::Member { .. })
+    } else if matches!(who, Principal::Token { .. })
         && old_status == "backlog"
         && wants_work(&issue.status)
         && let Some(aid) = &issue.assignee_agent_id
@@ -223,7 +223,7 @@ pub async fn comment(
                 .unwrap_or_else(|| "agent".into());
             ("agent", t.agent_id.clone(), name)
         }
-        Principal::Member { token_id, name, .. } => ("member", token_id.clone(), name.clone()),
+        Principal::Token { token_id, name, .. } => ("member", token_id.clone(), name.clone()),
     };
     let c = CommentRow {
         id: new_id(),

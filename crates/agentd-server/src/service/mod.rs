@@ -124,6 +124,18 @@ pub fn runtime_info(r: &RuntimeRow) -> RuntimeInfo {
     }
 }
 
+/// An agent's stored `custom_env` with every value replaced by
+/// [`agentd_proto::api::MASKED_ENV_VALUE`]: the values are write-only (only the claim
+/// response to the daemon that runs the agent carries them).
+pub fn masked_env(stored: &str) -> std::collections::BTreeMap<String, String> {
+    let env: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(stored).unwrap_or_default();
+    env.into_keys()
+        .map(|k| (k, agentd_proto::api::MASKED_ENV_VALUE.to_string()))
+        .collect()
+}
+
+/// The agent as users see it (`custom_env` values masked).
 pub fn agent_info(a: &AgentRow) -> AgentInfo {
     AgentInfo {
         id: a.id.clone(),
@@ -133,7 +145,7 @@ pub fn agent_info(a: &AgentRow) -> AgentInfo {
         instructions: a.instructions.clone(),
         model: a.model.clone(),
         custom_args: serde_json::from_str(&a.custom_args).unwrap_or_default(),
-        custom_env: serde_json::from_str(&a.custom_env).unwrap_or_default(),
+        custom_env: masked_env(&a.custom_env),
         created_at: rfc3339(a.created_at),
     }
 }

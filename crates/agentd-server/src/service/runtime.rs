@@ -34,11 +34,25 @@ pub async fn register(
         _ => return Err(Error::NotFound(agentd_proto::WORKSPACE_NOT_FOUND)),
     };
     let now = app.now();
+    let existing = app
+        .store
+        .list_runtimes(ws.id.clone(), Some(daemon_id.clone()))
+        .await?;
+    let provider_of = |spec: &agentd_proto::RuntimeSpec| match spec.provider.trim() {
+        "" => "unknown".to_string(),
+        p => p.to_string(),
+    };
+    // Decide every runtime's owner before changing any, so a refusal changes nothing.
+    let mut owners = Vec::with_capacity(req.runtimes.len());
+    let mut takeovers: Vec<String> = Vec::new();
     for spec in &req.runtimes {
-        let provider = match spec.provider.trim() {
-            "" => "unknown".to_string(),
-            p => p.to_string(),
-        };
+        let provider = provider_of(spec);
+        let current = existing.iter().find(|r| r.provider == provider);
+        let owner = owner_after_register(app, who, current, &mut takeovers).await?;
+        owners.push(owner);
+    }
+    for (spec, owner_token_id) in req.runtimes.iter().zip(owners) {
+        let provider = provider_of(spec);
         let name = match spec.name.trim() {
             "" if req.device_name.trim().is_empty() => provider.clone(),
             "" => format!("{provider} ({})", req.device_name.trim()),
@@ -62,9 +76,25 @@ pub async fn register(
                 status: status.to_string(),
                 last_seen_at: Some(now),
                 created_at: now,
+                owner_token_id,
             })
             .await?;
         runtime_event(app, &row, &row.status);
+    }
+    if let Some(me) = who.daemon_token() {
+        for old in takeovers {
+            let moved = app
+                .store
+                .reassign_claims(daemon_id.clone(), old.clone(), me.to_string())
+                .await?;
+            tracing::info!(
+                workspace_id = %ws.id,
+                daemon_id = %daemon_id,
+                previous_token = %old,
+                moved_tasks = moved,
+                "a daemon token took over runtimes of a revoked or expired token"
+            );
+        }
     }
     let runtimes = app
         .store
@@ -91,6 +121,44 @@ pub async fn register(
         repos,
         settings: Some(serde_json::json!({})),
     })
+}
+
+/// Who owns a runtime after `who` registers it. A new runtime, or one registered before
+/// owners were recorded, is `who`'s. One owned by another token is taken over only when
+/// that token is revoked or expired (a machine given a new token; the old token's tokens
+/// go to `takeovers`), otherwise refused with 409. The admin token may register any
+/// runtime and leaves an existing owner in place.
+async fn owner_after_register(
+    app: &App,
+    who: &Principal,
+    current: Option<&RuntimeRow>,
+    takeovers: &mut Vec<String>,
+) -> Result<Option<String>, Error> {
+    let me = who.token_id().map(str::to_string);
+    let Some(owner) = current.and_then(|r| r.owner_token_id.clone()) else {
+        return Ok(me);
+    };
+    if me.as_deref() == Some(owner.as_str()) || who.is_admin() {
+        return Ok(Some(owner));
+    }
+    let now = app.now();
+    let owner_gone = match app.store.get_token(owner.clone()).await? {
+        None => true,
+        Some((t, _)) => t.revoked_at.is_some() || t.expires_at.is_some_and(|at| at <= now),
+    };
+    if !owner_gone {
+        let rt = current.map(|r| r.provider.as_str()).unwrap_or_default();
+        let daemon = current.map(|r| r.daemon_id.as_str()).unwrap_or_default();
+        return Err(Error::Conflict(format!(
+            "runtime {rt} of daemon {daemon} is registered by another token ({owner}) that is \
+             still valid; revoke that token (`agentd token revoke {owner}`) or delete the \
+             runtime first"
+        )));
+    }
+    if !takeovers.contains(&owner) {
+        takeovers.push(owner);
+    }
+    Ok(me)
 }
 
 /// Records a heartbeat and renews the leases of the tasks the daemon holds
@@ -133,21 +201,27 @@ pub async fn touch(app: &App, runtime_id: &str, now: i64) -> Result<bool, StoreE
     )
 }
 
-/// Loads a runtime for a daemon call: 404 `runtime not found` if it does not exist,
-/// 404 `not found` if it is in a workspace the token cannot see.
+/// Loads a runtime for a daemon call: 404 `runtime not found` if it does not exist, and
+/// the same answer if it is in a workspace the token cannot see or — for a daemon token —
+/// was registered by another token (ids cannot be probed).
 pub async fn load_for(app: &App, who: &Principal, runtime_id: &str) -> Result<RuntimeRow, Error> {
     if !super::is_uuid(runtime_id) {
         return Err(Error::bad("invalid runtime_id"));
     }
-    let rt = app
-        .store
-        .get_runtime(runtime_id.to_string())
-        .await?
-        .ok_or_else(|| Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND))?;
-    if !who.sees_workspace(&rt.workspace_id) {
-        return Err(Error::NotFound("not found"));
+    match app.store.get_runtime(runtime_id.to_string()).await? {
+        Some(rt) if who.sees_workspace(&rt.workspace_id) && owns(who, &rt) => Ok(rt),
+        _ => Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND)),
     }
-    Ok(rt)
+}
+
+/// Whether `who` may act on the runtime as its daemon: a daemon token only on runtimes it
+/// registered; the admin and member tokens are not limited by owner (members never reach
+/// the daemon API; they may delete any runtime of their workspaces).
+pub fn owns(who: &Principal, rt: &RuntimeRow) -> bool {
+    match who.daemon_token() {
+        Some(me) => rt.owner_token_id.as_deref() == Some(me),
+        None => true,
+    }
 }
 
 /// The runtimes of a workspace the caller can see.

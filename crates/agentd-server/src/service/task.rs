@@ -64,15 +64,29 @@ pub async fn info(app: &App, task: &TaskRow) -> Result<TaskInfo, StoreError> {
     Ok(info)
 }
 
-/// Loads a task for a daemon or user call: 404 `task not found` when missing or in a
-/// workspace the caller cannot see.
+/// Loads a task for a daemon or user call: 404 `task not found` when missing, in a
+/// workspace the caller cannot see, or — for a daemon token — neither claimed under it
+/// nor on a runtime it registered (the same answer, so ids cannot be probed).
 pub async fn load_for(app: &App, who: &Principal, task_id: &str) -> Result<TaskRow, Error> {
     if !is_uuid(task_id) {
         return Err(Error::bad("invalid task_id"));
     }
-    match app.store.get_task(task_id.to_string()).await? {
-        Some(t) if who.sees_workspace(&t.workspace_id) => Ok(t),
-        _ => Err(Error::NotFound(agentd_proto::TASK_NOT_FOUND)),
+    let not_found = || Error::NotFound(agentd_proto::TASK_NOT_FOUND);
+    let t = match app.store.get_task(task_id.to_string()).await? {
+        Some(t) if who.sees_workspace(&t.workspace_id) => t,
+        _ => return Err(not_found()),
+    };
+    let Some(me) = who.daemon_token() else {
+        return Ok(t);
+    };
+    // Claimed under this token: it may report about the task even after its runtime was
+    // deleted and re-registered under a new id.
+    if t.claimed_by.as_deref() == Some(me) {
+        return Ok(t);
+    }
+    match app.store.get_runtime(t.runtime_id.clone()).await? {
+        Some(rt) if super::runtime::owns(who, &rt) => Ok(t),
+        _ => Err(not_found()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Workspaces: listing and creating them, and the visibility rule every workspace-scoped
 //! call starts with (a token sees its workspaces; an admin token sees all). A member token
-//! that creates a workspace is granted it.
+//! that creates a workspace (when the server lets members: `members_can_create_workspaces`)
+//! is granted it.
 
 use agentd_proto::ReposResponse;
 use agentd_proto::api::CreateWorkspaceRequest;
@@ -31,6 +32,13 @@ pub async fn create(
     who: &Principal,
     req: CreateWorkspaceRequest,
 ) -> Result<WorkspaceRow, Error> {
+    if !who.is_admin() && !app.config.members_can_create_workspaces {
+        return Err(Error::Forbidden(
+            "members may not create workspaces on this server; ask the admin \
+             (or run the server with --members-can-create-workspaces)"
+                .into(),
+        ));
+    }
     let name = req.name.trim();
     if name.is_empty() {
         return Err(Error::bad("name is required"));
@@ -42,12 +50,8 @@ pub async fn create(
         created_at: app.now(),
     };
     let grant = match who {
-        Principal::Member {
-            admin: false,
-            token_id,
-            ..
-        } => Some(token_id.clone()),
-        _ => None,
+        p if p.is_admin() => None,
+        p => p.token_id().map(str::to_string),
     };
     app.store.create_workspace(row.clone(), grant).await?;
     Ok(row)

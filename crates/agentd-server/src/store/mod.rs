@@ -54,12 +54,19 @@ pub struct WorkspaceRow {
     pub created_at: i64,
 }
 
+/// An API token (never its secret: the store keeps only the SHA-256 of that).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TokenRow {
     pub id: String,
     pub name: String,
-    pub is_admin: bool,
+    /// `admin`, `member` or `daemon` (the proto's `TokenKind` wire names).
+    pub kind: String,
     pub created_at: i64,
+    /// The token that created this one; `None` for tokens the server minted itself.
+    pub created_by: Option<String>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -74,6 +81,9 @@ pub struct RuntimeRow {
     pub status: String,
     pub last_seen_at: Option<i64>,
     pub created_at: i64,
+    /// The token that registered it; `None` for a runtime registered before owners were
+    /// recorded.
+    pub owner_token_id: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -143,6 +153,8 @@ pub struct TaskRow {
     pub held_at: Option<i64>,
     /// The first final report that arrived after the task had ended.
     pub late_report: Option<String>,
+    /// The owner token of the claiming runtime at the claim.
+    pub claimed_by: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -205,11 +217,29 @@ pub trait Store: TaskStore {
         hash: String,
         workspace_ids: Vec<String>,
     ) -> StoreFut<'_, ()>;
+    /// The token with this hash, revoked or expired ones included (the caller says why it
+    /// refuses them), with its workspaces.
     fn find_token(&self, hash: String) -> StoreFut<'_, Option<(TokenRow, Vec<String>)>>;
+    fn get_token(&self, id: String) -> StoreFut<'_, Option<(TokenRow, Vec<String>)>>;
+    /// Every token (`None`), or those with this id or created by it, oldest first.
+    fn list_tokens(
+        &self,
+        self_or_creator: Option<String>,
+    ) -> StoreFut<'_, Vec<(TokenRow, Vec<String>)>>;
+    /// Sets `revoked_at = now` unless already revoked; true if it was revoked now.
+    fn revoke_token(&self, id: String, now: i64) -> StoreFut<'_, bool>;
+    /// Sets `last_used_at = now` if it is older than `stale_before` (or unset).
+    fn touch_token(&self, id: String, now: i64, stale_before: i64) -> StoreFut<'_, ()>;
+    /// Inserts a new admin token and revokes every earlier one, in one transaction.
+    fn replace_admin_token(&self, token: TokenRow, hash: String, now: i64) -> StoreFut<'_, ()>;
 
     // Runtimes.
-    /// Upserts on (workspace, daemon_id, provider): a surviving row keeps its id.
+    /// Upserts on (workspace, daemon_id, provider): a surviving row keeps its id and
+    /// takes `rt.owner_token_id`.
     fn upsert_runtime(&self, rt: RuntimeRow) -> StoreFut<'_, RuntimeRow>;
+    /// After a takeover: the in-flight tasks of daemon `daemon_id` claimed under token
+    /// `from` are now `to`'s. Returns how many.
+    fn reassign_claims(&self, daemon_id: String, from: String, to: String) -> StoreFut<'_, u64>;
     fn get_runtime(&self, id: String) -> StoreFut<'_, Option<RuntimeRow>>;
     fn list_runtimes(
         &self,

@@ -16,7 +16,7 @@ use super::*;
 
 pub(super) const TASK_COLS: &str = "id, workspace_id, issue_id, agent_id, runtime_id, status, claim_key, \
     trigger_comment_id, output, error, failure_reason, session_id, work_dir, parent_task_id, \
-    created_at, dispatched_at, started_at, completed_at, branch_name, daemon_id, held_at, late_report";
+    created_at, dispatched_at, started_at, completed_at, branch_name, daemon_id, held_at, late_report, claimed_by";
 
 /// A `tasks` row as stored (statuses and reasons as TEXT); converted to [`TaskRow`] at
 /// the boundary of every query by [`task_one`] / [`task_all`].
@@ -44,6 +44,7 @@ pub(super) struct TaskRecord {
     daemon_id: Option<String>,
     held_at: Option<i64>,
     late_report: Option<String>,
+    claimed_by: Option<String>,
 }
 
 impl TryFrom<TaskRecord> for TaskRow {
@@ -73,6 +74,7 @@ impl TryFrom<TaskRecord> for TaskRow {
             daemon_id: r.daemon_id,
             held_at: r.held_at,
             late_report: r.late_report,
+            claimed_by: r.claimed_by,
         })
     }
 }
@@ -86,7 +88,10 @@ pub(super) fn task_all(rows: Vec<TaskRecord>) -> Result<Vec<TaskRow>, StoreError
 }
 
 const RUNTIME_COLS: &str = "id, workspace_id, daemon_id, provider, name, version, device_name, \
-    status, last_seen_at, created_at";
+    status, last_seen_at, created_at, owner_token_id";
+
+const TOKEN_COLS: &str =
+    "id, name, kind, created_at, created_by, expires_at, revoked_at, last_used_at";
 
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
@@ -216,17 +221,7 @@ impl Store for SqliteStore {
     ) -> StoreFut<'_, ()> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO api_tokens (id, token_hash, name, is_admin, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&token.id)
-                .bind(&hash)
-                .bind(&token.name)
-                .bind(token.is_admin)
-                .bind(token.created_at)
-                .execute(&mut **tx)
-                .await?;
+                insert_token(tx, &token, &hash).await?;
                 for ws in workspace_ids {
                     sqlx::query(
                         "INSERT INTO token_workspaces (token_id, workspace_id) VALUES ($1, $2)",
@@ -243,22 +238,95 @@ impl Store for SqliteStore {
 
     fn find_token(&self, hash: String) -> StoreFut<'_, Option<(TokenRow, Vec<String>)>> {
         Box::pin(async move {
-            let Some(token) = sqlx::query_as::<_, TokenRow>(
-                "SELECT id, name, is_admin, created_at FROM api_tokens WHERE token_hash = $1",
-            )
+            let token = sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
+                "SELECT {TOKEN_COLS} FROM api_tokens WHERE token_hash = $1"
+            )))
             .bind(hash)
             .fetch_optional(&self.pool)
-            .await?
-            else {
-                return Ok(None);
-            };
-            let ws: Vec<(String,)> =
-                sqlx::query_as("SELECT workspace_id FROM token_workspaces WHERE token_id = $1")
-                    .bind(&token.id)
-                    .fetch_all(&self.pool)
-                    .await?;
-            Ok(Some((token, ws.into_iter().map(|(w,)| w).collect())))
+            .await?;
+            self.with_workspaces(token).await
         })
+    }
+
+    fn get_token(&self, id: String) -> StoreFut<'_, Option<(TokenRow, Vec<String>)>> {
+        Box::pin(async move {
+            let token = sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
+                "SELECT {TOKEN_COLS} FROM api_tokens WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            self.with_workspaces(token).await
+        })
+    }
+
+    fn list_tokens(
+        &self,
+        self_or_creator: Option<String>,
+    ) -> StoreFut<'_, Vec<(TokenRow, Vec<String>)>> {
+        Box::pin(async move {
+            let rows = sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
+                "SELECT {TOKEN_COLS} FROM api_tokens \
+                 WHERE $1 IS NULL OR id = $1 OR created_by = $1 ORDER BY created_at, id"
+            )))
+            .bind(self_or_creator)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                if let Some(t) = self.with_workspaces(Some(row)).await? {
+                    out.push(t);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn revoke_token(&self, id: String, now: i64) -> StoreFut<'_, bool> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(&id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                Ok(r.rows_affected() > 0)
+            })
+        }))
+    }
+
+    fn touch_token(&self, id: String, now: i64, stale_before: i64) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 \
+                     AND (last_used_at IS NULL OR last_used_at < $3)",
+                )
+                .bind(&id)
+                .bind(now)
+                .bind(stale_before)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        }))
+    }
+
+    fn replace_admin_token(&self, token: TokenRow, hash: String, now: i64) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 \
+                     WHERE kind = 'admin' AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                insert_token(tx, &token, &hash).await
+            })
+        }))
     }
 
     fn upsert_runtime(&self, rt: RuntimeRow) -> StoreFut<'_, RuntimeRow> {
@@ -266,11 +334,12 @@ impl Store for SqliteStore {
             Box::pin(async move {
                 let sql = format!(
                     "INSERT INTO runtimes ({RUNTIME_COLS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                      ON CONFLICT (workspace_id, daemon_id, provider) DO UPDATE SET \
                      name = excluded.name, version = excluded.version, \
                      device_name = excluded.device_name, status = excluded.status, \
-                     last_seen_at = excluded.last_seen_at \
+                     last_seen_at = excluded.last_seen_at, \
+                     owner_token_id = excluded.owner_token_id \
                      RETURNING {RUNTIME_COLS}"
                 );
                 Ok(sqlx::query_as::<_, RuntimeRow>(AssertSqlSafe(sql))
@@ -284,8 +353,26 @@ impl Store for SqliteStore {
                     .bind(&rt.status)
                     .bind(rt.last_seen_at)
                     .bind(rt.created_at)
+                    .bind(&rt.owner_token_id)
                     .fetch_one(&mut **tx)
                     .await?)
+            })
+        }))
+    }
+
+    fn reassign_claims(&self, daemon_id: String, from: String, to: String) -> StoreFut<'_, u64> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "UPDATE tasks SET claimed_by = $3 WHERE daemon_id = $1 AND claimed_by = $2 \
+                     AND status IN ('dispatched', 'running')",
+                )
+                .bind(&daemon_id)
+                .bind(&from)
+                .bind(&to)
+                .execute(&mut **tx)
+                .await?;
+                Ok(r.rows_affected())
             })
         }))
     }
@@ -489,6 +576,48 @@ impl Store for SqliteStore {
             })
         }))
     }
+}
+
+impl SqliteStore {
+    /// The token with its workspaces.
+    async fn with_workspaces(
+        &self,
+        token: Option<TokenRow>,
+    ) -> Result<Option<(TokenRow, Vec<String>)>, StoreError> {
+        let Some(token) = token else {
+            return Ok(None);
+        };
+        let ws: Vec<(String,)> = sqlx::query_as(
+            "SELECT workspace_id FROM token_workspaces WHERE token_id = $1 ORDER BY workspace_id",
+        )
+        .bind(&token.id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some((token, ws.into_iter().map(|(w,)| w).collect())))
+    }
+}
+
+async fn insert_token(
+    tx: &mut Transaction<'static, Sqlite>,
+    t: &TokenRow,
+    hash: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO api_tokens (id, token_hash, name, kind, created_at, created_by, expires_at, \
+         revoked_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&t.id)
+    .bind(hash)
+    .bind(&t.name)
+    .bind(&t.kind)
+    .bind(t.created_at)
+    .bind(&t.created_by)
+    .bind(t.expires_at)
+    .bind(t.revoked_at)
+    .bind(t.last_used_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 pub(super) async fn insert_comment(

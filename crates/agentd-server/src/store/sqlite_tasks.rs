@@ -118,7 +118,7 @@ impl TaskStore for SqliteStore {
             Box::pin(async move {
                 sqlx::query(AssertSqlSafe(format!(
                     "INSERT INTO tasks ({TASK_COLS}) VALUES ({})",
-                    placeholders(1, 22)
+                    placeholders(1, 23)
                 )))
                 .bind(&t.id)
                 .bind(&t.workspace_id)
@@ -142,6 +142,7 @@ impl TaskStore for SqliteStore {
                 .bind(&t.daemon_id)
                 .bind(t.held_at)
                 .bind(&t.late_report)
+                .bind(&t.claimed_by)
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -224,7 +225,8 @@ impl TaskStore for SqliteStore {
                 task_one(sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
                     "UPDATE tasks SET status = 'dispatched', dispatched_at = $2, claim_key = $3, \
                      task_token_hash = $4, held_at = $2, \
-                     daemon_id = (SELECT r.daemon_id FROM runtimes r WHERE r.id = $1) \
+                     daemon_id = (SELECT r.daemon_id FROM runtimes r WHERE r.id = $1), \
+                     claimed_by = (SELECT r.owner_token_id FROM runtimes r WHERE r.id = $1) \
                      WHERE status = 'queued' AND id = ( \
                        SELECT q.id FROM tasks q WHERE q.runtime_id = $1 AND q.status = 'queued' \
                        AND NOT EXISTS (SELECT 1 FROM tasks a WHERE a.issue_id = q.issue_id \
@@ -264,8 +266,12 @@ impl TaskStore for SqliteStore {
     ) -> StoreFut<'_, u64> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
+                // Only the tasks claimed under the heartbeating runtime's owner token: a
+                // token that registers another daemon's id renews none of its tasks.
                 let base = "UPDATE tasks SET held_at = $1 WHERE status IN ('dispatched', 'running') \
-                     AND daemon_id = (SELECT r.daemon_id FROM runtimes r WHERE r.id = $2)";
+                     AND daemon_id = (SELECT r.daemon_id FROM runtimes r WHERE r.id = $2) \
+                     AND (claimed_by IS NULL \
+                       OR claimed_by = (SELECT r.owner_token_id FROM runtimes r WHERE r.id = $2))";
                 let done = match &task_ids {
                     None => sqlx::query(base).bind(now).bind(&runtime_id).execute(&mut **tx).await?,
                     Some(ids) if ids.is_empty() => return Ok(0),

@@ -85,7 +85,7 @@ impl Srv {
         let id = task["id"].as_str().expect("a task to claim").to_string();
         let (s, v) = self
             .post(
-                &fx.token,
+                &fx.daemon,
                 &format!("/api/daemon/tasks/{id}/start"),
                 json!({}),
             )
@@ -154,24 +154,39 @@ impl Srv {
         self.req(reqwest::Method::DELETE, token, path, None).await
     }
 
-    /// A workspace, a member token scoped to it, one registered `claude` runtime of
-    /// daemon `d1` and an agent on it.
+    /// A token of `kind` (`member` or `daemon`) for `ws`, minted by the admin.
+    pub async fn mint(&self, kind: &str, ws: &str) -> String {
+        self.mint_with_id(kind, ws).await.1
+    }
+
+    /// Like [`Srv::mint`]: `(token id, token)`.
+    pub async fn mint_with_id(&self, kind: &str, ws: &str) -> (String, String) {
+        let (s, tok) = self
+            .post(
+                &self.admin,
+                "/api/v1/tokens",
+                json!({"name": kind, "kind": kind, "workspace_ids": [ws]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{tok}");
+        assert_eq!(tok["kind"], kind, "{tok}");
+        (
+            tok["id"].as_str().unwrap().to_string(),
+            tok["token"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// A workspace, a member token and a daemon token scoped to it, one `claude` runtime
+    /// of daemon `d1` registered with the daemon token, and an agent on it.
     pub async fn fixture(&self, name: &str) -> Fx {
         let (s, ws) = self
             .post(&self.admin, "/api/v1/workspaces", json!({"name": name}))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{ws}");
         let ws = ws["id"].as_str().unwrap().to_string();
-        let (s, tok) = self
-            .post(
-                &self.admin,
-                "/api/v1/tokens",
-                json!({"name": "daemon", "workspace_ids": [ws]}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{tok}");
-        let token = tok["token"].as_str().unwrap().to_string();
-        let reg = self.register(&token, &ws, "d1", &["claude"]).await;
+        let token = self.mint("member", &ws).await;
+        let (daemon_token_id, daemon) = self.mint_with_id("daemon", &ws).await;
+        let reg = self.register(&daemon, &ws, "d1", &["claude"]).await;
         let runtime = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
         let (s, agent) = self
             .post(
@@ -184,6 +199,8 @@ impl Srv {
         Fx {
             ws,
             token,
+            daemon,
+            daemon_token_id,
             runtime,
             agent: agent["id"].as_str().unwrap().to_string(),
         }
@@ -225,7 +242,7 @@ impl Srv {
                 "{}/api/daemon/runtimes/{}/tasks/claim",
                 self.url, fx.runtime
             ))
-            .bearer_auth(&fx.token)
+            .bearer_auth(&fx.daemon)
             .json(&json!({}));
         if let Some(k) = key {
             r = r.header("Idempotency-Key", k);
@@ -272,7 +289,12 @@ pub async fn next_frame(ws: &mut Ws, kind: &str, within: Duration) -> Value {
 
 pub struct Fx {
     pub ws: String,
+    /// A member token of the workspace (the user API).
     pub token: String,
+    /// The daemon token that registered `runtime` (the daemon API).
+    pub daemon: String,
+    /// Its id (to revoke it).
+    pub daemon_token_id: String,
     pub runtime: String,
     pub agent: String,
 }

@@ -1,5 +1,5 @@
 //! User-facing commands: `server`, `up`, and the HTTP clients `workspace`, `token`,
-//! `runtime`, `agent`, `issue`, `task`. Every client command takes `--server-url`
+//! `admin`, `runtime`, `agent`, `issue`, `task`. Every client command takes `--server-url`
 //! (`AGENTD_SERVER_URL`), `--token` (`AGENTD_TOKEN`) and `--json`.
 
 mod client;
@@ -21,8 +21,10 @@ pub enum Command {
     Up(server::UpArgs),
     /// Workspaces.
     Workspace(Group<WorkspaceCmd>),
-    /// API tokens.
+    /// API tokens: list, create (member or daemon, with an expiry), revoke.
     Token(Group<TokenCmd>),
+    /// Server administration with the admin token.
+    Admin(Group<AdminCmd>),
     /// Runtimes (agent CLIs registered by daemons).
     Runtime(Group<RuntimeCmd>),
     /// Agents.
@@ -56,13 +58,55 @@ pub enum WorkspaceCmd {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum TokenCmd {
-    /// Create a token scoped to a workspace; it is printed once.
+    /// Tokens you can see: your own and those you created (the admin sees all).
+    List,
+    /// Create a token scoped to workspaces; it is printed once. A member token (default)
+    /// calls the user API; a daemon token (`--daemon`) is for `agentd daemon` on a machine.
     Create {
-        #[arg(long)]
+        /// Workspace id (repeatable).
+        #[arg(long, required = true)]
         workspace: Vec<String>,
-        #[arg(long, default_value = "token")]
+        #[arg(long, default_value = "")]
         name: String,
+        /// A daemon token (for a machine running `agentd daemon`).
+        #[arg(long)]
+        daemon: bool,
+        /// Expire after this long, e.g. `30d`, `12h`, `90m` (default: never).
+        #[arg(long, value_parser = parse_expires_in)]
+        expires_in: Option<u64>,
     },
+    /// Revoke a token: it stops working at once.
+    Revoke { id: String },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AdminCmd {
+    /// Replace the admin token: prints the new one (also written to the server's
+    /// `admin-token` file); the old one stops working.
+    RotateToken,
+}
+
+/// `30d`, `12h`, `90m`, `45s` or plain seconds → seconds.
+fn parse_expires_in(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit (s, m, h, d), e.g. 30d"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: the unit is one of s, m, h, d")),
+    };
+    match n.checked_mul(mult) {
+        Some(0) | None => Err(format!("{s:?}: must be positive")),
+        Some(secs) => Ok(secs),
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -178,6 +222,7 @@ pub async fn run(cmd: Command, shutdown: CancellationToken) -> anyhow::Result<()
         Command::Up(a) => server::up(a, shutdown).await,
         Command::Workspace(g) => workspace(Client::new(&g.client)?, g.cmd).await,
         Command::Token(g) => token(Client::new(&g.client)?, g.cmd).await,
+        Command::Admin(g) => admin(Client::new(&g.client)?, g.cmd).await,
         Command::Runtime(g) => runtime(Client::new(&g.client)?, g.cmd).await,
         Command::Agent(g) => agent(Client::new(&g.client)?, g.cmd).await,
         Command::Issue(g) => issue(Client::new(&g.client)?, g.cmd).await,
@@ -210,16 +255,75 @@ async fn workspace(c: Client, cmd: WorkspaceCmd) -> anyhow::Result<()> {
 }
 
 async fn token(c: Client, cmd: TokenCmd) -> anyhow::Result<()> {
-    let TokenCmd::Create { workspace, name } = cmd;
-    let v = c
-        .post(
-            "/api/v1/tokens",
-            json!({"name": name, "workspace_ids": workspace}),
-        )
-        .await?;
+    match cmd {
+        TokenCmd::List => {
+            let v = c.get("/api/v1/tokens").await?;
+            // id, kind, name, created, last used, expires, revoked (tab-separated).
+            c.print(&v, |v| {
+                lines(v, |t| {
+                    let or = |k: &str, none: &str| match s(t, k) {
+                        x if x.is_empty() => none.to_string(),
+                        x => x,
+                    };
+                    let me = if t["current"] == true {
+                        " (this token)"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "{}\t{}\t{}{me}\t{}\t{}\t{}\t{}",
+                        s(t, "id"),
+                        s(t, "kind"),
+                        s(t, "name"),
+                        s(t, "created_at"),
+                        or("last_used_at", "never"),
+                        or("expires_at", "never"),
+                        or("revoked_at", "-"),
+                    )
+                })
+            });
+        }
+        TokenCmd::Create {
+            workspace,
+            name,
+            daemon,
+            expires_in,
+        } => {
+            let mut body = json!({
+                "name": name,
+                "kind": if daemon { "daemon" } else { "member" },
+                "workspace_ids": workspace,
+            });
+            if let Some(secs) = expires_in {
+                body["expires_in_secs"] = json!(secs);
+            }
+            let v = c.post("/api/v1/tokens", body).await?;
+            c.print(&v, |v| {
+                format!(
+                    "{}\n(a {} token, id {}; shown once: the server keeps only its hash)",
+                    s(v, "token"),
+                    s(v, "kind"),
+                    s(v, "id")
+                )
+            });
+        }
+        TokenCmd::Revoke { id } => {
+            let v = c.delete(&format!("/api/v1/tokens/{id}")).await?;
+            c.print(&v, |v| {
+                format!("revoked token {} ({})", s(v, "id"), s(v, "name"))
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn admin(c: Client, cmd: AdminCmd) -> anyhow::Result<()> {
+    let AdminCmd::RotateToken = cmd;
+    let v = c.post("/api/v1/admin/rotate-token", json!({})).await?;
     c.print(&v, |v| {
         format!(
-            "{}\n(shown once; the server keeps only its hash)",
+            "{}\n(the new admin token, also in the server's admin-token file; the old one no \
+             longer works)",
             s(v, "token")
         )
     });

@@ -24,6 +24,14 @@ pub struct ServerArgs {
     /// Print the listening URL as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Let member tokens create tokens (member and daemon tokens for their workspaces).
+    /// Off by default: the admin hands tokens out.
+    #[arg(long)]
+    pub members_can_mint_tokens: bool,
+    /// Let member tokens create workspaces (they are granted the ones they create).
+    /// Off by default.
+    #[arg(long)]
+    pub members_can_create_workspaces: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -64,6 +72,8 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
         .context("cannot open the server's data dir")?;
     let mut config = agentd_server::ServerConfig::new(&dir);
     config.offline_after = Duration::from_secs(args.offline_after_secs.max(1));
+    config.members_can_mint_tokens = args.members_can_mint_tokens;
+    config.members_can_create_workspaces = args.members_can_create_workspaces;
     let (url, handle) = start_server(args.listen, config, shutdown).await?;
     let token_file = agentd_server::admin_token_path(&dir);
     if args.json {
@@ -78,9 +88,18 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
     handle.await?.context("server failed")
 }
 
-/// The default workspace and daemon token of `agentd up`, created once and kept in
-/// `DIR/up.json` (mode 0600).
-async fn up_state(dir: &Path, url: &str, admin: &str) -> anyhow::Result<(String, String)> {
+/// What `agentd up` needs from `DIR/up.json` (mode 0600), which holds the default
+/// workspace, a member token for you (`token`: the board and the CLI) and a daemon token
+/// for its daemon (`daemon_token`).
+struct UpState {
+    workspace_id: String,
+    daemon_token: String,
+}
+
+/// Loads `DIR/up.json`, keeping what still works and minting (with the admin token) what
+/// is missing or no longer valid — a revoked token, or the single token of an older
+/// `up.json`, which served both the board and the daemon.
+async fn up_state(dir: &Path, url: &str, admin: &str) -> anyhow::Result<UpState> {
     let path = dir.join("up.json");
     let client = |token: &str| {
         Client::new(&ClientArgs {
@@ -89,32 +108,70 @@ async fn up_state(dir: &Path, url: &str, admin: &str) -> anyhow::Result<(String,
             json: false,
         })
     };
-    if let Ok(text) = std::fs::read_to_string(&path)
-        && let Ok(v) = serde_json::from_str::<Value>(&text)
-        && let (Some(ws), Some(tok)) = (v["workspace_id"].as_str(), v["token"].as_str())
-        && client(tok)?
-            .get(&format!("/api/v1/workspaces/{ws}"))
-            .await
-            .is_ok()
-    {
-        return Ok((ws.to_string(), tok.to_string()));
-    }
+    let saved: Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
     let admin = client(admin)?;
-    let ws = admin
-        .post("/api/v1/workspaces", json!({"name": "default"}))
-        .await?;
-    let ws_id = ws["id"].as_str().context("no workspace id")?.to_string();
-    let tok = admin
-        .post(
-            "/api/v1/tokens",
-            json!({"name": "agentd up", "workspace_ids": [ws_id]}),
-        )
-        .await?;
-    let token = tok["token"].as_str().context("no token")?.to_string();
-    let state = serde_json::to_string_pretty(&json!({"workspace_id": ws_id, "token": token}))?;
-    agentd_daemon::fsutil::write_atomic(&path, state.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok((ws_id, token))
+    let ws_id = match saved["workspace_id"].as_str() {
+        Some(ws) if admin.get(&format!("/api/v1/workspaces/{ws}")).await.is_ok() => ws.to_string(),
+        _ => {
+            let ws = admin
+                .post("/api/v1/workspaces", json!({"name": "default"}))
+                .await?;
+            ws["id"].as_str().context("no workspace id")?.to_string()
+        }
+    };
+    let works = |token: Option<&str>, path: String| {
+        let client = token.map(client);
+        async move {
+            match client {
+                Some(Ok(c)) => c.get(&path).await.is_ok(),
+                _ => false,
+            }
+        }
+    };
+    let mint = |kind: &'static str| {
+        let (admin, ws_id) = (&admin, ws_id.clone());
+        async move {
+            let tok = admin
+                .post(
+                    "/api/v1/tokens",
+                    json!({"name": format!("agentd up ({kind})"), "kind": kind,
+                           "workspace_ids": [ws_id]}),
+                )
+                .await?;
+            anyhow::Ok(tok["token"].as_str().context("no token")?.to_string())
+        }
+    };
+    let mut changed = saved["workspace_id"].as_str() != Some(ws_id.as_str());
+    let token = match saved["token"].as_str() {
+        Some(t) if works(Some(t), format!("/api/v1/workspaces/{ws_id}")).await => t.to_string(),
+        _ => {
+            changed = true;
+            mint("member").await?
+        }
+    };
+    let daemon_token = match saved["daemon_token"].as_str() {
+        Some(t) if works(Some(t), format!("/api/daemon/workspaces/{ws_id}/repos")).await => {
+            t.to_string()
+        }
+        _ => {
+            changed = true;
+            mint("daemon").await?
+        }
+    };
+    if changed {
+        let state = serde_json::to_string_pretty(&json!({
+            "workspace_id": ws_id, "token": token, "daemon_token": daemon_token,
+        }))?;
+        agentd_daemon::fsutil::write_atomic(&path, state.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(UpState {
+        workspace_id: ws_id,
+        daemon_token,
+    })
 }
 
 pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -124,11 +181,15 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let server_dir = dir.join("server");
     let admin = agentd_server::bootstrap(&server_dir).await?;
-    let config = agentd_server::ServerConfig::new(&server_dir);
+    let mut config = agentd_server::ServerConfig::new(&server_dir);
+    // One user on one machine: the member token in up.json is yours, so the board may
+    // create workspaces and tokens with it.
+    config.members_can_mint_tokens = true;
+    config.members_can_create_workspaces = true;
     // The server stops after the daemon, so the daemon's final deregister still lands.
     let server_shutdown = CancellationToken::new();
     let (url, server) = start_server(args.listen, config, server_shutdown.clone()).await?;
-    let (ws, token) = match up_state(&dir, &url, &admin).await {
+    let state = match up_state(&dir, &url, &admin).await {
         Ok(v) => v,
         Err(e) => {
             server_shutdown.cancel();
@@ -136,6 +197,7 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
             return Err(e);
         }
     };
+    let ws = state.workspace_id;
     let state_file = dir.join("up.json");
     if args.json {
         println!(
@@ -145,7 +207,8 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
     } else {
         print_guide(&url, &ws, &state_file);
     }
-    let daemon = crate::daemon_cmd::start_for_up(url, token, dir, shutdown.clone()).await;
+    let daemon =
+        crate::daemon_cmd::start_for_up(url, state.daemon_token, dir, shutdown.clone()).await;
     if let Err(e) = &daemon {
         eprintln!("agentd: the daemon stopped: {e:#}; the server keeps running (Ctrl-C to stop)");
     }
@@ -158,7 +221,7 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
 fn print_guide(url: &str, ws: &str, state_file: &Path) {
     println!("agentd is up: server {url}, workspace {ws}");
     println!(
-        "Board: open {url}/ in a browser and sign in with the token in {}",
+        "Board: open {url}/ in a browser and sign in with the token (\"token\") in {}",
         state_file.display()
     );
     println!("Next:");

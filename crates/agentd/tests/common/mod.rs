@@ -85,21 +85,24 @@ impl Server {
         }
     }
 
-    /// Creates a workspace and a token scoped to it: `(workspace id, token)`.
-    pub fn workspace_with_token(&self, name: &str) -> (String, String) {
+    /// Creates a workspace and two tokens scoped to it, a member token (the CLI and the
+    /// board) and a daemon token (for `agentd daemon`): `(workspace id, member, daemon)`.
+    pub fn workspace_with_tokens(&self, name: &str) -> (String, String, String) {
         let ws = cli(&self.url, &self.admin, &["workspace", "create", name])["id"]
             .as_str()
             .expect("workspace id")
             .to_string();
-        let token = cli(
-            &self.url,
-            &self.admin,
-            &["token", "create", "--workspace", &ws],
-        )["token"]
-            .as_str()
-            .expect("token")
-            .to_string();
-        (ws, token)
+        let mint = |extra: &[&str]| {
+            let mut args = vec!["token", "create", "--workspace", &ws];
+            args.extend_from_slice(extra);
+            cli(&self.url, &self.admin, &args)["token"]
+                .as_str()
+                .expect("token")
+                .to_string()
+        };
+        let member = mint(&[]);
+        let daemon = mint(&["--daemon"]);
+        (ws, member, daemon)
     }
 }
 
