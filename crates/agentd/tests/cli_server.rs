@@ -325,3 +325,80 @@ async fn up_runs_server_and_daemon_and_reuses_its_state() {
     assert_eq!(ws1, ws2, "the second run reuses the workspace");
     assert_eq!(rt1, rt2, "and the daemon keeps its runtime id");
 }
+
+/// `agentd <args>` without `--json`: stdout, asserting success.
+fn human(srv: &Server, token: &str, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("AGENTD_SERVER_URL", &srv.url)
+        .env("AGENTD_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "agentd {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn runtime_list_shows_each_runtimes_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let wid = ok(&srv, &admin, &["workspace", "create", "team"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let runtimes: Vec<Value> = [
+        ("claude", Some("bwrap")),
+        ("codex", Some("off")),
+        ("gemini", Some("unavailable")),
+        ("opencode", None),
+    ]
+    .iter()
+    .map(|(p, sb)| {
+        let mut r = json!({"name": p, "type": p, "status": "online"});
+        if let Some(sb) = sb {
+            r["sandbox"] = json!(sb);
+        }
+        r
+    })
+    .collect();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/daemon/register", srv.url))
+        .bearer_auth(&admin)
+        .json(&json!({"workspace_id": wid, "daemon_id": "d", "runtimes": runtimes}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+
+    let text = human(&srv, &admin, &["runtime", "list", "--workspace", &wid]);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(
+        rows[0],
+        ["ID", "PROVIDER", "STATUS", "SANDBOX", "NAME"],
+        "{text}"
+    );
+    let sandbox_of = |provider: &str| {
+        rows.iter()
+            .find(|r| r[1] == provider)
+            .unwrap_or_else(|| panic!("no {provider} row in {text}"))[3]
+    };
+    assert_eq!(sandbox_of("claude"), "bwrap");
+    assert_eq!(sandbox_of("codex"), "off");
+    assert_eq!(sandbox_of("gemini"), "unavailable");
+    assert_eq!(sandbox_of("opencode"), "-");
+    let json = ok(&srv, &admin, &["runtime", "list", "--workspace", &wid]);
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["sandbox"] == "off")
+    );
+}

@@ -120,7 +120,7 @@ pub fn runtime_info(r: &RuntimeRow) -> RuntimeInfo {
         status: r.status.clone(),
         last_seen_at: opt_time(r.last_seen_at),
         created_at: rfc3339(r.created_at),
-        sandbox: None,
+        sandbox: r.sandbox.as_deref().map(agentd_proto::SandboxState::parse),
     }
 }
 

@@ -62,6 +62,7 @@ pub async fn register(
                 status: status.to_string(),
                 last_seen_at: Some(now),
                 created_at: now,
+                sandbox: spec.sandbox.map(|s| s.as_str().to_string()),
             })
             .await?;
         runtime_event(app, &row, &row.status);

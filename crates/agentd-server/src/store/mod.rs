@@ -74,6 +74,10 @@ pub struct RuntimeRow {
     pub status: String,
     pub last_seen_at: Option<i64>,
     pub created_at: i64,
+    /// How the daemon isolates agent runs, as the wire name of a `SandboxState`
+    /// (`bwrap`, `off`, `unavailable`, `unknown`); `None` when the daemon did not say.
+    /// Replaced on every register (a daemon that stops saying clears it).
+    pub sandbox: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

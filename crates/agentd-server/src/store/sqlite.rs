@@ -86,7 +86,7 @@ pub(super) fn task_all(rows: Vec<TaskRecord>) -> Result<Vec<TaskRow>, StoreError
 }
 
 const RUNTIME_COLS: &str = "id, workspace_id, daemon_id, provider, name, version, device_name, \
-    status, last_seen_at, created_at";
+    status, last_seen_at, created_at, sandbox";
 
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
@@ -266,11 +266,11 @@ impl Store for SqliteStore {
             Box::pin(async move {
                 let sql = format!(
                     "INSERT INTO runtimes ({RUNTIME_COLS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                      ON CONFLICT (workspace_id, daemon_id, provider) DO UPDATE SET \
                      name = excluded.name, version = excluded.version, \
                      device_name = excluded.device_name, status = excluded.status, \
-                     last_seen_at = excluded.last_seen_at \
+                     last_seen_at = excluded.last_seen_at, sandbox = excluded.sandbox \
                      RETURNING {RUNTIME_COLS}"
                 );
                 Ok(sqlx::query_as::<_, RuntimeRow>(AssertSqlSafe(sql))
@@ -284,6 +284,7 @@ impl Store for SqliteStore {
                     .bind(&rt.status)
                     .bind(rt.last_seen_at)
                     .bind(rt.created_at)
+                    .bind(&rt.sandbox)
                     .fetch_one(&mut **tx)
                     .await?)
             })

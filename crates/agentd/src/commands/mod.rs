@@ -233,15 +233,20 @@ async fn runtime(c: Client, cmd: RuntimeCmd) -> anyhow::Result<()> {
                 .get(&format!("/api/v1/workspaces/{workspace}/runtimes"))
                 .await?;
             c.print(&v, |v| {
-                lines(v, |r| {
+                let rows = lines(v, |r| {
+                    let sandbox = match s(r, "sandbox") {
+                        x if x.is_empty() => "-".to_string(),
+                        x => x,
+                    };
                     format!(
-                        "{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{sandbox}\t{}",
                         s(r, "id"),
                         s(r, "provider"),
                         s(r, "status"),
                         s(r, "name")
                     )
-                })
+                });
+                format!("ID\tPROVIDER\tSTATUS\tSANDBOX\tNAME\n{rows}")
             });
         }
         RuntimeCmd::Delete { id } => {
