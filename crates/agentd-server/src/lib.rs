@@ -159,11 +159,61 @@ pub async fn bootstrap(data_dir: &Path) -> Result<String, ServerError> {
 }
 
 async fn open_store(data_dir: &Path) -> Result<SqliteStore, ServerError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| ServerError::Io {
+    create_private_dir(data_dir).map_err(|source| ServerError::Io {
         context: format!("cannot create data dir {}", data_dir.display()),
         source,
     })?;
-    Ok(SqliteStore::open(&db_path(data_dir)).await?)
+    let db = db_path(data_dir);
+    private_db_files(&db).map_err(|source| ServerError::Io {
+        context: format!("cannot make {} private", db.display()),
+        source,
+    })?;
+    Ok(SqliteStore::open(&db).await?)
+}
+
+/// Creates `dir` (and any missing parent) readable by the owner only (0700), and makes an
+/// existing `dir` 0700 too: it holds the admin token and the database (issues,
+/// transcripts, agents' `custom_env`), which no other local user may read.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode != 0o700 {
+        tracing::info!(dir = %dir.display(), from = format!("{mode:o}"), "making the data dir private (0700)");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Makes the database owner-only before SQLite opens it: creates `agentd.db` empty with
+/// mode 0600 if it does not exist (SQLite creates its `-wal` and `-shm` files with the
+/// database file's mode), and sets 0600 on those that exist (a data dir of an older
+/// version, created under the umask).
+fn private_db_files(db: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(db)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let path = PathBuf::from(name);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.permissions().mode() & 0o777 != 0o600 => {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 async fn ensure_admin_token(store: &SqliteStore, data_dir: &Path) -> Result<String, ServerError> {
@@ -176,6 +226,14 @@ async fn ensure_admin_token(store: &SqliteStore, data_dir: &Path) -> Result<Stri
                 .await?
                 .is_some()
         {
+            // A token file an older version (or a hand) left readable to others.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |source| ServerError::Io {
+                    context: format!("cannot make {} private", path.display()),
+                    source,
+                },
+            )?;
             return Ok(existing);
         }
     }

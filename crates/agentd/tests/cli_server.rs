@@ -321,6 +321,12 @@ async fn up_runs_server_and_daemon_and_reuses_its_state() {
             & 0o777,
         0o600
     );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "up's data dir holds tokens: owner only");
+    assert_eq!(mode(&data.join("server")), 0o700);
+    for secret in ["admin-token", "agentd.db"] {
+        assert_eq!(mode(&data.join("server").join(secret)), 0o600, "{secret}");
+    }
     let (ws2, rt2) = up_once(&data, &bin).await;
     assert_eq!(ws1, ws2, "the second run reuses the workspace");
     assert_eq!(rt1, rt2, "and the daemon keeps its runtime id");

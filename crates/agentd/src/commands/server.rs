@@ -121,7 +121,9 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
     let dir = args
         .data_dir
         .unwrap_or_else(crate::config::default_data_dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // The daemon's task directories, the server's data and up.json's token live here.
+    agentd_server::create_private_dir(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let server_dir = dir.join("server");
     let admin = agentd_server::bootstrap(&server_dir).await?;
     let config = agentd_server::ServerConfig::new(&server_dir);
