@@ -55,6 +55,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Interval of WS pings to daemons.
     pub ws_ping_interval: Duration,
+    /// Whether workspaces may name local repositories (`file://`, absolute paths) and
+    /// plain `http://` ones ([`service::repo_url`]). Off by default: daemons clone as
+    /// their own user. `agentd up` (one user, one machine) turns it on.
+    pub allow_local_repos: bool,
 }
 
 impl ServerConfig {
@@ -66,6 +70,7 @@ impl ServerConfig {
             sweep_interval: Duration::from_secs(5),
             max_body_bytes: 1024 * 1024,
             ws_ping_interval: Duration::from_secs(20),
+            allow_local_repos: false,
         }
     }
 }

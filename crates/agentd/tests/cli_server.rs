@@ -22,9 +22,14 @@ impl Drop for Server {
 }
 
 fn start_server(dir: &Path) -> Server {
+    start_server_with(dir, &[])
+}
+
+fn start_server_with(dir: &Path, args: &[&str]) -> Server {
     let mut child = Command::new(BIN)
         .args(["server", "--listen", "127.0.0.1:0", "--json", "--data-dir"])
         .arg(dir)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -407,4 +412,32 @@ async fn runtime_list_shows_each_runtimes_sandbox() {
             .iter()
             .any(|r| r["sandbox"] == "off")
     );
+}
+
+#[test]
+fn local_repositories_need_allow_local_repos() {
+    for (args, accepted) in [(&[][..], false), (&["--allow-local-repos"][..], true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = start_server_with(dir.path(), args);
+        let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+        let (success, v) = cli(
+            &srv,
+            admin.trim(),
+            &[
+                "workspace",
+                "create",
+                "w",
+                "--repo",
+                "file:///srv/git/repo.git",
+            ],
+        );
+        assert_eq!(success, accepted, "{args:?}: {v}");
+        if !accepted {
+            let err = v.as_str().unwrap();
+            assert!(
+                err.contains("file:///srv/git/repo.git") && err.contains("--allow-local-repos"),
+                "{err}"
+            );
+        }
+    }
 }

@@ -8,6 +8,7 @@
 pub mod agent;
 mod error;
 pub mod issue;
+pub mod repo_url;
 pub mod runtime;
 pub mod task;
 pub mod token;

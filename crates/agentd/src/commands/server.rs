@@ -21,6 +21,11 @@ pub struct ServerArgs {
     /// Seconds without a heartbeat before a runtime is offline.
     #[arg(long, default_value_t = 45)]
     pub offline_after_secs: u64,
+    /// Let workspaces name local repositories (`file://`, absolute paths) and plain
+    /// `http://` ones. Daemons clone them as their own user, so leave this off unless
+    /// every user of the server may read this machine's files (`agentd up` sets it).
+    #[arg(long)]
+    pub allow_local_repos: bool,
     /// Print the listening URL as JSON.
     #[arg(long)]
     pub json: bool,
@@ -64,6 +69,7 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
         .context("cannot open the server's data dir")?;
     let mut config = agentd_server::ServerConfig::new(&dir);
     config.offline_after = Duration::from_secs(args.offline_after_secs.max(1));
+    config.allow_local_repos = args.allow_local_repos;
     let (url, handle) = start_server(args.listen, config, shutdown).await?;
     let token_file = agentd_server::admin_token_path(&dir);
     if args.json {
@@ -126,7 +132,9 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
         .with_context(|| format!("cannot create {}", dir.display()))?;
     let server_dir = dir.join("server");
     let admin = agentd_server::bootstrap(&server_dir).await?;
-    let config = agentd_server::ServerConfig::new(&server_dir);
+    let mut config = agentd_server::ServerConfig::new(&server_dir);
+    // One user on one machine: local repositories are theirs to use.
+    config.allow_local_repos = true;
     // The server stops after the daemon, so the daemon's final deregister still lands.
     let server_shutdown = CancellationToken::new();
     let (url, server) = start_server(args.listen, config, server_shutdown.clone()).await?;
