@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod conn;
 pub mod events;
 pub mod hub;
 pub mod service;
@@ -59,6 +60,18 @@ pub struct ServerConfig {
     /// plain `http://` ones ([`service::repo_url`]). Off by default: daemons clone as
     /// their own user. `agentd up` (one user, one machine) turns it on.
     pub allow_local_repos: bool,
+    /// A connection that has not sent a whole request head within this is closed (a
+    /// slowloris; also a keep-alive connection idle this long).
+    pub header_read_timeout: Duration,
+    /// A request not answered within this gets 503 (its handler is dropped). Only the
+    /// time to the response head counts, so event streams and WebSockets live on.
+    pub request_timeout: Duration,
+    /// Connections served at once (WebSockets included); at the limit the server stops
+    /// accepting until one closes.
+    pub max_connections: usize,
+    /// Event streams (`/api/v1/workspaces/{wid}/events`) one token may hold open at once;
+    /// one more is 429.
+    pub max_event_streams_per_token: usize,
 }
 
 impl ServerConfig {
@@ -71,6 +84,10 @@ impl ServerConfig {
             max_body_bytes: 1024 * 1024,
             ws_ping_interval: Duration::from_secs(20),
             allow_local_repos: false,
+            header_read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_event_streams_per_token: 8,
         }
     }
 }
@@ -341,19 +358,18 @@ pub async fn open(
 pub async fn run(app: Arc<App>, listener: tokio::net::TcpListener) -> Result<(), ServerError> {
     app.tracker.spawn(sweeper::run(app.clone()));
     let router = api::router(app.clone());
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(app.shutdown.clone().cancelled_owned())
-        .await;
+    let limits = conn::Limits {
+        header_read_timeout: app.config.header_read_timeout,
+        max_connections: app.config.max_connections,
+    };
+    conn::serve(listener, router, limits, app.shutdown.clone()).await;
     app.shutdown.cancel();
     app.tracker.close();
     app.tracker.wait().await;
     if let Err(e) = app.store.close().await {
         tracing::warn!(error = %e, "closing the store failed");
     }
-    result.map_err(|source| ServerError::Io {
-        context: "server failed".into(),
-        source,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -441,3 +441,48 @@ fn local_repositories_need_allow_local_repos() {
         }
     }
 }
+
+#[tokio::test]
+async fn server_limits_are_flags() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server_with(
+        dir.path(),
+        &[
+            "--header-read-timeout-secs",
+            "1",
+            "--max-event-streams-per-token",
+            "1",
+        ],
+    );
+    // A half-sent request head is dropped after about a second.
+    let addr = srv.url.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read(&mut buf))
+        .await
+        .expect("the slow client is disconnected")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    // One event stream per token: the second is 429.
+    let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let wid = ok(&srv, admin.trim(), &["workspace", "create", "w"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let http = reqwest::Client::new();
+    let stream = |http: &reqwest::Client| {
+        http.get(format!("{}/api/v1/workspaces/{wid}/events", srv.url))
+            .bearer_auth(admin.trim())
+            .send()
+    };
+    let first = stream(&http).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let second = stream(&http).await.unwrap();
+    assert_eq!(second.status(), 429);
+}

@@ -65,10 +65,15 @@ pub async fn heartbeat(
     }
 }
 
+/// Largest inbound WS frame and message (ARCHITECTURE.md, "Hub"): a heartbeat is a few
+/// hundred bytes; anything above this closes the socket.
+pub const WS_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
 pub async fn ws(
     State(app): St,
     Member(who): Member,
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
+    slot: Option<axum::Extension<crate::conn::ConnSlot>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let mut ids: Vec<String> = Vec::new();
@@ -88,9 +93,14 @@ pub async fn ws(
     }
     let tracker = app.tracker.clone();
     Ok(upgrade
-        .max_message_size(64 * 1024)
+        .max_frame_size(WS_MAX_MESSAGE_BYTES)
+        .max_message_size(WS_MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
-            tracker.track_future(crate::hub::run_connection(app, socket, ids))
+            tracker.track_future(async move {
+                // The socket keeps its connection's slot of `max_connections` until it closes.
+                let _slot = slot;
+                crate::hub::run_connection(app, socket, ids).await
+            })
         })
         .into_response())
 }

@@ -21,6 +21,21 @@ pub struct ServerArgs {
     /// Seconds without a heartbeat before a runtime is offline.
     #[arg(long, default_value_t = 45)]
     pub offline_after_secs: u64,
+    /// Seconds a connection may take to send a whole request head (slowloris defence;
+    /// also how long an idle keep-alive connection is kept).
+    #[arg(long, default_value_t = 30)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request may take until its response starts; then 503. Event streams and
+    /// WebSockets are not cut (they answer at once).
+    #[arg(long, default_value_t = 60)]
+    pub request_timeout_secs: u64,
+    /// Connections served at once (daemon WebSockets and event streams included); at the
+    /// limit new ones wait to be accepted.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Event streams (live board updates) one token may hold open at once.
+    #[arg(long, default_value_t = 8)]
+    pub max_event_streams_per_token: usize,
     /// Let workspaces name local repositories (`file://`, absolute paths) and plain
     /// `http://` ones. Daemons clone them as their own user, so leave this off unless
     /// every user of the server may read this machine's files (`agentd up` sets it).
@@ -70,6 +85,10 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
     let mut config = agentd_server::ServerConfig::new(&dir);
     config.offline_after = Duration::from_secs(args.offline_after_secs.max(1));
     config.allow_local_repos = args.allow_local_repos;
+    config.header_read_timeout = Duration::from_secs(args.header_read_timeout_secs.max(1));
+    config.request_timeout = Duration::from_secs(args.request_timeout_secs.max(1));
+    config.max_connections = args.max_connections.max(1);
+    config.max_event_streams_per_token = args.max_event_streams_per_token.max(1);
     let (url, handle) = start_server(args.listen, config, shutdown).await?;
     let token_file = agentd_server::admin_token_path(&dir);
     if args.json {
