@@ -219,7 +219,8 @@ async fn another_workspaces_data_is_404() {
     }
     let (_, list) = srv.get(&b.token, "/api/v1/issues").await;
     assert!(
-        list.as_array()
+        list["issues"]
+            .as_array()
             .unwrap()
             .iter()
             .all(|i| i["workspace_id"] == b.ws.as_str())
@@ -451,7 +452,7 @@ async fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
     }
     let (_, list) = srv.get(&fx.token, "/api/v1/issues").await;
     assert!(
-        list.as_array().unwrap().is_empty(),
+        list["issues"].as_array().unwrap().is_empty(),
         "no bad request created an issue: {list}"
     );
     srv.stop().await;

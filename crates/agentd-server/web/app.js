@@ -121,6 +121,19 @@ const get = (p) => api("GET", p);
 const post = (p, b) => api("POST", p, b ?? {});
 const patch = (p, b) => api("PATCH", p, b);
 
+/** Every issue of the workspace: the pages of GET /api/v1/issues, following `next`. */
+async function allIssues(workspace) {
+  const base = `/api/v1/issues?workspace_id=${encodeURIComponent(workspace)}&limit=500`;
+  const out = [];
+  let page = await get(base);
+  out.push(...page.issues);
+  while (page.next) {
+    page = await get(`${base}&after=${encodeURIComponent(page.next)}`);
+    out.push(...page.issues);
+  }
+  return out;
+}
+
 /** Runs an action, showing its error instead of throwing. */
 async function attempt(fn) {
   try {
@@ -401,7 +414,7 @@ function boardView() {
   const refresh = debounced(async () => {
     try {
       [issues] = await Promise.all([
-        get(`/api/v1/issues?workspace_id=${state.workspace}`),
+        allIssues(state.workspace),
         loadAgents(),
       ]);
     } catch (e) { toast(e.message); return; }
@@ -483,7 +496,7 @@ function taskLog(taskId) {
   const log = h("ol.log", { dataset: { taskId } });
   const load = async () => {
     for (;;) {
-      const page = await get(`/api/v1/tasks/${taskId}/messages?after_seq=${lastSeq}&limit=500`);
+      const page = await get(`/api/v1/tasks/${taskId}/messages?after_seq=${lastSeq}&limit=1000`);
       // Follow the tail while the reader is at the bottom; leave them be if they scrolled up.
       const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
       for (const m of page.messages) {
@@ -492,7 +505,7 @@ function taskLog(taskId) {
         log.append(messageNode(m));
       }
       if (atBottom) log.scrollTop = log.scrollHeight;
-      if (page.messages.length < 500) break;
+      if (page.next === null || page.next === undefined) break;
     }
   };
   load().catch((e) => toast(e.message));

@@ -486,3 +486,124 @@ async fn server_limits_are_flags() {
     let second = stream(&http).await.unwrap();
     assert_eq!(second.status(), 429);
 }
+
+/// `agentd <args> --json` printing one JSON value per line (`task logs`): the lines.
+fn json_lines(srv: &Server, token: &str, args: &[&str]) -> Vec<Value> {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--json")
+        .env("AGENTD_SERVER_URL", &srv.url)
+        .env("AGENTD_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_list_and_task_logs_follow_every_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let admin = admin.trim();
+    let wid = ok(&srv, admin, &["workspace", "create", "w"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let http = reqwest::Client::new();
+    let post = |path: String, body: Value| {
+        http.post(format!("{}{path}", srv.url))
+            .bearer_auth(admin)
+            .json(&body)
+            .send()
+    };
+    // More issues than one page of the CLI (500).
+    let n_issues = 503;
+    for n in 0..n_issues {
+        let r = post(
+            format!("/api/v1/workspaces/{wid}/issues"),
+            json!({"title": format!("issue {n}"), "status": "backlog"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let listed = ok(&srv, admin, &["issue", "list", "--workspace", &wid]);
+    let ids: std::collections::HashSet<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), n_issues, "every issue once");
+
+    // A transcript longer than one page (1000) of `task logs`.
+    let reg: Value = post(
+        "/api/daemon/register".into(),
+        json!({"workspace_id": wid, "daemon_id": "d",
+               "runtimes": [{"name": "c", "type": "claude", "status": "online"}]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let rid = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
+    let agent = ok(
+        &srv,
+        admin,
+        &[
+            "agent",
+            "create",
+            "bot",
+            "--workspace",
+            &wid,
+            "--runtime",
+            &rid,
+        ],
+    );
+    ok(
+        &srv,
+        admin,
+        &[
+            "issue",
+            "create",
+            "talk",
+            "--workspace",
+            &wid,
+            "--assign",
+            agent["id"].as_str().unwrap(),
+        ],
+    );
+    let claim: Value = post(format!("/api/daemon/runtimes/{rid}/tasks/claim"), json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task = claim["task"]["id"].as_str().unwrap().to_string();
+    let total = 1205;
+    for batch in (1..=total).collect::<Vec<i64>>().chunks(300) {
+        let messages: Vec<Value> = batch
+            .iter()
+            .map(|seq| json!({"seq": seq, "type": "text", "content": format!("m{seq}")}))
+            .collect();
+        let r = post(
+            format!("/api/daemon/tasks/{task}/messages"),
+            json!({"messages": messages}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let logged = json_lines(&srv, admin, &["task", "logs", &task]);
+    let seqs: Vec<i64> = logged.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
+}

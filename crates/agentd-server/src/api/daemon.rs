@@ -14,6 +14,7 @@ use agentd_proto::{
 };
 use axum::Json;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -74,7 +75,7 @@ pub async fn ws(
     Member(who): Member,
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
     slot: Option<axum::Extension<crate::conn::ConnSlot>>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let mut ids: Vec<String> = Vec::new();
     for key in ["runtime_ids", "runtime_id"] {
@@ -91,6 +92,8 @@ pub async fn ws(
     for id in &ids {
         runtime::load_for(&app, &who, id).await?;
     }
+    // Not a WebSocket handshake: the same JSON error body as every other refusal.
+    let upgrade = upgrade.map_err(|rej| ApiError::Rejected(rej.status(), rej.body_text()))?;
     let tracker = app.tracker.clone();
     Ok(upgrade
         .max_frame_size(WS_MAX_MESSAGE_BYTES)

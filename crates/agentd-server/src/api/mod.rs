@@ -92,6 +92,25 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// The `limit` query parameter of a paginated list: `default` when absent, else an
+/// integer in 1..=`max` (400 naming the range otherwise).
+pub(crate) fn query_limit(
+    q: &std::collections::HashMap<String, String>,
+    default: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad(format!("invalid limit: expected an integer in 1..={max}"))
+            }),
+    }
+}
+
 /// Answers 503 `{"error"}` when the route has no response head within `limit` (the
 /// handler is dropped). 503, not 408: a daemon retries a 5xx, whereas it takes a 4xx
 /// report as refused for good, and a slow store must not cost a report. Only the time to
