@@ -2,7 +2,8 @@
 //! server-sent events (`event: <kind>`, `data: <json>`), for boards. The first event is
 //! always `resync` (refetch: anything may have changed while you were away), and so is
 //! the event after a subscriber fell too far behind. Keep-alive comments every 15 s. The
-//! stream ends when the server shuts down.
+//! stream ends when the server shuts down. A token holds at most
+//! `max_event_streams_per_token` streams at once; one more is 429.
 
 use std::convert::Infallible;
 use std::sync::Arc;
