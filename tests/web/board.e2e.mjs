@@ -159,6 +159,9 @@ try {
   await page.click("[data-nav=runtimes]");
   const row = page.locator("tr[data-provider=claude]");
   await row.locator(".rt-online").waitFor();
+  // Every row says how its agent runs are isolated (this daemon reports no state yet: "-").
+  const sandbox = await row.locator("[data-sandbox]").getAttribute("data-sandbox");
+  if (!["bwrap", "off", "unavailable", "-"].includes(sandbox)) throw new Error(`sandbox badge: ${sandbox}`);
   const oldId = await row.getAttribute("data-runtime-id");
   await page.screenshot({ path: join(shots, "runtimes-1280.png"), fullPage: true });
   page.once("dialog", (d) => d.accept());

@@ -239,6 +239,27 @@ pub struct IssueInfo {
     pub latest_task: Option<Box<TaskInfo>>,
 }
 
+/// `GET /api/v1/issues?workspace_id=W&limit=N&after=C`: one page of issues, oldest first
+/// (by creation, then id). `limit` is 1..=[`ISSUES_MAX_LIMIT`] (default
+/// [`ISSUES_DEFAULT_LIMIT`]); `after` is a `next` of a previous page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct IssuesPage {
+    pub issues: Vec<IssueInfo>,
+    /// The cursor of the next page (opaque: pass it back as `after`); `None` on the last
+    /// page. Issues created after a page was read appear on a later page, never twice.
+    pub next: Option<String>,
+}
+
+/// Issues per page unless `limit` says otherwise.
+pub const ISSUES_DEFAULT_LIMIT: i64 = 100;
+/// The largest `limit` of `GET /api/v1/issues`.
+pub const ISSUES_MAX_LIMIT: i64 = 500;
+/// Transcript messages per page unless `limit` says otherwise.
+pub const MESSAGES_DEFAULT_LIMIT: i64 = 500;
+/// The largest `limit` of `GET /api/v1/tasks/{id}/messages`.
+pub const MESSAGES_MAX_LIMIT: i64 = 1000;
+
 /// `GET /api/v1/issues/{id}`: the issue with its tasks and comments, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -294,12 +315,18 @@ pub struct TaskInfo {
     pub usage: Vec<crate::UsageEntry>,
 }
 
-/// `GET /api/v1/tasks/{id}/messages?after_seq=N`: messages with `seq > N`, in order.
+/// `GET /api/v1/tasks/{id}/messages?after_seq=N&limit=L`: up to `L` messages with
+/// `seq > N`, in order. `limit` is 1..=[`MESSAGES_MAX_LIMIT`] (default
+/// [`MESSAGES_DEFAULT_LIMIT`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct MessagesPage {
     pub task_status: String,
     pub messages: Vec<TaskMessage>,
+    /// The `after_seq` of the next page when more messages are stored now; `None` when
+    /// this page reaches the end (a running task may still add more: poll with the last
+    /// `seq`).
+    pub next: Option<i64>,
 }
 
 /// `GET /api/v1/me`: who the token is.

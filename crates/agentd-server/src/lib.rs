@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod conn;
 pub mod events;
 pub mod hub;
 pub mod service;
@@ -61,6 +62,22 @@ pub struct ServerConfig {
     /// Whether member tokens may create workspaces (and are granted the ones they create).
     /// Off by default.
     pub members_can_create_workspaces: bool,
+    /// Whether workspaces may name local repositories (`file://`, absolute paths) and
+    /// plain `http://` ones ([`service::repo_url`]). Off by default: daemons clone as
+    /// their own user. `agentd up` (one user, one machine) turns it on.
+    pub allow_local_repos: bool,
+    /// A connection that has not sent a whole request head within this is closed (a
+    /// slowloris; also a keep-alive connection idle this long).
+    pub header_read_timeout: Duration,
+    /// A request not answered within this gets 503 (its handler is dropped). Only the
+    /// time to the response head counts, so event streams and WebSockets live on.
+    pub request_timeout: Duration,
+    /// Connections served at once (WebSockets included); at the limit the server stops
+    /// accepting until one closes.
+    pub max_connections: usize,
+    /// Event streams (`/api/v1/workspaces/{wid}/events`) one token may hold open at once;
+    /// one more is 429.
+    pub max_event_streams_per_token: usize,
 }
 
 impl ServerConfig {
@@ -74,6 +91,11 @@ impl ServerConfig {
             ws_ping_interval: Duration::from_secs(20),
             members_can_mint_tokens: false,
             members_can_create_workspaces: false,
+            allow_local_repos: false,
+            header_read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_event_streams_per_token: 8,
         }
     }
 }
@@ -167,11 +189,61 @@ pub async fn bootstrap(data_dir: &Path) -> Result<String, ServerError> {
 }
 
 async fn open_store(data_dir: &Path) -> Result<SqliteStore, ServerError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| ServerError::Io {
+    create_private_dir(data_dir).map_err(|source| ServerError::Io {
         context: format!("cannot create data dir {}", data_dir.display()),
         source,
     })?;
-    Ok(SqliteStore::open(&db_path(data_dir)).await?)
+    let db = db_path(data_dir);
+    private_db_files(&db).map_err(|source| ServerError::Io {
+        context: format!("cannot make {} private", db.display()),
+        source,
+    })?;
+    Ok(SqliteStore::open(&db).await?)
+}
+
+/// Creates `dir` (and any missing parent) readable by the owner only (0700), and makes an
+/// existing `dir` 0700 too: it holds the admin token and the database (issues,
+/// transcripts, agents' `custom_env`), which no other local user may read.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode != 0o700 {
+        tracing::info!(dir = %dir.display(), from = format!("{mode:o}"), "making the data dir private (0700)");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Makes the database owner-only before SQLite opens it: creates `agentd.db` empty with
+/// mode 0600 if it does not exist (SQLite creates its `-wal` and `-shm` files with the
+/// database file's mode), and sets 0600 on those that exist (a data dir of an older
+/// version, created under the umask).
+fn private_db_files(db: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(db)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let path = PathBuf::from(name);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.permissions().mode() & 0o777 != 0o600 => {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The admin token in `DIR/admin-token` if it is still a valid admin token; otherwise
@@ -186,6 +258,14 @@ async fn ensure_admin_token(store: &SqliteStore, data_dir: &Path) -> Result<Stri
             && row.kind == "admin"
             && row.revoked_at.is_none()
         {
+            // A token file an older version (or a hand) left readable to others.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |source| ServerError::Io {
+                    context: format!("cannot make {} private", path.display()),
+                    source,
+                },
+            )?;
             return Ok(existing);
         }
     }
@@ -304,19 +384,18 @@ pub async fn open(
 pub async fn run(app: Arc<App>, listener: tokio::net::TcpListener) -> Result<(), ServerError> {
     app.tracker.spawn(sweeper::run(app.clone()));
     let router = api::router(app.clone());
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(app.shutdown.clone().cancelled_owned())
-        .await;
+    let limits = conn::Limits {
+        header_read_timeout: app.config.header_read_timeout,
+        max_connections: app.config.max_connections,
+    };
+    conn::serve(listener, router, limits, app.shutdown.clone()).await;
     app.shutdown.cancel();
     app.tracker.close();
     app.tracker.wait().await;
     if let Err(e) = app.store.close().await {
         tracing::warn!(error = %e, "closing the store failed");
     }
-    result.map_err(|source| ServerError::Io {
-        context: "server failed".into(),
-        source,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -148,6 +148,24 @@ fn routes() -> Vec<Route> {
     ]
 }
 
+/// Bad query strings of the routes that take query parameters: each must be a 400.
+fn bad_queries(path: &str) -> &'static [&'static str] {
+    match path {
+        "/api/v1/issues" => &[
+            "limit=abc",
+            "limit=0",
+            "limit=100000",
+            "after=not-a-cursor",
+            "after=1_not-an-id",
+            "workspace_id=not-an-id",
+        ],
+        "/api/v1/tasks/{task}/messages" => &["limit=abc", "limit=-1", "after_seq=abc"],
+        // Also no WebSocket handshake: still a JSON 400.
+        "/api/daemon/ws" => &["runtime_ids=", "runtime_ids={rt}"],
+        _ => &[],
+    }
+}
+
 /// `(METHOD, full path)` of every `.route(...)` call in `src/api/mod.rs`, with the prefix
 /// of the router it is on (`let daemon` → `/api/daemon`, `let v1` → `/api/v1`).
 fn declared_routes() -> BTreeSet<(String, String)> {
@@ -655,6 +673,16 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                     None,
                 ));
             }
+        }
+        for q in bad_queries(route.path) {
+            cases.push((
+                format!("the bad query {q:?}"),
+                format!("{good_path}?{}", fill(q, &a)),
+                Some(right),
+                good_body.clone(),
+                vec![400],
+                None,
+            ));
         }
         if route.body.is_some() {
             for (what, body, ctype, ok) in [

@@ -58,6 +58,91 @@ async fn register_upserts_by_workspace_daemon_and_provider() {
     srv.stop().await;
 }
 
+/// Registers daemon `d_sb` with one runtime per sandbox state (`None`: the field absent)
+/// and returns what `GET /workspaces/{ws}/runtimes` shows for each provider.
+async fn register_sandboxes(
+    srv: &Srv,
+    fx: &Fx,
+    states: &[(&str, Option<&str>)],
+) -> Vec<(String, serde_json::Value)> {
+    let runtimes: Vec<serde_json::Value> = states
+        .iter()
+        .map(|(p, sb)| {
+            let mut r = json!({"name": p, "type": p, "version": "1.0", "status": "online"});
+            if let Some(sb) = sb {
+                r["sandbox"] = json!(sb);
+            }
+            r
+        })
+        .collect();
+    let (s, v) = srv
+        .post(
+            &fx.token,
+            "/api/daemon/register",
+            json!({"workspace_id": fx.ws, "daemon_id": "d_sb", "runtimes": runtimes}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, list) = srv
+        .get(&fx.token, &format!("/api/v1/workspaces/{}/runtimes", fx.ws))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let mut out: Vec<(String, serde_json::Value)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["daemon_id"] == "d_sb")
+        .map(|r| {
+            (
+                r["provider"].as_str().unwrap().to_string(),
+                r["sandbox"].clone(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[tokio::test]
+async fn register_stores_each_runtimes_sandbox_state_and_the_list_shows_it() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    let shown = register_sandboxes(
+        &srv,
+        &fx,
+        &[
+            ("a", Some("bwrap")),
+            ("b", Some("off")),
+            ("c", Some("unavailable")),
+            ("d", None),
+            ("e", Some("seccomp-2030")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        shown,
+        vec![
+            ("a".to_string(), json!("bwrap")),
+            ("b".to_string(), json!("off")),
+            ("c".to_string(), json!("unavailable")),
+            ("d".to_string(), serde_json::Value::Null),
+            ("e".to_string(), json!("unknown")),
+        ]
+    );
+    // The upsert replaces it: a daemon that turned its sandbox on (or stopped saying)
+    // shows what it says now, not what it said first.
+    let shown = register_sandboxes(
+        &srv,
+        &fx,
+        &[("a", None), ("b", Some("bwrap")), ("c", Some("off"))],
+    )
+    .await;
+    assert_eq!(shown[0], ("a".to_string(), serde_json::Value::Null));
+    assert_eq!(shown[1], ("b".to_string(), json!("bwrap")));
+    assert_eq!(shown[2], ("c".to_string(), json!("off")));
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn heartbeat_answers_404_runtime_not_found_after_delete() {
     let srv = start().await;

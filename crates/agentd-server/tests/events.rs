@@ -236,3 +236,34 @@ async fn runtimes_going_offline_and_back_and_agents_are_streamed() {
         ("agent", Some(a.agent.as_str()))
     );
 }
+
+#[tokio::test]
+async fn a_token_holds_at_most_eight_event_streams() {
+    let srv = common::start().await;
+    assert_eq!(srv.app.config.max_event_streams_per_token, 8, "the default");
+    let a = srv.fixture("a").await;
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        let mut sse = Sse::open(&srv, &a.token, &a.ws).await;
+        assert_eq!(sse.next().await.0, "resync");
+        open.push(sse);
+    }
+    // The ninth of the same token is refused, naming the cap.
+    let resp = request(&srv, &a.token, &a.ws).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = resp.json().await.unwrap();
+    let err = body["error"].as_str().unwrap();
+    assert!(err.contains("8") && err.contains("event streams"), "{err}");
+    // Another token is not affected.
+    let mut admin = Sse::open(&srv, &srv.admin, &a.ws).await;
+    assert_eq!(admin.next().await.0, "resync");
+    // A closed stream frees its place.
+    drop(open.pop());
+    common::eventually(Duration::from_secs(5), || async {
+        let resp = request(&srv, &a.token, &a.ws).await;
+        (resp.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    drop(open);
+    srv.stop().await;
+}

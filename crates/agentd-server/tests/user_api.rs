@@ -230,7 +230,8 @@ async fn another_workspaces_data_is_404() {
     }
     let (_, list) = srv.get(&b.token, "/api/v1/issues").await;
     assert!(
-        list.as_array()
+        list["issues"]
+            .as_array()
             .unwrap()
             .iter()
             .all(|i| i["workspace_id"] == b.ws.as_str())
@@ -462,7 +463,7 @@ async fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
     }
     let (_, list) = srv.get(&fx.token, "/api/v1/issues").await;
     assert!(
-        list.as_array().unwrap().is_empty(),
+        list["issues"].as_array().unwrap().is_empty(),
         "no bad request created an issue: {list}"
     );
     srv.stop().await;
@@ -668,5 +669,72 @@ async fn reassigning_or_cancelling_an_issue_cancels_its_tasks() {
     )
     .await;
     assert_eq!(srv.claim(&fx, None).await["issue_id"], bid.as_str());
+    srv.stop().await;
+}
+
+/// Creates a workspace with `repos`; the status and body.
+async fn create_with_repos(srv: &common::Srv, repos: &[&str]) -> (StatusCode, Value) {
+    srv.post(
+        &srv.admin,
+        "/api/v1/workspaces",
+        json!({"name": "r", "repos": repos}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn repository_urls_are_validated_when_set() {
+    let srv = common::start().await;
+    let (s, ws) = create_with_repos(
+        &srv,
+        &[
+            "https://github.com/org/repo.git",
+            " git@github.com:org/other.git ",
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{ws}");
+    let (_, repos) = srv
+        .get(
+            &srv.admin,
+            &format!(
+                "/api/daemon/workspaces/{}/repos",
+                ws["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(
+        repos["repos"],
+        json!([{"url": "https://github.com/org/repo.git"}, {"url": "git@github.com:org/other.git"}])
+    );
+    let (_, before) = srv.get(&srv.admin, "/api/v1/workspaces").await;
+    for (url, why) in [
+        ("file:///srv/git/secret.git", "--allow-local-repos"),
+        ("/home/someone/.ssh", "--allow-local-repos"),
+        ("ext::sh -c id", "whitespace"),
+        ("ext::sh", "remote-helper"),
+        ("--upload-pack=evil", "starts with '-'"),
+        ("ssh://-oProxyCommand=evil/x", "host starts with '-'"),
+        ("https://github.com/a\nb", "control"),
+    ] {
+        // One bad URL among good ones refuses the whole request, naming the bad one.
+        let (s, v) = create_with_repos(&srv, &["https://github.com/org/repo.git", url]).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{url:?}: {v}");
+        let err = v["error"].as_str().unwrap();
+        assert!(
+            err.contains(&format!("{url:?}")) && err.contains(why),
+            "{url:?}: {err}"
+        );
+    }
+    let (_, after) = srv.get(&srv.admin, "/api/v1/workspaces").await;
+    assert_eq!(before, after, "no refused workspace was created");
+    srv.stop().await;
+
+    // A server started with the option (agentd up) takes local repositories.
+    let srv = common::start_in(tempfile::tempdir().unwrap(), |c| c.allow_local_repos = true).await;
+    let (s, v) = create_with_repos(&srv, &["file:///srv/git/repo.git", "/srv/git/other"]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = create_with_repos(&srv, &["ext::sh"]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     srv.stop().await;
 }

@@ -122,6 +122,19 @@ const get = (p) => api("GET", p);
 const post = (p, b) => api("POST", p, b ?? {});
 const patch = (p, b) => api("PATCH", p, b);
 
+/** Every issue of the workspace: the pages of GET /api/v1/issues, following `next`. */
+async function allIssues(workspace) {
+  const base = `/api/v1/issues?workspace_id=${encodeURIComponent(workspace)}&limit=500`;
+  const out = [];
+  let page = await get(base);
+  out.push(...page.issues);
+  while (page.next) {
+    page = await get(`${base}&after=${encodeURIComponent(page.next)}`);
+    out.push(...page.issues);
+  }
+  return out;
+}
+
 /** Runs an action, showing its error instead of throwing. */
 async function attempt(fn) {
   try {
@@ -403,7 +416,7 @@ function boardView() {
   const refresh = debounced(async () => {
     try {
       [issues] = await Promise.all([
-        get(`/api/v1/issues?workspace_id=${state.workspace}`),
+        allIssues(state.workspace),
         loadAgents(),
       ]);
     } catch (e) { toast(e.message); return; }
@@ -485,7 +498,7 @@ function taskLog(taskId) {
   const log = h("ol.log", { dataset: { taskId } });
   const load = async () => {
     for (;;) {
-      const page = await get(`/api/v1/tasks/${taskId}/messages?after_seq=${lastSeq}&limit=500`);
+      const page = await get(`/api/v1/tasks/${taskId}/messages?after_seq=${lastSeq}&limit=1000`);
       // Follow the tail while the reader is at the bottom; leave them be if they scrolled up.
       const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
       for (const m of page.messages) {
@@ -494,7 +507,7 @@ function taskLog(taskId) {
         log.append(messageNode(m));
       }
       if (atBottom) log.scrollTop = log.scrollHeight;
-      if (page.messages.length < 500) break;
+      if (page.next === null || page.next === undefined) break;
     }
   };
   load().catch((e) => toast(e.message));
@@ -645,6 +658,21 @@ function issueView(id) {
 
 // ---------------------------------------------------------------- runtimes
 
+/** How a runtime's agent runs are isolated, as its daemon reported it. Anything but
+ *  `bwrap` is a warning: `off` runs agents with the daemon's own rights, `unavailable`
+ *  means the daemon refuses tasks, and an unknown state is not known to be safe. */
+const SANDBOX_TEXT = {
+  bwrap: ["sandboxed (bwrap)", "Agent runs are isolated with bubblewrap."],
+  off: ["⚠ not sandboxed", "The sandbox is turned off: agents run with the daemon's own files, tokens and keys."],
+  unavailable: ["⚠ sandbox unavailable", "The sandbox is configured but cannot start on this machine: the daemon refuses tasks."],
+};
+function sandboxBadge(sandbox) {
+  if (!sandbox) return h("span.badge.sandbox-none", { dataset: { sandbox: "-" }, title: "The daemon did not say (an older daemon)." }, "—");
+  const [text, title] = SANDBOX_TEXT[sandbox] || [`⚠ ${sandbox}`, "A sandbox state this board does not know."];
+  const cls = sandbox === "bwrap" ? "sandbox-ok" : "sandbox-warn";
+  return h(`span.badge.${cls}`, { dataset: { sandbox }, title }, text);
+}
+
 function runtimesView() {
   const body = h("tbody", {});
   const refresh = debounced(async () => {
@@ -656,6 +684,7 @@ function runtimesView() {
       h("td", { dataset: { label: "Version" } }, r.version || "—"),
       h("td", { dataset: { label: "Device" } }, r.device_name || "—"),
       h("td", { dataset: { label: "Status" } }, h(`span.badge.rt-${r.status}`, {}, r.status)),
+      h("td", { dataset: { label: "Sandbox" } }, sandboxBadge(r.sandbox)),
       h("td", { dataset: { label: "Last seen" } }, ago(r.last_seen_at)),
       h("td", {}, h("button.danger", {
         onclick: async () => {
@@ -664,10 +693,10 @@ function runtimesView() {
           refresh();
         },
       }, "Delete")))));
-    if (!rts.length) body.replaceChildren(h("tr", {}, h("td", { colSpan: 7 }, "No runtime yet: start `agentd daemon` on a machine with an agent CLI.")));
+    if (!rts.length) body.replaceChildren(h("tr", {}, h("td", { colSpan: 8 }, "No runtime yet: start `agentd daemon` on a machine with an agent CLI.")));
   });
   mount(h("h1", {}, "Runtimes"),
-    h("table.table", {}, h("thead", {}, h("tr", {}, ["Runtime", "Provider", "Version", "Device", "Status", "Last seen", ""].map((c) => h("th", {}, c)))), body));
+    h("table.table", {}, h("thead", {}, h("tr", {}, ["Runtime", "Provider", "Version", "Device", "Status", "Sandbox", "Last seen", ""].map((c) => h("th", {}, c)))), body));
   refresh();
   const timer = setInterval(refresh, 5000);
   return { onEvent: (ev) => { if (ev.kind === "runtime" || ev.kind === "resync") refresh(); }, dispose: () => clearInterval(timer) };

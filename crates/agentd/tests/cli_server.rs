@@ -22,9 +22,14 @@ impl Drop for Server {
 }
 
 fn start_server(dir: &Path) -> Server {
+    start_server_with(dir, &[])
+}
+
+fn start_server_with(dir: &Path, args: &[&str]) -> Server {
     let mut child = Command::new(BIN)
         .args(["server", "--listen", "127.0.0.1:0", "--json", "--data-dir"])
         .arg(dir)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -411,6 +416,12 @@ async fn up_runs_server_and_daemon_and_reuses_its_state() {
             & 0o777,
         0o600
     );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "up's data dir holds tokens: owner only");
+    assert_eq!(mode(&data.join("server")), 0o700);
+    for secret in ["admin-token", "agentd.db"] {
+        assert_eq!(mode(&data.join("server").join(secret)), 0o600, "{secret}");
+    }
     let (ws2, rt2) = up_once(&data, &bin).await;
     assert_eq!(
         first,
@@ -419,4 +430,275 @@ async fn up_runs_server_and_daemon_and_reuses_its_state() {
     );
     assert_eq!(ws1, ws2, "the second run reuses the workspace");
     assert_eq!(rt1, rt2, "and the daemon keeps its runtime id");
+}
+
+/// `agentd <args>` without `--json`: stdout, asserting success.
+fn human(srv: &Server, token: &str, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("AGENTD_SERVER_URL", &srv.url)
+        .env("AGENTD_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "agentd {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn runtime_list_shows_each_runtimes_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let wid = ok(&srv, &admin, &["workspace", "create", "team"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let runtimes: Vec<Value> = [
+        ("claude", Some("bwrap")),
+        ("codex", Some("off")),
+        ("gemini", Some("unavailable")),
+        ("opencode", None),
+    ]
+    .iter()
+    .map(|(p, sb)| {
+        let mut r = json!({"name": p, "type": p, "status": "online"});
+        if let Some(sb) = sb {
+            r["sandbox"] = json!(sb);
+        }
+        r
+    })
+    .collect();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/daemon/register", srv.url))
+        .bearer_auth(&admin)
+        .json(&json!({"workspace_id": wid, "daemon_id": "d", "runtimes": runtimes}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+
+    let text = human(&srv, &admin, &["runtime", "list", "--workspace", &wid]);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(
+        rows[0],
+        ["ID", "PROVIDER", "STATUS", "SANDBOX", "NAME"],
+        "{text}"
+    );
+    let sandbox_of = |provider: &str| {
+        rows.iter()
+            .find(|r| r[1] == provider)
+            .unwrap_or_else(|| panic!("no {provider} row in {text}"))[3]
+    };
+    assert_eq!(sandbox_of("claude"), "bwrap");
+    assert_eq!(sandbox_of("codex"), "off");
+    assert_eq!(sandbox_of("gemini"), "unavailable");
+    assert_eq!(sandbox_of("opencode"), "-");
+    let json = ok(&srv, &admin, &["runtime", "list", "--workspace", &wid]);
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["sandbox"] == "off")
+    );
+}
+
+#[test]
+fn local_repositories_need_allow_local_repos() {
+    for (args, accepted) in [(&[][..], false), (&["--allow-local-repos"][..], true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = start_server_with(dir.path(), args);
+        let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+        let (success, v) = cli(
+            &srv,
+            admin.trim(),
+            &[
+                "workspace",
+                "create",
+                "w",
+                "--repo",
+                "file:///srv/git/repo.git",
+            ],
+        );
+        assert_eq!(success, accepted, "{args:?}: {v}");
+        if !accepted {
+            let err = v.as_str().unwrap();
+            assert!(
+                err.contains("file:///srv/git/repo.git") && err.contains("--allow-local-repos"),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn server_limits_are_flags() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server_with(
+        dir.path(),
+        &[
+            "--header-read-timeout-secs",
+            "1",
+            "--max-event-streams-per-token",
+            "1",
+        ],
+    );
+    // A half-sent request head is dropped after about a second.
+    let addr = srv.url.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read(&mut buf))
+        .await
+        .expect("the slow client is disconnected")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    // One event stream per token: the second is 429.
+    let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let wid = ok(&srv, admin.trim(), &["workspace", "create", "w"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let http = reqwest::Client::new();
+    let stream = |http: &reqwest::Client| {
+        http.get(format!("{}/api/v1/workspaces/{wid}/events", srv.url))
+            .bearer_auth(admin.trim())
+            .send()
+    };
+    let first = stream(&http).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let second = stream(&http).await.unwrap();
+    assert_eq!(second.status(), 429);
+}
+
+/// `agentd <args> --json` printing one JSON value per line (`task logs`): the lines.
+fn json_lines(srv: &Server, token: &str, args: &[&str]) -> Vec<Value> {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--json")
+        .env("AGENTD_SERVER_URL", &srv.url)
+        .env("AGENTD_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_list_and_task_logs_follow_every_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let admin = admin.trim();
+    let wid = ok(&srv, admin, &["workspace", "create", "w"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let http = reqwest::Client::new();
+    let post = |path: String, body: Value| {
+        http.post(format!("{}{path}", srv.url))
+            .bearer_auth(admin)
+            .json(&body)
+            .send()
+    };
+    // More issues than one page of the CLI (500).
+    let n_issues = 503;
+    for n in 0..n_issues {
+        let r = post(
+            format!("/api/v1/workspaces/{wid}/issues"),
+            json!({"title": format!("issue {n}"), "status": "backlog"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let listed = ok(&srv, admin, &["issue", "list", "--workspace", &wid]);
+    let ids: std::collections::HashSet<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), n_issues, "every issue once");
+
+    // A transcript longer than one page (1000) of `task logs`.
+    let reg: Value = post(
+        "/api/daemon/register".into(),
+        json!({"workspace_id": wid, "daemon_id": "d",
+               "runtimes": [{"name": "c", "type": "claude", "status": "online"}]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let rid = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
+    let agent = ok(
+        &srv,
+        admin,
+        &[
+            "agent",
+            "create",
+            "bot",
+            "--workspace",
+            &wid,
+            "--runtime",
+            &rid,
+        ],
+    );
+    ok(
+        &srv,
+        admin,
+        &[
+            "issue",
+            "create",
+            "talk",
+            "--workspace",
+            &wid,
+            "--assign",
+            agent["id"].as_str().unwrap(),
+        ],
+    );
+    let claim: Value = post(format!("/api/daemon/runtimes/{rid}/tasks/claim"), json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task = claim["task"]["id"].as_str().unwrap().to_string();
+    let total = 1205;
+    for batch in (1..=total).collect::<Vec<i64>>().chunks(300) {
+        let messages: Vec<Value> = batch
+            .iter()
+            .map(|seq| json!({"seq": seq, "type": "text", "content": format!("m{seq}")}))
+            .collect();
+        let r = post(
+            format!("/api/daemon/tasks/{task}/messages"),
+            json!({"messages": messages}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let logged = json_lines(&srv, admin, &["task", "logs", &task]);
+    let seqs: Vec<i64> = logged.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
 }

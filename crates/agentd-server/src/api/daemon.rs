@@ -14,6 +14,7 @@ use agentd_proto::{
 };
 use axum::Json;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -65,11 +66,16 @@ pub async fn heartbeat(
     }
 }
 
+/// Largest inbound WS frame and message (ARCHITECTURE.md, "Hub"): a heartbeat is a few
+/// hundred bytes; anything above this closes the socket.
+pub const WS_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
 pub async fn ws(
     State(app): St,
     Daemon(who): Daemon,
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
-    upgrade: WebSocketUpgrade,
+    slot: Option<axum::Extension<crate::conn::ConnSlot>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let mut ids: Vec<String> = Vec::new();
     for key in ["runtime_ids", "runtime_id"] {
@@ -86,11 +92,18 @@ pub async fn ws(
     for id in &ids {
         runtime::load_for(&app, &who, id).await?;
     }
+    // Not a WebSocket handshake: the same JSON error body as every other refusal.
+    let upgrade = upgrade.map_err(|rej| ApiError::Rejected(rej.status(), rej.body_text()))?;
     let tracker = app.tracker.clone();
     Ok(upgrade
-        .max_message_size(64 * 1024)
+        .max_frame_size(WS_MAX_MESSAGE_BYTES)
+        .max_message_size(WS_MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
-            tracker.track_future(crate::hub::run_connection(app, socket, ids))
+            tracker.track_future(async move {
+                // The socket keeps its connection's slot of `max_connections` until it closes.
+                let _slot = slot;
+                crate::hub::run_connection(app, socket, ids).await
+            })
         })
         .into_response())
 }

@@ -2,7 +2,8 @@
 //! server-sent events (`event: <kind>`, `data: <json>`), for boards. The first event is
 //! always `resync` (refetch: anything may have changed while you were away), and so is
 //! the event after a subscriber fell too far behind. Keep-alive comments every 15 s. The
-//! stream ends when the server shuts down.
+//! stream ends when the server shuts down. A token holds at most
+//! `max_event_streams_per_token` streams at once; one more is 429.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,13 +11,14 @@ use std::time::Duration;
 
 use agentd_proto::api::WorkspaceEvent;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
 use crate::App;
-use crate::auth::Member;
+use crate::auth::{Member, Principal};
 use crate::events::Events;
 use crate::service::workspace;
 
@@ -26,11 +28,22 @@ pub async fn stream(
     Path(wid): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let ws = workspace::visible(&app, &who, &wid).await?;
+    let cap = app.config.max_event_streams_per_token;
+    let slot = app.events.open_stream(&holder(&who), cap).ok_or_else(|| {
+        ApiError::Rejected(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many event streams: this token already holds {cap} open (the limit); \
+                     close one first"
+            ),
+        )
+    })?;
     let state = Sub {
         rx: app.events.subscribe(),
         workspace_id: ws.id,
         shutdown: app.shutdown.clone(),
         first: true,
+        _slot: Some(slot),
     };
     let stream = futures_util::stream::unfold(state, |mut s| async move {
         let ev = s.next().await?;
@@ -42,12 +55,22 @@ pub async fn stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
+/// Whose streams a stream counts against: the token's id.
+fn holder(who: &Principal) -> String {
+    match who {
+        Principal::Token { token_id, .. } => format!("token:{token_id}"),
+        Principal::Task(t) => format!("task:{}", t.id),
+    }
+}
+
 /// One subscriber's position in the event stream.
 struct Sub {
     rx: tokio::sync::broadcast::Receiver<WorkspaceEvent>,
     workspace_id: String,
     shutdown: tokio_util::sync::CancellationToken,
     first: bool,
+    /// Counts this stream against its token's cap until the stream is dropped.
+    _slot: Option<crate::events::StreamSlot>,
 }
 
 impl Sub {
@@ -83,6 +106,7 @@ mod tests {
             workspace_id: ws.to_string(),
             shutdown: tokio_util::sync::CancellationToken::new(),
             first: true,
+            _slot: None,
         }
     }
 

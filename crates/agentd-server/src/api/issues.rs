@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use agentd_proto::api::{
-    CommentInfo, CreateCommentRequest, CreateIssueRequest, IssueDetail, IssueInfo,
-    UpdateIssueRequest,
+    CommentInfo, CreateCommentRequest, CreateIssueRequest, ISSUES_DEFAULT_LIMIT, ISSUES_MAX_LIMIT,
+    IssueDetail, IssueInfo, IssuesPage, UpdateIssueRequest,
 };
 use axum::Json;
 use axum::extract::{Path, State};
@@ -28,13 +28,19 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(issue_info(&row))))
 }
 
+/// `GET /api/v1/issues?workspace_id=W&limit=N&after=C`: one [`IssuesPage`].
 pub async fn list(
     State(app): State<Arc<App>>,
     Member(who): Member,
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
-) -> Result<Json<Vec<IssueInfo>>, ApiError> {
+) -> Result<Json<IssuesPage>, ApiError> {
+    let limit = super::query_limit(&q, ISSUES_DEFAULT_LIMIT, ISSUES_MAX_LIMIT)?;
+    let after = q
+        .get("after")
+        .map(|c| issue::IssueCursor::parse(c))
+        .transpose()?;
     let wid = q.get("workspace_id").map(String::as_str);
-    Ok(Json(issue::list(&app, &who, wid).await?))
+    Ok(Json(issue::list(&app, &who, wid, after, limit).await?))
 }
 
 pub async fn show(

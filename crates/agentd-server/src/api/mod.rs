@@ -1,7 +1,9 @@
 //! The HTTP router: daemon API under `/api/daemon` (plus `GET /api/workspaces`), the
 //! user API under `/api/v1` (see docs/api.md), `GET /health`, and the web board's
-//! assets ([`crate::web`]). Layers: a body limit
-//! (413 above `max_body_bytes`) and JSON 404/405 fallbacks.
+//! assets ([`crate::web`]). Layers: a body limit (413 above `max_body_bytes`), a request
+//! timeout (503 when no response head is ready within `request_timeout`; an event stream
+//! or a WebSocket upgrade answers at once, so it is never cut) and JSON 404/405
+//! fallbacks.
 
 pub mod agents;
 pub mod daemon;
@@ -85,5 +87,48 @@ pub fn router(app: Arc<App>) -> Router {
             ApiError::Rejected(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into())
         })
         .layer(DefaultBodyLimit::max(app.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            app.config.request_timeout,
+            request_timeout,
+        ))
         .with_state(app)
+}
+
+/// The `limit` query parameter of a paginated list: `default` when absent, else an
+/// integer in 1..=`max` (400 naming the range otherwise).
+pub(crate) fn query_limit(
+    q: &std::collections::HashMap<String, String>,
+    default: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad(format!("invalid limit: expected an integer in 1..={max}"))
+            }),
+    }
+}
+
+/// Answers 503 `{"error"}` when the route has no response head within `limit` (the
+/// handler is dropped). 503, not 408: a daemon retries a 5xx, whereas it takes a 4xx
+/// report as refused for good, and a slow store must not cost a report. Only the time to
+/// the response head is bounded, so an event stream or a WebSocket lives on.
+async fn request_timeout(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::Rejected(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("request timed out after {} ms", limit.as_millis()),
+        )
+        .into_response(),
+    }
 }

@@ -1,10 +1,10 @@
-//! Tasks for users: show, transcript (`?after_seq=N`, polled by `agentd task logs
-//! --follow`), cancel and retry.
+//! Tasks for users: show, transcript (`?after_seq=N&limit=L`, paged by `next`, polled by
+//! `agentd task logs --follow`), cancel and retry.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agentd_proto::api::{MessagesPage, TaskInfo};
+use agentd_proto::api::{MESSAGES_DEFAULT_LIMIT, MESSAGES_MAX_LIMIT, MessagesPage, TaskInfo};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -35,14 +35,7 @@ pub async fn messages(
             .parse::<i64>()
             .map_err(|_| ApiError::bad("invalid after_seq: expected an integer"))?,
     };
-    let limit = match q.get("limit") {
-        None => 500,
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=5000).contains(n))
-            .ok_or_else(|| ApiError::bad("invalid limit: expected 1..=5000"))?,
-    };
+    let limit = super::query_limit(&q, MESSAGES_DEFAULT_LIMIT, MESSAGES_MAX_LIMIT)?;
     let t = task::load_for(&app, &who, &id).await?;
     Ok(Json(task::messages(&app, &t, after, limit).await?))
 }

@@ -5,9 +5,11 @@
 //! An agent (task token) may read its own issue, comment on it and change its status,
 //! which never queues anything.
 
+use std::collections::HashMap;
+
 use agentd_proto::TaskStatus;
 use agentd_proto::api::{
-    CreateIssueRequest, ISSUE_STATUSES, IssueDetail, IssueInfo, UpdateIssueRequest,
+    CreateIssueRequest, ISSUE_STATUSES, IssueDetail, IssuesPage, UpdateIssueRequest,
 };
 
 use crate::App;
@@ -15,7 +17,7 @@ use crate::auth::Principal;
 use crate::service::{
     Error, comment_info, is_uuid, issue_event, issue_info, new_id, task, task_info, workspace,
 };
-use crate::store::{AgentRow, CommentRow, IssueRow};
+use crate::store::{AgentRow, CommentRow, IssueRow, TaskRow};
 
 fn check_status(s: &str) -> Result<(), Error> {
     if ISSUE_STATUSES.contains(&s) {
@@ -47,26 +49,68 @@ pub async fn load_for(app: &App, who: &Principal, issue_id: &str) -> Result<Issu
     }
 }
 
-/// The issues of one workspace (`workspace_id`) or of all the caller can see, each with
-/// its latest task.
+/// Where a page of issues starts: after the issue created at `.0` with id `.1`. On the
+/// wire an opaque `"<created_at>_<id>"` ([`IssueCursor::parse`], [`IssueCursor::encode`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueCursor(pub i64, pub String);
+
+impl IssueCursor {
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.0, self.1)
+    }
+
+    /// A cursor this server gave out (`next`); anything else is bad input.
+    pub fn parse(s: &str) -> Result<IssueCursor, Error> {
+        let bad = || Error::bad("invalid after: expected the `next` of a previous page");
+        let (at, id) = s.split_once('_').ok_or_else(bad)?;
+        let at = at.parse::<i64>().map_err(|_| bad())?;
+        if !is_uuid(id) {
+            return Err(bad());
+        }
+        Ok(IssueCursor(at, id.to_string()))
+    }
+}
+
+/// One page of the issues of one workspace (`workspace_id`) or of all the caller can
+/// see, oldest first, each with its latest task: `limit` issues after `after`, and the
+/// cursor of the next page if there is one. Two queries whatever the page size.
 pub async fn list(
     app: &App,
     who: &Principal,
     workspace_id: Option<&str>,
-) -> Result<Vec<IssueInfo>, Error> {
+    after: Option<IssueCursor>,
+    limit: i64,
+) -> Result<IssuesPage, Error> {
     let filter = match workspace_id {
         Some(wid) => Some(vec![workspace::visible(app, who, wid).await?.id]),
         None => who.workspace_filter(),
     };
-    let rows = app.store.list_issues(filter).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let mut info = issue_info(row);
-        let tasks = app.store.list_issue_tasks(row.id.clone()).await?;
-        info.latest_task = tasks.last().map(|t| Box::new(task_info(t)));
-        out.push(info);
-    }
-    Ok(out)
+    let mut rows = app
+        .store
+        .list_issues(filter, after.map(|c| (c.0, c.1)), limit + 1)
+        .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit.max(0) as usize);
+    let next = match rows.last() {
+        Some(last) if more => Some(IssueCursor(last.created_at, last.id.clone()).encode()),
+        _ => None,
+    };
+    let mut latest: HashMap<String, TaskRow> = app
+        .store
+        .latest_tasks(rows.iter().map(|r| r.id.clone()).collect())
+        .await?
+        .into_iter()
+        .map(|t| (t.issue_id.clone(), t))
+        .collect();
+    let issues = rows
+        .iter()
+        .map(|row| {
+            let mut info = issue_info(row);
+            info.latest_task = latest.remove(&row.id).map(|t| Box::new(task_info(&t)));
+            info
+        })
+        .collect();
+    Ok(IssuesPage { issues, next })
 }
 
 /// An issue with its tasks (and their usage) and comments.

@@ -8,6 +8,7 @@
 pub mod agent;
 mod error;
 pub mod issue;
+pub mod repo_url;
 pub mod runtime;
 pub mod task;
 pub mod token;
@@ -120,7 +121,7 @@ pub fn runtime_info(r: &RuntimeRow) -> RuntimeInfo {
         status: r.status.clone(),
         last_seen_at: opt_time(r.last_seen_at),
         created_at: rfc3339(r.created_at),
-        sandbox: None,
+        sandbox: r.sandbox.as_deref().map(agentd_proto::SandboxState::parse),
     }
 }
 

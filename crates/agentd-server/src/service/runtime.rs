@@ -77,6 +77,7 @@ pub async fn register(
                 last_seen_at: Some(now),
                 created_at: now,
                 owner_token_id,
+                sandbox: spec.sandbox.map(|s| s.as_str().to_string()),
             })
             .await?;
         runtime_event(app, &row, &row.status);

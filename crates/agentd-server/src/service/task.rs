@@ -98,10 +98,16 @@ pub async fn messages(
     after_seq: i64,
     limit: i64,
 ) -> Result<MessagesPage, Error> {
-    let rows = app
+    let mut rows = app
         .store
-        .list_messages(task.id.clone(), after_seq, limit)
+        .list_messages(task.id.clone(), after_seq, limit + 1)
         .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit.max(0) as usize);
+    let next = match rows.last() {
+        Some(last) if more => Some(last.seq),
+        _ => None,
+    };
     let messages = rows
         .into_iter()
         .map(|m| TaskMessage {
@@ -117,6 +123,7 @@ pub async fn messages(
     Ok(MessagesPage {
         task_status: task.status.as_str().to_string(),
         messages,
+        next,
     })
 }
 

@@ -8,7 +8,7 @@ use agentd_proto::api::CreateWorkspaceRequest;
 
 use crate::App;
 use crate::auth::Principal;
-use crate::service::{Error, is_uuid, new_id, repos, repos_version};
+use crate::service::{Error, is_uuid, new_id, repo_url, repos, repos_version};
 use crate::store::WorkspaceRow;
 
 /// A workspace the caller can see; 404 `workspace not found` otherwise.
@@ -42,6 +42,14 @@ pub async fn create(
     let name = req.name.trim();
     if name.is_empty() {
         return Err(Error::bad("name is required"));
+    }
+    for url in &req.repos {
+        let url = url.trim();
+        if url.is_empty() {
+            continue;
+        }
+        repo_url::check(url, app.config.allow_local_repos)
+            .map_err(|why| Error::bad(format!("invalid repo {url:?}: {why}")))?;
     }
     let row = WorkspaceRow {
         id: new_id(),

@@ -84,6 +84,10 @@ pub struct RuntimeRow {
     /// The token that registered it; `None` for a runtime registered before owners were
     /// recorded.
     pub owner_token_id: Option<String>,
+    /// How the daemon isolates agent runs, as the wire name of a `SandboxState`
+    /// (`bwrap`, `off`, `unavailable`, `unknown`); `None` when the daemon did not say.
+    /// Replaced on every register (a daemon that stops saying clears it).
+    pub sandbox: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -273,7 +277,14 @@ pub trait TaskStore: Send + Sync + 'static {
     // Issues and comments.
     fn create_issue(&self, issue: IssueRow) -> StoreFut<'_, ()>;
     fn get_issue(&self, id: String) -> StoreFut<'_, Option<IssueRow>>;
-    fn list_issues(&self, workspace_ids: Option<Vec<String>>) -> StoreFut<'_, Vec<IssueRow>>;
+    /// Up to `limit` issues of these workspaces (`None`: all), oldest first by
+    /// (created_at, id), starting after the issue at `after` (its created_at and id).
+    fn list_issues(
+        &self,
+        workspace_ids: Option<Vec<String>>,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> StoreFut<'_, Vec<IssueRow>>;
     fn update_issue(&self, issue: IssueRow) -> StoreFut<'_, ()>;
     fn add_comment(&self, comment: CommentRow) -> StoreFut<'_, ()>;
     fn get_comment(&self, id: String) -> StoreFut<'_, Option<CommentRow>>;
@@ -283,6 +294,9 @@ pub trait TaskStore: Send + Sync + 'static {
     fn insert_task(&self, task: TaskRow) -> StoreFut<'_, ()>;
     fn get_task(&self, id: String) -> StoreFut<'_, Option<TaskRow>>;
     fn list_issue_tasks(&self, issue_id: String) -> StoreFut<'_, Vec<TaskRow>>;
+    /// The newest task (by created_at, id: the last of [`TaskStore::list_issue_tasks`]) of
+    /// each of these issues that has one, in one query.
+    fn latest_tasks(&self, issue_ids: Vec<String>) -> StoreFut<'_, Vec<TaskRow>>;
     /// Tasks in one of `statuses` for this runtime.
     fn runtime_tasks(
         &self,

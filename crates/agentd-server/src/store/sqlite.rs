@@ -88,7 +88,7 @@ pub(super) fn task_all(rows: Vec<TaskRecord>) -> Result<Vec<TaskRow>, StoreError
 }
 
 const RUNTIME_COLS: &str = "id, workspace_id, daemon_id, provider, name, version, device_name, \
-    status, last_seen_at, created_at, owner_token_id";
+    status, last_seen_at, created_at, owner_token_id, sandbox";
 
 const TOKEN_COLS: &str =
     "id, name, kind, created_at, created_by, expires_at, revoked_at, last_used_at";
@@ -334,12 +334,13 @@ impl Store for SqliteStore {
             Box::pin(async move {
                 let sql = format!(
                     "INSERT INTO runtimes ({RUNTIME_COLS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                      ON CONFLICT (workspace_id, daemon_id, provider) DO UPDATE SET \
                      name = excluded.name, version = excluded.version, \
                      device_name = excluded.device_name, status = excluded.status, \
                      last_seen_at = excluded.last_seen_at, \
-                     owner_token_id = excluded.owner_token_id \
+                     owner_token_id = excluded.owner_token_id, \
+                     sandbox = excluded.sandbox \
                      RETURNING {RUNTIME_COLS}"
                 );
                 Ok(sqlx::query_as::<_, RuntimeRow>(AssertSqlSafe(sql))
@@ -354,6 +355,7 @@ impl Store for SqliteStore {
                     .bind(rt.last_seen_at)
                     .bind(rt.created_at)
                     .bind(&rt.owner_token_id)
+                    .bind(&rt.sandbox)
                     .fetch_one(&mut **tx)
                     .await?)
             })

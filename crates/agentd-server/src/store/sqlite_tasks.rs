@@ -43,27 +43,33 @@ impl TaskStore for SqliteStore {
         })
     }
 
-    fn list_issues(&self, ids: Option<Vec<String>>) -> StoreFut<'_, Vec<IssueRow>> {
+    fn list_issues(
+        &self,
+        ids: Option<Vec<String>>,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> StoreFut<'_, Vec<IssueRow>> {
         Box::pin(async move {
-            Ok(match ids {
-                None => {
-                    sqlx::query_as::<_, IssueRow>("SELECT * FROM issues ORDER BY created_at, id")
-                        .fetch_all(&self.pool)
-                        .await?
-                }
-                Some(ids) if ids.is_empty() => Vec::new(),
-                Some(ids) => {
-                    let sql = format!(
-                        "SELECT * FROM issues WHERE workspace_id IN ({}) ORDER BY created_at, id",
-                        placeholders(1, ids.len())
-                    );
-                    let mut q = sqlx::query_as::<_, IssueRow>(AssertSqlSafe(sql));
-                    for id in ids {
-                        q = q.bind(id);
-                    }
-                    q.fetch_all(&self.pool).await?
-                }
-            })
+            if ids.as_ref().is_some_and(Vec::is_empty) {
+                return Ok(Vec::new());
+            }
+            let (after_at, after_id) = after.unwrap_or((i64::MIN, String::new()));
+            let in_workspaces = match &ids {
+                None => String::new(),
+                Some(ids) => format!("AND workspace_id IN ({})", placeholders(4, ids.len())),
+            };
+            let sql = format!(
+                "SELECT * FROM issues WHERE (created_at > $1 OR (created_at = $1 AND id > $2)) \
+                 {in_workspaces} ORDER BY created_at, id LIMIT $3"
+            );
+            let mut q = sqlx::query_as::<_, IssueRow>(AssertSqlSafe(sql))
+                .bind(after_at)
+                .bind(after_id)
+                .bind(limit);
+            for id in ids.into_iter().flatten() {
+                q = q.bind(id);
+            }
+            Ok(q.fetch_all(&self.pool).await?)
         })
     }
 
@@ -173,6 +179,27 @@ impl TaskStore for SqliteStore {
                 .fetch_all(&self.pool)
                 .await?,
             )
+        })
+    }
+
+    fn latest_tasks(&self, issue_ids: Vec<String>) -> StoreFut<'_, Vec<TaskRow>> {
+        Box::pin(async move {
+            if issue_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            // A task of the page's issues with no newer task on its issue (tasks_issue
+            // index); portable SQL, no window function.
+            let sql = format!(
+                "SELECT {TASK_COLS} FROM tasks t WHERE issue_id IN ({}) AND NOT EXISTS \
+                 (SELECT 1 FROM tasks n WHERE n.issue_id = t.issue_id AND \
+                 (n.created_at > t.created_at OR (n.created_at = t.created_at AND n.id > t.id)))",
+                placeholders(1, issue_ids.len())
+            );
+            let mut q = sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(sql));
+            for id in issue_ids {
+                q = q.bind(id);
+            }
+            task_all(q.fetch_all(&self.pool).await?)
         })
     }
 

@@ -337,15 +337,20 @@ async fn runtime(c: Client, cmd: RuntimeCmd) -> anyhow::Result<()> {
                 .get(&format!("/api/v1/workspaces/{workspace}/runtimes"))
                 .await?;
             c.print(&v, |v| {
-                lines(v, |r| {
+                let rows = lines(v, |r| {
+                    let sandbox = match s(r, "sandbox") {
+                        x if x.is_empty() => "-".to_string(),
+                        x => x,
+                    };
                     format!(
-                        "{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{sandbox}\t{}",
                         s(r, "id"),
                         s(r, "provider"),
                         s(r, "status"),
                         s(r, "name")
                     )
-                })
+                });
+                format!("ID\tPROVIDER\tSTATUS\tSANDBOX\tNAME\n{rows}")
             });
         }
         RuntimeCmd::Delete { id } => {
@@ -443,12 +448,22 @@ async fn issue(c: Client, cmd: IssueCmd) -> anyhow::Result<()> {
             c.print(&v, one);
         }
         IssueCmd::List { workspace } => {
-            let path = match workspace {
-                Some(w) => format!("/api/v1/issues?workspace_id={w}"),
-                None => "/api/v1/issues".into(),
+            // Every page, following `next`; printed as one list.
+            let base = match workspace {
+                Some(w) => format!("/api/v1/issues?workspace_id={w}&limit=500"),
+                None => "/api/v1/issues?limit=500".into(),
             };
-            let v = c.get(&path).await?;
-            c.print(&v, |v| lines(v, one));
+            let mut issues = Vec::new();
+            let mut path = base.clone();
+            loop {
+                let page = c.get(&path).await?;
+                issues.extend(page["issues"].as_array().cloned().unwrap_or_default());
+                match page["next"].as_str() {
+                    Some(next) => path = format!("{base}&after={next}"),
+                    None => break,
+                }
+            }
+            c.print(&Value::Array(issues), |v| lines(v, one));
         }
         IssueCmd::Show { id } => {
             let v = c.get(&format!("/api/v1/issues/{id}")).await?;
@@ -555,7 +570,7 @@ async fn task(c: Client, cmd: TaskCmd, shutdown: CancellationToken) -> anyhow::R
         } => loop {
             let page = c
                 .get(&format!(
-                    "/api/v1/tasks/{id}/messages?after_seq={after_seq}"
+                    "/api/v1/tasks/{id}/messages?after_seq={after_seq}&limit=1000"
                 ))
                 .await?;
             let msgs = page["messages"].as_array().cloned().unwrap_or_default();
@@ -571,6 +586,10 @@ async fn task(c: Client, cmd: TaskCmd, shutdown: CancellationToken) -> anyhow::R
                 page["task_status"].as_str(),
                 Some("completed" | "failed" | "cancelled")
             );
+            // More pages stored now: fetch them at once, following or not.
+            if page["next"].is_i64() {
+                continue;
+            }
             if !follow || (done && msgs.is_empty()) {
                 break;
             }

@@ -21,6 +21,26 @@ pub struct ServerArgs {
     /// Seconds without a heartbeat before a runtime is offline.
     #[arg(long, default_value_t = 45)]
     pub offline_after_secs: u64,
+    /// Seconds a connection may take to send a whole request head (slowloris defence;
+    /// also how long an idle keep-alive connection is kept).
+    #[arg(long, default_value_t = 30)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request may take until its response starts; then 503. Event streams and
+    /// WebSockets are not cut (they answer at once).
+    #[arg(long, default_value_t = 60)]
+    pub request_timeout_secs: u64,
+    /// Connections served at once (daemon WebSockets and event streams included); at the
+    /// limit new ones wait to be accepted.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Event streams (live board updates) one token may hold open at once.
+    #[arg(long, default_value_t = 8)]
+    pub max_event_streams_per_token: usize,
+    /// Let workspaces name local repositories (`file://`, absolute paths) and plain
+    /// `http://` ones. Daemons clone them as their own user, so leave this off unless
+    /// every user of the server may read this machine's files (`agentd up` sets it).
+    #[arg(long)]
+    pub allow_local_repos: bool,
     /// Print the listening URL as JSON.
     #[arg(long)]
     pub json: bool,
@@ -74,6 +94,11 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
     config.offline_after = Duration::from_secs(args.offline_after_secs.max(1));
     config.members_can_mint_tokens = args.members_can_mint_tokens;
     config.members_can_create_workspaces = args.members_can_create_workspaces;
+    config.allow_local_repos = args.allow_local_repos;
+    config.header_read_timeout = Duration::from_secs(args.header_read_timeout_secs.max(1));
+    config.request_timeout = Duration::from_secs(args.request_timeout_secs.max(1));
+    config.max_connections = args.max_connections.max(1);
+    config.max_event_streams_per_token = args.max_event_streams_per_token.max(1);
     let (url, handle) = start_server(args.listen, config, shutdown).await?;
     let token_file = agentd_server::admin_token_path(&dir);
     if args.json {
@@ -178,7 +203,9 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
     let dir = args
         .data_dir
         .unwrap_or_else(crate::config::default_data_dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // The daemon's task directories, the server's data and up.json's token live here.
+    agentd_server::create_private_dir(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let server_dir = dir.join("server");
     let admin = agentd_server::bootstrap(&server_dir).await?;
     let mut config = agentd_server::ServerConfig::new(&server_dir);
@@ -186,6 +213,8 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
     // create workspaces and tokens with it.
     config.members_can_mint_tokens = true;
     config.members_can_create_workspaces = true;
+    // One user on one machine: local repositories are theirs to use.
+    config.allow_local_repos = true;
     // The server stops after the daemon, so the daemon's final deregister still lands.
     let server_shutdown = CancellationToken::new();
     let (url, server) = start_server(args.listen, config, server_shutdown.clone()).await?;
