@@ -77,7 +77,7 @@ async fn register_sandboxes(
         .collect();
     let (s, v) = srv
         .post(
-            &fx.token,
+            &fx.daemon,
             "/api/daemon/register",
             json!({"workspace_id": fx.ws, "daemon_id": "d_sb", "runtimes": runtimes}),
         )

@@ -128,7 +128,7 @@ async fn a_websocket_holds_its_connection_slot() {
         .unwrap();
     let fx = srv.fixture("w").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let ws = srv.ws(&fx.token, &[&fx.runtime]).await;
+    let ws = srv.ws(&fx.daemon, &[&fx.runtime]).await;
     let mut a = TcpStream::connect(addr(&srv)).await.unwrap();
     assert_eq!(health(&mut a, Duration::from_secs(5)).await, Some(true));
     let mut c = TcpStream::connect(addr(&srv)).await.unwrap();
@@ -183,7 +183,7 @@ async fn a_request_not_complete_in_time_gets_503_but_streams_and_websockets_live
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let mut events = Box::pin(resp.bytes_stream());
-    let mut ws = srv.ws(&fx.token, &[&fx.runtime]).await;
+    let mut ws = srv.ws(&fx.daemon, &[&fx.runtime]).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     srv.assigned_issue(&fx, "after the timeout").await;
@@ -220,7 +220,7 @@ async fn an_oversized_websocket_frame_closes_the_socket() {
         )
     };
     // Just under 64 KiB is a frame like any other (ignored, not a heartbeat).
-    let mut ws = srv.ws(&fx.token, &[&fx.runtime]).await;
+    let mut ws = srv.ws(&fx.daemon, &[&fx.runtime]).await;
     ws.send(Message::Text("x".repeat(60 * 1024).into()))
         .await
         .unwrap();

@@ -185,7 +185,7 @@ async fn walking_the_transcript_pages_sees_every_message_once() {
             .collect();
         let (s, v) = srv
             .post(
-                &fx.token,
+                &fx.daemon,
                 &format!("/api/daemon/tasks/{task}/messages"),
                 json!({"messages": messages}),
             )
