@@ -48,6 +48,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
+/// Creates `dir` (and missing parents) readable by the owner only (0700); an existing
+/// directory keeps its mode.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,13 +86,4 @@ mod tests {
         assert_eq!(mode, 0o600);
         assert!(!stale.exists());
     }
-}
-
-/// Creates `dir` (and missing parents) readable by the owner only (0700); an existing
-/// directory keeps its mode.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }

@@ -130,7 +130,7 @@ async fn runs_recorded_claude_output_and_commits_on_the_issue_branch() {
     let d = spawn_daemon(
         &fake.url,
         &format!(
-            "echo hello > hello.txt\nenv | grep '^AGENTD_' | sort > ../agent-env.txt\ncat '{}'",
+            "echo hello > hello.txt\nenv | grep '^AGENTD_' | sort > .git/agent-env.txt\ncat '{}'",
             fx.display()
         ),
     );
@@ -181,7 +181,7 @@ async fn runs_recorded_claude_output_and_commits_on_the_issue_branch() {
         log.contains("hello.txt"),
         "the agent's file is committed on its branch: {log}"
     );
-    let env = std::fs::read_to_string(work.parent().unwrap().join("agent-env.txt")).unwrap();
+    let env = std::fs::read_to_string(work.join(".git/agent-env.txt")).unwrap();
     assert!(env.contains("AGENTD_TOKEN=task-token-1"), "{env}");
     assert!(env.contains("AGENTD_ISSUE_ID=issue-42"), "{env}");
     assert!(env.contains("AGENTD_TASK_ID=task-1"), "{env}");
@@ -194,9 +194,14 @@ async fn runs_recorded_claude_output_and_commits_on_the_issue_branch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_cancel_stops_the_agent_and_fails_with_reason_cancelled() {
     let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
-    let d = spawn_daemon(
+    // This test watches the agent's grandchild by its host pid, which a sandbox's PID
+    // namespace hides: it proves the unsandboxed path's process-group supervision (the
+    // sandbox's own containment is proven in tests/sandbox.rs).
+    let d = spawn_daemon_in(
+        tempfile::tempdir().unwrap(),
         &fake.url,
         "echo '{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s1\"}'\nsleep 1000 &\necho $! > ../grandchild.pid\nwait",
+        &["--sandbox", "off"],
     );
     queue(&fake, "task-c").await;
     let pid_file = d.dir.path().join("data/tasks/task-c/grandchild.pid");
@@ -351,7 +356,7 @@ async fn shutdown_gives_running_agents_a_grace_then_stops_and_reports_them() {
     let mut d = spawn_daemon_in(
         dir,
         &fake.url,
-        "echo '{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s9\"}'\ntouch ../printed\nexec sleep 1000",
+        "echo '{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s9\"}'\ntouch .git/printed\nexec sleep 1000",
         &[],
     );
     queue(&fake, "task-s").await;
@@ -362,7 +367,10 @@ async fn shutdown_gives_running_agents_a_grace_then_stops_and_reports_them() {
     // Once the marker exists the init line is in the pipe: the daemon reads it even
     // while it stops the agent.
     eventually(10, "agent printed its init line", || {
-        d.dir.path().join("data/tasks/task-s/printed").exists()
+        d.dir
+            .path()
+            .join("data/tasks/task-s/work/.git/printed")
+            .exists()
     })
     .await;
 

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 /// The drills watch the stand-in agent from the host (its pid file, whether that pid is
 /// alive, its run log), which the sandbox rightly hides and re-numbers; they are about
 /// work surviving blips, so they run unsandboxed. The sandbox's own containment is
-/// proven in `real_cli_e2e.rs` and `crates/agentd-daemon/tests/sandbox.rs`.
+/// proven in `real_cli_e2e.rs` and `sandbox.rs`.
 const DAEMON_ARGS: &[&str] = &[
     "--heartbeat-interval",
     "1s",

@@ -186,6 +186,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
+            // agentd's server closes a connection idle for 30 s (its header-read
+            // timeout); dropping ours sooner avoids reusing one just as it closes.
+            .pool_idle_timeout(Duration::from_secs(20))
             .build()
             .unwrap_or_default();
         Client {

@@ -84,20 +84,19 @@ fn egress_policy(
         }
     }
     for r in repos {
-        match crate::execenv::classify_url(r) {
-            Ok(crate::execenv::RepoUrl::Remote | crate::execenv::RepoUrl::PlainHttp) => {
-                if let Some((host, port)) = authority(r) {
-                    hosts.push(match port {
-                        Some(p) if p != 443 && p != 80 => format!("{host}:{p}"),
-                        _ => host,
-                    });
-                } else if let Some((user_host, _)) = r.split_once(':') {
-                    // scp-like `user@host:path`: ssh through a CONNECT tunnel.
-                    let host = user_host.rsplit('@').next().unwrap_or(user_host);
-                    hosts.push(format!("{host}:22"));
-                }
-            }
-            _ => {}
+        use crate::execenv::{RepoUrl, classify_url};
+        if !matches!(classify_url(r), Ok(RepoUrl::Remote | RepoUrl::PlainHttp)) {
+            continue;
+        }
+        if let Some((host, port)) = authority(r) {
+            hosts.push(match port {
+                Some(p) if p != 443 && p != 80 => format!("{host}:{p}"),
+                _ => host,
+            });
+        } else if let Some((user_host, _)) = r.split_once(':') {
+            // scp-like `user@host:path`: ssh through a CONNECT tunnel.
+            let host = user_host.rsplit('@').next().unwrap_or(user_host);
+            hosts.push(format!("{host}:22"));
         }
     }
     hosts.sort();

@@ -231,7 +231,20 @@ pub fn stand_in_claude(dir: &Path, body: &str) -> PathBuf {
 /// `/usr/bin:/bin`, data in `dir/daemon`, an empty config file, log in `dir/daemon.log`,
 /// `--health-port 0`, plus `args` (intervals, device name, …).
 pub fn spawn_daemon(dir: &Path, bin: &Path, url: &str, token: &str, args: &[&str]) -> Proc {
-    std::fs::write(dir.join("daemon.toml"), "").expect("daemon.toml");
+    spawn_daemon_with(dir, bin, url, token, "", &[], args)
+}
+
+/// [`spawn_daemon`] with `config` as the daemon's config file and `env` set on it.
+pub fn spawn_daemon_with(
+    dir: &Path,
+    bin: &Path,
+    url: &str,
+    token: &str,
+    config: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Proc {
+    std::fs::write(dir.join("daemon.toml"), config).expect("daemon.toml");
     let child = Command::new(BIN)
         .args(["daemon", "--server-url", url, "--token", token])
         .args(["--health-port", "0"])
@@ -242,6 +255,7 @@ pub fn spawn_daemon(dir: &Path, bin: &Path, url: &str, token: &str, args: &[&str
         .arg(dir.join("daemon.toml"))
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
         .env_remove("AGENTD_TOKEN")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("daemon.log")).expect("daemon.log"))
