@@ -74,7 +74,15 @@ pub fn spawn_daemon_with(
     extra: &[&str],
     rust_log: &str,
 ) -> anyhow::Result<DaemonProc> {
-    std::fs::write(dir.join("daemon.toml"), "")?;
+    // Stand-ins write their time stamps to `<dir>/marks`, which the agent sandbox hides
+    // like the rest of the daemon's surroundings unless it is made writable.
+    let marks = dir.join("marks");
+    let config = if marks.is_dir() {
+        format!("writable_paths = [{:?}]\n", marks.display().to_string())
+    } else {
+        String::new()
+    };
+    std::fs::write(dir.join("daemon.toml"), config)?;
     let log = std::fs::File::create(dir.join("daemon.log"))?;
     let child = Command::new(agentd_exe()?)
         .args(["daemon", "--server-url", url, "--token", token])

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p agentd -p agentd-bench
-//! target/release/agentd-bench [--only pickup,poll,cancel,parse,heal,footprint]
+//! target/release/agentd-bench [--only pickup,poll,sandbox,cancel,parse,heal,footprint]
 //!     [--tasks 1000] [--poll-tasks 100] [--cancels 20] [--parse-secs 2]
 //!     [--heal-daemons 25] [--heal-workspaces 10] [--heal-heartbeat-secs 15]
 //!     [--idle-secs 30] [--stream-tasks 20] [--stream-lines 200]
@@ -54,6 +54,7 @@ const KNOBS: &[(&str, u64)] = &[
 const ALL: &[&str] = &[
     "pickup",
     "poll",
+    "sandbox",
     "cancel",
     "parse",
     "heal",
@@ -118,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
 
     if on("pickup") {
         eprintln!("pickup (WS) over {} tasks…", n("tasks"));
-        let p = pickup::pickup(true, n("tasks") as usize).await?;
+        let p = pickup::pickup(true, true, n("tasks") as usize).await?;
         rows.push([
             format!(
                 "1. Pickup, WS wake-up ({} tasks): queued → `/start`",
@@ -150,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if on("poll") {
         eprintln!("pickup (polling, 1 s) over {} tasks…", n("poll-tasks"));
-        let p = pickup::pickup(false, n("poll-tasks") as usize).await?;
+        let p = pickup::pickup(false, true, n("poll-tasks") as usize).await?;
         rows.push([
             format!(
                 "1. Pickup, WS disabled, 1 s poll ({} tasks): queued → `/start`",
@@ -178,6 +179,36 @@ async fn main() -> anyhow::Result<()> {
             ),
             "≤ poll interval (Multica: 30 s poll)".into(),
             met(p.to_spawn.p99 < Duration::from_millis(1200)).into(),
+        ]);
+    }
+    if on("sandbox") {
+        // Both daemons in one run, one after the other: the ratio is what counts on a
+        // noisy machine.
+        eprintln!("pickup (WS) with and without the sandbox over {} tasks each…", n("tasks"));
+        let off = pickup::pickup(true, false, n("tasks") as usize).await?;
+        let on_ = pickup::pickup(true, true, n("tasks") as usize).await?;
+        let added = on_.to_spawn.p50.saturating_sub(off.to_spawn.p50);
+        for (label, p) in [("sandbox off", &off), ("bubblewrap", &on_)] {
+            rows.push([
+                format!(
+                    "11. Pickup, WS wake-up, {label} ({} tasks): queued → agent spawned",
+                    p.to_spawn.n
+                ),
+                format!(
+                    "p50 {} · p99 {} · max {}",
+                    ms(p.to_spawn.p50),
+                    ms(p.to_spawn.p99),
+                    ms(p.to_spawn.max)
+                ),
+                "—".into(),
+                "".into(),
+            ]);
+        }
+        rows.push([
+            "11. Pickup: what the sandbox adds (p50 bubblewrap − p50 off)".into(),
+            ms(added),
+            "≤ 10 ms".into(),
+            met(added <= Duration::from_millis(10)).into(),
         ]);
     }
     if on("cancel") {

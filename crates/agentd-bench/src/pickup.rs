@@ -61,7 +61,7 @@ struct Setup {
     ws: bool,
 }
 
-async fn setup(ws: bool) -> anyhow::Result<Setup> {
+async fn setup(ws: bool, sandbox: bool) -> anyhow::Result<Setup> {
     let dir = tempfile::tempdir()?;
     let marks = dir.path().join("marks");
     std::fs::create_dir_all(&marks)?;
@@ -77,7 +77,14 @@ async fn setup(ws: bool) -> anyhow::Result<Setup> {
     let daemon = spawn_daemon(
         &fake.url,
         dir.path(),
-        &["--heartbeat-interval", "15s", "--poll-interval", poll],
+        &[
+            "--heartbeat-interval",
+            "15s",
+            "--poll-interval",
+            poll,
+            "--sandbox",
+            if sandbox { "bwrap" } else { "off" },
+        ],
     )?;
     wait_for(30.0, Duration::from_millis(20), "register", || {
         fake.register_count() >= 1
@@ -146,9 +153,10 @@ impl Setup {
     }
 }
 
-/// Pickup latency over `n` tasks (after 3 warm-up tasks), with WS wake-ups or polling only.
-pub async fn pickup(ws: bool, n: usize) -> anyhow::Result<Pickup> {
-    let s = setup(ws).await?;
+/// Pickup latency over `n` tasks (after 3 warm-up tasks), with WS wake-ups or polling
+/// only, with the agent in the bubblewrap sandbox or not.
+pub async fn pickup(ws: bool, sandbox: bool, n: usize) -> anyhow::Result<Pickup> {
+    let s = setup(ws, sandbox).await?;
     let mut done = 0;
     for i in 0..3 {
         s.one(&format!("warm-{i}"), done, Duration::ZERO).await?;
@@ -174,7 +182,7 @@ pub async fn pickup(ws: bool, n: usize) -> anyhow::Result<Pickup> {
 
 /// `task_cancelled` over WS → SIGTERM received by the agent, over `n` running tasks.
 pub async fn cancel(n: usize) -> anyhow::Result<Stats> {
-    let s = setup(true).await?;
+    let s = setup(true, true).await?;
     let mut took = Vec::with_capacity(n);
     for i in 0..n {
         let id = format!("cancel-{i}");
