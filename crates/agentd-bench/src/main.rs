@@ -184,7 +184,10 @@ async fn main() -> anyhow::Result<()> {
     if on("sandbox") {
         // Both daemons in one run, one after the other: the ratio is what counts on a
         // noisy machine.
-        eprintln!("pickup (WS) with and without the sandbox over {} tasks each…", n("tasks"));
+        eprintln!(
+            "pickup (WS) with and without the sandbox over {} tasks each…",
+            n("tasks")
+        );
         let off = pickup::pickup(true, false, n("tasks") as usize).await?;
         let on_ = pickup::pickup(true, true, n("tasks") as usize).await?;
         let added = on_.to_spawn.p50.saturating_sub(off.to_spawn.p50);

@@ -33,7 +33,7 @@ pub enum IdentityError {
 /// Reads the persisted daemon id, or mints and persists one. A corrupt file is replaced
 /// (with a warning): an unreadable identity must not keep the daemon down.
 pub fn load_or_create_daemon_id(data_dir: &Path) -> Result<String, IdentityError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| IdentityError::DataDir {
+    crate::fsutil::create_private_dir(data_dir).map_err(|source| IdentityError::DataDir {
         path: data_dir.display().to_string(),
         source,
     })?;
@@ -65,7 +65,7 @@ pub fn load_or_create_daemon_id(data_dir: &Path) -> Result<String, IdentityError
 
 /// Takes the single-instance lock of a data dir. Keep the returned file open.
 pub fn lock_data_dir(data_dir: &Path) -> Result<File, IdentityError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| IdentityError::DataDir {
+    crate::fsutil::create_private_dir(data_dir).map_err(|source| IdentityError::DataDir {
         path: data_dir.display().to_string(),
         source,
     })?;

@@ -120,6 +120,13 @@ pub async fn run_daemon(d: Arc<Daemon>) -> Result<(), DaemonError> {
         agents = ?d.cfg.agents.iter().map(|a| a.provider.as_str()).collect::<Vec<_>>(),
         "starting daemon"
     );
+    match d.sandbox.state {
+        agentd_proto::SandboxState::Bwrap => {
+            tracing::info!(bwrap = %d.sandbox.detail, "agents run in the bubblewrap sandbox")
+        }
+        agentd_proto::SandboxState::Off => tracing::warn!("{}", d.sandbox.detail),
+        _ => tracing::error!("{}", d.sandbox.detail),
+    }
 
     match task::outbox::Outbox::open(&d.cfg.data_dir.join("outbox")) {
         Ok(ob) => {

@@ -694,8 +694,14 @@ async fn up_runs_an_issue_on_real_claude_end_to_end() {
     // The daemon says its runs are sandboxed, and the board's runtime list agrees.
     let health = up_health(&up).await;
     assert_eq!(health["sandbox"], "bwrap", "{health:#}\n{}", up.describe());
-
     let rid = common::online_runtime(&url, &token, &ws, "claude", 60).await;
+    let runtimes = api(&["runtime", "list", "--workspace", &ws]);
+    let shown = runtimes
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["id"] == rid.as_str()))
+        .unwrap_or_else(|| panic!("{runtimes:#}"));
+    assert_eq!(shown["sandbox"], "bwrap", "{shown:#}");
+
     let (_agent, issue) = common::assign_new_issue(
         &url,
         &token,

@@ -155,7 +155,7 @@ impl Outbox {
     /// Opens (creating) the outbox directory, counts what a previous run left and starts
     /// the writer thread.
     pub fn open(dir: &Path) -> std::io::Result<Outbox> {
-        std::fs::create_dir_all(dir)?;
+        crate::fsutil::create_private_dir(dir)?;
         let mut max = 0;
         let mut owed = Owed::default();
         for (n, path) in scan(dir)? {
