@@ -105,6 +105,11 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores available, Linux {}", kernel.trim())
 }
 
+/// `p50 · p99 · max` of a latency sample.
+fn spread(s: &common::Stats) -> String {
+    format!("p50 {} · p99 {} · max {}", ms(s.p50), ms(s.p99), ms(s.max))
+}
+
 fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
@@ -125,12 +130,7 @@ async fn main() -> anyhow::Result<()> {
                 "1. Pickup, WS wake-up ({} tasks): queued → `/start`",
                 p.to_start.n
             ),
-            format!(
-                "p50 {} · p99 {} · max {}",
-                ms(p.to_start.p50),
-                ms(p.to_start.p99),
-                ms(p.to_start.max)
-            ),
+            spread(&p.to_start),
             "—".into(),
             "".into(),
         ]);
@@ -139,12 +139,7 @@ async fn main() -> anyhow::Result<()> {
                 "1. Pickup, WS wake-up ({} tasks): queued → agent spawned",
                 p.to_spawn.n
             ),
-            format!(
-                "p50 {} · p99 {} · max {}",
-                ms(p.to_spawn.p50),
-                ms(p.to_spawn.p99),
-                ms(p.to_spawn.max)
-            ),
+            spread(&p.to_spawn),
             "p50 < 20 ms".into(),
             met(p.to_spawn.p50 < Duration::from_millis(20)).into(),
         ]);
@@ -157,12 +152,7 @@ async fn main() -> anyhow::Result<()> {
                 "1. Pickup, WS disabled, 1 s poll ({} tasks): queued → `/start`",
                 p.to_start.n
             ),
-            format!(
-                "p50 {} · p99 {} · max {}",
-                ms(p.to_start.p50),
-                ms(p.to_start.p99),
-                ms(p.to_start.max)
-            ),
+            spread(&p.to_start),
             "—".into(),
             "".into(),
         ]);
@@ -171,12 +161,7 @@ async fn main() -> anyhow::Result<()> {
                 "1. Pickup, WS disabled, 1 s poll ({} tasks): queued → agent spawned",
                 p.to_spawn.n
             ),
-            format!(
-                "p50 {} · p99 {} · max {}",
-                ms(p.to_spawn.p50),
-                ms(p.to_spawn.p99),
-                ms(p.to_spawn.max)
-            ),
+            spread(&p.to_spawn),
             "≤ poll interval (Multica: 30 s poll)".into(),
             met(p.to_spawn.p99 < Duration::from_millis(1200)).into(),
         ]);
@@ -197,12 +182,7 @@ async fn main() -> anyhow::Result<()> {
                     "11. Pickup, WS wake-up, {label} ({} tasks): queued → agent spawned",
                     p.to_spawn.n
                 ),
-                format!(
-                    "p50 {} · p99 {} · max {}",
-                    ms(p.to_spawn.p50),
-                    ms(p.to_spawn.p99),
-                    ms(p.to_spawn.max)
-                ),
+                spread(&p.to_spawn),
                 "—".into(),
                 "".into(),
             ]);
@@ -222,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
                 "7. Cancel (WS `task_cancelled`) → agent gets SIGTERM ({} tasks)",
                 c.n
             ),
-            format!("p50 {} · p99 {} · max {}", ms(c.p50), ms(c.p99), ms(c.max)),
+            spread(&c),
             "≤ 100 ms".into(),
             met(c.p99 <= Duration::from_millis(100)).into(),
         ]);

@@ -846,21 +846,7 @@ fn start_up_in(
 
 /// The `up` daemon's `/health` document (waiting for its endpoint to be up).
 async fn up_health(up: &Daemon) -> serde_json::Value {
-    let file = up.dir.path().join("data/daemon/daemon.health");
-    common::eventually(30, "the daemon's health endpoint", || {
-        let addr = std::fs::read_to_string(&file).ok()?;
-        let body = Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "5",
-                &format!("http://{}/health", addr.trim()),
-            ])
-            .output()
-            .ok()?;
-        serde_json::from_slice(&body.stdout).ok()
-    })
-    .await
+    common::daemon_health(&up.dir.path().join("data/daemon")).await
 }
 
 /// Runs one issue whose script is `marker` on `up`'s claude runtime and waits until it is
@@ -895,19 +881,6 @@ fn transcript(up: &Up, task: &str) -> String {
         .output()
         .expect("agentd task logs");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Pids of processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(needle) {
-            found.push(format!("{}: {cmdline}", e.file_name().to_string_lossy()));
-        }
-    }
-    found
 }
 
 /// The issue's escape attempts, run by real Claude Code's Bash tool inside the sandbox of
@@ -1016,7 +989,11 @@ echo "== end"
         "the daemon still answers"
     );
     common::eventually(10, "the agent's background processes are gone", || {
-        let left = [processes_with("sleep 3131"), processes_with("sleep 3132")].concat();
+        let left = [
+            common::processes_with("sleep 3131"),
+            common::processes_with("sleep 3132"),
+        ]
+        .concat();
         left.is_empty().then_some(())
     })
     .await;

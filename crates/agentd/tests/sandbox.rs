@@ -20,14 +20,14 @@ use std::time::Duration;
 use agentd_proto::ws::{TaskAvailable, WsMessage};
 use agentd_proto::{SandboxState, Task};
 use agentd_testkit::fake_server::FakeServer;
-use common::{Proc, eventually, spawn_daemon_with, stand_in_claude};
+use common::{Proc, eventually, processes_with, spawn_daemon_with, stand_in_claude};
 
 const TOKEN: &str = "sandbox-test-daemon-token-5150";
 
 /// `true` when bwrap can create a task's namespaces here; otherwise prints why not.
 fn bwrap_works() -> bool {
     let ok = std::process::Command::new("/usr/bin/bwrap")
-        .args(agentd_daemon::sandbox::bwrap::PROBE_ARGS)
+        .args(agentd_daemon::sandbox::bwrap::probe_args())
         .arg("true")
         .output()
         .is_ok_and(|o| o.status.success());
@@ -131,34 +131,17 @@ impl Run {
 
     /// The daemon's `/health` document.
     async fn health(&self) -> serde_json::Value {
-        let file = self.dir.path().join("daemon/daemon.health");
-        eventually(30, "the health endpoint", || {
-            let addr = std::fs::read_to_string(&file).ok()?;
-            let out = std::process::Command::new("curl")
-                .args([
-                    "-sS",
-                    "--max-time",
-                    "5",
-                    &format!("http://{}/health", addr.trim()),
-                ])
-                .output()
-                .ok()?;
-            serde_json::from_slice(&out.stdout).ok()
-        })
-        .await
+        common::daemon_health(&self.dir.path().join("daemon")).await
     }
-}
 
-fn processes_with(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(needle) {
-            found.push(cmdline);
-        }
+    /// What each registered runtime said about its sandbox.
+    fn registered_sandboxes(&self) -> Vec<Option<SandboxState>> {
+        self.fake
+            .register_requests()
+            .iter()
+            .flat_map(|r| r.runtimes.iter().map(|rt| rt.sandbox))
+            .collect()
     }
-    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,12 +345,7 @@ async fn a_daemon_whose_sandbox_cannot_start_claims_nothing_and_says_why() {
         detail.contains("/nonexistent/bwrap") && detail.contains("sandbox = \"off\""),
         "{detail}"
     );
-    let said: Vec<Option<SandboxState>> = run
-        .fake
-        .register_requests()
-        .iter()
-        .flat_map(|r| r.runtimes.iter().map(|rt| rt.sandbox))
-        .collect();
+    let said = run.registered_sandboxes();
     assert!(
         !said.is_empty() && said.iter().all(|s| *s == Some(SandboxState::Unavailable)),
         "{said:?}"
@@ -385,12 +363,7 @@ async fn sandbox_off_is_an_explicit_choice_the_daemon_reports() {
     assert!(obs.contains("unsandboxed-run"), "{obs}");
     let health = run.health().await;
     assert_eq!(health["sandbox"], "off", "{health:#}");
-    let said: Vec<Option<SandboxState>> = run
-        .fake
-        .register_requests()
-        .iter()
-        .flat_map(|r| r.runtimes.iter().map(|rt| rt.sandbox))
-        .collect();
+    let said = run.registered_sandboxes();
     assert!(
         said.iter().all(|s| *s == Some(SandboxState::Off)),
         "{said:?}"

@@ -17,8 +17,9 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// The namespace flags every run uses (and the start-up probe runs with).
-pub const PROBE_ARGS: &[&str] = &[
+/// The namespace flags and base mounts every run starts with (the network is shared
+/// back after them in open mode); the start-up probe runs exactly these.
+const BASE_ARGS: &[&str] = &[
     "--unshare-all",
     "--die-with-parent",
     "--new-session",
@@ -31,8 +32,14 @@ pub const PROBE_ARGS: &[&str] = &[
     "/dev",
     "--proc",
     "/proc",
-    "--",
 ];
+
+/// bwrap's arguments for the start-up probe (up to `--`; append the command).
+pub fn probe_args() -> Vec<&'static str> {
+    let mut a = BASE_ARGS.to_vec();
+    a.push("--");
+    a
+}
 
 /// Where the egress proxy's socket appears inside the sandbox.
 pub const EGRESS_SOCKET: &str = "/run/agentd/egress.sock";
@@ -110,24 +117,10 @@ pub fn install_dir(exe: &Path) -> Option<PathBuf> {
 /// bwrap's arguments (up to and including `--`) for `layout`.
 pub fn args(layout: &Layout) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
-    let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
-    push(&["--unshare-all"]);
+    a.extend(BASE_ARGS.iter().map(OsString::from));
     if layout.share_net {
-        push(&["--share-net"]);
+        a.push("--share-net".into());
     }
-    push(&[
-        "--die-with-parent",
-        "--new-session",
-        "--cap-drop",
-        "ALL",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-    ]);
 
     // Hidden trees: outermost only (a tmpfs inside a tmpfs hides nothing more), never
     // `/` itself, only paths that exist (bwrap cannot create a mount point on the

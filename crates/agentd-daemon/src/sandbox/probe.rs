@@ -26,7 +26,7 @@ pub fn probe(bwrap: &Path) -> Result<String, String> {
         })?;
     let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
     let out = Command::new(bwrap)
-        .args(super::bwrap::PROBE_ARGS)
+        .args(super::bwrap::probe_args())
         .arg("true")
         .stdin(Stdio::null())
         .output()

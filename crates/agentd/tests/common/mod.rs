@@ -263,3 +263,32 @@ pub fn spawn_daemon_with(
         .expect("spawn agentd daemon");
     Proc(child)
 }
+
+/// The `/health` document of the daemon whose data dir is `data_dir` (it writes its
+/// health address to `daemon.health` there), waiting up to 30 s for it to answer.
+pub async fn daemon_health(data_dir: &Path) -> Value {
+    let file = data_dir.join("daemon.health");
+    eventually(30, "the daemon's health endpoint", || {
+        let addr = std::fs::read_to_string(&file).ok()?;
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "5"])
+            .arg(format!("http://{}/health", addr.trim()))
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    })
+    .await
+}
+
+/// Command lines (with their pids) of the host's processes that contain `needle`.
+pub fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push(format!("{}: {cmdline}", e.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
