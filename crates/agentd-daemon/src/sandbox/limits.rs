@@ -194,8 +194,8 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => {
-            let m = match t[i..]
-                .trim()
+            let unit = t[i..].trim();
+            let m = match unit
                 .to_ascii_uppercase()
                 .trim_end_matches("IB")
                 .trim_end_matches('B')
@@ -205,7 +205,11 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
                 "M" => 1 << 20,
                 "G" => 1 << 30,
                 "T" => 1u64 << 40,
-                u => return Err(format!("{s:?}: unknown unit {u:?} (use K, M, G or bytes)")),
+                _ => {
+                    return Err(format!(
+                        "{s:?}: unknown unit {unit:?} (use K, M, G, T or a number of bytes)"
+                    ));
+                }
             };
             (&t[..i], m)
         }
