@@ -15,6 +15,7 @@
 //! instruction files are written without following symlinks.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -119,7 +120,29 @@ async fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, EnvError> {
 
 /// `git` with `extra` settings (`-c k=v` pairs) after [`GIT_SAFETY`].
 async fn git_with(dir: Option<&Path>, extra: &[&str], args: &[&str]) -> Result<String, EnvError> {
-    let mut cmd = tokio::process::Command::new("git");
+    run_git(&[], dir, extra, args).await
+}
+
+/// `git`, run through `wrap` (a sandbox's argv up to `--`) when it is not empty: then
+/// with only `PATH` and git's own switches from the daemon's environment, so nothing a
+/// repository makes git run can read the daemon's secrets.
+async fn run_git(
+    wrap: &[OsString],
+    dir: Option<&Path>,
+    extra: &[&str],
+    args: &[&str],
+) -> Result<String, EnvError> {
+    let mut cmd = match wrap.split_first() {
+        Some((program, rest)) => {
+            let mut c = tokio::process::Command::new(program);
+            c.args(rest).arg("git").env_clear();
+            if let Some(path) = std::env::var_os("PATH") {
+                c.env("PATH", path);
+            }
+            c
+        }
+        None => tokio::process::Command::new("git"),
+    };
     if let Some(d) = dir {
         cmd.arg("-C").arg(d);
     }
@@ -492,14 +515,28 @@ async fn write_instructions(workdir: &Path, task: &Task) -> Result<(), EnvError>
 
 /// Commits whatever the agent changed in its working copy on the task's branch. Returns
 /// whether a commit was made.
-pub async fn commit_changes(env: &TaskEnv, message: &str) -> Result<bool, EnvError> {
-    let status = git(Some(&env.workdir), &["status", "--porcelain"]).await?;
+///
+/// Everything in the work dir, `.git` included, was the agent's to change: it may have
+/// replaced `.git` (a rename works even with its config mounted read-only in the
+/// sandbox), pointed `commondir` elsewhere, or set filter drivers that `git add` would
+/// run. So when the agent was sandboxed, `wrap` is a sandbox for these git runs too (no
+/// network, only the work dir writable), and whatever the repository makes git run stays
+/// as contained as the agent was.
+pub async fn commit_changes(
+    env: &TaskEnv,
+    message: &str,
+    wrap: &[OsString],
+) -> Result<bool, EnvError> {
+    let dir = Some(env.workdir.as_path());
+    let status = run_git(wrap, dir, &[], &["status", "--porcelain"]).await?;
     if status.is_empty() {
         return Ok(false);
     }
-    git(Some(&env.workdir), &["add", "-A"]).await?;
-    git(
-        Some(&env.workdir),
+    run_git(wrap, dir, &[], &["add", "-A"]).await?;
+    run_git(
+        wrap,
+        dir,
+        &[],
         &[
             "-c",
             "user.name=agentd",
@@ -645,7 +682,7 @@ mod tests {
                     .exists()
             );
             std::fs::write(env.workdir.join("out.txt"), "done\n").unwrap();
-            assert!(commit_changes(env, "agent work").await.unwrap());
+            assert!(commit_changes(env, "agent work", &[]).await.unwrap());
             let branch = git(Some(&env.workdir), &["rev-parse", "--abbrev-ref", "HEAD"])
                 .await
                 .unwrap();

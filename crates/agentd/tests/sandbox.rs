@@ -369,3 +369,37 @@ async fn sandbox_off_is_an_explicit_choice_the_daemon_reports() {
         "{said:?}"
     );
 }
+
+/// The agent replaces `.git` with one whose config runs a filter on `git add`; the
+/// daemon's own commit afterwards must not run it on the host (it runs in a sandbox too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_git_dir_runs_nothing_on_the_host_when_the_daemon_commits() {
+    if !bwrap_works() {
+        return;
+    }
+    let marker_dir = tempfile::tempdir().expect("tempdir");
+    let marker = marker_dir.path().join("pwned");
+    let run = Run::start(
+        &format!(
+            r#"mv .git .git-old
+git init -q .
+git config filter.x.clean "sh -c 'echo pwned > {m}; cat'"
+echo '* filter=x' > .gitattributes
+echo data > f.txt
+echo replaced"#,
+            m = marker.display()
+        ),
+        "",
+        &[],
+    )
+    .await;
+    let obs = run.observe(&[]).await;
+    assert!(obs.contains("replaced"), "{obs}");
+    // The daemon committed (or tried to) after the run; give it a moment either way.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !marker.exists(),
+        "a filter from the agent's .git ran on the host\n{}",
+        run.log()
+    );
+}

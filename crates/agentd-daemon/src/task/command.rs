@@ -227,9 +227,7 @@ impl Daemon {
         }
 
         // What the sandbox shows.
-        let mut hidden = bwrap::default_hidden(home.as_deref());
-        hidden.push(self.cfg.data_dir.clone());
-        hidden.extend(sb.hidden.iter().cloned());
+        let hidden = self.hidden_paths(home.as_deref());
         let mut writable: Vec<PathBuf> = match &home {
             Some(h) => bwrap::state_dirs(provider, h, &vars),
             None => Vec::new(),
@@ -302,6 +300,36 @@ impl Daemon {
             limits_run,
             egress,
         })
+    }
+
+    /// What every sandbox of this daemon hides: the defaults (temp dirs, `/run`, the
+    /// real HOME), the daemon's data dir and the configured extras.
+    fn hidden_paths(&self, home: Option<&Path>) -> Vec<PathBuf> {
+        let mut hidden = bwrap::default_hidden(home);
+        hidden.push(self.cfg.data_dir.clone());
+        hidden.extend(self.cfg.sandbox.hidden.iter().cloned());
+        hidden
+    }
+
+    /// The sandbox the daemon's own git runs in after a sandboxed agent (see
+    /// [`crate::execenv::commit_changes`]): the agent's layout without its state dirs and
+    /// without network. Empty when agents are not sandboxed.
+    pub(super) fn git_sandbox(&self, workdir: &Path) -> Vec<OsString> {
+        if self.sandbox.state != SandboxState::Bwrap {
+            return Vec::new();
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let layout = bwrap::Layout {
+            workdir: workdir.to_path_buf(),
+            hidden: self.hidden_paths(home.as_deref()),
+            writable: Vec::new(),
+            read_only: split_path(&std::env::var("PATH").unwrap_or_default()),
+            share_net: false,
+            egress_socket: None,
+        };
+        let mut argv = vec![OsString::from(&self.cfg.sandbox.bwrap)];
+        argv.extend(bwrap::args(&layout));
+        argv
     }
 
     /// Starts this run's egress proxy on its own socket (in a 0700 dir of the data dir,

@@ -364,7 +364,9 @@ impl Daemon {
                 }),
             );
         }
-        if let Err(e) = execenv::commit_changes(&env, &format!("agentd: task {}", task.id)).await {
+        let wrap = self.git_sandbox(&env.workdir);
+        let message = format!("agentd: task {}", task.id);
+        if let Err(e) = execenv::commit_changes(&env, &message, &wrap).await {
             tracing::warn!(task_id = %task.id, error = %e, "could not commit the agent's changes");
         }
         self.classify(seen, &env, work_dir)
