@@ -263,6 +263,60 @@ pub struct CompleteRequest {
     pub session_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub work_dir: Option<String>,
+    /// What the run changed (an agentd extension; Multica's server ignores it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<TaskDiff>,
+    /// Where the task's branch was pushed (an agentd extension).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<PushedBranch>,
+}
+
+/// The most bytes of unified diff a report carries; a longer one is cut at a line
+/// boundary, `truncated` is set and a marker line says how much was left out.
+pub const MAX_PATCH_BYTES: usize = 256 * 1024;
+
+/// What a task changed on its branch: `base_commit..head_commit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct TaskDiff {
+    pub base_commit: String,
+    pub head_commit: String,
+    pub files: Vec<DiffFile>,
+    pub additions: u64,
+    pub deletions: u64,
+    /// The unified diff (at most [`MAX_PATCH_BYTES`]).
+    pub patch: String,
+    pub truncated: bool,
+}
+
+/// One changed file of a [`TaskDiff`] (`git diff --numstat`; binary files count 0/0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DiffFile {
+    pub path: String,
+    pub additions: u64,
+    pub deletions: u64,
+    pub binary: bool,
+}
+
+/// A branch the daemon pushed (outside the agent's sandbox, with the machine's own git
+/// credentials).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PushedBranch {
+    /// The repository pushed to, as the workspace names it.
+    pub remote_url: String,
+    pub branch: String,
+    /// The commit the branch points at after the push.
+    pub commit: String,
+}
+
+/// `POST /api/daemon/tasks/{id}/pushed` (agentd extension): a branch pushed after the
+/// task's final report (a retried push).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PushedRequest {
+    pub pushed: PushedBranch,
 }
 
 /// Why a task failed, as sent in `failure_reason`.
@@ -281,6 +335,9 @@ pub enum FailureReason {
     Orphaned,
     /// The server failed the task: its daemon was silent for a whole lease.
     RuntimeOffline,
+    /// The run's commit could not be pushed (the error is git's message); the commit is
+    /// kept on the daemon's machine for `agentd task push`.
+    PushFailed,
     #[serde(other)]
     Unknown,
 }
@@ -296,6 +353,12 @@ pub struct FailRequest {
     pub work_dir: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<FailureReason>,
+    /// The task's branch (a `push_failed` run still has its commit there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch_name: Option<String>,
+    /// What the run changed, when it got that far (agentd extension).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<TaskDiff>,
 }
 
 /// Task status values. Unknown values from a newer server decode as `Unknown`.

@@ -144,7 +144,7 @@ macro_rules! decode_every_wire_type {
             TaskAgent, Task, ClaimResponse, ProgressRequest, MessagesRequest, UsageRequest,
             SessionRequest, CompleteRequest, FailureReason, FailRequest, TaskStatus,
             TaskStatusResponse, ReposResponse, RecoverOrphansResponse, RecoverOrphansRequest, ReportResponse,
-            Frame, TaskAvailable, TaskCancelled,
+            Frame, TaskAvailable, TaskCancelled, TaskDiff, DiffFile, PushedBranch, PushedRequest,
             SandboxState)
     }};
     (@each $s:ident; $($t:ty),+ $(,)?) => {{

@@ -322,6 +322,8 @@ impl Daemon {
                     session_id: f.session_id,
                     work_dir: f.work_dir,
                     failure_reason: Some(f.reason),
+                    branch_name: None,
+                    diff: None,
                 };
                 self.report(&task.id, Endpoint::Fail, to_body(req));
             }
@@ -638,6 +640,8 @@ impl Daemon {
             branch_name: Some(env.branch.clone()),
             session_id,
             work_dir: Some(work_dir),
+            diff: None,
+            pushed: None,
         })
     }
 }
