@@ -11,6 +11,7 @@ pub const TYPE_HEARTBEAT: &str = "daemon:heartbeat";
 pub const TYPE_HEARTBEAT_ACK: &str = "daemon:heartbeat_ack";
 pub const TYPE_TASK_AVAILABLE: &str = "daemon:task_available";
 pub const TYPE_TASK_CANCELLED: &str = "daemon:task_cancelled";
+pub const TYPE_TASK_PUSH: &str = "daemon:task_push";
 
 /// The raw envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -39,6 +40,17 @@ pub struct TaskCancelled {
     pub runtime_id: Option<String>,
 }
 
+/// `daemon:task_push` payload (agentd-server): push this finished task's branch again
+/// (after `push_failed`); the daemon answers with `POST /api/daemon/tasks/{id}/pushed`,
+/// or with a progress message saying why the push failed again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct TaskPush {
+    pub task_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_id: Option<String>,
+}
+
 /// A decoded frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WsMessage {
@@ -46,6 +58,7 @@ pub enum WsMessage {
     HeartbeatAck(HeartbeatResponse),
     TaskAvailable(TaskAvailable),
     TaskCancelled(TaskCancelled),
+    TaskPush(TaskPush),
     /// A frame type this version does not know; ignored by receivers.
     Unknown(Frame),
 }
@@ -84,6 +97,7 @@ impl WsMessage {
             TYPE_TASK_CANCELLED => {
                 WsMessage::TaskCancelled(payload(TYPE_TASK_CANCELLED, frame.payload)?)
             }
+            TYPE_TASK_PUSH => WsMessage::TaskPush(payload(TYPE_TASK_PUSH, frame.payload)?),
             _ => WsMessage::Unknown(frame),
         })
     }
@@ -95,6 +109,7 @@ impl WsMessage {
             WsMessage::HeartbeatAck(p) => (TYPE_HEARTBEAT_ACK, serde_json::to_value(p)),
             WsMessage::TaskAvailable(p) => (TYPE_TASK_AVAILABLE, serde_json::to_value(p)),
             WsMessage::TaskCancelled(p) => (TYPE_TASK_CANCELLED, serde_json::to_value(p)),
+            WsMessage::TaskPush(p) => (TYPE_TASK_PUSH, serde_json::to_value(p)),
             WsMessage::Unknown(f) => (f.kind.as_str(), Ok(f.payload.clone())),
         };
         let frame = Frame {

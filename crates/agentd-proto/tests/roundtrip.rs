@@ -1,7 +1,7 @@
 //! Property tests of the wire types: every value survives encode → decode unchanged, and
 //! arbitrary input never panics a decoder (it may only be an error).
 
-use agentd_proto::ws::{TaskAvailable, TaskCancelled, WsMessage};
+use agentd_proto::ws::{TaskAvailable, TaskCancelled, TaskPush, WsMessage};
 use agentd_proto::*;
 use proptest::prelude::*;
 
@@ -144,7 +144,7 @@ macro_rules! decode_every_wire_type {
             TaskAgent, Task, ClaimResponse, ProgressRequest, MessagesRequest, UsageRequest,
             SessionRequest, CompleteRequest, FailureReason, FailRequest, TaskStatus,
             TaskStatusResponse, ReposResponse, RecoverOrphansResponse, RecoverOrphansRequest, ReportResponse,
-            Frame, TaskAvailable, TaskCancelled, TaskDiff, DiffFile, PushedBranch, PushedRequest,
+            Frame, TaskAvailable, TaskCancelled, TaskDiff, DiffFile, PushedBranch, PushedRequest, TaskPush,
             SandboxState)
     }};
     (@each $s:ident; $($t:ty),+ $(,)?) => {{
