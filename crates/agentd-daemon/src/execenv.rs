@@ -19,7 +19,7 @@ use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use agentd_proto::Task;
+use agentd_proto::{DiffFile, Task, TaskDiff};
 
 use crate::fsutil::lock;
 
@@ -73,6 +73,21 @@ pub struct TaskEnv {
     /// The agent's working directory (a git working copy).
     pub workdir: PathBuf,
     pub branch: String,
+    /// The commit the task started from (`None`: a fresh repository without a repo).
+    pub base_commit: Option<String>,
+    /// The workspace repository the task checked out, and the daemon's mirror of it.
+    pub repo: Option<RepoCheckout>,
+}
+
+/// Where a task's repository came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RepoCheckout {
+    /// The repository's URL as the workspace names it (where the branch is pushed).
+    pub url: String,
+    /// The daemon's bare mirror of it (trusted: only the daemon writes it).
+    pub mirror: PathBuf,
+    /// `file://`, local paths and plain http may be used.
+    pub allow_local: bool,
 }
 
 /// Bare mirrors by (workspace, URL), each behind its own lock.
@@ -383,6 +398,7 @@ pub async fn prepare(
         .await
         .map_err(EnvError::io("create work dir"))?;
     git(Some(&workdir), &["init", "-q", "-b", &branch]).await?;
+    let mut checkout = None;
     if let Some(repo) = task.repos.first() {
         let local = if allow_local {
             [
@@ -457,12 +473,23 @@ pub async fn prepare(
             &["checkout", "-q", "-B", &branch, &tracking],
         )
         .await?;
+        checkout = Some(RepoCheckout {
+            url: repo.url.clone(),
+            mirror,
+            allow_local,
+        });
     }
+    let base_commit = match checkout {
+        Some(_) => Some(git(Some(&workdir), &["rev-parse", "HEAD"]).await?),
+        None => None,
+    };
     write_instructions(&workdir, task).await?;
     Ok(TaskEnv {
         dir,
         workdir,
         branch,
+        base_commit,
+        repo: checkout,
     })
 }
 
@@ -551,6 +578,163 @@ pub async fn commit_changes(
     )
     .await?;
     Ok(true)
+}
+
+/// The tree of an empty repository: the base of a task that started without one.
+const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+
+/// The commit the work dir's `HEAD` points at, through `wrap` (`None`: no commit).
+pub async fn head_commit(env: &TaskEnv, wrap: &[OsString]) -> Result<Option<String>, EnvError> {
+    let args = ["rev-parse", "--verify", "-q", "HEAD^{commit}"];
+    match run_git(wrap, Some(&env.workdir), &[], &args).await {
+        Ok(h) if !h.is_empty() => Ok(Some(h)),
+        Ok(_) | Err(EnvError::Git { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What the run changed, `base_commit..head` (from the empty tree when there was no
+/// base), through `wrap`: no external diff or textconv driver runs, and the patch is cut
+/// at [`agentd_proto::MAX_PATCH_BYTES`] with a marker.
+pub async fn diff(env: &TaskEnv, head: &str, wrap: &[OsString]) -> Result<TaskDiff, EnvError> {
+    let base = env.base_commit.as_deref().unwrap_or(EMPTY_TREE);
+    let flags = [
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--no-renames",
+    ];
+    let mut numstat: Vec<&str> = vec!["diff", "--numstat"];
+    numstat.extend(flags);
+    numstat.extend([base, head, "--"]);
+    let stat = run_git(wrap, Some(&env.workdir), &[], &numstat).await?;
+    let mut patch_args: Vec<&str> = vec!["diff"];
+    patch_args.extend(flags);
+    patch_args.extend([base, head, "--"]);
+    let patch = run_git(wrap, Some(&env.workdir), &[], &patch_args).await?;
+    let mut d = TaskDiff {
+        base_commit: env.base_commit.clone().unwrap_or_default(),
+        head_commit: head.to_string(),
+        ..TaskDiff::default()
+    };
+    for line in stat.lines() {
+        let mut parts = line.splitn(3, '\t');
+        let (Some(a), Some(r), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let file = DiffFile {
+            path: path.to_string(),
+            additions: a.parse().unwrap_or(0),
+            deletions: r.parse().unwrap_or(0),
+            binary: a == "-" && r == "-",
+        };
+        d.additions += file.additions;
+        d.deletions += file.deletions;
+        d.files.push(file);
+    }
+    (d.patch, d.truncated) = cap_patch(patch);
+    Ok(d)
+}
+
+/// Cuts a patch at a line boundary under [`agentd_proto::MAX_PATCH_BYTES`], with a
+/// marker saying how much was left out.
+pub fn cap_patch(mut patch: String) -> (String, bool) {
+    let max = agentd_proto::MAX_PATCH_BYTES - 128;
+    if patch.len() <= max {
+        if !patch.is_empty() && !patch.ends_with('\n') {
+            patch.push('\n');
+        }
+        return (patch, false);
+    }
+    let mut cut = max;
+    while !patch.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let cut = patch[..cut].rfind('\n').map_or(cut, |i| i + 1);
+    let left = patch.len() - cut;
+    patch.truncate(cut);
+    patch.push_str(&format!("… [diff truncated: {left} more bytes]\n"));
+    (patch, true)
+}
+
+/// Writes the commits `base..HEAD` of the work dir into a bundle at `out` (under the
+/// ref `HEAD`: a bundle carries refs, not bare ids), through `wrap` (whose layout must
+/// make `out`'s directory writable).
+pub async fn bundle(env: &TaskEnv, out: &Path, wrap: &[OsString]) -> Result<(), EnvError> {
+    let out = out.display().to_string();
+    let not_base = env.base_commit.as_ref().map(|b| format!("^{b}"));
+    let mut args = vec!["bundle", "create", "-q", &out, "HEAD"];
+    if let Some(nb) = &not_base {
+        args.push(nb);
+    }
+    run_git(wrap, Some(&env.workdir), &[], &args)
+        .await
+        .map(|_| ())
+}
+
+/// The mirror ref that holds a task's commits for pushing (kept for retries).
+pub fn task_ref(task_id: &str) -> String {
+    format!("refs/agentd/tasks/{}", dir_name(task_id))
+}
+
+/// Fetches the bundle's `HEAD` into the mirror as [`task_ref`] and checks it is `head`:
+/// the mirror's own config only, the bundle is data (its objects are checked).
+pub async fn fetch_bundle(
+    repo: &RepoCheckout,
+    bundle: &Path,
+    task_id: &str,
+    head: &str,
+) -> Result<(), EnvError> {
+    let b = bundle.display().to_string();
+    let task_ref = task_ref(task_id);
+    let refspec = format!("+HEAD:{task_ref}");
+    git_with(
+        Some(&repo.mirror),
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "-c",
+            "transfer.fsckObjects=true",
+        ],
+        &["fetch", "-q", "--no-tags", "--", &b, &refspec],
+    )
+    .await?;
+    let got = git(Some(&repo.mirror), &["rev-parse", &task_ref]).await?;
+    if got != head {
+        return Err(EnvError::Git {
+            args: format!("fetch {b}"),
+            stderr: format!("the bundle's HEAD is {got}, not the run's commit {head}"),
+        });
+    }
+    Ok(())
+}
+
+/// Pushes [`task_ref`] from the mirror to `branch` of the repository with this machine's
+/// git credentials (the daemon's own environment: ssh agent, credential helpers).
+pub async fn push(repo: &RepoCheckout, task_id: &str, branch: &str) -> Result<(), EnvError> {
+    let local = if repo.allow_local {
+        [
+            "-c",
+            "protocol.file.allow=always",
+            "-c",
+            "protocol.http.allow=always",
+        ]
+    } else {
+        [
+            "-c",
+            "protocol.file.allow=never",
+            "-c",
+            "protocol.http.allow=never",
+        ]
+    };
+    let refspec = format!("{}:refs/heads/{branch}", task_ref(task_id));
+    git_with(
+        Some(&repo.mirror),
+        &local,
+        &["push", "-q", "--", &repo.url, &refspec],
+    )
+    .await
+    .map(|_| ())
 }
 
 #[cfg(test)]

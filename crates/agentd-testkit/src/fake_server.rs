@@ -71,6 +71,12 @@ struct Inner {
     messages: HashMap<String, std::collections::BTreeMap<i64, agentd_proto::TaskMessage>>,
     completed: Vec<(String, agentd_proto::CompleteRequest)>,
     fail_requests: Vec<(String, agentd_proto::FailRequest)>,
+    /// Workspace id → the repository URLs its register answers list.
+    repos: HashMap<String, Vec<String>>,
+    /// `POST …/pushed` reports (retried pushes), in arrival order.
+    pushed: Vec<(String, agentd_proto::PushedRequest)>,
+    /// `POST …/progress` summaries, in arrival order.
+    progress: Vec<(String, String)>,
     started: Vec<String>,
     statuses: HashMap<String, agentd_proto::TaskStatus>,
     /// Task report endpoints (start excluded) answer 503 while set.
@@ -142,6 +148,9 @@ impl FakeServer {
                 failed_tasks: Vec::new(),
                 messages: HashMap::new(),
                 completed: Vec::new(),
+                pushed: Vec::new(),
+                repos: HashMap::new(),
+                progress: Vec::new(),
                 fail_requests: Vec::new(),
                 started: Vec::new(),
                 statuses: HashMap::new(),
@@ -169,6 +178,8 @@ impl FakeServer {
             .route("/api/daemon/tasks/{tid}/start", post(start))
             .route("/api/daemon/tasks/{tid}/messages", post(messages))
             .route("/api/daemon/tasks/{tid}/complete", post(complete))
+            .route("/api/daemon/tasks/{tid}/pushed", post(pushed))
+            .route("/api/daemon/tasks/{tid}/progress", post(progress))
             .route("/api/daemon/tasks/{tid}/status", get(status))
             .route("/api/daemon/ws", get(ws))
             .fallback(|| async { StatusCode::OK })
@@ -352,6 +363,24 @@ impl FakeServer {
         lock(&self.shared).completed.clone()
     }
 
+    /// The repositories the workspace allows (sent with every later register answer).
+    pub fn set_repos(&self, workspace_id: &str, urls: &[&str]) {
+        lock(&self.shared).repos.insert(
+            workspace_id.into(),
+            urls.iter().map(|u| u.to_string()).collect(),
+        );
+    }
+
+    /// `POST …/pushed` reports so far.
+    pub fn pushed(&self) -> Vec<(String, agentd_proto::PushedRequest)> {
+        lock(&self.shared).pushed.clone()
+    }
+
+    /// `POST …/progress` summaries so far.
+    pub fn progress(&self) -> Vec<(String, String)> {
+        lock(&self.shared).progress.clone()
+    }
+
     pub fn started(&self) -> Vec<String> {
         lock(&self.shared).started.clone()
     }
@@ -499,8 +528,13 @@ async fn register(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes)
                     status: "online".into(),
                 });
             }
+            let repos = g.repos.get(&req.workspace_id).cloned().unwrap_or_default();
             RegisterResponse {
                 runtimes: out,
+                repos: repos
+                    .into_iter()
+                    .map(|url| agentd_proto::Repo { url })
+                    .collect(),
                 ..RegisterResponse::default()
             }
         }
@@ -611,6 +645,22 @@ async fn complete(State(s): State<Arc<Shared>>, Path(tid): Path<String>, body: B
     }
     let req = serde_json::from_slice::<agentd_proto::CompleteRequest>(&body).unwrap_or_default();
     lock(&s).completed.push((tid, req));
+    StatusCode::OK.into_response()
+}
+
+async fn pushed(State(s): State<Arc<Shared>>, Path(tid): Path<String>, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<agentd_proto::PushedRequest>(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, "bad pushed body");
+    };
+    lock(&s).pushed.push((tid, req));
+    StatusCode::OK.into_response()
+}
+
+async fn progress(State(s): State<Arc<Shared>>, Path(tid): Path<String>, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<agentd_proto::ProgressRequest>(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, "bad progress body");
+    };
+    lock(&s).progress.push((tid, req.summary));
     StatusCode::OK.into_response()
 }
 

@@ -20,24 +20,9 @@ use std::time::Duration;
 use agentd_proto::ws::{TaskAvailable, WsMessage};
 use agentd_proto::{SandboxState, Task};
 use agentd_testkit::fake_server::FakeServer;
-use common::{Proc, eventually, processes_with, spawn_daemon_with, stand_in_claude};
+use common::{Proc, bwrap_works, eventually, processes_with, spawn_daemon_with, stand_in_claude};
 
 const TOKEN: &str = "sandbox-test-daemon-token-5150";
-
-/// `true` when bwrap can create a task's namespaces here; otherwise prints why not.
-fn bwrap_works() -> bool {
-    let ok = std::process::Command::new("/usr/bin/bwrap")
-        .args(agentd_daemon::sandbox::bwrap::probe_args())
-        .arg("true")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!(
-            "SKIP sandbox: /usr/bin/bwrap cannot create namespaces here; run scripts/install-sandbox.sh"
-        );
-    }
-    ok
-}
 
 /// A stand-in claude that runs `body` with its output in `obs.txt`, then ends like
 /// Claude Code does.

@@ -222,9 +222,7 @@ fn handle_frame(d: &Arc<Daemon>, text: &str) {
             d.runner
                 .task_over(&c.task_id, agentd_proto::TaskStatus::Cancelled);
         }
-        Ok(WsMessage::TaskPush(p)) => {
-            tracing::warn!(task_id = %p.task_id, "the server asked for a push retry; this daemon build does not push branches yet");
-        }
+        Ok(WsMessage::TaskPush(p)) => d.spawn_push_retry(&p.task_id),
         Ok(WsMessage::Heartbeat(_)) | Ok(WsMessage::Unknown(_)) => {}
         Err(e) => tracing::debug!(error = %e, "ignoring undecodable websocket frame"),
     }

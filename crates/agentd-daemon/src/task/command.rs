@@ -313,8 +313,9 @@ impl Daemon {
 
     /// The sandbox the daemon's own git runs in after a sandboxed agent (see
     /// [`crate::execenv::commit_changes`]): the agent's layout without its state dirs and
-    /// without network. Empty when agents are not sandboxed.
-    pub(super) fn git_sandbox(&self, workdir: &Path) -> Vec<OsString> {
+    /// without network, plus `writable` (where a bundle of the work goes). Empty when
+    /// agents are not sandboxed.
+    pub(super) fn git_sandbox(&self, workdir: &Path, writable: &[PathBuf]) -> Vec<OsString> {
         if self.sandbox.state != SandboxState::Bwrap {
             return Vec::new();
         }
@@ -322,7 +323,7 @@ impl Daemon {
         let layout = bwrap::Layout {
             workdir: workdir.to_path_buf(),
             hidden: self.hidden_paths(home.as_deref()),
-            writable: Vec::new(),
+            writable: writable.to_vec(),
             read_only: split_path(&std::env::var("PATH").unwrap_or_default()),
             share_net: false,
             egress_socket: None,

@@ -16,6 +16,7 @@
 mod command;
 pub mod outbox;
 pub mod prompt;
+mod publish;
 pub mod runner;
 
 use std::sync::Arc;
@@ -106,6 +107,8 @@ struct Failure {
     error: String,
     session_id: Option<String>,
     work_dir: Option<String>,
+    branch_name: Option<String>,
+    diff: Option<agentd_proto::TaskDiff>,
 }
 
 impl Failure {
@@ -115,6 +118,8 @@ impl Failure {
             error: error.into(),
             session_id: None,
             work_dir: None,
+            branch_name: None,
+            diff: None,
         }
     }
 }
@@ -322,8 +327,8 @@ impl Daemon {
                     session_id: f.session_id,
                     work_dir: f.work_dir,
                     failure_reason: Some(f.reason),
-                    branch_name: None,
-                    diff: None,
+                    branch_name: f.branch_name,
+                    diff: f.diff,
                 };
                 self.report(&task.id, Endpoint::Fail, to_body(req));
             }
@@ -366,12 +371,38 @@ impl Daemon {
                 }),
             );
         }
-        let wrap = self.git_sandbox(&env.workdir);
+        let out = Self::publish_dir(&env);
+        if let Err(e) = crate::fsutil::create_private_dir(&out) {
+            tracing::warn!(dir = %out.display(), error = %e, "cannot create the task's publish dir");
+        }
+        let wrap = self.git_sandbox(&env.workdir, std::slice::from_ref(&out));
         let message = format!("agentd: task {}", task.id);
         if let Err(e) = execenv::commit_changes(&env, &message, &wrap).await {
             tracing::warn!(task_id = %task.id, error = %e, "could not commit the agent's changes");
         }
-        self.classify(seen, &env, work_dir)
+        match self.classify(seen, &env, work_dir) {
+            Ok(mut done) => match self.publish(task, &env, &wrap).await {
+                Ok(published) => {
+                    done.diff = published.diff;
+                    done.pushed = published.pushed;
+                    Ok(done)
+                }
+                Err(failed) => Err(Failure {
+                    reason: FailureReason::PushFailed,
+                    error: failed.error,
+                    session_id: done.session_id,
+                    work_dir: done.work_dir,
+                    branch_name: Some(env.branch.clone()),
+                    diff: failed.diff,
+                }),
+            },
+            Err(mut f) => {
+                // A failed run is not pushed, but what it changed is still shown.
+                f.diff = self.run_diff(&env, &wrap).await;
+                f.branch_name = Some(env.branch.clone());
+                Err(f)
+            }
+        }
     }
 
     /// Builds the task's environment (directory, git worktree, instructions), giving up
@@ -601,6 +632,8 @@ impl Daemon {
             error,
             session_id: session_id.clone(),
             work_dir: Some(work_dir.clone()),
+            branch_name: None,
+            diff: None,
         };
         if let Some(stop) = stop {
             let (reason, error) = stop.failure(self);

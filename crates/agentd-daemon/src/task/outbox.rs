@@ -48,6 +48,8 @@ pub enum Endpoint {
     Session,
     Complete,
     Fail,
+    /// A branch pushed after the task's final report (agentd's server only).
+    Pushed,
 }
 
 impl Endpoint {
@@ -60,6 +62,7 @@ impl Endpoint {
             Endpoint::Session => "session",
             Endpoint::Complete => "complete",
             Endpoint::Fail => "fail",
+            Endpoint::Pushed => "pushed",
         }
     }
 
@@ -72,6 +75,7 @@ impl Endpoint {
             "session" => Endpoint::Session,
             "complete" => Endpoint::Complete,
             "fail" => Endpoint::Fail,
+            "pushed" => Endpoint::Pushed,
             _ => return None,
         })
     }
@@ -390,14 +394,37 @@ fn shrink(r: &Record) -> Option<Vec<Record>> {
             let one = cut_fields(one, &["content", "output"], 8 * 1024)?;
             Some(vec![part(json!({ "messages": [one] }))])
         }
-        Endpoint::Complete => {
-            cut_fields(r.body.clone(), &["output"], SHRUNK_TEXT_BYTES).map(|b| vec![part(b)])
-        }
-        Endpoint::Fail => {
-            cut_fields(r.body.clone(), &["error"], SHRUNK_TEXT_BYTES).map(|b| vec![part(b)])
+        Endpoint::Complete | Endpoint::Fail => {
+            // The diff's patch goes first (the diffstat stays), then the text.
+            if let Some(body) = cut_patch(&r.body) {
+                return Some(vec![part(body)]);
+            }
+            let field = if r.endpoint == Endpoint::Complete {
+                "output"
+            } else {
+                "error"
+            };
+            cut_fields(r.body.clone(), &[field], SHRUNK_TEXT_BYTES).map(|b| vec![part(b)])
         }
         _ => None,
     }
+}
+
+/// `body` with its `diff.patch` replaced by a marker (`None` when there is no patch left
+/// to cut).
+fn cut_patch(body: &Value) -> Option<Value> {
+    let patch = body.get("diff")?.get("patch")?.as_str()?;
+    if patch.is_empty() {
+        return None;
+    }
+    let mut body = body.clone();
+    let marker = format!(
+        "… [patch of {} bytes left out: the report was over the server's size limit]\n",
+        patch.len()
+    );
+    body["diff"]["patch"] = Value::String(marker);
+    body["diff"]["truncated"] = Value::Bool(true);
+    Some(body)
 }
 
 /// Delivers one record, shrinking it when the server says it is too large, and tells
@@ -410,7 +437,12 @@ pub async fn deliver(client: &Client, r: &Record, on_over: &OnTaskOver) -> Sent 
             Ok(ReportResponse {
                 task_status: Some(s),
                 ..
-            }) if s.is_terminal() && !matches!(r.endpoint, Endpoint::Complete | Endpoint::Fail) => {
+            }) if s.is_terminal()
+                && !matches!(
+                    r.endpoint,
+                    Endpoint::Complete | Endpoint::Fail | Endpoint::Pushed
+                ) =>
+            {
                 on_over(&r.task_id, s)
             }
             Ok(_) => {}

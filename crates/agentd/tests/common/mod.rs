@@ -292,3 +292,19 @@ pub fn processes_with(needle: &str) -> Vec<String> {
     }
     found
 }
+
+/// `true` when bwrap can create a task's namespaces here (agents run in it by default);
+/// otherwise prints why the calling test skips.
+pub fn bwrap_works() -> bool {
+    let ok = Command::new("/usr/bin/bwrap")
+        .args(agentd_daemon::sandbox::bwrap::probe_args())
+        .arg("true")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "SKIP: /usr/bin/bwrap cannot create namespaces here; run scripts/install-sandbox.sh"
+        );
+    }
+    ok
+}

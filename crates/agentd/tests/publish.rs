@@ -1,0 +1,314 @@
+//! The work reaches the repository (issue 12, daemon side): the real `agentd daemon`
+//! against the fake control plane, a real bare repository as the workspace's remote, and
+//! a stand-in `claude` that changes a file. When the run ends the daemon reports the diff
+//! and pushes the task's branch with the machine's own git; a remote that refuses the
+//! push (a hook, a non-fast-forward) ends the task as `push_failed` with git's message,
+//! and `daemon:task_push` pushes the kept commit again.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use agentd_proto::ws::{TaskAvailable, TaskPush, WsMessage};
+use agentd_proto::{FailureReason, Repo, Task};
+use agentd_testkit::fake_server::FakeServer;
+use common::{Proc, bwrap_works, eventually, spawn_daemon_with, stand_in_claude};
+
+const TOKEN: &str = "publish-test-daemon-token";
+const BRANCH: &str = "agentd/issue-issue1-task1";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A bare repository at `<dir>/remote.git` with one commit on `main`.
+fn bare_remote(dir: &Path) -> PathBuf {
+    let remote = dir.join("remote.git");
+    let seed = dir.join("seed");
+    std::fs::create_dir_all(&seed).unwrap();
+    git(
+        dir,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "main",
+            remote.to_str().unwrap(),
+        ],
+    );
+    git(&seed, &["init", "-q", "-b", "main"]);
+    std::fs::write(seed.join("README.md"), "hello\n").unwrap();
+    git(&seed, &["add", "."]);
+    git(
+        &seed,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
+    git(&seed, &["push", "-q", remote.to_str().unwrap(), "main"]);
+    remote
+}
+
+struct Setup {
+    fake: FakeServer,
+    dir: tempfile::TempDir,
+    remote: PathBuf,
+    _daemon: Proc,
+}
+
+impl Setup {
+    /// A daemon whose stand-in agent runs `body` in a checkout of a fresh bare remote.
+    async fn start(body: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = bare_remote(dir.path());
+        let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+        fake.set_repos("ws-1", &[remote.to_str().unwrap()]);
+        let bin = stand_in_claude(
+            dir.path(),
+            &format!(
+                "{body}\necho '{{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s-1\"}}'\necho '{{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"done\",\"session_id\":\"s-1\"}}'"
+            ),
+        );
+        let daemon = spawn_daemon_with(
+            dir.path(),
+            &bin,
+            &fake.url,
+            TOKEN,
+            "allow_local_repos = true\n",
+            &[],
+            &["--heartbeat-interval", "1s", "--poll-interval", "1s"],
+        );
+        Setup {
+            fake,
+            dir,
+            remote,
+            _daemon: daemon,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    async fn run_task(&self) {
+        let rid = eventually(30, "the runtime registered", || {
+            self.fake.runtime_id_of("claude")
+        })
+        .await;
+        self.fake.queue_task(
+            &rid,
+            Task {
+                id: "task1".into(),
+                runtime_id: rid.clone(),
+                issue_id: "issue1".into(),
+                workspace_id: "ws-1".into(),
+                issue_title: "Add a file".into(),
+                task_token: "task-token".into(),
+                repos: vec![Repo {
+                    url: self.remote.display().to_string(),
+                }],
+                ..Task::default()
+            },
+        );
+        self.fake.push(&WsMessage::TaskAvailable(TaskAvailable {
+            runtime_id: rid,
+            task_id: Some("task1".into()),
+        }));
+        eventually(60, "the task's final report", || {
+            (!self.fake.completed().is_empty() || !self.fake.fail_requests().is_empty())
+                .then_some(())
+        })
+        .await;
+    }
+
+    fn remote_branch(&self) -> Option<String> {
+        let out = Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.remote)
+            .args([
+                "rev-parse",
+                "--verify",
+                "-q",
+                &format!("refs/heads/{BRANCH}"),
+            ])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_branch_is_pushed_and_the_diff_reported() {
+    if !bwrap_works() {
+        return;
+    }
+    let s = Setup::start("printf 'one\\ntwo\\n' > hello.txt\necho bye >> README.md").await;
+    s.run_task().await;
+    let (_, done) = s
+        .fake
+        .completed()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("not completed: {:?}\n{}", s.fake.fail_requests(), s.log()));
+    let pushed = done.pushed.expect("pushed");
+    assert_eq!(pushed.branch, BRANCH);
+    assert_eq!(pushed.remote_url, s.remote.display().to_string());
+    assert_eq!(s.remote_branch().as_deref(), Some(pushed.commit.as_str()));
+    // The pushed commit holds the change, on top of the remote's main.
+    let files = git(
+        &s.remote,
+        &["show", "--name-only", "--format=", &pushed.commit],
+    );
+    assert!(
+        files.contains("hello.txt") && files.contains("README.md"),
+        "{files}"
+    );
+    let main = git(&s.remote, &["rev-parse", "main"]);
+    assert_eq!(
+        git(&s.remote, &["rev-parse", &format!("{}^", pushed.commit)]),
+        main
+    );
+
+    let diff = done.diff.expect("diff");
+    assert_eq!(diff.base_commit, main);
+    assert_eq!(diff.head_commit, pushed.commit);
+    assert_eq!((diff.additions, diff.deletions), (3, 0), "{diff:#?}");
+    let paths: Vec<&str> = diff.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["README.md", "hello.txt"]);
+    assert!(
+        diff.patch.contains("+two") && diff.patch.contains("+bye"),
+        "{}",
+        diff.patch
+    );
+    assert!(!diff.truncated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_push_is_push_failed_with_gits_message_and_a_retry_pushes_it() {
+    if !bwrap_works() {
+        return;
+    }
+    let s = Setup::start("echo change > change.txt").await;
+    // The remote refuses every push for now.
+    let hook = s.remote.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho 'refused: the repository is frozen' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    s.run_task().await;
+    let (_, failed) = s
+        .fake
+        .fail_requests()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("not failed: {:?}\n{}", s.fake.completed(), s.log()));
+    assert_eq!(
+        failed.failure_reason,
+        Some(FailureReason::PushFailed),
+        "{failed:#?}"
+    );
+    assert!(
+        failed.error.contains("the repository is frozen"),
+        "{}",
+        failed.error
+    );
+    assert_eq!(failed.branch_name.as_deref(), Some(BRANCH));
+    let diff = failed
+        .diff
+        .expect("the diff of the work that was not pushed");
+    assert_eq!(diff.files.len(), 1);
+    assert_eq!(s.remote_branch(), None, "nothing was pushed");
+
+    // The remote thaws; `daemon:task_push` pushes the kept commit.
+    std::fs::remove_file(&hook).unwrap();
+    s.fake.push(&WsMessage::TaskPush(TaskPush {
+        task_id: "task1".into(),
+        runtime_id: None,
+    }));
+    let (_, req) = eventually(30, "the retried push reported", || {
+        s.fake.pushed().into_iter().next()
+    })
+    .await;
+    assert_eq!(req.pushed.branch, BRANCH);
+    assert_eq!(req.pushed.commit, diff.head_commit);
+    assert_eq!(
+        s.remote_branch().as_deref(),
+        Some(diff.head_commit.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_fast_forward_push_is_push_failed() {
+    if !bwrap_works() {
+        return;
+    }
+    let s = Setup::start("echo mine > mine.txt").await;
+    // Someone else already has a different history on the task's branch.
+    let other = s.dir.path().join("other");
+    git(
+        s.dir.path(),
+        &[
+            "clone",
+            "-q",
+            s.remote.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(other.join("theirs.txt"), "theirs\n").unwrap();
+    git(&other, &["add", "."]);
+    git(
+        &other,
+        &[
+            "-c",
+            "user.name=o",
+            "-c",
+            "user.email=o@o",
+            "commit",
+            "-qm",
+            "theirs",
+        ],
+    );
+    git(
+        &other,
+        &["push", "-q", "origin", &format!("HEAD:refs/heads/{BRANCH}")],
+    );
+    let theirs = s.remote_branch().expect("their branch");
+
+    s.run_task().await;
+    let (_, failed) = s
+        .fake
+        .fail_requests()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("not failed: {:?}\n{}", s.fake.completed(), s.log()));
+    assert_eq!(failed.failure_reason, Some(FailureReason::PushFailed));
+    assert!(
+        failed.error.contains("rejected") || failed.error.contains("non-fast-forward"),
+        "{}",
+        failed.error
+    );
+    assert_eq!(s.remote_branch(), Some(theirs), "their work is untouched");
+}
