@@ -108,7 +108,8 @@ struct Failure {
     session_id: Option<String>,
     work_dir: Option<String>,
     branch_name: Option<String>,
-    diff: Option<agentd_proto::TaskDiff>,
+    /// Boxed: a diff is large and failures travel in `Result`s.
+    diff: Option<Box<agentd_proto::TaskDiff>>,
 }
 
 impl Failure {
@@ -328,7 +329,7 @@ impl Daemon {
                     work_dir: f.work_dir,
                     failure_reason: Some(f.reason),
                     branch_name: f.branch_name,
-                    diff: f.diff,
+                    diff: f.diff.map(|d| *d),
                 };
                 self.report(&task.id, Endpoint::Fail, to_body(req));
             }
@@ -393,12 +394,12 @@ impl Daemon {
                     session_id: done.session_id,
                     work_dir: done.work_dir,
                     branch_name: Some(env.branch.clone()),
-                    diff: failed.diff,
+                    diff: failed.diff.map(Box::new),
                 }),
             },
             Err(mut f) => {
                 // A failed run is not pushed, but what it changed is still shown.
-                f.diff = self.run_diff(&env, &wrap).await;
+                f.diff = self.run_diff(&env, &wrap).await.map(Box::new);
                 f.branch_name = Some(env.branch.clone());
                 Err(f)
             }
