@@ -88,8 +88,8 @@ async fn an_assigned_issue_runs_on_the_real_daemon_and_lands_in_review() {
             "agentd issue status \"$AGENTD_ISSUE_ID\" in_progress >/dev/null || exit 3\n\
              agentd issue comment \"$AGENTD_ISSUE_ID\" 'looking into it' >/dev/null || exit 4\n\
              agentd workspace list >/dev/null 2>&1 && exit 5\n\
-             cat '{}'",
-            fixture.display()
+             {}",
+            common::replay(&fixture)
         ),
     );
     std::os::unix::fs::symlink(BIN, bin.join("agentd")).unwrap();

@@ -14,6 +14,8 @@
 //! A daemon SIGKILLed mid-task and restarted is drilled in `task_e2e.rs`
 //! (`reports_survive_a_server_outage_and_a_daemon_sigkill`).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -203,7 +205,7 @@ async fn server_unreachable_then_back_recovers_without_restart_or_register_storm
     let outage = Duration::from_secs(env_secs("AGENTD_DRILL_OUTAGE_SECS", 20));
     let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
     let proxy = FaultProxy::for_url(&fake.url).await;
-    let body = format!("cat '{}'", fixture("claude-text.jsonl").display());
+    let body = common::replay(&fixture("claude-text.jsonl"));
     let mut d = spawn_daemon(&proxy.url(), &body);
     let rid = settled(&fake, &d).await;
     let registers_before = fake.register_count();
@@ -504,7 +506,7 @@ async fn responses_slower_than_the_client_timeout() {
     let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
     let proxy = FaultProxy::for_url(&fake.url).await;
     let dir = tempfile::tempdir().unwrap();
-    let body = format!("cat '{}'", fixture("claude-text.jsonl").display());
+    let body = common::replay(&fixture("claude-text.jsonl"));
     let claude = stand_in(dir.path(), &body);
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -596,7 +598,7 @@ async fn disk_full_fails_the_task_clearly_and_the_daemon_lives() {
     let mount = Mount(data.clone());
 
     let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
-    let body = format!("cat '{}'", fixture("claude-text.jsonl").display());
+    let body = common::replay(&fixture("claude-text.jsonl"));
     let mut d = spawn_daemon_in(dir, &fake.url, &body);
     let rid = settled(&fake, &d).await;
 

@@ -192,6 +192,18 @@ fn spawn_agentd(
     spawn_agentd_in(dir, name, cli, mock, stdout, args)
 }
 
+/// The sandbox settings a test daemon needs, as an operator would write them: the CLI's
+/// install dir readable (the wrapper in `<root>/bin` execs it, and the repository may sit
+/// under a hidden tree such as `/tmp`) and the stdout recorder's log dir writable.
+fn sandbox_paths(cli: &Path, root: &Path) -> String {
+    let install = agentd_daemon::sandbox::bwrap::install_dir(cli).expect("the CLI's install dir");
+    format!(
+        "read_only_paths = [{:?}]\nwritable_paths = [{:?}]\n",
+        install.display().to_string(),
+        root.join("logs").display().to_string()
+    )
+}
+
 /// [`spawn_agentd`] in a directory the caller made (and may have filled) beforehand.
 fn spawn_agentd_in(
     dir: tempfile::TempDir,
@@ -222,8 +234,8 @@ fn spawn_agentd_in(
     // Codex's mock provider reads its key from MOCK_API_KEY, which is not one of the
     // variables the daemon passes to agents by default.
     let config = format!(
-        "pass_env = [\"MOCK_API_KEY\"]\nwritable_paths = [{:?}]\n",
-        root.join("logs").display().to_string()
+        "pass_env = [\"MOCK_API_KEY\"]\n{}",
+        sandbox_paths(cli, root)
     );
     std::fs::write(root.join("daemon.toml"), config).expect("daemon.toml");
     let log = std::fs::File::create(root.join("daemon.log")).expect("daemon.log");
@@ -809,7 +821,7 @@ fn start_up_in(
     env: &[(&str, &str)],
 ) -> Up {
     use std::io::{BufRead, BufReader};
-    let config = config.to_string();
+    let config = format!("{}{config}", sandbox_paths(claude, dir.path()));
     let mut up = spawn_agentd_in(dir, "claude", claude, mock, Stdio::piped(), |cmd, root| {
         let dir = root.join("home/.config/agentd");
         std::fs::create_dir_all(&dir).expect("config dir");

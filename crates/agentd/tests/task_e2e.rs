@@ -130,8 +130,8 @@ async fn runs_recorded_claude_output_and_commits_on_the_issue_branch() {
     let d = spawn_daemon(
         &fake.url,
         &format!(
-            "echo hello > hello.txt\nenv | grep '^AGENTD_' | sort > .git/agent-env.txt\ncat '{}'",
-            fx.display()
+            "echo hello > hello.txt\nenv | grep '^AGENTD_' | sort > .git/agent-env.txt\n{}",
+            common::replay(&fx)
         ),
     );
     queue(&fake, "task-1").await;
@@ -315,7 +315,7 @@ async fn reports_survive_a_server_outage_and_a_daemon_sigkill() {
     let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
     fake.set_reports_failing(true);
     let fx = fixture("claude-text.jsonl");
-    let body = format!("cat '{}'", fx.display());
+    let body = common::replay(&fx);
     let d = spawn_daemon_in(tempfile::tempdir().unwrap(), &fake.url, &body, &[]);
     queue(&fake, "task-k").await;
     let done_marker = d.dir.path().join("data/tasks/task-k/.done");

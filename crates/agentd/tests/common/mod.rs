@@ -308,3 +308,16 @@ pub fn bwrap_works() -> bool {
     }
     ok
 }
+
+/// A shell snippet that prints the recorded agent output `fixture` (a here-document,
+/// so a stand-in agent needs no file outside its sandbox: the repository itself may sit
+/// under a hidden tree such as `/tmp`).
+pub fn replay(fixture: &Path) -> String {
+    let text = std::fs::read_to_string(fixture)
+        .unwrap_or_else(|e| panic!("fixture {}: {e}", fixture.display()));
+    assert!(!text.contains("AGENTD_FIXTURE_END"));
+    format!(
+        "cat <<'AGENTD_FIXTURE_END'\n{}\nAGENTD_FIXTURE_END",
+        text.trim_end()
+    )
+}
