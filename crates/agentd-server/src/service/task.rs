@@ -346,11 +346,11 @@ pub async fn complete(
     .await
 }
 
-/// ` (it changed 3 files, +10 -2)` for a late report that carried a diff (the task keeps
+/// ` (3 files changed, +10 -2)` for a late report that carried a diff (the task keeps
 /// none: a late report changes nothing in it).
 fn changed_line(diff: Option<&crate::store::DiffRow>) -> String {
     match diff {
-        Some(d) => format!(" (it changed {})", diff::summary(&d.stat())),
+        Some(d) => format!(" ({})", diff::summary(&d.stat())),
         None => String::new(),
     }
 }
