@@ -1,12 +1,14 @@
 // The web board in headless Chromium (Debian's /usr/bin/chromium driven by
 // playwright-core). Run by crates/agentd/tests/web_e2e.rs, which starts the real server
 // and daemon and passes:
-//   AGENTD_URL, AGENTD_TOKEN, AGENT_NAME, SHOT_DIR, PLAYWRIGHT_PREFIX (its node_modules).
+//   AGENTD_URL, AGENTD_TOKEN, AGENT_NAME, SHOT_DIR, PLAYWRIGHT_PREFIX (its node_modules),
+//   DIFF_ISSUE (an issue whose task was completed with a diff, by a scripted daemon).
 // Signs in, creates an issue assigned to the agent through the UI, watches the task's log
 // stream in on the issue page and the card land in "In review" on the board, in a second
 // browser page too (live updates without reloading); moves, edits and comments on it;
 // cancels a running task and retries it; deletes the runtime and rebinds the agent to the
-// healed one; and takes screenshots at 1280 and 390 px wide. Exits non-zero with a message on the first failed step.
+// healed one; shows a task's diff (diffstat, per-file collapsible diff, hostile HTML kept
+// as text, the truncation marker); and takes screenshots at 1280 and 390 px wide. Exits non-zero with a message on the first failed step.
 
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
@@ -20,6 +22,7 @@ const env = (k) => {
 const url = env("AGENTD_URL");
 const token = env("AGENTD_TOKEN");
 const agentName = env("AGENT_NAME");
+const diffIssue = env("DIFF_ISSUE");
 const shots = env("SHOT_DIR");
 const require = createRequire(join(env("PLAYWRIGHT_PREFIX"), "package.json"));
 const { chromium } = require("playwright-core");
@@ -100,23 +103,23 @@ try {
   step("the card moved to In review, on both pages");
   await page.click("a.brand");
   await page.locator(".column[data-status=in_review] .card", { hasText: "Write hello.txt" }).waitFor();
-  await page.locator(".column[data-status=in_review] .card .badge.task-completed").waitFor();
+  await page.locator(".column[data-status=in_review] .card", { hasText: "Write hello.txt" }).locator(".badge.task-completed").waitFor();
   await watcher.locator(".column[data-status=in_review] .card", { hasText: "Write hello.txt" }).waitFor();
   await page.screenshot({ path: join(shots, "board-1280.png"), fullPage: true });
 
   step("move the card to Done with its control; the watcher follows");
-  await page.locator(".column[data-status=in_review] .card select").selectOption("done");
+  await page.locator(".column[data-status=in_review] .card", { hasText: "Write hello.txt" }).locator("select").selectOption("done");
   await page.locator(".column[data-status=done] .card", { hasText: "Write hello.txt" }).waitFor();
   await watcher.locator(".column[data-status=done] .card", { hasText: "Write hello.txt" }).waitFor();
 
   step("edit the issue and comment on it");
-  await page.locator(".column[data-status=done] .card a.card-title").click();
+  await page.locator(".column[data-status=done] .card a.card-title", { hasText: "Write hello.txt" }).click();
   await page.fill(".edit textarea", "Create hello.txt and show it. Edited in the browser.");
   await page.click(".edit button[type=submit]");
   await page.fill(".comment-form textarea", "Thanks, looks good!");
   await page.click(".comment-form button[type=submit]");
   await page.waitForSelector(".comment.by-member:has-text('Thanks, looks good!')");
-  await watcher.click(".column[data-status=done] .card a.card-title");
+  await watcher.locator(".column[data-status=done] .card a.card-title", { hasText: "Write hello.txt" }).click();
   await watcher.waitForSelector(".comment.by-member:has-text('Thanks, looks good!')");
   const desc = await watcher.inputValue(".edit textarea");
   if (!desc.includes("Edited in the browser")) throw new Error(`the watcher shows an old description: ${desc}`);
@@ -182,6 +185,56 @@ try {
   await page.locator(".agent", { hasText: "claude" }).locator("text=deleted runtime").waitFor({ state: "detached" });
   await page.screenshot({ path: join(shots, "agents-1280.png"), fullPage: true });
 
+  step("a task's diff: diffstat on the card and the task, per-file diff, HTML kept as text");
+  await page.click("a.brand");
+  const diffCard = page.locator(".card", { hasText: "Show the diff" });
+  const cardCounts = await diffCard.locator(".diff-counts").textContent();
+  if (cardCounts !== "+13 −2") throw new Error(`card diffstat: ${cardCounts}`);
+  await diffCard.locator("a.card-title").click();
+  await page.waitForSelector("section.task[data-status=completed]");
+  const stat = await page.locator("section.task .facts .diffstat").textContent();
+  if (stat !== "4 files changed +13 −2") throw new Error(`task diffstat: ${stat}`);
+  // The newest task's diff opens by itself; one box per file of the patch.
+  await page.waitForSelector("details.task-diff[open] details.diff-file");
+  const paths = await page.locator(".diff-file").evaluateAll((els) => els.map((e) => e.dataset.path));
+  if (JSON.stringify(paths) !== JSON.stringify(["src/lib.rs", "docs/<i>notes</i>.md", "logo.png"])) {
+    throw new Error(`diff files: ${JSON.stringify(paths)}`);
+  }
+  const lib = page.locator(".diff-file[data-path='src/lib.rs']");
+  if ((await lib.locator("summary").textContent()) !== "src/lib.rs +3 −1") {
+    throw new Error(`file summary: ${await lib.locator("summary").textContent()}`);
+  }
+  await lib.locator(".ln-add", { hasText: "<img src=x onerror=" }).waitFor();
+  await lib.locator(".ln-add", { hasText: "<script>window.__pwned=2</script>" }).waitFor();
+  await lib.locator(".ln-del", { hasText: "-fn old() {}" }).waitFor();
+  if ((await lib.locator(".ln-hunk").count()) !== 2) throw new Error("two hunk headers");
+  if ((await lib.locator(".ln-ctx").count()) !== 2) throw new Error("two context lines");
+  const injected = await page.evaluate(() => ({
+    pwned: window.__pwned,
+    elements: document.querySelectorAll(".diff img, .diff script, .diff i").length,
+  }));
+  if (injected.pwned !== undefined || injected.elements) {
+    throw new Error(`the patch's HTML was interpreted: ${JSON.stringify(injected)}`);
+  }
+  const colors = await page.evaluate(() => {
+    const bg = (sel) => getComputedStyle(document.querySelector(sel)).backgroundColor.match(/\d+/g).map(Number);
+    return { add: bg(".ln-add"), del: bg(".ln-del") };
+  });
+  if (!(colors.add[1] > colors.add[0] && colors.del[0] > colors.del[1])) {
+    throw new Error(`added lines are not green, removed not red: ${JSON.stringify(colors)}`);
+  }
+  const marker = await page.locator(".diff-marker").textContent();
+  if (marker !== "… [diff truncated: 1234 more bytes not shown]") throw new Error(`marker: ${marker}`);
+  await page.locator(".diff-truncated").waitFor();
+  // The file cut from the patch is still listed with its counts.
+  await page.locator(".diff-rest li", { hasText: "src/cut.rs" }).waitFor();
+  // Collapsible per file.
+  await lib.locator("summary").click();
+  if (await lib.locator(".diff-lines").isVisible()) throw new Error("the file did not collapse");
+  await lib.locator("summary").click();
+  await lib.locator(".diff-lines").waitFor();
+  await page.screenshot({ path: join(shots, "diff-1280.png"), fullPage: true });
+
   step("390 px wide: no horizontal overflow on any page");
   await page.setViewportSize({ width: 390, height: 844 });
   for (const [hash, name, ready] of [
@@ -189,13 +242,14 @@ try {
     [`#/issues/${await issueId(page)}`, "issue", "section.task"],
     ["#/runtimes", "runtimes", "tr[data-provider]"],
     ["#/agents", "agents", ".agent"],
+    [`#/issues/${diffIssue}`, "diff", "details.task-diff[open] .diff-file .ln-add"],
   ]) {
     await page.goto(`${url}/${hash}`);
     await page.waitForSelector(ready);
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     if (width > 390) throw new Error(`${name} overflows at 390 px: scrollWidth ${width}`);
     // A stray null/undefined rendered as text is a bug (the issue page shows agent output).
-    if (name !== "issue") {
+    if (name !== "issue" && name !== "diff") {
       const text = await page.evaluate(() => document.getElementById("main").innerText);
       const bad = text.match(/\b(null|undefined|NaN)\b/);
       if (bad) throw new Error(`${name} shows "${bad[1]}": ${text}`);

@@ -313,6 +313,20 @@ pub struct TaskInfo {
     pub branch_name: Option<String>,
     /// Token counters per (provider, model), as the daemon last reported them.
     pub usage: Vec<crate::UsageEntry>,
+    /// What the run changed, in short, when its final report carried a diff (the whole
+    /// diff: `GET /api/v1/tasks/{id}/diff`).
+    pub diffstat: Option<DiffStat>,
+}
+
+/// A task's diffstat: how many files its run changed and the lines added and removed
+/// (as `git diff --shortstat`). `files` counts every changed file, also those cut from
+/// a [`crate::TaskDiff`]'s list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DiffStat {
+    pub files: u64,
+    pub additions: u64,
+    pub deletions: u64,
 }
 
 /// `GET /api/v1/tasks/{id}/messages?after_seq=N&limit=L`: up to `L` messages with

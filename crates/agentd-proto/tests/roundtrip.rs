@@ -135,7 +135,7 @@ macro_rules! decode_every_wire_type {
             api::TokenCreated, api::TokenKind, api::TokenInfo, api::RuntimeInfo, api::CreateAgentRequest, api::AgentInfo,
             api::UpdateAgentRequest, api::CreateIssueRequest, api::UpdateIssueRequest,
             api::IssueInfo, api::IssuesPage, api::IssueDetail, api::CreateCommentRequest, api::CommentInfo,
-            api::TaskInfo, api::MessagesPage, api::WhoAmI, api::WorkspaceEvent,
+            api::TaskInfo, api::DiffStat, api::MessagesPage, api::WhoAmI, api::WorkspaceEvent,
             health::HealthState, health::HealthRuntime, health::HealthWorkspace,
             health::HealthAgent, health::Health,
             ErrorBody, MessageKind, TaskMessage, UsageEntry,

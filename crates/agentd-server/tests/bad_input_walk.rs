@@ -143,6 +143,7 @@ fn routes() -> Vec<Route> {
         ),
         r(Method::GET, "/api/v1/tasks/{task}", None),
         r(Method::GET, "/api/v1/tasks/{task}/messages", None),
+        r(Method::GET, "/api/v1/tasks/{task}/diff", None),
         r(Method::POST, "/api/v1/tasks/{task}/cancel", None),
         r(Method::POST, "/api/v1/tasks/{task}/retry", None),
     ]

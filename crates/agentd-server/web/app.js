@@ -393,7 +393,8 @@ function boardView() {
     h("a.card-title", { href: `#/issues/${i.id}` }, i.title),
     h("div.card-meta", {},
       h("span.assignee", {}, i.assignee_agent_id ? agentName(i.assignee_agent_id) : "unassigned"),
-      taskBadge(i.latest_task)),
+      taskBadge(i.latest_task),
+      i.latest_task && i.latest_task.diffstat ? diffCounts(i.latest_task.diffstat) : null),
     h("label.move", {}, "Move to ", statusSelect(i.status, {
       "aria-label": "Move to",
       onchange: (e) => move(i.id, e.target.value),
@@ -491,6 +492,124 @@ function messageNode(m) {
   return h(`li.msg.msg-${kind}`, { dataset: { seq: String(m.seq) } }, h("span.kind", {}, kind), ...body);
 }
 
+/** `+10 −3` of a diffstat or a file. */
+function diffCounts(c) {
+  return h("span.diff-counts", {}, h("span.adds", {}, `+${c.additions}`), " ",
+    h("span.dels", {}, `−${c.deletions}`));
+}
+
+/** `2 files changed +10 −3`. */
+function diffstatLine(stat) {
+  return h("span.diffstat", { dataset: { files: String(stat.files) } },
+    `${stat.files} file${stat.files === 1 ? "" : "s"} changed `, diffCounts(stat));
+}
+
+// The line a cut patch ends with (`… [diff truncated: N more bytes not shown]`); no line
+// of a unified diff starts like this.
+const DIFF_MARKER = /^… \[/;
+
+/** A unified diff's lines in per-file chunks, each starting at its `diff --git` line
+ *  (text before the first one is a chunk of its own). */
+function splitPatch(patch) {
+  const lines = patch.split("\n");
+  if (lines[lines.length - 1] === "") lines.pop();
+  const chunks = [];
+  for (const line of lines) {
+    if (line.startsWith("diff --git ") || !chunks.length) chunks.push([]);
+    chunks[chunks.length - 1].push(line);
+  }
+  return chunks;
+}
+
+/** The path a chunk changes: from its `+++`/`---` lines, else its `diff --git` line. */
+function chunkPath(chunk) {
+  const clean = (p) => p.replace(/\t.*$/, "").replace(/^"(.*)"$/, "$1").replace(/^[ab]\//, "");
+  let old = null;
+  for (const l of chunk) {
+    if (l.startsWith("@@")) break;
+    if (l.startsWith("+++ ") && l !== "+++ /dev/null") return clean(l.slice(4));
+    if (l.startsWith("--- ") && l !== "--- /dev/null") old = clean(l.slice(4));
+  }
+  if (old) return old;
+  const m = /^diff --git "?a\/(.*?)"? "?b\/(.*?)"?$/.exec(chunk[0]);
+  return m ? m[2] : chunk[0];
+}
+
+/** One diff line: a hunk header, an added, removed or context line, or the headers
+ *  before the first hunk. Text only (a patch is the agent's, never HTML). */
+function diffLine(l, inHunk) {
+  let kind = "meta";
+  if (DIFF_MARKER.test(l)) kind = "marker";
+  else if (l.startsWith("@@")) kind = "hunk";
+  else if (inHunk && l.startsWith("+")) kind = "add";
+  else if (inHunk && l.startsWith("-")) kind = "del";
+  else if (inHunk && l.startsWith("\\")) kind = "note";
+  else if (inHunk) kind = "ctx";
+  return h(`div.ln.ln-${kind}`, {}, l);
+}
+
+/** A whole TaskDiff: a collapsible box per file (open unless the diff is long), the
+ *  truncation marker always in view, and the files the cut patch no longer shows. */
+function diffView(d) {
+  const files = d.files || [];
+  const byPath = new Map(files.map((f) => [f.path, f]));
+  const chunks = splitPatch(d.patch || "");
+  let marker = null;
+  const last = chunks[chunks.length - 1];
+  if (last && DIFF_MARKER.test(last[last.length - 1])) {
+    marker = last.pop();
+    if (!last.length) chunks.pop();
+  }
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  const seen = new Set();
+  const boxes = chunks.map((chunk) => {
+    const path = chunkPath(chunk);
+    seen.add(path);
+    const f = byPath.get(path);
+    let inHunk = false;
+    const rows = chunk.map((l) => {
+      if (l.startsWith("@@")) inHunk = true;
+      return diffLine(l, inHunk);
+    });
+    return h("details.diff-file", { open: total <= 2000 && chunk.length <= 500, dataset: { path } },
+      h("summary", {}, h("code.diff-path", {}, path), " ",
+        f ? (f.binary ? h("span.muted", {}, "binary") : diffCounts(f)) : null),
+      h("div.diff-lines", {}, rows));
+  });
+  const rest = files.filter((f) => !seen.has(f.path));
+  return h("div.diff", {},
+    d.truncated ? h("p.diff-truncated", {},
+      "This diff was cut: it was longer than the server keeps (256 KiB of patch, 5,000 files).") : null,
+    boxes.length ? boxes : h("p.muted", {}, "No patch text (binary changes only)."),
+    marker ? h("p.diff-marker", {}, marker) : null,
+    rest.length ? h("div.diff-rest", {}, h("p.muted", {}, "Also changed (not in the patch shown):"),
+      h("ul", {}, rest.map((f) => h("li", {}, h("code", {}, f.path), " ",
+        f.binary ? h("span.muted", {}, "binary") : diffCounts(f))))) : null,
+  );
+}
+
+/** A task's diff: a collapsible section headed by its diffstat; the diff is fetched the
+ *  first time it is opened (it never changes once reported). */
+function taskDiff(t, openNow) {
+  const body = h("div.diff-body", {}, h("p.muted", {}, "Loading the diff…"));
+  let loaded = false;
+  const box = h("details.task-diff", { dataset: { taskId: t.id } },
+    h("summary", {}, "Diff · ", diffstatLine(t.diffstat)), body);
+  const load = async () => {
+    if (loaded) return;
+    loaded = true;
+    try {
+      body.replaceChildren(diffView(await get(`/api/v1/tasks/${t.id}/diff`)));
+    } catch (e) {
+      loaded = false;
+      body.replaceChildren(h("p.error", {}, `Cannot load the diff: ${e.message}`));
+    }
+  };
+  box.addEventListener("toggle", () => { if (box.open) load(); });
+  if (openNow) box.open = true;
+  return box;
+}
+
 /** A task's live log: an <ol> that `load()` extends with the messages after the last
  *  one shown (called on each `messages` event of the task). */
 function taskLog(taskId) {
@@ -514,7 +633,7 @@ function taskLog(taskId) {
   return { log, load };
 }
 
-function taskPanel(t, refreshIssue, log) {
+function taskPanel(t, refreshIssue, log, diff) {
   const actions = [];
   if (["queued", "dispatched", "running"].includes(t.status)) {
     actions.push(h("button.danger", {
@@ -534,6 +653,7 @@ function taskPanel(t, refreshIssue, log) {
           : t.status === "running" ? runningFor(t, "running for ") : elapsed(t.started_at)]
       : `not yet (queued ${ago(t.created_at)})`),
     h("dt", {}, "Branch"), h("dd", {}, h("code", {}, t.branch_name || "—")),
+    t.diffstat ? [h("dt", {}, "Changes"), h("dd", {}, diffstatLine(t.diffstat))] : null,
     h("dt", {}, "Work dir"), h("dd", {}, h("code", {}, t.work_dir || "—")),
     h("dt", {}, "Tokens"), h("dd", {}, usageLine(t.usage)),
     t.session_id ? [h("dt", {}, "Session"), h("dd", {}, h("code", {}, t.session_id))] : null,
@@ -542,6 +662,7 @@ function taskPanel(t, refreshIssue, log) {
     h("header", {}, h("h3", {}, "Task ", h("code", {}, t.id.slice(0, 8))), taskBadge(t), ...actions),
     t.error ? h("p.error", {}, t.error) : null,
     details,
+    diff,
     log,
   );
   return panel;
@@ -549,6 +670,7 @@ function taskPanel(t, refreshIssue, log) {
 
 function issueView(id) {
   const logs = new Map(); // task id → taskLog, kept across refreshes (logs stream in place)
+  const diffs = new Map(); // task id → its diff box, kept across refreshes (open or not)
   let ticker = null;
   let shown = false; // the page is built (after the first successful load)
   let disposed = false; // the user went elsewhere: a late answer must not mount this page
@@ -613,9 +735,12 @@ function issueView(id) {
       h("div.comment-body", {}, c.body))));
     if (!d.comments.length) comments.replaceChildren(h("li.muted", {}, "No comments yet."));
     // Newest task first; each keeps its log element (it streams in place).
+    // The newest task's diff opens by itself the first time it is shown.
+    const newestWithDiff = [...d.tasks].reverse().find((t) => t.diffstat);
     const panels = [...d.tasks].reverse().map((t) => {
       if (!logs.has(t.id)) logs.set(t.id, taskLog(t.id));
-      return taskPanel(t, refresh, logs.get(t.id).log);
+      if (t.diffstat && !diffs.has(t.id)) diffs.set(t.id, taskDiff(t, t === newestWithDiff));
+      return taskPanel(t, refresh, logs.get(t.id).log, diffs.get(t.id));
     });
     tasks.replaceChildren(...(panels.length ? panels
       : [h("p.muted", {}, i.assignee_agent_id ? "No task yet." : "No task yet: assign the issue to an agent.")]));

@@ -702,3 +702,155 @@ async fn issue_list_and_task_logs_follow_every_page() {
     let seqs: Vec<i64> = logged.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn task_diff_and_issue_show_print_what_a_task_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let admin = admin.trim();
+    let wid = ok(&srv, admin, &["workspace", "create", "w"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let member = ok(&srv, admin, &["token", "create", "--workspace", &wid])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let daemon = ok(
+        &srv,
+        admin,
+        &["token", "create", "--daemon", "--workspace", &wid],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The daemon's side, through the daemon API with its daemon token.
+    let http = reqwest::Client::new();
+    let post = |path: String, body: Value| {
+        http.post(format!("{}{path}", srv.url))
+            .bearer_auth(&daemon)
+            .json(&body)
+            .send()
+    };
+    let reg: Value = post(
+        "/api/daemon/register".into(),
+        json!({"workspace_id": wid, "daemon_id": "d",
+               "runtimes": [{"name": "c", "type": "claude", "status": "online"}]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let rid = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
+    let agent = ok(
+        &srv,
+        &member,
+        &[
+            "agent",
+            "create",
+            "bot",
+            "--workspace",
+            &wid,
+            "--runtime",
+            &rid,
+        ],
+    );
+    let agent = agent["id"].as_str().unwrap();
+    let mut tasks = Vec::new();
+    for title in ["change", "no change"] {
+        let issue = ok(
+            &srv,
+            &member,
+            &[
+                "issue",
+                "create",
+                title,
+                "--workspace",
+                &wid,
+                "--assign",
+                agent,
+            ],
+        );
+        let claim: Value = post(format!("/api/daemon/runtimes/{rid}/tasks/claim"), json!({}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let task = claim["task"]["id"].as_str().unwrap().to_string();
+        tasks.push((issue["id"].as_str().unwrap().to_string(), task));
+    }
+    let diff = json!({
+        "base_commit": "1111111111111111111111111111111111111111",
+        "head_commit": "2222222222222222222222222222222222222222",
+        "files": [
+            {"path": "src/lib.rs", "additions": 2, "deletions": 1, "binary": false},
+            {"path": "docs/a-longer-name.md", "additions": 1, "deletions": 0, "binary": false},
+            {"path": "logo.png", "additions": 0, "deletions": 0, "binary": true},
+        ],
+        "additions": 3,
+        "deletions": 1,
+        "patch": "diff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n\
+                  @@ -1,2 +1,3 @@\n-old\n+new\n+more\n keep\n",
+        "truncated": false,
+    });
+    let (issue, task) = &tasks[0];
+    let r = post(
+        format!("/api/daemon/tasks/{task}/complete"),
+        json!({"output": "done", "diff": diff}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post(
+        format!("/api/daemon/tasks/{}/complete", tasks[1].1),
+        json!({"output": "nothing to change"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Paths padded to the longest one, as `git diff --stat` does.
+    let stat = [
+        " src/lib.rs            | +2 -1",
+        " docs/a-longer-name.md | +1 -0",
+        " logo.png              | binary",
+        " 3 files changed, +3 -1",
+        "",
+    ]
+    .join("\n");
+    let text = human(&srv, &member, &["task", "diff", task]);
+    assert_eq!(
+        text,
+        format!(
+            "{stat}\ndiff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n\
+             +++ b/src/lib.rs\n@@ -1,2 +1,3 @@\n-old\n+new\n+more\n keep\n"
+        )
+    );
+    assert_eq!(
+        human(&srv, &member, &["task", "diff", task, "--stat"]),
+        stat
+    );
+    assert_eq!(ok(&srv, &member, &["task", "diff", task]), diff);
+
+    let shown = human(&srv, &member, &["issue", "show", issue]);
+    let line = shown
+        .lines()
+        .find(|l| l.contains(task.as_str()))
+        .unwrap_or_else(|| panic!("no line for the task in {shown}"));
+    assert!(line.ends_with("\t3 files changed, +3 -1"), "{line:?}");
+    let shown = human(&srv, &member, &["issue", "show", &tasks[1].0]);
+    assert!(
+        !shown.contains("changed"),
+        "no diffstat without a diff: {shown}"
+    );
+
+    let (success, err) = cli(&srv, &member, &["task", "diff", &tasks[1].1]);
+    assert!(!success);
+    assert!(
+        err.as_str().unwrap().contains("404 Not Found: no diff"),
+        "{err}"
+    );
+}

@@ -4,6 +4,10 @@
 //! `playwright-core` on Debian's `/usr/bin/chromium`). Screenshots at 1280 and 390 px are
 //! kept in `target/web-e2e/`.
 //!
+//! The real daemon does not report diffs yet, so the driver also plays a second daemon
+//! through the daemon API (its own daemon token and runtime) to complete one task with
+//! a diff — hostile HTML in it, and cut with the marker — for the issue page to show.
+//!
 //! Needs node, `/usr/bin/chromium` and playwright-core from `scripts/install-browser.sh`
 //! (`scripts/test.sh` runs it); without them the test prints `SKIP web_e2e: …`.
 
@@ -90,6 +94,8 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
         ],
     );
 
+    let diff_issue = issue_with_a_diff(&server, &ws, &token).await;
+
     let shots = repo_root().join("target/web-e2e");
     let started = std::time::Instant::now();
     let mut node = tokio::process::Command::new("node");
@@ -97,6 +103,7 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
         .env("AGENTD_URL", &url)
         .env("AGENTD_TOKEN", &token)
         .env("AGENT_NAME", "claude-bot")
+        .env("DIFF_ISSUE", &diff_issue)
         .env("SHOT_DIR", &shots)
         .env("PLAYWRIGHT_PREFIX", &prefix)
         .kill_on_drop(true);
@@ -117,6 +124,8 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
     for shot in [
         "board-1280.png",
         "issue-1280.png",
+        "diff-1280.png",
+        "diff-390.png",
         "board-390.png",
         "issue-390.png",
     ] {
@@ -127,4 +136,122 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
         started.elapsed(),
         shots.display()
     );
+}
+
+/// An issue whose task a second, scripted daemon completed with a diff: a modified file
+/// (added lines carrying HTML that must stay text, a removed line, two hunks, one very
+/// long line), a new file with HTML in its name, a binary file, and a patch cut with the
+/// marker. Returns the issue id.
+async fn issue_with_a_diff(server: &Server, ws: &str, member: &str) -> String {
+    let daemon = cli(
+        &server.url,
+        &server.admin,
+        &["token", "create", "--daemon", "--workspace", ws],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let http = reqwest::Client::new();
+    let call = |path: String, body: serde_json::Value| {
+        let req = http
+            .post(format!("{}{path}", server.url))
+            .bearer_auth(&daemon)
+            .json(&body);
+        async move {
+            let resp = req.send().await.expect("daemon API");
+            assert!(resp.status().is_success(), "{path}: {}", resp.status());
+            resp.json::<serde_json::Value>().await.expect("JSON")
+        }
+    };
+    let reg = call(
+        "/api/daemon/register".into(),
+        serde_json::json!({"workspace_id": ws, "daemon_id": "scripted-diff",
+            "runtimes": [{"name": "codex (scripted)", "type": "codex", "status": "online"}]}),
+    )
+    .await;
+    let rid = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
+    let agent = cli(
+        &server.url,
+        member,
+        &[
+            "agent",
+            "create",
+            "diff-bot",
+            "--workspace",
+            ws,
+            "--runtime",
+            &rid,
+        ],
+    );
+    let issue = cli(
+        &server.url,
+        member,
+        &[
+            "issue",
+            "create",
+            "Show the diff",
+            "--workspace",
+            ws,
+            "--assign",
+            agent["id"].as_str().unwrap(),
+        ],
+    );
+    let claimed = call(
+        format!("/api/daemon/runtimes/{rid}/tasks/claim"),
+        serde_json::json!({}),
+    )
+    .await;
+    let task = claimed["task"]["id"].as_str().expect("a task").to_string();
+    call(
+        format!("/api/daemon/tasks/{task}/start"),
+        serde_json::json!({}),
+    )
+    .await;
+    let long = "x".repeat(400);
+    let patch = format!(
+        "diff --git a/src/lib.rs b/src/lib.rs\n\
+         index 1111111..2222222 100644\n\
+         --- a/src/lib.rs\n\
+         +++ b/src/lib.rs\n\
+         @@ -1,3 +1,4 @@\n\
+         -fn old() {{}}\n\
+         +fn new() {{}}\n\
+         +// <img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>\n\
+         \x20keep();\n\
+         @@ -20,2 +21,3 @@ fn tail() {{\n\
+         \x20a();\n\
+         +let long = \"{long}\";\n\
+         diff --git a/docs/<i>notes</i>.md b/docs/<i>notes</i>.md\n\
+         new file mode 100644\n\
+         --- /dev/null\n\
+         +++ b/docs/<i>notes</i>.md\n\
+         @@ -0,0 +1 @@\n\
+         +# Notes\n\
+         diff --git a/logo.png b/logo.png\n\
+         Binary files a/logo.png and b/logo.png differ\n\
+         … [diff truncated: 1234 more bytes not shown]\n"
+    );
+    call(
+        format!("/api/daemon/tasks/{task}/complete"),
+        serde_json::json!({
+            "output": "Changed src/lib.rs and added notes.",
+            "branch_name": "agentd/show-the-diff",
+            "diff": {
+                "base_commit": "1111111111111111111111111111111111111111",
+                "head_commit": "2222222222222222222222222222222222222222",
+                "files": [
+                    {"path": "src/lib.rs", "additions": 3, "deletions": 1, "binary": false},
+                    {"path": "docs/<i>notes</i>.md", "additions": 1, "deletions": 0, "binary": false},
+                    {"path": "logo.png", "additions": 0, "deletions": 0, "binary": true},
+                    {"path": "src/cut.rs", "additions": 9, "deletions": 1, "binary": false},
+                ],
+                "additions": 13,
+                "deletions": 2,
+                "patch": patch,
+                "truncated": true,
+            },
+        }),
+    )
+    .await;
+    issue["id"].as_str().unwrap().to_string()
 }

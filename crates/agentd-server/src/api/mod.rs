@@ -71,6 +71,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/tasks/{id}", get(tasks::show))
         .route("/tasks/{id}/messages", get(tasks::messages))
+        .route("/tasks/{id}/diff", get(tasks::diff))
         .route("/tasks/{id}/cancel", post(tasks::cancel))
         .route("/tasks/{id}/retry", post(tasks::retry));
     Router::new()

@@ -1,9 +1,10 @@
 //! Tasks for users: show, transcript (`?after_seq=N&limit=L`, paged by `next`, polled by
-//! `agentd task logs --follow`), cancel and retry.
+//! `agentd task logs --follow`), diff, cancel and retry.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use agentd_proto::TaskDiff;
 use agentd_proto::api::{MESSAGES_DEFAULT_LIMIT, MESSAGES_MAX_LIMIT, MessagesPage, TaskInfo};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -11,8 +12,8 @@ use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiQuery};
 use crate::App;
-use crate::auth::Member;
-use crate::service::{task, task_info};
+use crate::auth::{Caller, Member};
+use crate::service::{diff, task, task_info};
 
 pub async fn show(
     State(app): State<Arc<App>>,
@@ -40,6 +41,17 @@ pub async fn messages(
     Ok(Json(task::messages(&app, &t, after, limit).await?))
 }
 
+/// What the task's run changed (404 `no diff` when its final report carried none). Task
+/// tokens may read the diffs of their own issue's tasks.
+pub async fn diff(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TaskDiff>, ApiError> {
+    let t = task::load_for_reader(&app, &who, &id).await?;
+    Ok(Json(diff::of_task(&app, &t).await?))
+}
+
 pub async fn cancel(
     State(app): State<Arc<App>>,
     Member(who): Member,
@@ -48,7 +60,7 @@ pub async fn cancel(
     let t = task::load_for(&app, &who, &id).await?;
     task::cancel(&app, &t, "cancelled by user").await?;
     let t = task::load_for(&app, &who, &id).await?;
-    Ok(Json(task_info(&t)))
+    Ok(Json(task::info(&app, &t).await?))
 }
 
 pub async fn retry(

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use agentd_proto::TaskStatus;
 use agentd_proto::api::{
-    CreateIssueRequest, ISSUE_STATUSES, IssueDetail, IssuesPage, UpdateIssueRequest,
+    CreateIssueRequest, DiffStat, ISSUE_STATUSES, IssueDetail, IssuesPage, UpdateIssueRequest,
 };
 
 use crate::App;
@@ -102,11 +102,21 @@ pub async fn list(
         .into_iter()
         .map(|t| (t.issue_id.clone(), t))
         .collect();
+    let mut stats: HashMap<String, DiffStat> = app
+        .store
+        .diffstats(latest.values().map(|t| t.id.clone()).collect())
+        .await?
+        .into_iter()
+        .collect();
     let issues = rows
         .iter()
         .map(|row| {
             let mut info = issue_info(row);
-            info.latest_task = latest.remove(&row.id).map(|t| Box::new(task_info(&t)));
+            info.latest_task = latest.remove(&row.id).map(|t| {
+                let mut task = task_info(&t);
+                task.diffstat = stats.remove(&t.id);
+                Box::new(task)
+            });
             info
         })
         .collect();

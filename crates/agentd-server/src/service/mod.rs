@@ -6,6 +6,7 @@
 //! Row → wire conversions live here too.
 
 pub mod agent;
+pub mod diff;
 mod error;
 pub mod issue;
 pub mod repo_url;
@@ -197,5 +198,6 @@ pub fn task_info(t: &TaskRow) -> TaskInfo {
         work_dir: t.work_dir.clone(),
         branch_name: t.branch_name.clone(),
         usage: Vec::new(),
+        diffstat: None,
     }
 }

@@ -17,7 +17,7 @@ use agentd_proto::{
 
 use crate::App;
 use crate::auth::{Principal, TASK_TOKEN_PREFIX, hash_token, new_token};
-use crate::service::{Error, is_uuid, new_id, repos, task_event, task_info};
+use crate::service::{Error, diff, is_uuid, new_id, repos, task_event, task_info};
 use crate::store::{
     AgentRow, CommentRow, IssueRow, MessageRow, StoreError, TaskRow, Transition, reason_text,
 };
@@ -61,7 +61,25 @@ pub async fn enqueue(
 pub async fn info(app: &App, task: &TaskRow) -> Result<TaskInfo, StoreError> {
     let mut info = task_info(task);
     info.usage = app.store.list_usage(task.id.clone()).await?;
+    info.diffstat = app
+        .store
+        .diffstats(vec![task.id.clone()])
+        .await?
+        .pop()
+        .map(|(_, stat)| stat);
     Ok(info)
+}
+
+/// Loads a task for a reader of the user API: like [`load_for`], and a task token reads
+/// only the tasks of its own issue (404 `task not found` otherwise).
+pub async fn load_for_reader(app: &App, who: &Principal, task_id: &str) -> Result<TaskRow, Error> {
+    let t = load_for(app, who, task_id).await?;
+    match who {
+        Principal::Task(mine) if mine.issue_id != t.issue_id => {
+            Err(Error::NotFound(agentd_proto::TASK_NOT_FOUND))
+        }
+        _ => Ok(t),
+    }
 }
 
 /// Loads a task for a daemon or user call: 404 `task not found` when missing, in a
@@ -293,6 +311,9 @@ pub async fn complete(
         Some(i) if i.status == "done" || i.status == "cancelled" => None,
         _ => Some("in_review".to_string()),
     };
+    let now = app.now();
+    let diff = req.diff.map(|d| diff::row(d, now));
+    let changed = changed_line(diff.as_ref());
     let moved = app
         .store
         .transition_task(Transition {
@@ -305,7 +326,8 @@ pub async fn complete(
             branch_name: req.branch_name,
             comment: Some(comment(app, task, "agent", name.clone(), body.clone())),
             issue_status,
-            now: app.now(),
+            diff,
+            now,
             ..Default::default()
         })
         .await?;
@@ -319,9 +341,18 @@ pub async fn complete(
         &name,
         // A task completes only through its daemon's complete: another one is a replay.
         |now| now.status == TaskStatus::Completed,
-        format!("the agent finished after the task had ended. Its result:\n\n{body}"),
+        format!("the agent finished after the task had ended{changed}. Its result:\n\n{body}"),
     )
     .await
+}
+
+/// ` (3 files changed, +10 -2)` for a late report that carried a diff (the task keeps
+/// none: a late report changes nothing in it).
+fn changed_line(diff: Option<&crate::store::DiffRow>) -> String {
+    match diff {
+        Some(d) => format!(" ({})", diff::summary(&d.stat())),
+        None => String::new(),
+    }
 }
 
 /// Fails a task as the daemon reported. On a task that already ended it is recorded as a
@@ -333,7 +364,15 @@ pub async fn fail(app: &App, task: &TaskRow, req: FailRequest) -> Result<ReportR
         .unwrap_or(FailureReason::AgentError);
     let name = agent_name(app, &task.agent_id).await?;
     let error = req.error.clone();
-    if fail_inner(app, task, req.error, reason, req.session_id, req.work_dir).await? {
+    let diff = req.diff.map(|d| diff::row(d, app.now()));
+    let changed = changed_line(diff.as_ref());
+    let report = Report {
+        session_id: req.session_id,
+        work_dir: req.work_dir,
+        branch_name: req.branch_name,
+        diff,
+    };
+    if fail_inner(app, task, req.error, reason, report).await? {
         return Ok(answer(TaskStatus::Failed, false));
     }
     late_report(
@@ -347,7 +386,7 @@ pub async fn fail(app: &App, task: &TaskRow, req: FailRequest) -> Result<ReportR
                 && now.failure_reason == Some(reason)
         },
         format!(
-            "the daemon reported the run failed ({}): {error}",
+            "the daemon reported the run failed ({}){changed}: {error}",
             reason_text(reason)
         ),
     )
@@ -406,7 +445,17 @@ pub async fn fail_by_server(
     error: &str,
     reason: FailureReason,
 ) -> Result<bool, StoreError> {
-    fail_inner(app, task, error.into(), reason, None, None).await
+    fail_inner(app, task, error.into(), reason, Report::default()).await
+}
+
+/// What a daemon's fail report brings besides the error (nothing when the server fails
+/// a task).
+#[derive(Default)]
+struct Report {
+    session_id: Option<String>,
+    work_dir: Option<String>,
+    branch_name: Option<String>,
+    diff: Option<crate::store::DiffRow>,
 }
 
 async fn fail_inner(
@@ -414,8 +463,7 @@ async fn fail_inner(
     task: &TaskRow,
     error: String,
     reason: FailureReason,
-    session_id: Option<String>,
-    work_dir: Option<String>,
+    report: Report,
 ) -> Result<bool, StoreError> {
     let name = agent_name(app, &task.agent_id).await?;
     let body = format!("Task {} failed ({}): {error}", task.id, reason_text(reason));
@@ -427,8 +475,10 @@ async fn fail_inner(
             to: TaskStatus::Failed,
             error: Some(error),
             failure_reason: Some(reason),
-            session_id,
-            work_dir,
+            session_id: report.session_id,
+            work_dir: report.work_dir,
+            branch_name: report.branch_name,
+            diff: report.diff,
             comment: Some(comment(app, task, "system", name, body)),
             now: app.now(),
             ..Default::default()

@@ -9,7 +9,8 @@ mod sqlite_tasks;
 use std::future::Future;
 use std::pin::Pin;
 
-use agentd_proto::{FailureReason, TaskStatus, UsageEntry};
+use agentd_proto::api::DiffStat;
+use agentd_proto::{FailureReason, TaskDiff, TaskStatus, UsageEntry};
 
 pub use sqlite::SqliteStore;
 
@@ -191,7 +192,29 @@ pub struct Transition {
     pub comment: Option<CommentRow>,
     /// The issue moves to this status when the transition happens.
     pub issue_status: Option<String>,
+    /// The run's diff, stored when the transition happens (never replaced).
+    pub diff: Option<DiffRow>,
     pub now: i64,
+}
+
+/// What a task's run changed: the diff as stored (already capped by
+/// `service::diff::sanitize`) and how many files changed in all (its `files` list may be
+/// cut).
+#[derive(Debug, Clone, Default)]
+pub struct DiffRow {
+    pub diff: TaskDiff,
+    pub files_count: u64,
+    pub created_at: i64,
+}
+
+impl DiffRow {
+    pub fn stat(&self) -> DiffStat {
+        DiffStat {
+            files: self.files_count,
+            additions: self.diff.additions,
+            deletions: self.diff.deletions,
+        }
+    }
 }
 
 /// What [`Store::touch_runtime`] found.
@@ -357,4 +380,8 @@ pub trait TaskStore: Send + Sync + 'static {
     fn list_usage(&self, task_id: String) -> StoreFut<'_, Vec<UsageEntry>>;
     /// Replaces the counters per (task, provider, model).
     fn upsert_usage(&self, task_id: String, usage: Vec<UsageEntry>) -> StoreFut<'_, ()>;
+    /// The diff stored with the task's final report, if it carried one.
+    fn get_task_diff(&self, task_id: String) -> StoreFut<'_, Option<DiffRow>>;
+    /// The diffstats of those of `task_ids` that have a diff, by task id.
+    fn diffstats(&self, task_ids: Vec<String>) -> StoreFut<'_, Vec<(String, DiffStat)>>;
 }

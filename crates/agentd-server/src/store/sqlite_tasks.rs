@@ -1,7 +1,8 @@
 //! The SQLite implementation of [`TaskStore`]: issues, comments, tasks (including the
 //! exactly-once claim), messages and usage. Same conventions as [`super::sqlite`].
 
-use agentd_proto::UsageEntry;
+use agentd_proto::api::DiffStat;
+use agentd_proto::{TaskDiff, UsageEntry};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::sqlite::{
@@ -406,6 +407,9 @@ impl TaskStore for SqliteStore {
                 if let Some(c) = &t.comment {
                     insert_comment(tx, c).await?;
                 }
+                if let Some(d) = &t.diff {
+                    insert_diff(tx, &row.id, d).await?;
+                }
                 if let Some(status) = &t.issue_status {
                     sqlx::query("UPDATE issues SET status = $2, updated_at = $3 WHERE id = $1")
                         .bind(&row.issue_id)
@@ -535,4 +539,104 @@ impl TaskStore for SqliteStore {
             })
         }))
     }
+
+    fn get_task_diff(&self, task_id: String) -> StoreFut<'_, Option<DiffRow>> {
+        Box::pin(async move {
+            let Some(r) = sqlx::query(
+                "SELECT base_commit, head_commit, files, files_count, additions, deletions, \
+                 patch, truncated, created_at FROM task_diffs WHERE task_id = $1",
+            )
+            .bind(&task_id)
+            .fetch_optional(&self.pool)
+            .await?
+            else {
+                return Ok(None);
+            };
+            let files: String = r.get(2);
+            let files = serde_json::from_str(&files).map_err(|e| {
+                StoreError::Corrupt(format!("the diff files of task {task_id}: {e}"))
+            })?;
+            Ok(Some(DiffRow {
+                diff: TaskDiff {
+                    base_commit: r.get(0),
+                    head_commit: r.get(1),
+                    files,
+                    additions: count(r.get(4)),
+                    deletions: count(r.get(5)),
+                    patch: r.get(6),
+                    truncated: r.get(7),
+                },
+                files_count: count(r.get(3)),
+                created_at: r.get(8),
+            }))
+        })
+    }
+
+    fn diffstats(&self, task_ids: Vec<String>) -> StoreFut<'_, Vec<(String, DiffStat)>> {
+        Box::pin(async move {
+            if task_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sql = format!(
+                "SELECT task_id, files_count, additions, deletions FROM task_diffs \
+                 WHERE task_id IN ({})",
+                placeholders(1, task_ids.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in task_ids {
+                q = q.bind(id);
+            }
+            Ok(q.fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    let stat = DiffStat {
+                        files: count(r.get(1)),
+                        additions: count(r.get(2)),
+                        deletions: count(r.get(3)),
+                    };
+                    (r.get(0), stat)
+                })
+                .collect())
+        })
+    }
+}
+
+/// Stores the diff of task `task_id`; a diff already stored for it is kept (the first
+/// final report wins).
+async fn insert_diff(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    task_id: &str,
+    d: &DiffRow,
+) -> Result<(), StoreError> {
+    let files = serde_json::to_string(&d.diff.files)
+        .map_err(|e| StoreError::Corrupt(format!("the diff files of task {task_id}: {e}")))?;
+    sqlx::query(
+        "INSERT INTO task_diffs (task_id, base_commit, head_commit, files, files_count, \
+         additions, deletions, patch, truncated, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (task_id) DO NOTHING",
+    )
+    .bind(task_id)
+    .bind(&d.diff.base_commit)
+    .bind(&d.diff.head_commit)
+    .bind(files)
+    .bind(stored_count(d.files_count))
+    .bind(stored_count(d.diff.additions))
+    .bind(stored_count(d.diff.deletions))
+    .bind(&d.diff.patch)
+    .bind(d.diff.truncated)
+    .bind(d.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A count as SQLite's INTEGER holds it (a count past `i64::MAX` is stored as that).
+fn stored_count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A stored count (never negative).
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }

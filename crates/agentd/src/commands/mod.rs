@@ -7,6 +7,8 @@ mod server;
 
 use std::time::Duration;
 
+use agentd_proto::TaskDiff;
+use agentd_proto::api::DiffStat;
 use anyhow::Context;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -206,6 +208,14 @@ pub enum TaskCmd {
         follow: bool,
         #[arg(long, default_value_t = 0)]
         after_seq: i64,
+    },
+    /// What a task's run changed: the diffstat, then the unified diff (`--json`: the
+    /// whole `TaskDiff`).
+    Diff {
+        id: String,
+        /// Only the diffstat.
+        #[arg(long)]
+        stat: bool,
     },
     Cancel {
         id: String,
@@ -479,8 +489,11 @@ async fn issue(c: Client, cmd: IssueCmd) -> anyhow::Result<()> {
                 );
                 out.push_str("\ntasks:\n");
                 out.push_str(&lines(&v["tasks"], |t| {
+                    let changed = serde_json::from_value::<DiffStat>(t["diffstat"].clone())
+                        .map(|d| format!("\t{}", shortstat(&d)))
+                        .unwrap_or_default();
                     format!(
-                        "  {}\t{}\t{}",
+                        "  {}\t{}\t{}{changed}",
                         s(t, "id"),
                         s(t, "status"),
                         s(t, "created_at")
@@ -551,6 +564,12 @@ async fn task(c: Client, cmd: TaskCmd, shutdown: CancellationToken) -> anyhow::R
             let v = c.get(&format!("/api/v1/tasks/{id}")).await?;
             c.print(&v, one);
         }
+        TaskCmd::Diff { id, stat } => {
+            let v = c.get(&format!("/api/v1/tasks/{id}/diff")).await?;
+            let diff: TaskDiff = serde_json::from_value(v.clone())
+                .with_context(|| format!("the server's diff of task {id} is not a TaskDiff"))?;
+            c.print(&v, |_| render_diff(&diff, stat));
+        }
         TaskCmd::Cancel { id } => {
             let v = c
                 .post(&format!("/api/v1/tasks/{id}/cancel"), json!({}))
@@ -602,4 +621,99 @@ async fn task(c: Client, cmd: TaskCmd, shutdown: CancellationToken) -> anyhow::R
         },
     }
     Ok(())
+}
+
+/// `2 files changed, +10 -3`.
+fn shortstat(d: &DiffStat) -> String {
+    let plural = if d.files == 1 { "" } else { "s" };
+    format!(
+        "{} file{plural} changed, +{} -{}",
+        d.files, d.additions, d.deletions
+    )
+}
+
+/// Text from the server made safe for a terminal: control characters other than tab
+/// (escape sequences in a patch or a path are the agent's, not ours to run) become `?`.
+fn printable(line: &str) -> String {
+    line.chars()
+        .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
+        .collect()
+}
+
+/// `git diff --stat`-like: one ` path | +a -d` line per file (` | binary` for binary
+/// files), the total, then (unless `stat_only`) the unified diff.
+fn render_diff(d: &TaskDiff, stat_only: bool) -> String {
+    let paths: Vec<String> = d.files.iter().map(|f| printable(&f.path)).collect();
+    let width = paths
+        .iter()
+        .map(|p| p.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(60);
+    let mut out = String::new();
+    for (f, path) in d.files.iter().zip(&paths) {
+        let change = if f.binary {
+            "binary".to_string()
+        } else {
+            format!("+{} -{}", f.additions, f.deletions)
+        };
+        out.push_str(&format!(" {path:<width$} | {change}\n"));
+    }
+    out.push_str(&format!(
+        " {}\n",
+        shortstat(&DiffStat {
+            files: d.files.len() as u64,
+            additions: d.additions,
+            deletions: d.deletions,
+        })
+    ));
+    if d.truncated {
+        out.push_str(" (cut: the diff was longer than the server keeps)\n");
+    }
+    if !stat_only && !d.patch.is_empty() {
+        out.push('\n');
+        for line in d.patch.lines() {
+            out.push_str(&printable(line));
+            out.push('\n');
+        }
+    }
+    out.trim_end_matches('\n').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentd_proto::DiffFile;
+
+    #[test]
+    fn a_diff_renders_as_a_stat_then_the_patch() {
+        let d = TaskDiff {
+            files: vec![
+                DiffFile {
+                    path: "src/lib.rs".into(),
+                    additions: 2,
+                    deletions: 1,
+                    binary: false,
+                },
+                DiffFile {
+                    path: "logo.png".into(),
+                    binary: true,
+                    ..Default::default()
+                },
+            ],
+            additions: 2,
+            deletions: 1,
+            patch: "diff --git a/src/lib.rs b/src/lib.rs\n-old\n+new \u{1b}[31mred\n".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            render_diff(&d, true),
+            " src/lib.rs | +2 -1\n logo.png   | binary\n 2 files changed, +2 -1"
+        );
+        assert_eq!(
+            render_diff(&d, false),
+            " src/lib.rs | +2 -1\n logo.png   | binary\n 2 files changed, +2 -1\n\n\
+             diff --git a/src/lib.rs b/src/lib.rs\n-old\n+new ?[31mred"
+        );
+    }
 }
