@@ -335,6 +335,8 @@ async fn up_once(data: &Path, bin: &Path) -> (String, String) {
             "--data-dir",
         ])
         .arg(data)
+        // Outside any git repository: `up` would otherwise adopt the one around it.
+        .current_dir(data.parent().unwrap_or(data))
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
         .env_remove("AGENTD_TOKEN")
         .stdout(Stdio::piped())

@@ -312,3 +312,87 @@ async fn a_non_fast_forward_push_is_push_failed() {
     );
     assert_eq!(s.remote_branch(), Some(theirs), "their work is untouched");
 }
+
+/// The local flow: `agentd up` run inside your repository makes it the workspace's repo,
+/// and an assigned issue's branch lands back in it (`git branch` shows it, holding the
+/// change), while your checkout is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_inside_a_repository_lands_the_tasks_branch_in_it() {
+    use std::io::{BufRead, BufReader};
+    if !bwrap_works() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("myproject");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("src/lib.rs"), "// my project\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(
+        &repo,
+        &[
+            "-c",
+            "user.name=me",
+            "-c",
+            "user.email=me@me",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
+    let bin = stand_in_claude(
+        dir.path(),
+        "echo 'fn added() {}' >> src/lib.rs\necho '{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s-1\"}'\necho '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"added a function\",\"session_id\":\"s-1\"}'",
+    );
+    std::fs::create_dir_all(dir.path().join("home")).unwrap();
+    let mut up = Proc(
+        Command::new(common::BIN)
+            .args(["up", "--json", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .current_dir(repo.join("src"))
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("HOME", dir.path().join("home"))
+            .env_remove("AGENTD_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(up.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&line).expect(&line);
+    assert_eq!(info["repo"], repo.display().to_string(), "{info}");
+    let url = info["url"].as_str().unwrap().to_string();
+    let ws = info["workspace_id"].as_str().unwrap().to_string();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("data/up.json")).unwrap())
+            .unwrap();
+    let token = state["token"].as_str().unwrap().to_string();
+
+    let rid = common::online_runtime(&url, &token, &ws, "claude", 30).await;
+    let (_agent, issue) =
+        common::assign_new_issue(&url, &token, &ws, &rid, "bot", "Add a function");
+    let shown = eventually(60, "the issue reaches in_review", || {
+        let v = common::cli(&url, &token, &["issue", "show", &issue]);
+        (v["issue"]["status"] == "in_review").then_some(v)
+    })
+    .await;
+    drop(up);
+    let task = &shown["tasks"][0];
+    assert_eq!(task["status"], "completed", "{shown:#}");
+    let branch = task["branch_name"].as_str().expect("branch").to_string();
+    // Your repository has the branch, holding the change on top of your main.
+    let branches = git(&repo, &["branch", "--list", "agentd/*"]);
+    assert!(branches.contains(&branch), "{branches}");
+    let file = git(&repo, &["show", &format!("{branch}:src/lib.rs")]);
+    assert!(file.contains("fn added() {}"), "{file}");
+    assert_eq!(
+        git(&repo, &["rev-parse", &format!("{branch}^")]),
+        git(&repo, &["rev-parse", "main"])
+    );
+    // Your checkout is as you left it.
+    assert_eq!(git(&repo, &["rev-parse", "--abbrev-ref", "HEAD"]), "main");
+    assert_eq!(git(&repo, &["status", "--porcelain"]), "");
+}

@@ -826,8 +826,11 @@ fn start_up_in(
         let dir = root.join("home/.config/agentd");
         std::fs::create_dir_all(&dir).expect("config dir");
         std::fs::write(dir.join("daemon.toml"), &config).expect("daemon.toml");
+        // In the test's own dir, outside any git repository (`up` adopts the one
+        // around it).
         cmd.args(["up", "--json", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(root.join("data"));
+            .arg(root.join("data"))
+            .current_dir(root);
         for (k, v) in env {
             cmd.env(k, v);
         }

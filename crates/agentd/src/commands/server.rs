@@ -62,9 +62,43 @@ pub struct UpArgs {
     /// Data dir for the server (`server/`), the daemon (`daemon/`) and `up.json`.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Print `{"url","workspace_id","state_file"}` as one JSON line instead of the guide.
+    /// Print `{"url","workspace_id","state_file","repo"}` as one JSON line instead of the
+    /// guide.
     #[arg(long)]
     pub json: bool,
+    /// The repository tasks work on; their branches are pushed back into it. Default:
+    /// the git repository around the current directory, if any.
+    #[arg(long)]
+    pub repo: Option<PathBuf>,
+}
+
+/// The repository `agentd up` works on: `--repo` (which must be a git repository), or
+/// the one around the current directory, or none.
+fn up_repo(arg: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
+    let toplevel = |dir: &Path| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["rev-parse", "--show-toplevel"])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+    };
+    match arg {
+        Some(p) => {
+            let p = std::path::absolute(p).with_context(|| format!("--repo {}", p.display()))?;
+            let top = toplevel(&p).with_context(|| {
+                format!(
+                    "--repo {}: not a git repository (run `git init` there first)",
+                    p.display()
+                )
+            })?;
+            Ok(Some(top))
+        }
+        None => Ok(std::env::current_dir().ok().and_then(|d| toplevel(&d))),
+    }
 }
 
 async fn start_server(
@@ -121,10 +155,22 @@ struct UpState {
     daemon_token: String,
 }
 
+/// A workspace's name for a repository: its directory's name.
+fn repo_name(repo: &Path) -> String {
+    repo.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "default".into())
+}
+
 /// Loads `DIR/up.json`, keeping what still works and minting (with the admin token) what
 /// is missing or no longer valid — a revoked token, or the single token of an older
 /// `up.json`, which served both the board and the daemon.
-async fn up_state(dir: &Path, url: &str, admin: &str) -> anyhow::Result<UpState> {
+async fn up_state(
+    dir: &Path,
+    url: &str,
+    admin: &str,
+    repo: Option<&Path>,
+) -> anyhow::Result<UpState> {
     let path = dir.join("up.json");
     let client = |token: &str| {
         Client::new(&ClientArgs {
@@ -138,11 +184,21 @@ async fn up_state(dir: &Path, url: &str, admin: &str) -> anyhow::Result<UpState>
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(Value::Null);
     let admin = client(admin)?;
+    // One workspace per repository: run in another repository, and `up` moves to (or
+    // makes) that repository's workspace.
+    let repo_str = repo.map(|r| r.display().to_string());
+    let same_repo = saved["repo"].as_str() == repo_str.as_deref();
     let ws_id = match saved["workspace_id"].as_str() {
-        Some(ws) if admin.get(&format!("/api/v1/workspaces/{ws}")).await.is_ok() => ws.to_string(),
+        Some(ws) if same_repo && admin.get(&format!("/api/v1/workspaces/{ws}")).await.is_ok() => {
+            ws.to_string()
+        }
         _ => {
+            let (name, repos) = match repo {
+                Some(r) => (repo_name(r), vec![r.display().to_string()]),
+                None => ("default".to_string(), Vec::new()),
+            };
             let ws = admin
-                .post("/api/v1/workspaces", json!({"name": "default"}))
+                .post("/api/v1/workspaces", json!({"name": name, "repos": repos}))
                 .await?;
             ws["id"].as_str().context("no workspace id")?.to_string()
         }
@@ -169,7 +225,7 @@ async fn up_state(dir: &Path, url: &str, admin: &str) -> anyhow::Result<UpState>
             anyhow::Ok(tok["token"].as_str().context("no token")?.to_string())
         }
     };
-    let mut changed = saved["workspace_id"].as_str() != Some(ws_id.as_str());
+    let mut changed = saved["workspace_id"].as_str() != Some(ws_id.as_str()) || !same_repo;
     let token = match saved["token"].as_str() {
         Some(t) if works(Some(t), format!("/api/v1/workspaces/{ws_id}")).await => t.to_string(),
         _ => {
@@ -189,6 +245,7 @@ async fn up_state(dir: &Path, url: &str, admin: &str) -> anyhow::Result<UpState>
     if changed {
         let state = serde_json::to_string_pretty(&json!({
             "workspace_id": ws_id, "token": token, "daemon_token": daemon_token,
+            "repo": repo_str,
         }))?;
         agentd_daemon::fsutil::write_atomic(&path, state.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -206,6 +263,7 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
     // The daemon's task directories, the server's data and up.json's token live here.
     agentd_server::create_private_dir(&dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
+    let repo = up_repo(args.repo.as_deref())?;
     let server_dir = dir.join("server");
     let admin = agentd_server::bootstrap(&server_dir).await?;
     let mut config = agentd_server::ServerConfig::new(&server_dir);
@@ -218,7 +276,7 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
     // The server stops after the daemon, so the daemon's final deregister still lands.
     let server_shutdown = CancellationToken::new();
     let (url, server) = start_server(args.listen, config, server_shutdown.clone()).await?;
-    let state = match up_state(&dir, &url, &admin).await {
+    let state = match up_state(&dir, &url, &admin, repo.as_deref()).await {
         Ok(v) => v,
         Err(e) => {
             server_shutdown.cancel();
@@ -231,10 +289,10 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
     if args.json {
         println!(
             "{}",
-            json!({"url": url, "workspace_id": ws, "state_file": state_file})
+            json!({"url": url, "workspace_id": ws, "state_file": state_file, "repo": repo})
         );
     } else {
-        print_guide(&url, &ws, &state_file);
+        print_guide(&url, &ws, &state_file, repo.as_deref());
     }
     let daemon =
         crate::daemon_cmd::start_for_up(url, state.daemon_token, dir, shutdown.clone()).await;
@@ -247,8 +305,17 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
     Ok(())
 }
 
-fn print_guide(url: &str, ws: &str, state_file: &Path) {
+fn print_guide(url: &str, ws: &str, state_file: &Path, repo: Option<&Path>) {
     println!("agentd is up: server {url}, workspace {ws}");
+    match repo {
+        Some(r) => println!(
+            "Repository: {} — each task's branch is pushed back there (`git branch --list 'agentd/*'`, then `git switch` to one)",
+            r.display()
+        ),
+        None => println!(
+            "No repository: run `agentd up` inside one (or pass --repo PATH) to have tasks work on it"
+        ),
+    }
     println!(
         "Board: open {url}/ in a browser and sign in with the token (\"token\") in {}",
         state_file.display()
