@@ -653,7 +653,9 @@ pub fn cap_patch(mut patch: String) -> (String, bool) {
     let cut = patch[..cut].rfind('\n').map_or(cut, |i| i + 1);
     let left = patch.len() - cut;
     patch.truncate(cut);
-    patch.push_str(&format!("… [diff truncated: {left} more bytes not shown]\n"));
+    patch.push_str(&format!(
+        "… [diff truncated: {left} more bytes not shown]\n"
+    ));
     (patch, true)
 }
 
