@@ -162,6 +162,7 @@ pub fn issue_info(i: &IssueRow) -> IssueInfo {
         created_at: rfc3339(i.created_at),
         updated_at: rfc3339(i.updated_at),
         latest_task: None,
+        pr: None,
     }
 }
 
@@ -197,5 +198,6 @@ pub fn task_info(t: &TaskRow) -> TaskInfo {
         work_dir: t.work_dir.clone(),
         branch_name: t.branch_name.clone(),
         usage: Vec::new(),
+        pr: None,
     }
 }
