@@ -452,3 +452,13 @@ pub struct PullRequestInfo {
     /// `pending`, `success` or `failure`; `None` while the forge reported no checks.
     pub checks_state: Option<String>,
 }
+
+/// The answer to a webhook delivery (`POST /api/v1/forge/webhooks/{kind}`): `status`
+/// `ok`, and what the server did with it (`note`), e.g. `pull request #3 merged: issue
+/// done`, `duplicate delivery`, `ignored: not a pull request agentd opened`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct WebhookAnswer {
+    pub status: String,
+    pub note: String,
+}

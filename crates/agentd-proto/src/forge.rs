@@ -177,5 +177,14 @@ pub struct WebhookPayload {
     /// `status` event: the commit and its new state.
     pub sha: Option<String>,
     pub state: Option<String>,
+    /// `status` event: the branches whose head is `sha`.
+    pub branches: Vec<ForgeBranch>,
     pub sender: Option<ForgeUser>,
+}
+
+/// A branch named in a `status` webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ForgeBranch {
+    pub name: String,
 }

@@ -140,7 +140,7 @@ macro_rules! decode_every_wire_type {
             forge::ForgeUser, forge::ForgeRepo, forge::ForgeRef, forge::ForgePull, forge::CreatePull,
             forge::ForgeErrorBody, forge::CombinedStatus, forge::CheckRun, forge::CheckRuns,
             forge::WebhookReview, forge::WebhookComment, forge::WebhookIssue, forge::PullNumber,
-            forge::WebhookCheck, forge::WebhookPayload,
+            forge::WebhookCheck, forge::WebhookPayload, forge::ForgeBranch, api::WebhookAnswer,
             health::HealthState, health::HealthRuntime, health::HealthWorkspace,
             health::HealthAgent, health::Health,
             ErrorBody, MessageKind, TaskMessage, UsageEntry,

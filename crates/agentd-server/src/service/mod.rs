@@ -1,12 +1,14 @@
 //! Domain rules, independent of HTTP: [`task`] (queue, claim, lifecycle, leases of
 //! reports, late reports, cancel, retry), [`runtime`] (register, liveness, heartbeats that
 //! renew leases), [`issue`] (issues, comments and the triggers that queue tasks),
-//! [`agent`], [`workspace`] (and the visibility rule), [`token`]. Handlers call these and
+//! [`agent`], [`workspace`] (and the visibility rule), [`token`], [`forge`] (forge
+//! connections, pull requests, webhooks and polling). Handlers call these and
 //! nothing below them; failures are an [`Error`], which only `api::error` maps to HTTP.
 //! Row → wire conversions live here too.
 
 pub mod agent;
 mod error;
+pub mod forge;
 pub mod issue;
 pub mod repo_url;
 pub mod runtime;
