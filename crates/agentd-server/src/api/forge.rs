@@ -67,7 +67,11 @@ pub async fn webhook(
         forge::Delivery {
             event: header(
                 &headers,
-                &["x-gitea-event-type", "x-forgejo-event-type", "x-gitea-event"],
+                &[
+                    "x-gitea-event-type",
+                    "x-forgejo-event-type",
+                    "x-gitea-event",
+                ],
             )
             .unwrap_or_default(),
             delivery_id: header(&headers, &["x-gitea-delivery", "x-forgejo-delivery"]),

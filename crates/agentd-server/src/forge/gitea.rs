@@ -24,12 +24,16 @@ impl Gitea {
     pub async fn create_pull(&self, repo: &str, req: &CreatePull) -> Result<ForgePull, ForgeError> {
         let h = &self.0;
         match h
-            .send(h.request(Method::POST, &format!("/repos/{repo}/pulls")).json(req))
+            .send(
+                h.request(Method::POST, &format!("/repos/{repo}/pulls"))
+                    .json(req),
+            )
             .await
         {
-            Err(ForgeError::Status { status: 409, message }) => {
-                Err(ForgeError::Duplicate(format!("409 {message}")))
-            }
+            Err(ForgeError::Status {
+                status: 409,
+                message,
+            }) => Err(ForgeError::Duplicate(format!("409 {message}"))),
             other => other,
         }
     }
@@ -45,7 +49,11 @@ impl Gitea {
             let pulls: Vec<ForgePull> = h
                 .send(
                     h.request(Method::GET, &format!("/repos/{repo}/pulls"))
-                        .query(&[("state", "open".to_string()), ("limit", "50".into()), ("page", page.to_string())]),
+                        .query(&[
+                            ("state", "open".to_string()),
+                            ("limit", "50".into()),
+                            ("page", page.to_string()),
+                        ]),
                 )
                 .await?;
             let last = pulls.len() < 50;

@@ -19,12 +19,16 @@ impl Github {
     pub async fn create_pull(&self, repo: &str, req: &CreatePull) -> Result<ForgePull, ForgeError> {
         let h = &self.0;
         match h
-            .send(h.request(Method::POST, &format!("/repos/{repo}/pulls")).json(req))
+            .send(
+                h.request(Method::POST, &format!("/repos/{repo}/pulls"))
+                    .json(req),
+            )
             .await
         {
-            Err(ForgeError::Status { status: 422, message })
-                if message.contains("already exists") =>
-            {
+            Err(ForgeError::Status {
+                status: 422,
+                message,
+            }) if message.contains("already exists") => {
                 Err(ForgeError::Duplicate(format!("422 {message}")))
             }
             other => other,
@@ -69,8 +73,11 @@ impl Github {
             .await?;
         let runs: CheckRuns = h
             .send(
-                h.request(Method::GET, &format!("/repos/{repo}/commits/{sha}/check-runs"))
-                    .query(&[("per_page", "100")]),
+                h.request(
+                    Method::GET,
+                    &format!("/repos/{repo}/commits/{sha}/check-runs"),
+                )
+                .query(&[("per_page", "100")]),
             )
             .await?;
         let mut states: Vec<&str> = runs

@@ -66,7 +66,10 @@ impl Http {
 
     /// Sends `req`; a 2xx body decodes as `T`, anything else is a [`ForgeError::Status`]
     /// carrying the forge's `message` (and the first of GitHub's `errors[].message`).
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ForgeError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ForgeError> {
         let resp = req
             .send()
             .await
@@ -263,7 +266,10 @@ mod tests {
             ("https://x@github.com/acme/widgets/", Some("acme/widgets")),
             ("ssh://git@host:2222/acme/my.repo.git", Some("acme/my.repo")),
             ("git@github.com:acme/widgets.git", Some("acme/widgets")),
-            ("https://gitea.example/sub/acme/widgets", Some("acme/widgets")),
+            (
+                "https://gitea.example/sub/acme/widgets",
+                Some("acme/widgets"),
+            ),
             ("https://github.com/widgets", None),
             ("widgets", None),
         ] {

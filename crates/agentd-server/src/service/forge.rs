@@ -122,8 +122,8 @@ pub async fn set(
         }
     };
     let plain_http_ok = app.config.allow_local_repos;
-    let scheme_ok = api_url.starts_with("https://")
-        || (plain_http_ok && api_url.starts_with("http://"));
+    let scheme_ok =
+        api_url.starts_with("https://") || (plain_http_ok && api_url.starts_with("http://"));
     if !scheme_ok || api_url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::bad(format!(
             "invalid api_url {api_url:?}: expected https://… (plain http only with \
@@ -263,7 +263,10 @@ pub async fn open_pull(
         .unwrap_or_default();
     let link = format!("{}/#/issues/{}", app.public_url(), issue.id);
     let body = if output.trim().is_empty() {
-        format!("Issue: {link}\n\n---\nOpened by agentd for task {}.", task.id)
+        format!(
+            "Issue: {link}\n\n---\nOpened by agentd for task {}.",
+            task.id
+        )
     } else {
         format!(
             "{}\n\n---\nIssue: {link}\nOpened by agentd for task {}.",
@@ -412,8 +415,10 @@ pub async fn retry_push(app: &App, t: &TaskRow) -> Result<(), Error> {
         return Err(Error::Conflict(format!(
             "task is {}{}; only a task failed with push_failed can be pushed again",
             t.status.as_str(),
-            t.failure_reason
-                .map_or(String::new(), |r| format!(" ({})", crate::store::reason_text(r)))
+            t.failure_reason.map_or(String::new(), |r| format!(
+                " ({})",
+                crate::store::reason_text(r)
+            ))
         )));
     }
     app.hub.task_push(&t.runtime_id, &t.id);
@@ -490,14 +495,18 @@ pub async fn webhook(
         .map(|r| r.full_name.trim().to_lowercase())
         .filter(|r| !r.is_empty())
     else {
-        return Err(Error::bad("invalid webhook payload: no repository.full_name"));
+        return Err(Error::bad(
+            "invalid webhook payload: no repository.full_name",
+        ));
     };
     let conns = app
         .store
         .forges_by_repo(kind.as_str().into(), repo.clone())
         .await?;
     if conns.is_empty() {
-        return Err(Error::NotFound("no workspace is connected to this repository"));
+        return Err(Error::NotFound(
+            "no workspace is connected to this repository",
+        ));
     }
     let Some(conn) = conns
         .into_iter()
@@ -732,7 +741,10 @@ async fn feedback(
         "commented"
     };
     let text = if body.trim().is_empty() {
-        format!("{reviewer} {what} on pull request #{} ({}).", pr.number, pr.url)
+        format!(
+            "{reviewer} {what} on pull request #{} ({}).",
+            pr.number, pr.url
+        )
     } else {
         format!(
             "{reviewer} {what} on pull request #{} ({}):\n\n{}",
@@ -753,11 +765,17 @@ async fn feedback(
     app.store.add_comment(c.clone()).await?;
     issue_event(app, "comment", &issue);
     let Some(agent) = app.store.get_agent(pr.agent_id.clone()).await? else {
-        return Ok(format!("pull request #{}: {review}; the agent is gone", pr.number));
+        return Ok(format!(
+            "pull request #{}: {review}; the agent is gone",
+            pr.number
+        ));
     };
     let queued = super::issue::follow_up(app, &issue, &agent, &c.id).await?;
     Ok(match queued {
-        Some(t) => format!("pull request #{}: {review}; task {} queued", pr.number, t.id),
+        Some(t) => format!(
+            "pull request #{}: {review}; task {} queued",
+            pr.number, t.id
+        ),
         None => format!("pull request #{}: {review}; comment posted", pr.number),
     })
 }
@@ -776,7 +794,11 @@ async fn checks(
     if let Some(check) = p.check_suite.as_ref().or(p.check_run.as_ref()) {
         from_payload = Some(checks_of_run(&check.status, check.conclusion.as_deref()));
         for n in &check.pull_requests {
-            if let Some(pr) = app.store.get_pull(conn.workspace_id.clone(), n.number).await? {
+            if let Some(pr) = app
+                .store
+                .get_pull(conn.workspace_id.clone(), n.number)
+                .await?
+            {
                 pulls.push(pr);
             }
         }
@@ -861,9 +883,11 @@ pub async fn poll(app: &App, now: i64) -> Result<usize, StoreError> {
         let client = Client::new(&app.forge_http, kind, &conn.api_url, &conn.token);
         let pull: Result<ForgePull, _> = client.get_pull(&conn.repo, pr.number).await;
         let checks = match &pull {
-            Ok(p) if !p.head.sha.is_empty() => {
-                client.checks_state(&conn.repo, &p.head.sha).await.ok().flatten()
-            }
+            Ok(p) if !p.head.sha.is_empty() => client
+                .checks_state(&conn.repo, &p.head.sha)
+                .await
+                .ok()
+                .flatten(),
             _ => None,
         };
         app.store

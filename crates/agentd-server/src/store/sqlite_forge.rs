@@ -204,14 +204,12 @@ impl ForgeStore for SqliteStore {
                 // Side effects belong to the change: a repeated event posts nothing twice.
                 if changed || u.state.is_none() {
                     if let Some(status) = &u.issue_status {
-                        sqlx::query(
-                            "UPDATE issues SET status = $2, updated_at = $3 WHERE id = $1",
-                        )
-                        .bind(&row.issue_id)
-                        .bind(status)
-                        .bind(u.now)
-                        .execute(&mut **tx)
-                        .await?;
+                        sqlx::query("UPDATE issues SET status = $2, updated_at = $3 WHERE id = $1")
+                            .bind(&row.issue_id)
+                            .bind(status)
+                            .bind(u.now)
+                            .execute(&mut **tx)
+                            .await?;
                     }
                     if let Some(c) = &u.comment {
                         insert_comment(tx, c).await?;
