@@ -28,6 +28,9 @@ use crate::forge::{Client, checks_of_run, checks_of_status, repo_of_url, verify}
 use crate::service::{Error, issue_event, new_id, rfc3339, task, task_event, workspace};
 use crate::store::{CommentRow, ForgeRow, IssueRow, PullRow, PullUpdate, StoreError, TaskRow};
 
+/// The most characters of the agent's output a pull request's body carries.
+const MAX_OUTPUT_CHARS: usize = 60_000;
+
 /// The API URL of a `github` connection that names none.
 pub const GITHUB_API: &str = "https://api.github.com";
 
@@ -133,7 +136,7 @@ pub async fn set(
     let now = app.now();
     let old = app.store.get_forge(ws.id.clone()).await?;
     let new_secret = match &old {
-        Some(o) if !req.rotate_webhook_secret => None,
+        Some(_) if !req.rotate_webhook_secret => None,
         _ => Some(crate::auth::new_token("whs_")),
     };
     let row = ForgeRow {
@@ -262,6 +265,11 @@ pub async fn open_pull(
         .and_then(|t| t.output)
         .unwrap_or_default();
     let link = format!("{}/#/issues/{}", app.public_url(), issue.id);
+    // GitHub refuses bodies over 65,536 characters: keep the agent's output well below.
+    let output = match output.char_indices().nth(MAX_OUTPUT_CHARS) {
+        Some((at, _)) => format!("{}\n\n… (cut; the whole output is on the issue)", &output[..at]),
+        None => output,
+    };
     let body = if output.trim().is_empty() {
         format!(
             "Issue: {link}\n\n---\nOpened by agentd for task {}.",
