@@ -267,7 +267,10 @@ pub async fn open_pull(
     let link = format!("{}/#/issues/{}", app.public_url(), issue.id);
     // GitHub refuses bodies over 65,536 characters: keep the agent's output well below.
     let output = match output.char_indices().nth(MAX_OUTPUT_CHARS) {
-        Some((at, _)) => format!("{}\n\n… (cut; the whole output is on the issue)", &output[..at]),
+        Some((at, _)) => format!(
+            "{}\n\n… (cut; the whole output is on the issue)",
+            &output[..at]
+        ),
         None => output,
     };
     let body = if output.trim().is_empty() {
