@@ -831,6 +831,15 @@ async fn a_push_that_succeeds_later_completes_the_push_failed_task_and_opens_the
               json!({"error": "remote rejected", "failure_reason": "push_failed", "branch_name": BRANCH}))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    // No daemon connected: the push would go nowhere, and the member is told.
+    let (s, v) = srv
+        .post(&fx.token, &format!("/api/v1/tasks/{task}/push"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("not connected"),
+        "{v}"
+    );
     // The member asks for the push again: the daemon holding the task is told over WS.
     let mut ws = srv.ws(&fx.daemon, &[&fx.runtime]).await;
     let (s, v) = srv

@@ -420,7 +420,8 @@ pub async fn pushed_later(
 }
 
 /// `POST /api/v1/tasks/{id}/push`: asks the daemon holding a `push_failed` task to push
-/// its branch again (`daemon:task_push`); 409 for any other task.
+/// its branch again (`daemon:task_push`); 409 for any other task, and when no WebSocket
+/// of that daemon is connected (the push would go nowhere).
 pub async fn retry_push(app: &App, t: &TaskRow) -> Result<(), Error> {
     if t.status != TaskStatus::Failed || t.failure_reason != Some(FailureReason::PushFailed) {
         return Err(Error::Conflict(format!(
@@ -432,7 +433,27 @@ pub async fn retry_push(app: &App, t: &TaskRow) -> Result<(), Error> {
             ))
         )));
     }
-    app.hub.task_push(&t.runtime_id, &t.id);
+    // The runtime it ran on, or — after its runtime was deleted and re-registered under a
+    // new id — a runtime of the same daemon in the workspace that a connection holds.
+    let mut targets = vec![t.runtime_id.clone()];
+    if let Some(daemon) = &t.daemon_id {
+        for rt in app
+            .store
+            .list_runtimes(t.workspace_id.clone(), Some(daemon.clone()))
+            .await?
+        {
+            if !targets.contains(&rt.id) {
+                targets.push(rt.id);
+            }
+        }
+    }
+    let Some(target) = targets.into_iter().find(|r| app.hub.holds(r)) else {
+        return Err(Error::Conflict(format!(
+            "the daemon holding task {} is not connected; start it and try again",
+            t.id
+        )));
+    };
+    app.hub.task_push(&target, &t.id);
     Ok(())
 }
 
