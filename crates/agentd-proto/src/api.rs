@@ -237,6 +237,9 @@ pub struct IssueInfo {
     /// cards show its state).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latest_task: Option<Box<TaskInfo>>,
+    /// The issue's newest pull request, when its workspace is connected to a forge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pr: Option<PullRequestInfo>,
 }
 
 /// `GET /api/v1/issues?workspace_id=W&limit=N&after=C`: one page of issues, oldest first
@@ -316,6 +319,9 @@ pub struct TaskInfo {
     /// What the run changed, in short, when its final report carried a diff (the whole
     /// diff: `GET /api/v1/tasks/{id}/diff`).
     pub diffstat: Option<DiffStat>,
+    /// The pull request this task's pushed branch is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pr: Option<PullRequestInfo>,
 }
 
 /// A task's diffstat: how many files its run changed and the lines added and removed
@@ -372,4 +378,101 @@ pub struct WorkspaceEvent {
     /// The new status of the issue, task or runtime, when the event is a status change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+/// The kind of code forge a workspace is connected to. Forgejo speaks Gitea's API: use
+/// `gitea`. A kind this side does not know decodes as `Unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ForgeKind {
+    #[default]
+    Github,
+    Gitea,
+    #[serde(other)]
+    Unknown,
+}
+
+impl ForgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForgeKind::Github => "github",
+            ForgeKind::Gitea => "gitea",
+            ForgeKind::Unknown => "unknown",
+        }
+    }
+
+    /// `github`, `gitea` or `forgejo` (which is `gitea`); anything else is `None`.
+    pub fn parse(s: &str) -> Option<ForgeKind> {
+        Some(match s {
+            "github" => ForgeKind::Github,
+            "gitea" | "forgejo" => ForgeKind::Gitea,
+            _ => return None,
+        })
+    }
+}
+
+/// `PUT /api/v1/workspaces/{wid}/forge`: connect (or reconnect) the workspace to a forge.
+/// `token` is write-only: no response carries it. `api_url` defaults to
+/// `https://api.github.com` for `github` and is required for `gitea`
+/// (`https://HOST/api/v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetForgeRequest {
+    pub kind: ForgeKind,
+    /// `owner/name`.
+    pub repo: String,
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// Whether the server polls this forge for the state of open pull requests (default
+    /// true: a webhook delivery that failed is never retried by GitHub).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<bool>,
+    /// Make a new webhook secret (the old one stops verifying at once).
+    #[serde(default)]
+    pub rotate_webhook_secret: bool,
+}
+
+/// A workspace's forge connection as users see it. `token` is always
+/// [`MASKED_ENV_VALUE`]; `webhook_secret` is present only in the answer to the `PUT`
+/// that created it (first connection, or `rotate_webhook_secret`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ForgeInfo {
+    pub workspace_id: String,
+    pub kind: ForgeKind,
+    pub api_url: String,
+    pub repo: String,
+    pub token: String,
+    pub poll: bool,
+    /// Where the forge's webhook must point, relative to the server's public URL.
+    pub webhook_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A pull request the server opened for an issue's work (`IssueInfo.pr`, `TaskInfo.pr`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PullRequestInfo {
+    pub url: String,
+    pub number: i64,
+    /// `open`, `merged` or `closed`.
+    pub state: String,
+    pub head_branch: String,
+    /// `approved`, `changes_requested` or `commented`; `None` before any review.
+    pub review_state: Option<String>,
+    /// `pending`, `success` or `failure`; `None` while the forge reported no checks.
+    pub checks_state: Option<String>,
+}
+
+/// The answer to a webhook delivery (`POST /api/v1/forge/webhooks/{kind}`): `status`
+/// `ok`, and what the server did with it (`note`), e.g. `pull request #3 merged: issue
+/// done`, `duplicate delivery`, `ignored: not a pull request agentd opened`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct WebhookAnswer {
+    pub status: String,
+    pub note: String,
 }

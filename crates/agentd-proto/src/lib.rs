@@ -7,6 +7,8 @@
 //! - [`message`]: task messages (text, tool calls, results, errors) and token usage.
 //! - [`health`]: the daemon's local `/health` document.
 //! - [`api`]: the user-facing HTTP API of `agentd server` (workspaces, agents, issues, …).
+//! - [`forge`]: the subset of GitHub's and Gitea's REST and webhook formats the server
+//!   speaks to open and track pull requests.
 //!
 //! **Architecture Invariant:** this crate does no I/O and depends on serde only. It is the
 //! only crate that derives wire `Serialize`/`Deserialize`. Every type ignores unknown
@@ -14,6 +16,7 @@
 //! so a server that is ahead of us never makes the daemon fail to decode.
 
 pub mod api;
+pub mod forge;
 pub mod health;
 pub mod message;
 pub mod rest;

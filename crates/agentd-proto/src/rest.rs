@@ -210,6 +210,10 @@ pub struct Task {
     /// agentd-server only: a token valid only while this task is active and only for its
     /// issue. Handed to the agent as `AGENTD_TOKEN`; a Multica server never sends it.
     pub task_token: String,
+    /// agentd-server only: continue on this branch (it holds an open pull request's
+    /// earlier work, e.g. a review asked for changes): check it out instead of a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 /// Response of `POST /api/daemon/runtimes/{rid}/tasks/claim`.

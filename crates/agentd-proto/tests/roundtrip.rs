@@ -136,6 +136,11 @@ macro_rules! decode_every_wire_type {
             api::UpdateAgentRequest, api::CreateIssueRequest, api::UpdateIssueRequest,
             api::IssueInfo, api::IssuesPage, api::IssueDetail, api::CreateCommentRequest, api::CommentInfo,
             api::TaskInfo, api::DiffStat, api::MessagesPage, api::WhoAmI, api::WorkspaceEvent,
+            api::ForgeKind, api::SetForgeRequest, api::ForgeInfo, api::PullRequestInfo,
+            forge::ForgeUser, forge::ForgeRepo, forge::ForgeRef, forge::ForgePull, forge::CreatePull,
+            forge::ForgeErrorBody, forge::CombinedStatus, forge::CheckRun, forge::CheckRuns,
+            forge::WebhookReview, forge::WebhookComment, forge::WebhookIssue, forge::PullNumber,
+            forge::WebhookCheck, forge::WebhookPayload, forge::ForgeBranch, api::WebhookAnswer,
             health::HealthState, health::HealthRuntime, health::HealthWorkspace,
             health::HealthAgent, health::Health,
             ErrorBody, MessageKind, TaskMessage, UsageEntry,
@@ -174,6 +179,7 @@ proptest! {
 fn deserializable_types() -> std::collections::BTreeSet<String> {
     let sources = [
         include_str!("../src/api.rs"),
+        include_str!("../src/forge.rs"),
         include_str!("../src/health.rs"),
         include_str!("../src/lib.rs"),
         include_str!("../src/message.rs"),

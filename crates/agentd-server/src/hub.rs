@@ -1,5 +1,6 @@
 //! The daemon WebSocket hub: which connection holds which runtime, the per-connection
-//! read/write loops, and pushes (`daemon:task_available`, `daemon:task_cancelled`).
+//! read/write loops, and pushes (`daemon:task_available`, `daemon:task_cancelled`,
+//! `daemon:task_push`).
 //! Pushes are best-effort hints: a full outbound queue drops the frame, and the daemon
 //! still learns everything by polling. When a connection closes, each runtime it held is
 //! shown offline after `ws_close_grace` unless a heartbeat (or another connection) shows
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use agentd_proto::ws::{TaskAvailable, TaskCancelled};
+use agentd_proto::ws::{TaskAvailable, TaskCancelled, TaskPush};
 use agentd_proto::{HeartbeatResponse, WsMessage};
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
@@ -69,6 +70,15 @@ impl Hub {
         let frame = WsMessage::TaskAvailable(TaskAvailable {
             runtime_id: runtime_id.to_string(),
             task_id: Some(task_id.to_string()),
+        });
+        self.push(runtime_id, frame.encode());
+    }
+
+    /// Asks the daemon holding `runtime_id` to push a finished task's branch again.
+    pub fn task_push(&self, runtime_id: &str, task_id: &str) {
+        let frame = WsMessage::TaskPush(TaskPush {
+            task_id: task_id.to_string(),
+            runtime_id: Some(runtime_id.to_string()),
         });
         self.push(runtime_id, frame.encode());
     }

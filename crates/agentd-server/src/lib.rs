@@ -11,6 +11,7 @@
 //!   triggers, agents, workspaces, tokens); the only callers of the store.
 //! - [`hub`]: WebSocket connections by runtime; pushes wake-ups and cancellations.
 //! - [`events`]: change notifications, streamed to boards as server-sent events.
+//! - [`forge`]: the GitHub / Gitea client (pull requests) and webhook signatures.
 //! - [`web`]: the embedded web board (static assets; it talks to `/api/v1`).
 //! - [`sweeper`]: shows silent runtimes offline and fails the tasks whose lease expired.
 //! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
@@ -22,6 +23,7 @@ pub mod api;
 pub mod auth;
 pub mod conn;
 pub mod events;
+pub mod forge;
 pub mod hub;
 pub mod service;
 pub mod store;
@@ -78,6 +80,12 @@ pub struct ServerConfig {
     /// Event streams (`/api/v1/workspaces/{wid}/events`) one token may hold open at once;
     /// one more is 429.
     pub max_event_streams_per_token: usize,
+    /// The URL people reach this server at (links in pull requests point at the board
+    /// there). `None`: the listen URL (`http://ADDR`).
+    pub public_url: Option<String>,
+    /// How often open pull requests are read from their forge (the fallback for lost
+    /// webhooks); zero turns polling off.
+    pub forge_poll_interval: Duration,
 }
 
 impl ServerConfig {
@@ -96,6 +104,8 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(60),
             max_connections: 1024,
             max_event_streams_per_token: 8,
+            public_url: None,
+            forge_poll_interval: Duration::from_secs(60),
         }
     }
 }
@@ -137,6 +147,10 @@ pub struct App {
     pub started_at_ms: i64,
     /// The clock every time of this server is taken from.
     pub clock: Clock,
+    /// The HTTP client forge calls share (its connection pool).
+    pub forge_http: reqwest::Client,
+    /// `config.public_url`, or the listen URL once [`run`] knows it.
+    pub public_url: std::sync::OnceLock<String>,
 }
 
 impl App {
@@ -144,6 +158,15 @@ impl App {
     /// measured with.
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Where people reach this server (no trailing slash).
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .get()
+            .or(self.config.public_url.as_ref())
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -376,13 +399,28 @@ pub async fn open(
         tracker: TaskTracker::new(),
         started_at_ms: clock.now_ms(),
         clock,
+        forge_http: reqwest::Client::new(),
+        public_url: std::sync::OnceLock::new(),
     }))
 }
 
 /// Starts the sweeper and serves `app` on `listener` until `app.shutdown` is cancelled,
 /// then closes WS connections, waits for background work and closes the database.
 pub async fn run(app: Arc<App>, listener: tokio::net::TcpListener) -> Result<(), ServerError> {
+    let listen_url = listener
+        .local_addr()
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_default();
+    let _ = app.public_url.set(
+        app.config
+            .public_url
+            .clone()
+            .unwrap_or(listen_url)
+            .trim_end_matches('/')
+            .to_string(),
+    );
     app.tracker.spawn(sweeper::run(app.clone()));
+    app.tracker.spawn(service::forge::run_poller(app.clone()));
     let router = api::router(app.clone());
     let limits = conn::Limits {
         header_read_timeout: app.config.header_read_timeout,

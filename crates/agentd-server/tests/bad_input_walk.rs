@@ -90,6 +90,14 @@ fn routes() -> Vec<Route> {
             "/api/daemon/tasks/{task}/fail",
             Some(json!({"error": "e"})),
         ),
+        r(
+            Method::POST,
+            "/api/daemon/tasks/{task}/pushed",
+            Some(
+                json!({"pushed": {"remote_url": "https://github.com/acme/walk",
+                                   "branch": "agentd/b", "commit": "c0ffee"}}),
+            ),
+        ),
         r(Method::GET, "/api/daemon/tasks/{task}/status", None),
         // User API.
         r(Method::GET, "/api/v1/me", None),
@@ -146,6 +154,21 @@ fn routes() -> Vec<Route> {
         r(Method::GET, "/api/v1/tasks/{task}/diff", None),
         r(Method::POST, "/api/v1/tasks/{task}/cancel", None),
         r(Method::POST, "/api/v1/tasks/{task}/retry", None),
+        r(Method::POST, "/api/v1/tasks/{task}/push", None),
+        r(Method::GET, "/api/v1/workspaces/{ws}/forge", None),
+        r(
+            Method::PUT,
+            "/api/v1/workspaces/{ws}/forge",
+            Some(json!({"kind": "github", "repo": "acme/other", "token": "t"})),
+        ),
+        r(Method::DELETE, "/api/v1/workspaces/{ws}/forge", None),
+        // Signed, not authenticated: walked by `walk_the_webhook` instead.
+        r(
+            Method::POST,
+            "/api/v1/forge/webhooks/github",
+            Some(json!({"action": "closed", "number": 1,
+                        "repository": {"full_name": "acme/walk"}})),
+        ),
     ]
 }
 
@@ -218,6 +241,8 @@ enum Kind {
     User,
     /// Admin only.
     Admin,
+    /// The forge's webhook receiver: no bearer token, an HMAC signature instead.
+    Webhook,
 }
 
 fn kind_of(path: &str) -> Kind {
@@ -225,6 +250,8 @@ fn kind_of(path: &str) -> Kind {
         Kind::Daemon
     } else if path.starts_with("/api/v1/admin") {
         Kind::Admin
+    } else if path.starts_with("/api/v1/forge/webhooks") {
+        Kind::Webhook
     } else {
         Kind::User
     }
@@ -457,7 +484,8 @@ fn the_walk_covers_every_declared_route() {
                 .replace("/agents/{id}", "/agents/{agent}")
                 .replace("/issues/{id}", "/issues/{issue}")
                 .replace("/tasks/{id}", "/tasks/{task}")
-                .replace("/tokens/{id}", "/tokens/{token}");
+                .replace("/tokens/{id}", "/tokens/{token}")
+                .replace("/forge/webhooks/{kind}", "/forge/webhooks/github");
             (m, p)
         })
         .filter(|(_, p)| p != "/health")
@@ -549,6 +577,19 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
     let mut dead = dead.0;
     dead.push(("the admin token before a rotation", old_admin, "revoked"));
 
+    // Workspace a is connected to a forge, so webhooks for its repository reach the
+    // signature check.
+    let (s, conn) = srv
+        .req(
+            Method::PUT,
+            &fx_a.token,
+            &format!("/api/v1/workspaces/{}/forge", fx_a.ws),
+            Some(json!({"kind": "github", "repo": "acme/walk", "token": "t"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{conn}");
+    let webhook_secret = conn["webhook_secret"].as_str().unwrap().to_string();
+
     let before = snapshot(&srv).await;
     assert!(
         before.contains("== issues") && before.contains("'issue of b'"),
@@ -564,6 +605,10 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
         let right = match kind {
             Kind::Daemon => fx_a.daemon.as_str(),
             Kind::User | Kind::Admin => fx_a.token.as_str(),
+            Kind::Webhook => {
+                walk_the_webhook(&srv, &route, &webhook_secret, &mut failures, &mut checked).await;
+                continue;
+            }
         };
         let good_path = fill(route.path, &a);
         let good_body = route
@@ -607,6 +652,7 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 vec![403],
                 Some("daemon token"),
             )),
+            Kind::Webhook => {}
             Kind::User | Kind::Admin => cases.push((
                 "a daemon token on a user route".into(),
                 good_path.clone(),
@@ -811,4 +857,122 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
         "bad_input_walk: {checked} bad requests over {} routes",
         routes().len()
     );
+}
+
+/// The webhook receiver with bad deliveries: unsigned, wrongly signed, signed over other
+/// bytes (401); for an unknown repository or kind (404); not JSON or without a
+/// repository (400); oversized (413). None may change the store.
+async fn walk_the_webhook(
+    srv: &Srv,
+    route: &Route,
+    secret: &str,
+    failures: &mut Vec<String>,
+    checked: &mut usize,
+) {
+    let good = route.body.as_ref().expect("a payload").to_string();
+    let sign = |secret: &str, body: &str| {
+        format!(
+            "sha256={}",
+            agentd_testkit::fake_forge::sign(secret, body.as_bytes())
+        )
+    };
+    let unknown =
+        json!({"action": "closed", "repository": {"full_name": "acme/unknown"}}).to_string();
+    let cases: Vec<(&str, &str, String, Option<String>, u16)> = vec![
+        ("unsigned", route.path, good.clone(), None, 401),
+        (
+            "an empty signature",
+            route.path,
+            good.clone(),
+            Some(String::new()),
+            401,
+        ),
+        (
+            "a wrong secret",
+            route.path,
+            good.clone(),
+            Some(sign("nope", &good)),
+            401,
+        ),
+        (
+            "a signature that is not hex",
+            route.path,
+            good.clone(),
+            Some("sha256=zz".into()),
+            401,
+        ),
+        (
+            "a signature over other bytes",
+            route.path,
+            format!("{good} "),
+            Some(sign(secret, &good)),
+            401,
+        ),
+        (
+            "an unknown repository",
+            route.path,
+            unknown.clone(),
+            Some(sign(secret, &unknown)),
+            404,
+        ),
+        (
+            "an unknown forge kind",
+            "/api/v1/forge/webhooks/gitlab",
+            good.clone(),
+            Some(sign(secret, &good)),
+            404,
+        ),
+        (
+            "malformed JSON",
+            route.path,
+            "{\"oops".into(),
+            Some(sign(secret, "{\"oops")),
+            400,
+        ),
+        (
+            "JSON of the wrong shape",
+            route.path,
+            "[1, 2]".into(),
+            Some(sign(secret, "[1, 2]")),
+            400,
+        ),
+        (
+            "no repository",
+            route.path,
+            "{}".into(),
+            Some(sign(secret, "{}")),
+            400,
+        ),
+    ];
+    for (what, path, body, sig, want) in cases {
+        *checked += 1;
+        let mut req = srv
+            .http
+            .post(format!("{}{path}", srv.url))
+            .header("content-type", "application/json")
+            .header("x-github-event", "pull_request")
+            .header("x-github-delivery", "walk-1")
+            .body(body);
+        if let Some(sig) = sig {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let named = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(|e| !e.trim().is_empty()))
+            .unwrap_or(false);
+        if status.as_u16() != want || !named {
+            failures.push(format!("POST {path} with {what}: {status} {text}"));
+        }
+    }
+    *checked += 1;
+    let (status, text) = send_oversized(srv, &Method::POST, route.path, "agd_irrelevant").await;
+    if status != StatusCode::PAYLOAD_TOO_LARGE {
+        failures.push(format!(
+            "POST {} with an oversized body: {status} {text}",
+            route.path
+        ));
+    }
 }

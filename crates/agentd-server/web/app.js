@@ -394,7 +394,8 @@ function boardView() {
     h("div.card-meta", {},
       h("span.assignee", {}, i.assignee_agent_id ? agentName(i.assignee_agent_id) : "unassigned"),
       taskBadge(i.latest_task),
-      i.latest_task && i.latest_task.diffstat ? diffCounts(i.latest_task.diffstat) : null),
+      i.latest_task && i.latest_task.diffstat ? diffCounts(i.latest_task.diffstat) : null,
+      prBadge(i.pr)),
     h("label.move", {}, "Move to ", statusSelect(i.status, {
       "aria-label": "Move to",
       onchange: (e) => move(i.id, e.target.value),
@@ -633,6 +634,18 @@ function taskLog(taskId) {
   return { log, load };
 }
 
+// A pull request's link and state badge; null without one. The URL comes from the forge:
+// only http(s) links are made.
+function prBadge(pr) {
+  if (!pr) return null;
+  const extra = [pr.review_state && pr.review_state.replace("_", " "), pr.checks_state && `checks ${pr.checks_state}`]
+    .filter(Boolean).join(" · ");
+  const text = `PR #${pr.number} ${pr.state}${extra ? ` · ${extra}` : ""}`;
+  const attrs = { dataset: { prState: pr.state }, title: `pull request on ${pr.head_branch}` };
+  if (!/^https?:\/\//.test(pr.url || "")) return h(`span.badge.pr-${pr.state}`, attrs, text);
+  return h(`a.badge.pr-${pr.state}`, { ...attrs, href: pr.url, target: "_blank", rel: "noopener noreferrer" }, text);
+}
+
 function taskPanel(t, refreshIssue, log, diff) {
   const actions = [];
   if (["queued", "dispatched", "running"].includes(t.status)) {
@@ -645,6 +658,12 @@ function taskPanel(t, refreshIssue, log, diff) {
       onclick: async () => { await attempt(() => post(`/api/v1/tasks/${t.id}/retry`)); refreshIssue(); },
     }, "Retry"));
   }
+  if (t.status === "failed" && t.failure_reason === "push_failed") {
+    actions.push(h("button", {
+      title: "Ask the daemon to push this task's branch again",
+      onclick: async () => { await attempt(() => post(`/api/v1/tasks/${t.id}/push`)); refreshIssue(); },
+    }, "Retry push"));
+  }
   const details = h("dl.facts", {},
     h("dt", {}, "Agent"), h("dd", {}, agentName(t.agent_id)),
     h("dt", {}, "Started"), h("dd", {}, t.started_at
@@ -654,6 +673,7 @@ function taskPanel(t, refreshIssue, log, diff) {
       : `not yet (queued ${ago(t.created_at)})`),
     h("dt", {}, "Branch"), h("dd", {}, h("code", {}, t.branch_name || "—")),
     t.diffstat ? [h("dt", {}, "Changes"), h("dd", {}, diffstatLine(t.diffstat))] : null,
+    t.pr ? [h("dt", {}, "Pull request"), h("dd", {}, prBadge(t.pr))] : null,
     h("dt", {}, "Work dir"), h("dd", {}, h("code", {}, t.work_dir || "—")),
     h("dt", {}, "Tokens"), h("dd", {}, usageLine(t.usage)),
     t.session_id ? [h("dt", {}, "Session"), h("dd", {}, h("code", {}, t.session_id))] : null,
@@ -681,6 +701,7 @@ function issueView(id) {
   const status = statusSelect("backlog", { "aria-label": "Status", id: "issue-status" });
   const assigneeBox = h("span", {});
   const meta = h("p.muted", {});
+  const prBox = h("div.pr-box", {});
   const comments = h("ul.comments", {});
   const tasks = h("div.tasks", {});
   const save = async (body) => {
@@ -729,6 +750,7 @@ function issueView(id) {
       assigneeBox.replaceChildren(sel);
     }
     meta.textContent = `Created ${ago(i.created_at)} · updated ${ago(i.updated_at)}`;
+    prBox.replaceChildren(...(i.pr ? [h("span", {}, "Pull request"), prBadge(i.pr)] : []));
     comments.replaceChildren(...d.comments.map((c) => h(`li.comment.by-${c.author_type}`, {},
       h("div.comment-head", {}, h("strong", {}, c.author_name || c.author_type), " ",
         h("span.muted", {}, `${c.author_type} · ${ago(c.created_at)}`)),
@@ -756,6 +778,7 @@ function issueView(id) {
           h("aside.issue-side", {},
             h("label", {}, "Status", status),
             h("label", {}, "Assignee", assigneeBox),
+            prBox,
             meta)),
       );
     }

@@ -335,8 +335,6 @@ async fn up_once(data: &Path, bin: &Path) -> (String, String) {
             "--data-dir",
         ])
         .arg(data)
-        // Outside any git repository: `up` would otherwise adopt the one around it.
-        .current_dir(data.parent().unwrap_or(data))
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
         .env_remove("AGENTD_TOKEN")
         .stdout(Stdio::piped())
@@ -703,6 +701,167 @@ async fn issue_list_and_task_logs_follow_every_page() {
     let logged = json_lines(&srv, admin, &["task", "logs", &task]);
     let seqs: Vec<i64> = logged.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
+}
+
+/// `agentd forge set|show|remove`, `agentd issue show` naming the pull request the
+/// server opened (with a link to the issue at `--public-url`), and `agentd task push`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forge_commands_connect_the_workspace_and_issue_show_names_the_pull_request() {
+    use agentd_testkit::fake_forge::FakeForge;
+    let forge = FakeForge::start("ghp_cli_token").await;
+    forge.add_repo("acme/widgets", "main");
+    forge.push_branch("acme/widgets", "agentd/cli", &"a".repeat(40));
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server_with(
+        dir.path(),
+        &[
+            "--allow-local-repos",
+            "--public-url",
+            "https://board.example/",
+        ],
+    );
+    let admin = std::fs::read_to_string(dir.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let wid = ok(&srv, &admin, &["workspace", "create", "team"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token_file = dir.path().join("forge-token");
+    std::fs::write(&token_file, "ghp_cli_token\n").unwrap();
+    let set = ok(
+        &srv,
+        &admin,
+        &[
+            "forge",
+            "set",
+            "--workspace",
+            &wid,
+            "--kind",
+            "github",
+            "--repo",
+            "acme/widgets",
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--api-url",
+            &forge.url,
+        ],
+    );
+    assert_eq!(set["token"], "••••");
+    assert!(
+        set["webhook_secret"].as_str().unwrap().starts_with("whs_"),
+        "{set}"
+    );
+    let shown = human(&srv, &admin, &["forge", "show", "--workspace", &wid]);
+    assert!(shown.contains("github\tacme/widgets"), "{shown}");
+    assert!(
+        !shown.contains("ghp_cli_token") && !shown.contains("whs_"),
+        "{shown}"
+    );
+
+    // A task completes with its branch pushed: the server opens the pull request.
+    let http = reqwest::Client::new();
+    let reg: Value = http
+        .post(format!("{}/api/daemon/register", srv.url))
+        .bearer_auth(&admin)
+        .json(&json!({"workspace_id": wid, "daemon_id": "d",
+                      "runtimes": [{"name": "c", "type": "claude", "status": "online"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rid = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
+    let agent = ok(
+        &srv,
+        &admin,
+        &[
+            "agent",
+            "create",
+            "--workspace",
+            &wid,
+            "--runtime",
+            &rid,
+            "bot",
+        ],
+    );
+    let issue = ok(
+        &srv,
+        &admin,
+        &[
+            "issue",
+            "create",
+            "Widget fix",
+            "--workspace",
+            &wid,
+            "--assign",
+            agent["id"].as_str().unwrap(),
+        ],
+    );
+    let iid = issue["id"].as_str().unwrap().to_string();
+    let claimed: Value = http
+        .post(format!("{}/api/daemon/runtimes/{rid}/tasks/claim", srv.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tid = claimed["task"]["id"].as_str().unwrap().to_string();
+    for (path, body) in [
+        ("start", json!({})),
+        (
+            "complete",
+            json!({"output": "done", "pushed": {
+            "remote_url": "https://github.com/acme/widgets", "branch": "agentd/cli",
+            "commit": "a".repeat(40)}}),
+        ),
+    ] {
+        let r = http
+            .post(format!("{}/api/daemon/tasks/{tid}/{path}", srv.url))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = human(&srv, &admin, &["issue", "show", &iid]);
+        if text.contains("pull request:") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let want = format!("pull request: #1 open {}/acme/widgets/pull/1", forge.url);
+    assert!(text.contains(&want), "{text}");
+    let sent = forge.requests_to("POST", "/repos/acme/widgets/pulls");
+    let body = sent[0].body["body"].as_str().unwrap();
+    assert!(
+        body.contains(&format!("https://board.example/#/issues/{iid}")),
+        "{body}"
+    );
+
+    // Only a push_failed task can be pushed again.
+    let (success, err) = cli(&srv, &admin, &["task", "push", &tid]);
+    assert!(!success);
+    assert!(
+        err.as_str()
+            .unwrap()
+            .contains("only a task failed with push_failed"),
+        "{err}"
+    );
+
+    ok(&srv, &admin, &["forge", "remove", "--workspace", &wid]);
+    let (success, err) = cli(&srv, &admin, &["forge", "show", "--workspace", &wid]);
+    assert!(
+        !success && err.as_str().unwrap().contains("forge not connected"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

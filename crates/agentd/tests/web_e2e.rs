@@ -255,3 +255,174 @@ async fn issue_with_a_diff(server: &Server, ws: &str, member: &str) -> String {
     .await;
     issue["id"].as_str().unwrap().to_string()
 }
+
+/// Issue 12 on the board: a task completes with a pushed branch, the server opens a pull
+/// request on a fake GitHub, and the board shows it on the card, the issue page and the
+/// task; a signed review asking for changes then appears as a forge comment
+/// (`tests/web/pr.e2e.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_shows_an_issues_pull_request_and_its_review() {
+    use agentd_testkit::fake_forge::{FakeForge, Flavor};
+    use serde_json::json;
+    let prefix = match browser_setup() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIP web_e2e: {why}");
+            return;
+        }
+    };
+    let forge = FakeForge::start("ghp_web").await;
+    forge.add_repo("acme/widgets", "main");
+    forge.push_branch("acme/widgets", "agentd/web", &"a".repeat(40));
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_args(dir.path(), &["--allow-local-repos"]);
+    let url = server.url.clone();
+    let (ws, token, daemon) = server.workspace_with_tokens("web");
+    let token_file = dir.path().join("forge-token");
+    std::fs::write(&token_file, "ghp_web").unwrap();
+    let conn = cli(
+        &url,
+        &token,
+        &[
+            "forge",
+            "set",
+            "--workspace",
+            &ws,
+            "--kind",
+            "github",
+            "--repo",
+            "acme/widgets",
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--api-url",
+            &forge.url,
+        ],
+    );
+    let secret = conn["webhook_secret"].as_str().unwrap().to_string();
+    // A runtime, an agent, an issue, and its task completed with a pushed branch — over
+    // the daemon API, as a daemon would.
+    let http = reqwest::Client::new();
+    let reg: serde_json::Value = http
+        .post(format!("{url}/api/daemon/register"))
+        .bearer_auth(&daemon)
+        .json(&json!({"workspace_id": ws, "daemon_id": "d",
+                      "runtimes": [{"name": "c", "type": "claude", "status": "online"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rid = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
+    let agent = cli(
+        &url,
+        &token,
+        &[
+            "agent",
+            "create",
+            "bot",
+            "--workspace",
+            &ws,
+            "--runtime",
+            &rid,
+        ],
+    );
+    let title = "Widget needs fixing";
+    let issue = cli(
+        &url,
+        &token,
+        &[
+            "issue",
+            "create",
+            title,
+            "--workspace",
+            &ws,
+            "--assign",
+            agent["id"].as_str().unwrap(),
+        ],
+    );
+    let claimed: serde_json::Value = http
+        .post(format!("{url}/api/daemon/runtimes/{rid}/tasks/claim"))
+        .bearer_auth(&daemon)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tid = claimed["task"]["id"].as_str().unwrap().to_string();
+    for (path, body) in [
+        ("start", json!({})),
+        (
+            "complete",
+            json!({"output": "Fixed.", "branch_name": "agentd/web", "pushed": {
+            "remote_url": "https://github.com/acme/widgets", "branch": "agentd/web",
+            "commit": "a".repeat(40)}}),
+        ),
+    ] {
+        let r = http
+            .post(format!("{url}/api/daemon/tasks/{tid}/{path}"))
+            .bearer_auth(&daemon)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+    let iid = issue["id"].as_str().unwrap().to_string();
+    common::eventually(10, "the pull request is opened", || {
+        let d = cli(&url, &token, &["issue", "show", &iid]);
+        (!d["issue"]["pr"].is_null()).then_some(())
+    })
+    .await;
+    let pr_url = format!("{}/acme/widgets/pull/1", forge.url);
+
+    let shots = repo_root().join("target/web-e2e");
+    let mut node = tokio::process::Command::new("node");
+    node.arg(repo_root().join("tests/web/pr.e2e.mjs"))
+        .env("AGENTD_URL", &url)
+        .env("AGENTD_TOKEN", &token)
+        .env("ISSUE_TITLE", title)
+        .env("PR_URL", &pr_url)
+        .env("SHOT_DIR", &shots)
+        .env("PLAYWRIGHT_PREFIX", &prefix)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = node.spawn().expect("run node");
+    // While the browser looks at the issue, a reviewer asks for changes on GitHub.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let d = forge.webhook(
+        Flavor::Github,
+        "pull_request_review",
+        "acme/widgets",
+        1,
+        json!({
+            "action": "submitted",
+            "review": {"id": 1, "state": "changes_requested", "body": "Please rename foo.",
+                       "user": {"login": "alice"}},
+        }),
+        Some(&secret),
+    );
+    let mut req = http
+        .post(format!("{url}/api/v1/forge/webhooks/github"))
+        .body(d.body.clone());
+    for (k, v) in &d.headers {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.unwrap();
+    assert!(resp.status().is_success(), "webhook: {}", resp.status());
+    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .expect("the browser test finished within 90 s")
+        .expect("node output");
+    assert!(
+        out.status.success(),
+        "pr e2e failed ({:?}):\n{}\n{}\n--- server log ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default(),
+    );
+    assert!(shots.join("issue-pr-1280.png").exists());
+}

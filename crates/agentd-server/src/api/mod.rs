@@ -9,6 +9,7 @@ pub mod agents;
 pub mod daemon;
 pub mod error;
 pub mod events;
+pub mod forge;
 pub mod issues;
 pub mod tasks;
 pub mod tokens;
@@ -43,6 +44,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/tasks/{id}/session", post(daemon::session))
         .route("/tasks/{id}/complete", post(daemon::complete))
         .route("/tasks/{id}/fail", post(daemon::fail))
+        .route("/tasks/{id}/pushed", post(forge::pushed))
         .route("/tasks/{id}/status", get(daemon::status));
     let v1 = Router::new()
         .route("/me", get(workspaces::me))
@@ -73,7 +75,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/tasks/{id}/messages", get(tasks::messages))
         .route("/tasks/{id}/diff", get(tasks::diff))
         .route("/tasks/{id}/cancel", post(tasks::cancel))
-        .route("/tasks/{id}/retry", post(tasks::retry));
+        .route("/tasks/{id}/retry", post(tasks::retry))
+        .route("/tasks/{id}/push", post(forge::push))
+        .route(
+            "/workspaces/{wid}/forge",
+            get(forge::show).put(forge::set).delete(forge::remove),
+        )
+        .route("/forge/webhooks/{kind}", post(forge::webhook));
     Router::new()
         .route(
             "/health",

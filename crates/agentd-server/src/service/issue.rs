@@ -72,8 +72,9 @@ impl IssueCursor {
 }
 
 /// One page of the issues of one workspace (`workspace_id`) or of all the caller can
-/// see, oldest first, each with its latest task: `limit` issues after `after`, and the
-/// cursor of the next page if there is one. Two queries whatever the page size.
+/// see, oldest first, each with its latest task and pull request: `limit` issues after
+/// `after`, and the cursor of the next page if there is one. Three queries whatever the
+/// page size.
 pub async fn list(
     app: &App,
     who: &Principal,
@@ -108,6 +109,13 @@ pub async fn list(
         .await?
         .into_iter()
         .collect();
+    let mut pulls: HashMap<String, crate::store::PullRow> = app
+        .store
+        .latest_pulls(rows.iter().map(|r| r.id.clone()).collect())
+        .await?
+        .into_iter()
+        .map(|p| (p.issue_id.clone(), p))
+        .collect();
     let issues = rows
         .iter()
         .map(|row| {
@@ -117,6 +125,7 @@ pub async fn list(
                 task.diffstat = stats.remove(&t.id);
                 Box::new(task)
             });
+            info.pr = pulls.remove(&row.id).as_ref().map(super::forge::pull_info);
             info
         })
         .collect();
@@ -132,8 +141,13 @@ pub async fn detail(app: &App, who: &Principal, issue_id: &str) -> Result<IssueD
     for t in &tasks {
         infos.push(task::info(app, t).await?);
     }
+    let mut issue = issue_info(&i);
+    issue.pr = super::forge::latest_pull(app, &i)
+        .await?
+        .as_ref()
+        .map(super::forge::pull_info);
     Ok(IssueDetail {
-        issue: issue_info(&i),
+        issue,
         tasks: infos,
         comments: comments.iter().map(comment_info).collect(),
     })
@@ -291,18 +305,35 @@ pub async fn comment(
     app.store.add_comment(c.clone()).await?;
     issue_event(app, "comment", &issue);
     if author_type == "member"
-        && issue.status != "done"
-        && issue.status != "cancelled"
         && let Some(aid) = &issue.assignee_agent_id
         && let Some(agent) = app.store.get_agent(aid.clone()).await?
     {
-        let tasks = app.store.list_issue_tasks(issue.id.clone()).await?;
-        let already_queued = tasks
-            .iter()
-            .any(|t| t.agent_id == agent.id && t.status == TaskStatus::Queued);
-        if !already_queued {
-            task::enqueue(app, &issue, &agent, Some(c.id.clone()), None).await?;
-        }
+        follow_up(app, &issue, &agent, &c.id).await?;
     }
     Ok(c)
+}
+
+/// A comment someone wrote for the agent (a member on the board, a reviewer on the
+/// forge) queues a task for `agent` on the issue with that comment as its trigger —
+/// unless the issue is done or cancelled, or one is already queued (it will read the
+/// issue's comments). Returns the new task, if one was queued.
+pub async fn follow_up(
+    app: &App,
+    issue: &IssueRow,
+    agent: &AgentRow,
+    comment_id: &str,
+) -> Result<Option<TaskRow>, Error> {
+    if issue.status == "done" || issue.status == "cancelled" {
+        return Ok(None);
+    }
+    let tasks = app.store.list_issue_tasks(issue.id.clone()).await?;
+    let already_queued = tasks
+        .iter()
+        .any(|t| t.agent_id == agent.id && t.status == TaskStatus::Queued);
+    if already_queued {
+        return Ok(None);
+    }
+    Ok(Some(
+        task::enqueue(app, issue, agent, Some(comment_id.to_string()), None).await?,
+    ))
 }

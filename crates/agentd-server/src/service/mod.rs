@@ -1,13 +1,15 @@
 //! Domain rules, independent of HTTP: [`task`] (queue, claim, lifecycle, leases of
 //! reports, late reports, cancel, retry), [`runtime`] (register, liveness, heartbeats that
 //! renew leases), [`issue`] (issues, comments and the triggers that queue tasks),
-//! [`agent`], [`workspace`] (and the visibility rule), [`token`]. Handlers call these and
+//! [`agent`], [`workspace`] (and the visibility rule), [`token`], [`forge`] (forge
+//! connections, pull requests, webhooks and polling). Handlers call these and
 //! nothing below them; failures are an [`Error`], which only `api::error` maps to HTTP.
 //! Row → wire conversions live here too.
 
 pub mod agent;
 pub mod diff;
 mod error;
+pub mod forge;
 pub mod issue;
 pub mod repo_url;
 pub mod runtime;
@@ -163,6 +165,7 @@ pub fn issue_info(i: &IssueRow) -> IssueInfo {
         created_at: rfc3339(i.created_at),
         updated_at: rfc3339(i.updated_at),
         latest_task: None,
+        pr: None,
     }
 }
 
@@ -199,5 +202,6 @@ pub fn task_info(t: &TaskRow) -> TaskInfo {
         branch_name: t.branch_name.clone(),
         usage: Vec::new(),
         diffstat: None,
+        pr: None,
     }
 }

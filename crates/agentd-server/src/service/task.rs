@@ -15,6 +15,8 @@ use agentd_proto::{
     ReportResponse, Task, TaskAgent, TaskMessage, TaskStatus, UsageRequest,
 };
 
+use std::sync::Arc;
+
 use crate::App;
 use crate::auth::{Principal, TASK_TOKEN_PREFIX, hash_token, new_token};
 use crate::service::{Error, diff, is_uuid, new_id, repos, task_event, task_info};
@@ -67,6 +69,10 @@ pub async fn info(app: &App, task: &TaskRow) -> Result<TaskInfo, StoreError> {
         .await?
         .pop()
         .map(|(_, stat)| stat);
+    info.pr = super::forge::pull_of_task(app, task)
+        .await?
+        .as_ref()
+        .map(super::forge::pull_info);
     Ok(info)
 }
 
@@ -221,6 +227,8 @@ async fn build_claimed(app: &App, row: TaskRow, token: String) -> Result<Task, S
         task.prior_session_id = p.session_id.clone().unwrap_or_default();
         task.prior_work_dir = p.work_dir.clone().unwrap_or_default();
     }
+    // An open pull request of this agent's work on the issue: continue on its branch.
+    task.branch = super::forge::branch_to_continue(app, &row.issue_id, &row.agent_id).await?;
     Ok(task)
 }
 
@@ -296,8 +304,10 @@ fn comment(
 
 /// Completes a task. On a task that already ended (the server failed it, a user
 /// cancelled it), the result is not dropped: it is recorded as a late report.
+/// A completion that carries a pushed branch opens (or updates) the issue's pull request
+/// in the background ([`super::forge::open_pull`]).
 pub async fn complete(
-    app: &App,
+    app: &Arc<App>,
     task: &TaskRow,
     req: CompleteRequest,
 ) -> Result<ReportResponse, Error> {
@@ -323,7 +333,9 @@ pub async fn complete(
             output: Some(req.output.clone()),
             session_id: req.session_id,
             work_dir: req.work_dir,
-            branch_name: req.branch_name,
+            branch_name: req
+                .branch_name
+                .or_else(|| req.pushed.as_ref().map(|p| p.branch.clone())),
             comment: Some(comment(app, task, "agent", name.clone(), body.clone())),
             issue_status,
             diff,
@@ -333,6 +345,9 @@ pub async fn complete(
         .await?;
     if let Some(row) = &moved {
         task_event(app, "task", row);
+        if let Some(pushed) = req.pushed {
+            super::forge::pushed_in_background(app, row.clone(), pushed);
+        }
         return Ok(answer(row.status, false));
     }
     late_report(

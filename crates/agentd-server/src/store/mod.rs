@@ -4,6 +4,7 @@
 //! from the server's clock by the caller, so the store never reads a clock itself.
 
 pub mod sqlite;
+mod sqlite_forge;
 mod sqlite_tasks;
 
 use std::future::Future;
@@ -229,7 +230,7 @@ pub enum Touched {
 }
 
 /// Everything the services need from persistence. Every write is atomic on its own.
-pub trait Store: TaskStore {
+pub trait Store: TaskStore + ForgeStore {
     /// Waits for in-flight queries and closes the database (at shutdown).
     fn close(&self) -> StoreFut<'_, ()>;
 
@@ -384,4 +385,108 @@ pub trait TaskStore: Send + Sync + 'static {
     fn get_task_diff(&self, task_id: String) -> StoreFut<'_, Option<DiffRow>>;
     /// The diffstats of those of `task_ids` that have a diff, by task id.
     fn diffstats(&self, task_ids: Vec<String>) -> StoreFut<'_, Vec<(String, DiffStat)>>;
+}
+
+/// A workspace's forge connection. `token` is the forge API token (never shown).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ForgeRow {
+    pub workspace_id: String,
+    /// `github` or `gitea` (the proto's `ForgeKind` wire names).
+    pub kind: String,
+    pub api_url: String,
+    /// `owner/name` as the user wrote it.
+    pub repo: String,
+    /// `repo` lowercased: webhooks find their workspace by it.
+    pub repo_key: String,
+    pub token: String,
+    pub webhook_secret: String,
+    pub poll: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A pull request the server opened or adopted for an issue's branch.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PullRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub issue_id: String,
+    /// The task whose push it last carried.
+    pub task_id: String,
+    /// The agent a review's follow-up task goes to.
+    pub agent_id: String,
+    pub number: i64,
+    pub url: String,
+    /// `open`, `merged` or `closed`.
+    pub state: String,
+    pub head_branch: String,
+    pub head_sha: String,
+    pub base_branch: String,
+    pub review_state: Option<String>,
+    pub checks_state: Option<String>,
+    pub polled_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Changes to a pull request, applied with their issue side effects in one transaction.
+/// `None` fields keep their value.
+#[derive(Debug, Clone, Default)]
+pub struct PullUpdate {
+    pub pull_id: String,
+    pub state: Option<String>,
+    pub review_state: Option<String>,
+    pub checks_state: Option<String>,
+    pub head_sha: Option<String>,
+    pub task_id: Option<String>,
+    pub polled_at: Option<i64>,
+    /// The issue moves to this status (only when `state` really changes the row).
+    pub issue_status: Option<String>,
+    /// Posted on the issue (only when `state` really changes the row, if `state` is set).
+    pub comment: Option<CommentRow>,
+    pub now: i64,
+}
+
+/// Forge connections, pull requests and webhook deliveries (a supertrait of [`Store`]).
+pub trait ForgeStore: Send + Sync + 'static {
+    /// Creates or replaces the workspace's connection (`created_at` kept on replace).
+    fn set_forge(&self, row: ForgeRow) -> StoreFut<'_, ()>;
+    fn get_forge(&self, workspace_id: String) -> StoreFut<'_, Option<ForgeRow>>;
+    /// True if there was one.
+    fn delete_forge(&self, workspace_id: String) -> StoreFut<'_, bool>;
+    /// The connections of this kind to this repository (`repo_key`, lowercased).
+    fn forges_by_repo(&self, kind: String, repo_key: String) -> StoreFut<'_, Vec<ForgeRow>>;
+    fn insert_pull(&self, row: PullRow) -> StoreFut<'_, ()>;
+    fn get_pull(&self, workspace_id: String, number: i64) -> StoreFut<'_, Option<PullRow>>;
+    /// The open pull request of this workspace whose head is `branch`.
+    fn open_pull_for_branch(
+        &self,
+        workspace_id: String,
+        branch: String,
+    ) -> StoreFut<'_, Option<PullRow>>;
+    /// The pull requests of an issue, oldest first.
+    fn issue_pulls(&self, issue_id: String) -> StoreFut<'_, Vec<PullRow>>;
+    /// The newest pull request of each of these issues that has one, in one query.
+    fn latest_pulls(&self, issue_ids: Vec<String>) -> StoreFut<'_, Vec<PullRow>>;
+    /// Applies `u`; returns the row after it and whether `state` changed.
+    fn update_pull(&self, u: PullUpdate) -> StoreFut<'_, Option<(PullRow, bool)>>;
+    /// Open pull requests of connections with `poll` on, not polled since `before`.
+    fn pulls_to_poll(&self, before: i64) -> StoreFut<'_, Vec<PullRow>>;
+    /// Records a webhook delivery id; false if it was recorded before (a redelivery).
+    fn record_delivery(
+        &self,
+        workspace_id: String,
+        delivery_id: String,
+        now: i64,
+    ) -> StoreFut<'_, bool>;
+    /// `failed` (`push_failed`) → `completed` after a later push succeeded: clears the
+    /// error and reason, sets the branch, posts `comment` and moves the issue.
+    fn complete_pushed(
+        &self,
+        task_id: String,
+        branch: String,
+        comment: CommentRow,
+        issue_status: Option<String>,
+        now: i64,
+    ) -> StoreFut<'_, Option<TaskRow>>;
 }

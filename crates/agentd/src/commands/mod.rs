@@ -1,5 +1,5 @@
 //! User-facing commands: `server`, `up`, and the HTTP clients `workspace`, `token`,
-//! `admin`, `runtime`, `agent`, `issue`, `task`. Every client command takes `--server-url`
+//! `admin`, `runtime`, `agent`, `issue`, `task`, `forge`. Every client command takes `--server-url`
 //! (`AGENTD_SERVER_URL`), `--token` (`AGENTD_TOKEN`) and `--json`.
 
 mod client;
@@ -35,6 +35,48 @@ pub enum Command {
     Issue(Group<IssueCmd>),
     /// Tasks (runs of an agent on an issue).
     Task(Group<TaskCmd>),
+    /// A workspace's forge (GitHub, Gitea/Forgejo): where pull requests are opened.
+    Forge(Group<ForgeCmd>),
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ForgeCmd {
+    /// Connect the workspace to a forge (or change its connection). Prints the webhook
+    /// secret when one is made (first connection, or `--rotate-webhook-secret`).
+    Set {
+        #[arg(long)]
+        workspace: String,
+        /// `github` or `gitea` (Forgejo is `gitea`).
+        #[arg(long)]
+        kind: String,
+        /// The repository, `owner/name`.
+        #[arg(long)]
+        repo: String,
+        /// A file holding the forge API token (`-`: standard input). Never a flag value,
+        /// so it stays out of shell history and process lists.
+        #[arg(long)]
+        token_file: std::path::PathBuf,
+        /// API base URL: default `https://api.github.com` for github; for gitea
+        /// `https://HOST/api/v1`.
+        #[arg(long)]
+        api_url: Option<String>,
+        /// Do not poll the forge for open pull requests (webhooks only).
+        #[arg(long)]
+        no_poll: bool,
+        /// Make a new webhook secret (the old one stops working).
+        #[arg(long)]
+        rotate_webhook_secret: bool,
+    },
+    /// Show the workspace's forge connection (the token masked).
+    Show {
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Disconnect the workspace from its forge.
+    Remove {
+        #[arg(long)]
+        workspace: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -224,6 +266,10 @@ pub enum TaskCmd {
     Retry {
         id: String,
     },
+    /// Ask the daemon to push a `push_failed` task's branch again.
+    Push {
+        id: String,
+    },
 }
 
 pub async fn run(cmd: Command, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -237,7 +283,92 @@ pub async fn run(cmd: Command, shutdown: CancellationToken) -> anyhow::Result<()
         Command::Agent(g) => agent(Client::new(&g.client)?, g.cmd).await,
         Command::Issue(g) => issue(Client::new(&g.client)?, g.cmd).await,
         Command::Task(g) => task(Client::new(&g.client)?, g.cmd, shutdown).await,
+        Command::Forge(g) => forge(Client::new(&g.client)?, g.cmd).await,
     }
+}
+
+fn forge_line(v: &Value) -> String {
+    let mut out = format!(
+        "{}\t{}\t{}\ttoken {}\tpoll {}\twebhook {}",
+        s(v, "kind"),
+        s(v, "repo"),
+        s(v, "api_url"),
+        s(v, "token"),
+        s(v, "poll"),
+        s(v, "webhook_path")
+    );
+    if let Some(secret) = v["webhook_secret"].as_str() {
+        out.push_str(&format!(
+            "\nwebhook secret (shown once; give it to the forge's webhook): {secret}"
+        ));
+    }
+    out
+}
+
+async fn forge(c: Client, cmd: ForgeCmd) -> anyhow::Result<()> {
+    match cmd {
+        ForgeCmd::Set {
+            workspace,
+            kind,
+            repo,
+            token_file,
+            api_url,
+            no_poll,
+            rotate_webhook_secret,
+        } => {
+            let token = if token_file.as_os_str() == "-" {
+                let mut t = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+                    .context("cannot read the token from standard input")?;
+                t
+            } else {
+                std::fs::read_to_string(&token_file)
+                    .with_context(|| format!("cannot read {}", token_file.display()))?
+            };
+            let mut body = json!({"kind": kind, "repo": repo, "token": token.trim(),
+                                  "poll": !no_poll,
+                                  "rotate_webhook_secret": rotate_webhook_secret});
+            if let Some(u) = api_url {
+                body["api_url"] = json!(u);
+            }
+            let v = c
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/api/v1/workspaces/{workspace}/forge"),
+                    Some(body),
+                )
+                .await?;
+            c.print(&v, forge_line);
+        }
+        ForgeCmd::Show { workspace } => {
+            let v = c
+                .get(&format!("/api/v1/workspaces/{workspace}/forge"))
+                .await?;
+            c.print(&v, forge_line);
+        }
+        ForgeCmd::Remove { workspace } => {
+            let v = c
+                .delete(&format!("/api/v1/workspaces/{workspace}/forge"))
+                .await?;
+            c.print(&v, |_| format!("workspace {workspace}: forge removed"));
+        }
+    }
+    Ok(())
+}
+
+/// `#N state url (review …, checks …)` of a `PullRequestInfo`.
+fn pr_line(pr: &Value) -> String {
+    let mut out = format!("#{} {} {}", s(pr, "number"), s(pr, "state"), s(pr, "url"));
+    for key in ["review_state", "checks_state"] {
+        if !pr[key].is_null() {
+            out.push_str(&format!(
+                " {}: {}",
+                key.trim_end_matches("_state"),
+                s(pr, key)
+            ));
+        }
+    }
+    out
 }
 
 fn lines(v: &Value, f: impl Fn(&Value) -> String) -> String {
@@ -487,6 +618,9 @@ async fn issue(c: Client, cmd: IssueCmd) -> anyhow::Result<()> {
                     s(i, "assignee_agent_id"),
                     s(i, "description")
                 );
+                if !i["pr"].is_null() {
+                    out.push_str(&format!("\npull request: {}\n", pr_line(&i["pr"])));
+                }
                 out.push_str("\ntasks:\n");
                 out.push_str(&lines(&v["tasks"], |t| {
                     let changed = serde_json::from_value::<DiffStat>(t["diffstat"].clone())
@@ -581,6 +715,14 @@ async fn task(c: Client, cmd: TaskCmd, shutdown: CancellationToken) -> anyhow::R
                 .post(&format!("/api/v1/tasks/{id}/retry"), json!({}))
                 .await?;
             c.print(&v, one);
+        }
+        TaskCmd::Push { id } => {
+            let v = c
+                .post(&format!("/api/v1/tasks/{id}/push"), json!({}))
+                .await?;
+            c.print(&v, |v| {
+                format!("{}\tpush requested from its daemon", s(v, "id"))
+            });
         }
         TaskCmd::Logs {
             id,

@@ -41,6 +41,14 @@ pub struct ServerArgs {
     /// every user of the server may read this machine's files (`agentd up` sets it).
     #[arg(long)]
     pub allow_local_repos: bool,
+    /// The URL people reach this server at, for links in pull requests (default: the
+    /// listen URL).
+    #[arg(long, env = "AGENTD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// How often open pull requests are read from their forge, in seconds (a fallback for
+    /// lost webhooks); 0 turns polling off.
+    #[arg(long, default_value_t = 60)]
+    pub forge_poll_interval_secs: u64,
     /// Print the listening URL as JSON.
     #[arg(long)]
     pub json: bool,
@@ -133,6 +141,8 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
     config.request_timeout = Duration::from_secs(args.request_timeout_secs.max(1));
     config.max_connections = args.max_connections.max(1);
     config.max_event_streams_per_token = args.max_event_streams_per_token.max(1);
+    config.public_url = args.public_url.clone();
+    config.forge_poll_interval = Duration::from_secs(args.forge_poll_interval_secs);
     let (url, handle) = start_server(args.listen, config, shutdown).await?;
     let token_file = agentd_server::admin_token_path(&dir);
     if args.json {
