@@ -268,9 +268,30 @@ fn short(id: &str) -> String {
         .collect()
 }
 
-/// The branch a task works on: named after the issue (and the task, so two tasks of one
-/// issue never fight over a checked-out branch).
+/// Whether `name` may be used as a branch the server asked for: what `git
+/// check-ref-format --branch` accepts, kept to a plain character set (no option-like or
+/// odd names from a server reach git).
+pub fn valid_branch(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with(['-', '/', '.'])
+        && !name.ends_with(['/', '.'])
+        && !name.ends_with(".lock")
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.contains("@{")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+}
+
+/// The branch a task works on: the one the server asked it to continue on (an open pull
+/// request's), else one named after the issue (and the task, so two tasks of one issue
+/// never fight over a checked-out branch).
 pub fn branch_name(task: &Task) -> String {
+    if let Some(b) = task.branch.as_deref().filter(|b| valid_branch(b)) {
+        return b.to_string();
+    }
     let issue = if task.issue_id.is_empty() {
         "chat".to_string()
     } else {
@@ -447,7 +468,17 @@ pub async fn prepare(
         )
         .await?;
         let default = git(Some(&mirror), &["symbolic-ref", "--short", "HEAD"]).await?;
-        let tracking = format!("refs/remotes/origin/{default}");
+        // A follow-up continues where the branch is on the remote (its pull request's
+        // earlier work); a new branch starts from the default branch.
+        let continued = format!("refs/remotes/origin/{branch}");
+        let tracking = if git(Some(&mirror), &["rev-parse", "--verify", "-q", &continued])
+            .await
+            .is_ok()
+        {
+            continued
+        } else {
+            format!("refs/remotes/origin/{default}")
+        };
         // The task's own repository gets copies of the objects it needs (a fetch from a
         // local path never hard-links), so the agent's `.git` is not the mirror's.
         git_with(

@@ -76,6 +76,41 @@ struct Repo {
     branches: HashMap<String, String>,
     pulls: Vec<Pull>,
     next_number: i64,
+    /// A real bare repository whose `refs/heads/*` are this repo's branches (what the
+    /// forge sees after a real `git push` into it).
+    git_dir: Option<std::path::PathBuf>,
+}
+
+impl Repo {
+    /// Reads the branches from [`Repo::git_dir`], if any; open pull requests follow their
+    /// heads.
+    fn sync_from_git(&mut self) {
+        let Some(dir) = &self.git_dir else { return };
+        let Ok(out) = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(dir)
+            .args([
+                "for-each-ref",
+                "--format=%(refname:short) %(objectname)",
+                "refs/heads",
+            ])
+            .output()
+        else {
+            return;
+        };
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((branch, sha)) = line.split_once(' ') {
+                self.branches.insert(branch.to_string(), sha.to_string());
+                for p in self
+                    .pulls
+                    .iter_mut()
+                    .filter(|p| p.head == branch && !p.closed)
+                {
+                    p.head_sha = sha.to_string();
+                }
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -159,6 +194,17 @@ impl FakeForge {
                 ..Default::default()
             },
         );
+    }
+
+    /// Hosts `full_name` on a real bare repository: its branches are read from `git_dir`
+    /// on every API call, so a real `git push` into it is what the forge sees.
+    pub fn add_git_repo(&self, full_name: &str, default_branch: &str, git_dir: &std::path::Path) {
+        self.add_repo(full_name, default_branch);
+        let mut g = lock(&self.inner);
+        if let Some(r) = g.repos.get_mut(&full_name.to_lowercase()) {
+            r.git_dir = Some(git_dir.to_path_buf());
+            r.sync_from_git();
+        }
     }
 
     /// What a `git push` would do: the branch now points at `sha` (an open pull request
@@ -529,6 +575,7 @@ fn serve(
     let Some(r) = g.repos.get_mut(&key) else {
         return error(flavor, 404, "Not Found", None);
     };
+    r.sync_from_git();
     let ok = |v: Value| (StatusCode::OK, axum::Json(v)).into_response();
     match (method.as_str(), tail) {
         ("GET", []) => ok(repo_json(flavor, base, r)),

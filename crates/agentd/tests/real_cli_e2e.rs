@@ -1071,3 +1071,205 @@ async fn allow_list_mode_reaches_the_model_but_not_an_unlisted_server() {
         "the transcript names the denied connection:\n{logs}"
     );
 }
+
+/// Issue 12's team flow with real Claude Code against the mock model, the real server
+/// and daemon, a real bare repository hosting `acme/widgets` and the fake GitHub in
+/// front of it: the run's branch is pushed, a pull request opened with the right head,
+/// base and title; a signed review asking for changes queues a follow-up that pushes a
+/// second commit to the same branch; a signed `merged` webhook moves the issue to done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_flow_pushes_opens_a_pull_request_answers_a_review_and_lands() {
+    use agentd_testkit::fake_forge::{FakeForge, Flavor};
+    use agentd_testkit::mock_model::Turn;
+    use serde_json::json;
+    let Some(claude) = installed("claude") else {
+        return;
+    };
+    if !common::bwrap_works() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = |dir: &Path, args: &[&str]| git(dir, args).trim().to_string();
+    // The repository: a bare `acme/widgets.git` with one commit on main.
+    let bare = dir.path().join("acme/widgets.git");
+    let seed = dir.path().join("seed");
+    std::fs::create_dir_all(&seed).unwrap();
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+    git(&seed, &["init", "-q", "-b", "main"]);
+    std::fs::write(seed.join("README.md"), "widgets\n").unwrap();
+    git(&seed, &["add", "."]);
+    git(
+        &seed,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
+    git(&seed, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    let repo_url = format!("file://{}", bare.display());
+    let forge = FakeForge::start("ghp_team").await;
+    forge.add_git_repo("acme/widgets", "main", &bare);
+
+    // The server, a workspace on that repository, its forge connection and tokens.
+    let server = common::Server::start_with_args(dir.path(), &["--allow-local-repos"]);
+    let (url, admin) = (server.url.clone(), server.admin.clone());
+    let ws = common::cli(
+        &url,
+        &admin,
+        &["workspace", "create", "team", "--repo", &repo_url],
+    )["id"]
+        .as_str()
+        .expect("workspace")
+        .to_string();
+    let token_of = |args: &[&str]| {
+        common::cli(&url, &admin, args)["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    };
+    let member = token_of(&["token", "create", "--workspace", &ws]);
+    let daemon_token = token_of(&["token", "create", "--daemon", "--workspace", &ws]);
+    let token_file = dir.path().join("forge-token");
+    std::fs::write(&token_file, "ghp_team").unwrap();
+    let conn = common::cli(
+        &url,
+        &admin,
+        &[
+            "forge",
+            "set",
+            "--workspace",
+            &ws,
+            "--kind",
+            "github",
+            "--repo",
+            "acme/widgets",
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--api-url",
+            &forge.url,
+        ],
+    );
+    let secret = conn["webhook_secret"].as_str().expect("secret").to_string();
+
+    // The daemon with real Claude; the review's follow-up plays `@mock:second`.
+    let mock = MockModel::start(vec![(
+        "second",
+        vec![
+            Turn::write_file("second.txt", "second\n"),
+            Turn::text("MOCK-DONE: wrote second.txt"),
+        ],
+    )])
+    .await
+    .expect("mock model");
+    let (u, t) = (url.clone(), daemon_token.clone());
+    let d = spawn_agentd("claude", &claude, &mock, Stdio::null(), move |cmd, root| {
+        cmd.args(["daemon", "--server-url", &u, "--token", &t])
+            .args(["--heartbeat-interval", "1s", "--poll-interval", "2s"])
+            .args(["--health-port", "0", "--allow-local-repos", "--data-dir"])
+            .arg(root.join("data"))
+            .arg("--config")
+            .arg(root.join("daemon.toml"));
+    });
+    let rid = common::online_runtime(&url, &member, &ws, "claude", 60).await;
+    let (_agent, issue) = common::assign_new_issue(
+        &url,
+        &member,
+        &ws,
+        &rid,
+        "claude-bot",
+        "@mock:write Add a hello file",
+    );
+    let api = |args: &[&str]| common::cli(&url, &member, args);
+
+    // The run's branch is pushed and the pull request opened on it.
+    let pr = common::eventually(90, "a pull request opened for the issue", || {
+        let v = api(&["issue", "show", &issue]);
+        v["issue"]["pr"]["number"].as_i64().map(|_| v)
+    })
+    .await;
+    let ctx = || format!("{pr:#}\n{}", d.describe());
+    let branch = pr["tasks"][0]["branch_name"]
+        .as_str()
+        .expect("branch")
+        .to_string();
+    let pulls = forge.requests_to("POST", "/repos/acme/widgets/pulls");
+    assert_eq!(pulls.len(), 1, "{}", ctx());
+    let body = pulls[0].body.clone();
+    assert_eq!(body["head"], branch.as_str(), "{}", ctx());
+    assert_eq!(body["base"], "main");
+    assert_eq!(body["title"], "@mock:write Add a hello file");
+    assert!(
+        body["body"].as_str().unwrap_or("").contains(&issue),
+        "links the issue: {body}"
+    );
+    let first = g(&bare, &["rev-parse", &format!("refs/heads/{branch}")]);
+    assert_eq!(
+        g(&bare, &["show", &format!("{branch}:hello.txt")]),
+        "hello from mock"
+    );
+
+    // A review asking for changes: a follow-up on the same branch, a second commit.
+    let webhook = |d: agentd_testkit::fake_forge::Delivery| {
+        let http = reqwest::Client::new();
+        let mut r = http
+            .post(format!("{url}/api/v1/forge/webhooks/github"))
+            .body(d.body.clone());
+        for (k, v) in &d.headers {
+            r = r.header(k, v);
+        }
+        async move { r.send().await.expect("webhook").status() }
+    };
+    let review = forge.webhook(
+        Flavor::Github,
+        "pull_request_review",
+        "acme/widgets",
+        1,
+        json!({"action": "submitted", "review": {"id": 1, "state": "changes_requested",
+               "body": "@mock:second please also add second.txt", "user": {"login": "alice"}}}),
+        Some(&secret),
+    );
+    assert_eq!(webhook(review).await, 200);
+    common::eventually(90, "the follow-up pushed a second commit", || {
+        let head = g(&bare, &["rev-parse", &format!("refs/heads/{branch}")]);
+        (head != first).then_some(())
+    })
+    .await;
+    assert_eq!(
+        g(&bare, &["rev-parse", &format!("refs/heads/{branch}^")]),
+        first,
+        "the second commit sits on the first"
+    );
+    assert_eq!(
+        g(&bare, &["show", &format!("{branch}:second.txt")]),
+        "second"
+    );
+    assert_eq!(
+        forge.requests_to("POST", "/repos/acme/widgets/pulls").len(),
+        1,
+        "the same pull request, updated"
+    );
+
+    // Merged: the issue is done.
+    forge.merge("acme/widgets", 1);
+    let merged = forge.webhook(
+        Flavor::Github,
+        "pull_request",
+        "acme/widgets",
+        1,
+        json!({"action": "closed"}),
+        Some(&secret),
+    );
+    assert_eq!(webhook(merged).await, 200);
+    common::eventually(20, "the issue is done", || {
+        (api(&["issue", "show", &issue])["issue"]["status"] == "done").then_some(())
+    })
+    .await;
+}
