@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p agentd -p agentd-bench
-//! target/release/agentd-bench [--only pickup,poll,sandbox,cancel,parse,heal,footprint]
+//! target/release/agentd-bench [--only pickup,poll,sandbox,publish,cancel,parse,heal,footprint]
 //!     [--tasks 1000] [--poll-tasks 100] [--cancels 20] [--parse-secs 2]
 //!     [--heal-daemons 25] [--heal-workspaces 10] [--heal-heartbeat-secs 15]
 //!     [--idle-secs 30] [--stream-tasks 20] [--stream-lines 200]
@@ -18,6 +18,7 @@ mod footprint;
 mod heal;
 mod parse;
 mod pickup;
+mod publish;
 mod reconnect;
 mod server;
 
@@ -46,6 +47,7 @@ const KNOBS: &[(&str, u64)] = &[
     ("hb-clients", 32),
     ("hb-secs", 10),
     ("claim-tasks", 1000),
+    ("publish-tasks", 50),
     ("lost-claims", 10),
     ("reconnect-daemons", 1000),
     ("reconnect-down-secs", 3),
@@ -55,6 +57,7 @@ const ALL: &[&str] = &[
     "pickup",
     "poll",
     "sandbox",
+    "publish",
     "cancel",
     "parse",
     "heal",
@@ -192,6 +195,28 @@ async fn main() -> anyhow::Result<()> {
             ms(added),
             "≤ 10 ms".into(),
             met(added <= Duration::from_millis(10)).into(),
+        ]);
+    }
+    if on("publish") {
+        eprintln!("publish over {} tasks…", n("publish-tasks"));
+        let p = publish::publish(n("publish-tasks") as usize).await?;
+        rows.push([
+            format!(
+                "12. Agent exit → branch pushed (server sees it completed with the branch; {} tasks)",
+                p.to_pushed.n
+            ),
+            spread(&p.to_pushed),
+            "—".into(),
+            "".into(),
+        ]);
+        rows.push([
+            format!(
+                "12. Agent exit → pull request opened (fake GitHub `POST …/pulls`; {} tasks)",
+                p.to_pr.n
+            ),
+            spread(&p.to_pr),
+            "—".into(),
+            "".into(),
         ]);
     }
     if on("cancel") {

@@ -45,8 +45,13 @@ impl Drop for Server {
 
 impl Server {
     pub async fn start() -> anyhow::Result<Server> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Server::start`] with extra `agentd server` flags.
+    pub async fn start_with(args: &[&str]) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
-        let (child, url) = Self::spawn(dir.path(), "127.0.0.1:0").await?;
+        let (child, url) = Self::spawn(dir.path(), "127.0.0.1:0", args).await?;
         let admin = std::fs::read_to_string(dir.path().join("server/admin-token"))?
             .trim()
             .to_string();
@@ -60,12 +65,13 @@ impl Server {
     }
 
     /// Starts `agentd server` on `listen` with its data in `dir/server`; returns its URL.
-    async fn spawn(dir: &Path, listen: &str) -> anyhow::Result<(Child, String)> {
+    async fn spawn(dir: &Path, listen: &str, args: &[&str]) -> anyhow::Result<(Child, String)> {
         let out = dir.join("server.out");
         let _ = std::fs::remove_file(&out);
         let child = Command::new(agentd_exe()?)
             .args(["server", "--listen", listen, "--json", "--data-dir"])
             .arg(dir.join("server"))
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out)?)
@@ -102,7 +108,7 @@ impl Server {
     /// Starts the server again on the same address and data dir.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         let listen = self.url.trim_start_matches("http://").to_string();
-        let (child, _) = Self::spawn(self._dir.path(), &listen).await?;
+        let (child, _) = Self::spawn(self._dir.path(), &listen, &[]).await?;
         self.child = child;
         Ok(())
     }
@@ -136,6 +142,11 @@ impl Server {
 
     pub async fn post(&self, token: &str, path: &str, body: Value) -> anyhow::Result<Value> {
         self.call(reqwest::Method::POST, token, path, Some(body))
+            .await
+    }
+
+    pub async fn put(&self, token: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::PUT, token, path, Some(body))
             .await
     }
 
