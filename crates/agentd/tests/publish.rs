@@ -396,3 +396,152 @@ async fn up_inside_a_repository_lands_the_tasks_branch_in_it() {
     assert_eq!(git(&repo, &["rev-parse", "--abbrev-ref", "HEAD"]), "main");
     assert_eq!(git(&repo, &["status", "--porcelain"]), "");
 }
+
+/// A smart-HTTP git server for `dir` (a bare repository) on loopback that serves fetches
+/// and answers every push with 401, as a host does for a machine without push rights.
+async fn http_remote_refusing_pushes(dir: PathBuf) -> String {
+    use axum::body::Bytes;
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    fn pkt(line: &str) -> String {
+        format!("{:04x}{line}", line.len() + 4)
+    }
+    async fn refs(
+        State(dir): State<PathBuf>,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> axum::response::Response {
+        let service = q.get("service").cloned().unwrap_or_default();
+        if service != "git-upload-pack" {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic realm=\"widgets\"")],
+                "push access needs credentials",
+            )
+                .into_response();
+        }
+        let out = Command::new("git")
+            .args(["upload-pack", "--stateless-rpc", "--advertise-refs"])
+            .arg(&dir)
+            .output()
+            .expect("git upload-pack");
+        let mut body = format!("{}0000", pkt("# service=git-upload-pack\n")).into_bytes();
+        body.extend(out.stdout);
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/x-git-upload-pack-advertisement",
+            )],
+            body,
+        )
+            .into_response()
+    }
+    async fn upload(
+        State(dir): State<PathBuf>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> impl IntoResponse {
+        assert!(
+            headers.get(header::CONTENT_ENCODING).is_none(),
+            "small test repos send plain bodies"
+        );
+        let mut child = Command::new("git")
+            .args(["upload-pack", "--stateless-rpc"])
+            .arg(&dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("git upload-pack");
+        child.stdin.take().unwrap().write_all(&body).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            [(header::CONTENT_TYPE, "application/x-git-upload-pack-result")],
+            out.stdout,
+        )
+    }
+    async fn refuse() -> impl IntoResponse {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"widgets\"")],
+            "push access needs credentials",
+        )
+    }
+    let app = axum::Router::new()
+        .route("/widgets.git/info/refs", get(refs))
+        .route("/widgets.git/git-upload-pack", post(upload))
+        .route("/widgets.git/git-receive-pack", post(refuse))
+        .with_state(dir);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/widgets.git")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_without_credentials_is_push_failed_with_gits_message() {
+    if !bwrap_works() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let url = http_remote_refusing_pushes(remote.clone()).await;
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    fake.set_repos("ws-1", &[&url]);
+    let bin = stand_in_claude(
+        dir.path(),
+        "echo change > change.txt\necho '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"done\",\"session_id\":\"s-1\"}'",
+    );
+    let _daemon = spawn_daemon_with(
+        dir.path(),
+        &bin,
+        &fake.url,
+        TOKEN,
+        "allow_local_repos = true\n",
+        &[],
+        &["--heartbeat-interval", "1s", "--poll-interval", "1s"],
+    );
+    let rid = eventually(30, "the runtime registered", || {
+        fake.runtime_id_of("claude")
+    })
+    .await;
+    fake.queue_task(
+        &rid,
+        Task {
+            id: "task1".into(),
+            runtime_id: rid.clone(),
+            issue_id: "issue1".into(),
+            workspace_id: "ws-1".into(),
+            issue_title: "Change".into(),
+            task_token: "task-token".into(),
+            repos: vec![Repo { url: url.clone() }],
+            ..Task::default()
+        },
+    );
+    fake.push(&WsMessage::TaskAvailable(TaskAvailable {
+        runtime_id: rid,
+        task_id: Some("task1".into()),
+    }));
+    let (_, failed) = eventually(60, "the task's final report", || {
+        fake.fail_requests().into_iter().next()
+    })
+    .await;
+    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    assert_eq!(
+        failed.failure_reason,
+        Some(FailureReason::PushFailed),
+        "{failed:#?}\n{log}"
+    );
+    assert!(
+        failed.error.contains("could not read Username")
+            || failed.error.contains("Authentication failed"),
+        "git's own words: {}",
+        failed.error
+    );
+    assert!(failed.diff.is_some_and(|d| d.files.len() == 1));
+}
