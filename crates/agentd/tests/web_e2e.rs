@@ -68,8 +68,8 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
         dir.path(),
         &format!(
             "echo 'hello from mock' > hello.txt\n\
-             while IFS= read -r line; do printf '%s\\n' \"$line\"; sleep 1; done < '{}'",
-            fixture.display()
+             while IFS= read -r line; do printf '%s\\n' \"$line\"; sleep 1; done {}",
+            common::heredoc(&fixture)
         ),
     );
     let _daemon = spawn_daemon(

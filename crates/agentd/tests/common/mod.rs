@@ -313,11 +313,17 @@ pub fn bwrap_works() -> bool {
 /// so a stand-in agent needs no file outside its sandbox: the repository itself may sit
 /// under a hidden tree such as `/tmp`).
 pub fn replay(fixture: &Path) -> String {
+    format!("cat {}", heredoc(fixture))
+}
+
+/// The file `fixture` as a shell here-document (`<<'END' … END`), to feed a command's
+/// stdin inside a sandbox that cannot see the file.
+pub fn heredoc(fixture: &Path) -> String {
     let text = std::fs::read_to_string(fixture)
         .unwrap_or_else(|e| panic!("fixture {}: {e}", fixture.display()));
     assert!(!text.contains("AGENTD_FIXTURE_END"));
     format!(
-        "cat <<'AGENTD_FIXTURE_END'\n{}\nAGENTD_FIXTURE_END",
+        "<<'AGENTD_FIXTURE_END'\n{}\nAGENTD_FIXTURE_END",
         text.trim_end()
     )
 }
