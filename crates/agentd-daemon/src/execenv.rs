@@ -468,12 +468,16 @@ pub async fn prepare(
         )
         .await?;
         let default = git(Some(&mirror), &["symbolic-ref", "--short", "HEAD"]).await?;
-        // A follow-up continues where the branch is on the remote (its pull request's
-        // earlier work); a new branch starts from the default branch.
+        // A follow-up the server put on a branch continues where that branch is on the
+        // remote (its pull request's earlier work); any other task starts from the
+        // default branch (a remote branch of the same name is someone else's: the push
+        // will say so rather than build on it).
         let continued = format!("refs/remotes/origin/{branch}");
-        let tracking = if git(Some(&mirror), &["rev-parse", "--verify", "-q", &continued])
-            .await
-            .is_ok()
+        let follow_up = task.branch.as_deref() == Some(branch.as_str());
+        let tracking = if follow_up
+            && git(Some(&mirror), &["rev-parse", "--verify", "-q", &continued])
+                .await
+                .is_ok()
         {
             continued
         } else {

@@ -7,71 +7,23 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use agentd_proto::ws::{TaskAvailable, TaskPush, WsMessage};
 use agentd_proto::{FailureReason, Repo, Task};
 use agentd_testkit::fake_server::FakeServer;
-use common::{Proc, bwrap_works, eventually, spawn_daemon_with, stand_in_claude};
+use common::{Proc, bare_remote, bwrap_works, eventually, git, spawn_daemon_with, stand_in_claude};
 
 const TOKEN: &str = "publish-test-daemon-token";
 const BRANCH: &str = "agentd/issue-issue1-task1";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A bare repository at `<dir>/remote.git` with one commit on `main`.
-fn bare_remote(dir: &Path) -> PathBuf {
-    let remote = dir.join("remote.git");
-    let seed = dir.join("seed");
-    std::fs::create_dir_all(&seed).unwrap();
-    git(
-        dir,
-        &[
-            "init",
-            "-q",
-            "--bare",
-            "-b",
-            "main",
-            remote.to_str().unwrap(),
-        ],
-    );
-    git(&seed, &["init", "-q", "-b", "main"]);
-    std::fs::write(seed.join("README.md"), "hello\n").unwrap();
-    git(&seed, &["add", "."]);
-    git(
-        &seed,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "init",
-        ],
-    );
-    git(&seed, &["push", "-q", remote.to_str().unwrap(), "main"]);
-    remote
-}
 
 struct Setup {
     fake: FakeServer,
     dir: tempfile::TempDir,
     remote: PathBuf,
+    /// The URL the workspace names the repository by.
+    url: String,
     _daemon: Proc,
 }
 
@@ -80,8 +32,14 @@ impl Setup {
     async fn start(body: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let remote = bare_remote(dir.path());
+        let url = remote.display().to_string();
+        Setup::on(dir, remote, url, body).await
+    }
+
+    /// [`Setup::start`] with the bare remote `remote` in `dir`, named `url`.
+    async fn on(dir: tempfile::TempDir, remote: PathBuf, url: String, body: &str) -> Setup {
         let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
-        fake.set_repos("ws-1", &[remote.to_str().unwrap()]);
+        fake.set_repos("ws-1", &[&url]);
         let bin = stand_in_claude(
             dir.path(),
             &format!(
@@ -101,6 +59,7 @@ impl Setup {
             fake,
             dir,
             remote,
+            url,
             _daemon: daemon,
         }
     }
@@ -124,7 +83,7 @@ impl Setup {
                 issue_title: "Add a file".into(),
                 task_token: "task-token".into(),
                 repos: vec![Repo {
-                    url: self.remote.display().to_string(),
+                    url: self.url.clone(),
                 }],
                 ..Task::default()
             },
@@ -491,51 +450,18 @@ async fn a_push_without_credentials_is_push_failed_with_gits_message() {
     let dir = tempfile::tempdir().unwrap();
     let remote = bare_remote(dir.path());
     let url = http_remote_refusing_pushes(remote.clone()).await;
-    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
-    fake.set_repos("ws-1", &[&url]);
-    let bin = stand_in_claude(
-        dir.path(),
-        "echo change > change.txt\necho '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"done\",\"session_id\":\"s-1\"}'",
-    );
-    let _daemon = spawn_daemon_with(
-        dir.path(),
-        &bin,
-        &fake.url,
-        TOKEN,
-        "allow_local_repos = true\n",
-        &[],
-        &["--heartbeat-interval", "1s", "--poll-interval", "1s"],
-    );
-    let rid = eventually(30, "the runtime registered", || {
-        fake.runtime_id_of("claude")
-    })
-    .await;
-    fake.queue_task(
-        &rid,
-        Task {
-            id: "task1".into(),
-            runtime_id: rid.clone(),
-            issue_id: "issue1".into(),
-            workspace_id: "ws-1".into(),
-            issue_title: "Change".into(),
-            task_token: "task-token".into(),
-            repos: vec![Repo { url: url.clone() }],
-            ..Task::default()
-        },
-    );
-    fake.push(&WsMessage::TaskAvailable(TaskAvailable {
-        runtime_id: rid,
-        task_id: Some("task1".into()),
-    }));
-    let (_, failed) = eventually(60, "the task's final report", || {
-        fake.fail_requests().into_iter().next()
-    })
-    .await;
-    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    let s = Setup::on(dir, remote, url, "echo change > change.txt").await;
+    s.run_task().await;
+    let (_, failed) = s
+        .fake
+        .fail_requests()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("not failed: {:?}\n{}", s.fake.completed(), s.log()));
     assert_eq!(
         failed.failure_reason,
         Some(FailureReason::PushFailed),
-        "{failed:#?}\n{log}"
+        "{failed:#?}"
     );
     assert!(
         failed.error.contains("could not read Username")
@@ -544,4 +470,5 @@ async fn a_push_without_credentials_is_push_failed_with_gits_message() {
         failed.error
     );
     assert!(failed.diff.is_some_and(|d| d.files.len() == 1));
+    assert_eq!(s.remote_branch(), None);
 }

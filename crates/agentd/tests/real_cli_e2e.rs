@@ -1091,29 +1091,10 @@ async fn team_flow_pushes_opens_a_pull_request_answers_a_review_and_lands() {
     let dir = tempfile::tempdir().expect("tempdir");
     let g = |dir: &Path, args: &[&str]| git(dir, args).trim().to_string();
     // The repository: a bare `acme/widgets.git` with one commit on main.
-    let bare = dir.path().join("acme/widgets.git");
-    let seed = dir.path().join("seed");
-    std::fs::create_dir_all(&seed).unwrap();
-    git(
-        dir.path(),
-        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    let bare = common::bare_remote_at(
+        &dir.path().join("acme/widgets.git"),
+        &dir.path().join("seed"),
     );
-    git(&seed, &["init", "-q", "-b", "main"]);
-    std::fs::write(seed.join("README.md"), "widgets\n").unwrap();
-    git(&seed, &["add", "."]);
-    git(
-        &seed,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "init",
-        ],
-    );
-    git(&seed, &["push", "-q", bare.to_str().unwrap(), "main"]);
     let repo_url = format!("file://{}", bare.display());
     let forge = FakeForge::start("ghp_team").await;
     forge.add_git_repo("acme/widgets", "main", &bare);

@@ -327,3 +327,49 @@ pub fn heredoc(fixture: &Path) -> String {
         text.trim_end()
     )
 }
+
+/// `git -C dir args…`, trimmed stdout; panics with git's stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A bare repository at `<dir>/remote.git` with one commit (`README.md`) on `main`.
+pub fn bare_remote(dir: &Path) -> PathBuf {
+    bare_remote_at(&dir.join("remote.git"), &dir.join("seed"))
+}
+
+/// A bare repository at `path` with one commit (`README.md`) on `main`, made through
+/// a working repository at `seed`.
+pub fn bare_remote_at(path: &Path, seed: &Path) -> PathBuf {
+    std::fs::create_dir_all(seed).expect("seed dir");
+    let p = path.to_str().expect("utf-8 path");
+    git(seed, &["init", "-q", "--bare", "-b", "main", p]);
+    git(seed, &["init", "-q", "-b", "main"]);
+    std::fs::write(seed.join("README.md"), "hello\n").expect("README");
+    git(seed, &["add", "."]);
+    git(
+        seed,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
+    git(seed, &["push", "-q", p, "main"]);
+    path.to_path_buf()
+}
