@@ -80,6 +80,13 @@ try {
   await page.click(".new-issue button[type=submit]");
   const card = page.locator(".card", { hasText: "Write hello.txt" });
   await card.waitFor();
+  // The form keeps To do and the agent for the next issue (only the text is cleared).
+  const keptStatus = await page.locator(".new-issue select[name=status]").inputValue();
+  if (keptStatus !== "todo") throw new Error(`the new-issue form reset its status to ${keptStatus}`);
+  const keptAgent = await page.locator(".new-issue select[name=assignee] option:checked").textContent();
+  if (keptAgent !== agentName) throw new Error(`the new-issue form reset its assignee to ${keptAgent}`);
+  const keptTitle = await page.locator(".new-issue input[name=title]").inputValue();
+  if (keptTitle !== "") throw new Error("the new-issue form kept the last title");
 
   step("the watcher sees the new card without reloading");
   await watcher.locator(".card", { hasText: "Write hello.txt" }).waitFor();

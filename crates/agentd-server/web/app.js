@@ -378,7 +378,14 @@ function boardView() {
         const body = { title: title.value, description: desc.value, status: status.value };
         if (assignee.value) body.assignee_agent_id = assignee.value;
         const created = await attempt(() => post(`/api/v1/workspaces/${state.workspace}/issues`, body));
-        if (created) { form.reset(); refresh(); }
+        if (created) {
+          // Only the text is cleared: status (To do) and assignee stay for the next one.
+          title.value = ""; desc.value = "";
+          if (body.status === "backlog" && body.assignee_agent_id) {
+            toast("Created in Backlog: the agent starts when you move it to To do.");
+          }
+          refresh();
+        }
       },
     }, title, desc, h("div.row", {}, h("label", {}, "Assign to ", assignee), h("label", {}, "Status ", status),
       h("button.primary", { type: "submit" }, "Create issue")));

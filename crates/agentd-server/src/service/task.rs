@@ -235,12 +235,14 @@ async fn build_claimed(app: &App, row: TaskRow, token: String) -> Result<Task, S
 /// `dispatched → running`. On a task that already ended, nothing moves and the answer
 /// says where it stands, so the daemon stops the agent.
 pub async fn start(app: &App, task: &TaskRow) -> Result<ReportResponse, Error> {
+    let issue_status = issue_follows(app, &task.issue_id, TaskStatus::Running).await?;
     let moved = app
         .store
         .transition_task(Transition {
             task_id: task.id.clone(),
             from: vec![TaskStatus::Dispatched],
             to: TaskStatus::Running,
+            issue_status,
             now: app.now(),
             ..Default::default()
         })
@@ -255,6 +257,26 @@ pub async fn start(app: &App, task: &TaskRow) -> Result<ReportResponse, Error> {
         .await?
         .ok_or_else(|| Error::NotFound(agentd_proto::TASK_NOT_FOUND))?;
     Ok(answer(current.status, false))
+}
+
+/// Where an issue goes when its task moves to `to`: the issue's status follows its work.
+/// A run that starts moves a *To do* issue to *In progress*; a run that fails or is
+/// cancelled moves an *In progress* issue back to *To do* (the task keeps its reason, and
+/// a failure posts it as a comment), so it never sits "in progress" with nothing running.
+/// Any other status is the user's choice and stays. `None`: leave the issue as it is.
+async fn issue_follows(
+    app: &App,
+    issue_id: &str,
+    to: TaskStatus,
+) -> Result<Option<String>, StoreError> {
+    let Some(issue) = app.store.get_issue(issue_id.to_string()).await? else {
+        return Ok(None);
+    };
+    Ok(match (issue.status.as_str(), to) {
+        ("todo", TaskStatus::Running) => Some("in_progress".into()),
+        ("in_progress", TaskStatus::Failed | TaskStatus::Cancelled) => Some("todo".into()),
+        _ => None,
+    })
 }
 
 /// The answer to a task report: where the task stands now.
@@ -482,12 +504,14 @@ async fn fail_inner(
 ) -> Result<bool, StoreError> {
     let name = agent_name(app, &task.agent_id).await?;
     let body = format!("Task {} failed ({}): {error}", task.id, reason_text(reason));
+    let issue_status = issue_follows(app, &task.issue_id, TaskStatus::Failed).await?;
     let moved = app
         .store
         .transition_task(Transition {
             task_id: task.id.clone(),
             from: IN_FLIGHT.to_vec(),
             to: TaskStatus::Failed,
+            issue_status,
             error: Some(error),
             failure_reason: Some(reason),
             session_id: report.session_id,
@@ -508,12 +532,14 @@ async fn fail_inner(
 /// Cancels a queued or in-flight task and pushes `daemon:task_cancelled` to its runtime.
 /// Returns whether it was active.
 pub async fn cancel(app: &App, task: &TaskRow, why: &str) -> Result<bool, StoreError> {
+    let issue_status = issue_follows(app, &task.issue_id, TaskStatus::Cancelled).await?;
     let moved = app
         .store
         .transition_task(Transition {
             task_id: task.id.clone(),
             from: ACTIVE.to_vec(),
             to: TaskStatus::Cancelled,
+            issue_status,
             error: Some(why.to_string()),
             failure_reason: Some(FailureReason::Cancelled),
             now: app.now(),

@@ -577,9 +577,11 @@ async fn issue(c: Client, cmd: IssueCmd) -> anyhow::Result<()> {
             status,
         } => {
             let mut body = json!({"title": title, "description": description});
+            let assigned = assign.is_some();
             if let Some(a) = assign {
                 body["assignee_agent_id"] = json!(a);
             }
+            let backlog = status.as_deref() == Some("backlog");
             if let Some(st) = status {
                 body["status"] = json!(st);
             }
@@ -587,6 +589,14 @@ async fn issue(c: Client, cmd: IssueCmd) -> anyhow::Result<()> {
                 .post(&format!("/api/v1/workspaces/{workspace}/issues"), body)
                 .await?;
             c.print(&v, one);
+            if backlog && assigned {
+                // Never silence: an assigned issue in Backlog queues no task.
+                eprintln!(
+                    "note: the issue is in backlog, so its agent does not start yet; \
+                     `agentd issue status {} todo` starts it",
+                    v["id"].as_str().unwrap_or("ID")
+                );
+            }
         }
         IssueCmd::List { workspace } => {
             // Every page, following `next`; printed as one list.
