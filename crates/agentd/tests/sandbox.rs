@@ -248,6 +248,10 @@ async fn process_and_memory_limits_hold() {
         eprintln!("SKIP sandbox limits: no writable cgroup hierarchy here (rlimits only)");
         return;
     }
+    // Empty cgroups of this name from an earlier run on this machine are not this run's.
+    for d in run_cgroups() {
+        let _ = std::fs::remove_dir(d);
+    }
     let run = Run::start(
         r#"/usr/bin/python3 - <<'PY'
 import os, subprocess, time
@@ -288,15 +292,20 @@ PY"#,
     );
     assert!(obs.contains("alloc-exit="), "{obs}");
     // The run's cgroups are gone once it is over.
-    let left: Vec<PathBuf> = [
+    let left: Vec<PathBuf> = run_cgroups();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// The cgroups named after this test's run (`agentd-task-1`) on this machine.
+fn run_cgroups() -> Vec<PathBuf> {
+    [
         "/sys/fs/cgroup",
         "/sys/fs/cgroup/pids",
         "/sys/fs/cgroup/memory",
     ]
     .iter()
     .flat_map(|root| walk_named(Path::new(root), "agentd-task-1", 4))
-    .collect();
-    assert!(left.is_empty(), "{left:?}");
+    .collect()
 }
 
 /// Directories named `name` under `root`, at most `depth` levels down.

@@ -167,8 +167,9 @@ fn a_dir(a: &Applied) -> PathBuf {
     }
 }
 
-/// Removes the cgroups [`enter`] made for `run` (they must be empty: the run is over).
-pub fn cleanup(run: &str) {
+/// Removes the cgroups [`enter`] made for `run`. The run is over, but the kernel may
+/// still be releasing its last processes (EBUSY): each removal is retried for up to 2 s.
+pub async fn cleanup(run: &str) {
     let name = cgroup_name(run);
     let root = Path::new(CGROUP_ROOT);
     let mut dirs = Vec::new();
@@ -183,8 +184,13 @@ pub fn cleanup(run: &str) {
         }
     }
     for d in dirs {
-        if d.is_dir() {
-            let _ = std::fs::remove_dir(&d);
+        for _ in 0..100 {
+            match std::fs::remove_dir(&d) {
+                Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                _ => break,
+            }
         }
     }
 }

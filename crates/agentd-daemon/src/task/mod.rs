@@ -593,7 +593,7 @@ impl Daemon {
             }
         }
         if let Some(run) = limits_run {
-            crate::sandbox::limits::cleanup(&run);
+            crate::sandbox::limits::cleanup(&run).await;
         }
         for line in &exit.unread {
             if let Line::Text(t) = line {
