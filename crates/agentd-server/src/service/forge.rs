@@ -367,10 +367,8 @@ pub async fn pushed_later(
     let row = match (t.status, t.failure_reason) {
         (TaskStatus::Completed, _) => t.clone(),
         (TaskStatus::Failed, Some(FailureReason::PushFailed)) => {
-            let issue_status = match app.store.get_issue(t.issue_id.clone()).await? {
-                Some(i) if i.status == "done" || i.status == "cancelled" => None,
-                _ => Some("in_review".to_string()),
-            };
+            let issue_status =
+                super::task::issue_follows(app, &t.issue_id, TaskStatus::Completed).await?;
             let body = format!(
                 "Task {} is completed: its push succeeded later (branch {} at {} on {}).",
                 t.id, pushed.branch, pushed.commit, pushed.remote_url

@@ -260,11 +260,12 @@ pub async fn start(app: &App, task: &TaskRow) -> Result<ReportResponse, Error> {
 }
 
 /// Where an issue goes when its task moves to `to`: the issue's status follows its work.
-/// A run that starts moves a *To do* issue to *In progress*; a run that fails or is
+/// A run that starts moves a *To do* issue to *In progress*; a run that completes moves
+/// it to *In review* unless it is already done or cancelled; a run that fails or is
 /// cancelled moves an *In progress* issue back to *To do* (the task keeps its reason, and
 /// a failure posts it as a comment), so it never sits "in progress" with nothing running.
 /// Any other status is the user's choice and stays. `None`: leave the issue as it is.
-async fn issue_follows(
+pub(super) async fn issue_follows(
     app: &App,
     issue_id: &str,
     to: TaskStatus,
@@ -274,6 +275,8 @@ async fn issue_follows(
     };
     Ok(match (issue.status.as_str(), to) {
         ("todo", TaskStatus::Running) => Some("in_progress".into()),
+        ("done" | "cancelled", TaskStatus::Completed) => None,
+        (_, TaskStatus::Completed) => Some("in_review".into()),
         ("in_progress", TaskStatus::Failed | TaskStatus::Cancelled) => Some("todo".into()),
         _ => None,
     })
@@ -339,10 +342,7 @@ pub async fn complete(
     } else {
         req.output.clone()
     };
-    let issue_status = match app.store.get_issue(task.issue_id.clone()).await? {
-        Some(i) if i.status == "done" || i.status == "cancelled" => None,
-        _ => Some("in_review".to_string()),
-    };
+    let issue_status = issue_follows(app, &task.issue_id, TaskStatus::Completed).await?;
     let now = app.now();
     let diff = req.diff.map(|d| diff::row(d, now));
     let changed = changed_line(diff.as_ref());
