@@ -129,6 +129,34 @@ const GIT_SAFETY: &[&str] = &[
     "protocol.ssh.allow=always",
 ];
 
+/// The `-c` settings for the transports [`GIT_SAFETY`] leaves out: `file` (and local
+/// paths) and plain `http`, allowed only with `allow_local`.
+fn local_protocols(allow_local: bool) -> [&'static str; 4] {
+    if allow_local {
+        [
+            "-c",
+            "protocol.file.allow=always",
+            "-c",
+            "protocol.http.allow=always",
+        ]
+    } else {
+        [
+            "-c",
+            "protocol.file.allow=never",
+            "-c",
+            "protocol.http.allow=never",
+        ]
+    }
+}
+
+/// Whether `id` is a task id the daemon may use as a directory and ref name.
+pub fn valid_task_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 async fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, EnvError> {
     git_with(dir, &[], args).await
 }
@@ -382,12 +410,7 @@ pub async fn prepare(
         allowed,
         allow_local,
     } = repos;
-    if task.id.is_empty()
-        || !task
-            .id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !valid_task_id(&task.id) {
         return Err(EnvError::BadTaskId(task.id.clone()));
     }
     for repo in &task.repos {
@@ -421,21 +444,7 @@ pub async fn prepare(
     git(Some(&workdir), &["init", "-q", "-b", &branch]).await?;
     let mut checkout = None;
     if let Some(repo) = task.repos.first() {
-        let local = if allow_local {
-            [
-                "-c",
-                "protocol.file.allow=always",
-                "-c",
-                "protocol.http.allow=always",
-            ]
-        } else {
-            [
-                "-c",
-                "protocol.file.allow=never",
-                "-c",
-                "protocol.http.allow=never",
-            ]
-        };
+        let local = local_protocols(allow_local);
         let mirrors = data_dir.join("repos").join(dir_name(workspace));
         crate::fsutil::create_private_dir(&mirrors).map_err(EnvError::io("create repo cache"))?;
         let mirror = mirrors.join(mirror_name(&repo.url));
@@ -749,21 +758,7 @@ pub async fn fetch_bundle(
 /// Pushes [`task_ref`] from the mirror to `branch` of the repository with this machine's
 /// git credentials (the daemon's own environment: ssh agent, credential helpers).
 pub async fn push(repo: &RepoCheckout, task_id: &str, branch: &str) -> Result<(), EnvError> {
-    let local = if repo.allow_local {
-        [
-            "-c",
-            "protocol.file.allow=always",
-            "-c",
-            "protocol.http.allow=always",
-        ]
-    } else {
-        [
-            "-c",
-            "protocol.file.allow=never",
-            "-c",
-            "protocol.http.allow=never",
-        ]
-    };
+    let local = local_protocols(repo.allow_local);
     let refspec = format!("{}:refs/heads/{branch}", task_ref(task_id));
     git_with(
         Some(&repo.mirror),

@@ -49,13 +49,6 @@ struct SavedPush {
 
 const SAVED_PUSH: &str = "push.json";
 
-fn valid_task_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 impl Daemon {
     /// The directory the git sandbox may write bundles to (never visible to the agent).
     pub(super) fn publish_dir(env: &TaskEnv) -> PathBuf {
@@ -68,13 +61,7 @@ impl Daemon {
         if env.base_commit.as_deref() == Some(head.as_str()) {
             return None;
         }
-        match execenv::diff(env, &head, wrap).await {
-            Ok(d) => Some(d),
-            Err(e) => {
-                tracing::warn!(workdir = %env.workdir.display(), error = %e, "cannot compute the run's diff");
-                None
-            }
-        }
+        diff_at(env, &head, wrap).await
     }
 
     /// Diffs the run and pushes its branch (see the module docs).
@@ -90,7 +77,7 @@ impl Daemon {
         if env.base_commit.as_deref() == Some(head.as_str()) {
             return Ok(Published::default());
         }
-        let diff = self.run_diff(env, wrap).await;
+        let diff = diff_at(env, &head, wrap).await;
         let Some(repo) = &env.repo else {
             return Ok(Published { diff, pushed: None });
         };
@@ -135,7 +122,7 @@ impl Daemon {
     /// Pushes a finished task's kept commit again (`daemon:task_push`), reporting
     /// `pushed` or, when it fails again, a progress message with git's words.
     pub fn spawn_push_retry(self: &Arc<Self>, task_id: &str) {
-        if !valid_task_id(task_id) {
+        if !execenv::valid_task_id(task_id) {
             tracing::warn!(task_id, "ignoring a push request for an invalid task id");
             return;
         }
@@ -162,6 +149,18 @@ impl Daemon {
                 }
             }
         });
+    }
+}
+
+/// The diff `base..head` of the run (`None`, logged, when git could not make it: the
+/// report goes out without one rather than not at all).
+async fn diff_at(env: &TaskEnv, head: &str, wrap: &[OsString]) -> Option<TaskDiff> {
+    match execenv::diff(env, head, wrap).await {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::warn!(workdir = %env.workdir.display(), error = %e, "cannot compute the run's diff");
+            None
+        }
     }
 }
 
