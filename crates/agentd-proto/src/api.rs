@@ -18,6 +18,12 @@ pub struct CreateWorkspaceRequest {
     pub name: String,
     #[serde(default)]
     pub repos: Vec<String>,
+    /// The prefix of the workspace's issue keys (`AGD` gives `AGD-1`, `AGD-2`, …):
+    /// 2 to 6 ASCII letters or digits starting with a letter, stored upper-case and
+    /// unique on the server. Default: derived from `name` (its initials or first
+    /// letters), with a number appended when that key is taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -25,8 +31,20 @@ pub struct CreateWorkspaceRequest {
 pub struct WorkspaceInfo {
     pub id: String,
     pub name: String,
+    /// The prefix of its issue keys, e.g. `AGD` (unique on the server).
+    pub key: String,
     pub repos: Vec<Repo>,
     pub created_at: String,
+}
+
+/// A candidate of an ambiguous reference (`ErrorBody.matches`): its full id and what a
+/// person recognises it by (an issue's key and title, an agent's or runtime's name, a
+/// task's issue key and status).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RefMatch {
+    pub id: String,
+    pub label: String,
 }
 
 /// The kind of an API token (docs/api.md, "Tokens"). `admin`: the server's admin token,
@@ -227,6 +245,10 @@ pub struct UpdateIssueRequest {
 pub struct IssueInfo {
     pub id: String,
     pub workspace_id: String,
+    /// Its number in the workspace (1, 2, …, in creation order; never reused).
+    pub number: i64,
+    /// `<workspace key>-<number>`, e.g. `AGD-12`: accepted wherever an issue id is.
+    pub key: String,
     pub title: String,
     pub description: String,
     pub status: String,
@@ -240,6 +262,8 @@ pub struct IssueInfo {
     /// The issue's newest pull request, when its workspace is connected to a forge.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pr: Option<PullRequestInfo>,
+    /// How many tasks (runs) the issue has had, retries and follow-ups included.
+    pub run_count: i64,
 }
 
 /// `GET /api/v1/issues?workspace_id=W&limit=N&after=C`: one page of issues, oldest first
@@ -270,6 +294,84 @@ pub struct IssueDetail {
     pub issue: IssueInfo,
     pub tasks: Vec<TaskInfo>,
     pub comments: Vec<CommentInfo>,
+    /// Everything that happened to the issue, oldest first: its creation, comments,
+    /// status changes, (re)assignments, edits, and each run queued, started, ended,
+    /// cancelled or retried — each with who did it.
+    pub activity: Vec<ActivityEntry>,
+}
+
+/// Who did something: a person (by their token's name), an agent (by its name), the
+/// server itself, or a reviewer on a forge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Actor {
+    pub kind: ActorKind,
+    /// A token's name (`admin` for the admin token), an agent's name, `agentd` for the
+    /// server, or `login (GitHub)` for a reviewer.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    Member,
+    Admin,
+    Agent,
+    #[default]
+    System,
+    Forge,
+    #[serde(other)]
+    Unknown,
+}
+
+/// What one activity entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityKind {
+    /// The issue was created (`to_status` its first status).
+    Created,
+    /// A comment (`comment`).
+    Comment,
+    /// The status moved from `from_status` to `to_status`.
+    StatusChanged,
+    /// The assignee changed (`detail`: the new agent's name, or empty when unassigned).
+    Assigned,
+    /// The title or description was edited (`detail` says which).
+    Edited,
+    /// A run was queued (`task`).
+    TaskQueued,
+    /// A run started (`task`).
+    TaskStarted,
+    /// A run completed (`task`).
+    TaskCompleted,
+    /// A run failed (`task`, with its error and failure reason).
+    TaskFailed,
+    /// A run was cancelled (`task`; `actor` who cancelled it).
+    TaskCancelled,
+    /// A run was retried (`task` the new run; `actor` who asked).
+    TaskRetried,
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+/// One entry of [`IssueDetail::activity`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ActivityEntry {
+    pub at: String,
+    pub kind: ActivityKind,
+    pub actor: Actor,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<CommentInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<Box<TaskInfo>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// `POST /api/v1/issues/{id}/comments`.
@@ -322,6 +424,16 @@ pub struct TaskInfo {
     /// The pull request this task's pushed branch is in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pr: Option<PullRequestInfo>,
+    /// The issue's key (`AGD-12`).
+    pub issue_key: String,
+    /// The agent's name.
+    pub agent_name: String,
+    /// Who cancelled the task, when it was cancelled by someone.
+    pub cancelled_by: Option<Actor>,
+    /// Who retried the task (this task is the retry: `parent_task_id`).
+    pub retried_by: Option<Actor>,
+    /// The retry of this task, once it was retried (a task is retried at most once).
+    pub retry_task_id: Option<String>,
 }
 
 /// A task's diffstat: how many files its run changed and the lines added and removed
@@ -349,6 +461,35 @@ pub struct MessagesPage {
     pub next: Option<i64>,
 }
 
+/// `POST /api/v1/signin-codes`: a one-time sign-in code for the board, made by a member
+/// (or the admin). It is good for [`SIGNIN_CODE_TTL_SECS`] and one exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct SigninCode {
+    /// `asc_` + 32 hex.
+    pub code: String,
+    pub expires_at: String,
+    /// The board URL that signs in with it: `{public URL}/#/signin/{code}` (the code
+    /// travels in the fragment, which browsers never send to a server).
+    pub url: String,
+}
+
+/// How long a [`SigninCode`] can be exchanged.
+pub const SIGNIN_CODE_TTL_SECS: u64 = 600;
+
+/// `POST /api/v1/signin` (no bearer token): exchanges a [`SigninCode`] once for a new
+/// member token, named `board session`, with the workspaces of the code's maker and an
+/// expiry of [`BOARD_SESSION_TTL_SECS`] (never later than the maker's own). Answer:
+/// [`TokenCreated`]. An unknown, used or expired code is 401 `sign-in code is invalid
+/// or expired`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigninRequest {
+    pub code: String,
+}
+
+/// The lifetime of a board session made by [`SigninRequest`] (30 days).
+pub const BOARD_SESSION_TTL_SECS: u64 = 30 * 24 * 3600;
+
 /// `GET /api/v1/me`: who the token is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -356,6 +497,9 @@ pub struct WhoAmI {
     /// `admin`, `member` or `task` (a daemon token may not call the user API).
     pub kind: String,
     pub workspace_ids: Vec<String>,
+    /// The token's name (`admin` for the admin token; the agent's name for a task token):
+    /// what activity entries call this caller.
+    pub name: String,
 }
 
 /// One event of `GET /api/v1/workspaces/{id}/events` (the `data:` of a server-sent

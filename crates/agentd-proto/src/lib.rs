@@ -36,9 +36,23 @@ pub const TASK_NOT_FOUND: &str = "task not found";
 pub const WORKSPACE_NOT_FOUND: &str = "workspace not found";
 
 /// The body of every error response of `agentd server`: `{"error": "..."}`.
-/// Multica servers answer errors the same way.
+/// Multica servers answer errors the same way. agentd's server may add `code` (a
+/// machine-readable reason, e.g. [`ERROR_AMBIGUOUS`]) and `matches` (the candidates of
+/// an ambiguous reference); both are absent when they say nothing.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(default)]
 pub struct ErrorBody {
     pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<api::RefMatch>,
 }
+
+/// `ErrorBody.code` of a reference (an id prefix, a name or a key) that matches more
+/// than one object (409; `matches` lists them).
+pub const ERROR_AMBIGUOUS: &str = "ambiguous";
+/// `ErrorBody.code` of a retry refused because the task was already retried (409).
+pub const ERROR_ALREADY_RETRIED: &str = "already_retried";
+/// `ErrorBody.code` of a cancel refused because the task has already ended (409).
+pub const ERROR_ALREADY_ENDED: &str = "already_ended";

@@ -92,6 +92,7 @@ impl IntoResponse for ApiError {
             status,
             Json(ErrorBody {
                 error: self.to_string(),
+                ..ErrorBody::default()
             }),
         )
             .into_response()

@@ -22,10 +22,12 @@ pub async fn me(Caller(who): Caller) -> Json<WhoAmI> {
         } => WhoAmI {
             kind: kind.as_str().into(),
             workspace_ids: workspaces,
+            name: String::new(),
         },
         Principal::Task(t) => WhoAmI {
             kind: "task".into(),
             workspace_ids: vec![t.workspace_id],
+            name: String::new(),
         },
     })
 }

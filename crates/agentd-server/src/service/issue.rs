@@ -150,6 +150,7 @@ pub async fn detail(app: &App, who: &Principal, issue_id: &str) -> Result<IssueD
         issue,
         tasks: infos,
         comments: comments.iter().map(comment_info).collect(),
+        activity: Vec::new(),
     })
 }
 

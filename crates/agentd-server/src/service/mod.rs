@@ -107,6 +107,7 @@ pub fn workspace_info(ws: &WorkspaceRow) -> WorkspaceInfo {
     WorkspaceInfo {
         id: ws.id.clone(),
         name: ws.name.clone(),
+        key: String::new(),
         repos: repos(ws),
         created_at: rfc3339(ws.created_at),
     }
@@ -166,6 +167,9 @@ pub fn issue_info(i: &IssueRow) -> IssueInfo {
         updated_at: rfc3339(i.updated_at),
         latest_task: None,
         pr: None,
+        number: 0,
+        key: String::new(),
+        run_count: 0,
     }
 }
 
@@ -203,5 +207,10 @@ pub fn task_info(t: &TaskRow) -> TaskInfo {
         usage: Vec::new(),
         diffstat: None,
         pr: None,
+        issue_key: String::new(),
+        agent_name: String::new(),
+        cancelled_by: None,
+        retried_by: None,
+        retry_task_id: None,
     }
 }
