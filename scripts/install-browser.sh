@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the web board's browser test needs: Debian's Chromium (/usr/bin/chromium)
-# and playwright-core (pinned, from tests/web/package-lock.json) into a project-local,
+# and playwright-core + axe-core (pinned, from tests/web/package-lock.json) into a project-local,
 # git-ignored node_modules. Playwright drives the system Chromium; it never downloads a
 # browser of its own. Idempotent.
 #
@@ -29,10 +29,16 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 mkdir -p "$prefix"
 cp "$repo_root/tests/web/package.json" "$repo_root/tests/web/package-lock.json" "$prefix/"
-want="$(node -p "require('$prefix/package-lock.json').packages['node_modules/playwright-core'].version")"
-have="$(node -p "try { require('$prefix/node_modules/playwright-core/package.json').version } catch { '' }")"
-if [ "$have" != "$want" ]; then
-  echo "install-browser: installing playwright-core $want"
+# Every pinned package must be installed at its locked version (playwright-core drives
+# the browser; axe-core is the accessibility checker the test injects into each page).
+stale=""
+for pkg in playwright-core axe-core; do
+  want="$(node -p "require('$prefix/package-lock.json').packages['node_modules/$pkg'].version")"
+  have="$(node -p "try { require('$prefix/node_modules/$pkg/package.json').version } catch { '' }")"
+  [ "$have" = "$want" ] || stale="$stale $pkg@$want"
+done
+if [ -n "$stale" ]; then
+  echo "install-browser: installing$stale"
   (cd "$prefix" && npm ci --no-audit --no-fund --loglevel=error)
 fi
-echo "install-browser: playwright-core $want in $prefix/node_modules"
+echo "install-browser: playwright-core and axe-core (as locked) in $prefix/node_modules"
