@@ -10,11 +10,7 @@ async fn the_board_is_served_with_its_assets_and_a_strict_csp() {
     let srv = common::start().await;
     for (path, ctype, needle) in [
         ("/", "text/html; charset=utf-8", "/app.js"),
-        (
-            "/app.js",
-            "text/javascript; charset=utf-8",
-            "sessionStorage",
-        ),
+        ("/app.js", "text/javascript; charset=utf-8", "localStorage"),
         ("/style.css", "text/css; charset=utf-8", ".board"),
         ("/favicon.svg", "image/svg+xml", "<svg"),
     ] {
@@ -41,6 +37,10 @@ async fn the_token_never_travels_in_a_url_and_unknown_paths_stay_json() {
     let js = srv.get_anonymous("/app.js").await.text().await.unwrap();
     assert!(js.contains("Authorization: `Bearer ${state.token}`"));
     assert!(!js.contains("token=") && !js.contains("innerHTML"));
+    // Markdown and every other text becomes DOM nodes: no HTML parser is ever fed.
+    for sink in ["outerHTML", "insertAdjacentHTML", "document.write", "DOMParser", "eval("] {
+        assert!(!js.contains(sink), "app.js uses {sink}");
+    }
     for path in ["/api/v1/nope", "/nope", "/api/daemon/nope"] {
         let resp = srv.get_anonymous(path).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");

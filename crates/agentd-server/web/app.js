@@ -1,15 +1,18 @@
 // The agentd web board: a client of the user API (/api/v1) and of the workspace's live
-// event stream. Views are hash routes: #/ (board), #/issues/ID, #/runtimes, #/agents,
-// #/tokens.
-// Untrusted text is only ever set with textContent (see h()); nothing is parsed as HTML.
+// event stream. Views are hash routes: #/ (board, with its filters as #/?q=…&agent=…&status=…),
+// #/issues/ID, #/runtimes, #/agents, #/tokens, and #/signin/CODE (a one-time sign-in link).
+// Untrusted text is only ever set with textContent (see h()); nothing is parsed as HTML —
+// Markdown too is turned into DOM nodes by markdown() below.
 
 const STATUSES = ["backlog", "todo", "in_progress", "in_review", "done", "cancelled"];
 const STATUS_LABEL = {
   backlog: "Backlog", todo: "To do", in_progress: "In progress",
   in_review: "In review", done: "Done", cancelled: "Cancelled",
 };
+// The token is kept per browser (every tab of it is signed in), until sign-out or a 401.
 const TOKEN_KEY = "agentd.token";
 const WORKSPACE_KEY = "agentd.workspace";
+const store = window.localStorage;
 
 // Published list prices in USD per million tokens (input, output, cache read, cache
 // write), as of late 2025, for a rough per-task estimate; the first match wins. Models
@@ -28,8 +31,8 @@ const PRICES = [
 ];
 
 const state = {
-  token: sessionStorage.getItem(TOKEN_KEY),
-  workspace: sessionStorage.getItem(WORKSPACE_KEY),
+  token: store.getItem(TOKEN_KEY),
+  workspace: store.getItem(WORKSPACE_KEY),
   workspaces: [],
   agents: [],
   view: null, // { name, onEvent(ev), dispose() }
@@ -63,18 +66,35 @@ function mount(...nodes) {
 }
 
 function toast(message, kind = "error") {
-  const t = h(`div.toast.${kind}`, { role: "status" }, message);
+  const t = h(`div.toast.${kind}`, { role: kind === "error" ? "alert" : "status" }, message);
   document.body.append(t);
-  setTimeout(() => t.remove(), 5000);
+  setTimeout(() => t.remove(), 6000);
+}
+
+/** "42s", "5m", "3h", "2d", "4mo", "1y": how long ago `iso` was, short. */
+function age(iso) {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h`;
+  if (s < 30 * 86400) return `${Math.floor(s / 86400)}d`;
+  if (s < 365 * 86400) return `${Math.floor(s / (30 * 86400))}mo`;
+  return `${Math.floor(s / (365 * 86400))}y`;
 }
 
 function ago(iso) {
   if (!iso) return "never";
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  if (s < 60) return `${s}s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
-  return `${Math.floor(s / 86400)}d ago`;
+  return `${age(iso)} ago`;
+}
+
+/** The one way times are shown: relative ("3h ago", or "3h" when `short`), the full
+ *  local date and time on hover, the exact instant in `datetime`. Kept current by tickAges. */
+function timeAgo(iso, short = false) {
+  if (!iso) return h("span", {}, "never");
+  return h("time", {
+    datetime: iso, title: new Date(iso).toLocaleString(),
+    dataset: { age: short ? "short" : "long" },
+  }, short ? age(iso) : ago(iso));
 }
 
 function elapsed(fromIso, toIso) {
@@ -85,17 +105,144 @@ function elapsed(fromIso, toIso) {
   return m ? `${m}m ${s % 60}s` : `${s}s`;
 }
 
+// ---------------------------------------------------------------- Markdown
+
+/** Renders Markdown `src` as DOM nodes under a `div.markdown`: headings, paragraphs,
+ *  emphasis, strong, inline code, fenced code blocks, ordered and unordered lists,
+ *  blockquotes, rules and links (http, https and mailto only, opened with
+ *  rel="noopener noreferrer"). Everything else — HTML included — stays text. No HTML is
+ *  ever parsed: every node is built with createElement/createTextNode. */
+function markdown(src) {
+  return h("div.markdown", {}, mdBlocks(String(src || "").replace(/\r\n?/g, "\n").split("\n"), 0));
+}
+
+const MD_FENCE = /^ {0,3}(`{3,}|~{3,})\s*([\w+-]*)\s*$/;
+const MD_HEADING = /^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
+const MD_QUOTE = /^ {0,3}> ?(.*)$/;
+const MD_UL = /^ {0,3}([-*+])\s+(.*)$/;
+const MD_OL = /^ {0,3}(\d{1,9})[.)]\s+(.*)$/;
+const MD_RULE = /^ {0,3}([-*_])(\s*\1){2,}\s*$/;
+
+function mdBlocks(lines, depth) {
+  const out = [];
+  let i = 0;
+  const startsBlock = (l) => MD_FENCE.test(l) || MD_HEADING.test(l) || MD_QUOTE.test(l)
+    || MD_UL.test(l) || MD_OL.test(l) || MD_RULE.test(l);
+  while (i < lines.length) {
+    const line = lines[i];
+    let m;
+    if (!line.trim()) { i += 1; continue; }
+    if ((m = MD_FENCE.exec(line))) {
+      const fence = m[1];
+      const body = [];
+      i += 1;
+      while (i < lines.length && !(lines[i].trim().startsWith(fence[0].repeat(fence.length))
+        && /^\s*[`~]+\s*$/.test(lines[i]))) {
+        body.push(lines[i]);
+        i += 1;
+      }
+      i += 1; // the closing fence (or the end)
+      out.push(h("pre", {}, h("code", m[2] ? { dataset: { lang: m[2] } } : {}, body.join("\n"))));
+    } else if ((m = MD_HEADING.exec(line))) {
+      // Headings of a description sit under the page's own h1/h2: # is an h3.
+      const level = Math.min(6, m[1].length + 2);
+      out.push(h(`h${level}`, {}, mdInline(m[2])));
+      i += 1;
+    } else if (MD_RULE.test(line)) {
+      out.push(h("hr", {}));
+      i += 1;
+    } else if (MD_QUOTE.test(line)) {
+      const body = [];
+      while (i < lines.length && (m = MD_QUOTE.exec(lines[i]))) { body.push(m[1]); i += 1; }
+      out.push(h("blockquote", {}, depth < 8 ? mdBlocks(body, depth + 1) : body.join("\n")));
+    } else if (MD_UL.test(line) || MD_OL.test(line)) {
+      const ordered = MD_OL.test(line);
+      const re = ordered ? MD_OL : MD_UL;
+      const items = [];
+      const first = ordered ? Number(MD_OL.exec(line)[1]) : 1;
+      while (i < lines.length) {
+        const l = lines[i];
+        if ((m = re.exec(l))) { items.push([m[2]]); i += 1; continue; }
+        // A continuation: an indented line, or a lazy line right after an item's text.
+        if (l.trim() && items.length && (/^\s{2,}/.test(l) || !startsBlock(l))) {
+          items[items.length - 1].push(l.trim());
+          i += 1;
+          continue;
+        }
+        break;
+      }
+      out.push(h(ordered ? "ol" : "ul", ordered && first !== 1 ? { start: String(first) } : {},
+        items.map((it) => h("li", {}, mdInline(it.join("\n"))))));
+    } else {
+      const para = [];
+      while (i < lines.length && lines[i].trim() && !(para.length && startsBlock(lines[i]))) {
+        para.push(lines[i].trim());
+        i += 1;
+      }
+      out.push(h("p", {}, mdInline(para.join("\n"))));
+    }
+  }
+  return out;
+}
+
+/** A link target a rendered link may have: absolute http(s) or mailto, else null. */
+function safeHref(url) {
+  let u;
+  try { u = new URL(url); } catch { return null; }
+  return ["http:", "https:", "mailto:"].includes(u.protocol) ? u.href : null;
+}
+
+// Inline spans, earliest match first: `code`, [text](url), <autolink>, **strong**,
+// __strong__, *em*, _em_. What matches nothing is text, as written.
+const MD_INLINE = [
+  ["code", /`([^`\n]+?)`/],
+  ["link", /\[([^\]\n]+)\]\(\s*<?([^\s()<>]+)>?\s*\)/],
+  ["auto", /<((?:https?:\/\/|mailto:)[^\s<>]+)>/],
+  ["strong", /\*\*(?=\S)([\s\S]*?\S)\*\*/],
+  ["strong", /(?<![\w])__(?=\S)([\s\S]*?\S)__(?![\w])/],
+  ["em", /\*(?=[^\s*])([^*]*?[^\s*])\*/],
+  ["em", /(?<![\w])_(?=[^\s_])([^_]*?[^\s_])_(?![\w])/],
+];
+
+function mdInline(text, depth = 0) {
+  const out = [];
+  let rest = text;
+  while (rest) {
+    let best = null;
+    for (const [kind, re] of MD_INLINE) {
+      const m = re.exec(rest);
+      if (m && (!best || m.index < best.m.index)) best = { kind, m };
+    }
+    if (!best || depth > 6) { out.push(rest); break; }
+    const { kind, m } = best;
+    if (m.index) out.push(rest.slice(0, m.index));
+    if (kind === "code") out.push(h("code", {}, m[1]));
+    else if (kind === "link" || kind === "auto") {
+      const href = safeHref(kind === "link" ? m[2] : m[1]);
+      if (href) {
+        out.push(h("a", { href, rel: "noopener noreferrer", target: "_blank" },
+          kind === "link" ? mdInline(m[1], depth + 1) : m[1]));
+      } else out.push(m[0]); // javascript:, data:, relative…: the source, as text
+    } else out.push(h(kind, {}, mdInline(m[1], depth + 1)));
+    rest = rest.slice(m.index + m[0].length);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- API
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, data) {
     super(message);
     this.status = status;
+    this.code = data && data.code;
+    this.data = data;
   }
 }
 
-async function api(method, path, body) {
-  const opts = { method, headers: { Authorization: `Bearer ${state.token}` } };
+async function api(method, path, body, { auth = true } = {}) {
+  const opts = { method, headers: {} };
+  if (auth) opts.headers.Authorization = `Bearer ${state.token}`;
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
@@ -111,9 +258,10 @@ async function api(method, path, body) {
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!resp.ok) {
     const msg = (data && data.error) || `${resp.status} ${resp.statusText}`;
-    // A refused token ends a session; during sign-in the form shows the error itself.
-    if (resp.status === 401 && sessionStorage.getItem(TOKEN_KEY)) signOut(`Signed out: ${msg}`);
-    throw new ApiError(resp.status, msg);
+    // A refused token ends the session (in every tab); during sign-in the form shows
+    // the error itself.
+    if (auth && resp.status === 401 && store.getItem(TOKEN_KEY)) signOut(`Signed out: ${msg}. Sign in again.`);
+    throw new ApiError(resp.status, msg, data);
   }
   return data;
 }
@@ -148,39 +296,50 @@ async function attempt(fn) {
 // ---------------------------------------------------------------- session
 
 function signOut(message) {
-  sessionStorage.removeItem(TOKEN_KEY);
+  store.removeItem(TOKEN_KEY);
   state.token = null;
   stopStream();
   renderSignIn(message);
 }
 
+// Another tab signed in or out: follow it.
+window.addEventListener("storage", (e) => {
+  if (e.key !== TOKEN_KEY) return;
+  if (!e.newValue && state.token) { state.token = null; stopStream(); renderSignIn("Signed out in another tab."); }
+  else if (e.newValue && e.newValue !== state.token) { state.token = e.newValue; start(); }
+});
+
 function renderSignIn(message) {
+  if (state.view && state.view.dispose) state.view.dispose();
+  state.view = null;
   document.getElementById("nav").hidden = true;
   document.getElementById("session").hidden = true;
   const input = h("input", {
     id: "token", type: "password", autocomplete: "off", required: true,
-    placeholder: "agd_…", "aria-label": "API token",
+    placeholder: "agd_…", "aria-describedby": "token-help",
   });
-  const err = h("p.error", { id: "signin-error" }, message || "");
+  const err = h("p.error", { id: "signin-error", role: "alert" }, message || "");
   const form = h("form.signin", {
+    "aria-labelledby": "signin-heading",
     onsubmit: async (e) => {
       e.preventDefault();
       state.token = input.value.trim();
       try {
-        await get("/api/v1/me");
+        await api("GET", "/api/v1/me", undefined, { auth: true });
       } catch (ex) {
         state.token = null;
         err.textContent = `Sign-in failed: ${ex.message}`;
         return;
       }
-      sessionStorage.setItem(TOKEN_KEY, state.token);
+      store.setItem(TOKEN_KEY, state.token);
       start();
     },
   },
-    h("h1", {}, "Sign in to agentd"),
-    h("p.muted", {}, "Paste an API token (",
+    h("h1", { id: "signin-heading" }, "Sign in to agentd"),
+    h("p.muted", { id: "token-help" }, "Open a sign-in link (",
+      h("code", {}, "agentd signin-link"), "), or paste an API token (",
       h("code", {}, "agentd token create"), ", or the token ", h("code", {}, "agentd up"),
-      " wrote to its data dir). It stays in this tab's session storage."),
+      " wrote to its data dir). This browser keeps it until you sign out."),
     h("label", { for: "token" }, "API token"),
     input,
     h("button.primary", { type: "submit", id: "signin" }, "Sign in"),
@@ -188,6 +347,26 @@ function renderSignIn(message) {
   );
   mount(form);
   input.focus();
+}
+
+/** #/signin/CODE: exchanges the one-time code for a board session token (no bearer
+ *  token is sent), keeps it, and takes the code out of the address bar and history. */
+async function signInWithCode(code) {
+  history.replaceState(null, "", `${location.pathname}${location.search}#/`);
+  mount(h("p.muted", { role: "status" }, "Signing in…"));
+  let created;
+  try {
+    created = await api("POST", "/api/v1/signin", { code }, { auth: false });
+  } catch (e) {
+    const why = e.status === 401
+      ? "This sign-in link is invalid, already used or expired. Ask for a new one, or paste a token."
+      : `Sign-in failed: ${e.message}`;
+    if (state.token) { toast(why); start(); } else renderSignIn(why);
+    return;
+  }
+  state.token = created.token;
+  store.setItem(TOKEN_KEY, state.token);
+  start();
 }
 
 async function start() {
@@ -205,12 +384,13 @@ async function start() {
     return;
   }
   if (!list.some((w) => w.id === state.workspace)) state.workspace = list[0].id;
-  sessionStorage.setItem(WORKSPACE_KEY, state.workspace);
+  store.setItem(WORKSPACE_KEY, state.workspace);
   const sel = document.getElementById("workspace");
-  sel.replaceChildren(...list.map((w) => h("option", { value: w.id, selected: w.id === state.workspace }, w.name)));
+  sel.replaceChildren(...list.map((w) => h("option", { value: w.id, selected: w.id === state.workspace },
+    w.key ? `${w.name} (${w.key})` : w.name)));
   sel.onchange = () => {
     state.workspace = sel.value;
-    sessionStorage.setItem(WORKSPACE_KEY, state.workspace);
+    store.setItem(WORKSPACE_KEY, state.workspace);
     startStream();
     route();
   };
@@ -249,7 +429,7 @@ function startStream() {
           headers: { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" },
           signal: ctl.signal,
         });
-        if (resp.status === 401) { signOut("Signed out: the token was refused."); return; }
+        if (resp.status === 401) { signOut("Signed out: the token was refused. Sign in again."); return; }
         if (!resp.ok) throw new Error(`${resp.status}`);
         setLive("live", "on");
         attemptNo = 0;
@@ -294,19 +474,23 @@ function debounced(fn, ms = 150) {
 // ---------------------------------------------------------------- router
 
 function route() {
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const signin = hash.match(/^\/signin\/([\w-]+)$/);
+  if (signin) return signInWithCode(signin[1]);
   if (!state.token) return renderSignIn();
   if (state.view && state.view.dispose) state.view.dispose();
   state.view = null;
-  const hash = location.hash.replace(/^#/, "") || "/";
   const m = hash.match(/^\/issues\/([\w-]+)$/);
   let name = "board";
   if (m) { name = "issue"; state.view = issueView(m[1]); }
   else if (hash === "/runtimes") { name = "runtimes"; state.view = runtimesView(); }
   else if (hash === "/agents") { name = "agents"; state.view = agentsView(); }
   else if (hash === "/tokens") { name = "tokens"; state.view = tokensView(); }
-  else state.view = boardView();
+  else state.view = boardView(new URLSearchParams(hash.replace(/^\/\??/, "")));
   for (const a of document.querySelectorAll("[data-nav]")) {
-    a.classList.toggle("active", a.dataset.nav === name || (name === "issue" && a.dataset.nav === "board"));
+    const on = a.dataset.nav === name || (name === "issue" && a.dataset.nav === "board");
+    a.classList.toggle("active", on);
+    if (on) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
 }
 
@@ -332,11 +516,19 @@ function statusSelect(selected, attrs = {}) {
 }
 
 /** Ticks every `[data-running-since]` element under `root` (elapsed time of running
- *  tasks) once a second; returns the interval to clear. */
+ *  tasks) once a second, and every relative `<time data-age>` every 15 s; returns the
+ *  interval to clear. */
 function tickRunning(root) {
+  let n = 0;
   return setInterval(() => {
     for (const el of root.querySelectorAll("[data-running-since]")) {
       el.textContent = (el.dataset.prefix || "") + elapsed(el.dataset.runningSince);
+    }
+    n += 1;
+    if (n % 15) return;
+    for (const el of root.querySelectorAll("time[data-age]")) {
+      const iso = el.getAttribute("datetime");
+      el.textContent = el.dataset.age === "short" ? age(iso) : ago(iso);
     }
   }, 1000);
 }
@@ -346,33 +538,63 @@ function runningFor(t, prefix = "") {
   return h("span", { dataset: { runningSince: t.started_at, prefix } }, prefix + elapsed(t.started_at));
 }
 
+const FAILURE_LABEL = {
+  timeout: "timed out", inactivity_timeout: "went silent", cancelled: "cancelled",
+  agent_error: "agent error", agent_not_found: "agent CLI not found",
+  environment_error: "environment error", repo_not_allowed: "repository not allowed",
+  daemon_shutdown: "daemon shut down", disk_full: "disk full", orphaned: "orphaned",
+  runtime_offline: "runtime offline", push_failed: "push failed",
+};
+
+/** Why a run failed, in a few words: its error's first line (cut), else its reason. */
+function failureText(t) {
+  const first = (t.error || "").split("\n")[0].trim();
+  if (first) return first.length > 60 ? `${first.slice(0, 59)}…` : first;
+  return FAILURE_LABEL[t.failure_reason] || t.failure_reason || "unknown reason";
+}
+
 function taskBadge(t) {
   if (!t) return null;
   const cls = `span.badge.task-${t.status}`;
-  const attrs = { dataset: { taskStatus: t.status }, title: `task ${t.id}` };
+  const attrs = { dataset: { taskStatus: t.status }, title: `run ${t.id.slice(0, 8)}` };
   if (t.status === "running" && t.started_at) {
-    return h(cls, { ...attrs, dataset: { ...attrs.dataset, runningSince: t.started_at, prefix: "running " } },
-      `running ${elapsed(t.started_at)}`);
+    return h(cls, { ...attrs, dataset: { ...attrs.dataset, runningSince: t.started_at, prefix: "Running " } },
+      `Running ${elapsed(t.started_at)}`);
   }
-  let text = t.status;
-  if (t.status === "failed" && t.failure_reason) text = `failed: ${t.failure_reason}`;
+  let text = { queued: "Queued", dispatched: "Starting", completed: "Completed", failed: "Failed", cancelled: "Cancelled" }[t.status] || t.status;
+  if (t.status === "failed") {
+    text = `Failed: ${failureText(t)}`;
+    if (t.error) attrs.title = t.error;
+  }
+  if (t.status === "cancelled" && t.cancelled_by && t.cancelled_by.name) text = `Cancelled by ${t.cancelled_by.name}`;
   return h(cls, attrs, text);
 }
 
 // ---------------------------------------------------------------- board
 
-function boardView() {
+/** The issue's name for labels: "AGD-3 Fix login" (its key when the server has one). */
+const issueLabel = (i) => (i.key ? `${i.key} ${i.title}` : i.title);
+
+function boardView(params) {
   let issues = [];
+  let loaded = false;
   let ticker = null;
   let newAssignee = null; // the new-issue form's assignee select (agents come and go)
   const columns = {};
+  const filter = {
+    q: params.get("q") || "",
+    agent: params.get("agent") || "",
+    status: params.get("status") || "",
+  };
+
   const newForm = () => {
-    const title = h("input", { name: "title", required: true, placeholder: "What needs doing?", "aria-label": "Title" });
-    const desc = h("textarea", { name: "description", rows: 3, placeholder: "Description (optional)", "aria-label": "Description" });
-    const assignee = agentSelect("", { name: "assignee", "aria-label": "Assignee" });
+    const title = h("input", { id: "new-title", name: "title", required: true, placeholder: "What needs doing?" });
+    const desc = h("textarea", { id: "new-description", name: "description", rows: 3, placeholder: "Markdown welcome" });
+    const assignee = agentSelect("", { id: "new-assignee", name: "assignee" });
     newAssignee = assignee;
-    const status = statusSelect("todo", { name: "status", "aria-label": "Status" });
+    const status = statusSelect("todo", { id: "new-status", name: "status" });
     const form = h("form.new-issue", {
+      "aria-label": "New issue",
       onsubmit: async (e) => {
         e.preventDefault();
         const body = { title: title.value, description: desc.value, status: status.value };
@@ -381,45 +603,145 @@ function boardView() {
         if (created) {
           // Only the text is cleared: status (To do) and assignee stay for the next one.
           title.value = ""; desc.value = "";
+          title.focus();
           if (body.status === "backlog" && body.assignee_agent_id) {
-            toast("Created in Backlog: the agent starts when you move it to To do.");
-          }
+            toast("Created in Backlog: the agent starts when you move it to To do.", "info");
+          } else toast(`Created ${created.key || created.title}.`, "info");
           refresh();
         }
       },
-    }, title, desc, h("div.row", {}, h("label", {}, "Assign to ", assignee), h("label", {}, "Status ", status),
-      h("button.primary", { type: "submit" }, "Create issue")));
+    },
+      h("label.field", { for: "new-title" }, "Title"), title,
+      h("label.field", { for: "new-description" }, "Description"), desc,
+      h("div.row", {},
+        h("label", { for: "new-assignee" }, "Assign to"), assignee,
+        h("label", { for: "new-status" }, "Status"), status,
+        h("button.primary", { type: "submit" }, "Create issue")));
     return form;
   };
 
-  const card = (i) => h("article.card", {
-    draggable: "true",
-    dataset: { issueId: i.id, status: i.status },
-    ondragstart: (e) => { e.dataTransfer.setData("text/plain", i.id); e.dataTransfer.effectAllowed = "move"; },
-  },
-    h("a.card-title", { href: `#/issues/${i.id}` }, i.title),
-    h("div.card-meta", {},
-      h("span.assignee", {}, i.assignee_agent_id ? agentName(i.assignee_agent_id) : "unassigned"),
-      taskBadge(i.latest_task),
-      i.latest_task && i.latest_task.diffstat ? diffCounts(i.latest_task.diffstat) : null,
-      prBadge(i.pr)),
-    h("label.move", {}, "Move to ", statusSelect(i.status, {
-      "aria-label": "Move to",
-      onchange: (e) => move(i.id, e.target.value),
-    })),
-  );
+  // ---- filters: instant, over the loaded issues, kept in the URL (#/?q=…&agent=…&status=…)
+  const search = h("input", {
+    id: "filter-q", type: "search", value: filter.q, placeholder: "Title, description or key",
+    autocomplete: "off",
+    oninput: () => { filter.q = search.value; filtersChanged(); },
+  });
+  const agentFilter = h("select", {
+    id: "filter-agent",
+    onchange: () => { filter.agent = agentFilter.value; filtersChanged(); },
+  });
+  const statusFilter = h("select", {
+    id: "filter-status",
+    onchange: () => { filter.status = statusFilter.value; filtersChanged(); },
+  }, h("option", { value: "" }, "All statuses"),
+  STATUSES.map((s) => h("option", { value: s, selected: s === filter.status }, STATUS_LABEL[s])));
+  const fillAgentFilter = () => {
+    agentFilter.replaceChildren(h("option", { value: "" }, "All agents"),
+      h("option", { value: "none" }, "Unassigned"),
+      state.agents.map((a) => h("option", { value: a.id }, a.name)));
+    agentFilter.value = filter.agent;
+    if (agentFilter.value !== filter.agent) agentFilter.value = "";
+  };
+  const clear = h("button", {
+    type: "button", id: "filter-clear",
+    onclick: () => {
+      filter.q = ""; filter.agent = ""; filter.status = "";
+      search.value = ""; agentFilter.value = ""; statusFilter.value = "";
+      filtersChanged();
+      search.focus();
+    },
+  }, "Clear filters");
+  const summary = h("p.filter-summary", { id: "filter-summary", role: "status" });
+  const filters = h("form.filters", { role: "search", "aria-label": "Filter issues", onsubmit: (e) => e.preventDefault() },
+    h("label", { for: "filter-q" }, "Search"), search,
+    h("label", { for: "filter-agent" }, "Agent"), agentFilter,
+    h("label", { for: "filter-status" }, "Status"), statusFilter,
+    clear);
+  const active = () => filter.q.trim() || filter.agent || filter.status;
+  const filtersChanged = () => {
+    const p = new URLSearchParams();
+    for (const k of ["q", "agent", "status"]) if (filter[k]) p.set(k, filter[k]);
+    const qs = p.toString();
+    history.replaceState(null, "", `${location.pathname}${location.search}#/${qs ? `?${qs}` : ""}`);
+    render();
+  };
+  const matches = (i) => {
+    if (filter.status && i.status !== filter.status) return false;
+    if (filter.agent === "none" && i.assignee_agent_id) return false;
+    if (filter.agent && filter.agent !== "none" && i.assignee_agent_id !== filter.agent) return false;
+    const words = filter.q.toLowerCase().split(/\s+/).filter(Boolean);
+    const hay = `${i.key || ""} ${i.title} ${i.description || ""}`.toLowerCase();
+    return words.every((w) => hay.includes(w));
+  };
+
+  const card = (i) => {
+    const label = issueLabel(i);
+    const t = i.latest_task;
+    return h("article.card", {
+      draggable: "true",
+      dataset: { issueId: i.id, status: i.status, key: i.key || "" },
+      "aria-label": label,
+      ondragstart: (e) => { e.dataTransfer.setData("text/plain", i.id); e.dataTransfer.effectAllowed = "move"; },
+    },
+      h("div.card-top", {},
+        i.key ? h("span.key", {}, i.key) : null,
+        h("span.age", {}, timeAgo(i.created_at, true))),
+      h("a.card-title", { href: `#/issues/${i.id}` }, i.title),
+      h("div.card-meta", {},
+        h("span.assignee", {}, i.assignee_agent_id ? agentName(i.assignee_agent_id) : "unassigned"),
+        i.run_count ? h("span.runs", { title: `${i.run_count} run${i.run_count === 1 ? "" : "s"}` },
+          `${i.run_count} run${i.run_count === 1 ? "" : "s"}`) : null,
+        taskBadge(t),
+        t && t.diffstat ? diffCounts(t.diffstat) : null,
+        prBadge(i.pr)),
+      h("label.move", {}, h("span", { "aria-hidden": "true" }, "Move to "), statusSelect(i.status, {
+        "aria-label": `Move ${label} to…`,
+        dataset: { role: "move" },
+        onchange: (e) => move(i.id, e.target.value),
+      })),
+    );
+  };
 
   const move = async (id, status) => {
+    const it = issues.find((i) => i.id === id);
+    if (it) { it.status = status; render(); } // at once; the refresh confirms
     await attempt(() => patch(`/api/v1/issues/${id}`, { status }));
     refresh();
   };
 
+  const empty = h("p.empty", { id: "board-empty", hidden: true });
   const render = () => {
+    // Re-rendering replaces the cards: the control that had focus gets it back on the
+    // same issue's new card, wherever it moved.
+    const focused = document.activeElement;
+    const focusCard = focused && focused.closest && focused.closest(".card");
+    const focusId = focusCard && focusCard.dataset.issueId;
+    const focusRole = focused && focused.dataset && focused.dataset.role;
+    const focusIsTitle = focused && focused.classList && focused.classList.contains("card-title");
+    const shown = issues.filter(matches);
     for (const s of STATUSES) {
-      const here = issues.filter((i) => i.status === s);
-      columns[s].count.textContent = String(here.length);
+      const here = shown.filter((i) => i.status === s);
+      const all = issues.filter((i) => i.status === s).length;
+      columns[s].count.textContent = here.length === all ? String(all) : `${here.length} of ${all}`;
       columns[s].list.replaceChildren(...here.map(card));
+      columns[s].section.hidden = Boolean(filter.status) && filter.status !== s;
     }
+    if (focusId) {
+      const c = board.querySelector(`.card[data-issue-id="${CSS.escape(focusId)}"]`);
+      const target = c && (focusIsTitle ? c.querySelector(".card-title")
+        : focusRole ? c.querySelector(`[data-role="${CSS.escape(focusRole)}"]`) : null);
+      if (target && document.activeElement !== target) target.focus();
+    }
+    clear.hidden = !active();
+    if (!loaded) return;
+    if (!issues.length) {
+      empty.hidden = false;
+      empty.textContent = "No issues yet: create one above.";
+    } else if (!shown.length) {
+      empty.hidden = false;
+      empty.textContent = "No issues match these filters.";
+    } else empty.hidden = true;
+    summary.textContent = active() ? `${shown.length} of ${issues.length} issues match` : "";
   };
 
   const refresh = debounced(async () => {
@@ -429,6 +751,8 @@ function boardView() {
         loadAgents(),
       ]);
     } catch (e) { toast(e.message); return; }
+    loaded = true;
+    if (document.activeElement !== agentFilter) fillAgentFilter();
     render();
     if (newAssignee && document.activeElement !== newAssignee) {
       const keep = newAssignee.value;
@@ -440,9 +764,9 @@ function boardView() {
   const board = h("div.board", {}, STATUSES.map((s) => {
     const count = h("span.count", {}, "0");
     const list = h("div.cards", {});
-    columns[s] = { count, list };
-    return h("section.column", {
+    const section = h("section.column", {
       dataset: { status: s },
+      "aria-labelledby": `col-${s}`,
       ondragover: (e) => { e.preventDefault(); e.currentTarget.classList.add("drop"); },
       ondragleave: (e) => {
         if (!e.currentTarget.contains(e.relatedTarget)) e.currentTarget.classList.remove("drop");
@@ -454,11 +778,18 @@ function boardView() {
         const from = issues.find((i) => i.id === id);
         if (from && from.status !== s) move(id, s);
       },
-    }, h("h2", {}, STATUS_LABEL[s], " ", count), list);
+    }, h("h2", { id: `col-${s}` }, STATUS_LABEL[s], " ", count), list);
+    columns[s] = { count, list, section };
+    return section;
   }));
 
-  mount(h("details.create", {}, h("summary", {}, "New issue"), h("div", { id: "new-issue" })), board);
-  loadAgents().then(() => document.getElementById("new-issue")?.replaceChildren(newForm())).catch((e) => toast(e.message));
+  mount(h("h1.visually-hidden", {}, "Board"),
+    h("details.create", {}, h("summary", {}, "New issue"), h("div", { id: "new-issue" })),
+    filters, summary, empty, board);
+  loadAgents().then(() => {
+    document.getElementById("new-issue")?.replaceChildren(newForm());
+    fillAgentFilter();
+  }).catch((e) => toast(e.message));
   refresh();
   ticker = tickRunning(board);
   return {
@@ -485,19 +816,27 @@ function usageLine(usage) {
     h("span.cost", {}, priced ? `≈ $${cost.toFixed(4)} at list prices` : "cost: unknown model price"));
 }
 
+// A transcript message's label: what it is, in words (MessageKind of the protocol).
+const MSG_LABEL = {
+  text: "Agent", thinking: "Thinking", tool_use: "Tool call", tool_result: "Tool result",
+  error: "Error", unknown: "Other",
+};
+
 function messageNode(m) {
   const kind = m.type || "unknown";
   const body = [];
+  let label = MSG_LABEL[kind] || kind;
   if (kind === "tool_use") {
-    body.push(h("span.tool", {}, m.tool || "tool"));
+    label = `Tool call · ${m.tool || "tool"}`;
     if (m.input !== undefined && m.input !== null) body.push(h("pre", {}, JSON.stringify(m.input, null, 2)));
   } else if (kind === "tool_result") {
-    if (m.tool) body.push(h("span.tool", {}, m.tool));
+    if (m.tool) label = `Tool result · ${m.tool}`;
     body.push(h("pre", {}, m.output ?? m.content ?? ""));
   } else {
     body.push(h("div.text", {}, m.content ?? m.output ?? ""));
   }
-  return h(`li.msg.msg-${kind}`, { dataset: { seq: String(m.seq) } }, h("span.kind", {}, kind), ...body);
+  return h(`li.msg.msg-${kind}`, { dataset: { seq: String(m.seq) } },
+    h("span.kind", {}, label), h("span.seq", { title: `message ${m.seq} of the run` }, `#${m.seq}`), ...body);
 }
 
 /** `+10 −3` of a diffstat or a file. */
@@ -653,31 +992,89 @@ function prBadge(pr) {
   return h(`a.badge.pr-${pr.state}`, { ...attrs, href: pr.url, target: "_blank", rel: "noopener noreferrer" }, text);
 }
 
-function taskPanel(t, refreshIssue, log, diff) {
+/** "Retry"/"Cancel"… of a run: the run's short id with its issue's key, for labels. */
+const runLabel = (t) => `run ${t.id.slice(0, 8)}${t.issue_key ? ` of ${t.issue_key}` : ""}`;
+
+/** Asks for confirmation in a modal <dialog> (focus moves into it, Escape closes it);
+ *  resolves true when the user confirms. */
+function confirmDialog({ title, text, confirm, keep }) {
+  return new Promise((resolve) => {
+    const dlg = h("dialog.confirm", { "aria-labelledby": "confirm-title", "aria-describedby": "confirm-text" },
+      h("h2", { id: "confirm-title" }, title),
+      h("p", { id: "confirm-text" }, text),
+      h("div.row", {},
+        h("button", { type: "button", value: "keep", onclick: () => dlg.close("keep") }, keep),
+        h("button.danger-solid", { type: "button", value: "ok", onclick: () => dlg.close("ok") }, confirm)));
+    const opener = document.activeElement;
+    dlg.addEventListener("close", () => {
+      dlg.remove();
+      if (opener && opener.isConnected) opener.focus();
+      resolve(dlg.returnValue === "ok");
+    });
+    document.body.append(dlg);
+    dlg.showModal();
+    dlg.querySelector("button").focus();
+  });
+}
+
+function actorName(a) {
+  return a && a.name ? a.name : "someone";
+}
+
+function taskPanel(t, refreshIssue, log, diff, showTask) {
   const actions = [];
   if (["queued", "dispatched", "running"].includes(t.status)) {
     actions.push(h("button.danger", {
-      onclick: async () => { await attempt(() => post(`/api/v1/tasks/${t.id}/cancel`)); refreshIssue(); },
+      "aria-label": `Cancel ${runLabel(t)}`,
+      onclick: async () => {
+        const ok = await confirmDialog({
+          title: `Cancel ${runLabel(t)}?`,
+          text: `${t.agent_name || agentName(t.agent_id)} stops working on it; what it did so far is not committed. You can retry it later.`,
+          confirm: "Cancel run", keep: "Keep running",
+        });
+        if (!ok) return;
+        await attempt(() => post(`/api/v1/tasks/${t.id}/cancel`));
+        refreshIssue();
+      },
     }, "Cancel"));
   }
-  if (["failed", "cancelled"].includes(t.status)) {
+  if (["failed", "cancelled"].includes(t.status) && !t.retry_task_id) {
     actions.push(h("button", {
-      onclick: async () => { await attempt(() => post(`/api/v1/tasks/${t.id}/retry`)); refreshIssue(); },
+      "aria-label": `Retry ${runLabel(t)}`,
+      onclick: async () => {
+        try {
+          await post(`/api/v1/tasks/${t.id}/retry`);
+        } catch (e) {
+          if (e.code !== "already_retried") { toast(e.message); return; }
+          await refreshIssue(true);
+          toast("This run was already retried: here is the retry.", "info");
+          showTask((e.data && e.data.retry_task_id) || null, t.id);
+          return;
+        }
+        refreshIssue();
+      },
     }, "Retry"));
   }
   if (t.status === "failed" && t.failure_reason === "push_failed") {
     actions.push(h("button", {
       title: "Ask the daemon to push this task's branch again",
+      "aria-label": `Retry the push of ${runLabel(t)}`,
       onclick: async () => { await attempt(() => post(`/api/v1/tasks/${t.id}/push`)); refreshIssue(); },
     }, "Retry push"));
   }
   const details = h("dl.facts", {},
-    h("dt", {}, "Agent"), h("dd", {}, agentName(t.agent_id)),
+    h("dt", {}, "Agent"), h("dd", {}, t.agent_name || agentName(t.agent_id)),
+    h("dt", {}, "Queued"), h("dd", {}, timeAgo(t.created_at)),
     h("dt", {}, "Started"), h("dd", {}, t.started_at
-      ? [new Date(t.started_at).toLocaleString(), " · ",
+      ? [timeAgo(t.started_at), " · ",
         t.completed_at ? `took ${elapsed(t.started_at, t.completed_at)}`
           : t.status === "running" ? runningFor(t, "running for ") : elapsed(t.started_at)]
-      : `not yet (queued ${ago(t.created_at)})`),
+      : "not yet"),
+    t.completed_at ? [h("dt", {}, "Ended"), h("dd", {}, timeAgo(t.completed_at))] : null,
+    t.cancelled_by ? [h("dt", {}, "Cancelled by"), h("dd.cancelled-by", {}, actorName(t.cancelled_by))] : null,
+    t.parent_task_id ? [h("dt", {}, "Retry of"), h("dd.retried-by", {},
+      h("code", {}, t.parent_task_id.slice(0, 8)), t.retried_by ? ` by ${actorName(t.retried_by)}` : "")] : null,
+    t.retry_task_id ? [h("dt", {}, "Retried as"), h("dd", {}, h("code", {}, t.retry_task_id.slice(0, 8)))] : null,
     h("dt", {}, "Branch"), h("dd", {}, h("code", {}, t.branch_name || "—")),
     t.diffstat ? [h("dt", {}, "Changes"), h("dd", {}, diffstatLine(t.diffstat))] : null,
     t.pr ? [h("dt", {}, "Pull request"), h("dd", {}, prBadge(t.pr))] : null,
@@ -685,14 +1082,63 @@ function taskPanel(t, refreshIssue, log, diff) {
     h("dt", {}, "Tokens"), h("dd", {}, usageLine(t.usage)),
     t.session_id ? [h("dt", {}, "Session"), h("dd", {}, h("code", {}, t.session_id))] : null,
   );
-  const panel = h("section.task", { dataset: { taskId: t.id, status: t.status } },
-    h("header", {}, h("h3", {}, "Task ", h("code", {}, t.id.slice(0, 8))), taskBadge(t), ...actions),
-    t.error ? h("p.error", {}, t.error) : null,
+  const headId = `task-h-${t.id}`;
+  const panel = h("section.task", { id: `task-${t.id}`, tabindex: "-1", "aria-labelledby": headId, dataset: { taskId: t.id, status: t.status } },
+    h("header", {}, h("h3", { id: headId }, "Run ", h("code", {}, t.id.slice(0, 8))), taskBadge(t), ...actions),
+    t.error ? h("p.error.task-error", {}, t.status === "failed" ? `Failed (${FAILURE_LABEL[t.failure_reason] || t.failure_reason || "error"}): ` : "", t.error) : null,
     details,
     diff,
+    h("h4.log-head", {}, "Transcript"),
     log,
   );
   return panel;
+}
+
+const ACTOR_KIND = { member: "", admin: "admin", agent: "agent", system: "agentd", forge: "reviewer" };
+const statusLabel = (s) => STATUS_LABEL[s] || s || "?";
+
+/** One entry of the issue's activity: who, what, when (relative; absolute on hover). */
+function activityNode(a) {
+  const who = h("strong.actor", {}, actorName(a.actor));
+  const kindTag = ACTOR_KIND[a.actor && a.actor.kind];
+  const t = a.task;
+  const run = t ? h("code", {}, t.id.slice(0, 8)) : null;
+  let what;
+  let extra = null;
+  switch (a.kind) {
+    case "created": what = ["created the issue", a.to_status ? ` in ${statusLabel(a.to_status)}` : ""]; break;
+    case "comment":
+      what = ["commented"];
+      extra = a.comment ? markdown(a.comment.body) : null;
+      break;
+    case "status_changed": what = ["moved it from ", h("b", {}, statusLabel(a.from_status)), " to ", h("b", {}, statusLabel(a.to_status))]; break;
+    case "assigned": what = a.detail ? ["assigned it to ", h("b", {}, a.detail)] : ["unassigned it"]; break;
+    case "edited": what = [`edited the ${a.detail || "issue"}`]; break;
+    case "task_queued": what = ["queued run ", run, t && t.agent_name ? ` for ${t.agent_name}` : ""]; break;
+    case "task_started": what = ["started run ", run]; break;
+    case "task_completed": what = ["completed run ", run]; break;
+    case "task_failed":
+      what = ["run ", run, " failed", t && t.failure_reason ? ` (${FAILURE_LABEL[t.failure_reason] || t.failure_reason})` : ""];
+      extra = t && t.error ? h("pre.activity-error", {}, t.error) : null;
+      break;
+    case "task_cancelled": what = ["cancelled run ", run]; break;
+    case "task_retried":
+      what = ["retried", t && t.parent_task_id ? [" run ", h("code", {}, t.parent_task_id.slice(0, 8))] : "",
+        " as run ", run];
+      break;
+    default: what = [a.detail || a.kind];
+  }
+  return h(`li.activity.act-${a.kind}${a.kind === "comment" ? ".comment" : ""}.by-${(a.actor && a.actor.kind) || "system"}`, { dataset: { kind: a.kind } },
+    h("div.activity-head", {}, who, kindTag ? h("span.actor-kind", {}, ` (${kindTag})`) : null, " ", what,
+      " · ", timeAgo(a.at)),
+    extra);
+}
+
+/** The timeline of an older server that sends no activity: its comments. */
+function commentsAsActivity(d) {
+  return (d.comments || []).map((c) => ({
+    at: c.created_at, kind: "comment", actor: { kind: c.author_type, name: c.author_name || c.author_type }, comment: c,
+  }));
 }
 
 function issueView(id) {
@@ -701,35 +1147,81 @@ function issueView(id) {
   let ticker = null;
   let shown = false; // the page is built (after the first successful load)
   let disposed = false; // the user went elsewhere: a late answer must not mount this page
-  // The controls are built once and updated in place, so a live refresh never drops
-  // what the user is typing: a field edited since the last save keeps its text.
-  const title = h("input.title-input", { "aria-label": "Title", oninput: () => { title.dataset.dirty = "1"; } });
-  const desc = h("textarea", { rows: 4, "aria-label": "Description", oninput: () => { desc.dataset.dirty = "1"; } });
-  const status = statusSelect("backlog", { "aria-label": "Status", id: "issue-status" });
+  let current = null; // the last IssueDetail
+  let editing = false;
+  // The edit fields are built once and kept while editing, so a live refresh never drops
+  // what the user is typing.
+  const titleInput = h("input.title-input", { id: "edit-title", required: true });
+  const descInput = h("textarea", { id: "edit-description", rows: 8 });
+  const heading = h("h1.issue-title", { id: "issue-title", tabindex: "-1" });
+  const descView = h("div.description", {});
+  const editBtn = h("button.edit-button", { type: "button", onclick: () => startEdit() }, "Edit");
+  const viewBox = h("div.issue-view", {}, h("div.title-row", {}, heading, editBtn), descView);
+  const status = statusSelect("backlog", { id: "issue-status" });
   const assigneeBox = h("span", {});
-  const meta = h("p.muted", {});
+  const meta = h("p.muted.meta", {});
   const prBox = h("div.pr-box", {});
-  const comments = h("ul.comments", {});
+  const timeline = h("ol.timeline", { "aria-label": "Activity" });
   const tasks = h("div.tasks", {});
+  const cancelEdit = () => {
+    editing = false;
+    editForm.replaceWith(viewBox);
+    editBtn.focus();
+  };
+  const editForm = h("form.edit", {
+    "aria-label": "Edit issue",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const ok = await attempt(() => patch(`/api/v1/issues/${id}`, { title: titleInput.value, description: descInput.value }));
+      if (!ok) return;
+      editing = false;
+      editForm.replaceWith(viewBox);
+      if (current) { current.issue = { ...current.issue, ...ok }; render(current); }
+      editBtn.focus();
+      refresh();
+    },
+    onkeydown: (e) => { if (e.key === "Escape") { e.preventDefault(); cancelEdit(); } },
+  },
+    h("label.field", { for: "edit-title" }, "Title"), titleInput,
+    h("label.field", { for: "edit-description" }, "Description (Markdown)"), descInput,
+    h("div.row", {}, h("button.primary", { type: "submit" }, "Save"),
+      h("button", { type: "button", onclick: cancelEdit }, "Cancel")));
+  const startEdit = () => {
+    if (!current) return;
+    editing = true;
+    titleInput.value = current.issue.title;
+    descInput.value = current.issue.description;
+    viewBox.replaceWith(editForm);
+    titleInput.focus();
+  };
   const save = async (body) => {
-    const ok = await attempt(() => patch(`/api/v1/issues/${id}`, body));
-    if (ok) { delete title.dataset.dirty; delete desc.dataset.dirty; }
+    await attempt(() => patch(`/api/v1/issues/${id}`, body));
     refresh();
   };
   status.onchange = () => save({ status: status.value });
-  const comment = h("textarea", { rows: 2, placeholder: "Write a comment…", "aria-label": "Comment", required: true });
+  const comment = h("textarea", { id: "new-comment", rows: 3, placeholder: "Markdown welcome", required: true });
   const commentForm = h("form.comment-form", {
+    "aria-label": "Add a comment",
     onsubmit: async (e) => {
       e.preventDefault();
       const ok = await attempt(() => post(`/api/v1/issues/${id}/comments`, { body: comment.value }));
       if (ok) { comment.value = ""; refresh(); }
     },
-  }, comment, h("button.primary", { type: "submit" }, "Comment"));
-  const edit = h("form.edit", {
-    onsubmit: (e) => { e.preventDefault(); save({ title: title.value, description: desc.value }); },
-  }, title, desc, h("button", { type: "submit" }, "Save"));
+  }, h("label.field", { for: "new-comment" }, "Comment"), comment, h("button.primary", { type: "submit" }, "Comment"));
 
-  const refresh = debounced(async () => {
+  /** Brings a run's panel into view and focus (after an already_retried 409: the retry). */
+  const showTask = (taskId, parentId) => {
+    const target = taskId || (current && (current.tasks.find((x) => x.id === parentId) || {}).retry_task_id)
+      || (current && (current.tasks.find((x) => x.parent_task_id === parentId) || {}).id);
+    const el = target && document.getElementById(`task-${target}`);
+    if (!el) return;
+    el.classList.add("highlight");
+    el.scrollIntoView({ block: "start" });
+    el.focus();
+  };
+
+  let inflight = null;
+  const load = async () => {
     let d;
     try {
       [d] = await Promise.all([get(`/api/v1/issues/${id}`), loadAgents()]);
@@ -742,49 +1234,65 @@ function issueView(id) {
       return;
     }
     if (!disposed) render(d);
-  });
+  };
+  const refreshSoon = debounced(() => { inflight = load(); });
+  // refresh(true) loads now and resolves once rendered; refresh() coalesces.
+  const refresh = (now) => {
+    if (now) { inflight = load(); return inflight; }
+    refreshSoon();
+    return Promise.resolve();
+  };
 
   const render = (d) => {
+    current = d;
     const i = d.issue;
-    document.title = `${i.title} · agentd`;
-    if (!title.dataset.dirty) title.value = i.title;
-    if (!desc.dataset.dirty) desc.value = i.description;
+    document.title = `${i.key ? `${i.key} ` : ""}${i.title} · agentd`;
+    heading.replaceChildren(i.key ? h("span.key", {}, i.key) : null, i.key ? " " : null, i.title);
+    descView.replaceChildren(i.description.trim() ? markdown(i.description)
+      : h("p.muted", {}, "No description."));
+    editBtn.setAttribute("aria-label", `Edit ${issueLabel(i)}`);
     if (document.activeElement !== status) status.value = i.status;
+    status.setAttribute("aria-label", `Status of ${issueLabel(i)}`);
     const assigneeSel = assigneeBox.firstChild;
     if (!assigneeSel || document.activeElement !== assigneeSel) {
-      const sel = agentSelect(i.assignee_agent_id || "", { "aria-label": "Assignee", id: "issue-assignee" });
+      const sel = agentSelect(i.assignee_agent_id || "", { id: "issue-assignee" });
       sel.onchange = () => { if (sel.value) save({ assignee_agent_id: sel.value }); };
       assigneeBox.replaceChildren(sel);
     }
-    meta.textContent = `Created ${ago(i.created_at)} · updated ${ago(i.updated_at)}`;
+    meta.replaceChildren("Created ", timeAgo(i.created_at), " · updated ", timeAgo(i.updated_at),
+      i.run_count ? ` · ${i.run_count} run${i.run_count === 1 ? "" : "s"}` : "");
     prBox.replaceChildren(...(i.pr ? [h("span", {}, "Pull request"), prBadge(i.pr)] : []));
-    comments.replaceChildren(...d.comments.map((c) => h(`li.comment.by-${c.author_type}`, {},
-      h("div.comment-head", {}, h("strong", {}, c.author_name || c.author_type), " ",
-        h("span.muted", {}, `${c.author_type} · ${ago(c.created_at)}`)),
-      h("div.comment-body", {}, c.body))));
-    if (!d.comments.length) comments.replaceChildren(h("li.muted", {}, "No comments yet."));
-    // Newest task first; each keeps its log element (it streams in place).
-    // The newest task's diff opens by itself the first time it is shown.
+    const activity = d.activity && d.activity.length ? d.activity : commentsAsActivity(d);
+    timeline.replaceChildren(...activity.map(activityNode));
+    if (!activity.length) timeline.replaceChildren(h("li.muted", {}, "Nothing yet."));
+    // Newest run first; each keeps its log element (it streams in place).
+    // The newest run's diff opens by itself the first time it is shown.
     const newestWithDiff = [...d.tasks].reverse().find((t) => t.diffstat);
     const panels = [...d.tasks].reverse().map((t) => {
       if (!logs.has(t.id)) logs.set(t.id, taskLog(t.id));
       if (t.diffstat && !diffs.has(t.id)) diffs.set(t.id, taskDiff(t, t === newestWithDiff));
-      return taskPanel(t, refresh, logs.get(t.id).log, diffs.get(t.id));
+      return taskPanel(t, refresh, logs.get(t.id).log, diffs.get(t.id), showTask);
     });
+    const focusedTask = document.activeElement && document.activeElement.closest && document.activeElement.closest("section.task");
+    const focusedLabel = focusedTask && document.activeElement.getAttribute("aria-label");
     tasks.replaceChildren(...(panels.length ? panels
-      : [h("p.muted", {}, i.assignee_agent_id ? "No task yet." : "No task yet: assign the issue to an agent.")]));
+      : [h("p.muted", {}, i.assignee_agent_id ? "No run yet." : "No run yet: assign the issue to an agent.")]));
+    if (focusedLabel) {
+      const again = [...tasks.querySelectorAll("button[aria-label]")].find((b) => b.getAttribute("aria-label") === focusedLabel);
+      if (again) again.focus();
+    }
     if (!shown) {
       shown = true;
       mount(
         h("p", {}, h("a", { href: "#/" }, "← Board")),
         h("div.issue", {},
-          h("div.issue-main", {},
-            edit,
-            h("h2", {}, "Comments"), comments, commentForm,
-            h("h2", {}, "Tasks"), tasks),
-          h("aside.issue-side", {},
-            h("label", {}, "Status", status),
-            h("label", {}, "Assignee", assigneeBox),
+          h("article.issue-main", { "aria-labelledby": "issue-title" },
+            editing ? editForm : viewBox,
+            h("h2", {}, "Activity"), timeline, commentForm,
+            h("h2", {}, "Runs"), tasks),
+          h("aside.issue-side", { "aria-label": "Issue details" },
+            h("label", { for: "issue-status" }, "Status"), status,
+            h("label", { for: "issue-assignee" }, "Assignee"), assigneeBox,
             prBox,
             meta)),
       );
@@ -792,9 +1300,9 @@ function issueView(id) {
   };
 
   mount(h("p.muted", {}, "Loading issue…"));
-  refresh();
+  refresh(true);
   // Running tasks' elapsed time ticks without a refetch.
-  ticker = tickRunning(tasks);
+  ticker = tickRunning(document.getElementById("main"));
   return {
     onEvent: (ev) => {
       if (ev.kind === "resync") {
@@ -1016,4 +1524,12 @@ function tokensView() {
 
 // ---------------------------------------------------------------- boot
 
-if (state.token) start(); else renderSignIn();
+// The skip link moves focus to the content without touching the hash (the router's).
+document.getElementById("skip").addEventListener("click", (e) => {
+  e.preventDefault();
+  document.getElementById("main").focus();
+});
+
+if (/^#\/signin\//.test(location.hash)) route(); // a sign-in link: exchange its code first
+else if (state.token) start();
+else renderSignIn();

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, cli, online_runtime, spawn_daemon, stand_in_claude};
+use common::{Server, cli, online_runtime, stand_in_claude};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -34,14 +34,16 @@ fn browser_setup() -> Result<PathBuf, String> {
     if !Path::new("/usr/bin/chromium").exists() {
         return Err("/usr/bin/chromium is missing; run scripts/install-browser.sh".into());
     }
-    if !prefix
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        return Err(format!(
-            "playwright-core is not installed in {}; run scripts/install-browser.sh",
-            prefix.display()
-        ));
+    for package in ["playwright-core", "axe-core"] {
+        if !prefix
+            .join(format!("node_modules/{package}/package.json"))
+            .exists()
+        {
+            return Err(format!(
+                "{package} is not installed in {}; run scripts/install-browser.sh",
+                prefix.display()
+            ));
+        }
     }
     Ok(prefix)
 }
@@ -61,22 +63,34 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
     let (ws, token, daemon) = server.workspace_with_tokens("web");
 
     // A stand-in `claude`: a supported version, then recorded stream-json output of the
-    // real CLI (a Write, a Bash call and the final answer), one line a second.
+    // real CLI (a Write, a Bash call and the final answer), one line a second. The issue
+    // title is in its prompt (the last argument): a `[gated]` issue's run waits until the
+    // browser test creates `gate/open` (deterministic "In progress"), and a `[broken]`
+    // one's exits 1 with a message on stderr (a failed run).
     let fixture = repo_root()
         .join("crates/agentd-daemon/tests/fixtures/agent-output/claude-write-shell.jsonl");
+    let gate = dir.path().join("gate");
+    std::fs::create_dir_all(&gate).unwrap();
     let bin = stand_in_claude(
         dir.path(),
         &format!(
-            "echo 'hello from mock' > hello.txt\n\
+            "for prompt; do :; done\n\
+             case \"$prompt\" in *'[gated]'*) while [ ! -e '{gate}/open' ]; do sleep 0.1; done ;; esac\n\
+             case \"$prompt\" in *'[broken]'*) echo 'stand-in agent: refusing this one' >&2; exit 1 ;; esac\n\
+             echo 'hello from mock' > hello.txt\n\
              while IFS= read -r line; do printf '%s\\n' \"$line\"; sleep 1; done {}",
-            common::heredoc(&fixture)
+            common::heredoc(&fixture),
+            gate = gate.display(),
         ),
     );
-    let _daemon = spawn_daemon(
+    // The gate is visible (read-only) inside the run's sandbox, which hides /tmp.
+    let _daemon = common::spawn_daemon_with(
         dir.path(),
         &bin,
         &url,
         &daemon,
+        &format!("read_only_paths = [{:?}]\n", gate.display().to_string()),
+        &[],
         &["--heartbeat-interval", "1s", "--poll-interval", "30s"],
     );
     let rid = online_runtime(&url, &token, &ws, "claude", 30).await;
@@ -104,12 +118,13 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
         .env("AGENTD_TOKEN", &token)
         .env("AGENT_NAME", "claude-bot")
         .env("DIFF_ISSUE", &diff_issue)
+        .env("GATE_DIR", &gate)
         .env("SHOT_DIR", &shots)
         .env("PLAYWRIGHT_PREFIX", &prefix)
         .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(120), node.output())
+    let out = tokio::time::timeout(Duration::from_secs(300), node.output())
         .await
-        .expect("the browser test finished within 120 s")
+        .expect("the browser test finished within 300 s")
         .expect("run node");
     let log = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     assert!(
