@@ -64,6 +64,8 @@ const browser = await chromium.launch({
 const failures = [];
 const axeReport = []; // "view @ width scheme: N violations" lines
 const axeViolations = [];
+const openPages = []; // screenshot on failure
+
 
 /** Runs axe-core in `page` (its source evaluated through the DevTools protocol, which the
  *  page's CSP does not apply to) and records every serious or critical violation. */
@@ -75,12 +77,15 @@ async function axeCheck(page, view) {
   const scheme = await page.evaluate(() => (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"));
   const where = `${view} @ ${vp.width}px ${scheme}`;
   axeReport.push(`${where}: ${res.passes === undefined ? "" : ""}${bad.length} serious/critical, ${res.violations.length - bad.length} minor`);
+  const minor = res.violations.filter((v) => !bad.includes(v)).map((v) => `${v.id}(${v.impact})`);
+  if (minor.length) axeReport[axeReport.length - 1] += `: ${minor.join(", ")}`;
   for (const v of bad) {
     axeViolations.push(`${where}: [${v.impact}] ${v.id}: ${v.help}\n    ${v.nodes.slice(0, 4).map((n) => `${n.target.join(" ")} — ${n.failureSummary.replace(/\n/g, " ")}`).join("\n    ")}`);
   }
 }
 
 function watchErrors(page, allow = []) {
+  openPages.push(page);
   page.setDefaultTimeout(TIMEOUT);
   page.on("pageerror", (e) => failures.push(`page error: ${e.message}`));
   page.on("console", (m) => {
@@ -179,7 +184,7 @@ try {
   await card.locator("a.card-title").click();
   await page.waitForSelector("#issue-title");
   const d = page.locator(".description .markdown");
-  await d.locator("h3", { hasText: "Plan" }).waitFor();
+  await d.locator("h2", { hasText: "Plan" }).waitFor();
   await d.locator("strong", { hasText: "bold" }).waitFor();
   await d.locator("em", { hasText: "emphasis" }).waitFor();
   await d.locator("p code", { hasText: "inline code" }).waitFor();
@@ -262,7 +267,7 @@ try {
 
   step("edit on demand: Escape cancels, Save saves; comments render Markdown");
   await page.locator(".column[data-status=done] .card a.card-title", { hasText: "Write hello.txt" }).click();
-  await page.waitForSelector(".description h3");
+  await page.waitForSelector(".description h2");
   if (await page.locator("form.edit").count()) fail("the edit form shows before Edit is pressed");
   await page.click("button.edit-button");
   await page.fill("form.edit textarea", "Thrown away");
@@ -364,7 +369,7 @@ try {
   const failedText = await failed.textContent();
   if (!/^Failed: \S/.test(failedText)) fail(`the failed badge says ${failedText}`);
   const doomedId = await doomed.getAttribute("data-issue-id");
-  const doomedTask = (await apiCall("GET", `/api/v1/issues/${doomedId}`)).body.issue.latest_task;
+  const doomedTask = (await apiCall("GET", `/api/v1/issues/${doomedId}`)).body.tasks.at(-1);
   if (!doomedTask.error || !failedText.includes(doomedTask.error.split("\n")[0].slice(0, 30))) {
     fail(`the card's reason "${failedText}" is not the run's error "${doomedTask.error}"`);
   }
@@ -459,7 +464,7 @@ try {
   await page.fill(".agent .agent-form input[aria-label=Name]", `${agentName}-2`);
   await page.selectOption(".agent .agent-form select[aria-label=Runtime]", newId);
   await page.click(".agent .agent-form button[type=submit]");
-  await page.locator(".agent h3", { hasText: `${agentName}-2` }).waitFor();
+  await page.locator(".agent h2", { hasText: `${agentName}-2` }).waitFor();
   await page.locator(".agent", { hasText: "claude" }).locator("text=deleted runtime").waitFor({ state: "detached" });
   await page.screenshot({ path: join(shots, "agents-1280.png"), fullPage: true });
 
@@ -575,7 +580,12 @@ try {
   await page.waitForSelector(".board .card");
   await page.screenshot({ path: join(shots, "board-dark-1280.png"), fullPage: true });
 
+  if (axeViolations.length) failures.push(`axe: serious or critical violations:\n${axeViolations.join("\n")}`);
+
   step("the skip link leads to the content");
+  await page.bringToFront();
+  await page.reload(); // a fresh document: Tab starts from the top
+  await page.waitForSelector(".board .card");
   await page.keyboard.press("Tab");
   if (!(await page.evaluate(() => document.activeElement.id === "skip"))) fail("the first Tab does not reach the skip link");
   await page.keyboard.press("Enter");
@@ -584,11 +594,13 @@ try {
 
   console.log(`axe-core ${require("axe-core/package.json").version}: ${axeReport.length} checks`);
   for (const line of axeReport) console.log(`  axe ${line}`);
-  if (axeViolations.length) failures.push(`axe: serious or critical violations:\n${axeViolations.join("\n")}`);
   if (failures.length) fail(failures.join("\n"));
   console.log("board e2e: ok");
 } catch (e) {
-  console.error(`board e2e FAILED: ${e.message}`);
+  console.error(`board e2e FAILED: ${e.stack || e.message}`);
+  for (const [n, p] of openPages.entries()) {
+    if (!p.isClosed()) await p.screenshot({ path: join(shots, `failure-${n}.png`), fullPage: true }).catch(() => {});
+  }
   if (failures.length) console.error(failures.join("\n"));
   if (axeReport.length) console.error(axeReport.map((l) => `  axe ${l}`).join("\n"));
   process.exitCode = 1;

@@ -38,7 +38,13 @@ async fn the_token_never_travels_in_a_url_and_unknown_paths_stay_json() {
     assert!(js.contains("Authorization: `Bearer ${state.token}`"));
     assert!(!js.contains("token=") && !js.contains("innerHTML"));
     // Markdown and every other text becomes DOM nodes: no HTML parser is ever fed.
-    for sink in ["outerHTML", "insertAdjacentHTML", "document.write", "DOMParser", "eval("] {
+    for sink in [
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "DOMParser",
+        "eval(",
+    ] {
         assert!(!js.contains(sink), "app.js uses {sink}");
     }
     for path in ["/api/v1/nope", "/nope", "/api/daemon/nope"] {

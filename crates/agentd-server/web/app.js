@@ -142,10 +142,10 @@ function mdBlocks(lines, depth) {
         i += 1;
       }
       i += 1; // the closing fence (or the end)
-      out.push(h("pre", {}, h("code", m[2] ? { dataset: { lang: m[2] } } : {}, body.join("\n"))));
+      out.push(h("pre", { tabindex: "0" }, h("code", m[2] ? { dataset: { lang: m[2] } } : {}, body.join("\n"))));
     } else if ((m = MD_HEADING.exec(line))) {
-      // Headings of a description sit under the page's own h1/h2: # is an h3.
-      const level = Math.min(6, m[1].length + 2);
+      // Headings of a description sit under the page's h1: # is an h2.
+      const level = Math.min(6, m[1].length + 1);
       out.push(h(`h${level}`, {}, mdInline(m[2])));
       i += 1;
     } else if (MD_RULE.test(line)) {
@@ -822,16 +822,22 @@ const MSG_LABEL = {
   error: "Error", unknown: "Other",
 };
 
+/** A <pre> of a transcript; one tall enough to scroll gets keyboard focus. */
+function msgPre(text) {
+  const t = String(text);
+  return h("pre", t.split("\n").length > 12 || t.length > 1200 ? { tabindex: "0" } : {}, t);
+}
+
 function messageNode(m) {
   const kind = m.type || "unknown";
   const body = [];
   let label = MSG_LABEL[kind] || kind;
   if (kind === "tool_use") {
     label = `Tool call · ${m.tool || "tool"}`;
-    if (m.input !== undefined && m.input !== null) body.push(h("pre", {}, JSON.stringify(m.input, null, 2)));
+    if (m.input !== undefined && m.input !== null) body.push(msgPre(JSON.stringify(m.input, null, 2)));
   } else if (kind === "tool_result") {
     if (m.tool) label = `Tool result · ${m.tool}`;
-    body.push(h("pre", {}, m.output ?? m.content ?? ""));
+    body.push(msgPre(m.output ?? m.content ?? ""));
   } else {
     body.push(h("div.text", {}, m.content ?? m.output ?? ""));
   }
@@ -921,7 +927,8 @@ function diffView(d) {
     return h("details.diff-file", { open: total <= 2000 && chunk.length <= 500, dataset: { path } },
       h("summary", {}, h("code.diff-path", {}, path), " ",
         f ? (f.binary ? h("span.muted", {}, "binary") : diffCounts(f)) : null),
-      h("div.diff-lines", {}, rows));
+      // Scrolls sideways: focusable, so the keyboard can scroll it too.
+      h("div.diff-lines", { tabindex: "0", role: "region", "aria-label": `Diff of ${path}` }, rows));
   });
   const rest = files.filter((f) => !seen.has(f.path));
   return h("div.diff", {},
@@ -961,7 +968,7 @@ function taskDiff(t, openNow) {
  *  one shown (called on each `messages` event of the task). */
 function taskLog(taskId) {
   let lastSeq = 0;
-  const log = h("ol.log", { dataset: { taskId } });
+  const log = h("ol.log", { dataset: { taskId }, tabindex: "0", "aria-label": `Transcript of run ${taskId.slice(0, 8)}` });
   const load = async () => {
     for (;;) {
       const page = await get(`/api/v1/tasks/${taskId}/messages?after_seq=${lastSeq}&limit=1000`);
@@ -1163,6 +1170,7 @@ function issueView(id) {
   const prBox = h("div.pr-box", {});
   const timeline = h("ol.timeline", { "aria-label": "Activity" });
   const tasks = h("div.tasks", {});
+  const editHeading = h("h1.edit-heading", {}, "Edit issue");
   const cancelEdit = () => {
     editing = false;
     editForm.replaceWith(viewBox);
@@ -1182,6 +1190,7 @@ function issueView(id) {
     },
     onkeydown: (e) => { if (e.key === "Escape") { e.preventDefault(); cancelEdit(); } },
   },
+    editHeading,
     h("label.field", { for: "edit-title" }, "Title"), titleInput,
     h("label.field", { for: "edit-description" }, "Description (Markdown)"), descInput,
     h("div.row", {}, h("button.primary", { type: "submit" }, "Save"),
@@ -1189,6 +1198,7 @@ function issueView(id) {
   const startEdit = () => {
     if (!current) return;
     editing = true;
+    editHeading.textContent = `Edit ${current.issue.key || "issue"}`;
     titleInput.value = current.issue.title;
     descInput.value = current.issue.description;
     viewBox.replaceWith(editForm);
@@ -1359,7 +1369,7 @@ function runtimesView() {
     if (!rts.length) body.replaceChildren(h("tr", {}, h("td", { colSpan: 8 }, "No runtime yet: start `agentd daemon` on a machine with an agent CLI.")));
   });
   mount(h("h1", {}, "Runtimes"),
-    h("table.table", {}, h("thead", {}, h("tr", {}, ["Runtime", "Provider", "Version", "Device", "Status", "Sandbox", "Last seen", ""].map((c) => h("th", {}, c)))), body));
+    h("table.table", {}, h("thead", {}, h("tr", {}, ["Runtime", "Provider", "Version", "Device", "Status", "Sandbox", "Last seen"].map((c) => h("th", {}, c)), h("th", {}, h("span.visually-hidden", {}, "Actions")))), body));
   refresh();
   const timer = setInterval(refresh, 5000);
   return { onEvent: (ev) => { if (ev.kind === "runtime" || ev.kind === "resync") refresh(); }, dispose: () => clearInterval(timer) };
@@ -1435,7 +1445,7 @@ function agentsView() {
         return box;
       }
       box.replaceChildren(...[
-        h("header", {}, h("h3", {}, a.name), h("button", {
+        h("header", {}, h("h2", {}, a.name), h("button", {
           onclick: () => {
             const done = () => { editing.delete(a.id); refresh(); };
             const form = agentForm(a, done, done);
@@ -1517,7 +1527,7 @@ function tokensView() {
   }, name, kind, expiry, h("button.primary", { type: "submit" }, "Create token"));
   mount(h("h1", {}, "Tokens"),
     h("details.create", {}, h("summary", {}, "New token"), form), created,
-    h("table.table", {}, h("thead", {}, h("tr", {}, ["Name", "Kind", "Created", "Last used", "Expires", "Revoked", ""].map((c) => h("th", {}, c)))), body));
+    h("table.table", {}, h("thead", {}, h("tr", {}, ["Name", "Kind", "Created", "Last used", "Expires", "Revoked"].map((c) => h("th", {}, c)), h("th", {}, h("span.visually-hidden", {}, "Actions")))), body));
   refresh();
   return {};
 }
