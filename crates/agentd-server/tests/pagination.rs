@@ -264,6 +264,9 @@ async fn bad_page_parameters_are_400_naming_the_parameter() {
     srv.stop().await;
 }
 
+/// One created issue: its index, status, assignee (0 bot, 1 helper) and id.
+type Made<'a> = (usize, &'a str, Option<usize>, String);
+
 /// The issue ids of every page of `path`, walked `limit` at a time.
 async fn filtered(srv: &Srv, token: &str, path: &str) -> Vec<String> {
     ids(&walk_issues(srv, token, path).await)
@@ -284,7 +287,7 @@ async fn filters_narrow_the_list_and_pages_still_see_each_match_once() {
     assert_eq!(s, StatusCode::CREATED, "{helper}");
     // 12 issues: statuses cycle backlog/todo/done, assignees cycle bot/helper/none, and
     // every fourth mentions "Needle" (in the title or the description).
-    let mut all = Vec::new();
+    let mut all: Vec<Made> = Vec::new();
     for n in 0..12 {
         let status = ["backlog", "todo", "done"][n % 3];
         let assignee = [Some(fx.agent.as_str()), Some("helper"), None][n % 4 % 3];
@@ -314,7 +317,7 @@ async fn filters_narrow_the_list_and_pages_still_see_each_match_once() {
     }
     // Noise in another workspace the admin also sees.
     srv.assigned_issue(&other, "needle elsewhere").await;
-    let want = |f: &dyn Fn(&(usize, &str, Option<usize>, String)) -> bool| -> Vec<String> {
+    let want = |f: &dyn Fn(&Made) -> bool| -> Vec<String> {
         all.iter().filter(|i| f(i)).map(|i| i.3.clone()).collect()
     };
     let base = format!("/api/v1/issues?limit=2&workspace_id={}", fx.ws);
