@@ -503,3 +503,148 @@ async fn references_never_reach_across_workspaces() {
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     assert_eq!(v["error"], "issue not found");
 }
+
+#[tokio::test]
+async fn workspaces_without_a_key_get_one_when_the_server_opens() {
+    let srv = start().await;
+    let mut ids = Vec::new();
+    for name in ["Alpha Beta", "alpha bravo", "Gamma"] {
+        let (s, ws) = workspace(&srv, json!({"name": name})).await;
+        assert_eq!(s, StatusCode::CREATED, "{ws}");
+        ids.push(ws["id"].as_str().unwrap().to_string());
+    }
+    issue(&srv, &srv.admin, &ids[0], "one").await;
+    let dir = srv.stop().await;
+    // As a database from before keys: no workspace has one.
+    {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("agentd.db")),
+            )
+            .await
+            .unwrap();
+        sqlx::query("UPDATE workspaces SET key = NULL")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let srv = start_in(dir, |_| {}).await;
+    let (s, list) = srv.get(&srv.admin, "/api/v1/workspaces").await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let keys: HashMap<String, String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["id"].as_str().unwrap().to_string(),
+                w["key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(keys[&ids[0]], "AB", "oldest first");
+    assert_eq!(keys[&ids[1]], "AB2");
+    assert_eq!(keys[&ids[2]], "GAM");
+    // Numbers go on where they were.
+    let i = issue(&srv, &srv.admin, &ids[0], "two").await;
+    assert_eq!(i["key"], "AB-2", "{i}");
+    let (s, d) = srv.get(&srv.admin, "/api/v1/issues/ab-1").await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["issue"]["title"], "one");
+}
+
+/// A database made by the migrations before 0008 (an older server), with two workspaces,
+/// issues created out of id order and a task retried twice: opening it numbers the issues
+/// by (created_at, id), gives the workspaces keys and keeps the oldest retry as the
+/// task's one retry.
+#[tokio::test]
+async fn an_older_database_gets_issue_numbers_keys_and_retry_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.as_str() < "0008" {
+            std::fs::copy(&path, old.path().join(&name)).unwrap();
+        }
+    }
+    {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(dir.path().join("agentd.db"))
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+        sqlx::migrate::Migrator::new(old.path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        let exec = |sql: &'static str| {
+            let pool = pool.clone();
+            async move { sqlx::query(sql).execute(&pool).await.unwrap() }
+        };
+        exec(
+            "INSERT INTO workspaces (id, name, repos, created_at) VALUES \
+              ('10000000-0000-4000-8000-000000000000', 'Old Timer', '[]', 1), \
+              ('20000000-0000-4000-8000-000000000000', 'old town', '[]', 2)",
+        )
+        .await;
+        // Issue c was created first; a and b share a millisecond (the id breaks the tie).
+        exec("INSERT INTO issues (id, workspace_id, title, status, created_at, updated_at) VALUES \
+              ('b0000000-0000-4000-8000-000000000000', '10000000-0000-4000-8000-000000000000', 'b', 'todo', 20, 20), \
+              ('a0000000-0000-4000-8000-000000000000', '10000000-0000-4000-8000-000000000000', 'a', 'todo', 20, 20), \
+              ('c0000000-0000-4000-8000-000000000000', '10000000-0000-4000-8000-000000000000', 'c', 'todo', 10, 10), \
+              ('d0000000-0000-4000-8000-000000000000', '20000000-0000-4000-8000-000000000000', 'd', 'todo', 5, 5)")
+        .await;
+        exec("INSERT INTO tasks (id, workspace_id, issue_id, agent_id, runtime_id, status, created_at, parent_task_id) VALUES \
+              ('e0000000-0000-4000-8000-000000000000', '10000000-0000-4000-8000-000000000000', 'a0000000-0000-4000-8000-000000000000', 'x', 'y', 'failed', 30, NULL), \
+              ('e2000000-0000-4000-8000-000000000000', '10000000-0000-4000-8000-000000000000', 'a0000000-0000-4000-8000-000000000000', 'x', 'y', 'queued', 32, 'e0000000-0000-4000-8000-000000000000'), \
+              ('e1000000-0000-4000-8000-000000000000', '10000000-0000-4000-8000-000000000000', 'a0000000-0000-4000-8000-000000000000', 'x', 'y', 'queued', 31, 'e0000000-0000-4000-8000-000000000000')")
+        .await;
+        pool.close().await;
+    }
+    let srv = start_in(dir, |_| {}).await;
+    let (_, ws) = srv
+        .get(
+            &srv.admin,
+            "/api/v1/workspaces/10000000-0000-4000-8000-000000000000",
+        )
+        .await;
+    assert_eq!(ws["key"], "OT", "{ws}");
+    let (_, ws) = srv.get(&srv.admin, "/api/v1/workspaces/old%20town").await;
+    assert_eq!(ws["key"], "OT2", "{ws}");
+    for (key, title) in [("OT-1", "c"), ("OT-2", "a"), ("OT-3", "b"), ("OT2-1", "d")] {
+        let (s, d) = srv.get(&srv.admin, &format!("/api/v1/issues/{key}")).await;
+        assert_eq!(s, StatusCode::OK, "{key}: {d}");
+        assert_eq!(d["issue"]["title"], title, "{key}");
+    }
+    // The next issue takes the next number.
+    let i = issue(&srv, &srv.admin, "OT", "new").await;
+    assert_eq!(i["key"], "OT-4", "{i}");
+    // The oldest retry is the task's retry; retrying again is refused.
+    let (_, t) = srv.get(&srv.admin, "/api/v1/tasks/e0000000").await;
+    assert_eq!(
+        t["retry_task_id"], "e1000000-0000-4000-8000-000000000000",
+        "{t}"
+    );
+    let (s, v) = srv
+        .post(&srv.admin, "/api/v1/tasks/e0000000/retry", json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["code"], "already_retried");
+    let (_, d) = srv.get(&srv.admin, "/api/v1/issues/OT-2").await;
+    assert_eq!(d["issue"]["run_count"], 3, "{d}");
+    assert_eq!(d["activity"][0]["kind"], "created", "{d}");
+    assert_eq!(
+        d["activity"][0]["actor"]["kind"], "system",
+        "an issue from before events"
+    );
+}
