@@ -161,6 +161,7 @@ async fn the_activity_says_who_did_what_in_order() {
         who_did_what(&d),
         vec![
             t("created", "member", "member"),
+            t("assigned", "member", "member"),
             t("task_queued", "member", "member"),
             t("edited", "member", "member"),
             t("edited", "member", "member"),
@@ -182,24 +183,25 @@ async fn the_activity_says_who_did_what_in_order() {
     );
     let a = d["activity"].as_array().unwrap();
     assert_eq!(a[0]["to_status"], "todo");
-    assert_eq!(a[2]["detail"], "title");
-    assert_eq!(a[3]["detail"], "description");
+    assert_eq!(a[1]["detail"], "bot");
+    assert_eq!(a[3]["detail"], "title");
+    assert_eq!(a[4]["detail"], "description");
     assert_eq!(
-        (&a[5]["from_status"], &a[5]["to_status"]),
+        (&a[6]["from_status"], &a[6]["to_status"]),
         (&json!("todo"), &json!("in_progress"))
     );
     assert_eq!(
-        (&a[7]["from_status"], &a[7]["to_status"]),
+        (&a[8]["from_status"], &a[8]["to_status"]),
         (&json!("in_progress"), &json!("in_review"))
     );
-    assert_eq!(a[6]["comment"]["body"], "looking");
-    assert_eq!(a[11]["task"]["id"], run1);
-    assert_eq!(a[11]["task"]["error"], "it broke");
-    assert_eq!(a[11]["task"]["failure_reason"], "agent_error");
-    assert_eq!(a[13]["task"]["id"], run3["id"]);
-    assert_eq!(a[16]["task"]["id"], run3["id"]);
+    assert_eq!(a[7]["comment"]["body"], "looking");
+    assert_eq!(a[12]["task"]["id"], run1);
+    assert_eq!(a[12]["task"]["error"], "it broke");
+    assert_eq!(a[12]["task"]["failure_reason"], "agent_error");
+    assert_eq!(a[14]["task"]["id"], run3["id"]);
+    assert_eq!(a[17]["task"]["id"], run3["id"]);
     assert_eq!(
-        a[16]["task"]["cancelled_by"],
+        a[17]["task"]["cancelled_by"],
         json!({"kind": "system", "name": "agentd"})
     );
     // Oldest first.
@@ -238,19 +240,47 @@ async fn reassigning_records_who_and_the_system_cancels_the_old_run() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (_, d) = srv.get(&fx.token, &format!("/api/v1/issues/{issue}")).await;
+    step(&srv);
+    // The admin comments (a follow-up for `other`, already queued: nothing new), then
+    // unassigns the issue: its run is cancelled by the server.
+    let (s, v) = srv
+        .post(
+            &srv.admin,
+            &format!("/api/v1/issues/{issue}/comments"),
+            json!({"body": "hm"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    step(&srv);
+    let (s, v) = srv
+        .patch(
+            &srv.admin,
+            &format!("/api/v1/issues/{issue}"),
+            json!({"assignee_agent_id": "none"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["assignee_agent_id"], Value::Null, "{v}");
+    let (_, d) = srv.get(&fx.token, &format!("/api/v1/issues/{issue}")).await;
     assert_eq!(
         who_did_what(&d),
         vec![
             t("created", "member", "member"),
+            t("assigned", "member", "member"),
             t("task_queued", "member", "member"),
             t("assigned", "member", "member"),
             t("task_cancelled", "system", "agentd"),
             t("task_queued", "member", "member"),
+            t("comment", "admin", "admin"),
+            t("assigned", "admin", "admin"),
+            t("task_cancelled", "system", "agentd"),
         ],
         "{d:#}"
     );
-    assert_eq!(d["activity"][2]["detail"], "other");
+    assert_eq!(d["activity"][3]["detail"], "other");
+    assert_eq!(d["activity"][7]["detail"], "");
     assert_eq!(d["tasks"][1]["agent_name"], "other");
+    assert_eq!(d["tasks"][1]["status"], "cancelled");
 }
 
 #[tokio::test]
