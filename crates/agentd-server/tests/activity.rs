@@ -239,7 +239,6 @@ async fn reassigning_records_who_and_the_system_cancels_the_old_run() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (_, d) = srv.get(&fx.token, &format!("/api/v1/issues/{issue}")).await;
     step(&srv);
     // The admin comments (a follow-up for `other`, already queued: nothing new), then
     // unassigns the issue: its run is cancelled by the server.
