@@ -503,11 +503,10 @@ async function loadAgents() {
 
 const agentName = (id) => (state.agents.find((a) => a.id === id) || {}).name || "unassigned";
 
-/** Agents to pick from; "unassigned" is offered only while nobody is assigned (the API
- *  reassigns, it does not unassign). */
+/** Agents to pick from, and "unassigned" (PATCH assignee_agent_id "" unassigns). */
 function agentSelect(selected, attrs = {}) {
   return h("select", attrs,
-    selected ? null : h("option", { value: "" }, "— unassigned —"),
+    h("option", { value: "", selected: !selected }, "— unassigned —"),
     state.agents.map((a) => h("option", { value: a.id, selected: a.id === selected }, a.name)));
 }
 
@@ -1055,7 +1054,9 @@ function taskPanel(t, refreshIssue, log, diff, showTask) {
           if (e.code !== "already_retried") { toast(e.message); return; }
           await refreshIssue(true);
           toast("This run was already retried: here is the retry.", "info");
-          showTask((e.data && e.data.retry_task_id) || null, t.id);
+          // The 409 names the retry in `matches`.
+          const m = e.data && Array.isArray(e.data.matches) && e.data.matches[0];
+          showTask((m && m.id) || null, t.id);
           return;
         }
         refreshIssue();
@@ -1266,7 +1267,7 @@ function issueView(id) {
     const assigneeSel = assigneeBox.firstChild;
     if (!assigneeSel || document.activeElement !== assigneeSel) {
       const sel = agentSelect(i.assignee_agent_id || "", { id: "issue-assignee" });
-      sel.onchange = () => { if (sel.value) save({ assignee_agent_id: sel.value }); };
+      sel.onchange = () => save({ assignee_agent_id: sel.value });
       assigneeBox.replaceChildren(sel);
     }
     meta.replaceChildren("Created ", timeAgo(i.created_at), " · updated ", timeAgo(i.updated_at),

@@ -138,6 +138,9 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
     );
     for shot in [
         "board-1280.png",
+        "board-dark-1280.png",
+        "board-dark-390.png",
+        "issue-failed-1280.png",
         "issue-1280.png",
         "diff-1280.png",
         "diff-390.png",
@@ -146,6 +149,8 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
     ] {
         assert!(shots.join(shot).exists(), "screenshot {shot}");
     }
+    // Its steps and the axe-core summary (one line per view, width and color scheme).
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
     eprintln!(
         "web_e2e: browser run took {:?}; screenshots in {}",
         started.elapsed(),
