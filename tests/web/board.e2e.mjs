@@ -441,6 +441,21 @@ try {
   await linked.reload();
   await linked.locator("#token").waitFor();
 
+  step("a refused token (revoked elsewhere) is forgotten and the board asks again");
+  const code2 = await apiCall("POST", "/api/v1/signin-codes", {});
+  await linked.goto(`${url}/#/signin/${code2.body.code}`);
+  await linked.waitForSelector(".board .card");
+  const session2 = await linked.evaluate(() => localStorage.getItem("agentd.token"));
+  const mine = (await apiCall("GET", "/api/v1/tokens", undefined, session2)).body.find((t) => t.current);
+  if (!mine || mine.name !== "board session") fail(`the link's token: ${JSON.stringify(mine)}`);
+  const revoked = await apiCall("DELETE", `/api/v1/tokens/${mine.id}`); // by its maker
+  if (revoked.status !== 200) fail(`revoke the board session: ${revoked.status}`);
+  await linked.reload();
+  await linked.locator("#signin-error", { hasText: "Signed out" }).waitFor();
+  if (await linked.evaluate(() => localStorage.getItem("agentd.token"))) fail("a refused token was kept");
+  if (session2 === session) fail("the second link gave the same token");
+  await linkCtx.close();
+
   step("delete the runtime: the daemon re-registers and the page shows the new one");
   await page.click("[data-nav=runtimes]");
   const row = page.locator("tr[data-provider=claude]");
@@ -565,20 +580,18 @@ try {
         await page.waitForSelector(ready);
         if (prepare) await prepare(page);
         await axeCheck(page, name);
+        if (name === "board" && scheme === "dark") await page.screenshot({ path: join(shots, `board-dark-${width}.png`), fullPage: true });
       }
       await signinPage.emulateMedia({ colorScheme: scheme });
       await signinPage.setViewportSize({ width, height: 800 });
       await signinPage.goto(url);
       await signinPage.waitForSelector("#token");
       await axeCheck(signinPage, "sign-in");
-      if (width === 390 && scheme === "dark") await page.screenshot({ path: join(shots, "board-dark-390.png"), fullPage: true });
     }
   }
-  await page.emulateMedia({ colorScheme: "dark" });
+  await page.emulateMedia({ colorScheme: "light" });
   await page.setViewportSize({ width: 1280, height: 800 });
   await page.goto(`${url}/#/`);
-  await page.waitForSelector(".board .card");
-  await page.screenshot({ path: join(shots, "board-dark-1280.png"), fullPage: true });
 
   if (axeViolations.length) failures.push(`axe: serious or critical violations:\n${axeViolations.join("\n")}`);
 
