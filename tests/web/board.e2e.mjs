@@ -243,20 +243,26 @@ try {
   step("move a card to Done with the keyboard: focus stays on its control");
   const second = page.locator(".card", { hasText: "Say hello twice" });
   const secondId = await second.getAttribute("data-issue-id");
+  // The board re-renders at once (the card moves) and again after the server's answer.
+  const reloaded = () => page.waitForResponse((r) => r.url().includes("/api/v1/issues?") && r.request().method() === "GET");
   await second.locator("select[data-role=move]").focus();
+  let refetch = reloaded();
   await page.keyboard.press("ArrowDown"); // In review → Done
   await page.locator(".column[data-status=done] .card", { hasText: "Say hello twice" }).waitFor();
+  await refetch;
+  await page.waitForTimeout(100); // its render
   await watcher.locator(".column[data-status=done] .card", { hasText: "Say hello twice" }).waitFor();
-  await page.waitForTimeout(500); // the refresh after the move has re-rendered the board
   const focus = await page.evaluate(() => {
     const a = document.activeElement;
     const c = a && a.closest(".card");
     return { role: a && a.dataset.role, card: c && c.dataset.issueId, column: c && c.closest(".column").dataset.status };
   });
   if (focus.card !== secondId || focus.role !== "move" || focus.column !== "done") fail(`focus after the keyboard move: ${JSON.stringify(focus)}`);
+  refetch = reloaded();
   await page.keyboard.press("ArrowUp"); // and back, still from the keyboard
   await page.locator(".column[data-status=in_review] .card", { hasText: "Say hello twice" }).waitFor();
-  await page.waitForTimeout(500);
+  await refetch;
+  await page.waitForTimeout(100);
   const back = await page.evaluate(() => document.activeElement.closest(".card")?.dataset.issueId);
   if (back !== secondId) fail("focus left the card after moving it back");
 
@@ -337,6 +343,8 @@ try {
   await page.waitForFunction(() => document.querySelectorAll("section.task").length === 2);
   await page.locator(".timeline li.act-task_retried", { hasText: me }).waitFor();
   await page.locator("section.task .retried-by", { hasText: me }).waitFor();
+  const retriedText = await page.locator(".timeline li.act-task_retried").textContent();
+  if (!/retried run [0-9a-f]{8} as run [0-9a-f]{8}/.test(retriedText)) fail(`the retry's entry: ${retriedText}`);
   await page.waitForSelector("section.task:first-of-type[data-status=completed]", { timeout: 30000 });
   const kept = await page.inputValue("form.edit input.title-input");
   if (kept !== "Slow task [gated], renamed but not saved yet") fail(`live refresh clobbered the title being edited: ${kept}`);
@@ -540,6 +548,7 @@ try {
     ["#/", "board", ".board .card"],
     [`#/issues/${helloId}`, "issue", "section.task"],
     [`#/issues/${doomedId}`, "failed", "section.task[data-status=failed]"],
+    [`#${slowHref}`, "retried", "section.task[data-status=cancelled]"],
     ["#/runtimes", "runtimes", "tr[data-provider]"],
     ["#/agents", "agents", ".agent"],
     [`#/issues/${diffIssue}`, "diff", "details.task-diff[open] .diff-file .ln-add"],
@@ -549,7 +558,10 @@ try {
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     if (width > 390) fail(`${name} overflows at 390 px: scrollWidth ${width}`);
     // A stray null/undefined rendered as text is a bug (the issue page shows agent output).
-    if (name !== "issue" && name !== "diff") {
+    const timelineText = await page.evaluate(() => document.querySelector(".timeline")?.innerText || "");
+    const strayInTimeline = timelineText.match(/\[object \w+\]|\b(undefined|null|NaN)\b/);
+    if (strayInTimeline) fail(`${name}'s activity shows "${strayInTimeline[0]}": ${timelineText}`);
+    if (!["issue", "diff", "retried"].includes(name)) {
       const text = await page.evaluate(() => document.getElementById("main").innerText);
       const bad = text.match(/\b(null|undefined|NaN)\b/);
       if (bad) fail(`${name} shows "${bad[1]}": ${text}`);

@@ -53,7 +53,7 @@ function h(tag, attrs, ...children) {
     else if (k in el && typeof v !== "string") el[k] = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -1297,16 +1297,18 @@ function issueView(id) {
       shown = true;
       mount(
         h("p", {}, h("a", { href: "#/" }, "← Board")),
-        h("div.issue", {},
-          h("article.issue-main", { "aria-labelledby": "issue-title" },
-            editing ? editForm : viewBox,
-            h("h2", {}, "Activity"), timeline, commentForm,
-            h("h2", {}, "Runs"), tasks),
+        // Title and description first, then the properties (beside them from 900 px),
+        // then the activity and the runs.
+        h("article.issue", { "aria-labelledby": "issue-title" },
+          h("div.issue-head", {}, editing ? editForm : viewBox),
           h("aside.issue-side", { "aria-label": "Issue details" },
             h("label", { for: "issue-status" }, "Status"), status,
             h("label", { for: "issue-assignee" }, "Assignee"), assigneeBox,
             prBox,
-            meta)),
+            meta),
+          h("div.issue-body", {},
+            h("h2", {}, "Activity"), timeline, commentForm,
+            h("h2", {}, "Runs"), tasks)),
       );
     }
   };
