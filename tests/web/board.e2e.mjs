@@ -141,6 +141,7 @@ try {
     "```",
     "",
     "[the docs](https://example.com/docs) and [evil](javascript:window.__pwned=1)",
+    "Mail [the team](mailto:team@example.com), see <https://example.org/auto>, not [data](data:text/html,hi) or [relative](/api/v1/me).",
     "<img src=x onerror=\"window.__pwned=2\"> <script>window.__pwned=3</script>",
   ].join("\n");
   await page.click("details.create summary");
@@ -195,13 +196,17 @@ try {
   const docs = d.locator("a", { hasText: "the docs" });
   if ((await docs.getAttribute("href")) !== "https://example.com/docs") fail("the http link");
   if ((await docs.getAttribute("rel")) !== "noopener noreferrer") fail("the link lacks rel=noopener noreferrer");
+  if ((await d.locator("a", { hasText: "the team" }).getAttribute("href")) !== "mailto:team@example.com") fail("the mailto link");
+  if ((await d.locator("a", { hasText: "https://example.org/auto" }).getAttribute("href")) !== "https://example.org/auto") fail("the autolink");
+  const hrefs = await d.locator("a").evaluateAll((els) => els.map((e) => e.getAttribute("href")));
+  if (hrefs.length !== 3) fail(`links made: ${JSON.stringify(hrefs)}`); // not data:, relative or javascript:
   const inert = await page.evaluate(() => ({
     pwned: window.__pwned,
     elements: document.querySelectorAll(".description img, .description script, .description b, .description a[href^='javascript']").length,
     text: document.querySelector(".description").textContent,
   }));
   if (inert.pwned !== undefined || inert.elements) fail(`the description's HTML was interpreted: ${JSON.stringify(inert)}`);
-  for (const s of ["[evil](javascript:window.__pwned=1)", "<img src=x onerror=\"window.__pwned=2\">", "<script>"]) {
+  for (const s of ["[evil](javascript:window.__pwned=1)", "[data](data:text/html,hi)", "[relative](/api/v1/me)", "<img src=x onerror=\"window.__pwned=2\">", "<script>"]) {
     if (!inert.text.includes(s)) fail(`"${s}" is not shown as text: ${inert.text}`);
   }
 
