@@ -653,9 +653,10 @@ function boardView(params) {
   }, "Clear filters");
   const summary = h("p.filter-summary", { id: "filter-summary", role: "status" });
   const filters = h("form.filters", { role: "search", "aria-label": "Filter issues", onsubmit: (e) => e.preventDefault() },
-    h("label", { for: "filter-q" }, "Search"), search,
-    h("label", { for: "filter-agent" }, "Agent"), agentFilter,
-    h("label", { for: "filter-status" }, "Status"), statusFilter,
+    // Each label stays with its control when the row wraps.
+    h("span.filter.filter-q", {}, h("label", { for: "filter-q" }, "Search"), search),
+    h("span.filter", {}, h("label", { for: "filter-agent" }, "Agent"), agentFilter),
+    h("span.filter", {}, h("label", { for: "filter-status" }, "Status"), statusFilter),
     clear);
   const active = () => filter.q.trim() || filter.agent || filter.status;
   const filtersChanged = () => {
