@@ -221,7 +221,9 @@ async fn open_store(data_dir: &Path) -> Result<SqliteStore, ServerError> {
         context: format!("cannot make {} private", db.display()),
         source,
     })?;
-    Ok(SqliteStore::open(&db).await?)
+    let store = SqliteStore::open(&db).await?;
+    service::workspace::backfill_keys(&store).await?;
+    Ok(store)
 }
 
 /// Creates `dir` (and any missing parent) readable by the owner only (0700), and makes an

@@ -155,6 +155,13 @@ fn routes() -> Vec<Route> {
         r(Method::POST, "/api/v1/tasks/{task}/cancel", None),
         r(Method::POST, "/api/v1/tasks/{task}/retry", None),
         r(Method::POST, "/api/v1/tasks/{task}/push", None),
+        r(Method::POST, "/api/v1/signin-codes", None),
+        // No bearer token (the code is the credential): walked by `walk_the_signin`.
+        r(
+            Method::POST,
+            "/api/v1/signin",
+            Some(json!({"code": "asc_00000000000000000000000000000000"})),
+        ),
         r(Method::GET, "/api/v1/workspaces/{ws}/forge", None),
         r(
             Method::PUT,
@@ -181,7 +188,8 @@ fn bad_queries(path: &str) -> &'static [&'static str] {
             "limit=100000",
             "after=not-a-cursor",
             "after=1_not-an-id",
-            "workspace_id=not-an-id",
+            "status=not-a-status",
+            "assignee=",
         ],
         "/api/v1/tasks/{task}/messages" => &["limit=abc", "limit=-1", "after_seq=abc"],
         // Also no WebSocket handshake: still a JSON 400.
@@ -243,6 +251,8 @@ enum Kind {
     Admin,
     /// The forge's webhook receiver: no bearer token, an HMAC signature instead.
     Webhook,
+    /// The board's sign-in: no bearer token, a one-time code in the body instead.
+    Signin,
 }
 
 fn kind_of(path: &str) -> Kind {
@@ -252,6 +262,8 @@ fn kind_of(path: &str) -> Kind {
         Kind::Admin
     } else if path.starts_with("/api/v1/forge/webhooks") {
         Kind::Webhook
+    } else if path == "/api/v1/signin" {
+        Kind::Signin
     } else {
         Kind::User
     }
@@ -609,6 +621,10 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 walk_the_webhook(&srv, &route, &webhook_secret, &mut failures, &mut checked).await;
                 continue;
             }
+            Kind::Signin => {
+                walk_the_signin(&srv, &route, &fx_a, &mut failures, &mut checked).await;
+                continue;
+            }
         };
         let good_path = fill(route.path, &a);
         let good_body = route
@@ -652,7 +668,7 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 vec![403],
                 Some("daemon token"),
             )),
-            Kind::Webhook => {}
+            Kind::Webhook | Kind::Signin => {}
             Kind::User | Kind::Admin => cases.push((
                 "a daemon token on a user route".into(),
                 good_path.clone(),
@@ -862,6 +878,99 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
 /// The webhook receiver with bad deliveries: unsigned, wrongly signed, signed over other
 /// bytes (401); for an unknown repository or kind (404); not JSON or without a
 /// repository (400); oversized (413). None may change the store.
+/// `POST /api/v1/signin` takes no bearer token: a code that is not one is 401 whatever
+/// token comes along (a token is no credential here), and a bad body is a 4xx.
+async fn walk_the_signin(
+    srv: &Srv,
+    route: &Route,
+    fx: &Fx,
+    failures: &mut Vec<String>,
+    checked: &mut usize,
+) {
+    let good = route.body.as_ref().expect("a body").to_string();
+    let cases: Vec<(&str, String, &str, Option<&str>, u16)> = vec![
+        (
+            "an unknown code",
+            good.clone(),
+            "application/json",
+            None,
+            401,
+        ),
+        (
+            "an unknown code with a member token",
+            good.clone(),
+            "application/json",
+            Some(fx.token.as_str()),
+            401,
+        ),
+        (
+            "an unknown code with a daemon token",
+            good.clone(),
+            "application/json",
+            Some(fx.daemon.as_str()),
+            401,
+        ),
+        (
+            "an empty code",
+            json!({"code": ""}).to_string(),
+            "application/json",
+            None,
+            401,
+        ),
+        ("no code", "{}".into(), "application/json", None, 422),
+        (
+            "malformed JSON",
+            "{\"oops".into(),
+            "application/json",
+            None,
+            400,
+        ),
+        (
+            "JSON of the wrong shape",
+            "[1, 2]".into(),
+            "application/json",
+            None,
+            422,
+        ),
+        (
+            "the wrong content type",
+            good.clone(),
+            "text/plain",
+            None,
+            415,
+        ),
+    ];
+    for (what, body, ctype, token, want) in cases {
+        *checked += 1;
+        let mut req = srv
+            .http
+            .post(format!("{}{}", srv.url, route.path))
+            .header("content-type", ctype)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let named = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(|e| !e.trim().is_empty()))
+            .unwrap_or(false);
+        if status.as_u16() != want || !named {
+            failures.push(format!("POST {} with {what}: {status} {text}", route.path));
+        }
+    }
+    *checked += 1;
+    let (status, text) = send_oversized(srv, &Method::POST, route.path, "agd_irrelevant").await;
+    if status != StatusCode::PAYLOAD_TOO_LARGE {
+        failures.push(format!(
+            "POST {} with an oversized body: {status} {text}",
+            route.path
+        ));
+    }
+}
+
 async fn walk_the_webhook(
     srv: &Srv,
     route: &Route,

@@ -345,12 +345,22 @@ async fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
             "application/json",
             404,
         ),
+        // A workspace reference may be a name: one that names nothing is not found.
         (
             "POST",
             "/api/v1/workspaces/not-a-uuid/issues".into(),
             &fx.token,
             r#"{"title": "t"}"#.into(),
             "application/json",
+            404,
+        ),
+        // A task reference is an id or a prefix of one: "x" can be neither.
+        (
+            "GET",
+            "/api/v1/tasks/x".into(),
+            &fx.token,
+            String::new(),
+            "",
             400,
         ),
         (

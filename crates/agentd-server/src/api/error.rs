@@ -1,6 +1,7 @@
 //! [`ApiError`]: every failure of a handler, and the only mapping to HTTP statuses —
 //! including that of the domain's [`service::Error`]. Each answers `{"error": "..."}`
-//! ([`agentd_proto::ErrorBody`]). Also the JSON and query extractors whose rejections
+//! ([`agentd_proto::ErrorBody`]), with `code` and `matches` for a coded 409
+//! (an ambiguous reference, a task already retried or already ended). Also the JSON and query extractors whose rejections
 //! become the same body.
 
 use agentd_proto::ErrorBody;
@@ -29,6 +30,13 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A 409 with a machine-readable code and the objects it is about.
+    #[error("{message}")]
+    Refused {
+        code: &'static str,
+        message: String,
+        matches: Vec<agentd_proto::api::RefMatch>,
+    },
     /// A rejected request body or query (syntax, types, size, content type).
     #[error("{1}")]
     Rejected(StatusCode, String),
@@ -61,6 +69,15 @@ impl From<service::Error> for ApiError {
             service::Error::Forbidden(m) => ApiError::Forbidden(m),
             service::Error::NotFound(m) => ApiError::NotFound(m.to_string()),
             service::Error::Conflict(m) => ApiError::Conflict(m),
+            service::Error::Refused {
+                code,
+                message,
+                matches,
+            } => ApiError::Refused {
+                code,
+                message,
+                matches,
+            },
             service::Error::Internal(m) => {
                 tracing::error!(error = %m, "internal failure");
                 ApiError::Internal(m)
@@ -84,18 +101,26 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Refused { .. } => StatusCode::CONFLICT,
             ApiError::Rejected(s, _) => *s,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        (
-            status,
-            Json(ErrorBody {
-                error: self.to_string(),
+        let body = match self {
+            ApiError::Refused {
+                code,
+                message,
+                matches,
+            } => ErrorBody {
+                error: message,
+                code: Some(code.to_string()),
+                matches,
+            },
+            other => ErrorBody {
+                error: other.to_string(),
                 ..ErrorBody::default()
-            }),
-        )
-            .into_response()
+            },
+        };
+        (status, Json(body)).into_response()
     }
 }
 

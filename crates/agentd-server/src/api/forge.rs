@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use super::error::{ApiError, ApiJson};
 use crate::App;
 use crate::auth::{Daemon, Member};
-use crate::service::{forge, task, task_info};
+use crate::service::{forge, task};
 
 pub async fn show(
     State(app): State<Arc<App>>,
@@ -96,7 +96,7 @@ pub async fn push(
     Member(who): Member,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<TaskInfo>), ApiError> {
-    let t = task::load_for(&app, &who, &id).await?;
+    let t = task::load_for_reader(&app, &who, &id).await?;
     forge::retry_push(&app, &t).await?;
-    Ok((StatusCode::ACCEPTED, Json(task_info(&t))))
+    Ok((StatusCode::ACCEPTED, Json(task::info(&app, &t).await?)))
 }

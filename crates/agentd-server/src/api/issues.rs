@@ -24,11 +24,12 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateIssueRequest>,
 ) -> Result<(StatusCode, Json<IssueInfo>), ApiError> {
     let ws = workspace::visible(&app, &who, &wid).await?;
-    let row = issue::create(&app, &ws.id, req).await?;
+    let row = issue::create(&app, &who, &ws.id, req).await?;
     Ok((StatusCode::CREATED, Json(issue_info(&row))))
 }
 
-/// `GET /api/v1/issues?workspace_id=W&limit=N&after=C`: one [`IssuesPage`].
+/// `GET /api/v1/issues?workspace_id=W&status=S&assignee=A&q=TEXT&limit=N&after=C`: one
+/// [`IssuesPage`] of the issues that pass every given filter.
 pub async fn list(
     State(app): State<Arc<App>>,
     Member(who): Member,
@@ -39,8 +40,13 @@ pub async fn list(
         .get("after")
         .map(|c| issue::IssueCursor::parse(c))
         .transpose()?;
-    let wid = q.get("workspace_id").map(String::as_str);
-    Ok(Json(issue::list(&app, &who, wid, after, limit).await?))
+    let query = issue::ListQuery {
+        workspace_id: q.get("workspace_id").cloned(),
+        status: q.get("status").cloned(),
+        assignee: q.get("assignee").cloned(),
+        q: q.get("q").cloned(),
+    };
+    Ok(Json(issue::list(&app, &who, query, after, limit).await?))
 }
 
 pub async fn show(

@@ -57,6 +57,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", delete(tokens::revoke))
         .route("/admin/rotate-token", post(tokens::rotate_admin))
+        .route("/signin-codes", post(tokens::signin_code))
+        .route("/signin", post(tokens::signin))
         .route("/workspaces/{wid}/runtimes", get(agents::list_runtimes))
         .route("/runtimes/{id}", delete(agents::delete_runtime))
         .route(

@@ -1,5 +1,6 @@
 //! Tasks for users: show, transcript (`?after_seq=N&limit=L`, paged by `next`, polled by
-//! `agentd task logs --follow`), diff, cancel and retry.
+//! `agentd task logs --follow`), diff, cancel and retry. `{id}` is any task reference
+//! (`service::resolve`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,14 +14,14 @@ use axum::http::StatusCode;
 use super::error::{ApiError, ApiQuery};
 use crate::App;
 use crate::auth::{Caller, Member};
-use crate::service::{diff, task, task_info};
+use crate::service::{diff, task};
 
 pub async fn show(
     State(app): State<Arc<App>>,
     Member(who): Member,
     Path(id): Path<String>,
 ) -> Result<Json<TaskInfo>, ApiError> {
-    let t = task::load_for(&app, &who, &id).await?;
+    let t = task::load_for_reader(&app, &who, &id).await?;
     Ok(Json(task::info(&app, &t).await?))
 }
 
@@ -37,7 +38,7 @@ pub async fn messages(
             .map_err(|_| ApiError::bad("invalid after_seq: expected an integer"))?,
     };
     let limit = super::query_limit(&q, MESSAGES_DEFAULT_LIMIT, MESSAGES_MAX_LIMIT)?;
-    let t = task::load_for(&app, &who, &id).await?;
+    let t = task::load_for_reader(&app, &who, &id).await?;
     Ok(Json(task::messages(&app, &t, after, limit).await?))
 }
 
@@ -57,9 +58,8 @@ pub async fn cancel(
     Member(who): Member,
     Path(id): Path<String>,
 ) -> Result<Json<TaskInfo>, ApiError> {
-    let t = task::load_for(&app, &who, &id).await?;
-    task::cancel(&app, &t, "cancelled by user").await?;
-    let t = task::load_for(&app, &who, &id).await?;
+    let t = task::load_for_reader(&app, &who, &id).await?;
+    let t = task::cancel_by(&app, &who, &t).await?;
     Ok(Json(task::info(&app, &t).await?))
 }
 
@@ -68,7 +68,7 @@ pub async fn retry(
     Member(who): Member,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<TaskInfo>), ApiError> {
-    let t = task::load_for(&app, &who, &id).await?;
-    let new = task::retry(&app, &t).await?;
-    Ok((StatusCode::CREATED, Json(task_info(&new))))
+    let t = task::load_for_reader(&app, &who, &id).await?;
+    let new = task::retry(&app, &who, &t).await?;
+    Ok((StatusCode::CREATED, Json(task::info(&app, &new).await?)))
 }

@@ -1,10 +1,12 @@
 //! Tokens: `GET|POST /api/v1/tokens`, `DELETE /api/v1/tokens/{id}` (revoke) and
-//! `POST /api/v1/admin/rotate-token`. The plaintext is in the creating response only;
-//! the store keeps its SHA-256.
+//! `POST /api/v1/admin/rotate-token`, and board sign-in: `POST /api/v1/signin-codes`
+//! (member or admin) and `POST /api/v1/signin` (no bearer token: the code is the
+//! credential). The plaintext is in the creating response only; the store keeps its
+//! SHA-256.
 
 use std::sync::Arc;
 
-use agentd_proto::api::{CreateTokenRequest, TokenCreated, TokenInfo};
+use agentd_proto::api::{CreateTokenRequest, SigninCode, SigninRequest, TokenCreated, TokenInfo};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -45,4 +47,25 @@ pub async fn rotate_admin(
     Admin(who): Admin,
 ) -> Result<Json<TokenCreated>, ApiError> {
     Ok(Json(token::rotate_admin(&app, &who).await?))
+}
+
+pub async fn signin_code(
+    State(app): State<Arc<App>>,
+    Member(who): Member,
+) -> Result<(StatusCode, Json<SigninCode>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(token::signin_code(&app, &who).await?),
+    ))
+}
+
+/// No bearer token: the one-time code in the body is the credential.
+pub async fn signin(
+    State(app): State<Arc<App>>,
+    ApiJson(req): ApiJson<SigninRequest>,
+) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(token::signin(&app, &req.code).await?),
+    ))
 }

@@ -13,23 +13,27 @@ use axum::http::StatusCode;
 use super::error::{ApiError, ApiJson};
 use crate::App;
 use crate::auth::{Caller, Daemon, Member, Principal};
-use crate::service::{workspace, workspace_info};
+use crate::service::{self, workspace, workspace_info};
 
-pub async fn me(Caller(who): Caller) -> Json<WhoAmI> {
-    Json(match who {
+pub async fn me(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+) -> Result<Json<WhoAmI>, ApiError> {
+    let name = service::actor_of(&app, &who).await?.name;
+    Ok(Json(match who {
         Principal::Token {
             kind, workspaces, ..
         } => WhoAmI {
             kind: kind.as_str().into(),
             workspace_ids: workspaces,
-            name: String::new(),
+            name,
         },
         Principal::Task(t) => WhoAmI {
             kind: "task".into(),
             workspace_ids: vec![t.workspace_id],
-            name: String::new(),
+            name,
         },
-    })
+    }))
 }
 
 pub async fn list_for_daemon(

@@ -10,18 +10,18 @@ use agentd_proto::api::{CreateAgentRequest, MASKED_ENV_VALUE, UpdateAgentRequest
 
 use crate::App;
 use crate::auth::Principal;
-use crate::service::{Error, agent_event, is_uuid, new_id, workspace};
+use crate::service::{Error, agent_event, new_id, resolve, workspace};
 use crate::store::{AgentRow, RuntimeRow};
 
-/// The runtime an agent may be bound to: one of the agent's workspace.
-async fn runtime_in(app: &App, workspace_id: &str, runtime_id: &str) -> Result<RuntimeRow, Error> {
-    if !is_uuid(runtime_id) {
-        return Err(Error::bad("invalid runtime_id"));
-    }
-    match app.store.get_runtime(runtime_id.to_string()).await? {
-        Some(rt) if rt.workspace_id == workspace_id => Ok(rt),
-        _ => Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND)),
-    }
+/// The runtime an agent may be bound to: one of the agent's workspace, by any reference
+/// ([`resolve::runtime`] in that workspace).
+async fn runtime_in(
+    app: &App,
+    who: &Principal,
+    workspace_id: &str,
+    runtime: &str,
+) -> Result<RuntimeRow, Error> {
+    resolve::runtime(app, who, runtime, Some(workspace_id)).await
 }
 
 /// The `custom_env` to store for `new`: the given keys (the others are removed), where a
@@ -48,15 +48,9 @@ fn merge_env(stored: &str, new: BTreeMap<String, String>) -> Result<String, Erro
     Ok(serde_json::to_string(&out).unwrap_or_else(|_| "{}".into()))
 }
 
-/// Loads an agent the caller can see.
+/// Loads an agent the caller can see, by any reference ([`resolve::agent`]).
 pub async fn load_for(app: &App, who: &Principal, agent_id: &str) -> Result<AgentRow, Error> {
-    if !is_uuid(agent_id) {
-        return Err(Error::bad("invalid agent_id"));
-    }
-    match app.store.get_agent(agent_id.to_string()).await? {
-        Some(a) if who.sees_workspace(&a.workspace_id) => Ok(a),
-        _ => Err(Error::NotFound("agent not found")),
-    }
+    resolve::agent(app, who, agent_id, None).await
 }
 
 pub async fn list(app: &App, who: &Principal, wid: &str) -> Result<Vec<AgentRow>, Error> {
@@ -74,11 +68,11 @@ pub async fn create(
     if req.name.trim().is_empty() {
         return Err(Error::bad("name is required"));
     }
-    runtime_in(app, &ws.id, &req.runtime_id).await?;
+    let rt = runtime_in(app, who, &ws.id, &req.runtime_id).await?;
     let row = AgentRow {
         id: new_id(),
         workspace_id: ws.id,
-        runtime_id: req.runtime_id,
+        runtime_id: rt.id,
         name: req.name.trim().to_string(),
         instructions: req.instructions,
         model: req.model,
@@ -99,7 +93,7 @@ pub async fn update(
 ) -> Result<AgentRow, Error> {
     let mut a = load_for(app, who, agent_id).await?;
     if let Some(rid) = req.runtime_id {
-        a.runtime_id = runtime_in(app, &a.workspace_id, &rid).await?.id;
+        a.runtime_id = runtime_in(app, who, &a.workspace_id, &rid).await?.id;
     }
     if let Some(n) = req.name {
         if n.trim().is_empty() {

@@ -24,6 +24,14 @@ pub enum Error {
     /// The thing is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// A conflict with a machine-readable `code` (`agentd_proto::ERROR_AMBIGUOUS`,
+    /// `ERROR_ALREADY_RETRIED`, `ERROR_ALREADY_ENDED`) and the objects it is about.
+    #[error("{message}")]
+    Refused {
+        code: &'static str,
+        message: String,
+        matches: Vec<agentd_proto::api::RefMatch>,
+    },
     /// The server failed at something other than its database (e.g. writing a file).
     #[error("{0}")]
     Internal(String),

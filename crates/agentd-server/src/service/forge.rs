@@ -800,7 +800,11 @@ async fn feedback(
             pr.number
         ));
     };
-    let queued = super::issue::follow_up(app, &issue, &agent, &c.id).await?;
+    let by = agentd_proto::api::Actor {
+        kind: agentd_proto::api::ActorKind::Forge,
+        name: c.author_name.clone(),
+    };
+    let queued = super::issue::follow_up(app, &issue, &agent, &c.id, by).await?;
     Ok(match queued {
         Some(t) => format!(
             "pull request #{}: {review}; task {} queued",

@@ -3,23 +3,26 @@
 //! a member's comment on an assigned issue queues one (unless one is already queued);
 //! reassignment cancels the old agent's tasks; status `cancelled` cancels all of them.
 //! An agent (task token) may read its own issue, comment on it and change its status,
-//! which never queues anything.
+//! which never queues anything. Every change records who made it (`issue_events`, in the
+//! transaction of the change; [`super::activity`] reads the history).
 
 use std::collections::HashMap;
 
 use agentd_proto::TaskStatus;
 use agentd_proto::api::{
-    CreateIssueRequest, DiffStat, ISSUE_STATUSES, IssueDetail, IssuesPage, UpdateIssueRequest,
+    Actor, CreateIssueRequest, DiffStat, ISSUE_STATUSES, IssueDetail, IssuesPage,
+    UpdateIssueRequest,
 };
 
 use crate::App;
 use crate::auth::Principal;
 use crate::service::{
-    Error, comment_info, is_uuid, issue_event, issue_info, new_id, task, task_info, workspace,
+    Error, actor_of, comment_info, is_uuid, issue_event, issue_info, new_id, resolve, task,
+    task_infos, workspace,
 };
-use crate::store::{AgentRow, CommentRow, IssueRow, TaskRow};
+use crate::store::{AgentRow, CommentRow, EventRow, IssueFilter, IssueRow, TaskRow};
 
-fn check_status(s: &str) -> Result<(), Error> {
+pub(crate) fn check_status(s: &str) -> Result<(), Error> {
     if ISSUE_STATUSES.contains(&s) {
         Ok(())
     } else {
@@ -34,19 +37,10 @@ fn wants_work(status: &str) -> bool {
     !matches!(status, "backlog" | "done" | "cancelled")
 }
 
-/// Loads an issue the caller may see: a task token sees only its own issue.
+/// Loads an issue the caller may see (a task token sees only its own issue), by any
+/// reference ([`resolve::issue`]).
 pub async fn load_for(app: &App, who: &Principal, issue_id: &str) -> Result<IssueRow, Error> {
-    if !is_uuid(issue_id) {
-        return Err(Error::bad("invalid issue_id"));
-    }
-    let visible = |i: &IssueRow| match who {
-        Principal::Task(t) => t.issue_id == i.id,
-        _ => who.sees_workspace(&i.workspace_id),
-    };
-    match app.store.get_issue(issue_id.to_string()).await? {
-        Some(i) if visible(&i) => Ok(i),
-        _ => Err(Error::NotFound("issue not found")),
-    }
+    resolve::issue(app, who, issue_id).await
 }
 
 /// Where a page of issues starts: after the issue created at `.0` with id `.1`. On the
@@ -71,24 +65,53 @@ impl IssueCursor {
     }
 }
 
+/// The filters of `GET /api/v1/issues` as the query gives them (each optional).
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub workspace_id: Option<String>,
+    /// An issue status.
+    pub status: Option<String>,
+    /// An agent reference, or `none` for unassigned issues.
+    pub assignee: Option<String>,
+    /// A case-insensitive substring of the title, description or key.
+    pub q: Option<String>,
+}
+
 /// One page of the issues of one workspace (`workspace_id`) or of all the caller can
-/// see, oldest first, each with its latest task and pull request: `limit` issues after
-/// `after`, and the cursor of the next page if there is one. Three queries whatever the
-/// page size.
+/// see that pass the filters, oldest first, each with its latest task and pull request:
+/// `limit` issues after `after`, and the cursor of the next page if there is one. Four
+/// queries whatever the page size.
 pub async fn list(
     app: &App,
     who: &Principal,
-    workspace_id: Option<&str>,
+    query: ListQuery,
     after: Option<IssueCursor>,
     limit: i64,
 ) -> Result<IssuesPage, Error> {
-    let filter = match workspace_id {
-        Some(wid) => Some(vec![workspace::visible(app, who, wid).await?.id]),
+    let ws = match &query.workspace_id {
+        Some(wid) => Some(workspace::visible(app, who, wid).await?.id),
+        None => None,
+    };
+    let scope = match &ws {
+        Some(id) => Some(vec![id.clone()]),
         None => who.workspace_filter(),
+    };
+    if let Some(s) = &query.status {
+        check_status(s)?;
+    }
+    let assignee = match query.assignee.as_deref().map(str::trim) {
+        None => None,
+        Some(a) if a.eq_ignore_ascii_case("none") => Some(None),
+        Some(a) => Some(Some(resolve::agent(app, who, a, ws.as_deref()).await?.id)),
+    };
+    let filter = IssueFilter {
+        status: query.status,
+        assignee,
+        q: query.q.filter(|q| !q.is_empty()),
     };
     let mut rows = app
         .store
-        .list_issues(filter, after.map(|c| (c.0, c.1)), limit + 1)
+        .list_issues(scope, filter, after.map(|c| (c.0, c.1)), limit + 1)
         .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit.max(0) as usize);
@@ -109,6 +132,13 @@ pub async fn list(
         .await?
         .into_iter()
         .collect();
+    let latest_rows: Vec<TaskRow> = latest.values().cloned().collect();
+    let mut latest_infos: HashMap<String, agentd_proto::api::TaskInfo> =
+        task_infos(app, &latest_rows)
+            .await?
+            .into_iter()
+            .map(|t| (t.id.clone(), t))
+            .collect();
     let mut pulls: HashMap<String, crate::store::PullRow> = app
         .store
         .latest_pulls(rows.iter().map(|r| r.id.clone()).collect())
@@ -120,10 +150,10 @@ pub async fn list(
         .iter()
         .map(|row| {
             let mut info = issue_info(row);
-            info.latest_task = latest.remove(&row.id).map(|t| {
-                let mut task = task_info(&t);
+            info.latest_task = latest.remove(&row.id).and_then(|t| {
+                let mut task = latest_infos.remove(&t.id)?;
                 task.diffstat = stats.remove(&t.id);
-                Box::new(task)
+                Some(Box::new(task))
             });
             info.pr = pulls.remove(&row.id).as_ref().map(super::forge::pull_info);
             info
@@ -146,11 +176,13 @@ pub async fn detail(app: &App, who: &Principal, issue_id: &str) -> Result<IssueD
         .await?
         .as_ref()
         .map(super::forge::pull_info);
+    let events = app.store.issue_events(i.id.clone()).await?;
+    let activity = super::activity::merge(&i, events, &comments, &tasks, &infos);
     Ok(IssueDetail {
         issue,
         tasks: infos,
         comments: comments.iter().map(comment_info).collect(),
-        activity: Vec::new(),
+        activity,
     })
 }
 
@@ -164,18 +196,31 @@ pub async fn comments(
     Ok(app.store.list_comments(i.id).await?)
 }
 
-async fn agent_in(app: &App, workspace_id: &str, agent_id: &str) -> Result<AgentRow, Error> {
-    if !is_uuid(agent_id) {
-        return Err(Error::bad("invalid assignee_agent_id"));
-    }
-    match app.store.get_agent(agent_id.to_string()).await? {
-        Some(a) if a.workspace_id == workspace_id => Ok(a),
-        _ => Err(Error::NotFound("agent not found")),
+/// The agent an issue of workspace `workspace_id` is assigned to, by any reference
+/// ([`resolve::agent`] in that workspace).
+async fn agent_in(
+    app: &App,
+    who: &Principal,
+    workspace_id: &str,
+    agent: &str,
+) -> Result<AgentRow, Error> {
+    resolve::agent(app, who, agent, Some(workspace_id)).await
+}
+
+/// An `issue_events` row of `issue` by `actor` at `now`.
+fn event(issue: &IssueRow, kind: &str, actor: &Actor, now: i64) -> EventRow {
+    EventRow {
+        issue_id: issue.id.clone(),
+        kind: kind.into(),
+        actor: actor.clone(),
+        created_at: now,
+        ..Default::default()
     }
 }
 
 pub async fn create(
     app: &App,
+    who: &Principal,
     workspace_id: &str,
     req: CreateIssueRequest,
 ) -> Result<IssueRow, Error> {
@@ -185,9 +230,10 @@ pub async fn create(
     let status = req.status.unwrap_or_else(|| "todo".into());
     check_status(&status)?;
     let agent = match &req.assignee_agent_id {
-        Some(id) => Some(agent_in(app, workspace_id, id).await?),
+        Some(id) => Some(agent_in(app, who, workspace_id, id).await?),
         None => None,
     };
+    let actor = actor_of(app, who).await?;
     let now = app.now();
     let issue = IssueRow {
         id: new_id(),
@@ -198,13 +244,19 @@ pub async fn create(
         assignee_agent_id: agent.as_ref().map(|a| a.id.clone()),
         created_at: now,
         updated_at: now,
+        number: 0,
+        workspace_key: String::new(),
+        run_count: 0,
     };
-    app.store.create_issue(issue.clone()).await?;
+    let mut created = event(&issue, "created", &actor, now);
+    created.to_status = Some(issue.status.clone());
+    created.detail = agent.as_ref().map(|a| a.name.clone());
+    let issue = app.store.create_issue(issue, created).await?;
     issue_event(app, "issue", &issue);
     if let Some(agent) = agent
         && wants_work(&issue.status)
     {
-        task::enqueue(app, &issue, &agent, None, None).await?;
+        task::enqueue(app, &issue, &agent, None, None, Some(actor)).await?;
     }
     Ok(issue)
 }
@@ -232,34 +284,57 @@ pub async fn update(
         return Err(Error::bad("title must not be empty"));
     }
     let new_agent = match &req.assignee_agent_id {
-        Some(id) if Some(id) != issue.assignee_agent_id.as_ref() => {
-            Some(agent_in(app, &issue.workspace_id, id).await?)
-        }
-        _ => None,
+        Some(id) => Some(agent_in(app, who, &issue.workspace_id, id).await?)
+            .filter(|a| Some(&a.id) != issue.assignee_agent_id.as_ref()),
+        None => None,
     };
+    let actor = actor_of(app, who).await?;
+    let now = app.now();
+    let mut events = Vec::new();
     let old_status = issue.status.clone();
     if let Some(t) = req.title {
-        issue.title = t.trim().to_string();
+        let t = t.trim().to_string();
+        if t != issue.title {
+            let mut e = event(&issue, "edited", &actor, now);
+            e.detail = Some("title".into());
+            events.push(e);
+        }
+        issue.title = t;
     }
     if let Some(d) = req.description {
+        if d != issue.description {
+            let mut e = event(&issue, "edited", &actor, now);
+            e.detail = Some("description".into());
+            events.push(e);
+        }
         issue.description = d;
     }
     if let Some(s) = req.status {
+        if s != issue.status {
+            let mut e = event(&issue, "status_changed", &actor, now);
+            e.from_status = Some(issue.status.clone());
+            e.to_status = Some(s.clone());
+            events.push(e);
+        }
         issue.status = s;
     }
     if let Some(a) = &new_agent {
         issue.assignee_agent_id = Some(a.id.clone());
+        let mut e = event(&issue, "assigned", &actor, now);
+        e.detail = Some(a.name.clone());
+        events.push(e);
     }
-    issue.updated_at = app.now();
-    app.store.update_issue(issue.clone()).await?;
+    issue.updated_at = now;
+    app.store.update_issue(issue.clone(), events).await?;
     issue_event(app, "issue", &issue);
 
+    let system = crate::store::system_actor();
     if issue.status == "cancelled" && old_status != "cancelled" {
-        task::cancel_issue_tasks(app, &issue.id, "issue was cancelled").await?;
+        task::cancel_issue_tasks(app, &issue.id, "issue was cancelled", &system).await?;
     } else if let Some(agent) = new_agent {
-        task::cancel_issue_tasks(app, &issue.id, "issue was reassigned").await?;
+        task::cancel_issue_tasks(app, &issue.id, "issue was reassigned", &system).await?;
         if wants_work(&issue.status) {
-            task::enqueue(app, &issue, &agent, None, None).await?;
+            task::enqueue(app, &issue, &agent, None, None, Some(actor)).await?;
         }
     } else if matches!(who, Principal::Token { .. })
         && old_status == "backlog"
@@ -267,7 +342,7 @@ pub async fn update(
         && let Some(aid) = &issue.assignee_agent_id
         && let Some(agent) = app.store.get_agent(aid.clone()).await?
     {
-        task::enqueue(app, &issue, &agent, None, None).await?;
+        task::enqueue(app, &issue, &agent, None, None, Some(actor)).await?;
     }
     Ok(issue)
 }
@@ -309,7 +384,7 @@ pub async fn comment(
         && let Some(aid) = &issue.assignee_agent_id
         && let Some(agent) = app.store.get_agent(aid.clone()).await?
     {
-        follow_up(app, &issue, &agent, &c.id).await?;
+        follow_up(app, &issue, &agent, &c.id, actor_of(app, who).await?).await?;
     }
     Ok(c)
 }
@@ -317,12 +392,14 @@ pub async fn comment(
 /// A comment someone wrote for the agent (a member on the board, a reviewer on the
 /// forge) queues a task for `agent` on the issue with that comment as its trigger —
 /// unless the issue is done or cancelled, or one is already queued (it will read the
-/// issue's comments). Returns the new task, if one was queued.
+/// issue's comments). Returns the new task, if one was queued; `by` (the comment's
+/// author) is who queued it.
 pub async fn follow_up(
     app: &App,
     issue: &IssueRow,
     agent: &AgentRow,
     comment_id: &str,
+    by: Actor,
 ) -> Result<Option<TaskRow>, Error> {
     if issue.status == "done" || issue.status == "cancelled" {
         return Ok(None);
@@ -335,6 +412,14 @@ pub async fn follow_up(
         return Ok(None);
     }
     Ok(Some(
-        task::enqueue(app, issue, agent, Some(comment_id.to_string()), None).await?,
+        task::enqueue(
+            app,
+            issue,
+            agent,
+            Some(comment_id.to_string()),
+            None,
+            Some(by),
+        )
+        .await?,
     ))
 }

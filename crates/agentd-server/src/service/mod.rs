@@ -1,17 +1,21 @@
 //! Domain rules, independent of HTTP: [`task`] (queue, claim, lifecycle, leases of
 //! reports, late reports, cancel, retry), [`runtime`] (register, liveness, heartbeats that
 //! renew leases), [`issue`] (issues, comments and the triggers that queue tasks),
-//! [`agent`], [`workspace`] (and the visibility rule), [`token`], [`forge`] (forge
-//! connections, pull requests, webhooks and polling). Handlers call these and
+//! [`agent`], [`workspace`] (and the visibility rule, and issue keys), [`token`] (and
+//! board sign-in codes), [`forge`] (forge connections, pull requests, webhooks and
+//! polling), [`resolve`] (what an id, prefix, key or name in a user request names) and
+//! [`activity`] (an issue's history, with who did what). Handlers call these and
 //! nothing below them; failures are an [`Error`], which only `api::error` maps to HTTP.
 //! Row → wire conversions live here too.
 
+pub mod activity;
 pub mod agent;
 pub mod diff;
 mod error;
 pub mod forge;
 pub mod issue;
 pub mod repo_url;
+pub mod resolve;
 pub mod runtime;
 pub mod task;
 pub mod token;
@@ -20,14 +24,52 @@ pub mod workspace;
 pub use error::Error;
 
 use agentd_proto::Repo;
-use agentd_proto::api::{AgentInfo, CommentInfo, IssueInfo, RuntimeInfo, TaskInfo, WorkspaceInfo};
+use agentd_proto::api::{
+    Actor, ActorKind, AgentInfo, CommentInfo, IssueInfo, RuntimeInfo, TaskInfo, TokenKind,
+    WorkspaceInfo,
+};
 use sha2::{Digest, Sha256};
 
 use crate::App;
+use crate::auth::Principal;
 use crate::events::Events;
 use crate::store::{
-    AgentRow, CommentRow, IssueRow, RuntimeRow, TaskRow, WorkspaceRow, reason_text,
+    AgentRow, CommentRow, IssueRow, RuntimeRow, StoreError, TaskRow, WorkspaceRow, reason_text,
 };
+
+pub use crate::store::system_actor;
+
+/// Who the caller is, as activity records it: a member token by its name, the admin
+/// token as `admin`, a task token by its agent's name.
+pub async fn actor_of(app: &App, who: &Principal) -> Result<Actor, StoreError> {
+    Ok(match who {
+        Principal::Token {
+            kind: TokenKind::Admin,
+            ..
+        } => Actor {
+            kind: ActorKind::Admin,
+            name: "admin".into(),
+        },
+        Principal::Token { name, .. } => Actor {
+            kind: ActorKind::Member,
+            name: name.clone(),
+        },
+        Principal::Task(t) => Actor {
+            kind: ActorKind::Agent,
+            name: app
+                .store
+                .get_agent(t.agent_id.clone())
+                .await?
+                .map(|a| a.name)
+                .unwrap_or_else(|| "agent".into()),
+        },
+    })
+}
+
+/// The first 8 characters of an id, as messages show it.
+pub fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
 
 /// Publishes that task `t` changed (`kind` `task`, or `messages` for new transcript).
 pub fn task_event(app: &App, kind: &str, t: &TaskRow) {
@@ -107,7 +149,7 @@ pub fn workspace_info(ws: &WorkspaceRow) -> WorkspaceInfo {
     WorkspaceInfo {
         id: ws.id.clone(),
         name: ws.name.clone(),
-        key: String::new(),
+        key: ws.key.clone(),
         repos: repos(ws),
         created_at: rfc3339(ws.created_at),
     }
@@ -167,9 +209,9 @@ pub fn issue_info(i: &IssueRow) -> IssueInfo {
         updated_at: rfc3339(i.updated_at),
         latest_task: None,
         pr: None,
-        number: 0,
-        key: String::new(),
-        run_count: 0,
+        number: i.number,
+        key: i.key(),
+        run_count: i.run_count,
     }
 }
 
@@ -209,8 +251,34 @@ pub fn task_info(t: &TaskRow) -> TaskInfo {
         pr: None,
         issue_key: String::new(),
         agent_name: String::new(),
-        cancelled_by: None,
-        retried_by: None,
-        retry_task_id: None,
+        cancelled_by: t.cancelled_by.clone(),
+        retried_by: t
+            .parent_task_id
+            .as_ref()
+            .map(|_| t.queued_by.clone().unwrap_or_else(system_actor)),
+        retry_task_id: t.retry_task_id.clone(),
     }
+}
+
+/// The tasks as users see them ([`task_info`]) with their issue keys and agent names,
+/// read in one query.
+pub async fn task_infos(app: &App, tasks: &[TaskRow]) -> Result<Vec<TaskInfo>, StoreError> {
+    let labels: std::collections::HashMap<String, crate::store::TaskLabel> = app
+        .store
+        .task_labels(tasks.iter().map(|t| t.id.clone()).collect())
+        .await?
+        .into_iter()
+        .map(|l| (l.task_id.clone(), l))
+        .collect();
+    Ok(tasks
+        .iter()
+        .map(|t| {
+            let mut info = task_info(t);
+            if let Some(l) = labels.get(&t.id) {
+                info.issue_key = l.issue_key.clone();
+                info.agent_name = l.agent_name.clone();
+            }
+            info
+        })
+        .collect())
 }

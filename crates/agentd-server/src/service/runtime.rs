@@ -278,13 +278,7 @@ pub async fn went_offline(app: &App, runtime_id: &str) -> Result<(), StoreError>
 /// daemon learns on its next heartbeat (404 `runtime not found` / `runtime_gone`) and
 /// re-registers.
 pub async fn delete(app: &App, who: &Principal, runtime_id: &str) -> Result<(), Error> {
-    let rt = match load_for(app, who, runtime_id).await {
-        Ok(rt) => rt,
-        Err(Error::NotFound(_)) => {
-            return Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND));
-        }
-        Err(e) => return Err(e),
-    };
+    let rt = super::resolve::runtime(app, who, runtime_id, None).await?;
     app.store.delete_runtime(rt.id.clone()).await?;
     runtime_event(app, &rt, "deleted");
     Ok(())

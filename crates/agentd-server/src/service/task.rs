@@ -1,7 +1,10 @@
 //! The task lifecycle: `queued → dispatched → running → completed | failed | cancelled`.
 //! Every transition is a guarded update in the store, so concurrent actors lose cleanly.
 //! Completion posts the agent's output as a comment and moves the issue to `in_review`;
-//! failure posts the error and leaves the issue assigned. A retry is a new task.
+//! failure posts the error and leaves the issue assigned. A retry is a new task, and a
+//! task is retried at most once (a second retry is 409 `already_retried`, naming the
+//! first). Cancelling a task that already ended is 409 `already_ended`. Each task keeps
+//! who queued it and who cancelled it.
 //!
 //! Every report answers where the task stands ([`ReportResponse`]); a report about an
 //! in-flight task renews its lease (expiry is the `sweeper`'s). A `complete` or `fail`
@@ -9,7 +12,7 @@
 //! one, posted once as a `Late report:` comment); a resend of the very report that ended
 //! the task is a plain replay and answers `late: false`.
 
-use agentd_proto::api::{MessagesPage, TaskInfo};
+use agentd_proto::api::{Actor, MessagesPage, RefMatch, TaskInfo};
 use agentd_proto::{
     CompleteRequest, FailRequest, FailureReason, MessageKind, MessagesRequest, Repo,
     ReportResponse, Task, TaskAgent, TaskMessage, TaskStatus, UsageRequest,
@@ -19,7 +22,9 @@ use std::sync::Arc;
 
 use crate::App;
 use crate::auth::{Principal, TASK_TOKEN_PREFIX, hash_token, new_token};
-use crate::service::{Error, diff, is_uuid, new_id, repos, task_event, task_info};
+use crate::service::{
+    Error, actor_of, diff, is_uuid, new_id, repos, resolve, short, task_event, task_infos,
+};
 use crate::store::{
     AgentRow, CommentRow, IssueRow, MessageRow, StoreError, TaskRow, Transition, reason_text,
 };
@@ -33,15 +38,39 @@ const ACTIVE: [TaskStatus; 3] = [
     TaskStatus::Running,
 ];
 
-/// Queues a task for the agent on the issue and wakes the agent's runtime.
+/// Queues a task for the agent on the issue and wakes the agent's runtime. `queued_by`:
+/// who caused it (`None`: the server).
 pub async fn enqueue(
     app: &App,
     issue: &IssueRow,
     agent: &AgentRow,
     trigger_comment_id: Option<String>,
     parent_task_id: Option<String>,
+    queued_by: Option<Actor>,
 ) -> Result<TaskRow, StoreError> {
-    let task = TaskRow {
+    let task = new_task(
+        app,
+        issue,
+        agent,
+        trigger_comment_id,
+        parent_task_id,
+        queued_by,
+    );
+    app.store.insert_task(task.clone()).await?;
+    task_event(app, "task", &task);
+    app.hub.task_available(&task.runtime_id, &task.id);
+    Ok(task)
+}
+
+fn new_task(
+    app: &App,
+    issue: &IssueRow,
+    agent: &AgentRow,
+    trigger_comment_id: Option<String>,
+    parent_task_id: Option<String>,
+    queued_by: Option<Actor>,
+) -> TaskRow {
+    TaskRow {
         id: new_id(),
         workspace_id: issue.workspace_id.clone(),
         issue_id: issue.id.clone(),
@@ -50,18 +79,18 @@ pub async fn enqueue(
         status: TaskStatus::Queued,
         trigger_comment_id,
         parent_task_id,
+        queued_by,
         created_at: app.now(),
         ..Default::default()
-    };
-    app.store.insert_task(task.clone()).await?;
-    task_event(app, "task", &task);
-    app.hub.task_available(&task.runtime_id, &task.id);
-    Ok(task)
+    }
 }
 
-/// The task as users see it, with its token usage.
+/// The task as users see it, with its token usage, issue key and agent name.
 pub async fn info(app: &App, task: &TaskRow) -> Result<TaskInfo, StoreError> {
-    let mut info = task_info(task);
+    let mut info = task_infos(app, std::slice::from_ref(task))
+        .await?
+        .pop()
+        .unwrap_or_default();
     info.usage = app.store.list_usage(task.id.clone()).await?;
     info.diffstat = app
         .store
@@ -76,19 +105,14 @@ pub async fn info(app: &App, task: &TaskRow) -> Result<TaskInfo, StoreError> {
     Ok(info)
 }
 
-/// Loads a task for a reader of the user API: like [`load_for`], and a task token reads
-/// only the tasks of its own issue (404 `task not found` otherwise).
+/// Loads a task for the user API by any reference ([`resolve::task`]): one the caller
+/// can see, and for a task token only the tasks of its own issue (404 `task not found`
+/// otherwise).
 pub async fn load_for_reader(app: &App, who: &Principal, task_id: &str) -> Result<TaskRow, Error> {
-    let t = load_for(app, who, task_id).await?;
-    match who {
-        Principal::Task(mine) if mine.issue_id != t.issue_id => {
-            Err(Error::NotFound(agentd_proto::TASK_NOT_FOUND))
-        }
-        _ => Ok(t),
-    }
+    resolve::task(app, who, task_id).await
 }
 
-/// Loads a task for a daemon or user call: 404 `task not found` when missing, in a
+/// Loads a task for a daemon call by its exact id: 404 `task not found` when missing, in a
 /// workspace the caller cannot see, or — for a daemon token — neither claimed under it
 /// nor on a runtime it registered (the same answer, so ids cannot be probed).
 pub async fn load_for(app: &App, who: &Principal, task_id: &str) -> Result<TaskRow, Error> {
@@ -529,9 +553,9 @@ async fn fail_inner(
     Ok(moved.is_some())
 }
 
-/// Cancels a queued or in-flight task and pushes `daemon:task_cancelled` to its runtime.
-/// Returns whether it was active.
-pub async fn cancel(app: &App, task: &TaskRow, why: &str) -> Result<bool, StoreError> {
+/// Cancels a queued or in-flight task and pushes `daemon:task_cancelled` to its runtime;
+/// `by` is recorded as who cancelled it. Returns whether it was active.
+pub async fn cancel(app: &App, task: &TaskRow, why: &str, by: &Actor) -> Result<bool, StoreError> {
     let issue_status = issue_follows(app, &task.issue_id, TaskStatus::Cancelled).await?;
     let moved = app
         .store
@@ -542,6 +566,7 @@ pub async fn cancel(app: &App, task: &TaskRow, why: &str) -> Result<bool, StoreE
             issue_status,
             error: Some(why.to_string()),
             failure_reason: Some(FailureReason::Cancelled),
+            cancelled_by: Some(by.clone()),
             now: app.now(),
             ..Default::default()
         })
@@ -553,18 +578,62 @@ pub async fn cancel(app: &App, task: &TaskRow, why: &str) -> Result<bool, StoreE
     Ok(moved.is_some())
 }
 
-/// Cancels every active task of an issue.
-pub async fn cancel_issue_tasks(app: &App, issue_id: &str, why: &str) -> Result<(), StoreError> {
+/// A user cancels a task: it must not have ended (409 `already_ended`, naming its
+/// status, when it has — also when it ended while this request ran). Returns the task
+/// as it is now.
+pub async fn cancel_by(app: &App, who: &Principal, task: &TaskRow) -> Result<TaskRow, Error> {
+    let by = actor_of(app, who).await?;
+    let cancelled =
+        ACTIVE.contains(&task.status) && cancel(app, task, "cancelled by user", &by).await?;
+    let now = app
+        .store
+        .get_task(task.id.clone())
+        .await?
+        .ok_or(Error::NotFound(agentd_proto::TASK_NOT_FOUND))?;
+    if !cancelled {
+        return Err(Error::Refused {
+            code: agentd_proto::ERROR_ALREADY_ENDED,
+            message: format!(
+                "task {} already {}; nothing to cancel",
+                short(&task.id),
+                now.status.as_str()
+            ),
+            matches: Vec::new(),
+        });
+    }
+    Ok(now)
+}
+
+/// Cancels every active task of an issue (`by`: who made that happen).
+pub async fn cancel_issue_tasks(
+    app: &App,
+    issue_id: &str,
+    why: &str,
+    by: &Actor,
+) -> Result<(), StoreError> {
     for t in app.store.list_issue_tasks(issue_id.to_string()).await? {
         if ACTIVE.contains(&t.status) {
-            cancel(app, &t, why).await?;
+            cancel(app, &t, why, by).await?;
         }
     }
     Ok(())
 }
 
-/// A new task for the same agent and issue (on the agent's current runtime).
-pub async fn retry(app: &App, task: &TaskRow) -> Result<TaskRow, Error> {
+/// A new task for the same agent and issue (on the agent's current runtime), queued by
+/// the caller. Only a failed or cancelled task can be retried, and only once: a second
+/// retry, also a concurrent one, is 409 `already_retried` with the retry in `matches`.
+pub async fn retry(app: &App, who: &Principal, task: &TaskRow) -> Result<TaskRow, Error> {
+    let already = |retry_id: String| Error::Refused {
+        code: agentd_proto::ERROR_ALREADY_RETRIED,
+        message: format!("task {} was already retried as {retry_id}", short(&task.id)),
+        matches: vec![RefMatch {
+            label: format!("retry of task {}", short(&task.id)),
+            id: retry_id,
+        }],
+    };
+    if let Some(r) = &task.retry_task_id {
+        return Err(already(r.clone()));
+    }
     if !matches!(task.status, TaskStatus::Failed | TaskStatus::Cancelled) {
         return Err(Error::Conflict(format!(
             "task is {}; only failed or cancelled tasks can be retried",
@@ -581,14 +650,20 @@ pub async fn retry(app: &App, task: &TaskRow) -> Result<TaskRow, Error> {
         .get_agent(task.agent_id.clone())
         .await?
         .ok_or_else(|| Error::NotFound("agent not found"))?;
-    Ok(enqueue(
+    let new = new_task(
         app,
         &issue,
         &agent,
         task.trigger_comment_id.clone(),
         Some(task.id.clone()),
-    )
-    .await?)
+        Some(actor_of(app, who).await?),
+    );
+    if let Err(existing) = app.store.insert_retry(new.clone()).await? {
+        return Err(already(existing));
+    }
+    task_event(app, "task", &new);
+    app.hub.task_available(&new.runtime_id, &new.id);
+    Ok(new)
 }
 
 /// Fails the in-flight tasks of this runtime that its daemon does not hold:

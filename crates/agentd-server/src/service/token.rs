@@ -6,8 +6,17 @@
 //! - The admin sees every token; a member sees itself and the tokens it created, and may
 //!   revoke those. The admin token is not revoked this way but rotated.
 //! - The plaintext is returned once, at creation; the store keeps its SHA-256.
+//! - One-time board sign-in codes: a member (or the admin) makes one (`asc_` + 32 hex,
+//!   good for `SIGNIN_CODE_TTL_SECS`); the board exchanges it once, without a token, for
+//!   a new member token `board session` with the maker's workspaces, expiring after
+//!   `BOARD_SESSION_TTL_SECS` but never after the maker. The store keeps the code's
+//!   SHA-256 and consumes it with one guarded update, so two exchanges give one token.
 
-use agentd_proto::api::{CreateTokenRequest, TokenCreated, TokenInfo, TokenKind};
+use agentd_proto::api::{
+    BOARD_SESSION_TTL_SECS, CreateTokenRequest, SIGNIN_CODE_TTL_SECS, SigninCode, TokenCreated,
+    TokenInfo, TokenKind,
+};
+use rand::RngCore;
 
 use crate::App;
 use crate::auth::{MEMBER_TOKEN_PREFIX, Principal, hash_token, new_token};
@@ -45,17 +54,16 @@ pub async fn create(
             ));
         }
     };
-    let mut workspace_ids: Vec<String> = Vec::new();
-    for wid in &req.workspace_ids {
-        if !workspace_ids.contains(wid) {
-            workspace_ids.push(wid.clone());
-        }
-    }
-    if workspace_ids.is_empty() {
+    if req.workspace_ids.is_empty() {
         return Err(Error::bad("workspace_ids is required"));
     }
-    for wid in &workspace_ids {
-        workspace::visible(app, who, wid).await?;
+    // Each a reference to a workspace the caller sees; the token stores their ids.
+    let mut workspace_ids: Vec<String> = Vec::new();
+    for r in &req.workspace_ids {
+        let id = workspace::visible(app, who, r).await?.id;
+        if !workspace_ids.contains(&id) {
+            workspace_ids.push(id);
+        }
     }
     let now = app.now();
     let requested = match req.expires_in_secs {
@@ -197,5 +205,91 @@ pub async fn rotate_admin(app: &App, who: &Principal) -> Result<TokenCreated, Er
         kind: TokenKind::Admin,
         workspace_ids: Vec::new(),
         expires_at: None,
+    })
+}
+
+/// The name of the tokens sign-in codes are exchanged for.
+pub const BOARD_SESSION_NAME: &str = "board session";
+/// The answer to every refused exchange (unknown, used or expired code, or a maker that
+/// was revoked or expired since).
+const SIGNIN_REFUSED: &str = "sign-in code is invalid or expired";
+
+/// A one-time board sign-in code made by the caller (a member or the admin token; the
+/// route refuses the others).
+pub async fn signin_code(app: &App, who: &Principal) -> Result<SigninCode, Error> {
+    let Some(token_id) = who.token_id() else {
+        return Err(Error::Forbidden(
+            "a task token cannot make sign-in codes".into(),
+        ));
+    };
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    let code = format!("asc_{}", hex::encode(bytes));
+    let now = app.now();
+    let expires_at = now + (SIGNIN_CODE_TTL_SECS as i64) * 1000;
+    app.store
+        .create_signin_code(hash_token(&code), token_id.to_string(), now, expires_at)
+        .await?;
+    Ok(SigninCode {
+        url: format!("{}/#/signin/{code}", app.public_url()),
+        code,
+        expires_at: rfc3339(expires_at),
+    })
+}
+
+/// Exchanges a sign-in code, once, for a new member token (see the module doc). Every
+/// refusal is 401 [`SIGNIN_REFUSED`].
+pub async fn signin(app: &App, code: &str) -> Result<TokenCreated, Error> {
+    let refused = || Error::Unauthenticated(SIGNIN_REFUSED.into());
+    let code = code.trim();
+    if code.is_empty() {
+        return Err(refused());
+    }
+    let now = app.now();
+    let Some(maker_id) = app.store.consume_signin_code(hash_token(code), now).await? else {
+        return Err(refused());
+    };
+    let Some((maker, maker_workspaces)) = app.store.get_token(maker_id).await? else {
+        return Err(refused());
+    };
+    if maker.revoked_at.is_some() || maker.expires_at.is_some_and(|at| at <= now) {
+        return Err(refused());
+    }
+    let workspace_ids = match TokenKind::parse(&maker.kind) {
+        Some(TokenKind::Admin) => app
+            .store
+            .list_workspaces(None)
+            .await?
+            .into_iter()
+            .map(|w| w.id)
+            .collect(),
+        Some(TokenKind::Member) => maker_workspaces,
+        _ => return Err(refused()),
+    };
+    let session = now + (BOARD_SESSION_TTL_SECS as i64) * 1000;
+    let expires_at = Some(maker.expires_at.map_or(session, |m| m.min(session)));
+    let token = new_token(MEMBER_TOKEN_PREFIX);
+    let row = TokenRow {
+        id: new_id(),
+        name: BOARD_SESSION_NAME.into(),
+        kind: TokenKind::Member.as_str().into(),
+        created_at: now,
+        created_by: Some(maker.id.clone()),
+        expires_at,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    let id = row.id.clone();
+    app.store
+        .create_token(row, hash_token(&token), workspace_ids.clone())
+        .await?;
+    tracing::info!(token_id = %id, maker = %maker.id, "board sign-in code exchanged");
+    Ok(TokenCreated {
+        id,
+        name: BOARD_SESSION_NAME.into(),
+        token,
+        kind: TokenKind::Member,
+        workspace_ids,
+        expires_at: expires_at.map(rfc3339),
     })
 }

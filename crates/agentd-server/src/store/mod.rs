@@ -10,7 +10,7 @@ mod sqlite_tasks;
 use std::future::Future;
 use std::pin::Pin;
 
-use agentd_proto::api::DiffStat;
+use agentd_proto::api::{Actor, ActorKind, DiffStat};
 use agentd_proto::{FailureReason, TaskDiff, TaskStatus, UsageEntry};
 
 pub use sqlite::SqliteStore;
@@ -48,12 +48,88 @@ pub(crate) fn parse_status(s: &str) -> Result<TaskStatus, StoreError> {
     TaskStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown task status {s:?}")))
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct WorkspaceRow {
     pub id: String,
     pub name: String,
     pub repos: String,
     pub created_at: i64,
+    /// The prefix of its issue keys (`AGD`); empty only before the backfill at open.
+    pub key: String,
+}
+
+/// The TEXT an actor's kind is stored as: its wire name (`member`, `system`, …).
+pub fn actor_kind_text(k: ActorKind) -> String {
+    match serde_json::to_value(k) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "unknown".into(),
+    }
+}
+
+/// The server itself as an actor (`agentd`).
+pub fn system_actor() -> Actor {
+    Actor {
+        kind: ActorKind::System,
+        name: "agentd".into(),
+    }
+}
+
+/// A stored actor (kind and name columns); `None` when the kind is NULL.
+pub(crate) fn stored_actor(kind: Option<String>, name: Option<String>) -> Option<Actor> {
+    let kind = kind?;
+    Some(Actor {
+        kind: serde_json::from_value(serde_json::Value::String(kind)).unwrap_or(ActorKind::Unknown),
+        name: name.unwrap_or_default(),
+    })
+}
+
+/// Something that happened to an issue that its rows do not say (`issue_events`):
+/// `kind` is the wire name of an `ActivityKind` (`created`, `status_changed`,
+/// `assigned`, `edited`).
+#[derive(Debug, Clone, Default)]
+pub struct EventRow {
+    pub issue_id: String,
+    pub kind: String,
+    pub actor: Actor,
+    pub from_status: Option<String>,
+    pub to_status: Option<String>,
+    pub detail: Option<String>,
+    pub created_at: i64,
+}
+
+/// What a reference that is not an exact id may match (`service::resolve`).
+#[derive(Debug, Clone)]
+pub enum RefQuery {
+    /// Ids starting with this (lowercase) prefix.
+    Prefix(String),
+    /// This name, case-insensitively (agents, runtimes, workspaces).
+    Name(String),
+    /// An issue key: the workspace key (upper-case) and the number.
+    IssueKey(String, i64),
+    /// A workspace key (upper-case).
+    WorkspaceKey(String),
+}
+
+/// How many candidates a reference query returns at most (one more than an ambiguity
+/// error reports as a count).
+pub const REF_CANDIDATES: i64 = 101;
+
+/// The filters of `GET /api/v1/issues` (all optional, combined with AND).
+#[derive(Debug, Clone, Default)]
+pub struct IssueFilter {
+    pub status: Option<String>,
+    /// `Some(None)`: unassigned issues; `Some(Some(id))`: assigned to that agent.
+    pub assignee: Option<Option<String>>,
+    /// A case-insensitive substring of the title, description or key.
+    pub q: Option<String>,
+}
+
+/// A task's issue key and agent name (`task_labels`).
+#[derive(Debug, Clone, Default)]
+pub struct TaskLabel {
+    pub task_id: String,
+    pub issue_key: String,
+    pub agent_name: String,
 }
 
 /// An API token (never its secret: the store keeps only the SHA-256 of that).
@@ -117,6 +193,19 @@ pub struct IssueRow {
     pub assignee_agent_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Its number in the workspace (set by the store at insert).
+    pub number: i64,
+    /// The workspace's key (read with the issue).
+    pub workspace_key: String,
+    /// How many tasks the issue has (read with the issue).
+    pub run_count: i64,
+}
+
+impl IssueRow {
+    /// `AGD-12`.
+    pub fn key(&self) -> String {
+        format!("{}-{}", self.workspace_key, self.number)
+    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -161,6 +250,12 @@ pub struct TaskRow {
     pub late_report: Option<String>,
     /// The owner token of the claiming runtime at the claim.
     pub claimed_by: Option<String>,
+    /// Who caused the task to be queued (`None`: the server, or before this was kept).
+    pub queued_by: Option<Actor>,
+    /// Who cancelled it.
+    pub cancelled_by: Option<Actor>,
+    /// Its retry, once it was retried.
+    pub retry_task_id: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -195,6 +290,8 @@ pub struct Transition {
     pub issue_status: Option<String>,
     /// The run's diff, stored when the transition happens (never replaced).
     pub diff: Option<DiffRow>,
+    /// Who cancelled the task (a transition to `cancelled`).
+    pub cancelled_by: Option<Actor>,
     pub now: i64,
 }
 
@@ -235,7 +332,20 @@ pub trait Store: TaskStore + ForgeStore {
     fn close(&self) -> StoreFut<'_, ()>;
 
     // Workspaces and tokens.
-    fn create_workspace(&self, ws: WorkspaceRow, grant_token: Option<String>) -> StoreFut<'_, ()>;
+    /// Inserts the workspace unless its key is taken (false then, and nothing changes).
+    fn create_workspace(&self, ws: WorkspaceRow, grant_token: Option<String>)
+    -> StoreFut<'_, bool>;
+    /// Sets the key of a workspace that has none; false if the key is taken.
+    fn set_workspace_key(&self, id: String, key: String) -> StoreFut<'_, bool>;
+    /// Every workspace key in use.
+    fn workspace_keys(&self) -> StoreFut<'_, Vec<String>>;
+    /// Workspaces of `workspace_ids` (`None`: all) matching `r`, at most
+    /// [`REF_CANDIDATES`].
+    fn workspaces_by_ref(
+        &self,
+        workspace_ids: Option<Vec<String>>,
+        r: RefQuery,
+    ) -> StoreFut<'_, Vec<WorkspaceRow>>;
     fn get_workspace(&self, id: String) -> StoreFut<'_, Option<WorkspaceRow>>;
     /// `None` lists all workspaces.
     fn list_workspaces(&self, ids: Option<Vec<String>>) -> StoreFut<'_, Vec<WorkspaceRow>>;
@@ -260,6 +370,17 @@ pub trait Store: TaskStore + ForgeStore {
     fn touch_token(&self, id: String, now: i64, stale_before: i64) -> StoreFut<'_, ()>;
     /// Inserts a new admin token and revokes every earlier one, in one transaction.
     fn replace_admin_token(&self, token: TokenRow, hash: String, now: i64) -> StoreFut<'_, ()>;
+    /// Stores a sign-in code's hash, made by token `token_id`.
+    fn create_signin_code(
+        &self,
+        hash: String,
+        token_id: String,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreFut<'_, ()>;
+    /// Marks the code used if it is unused and not expired at `now`, in one guarded
+    /// update; the maker's token id if it was consumed now.
+    fn consume_signin_code(&self, hash: String, now: i64) -> StoreFut<'_, Option<String>>;
 
     // Runtimes.
     /// Upserts on (workspace, daemon_id, provider): a surviving row keeps its id and
@@ -275,6 +396,12 @@ pub trait Store: TaskStore + ForgeStore {
         daemon_id: Option<String>,
     ) -> StoreFut<'_, Vec<RuntimeRow>>;
     fn delete_runtime(&self, id: String) -> StoreFut<'_, bool>;
+    /// Runtimes of `workspace_ids` (`None`: all) matching `r`, at most [`REF_CANDIDATES`].
+    fn runtimes_by_ref(
+        &self,
+        workspace_ids: Option<Vec<String>>,
+        r: RefQuery,
+    ) -> StoreFut<'_, Vec<RuntimeRow>>;
     /// Marks the runtime online with `last_seen_at = now`, saying whether it exists and
     /// whether it was offline until now (so the caller can tell boards it came back).
     fn touch_runtime(&self, id: String, now: i64) -> StoreFut<'_, Touched>;
@@ -290,6 +417,12 @@ pub trait Store: TaskStore + ForgeStore {
     fn create_agent(&self, agent: AgentRow) -> StoreFut<'_, ()>;
     fn get_agent(&self, id: String) -> StoreFut<'_, Option<AgentRow>>;
     fn list_agents(&self, workspace_id: String) -> StoreFut<'_, Vec<AgentRow>>;
+    /// Agents of `workspace_ids` (`None`: all) matching `r`, at most [`REF_CANDIDATES`].
+    fn agents_by_ref(
+        &self,
+        workspace_ids: Option<Vec<String>>,
+        r: RefQuery,
+    ) -> StoreFut<'_, Vec<AgentRow>>;
     /// Saves the agent and moves its queued tasks to its (possibly new) runtime; returns
     /// the moved tasks.
     fn update_agent(&self, agent: AgentRow) -> StoreFut<'_, Vec<TaskRow>>;
@@ -299,23 +432,52 @@ pub trait Store: TaskStore + ForgeStore {
 /// to keep each implementation file small).
 pub trait TaskStore: Send + Sync + 'static {
     // Issues and comments.
-    fn create_issue(&self, issue: IssueRow) -> StoreFut<'_, ()>;
+    /// Inserts the issue with the next number of its workspace and records `event` (its
+    /// creation), in one transaction; the issue as stored (number and key set).
+    fn create_issue(&self, issue: IssueRow, event: EventRow) -> StoreFut<'_, IssueRow>;
     fn get_issue(&self, id: String) -> StoreFut<'_, Option<IssueRow>>;
-    /// Up to `limit` issues of these workspaces (`None`: all), oldest first by
-    /// (created_at, id), starting after the issue at `after` (its created_at and id).
+    /// Up to `limit` issues of these workspaces (`None`: all) that pass `filter`, oldest
+    /// first by (created_at, id), starting after the issue at `after` (its created_at
+    /// and id).
     fn list_issues(
         &self,
         workspace_ids: Option<Vec<String>>,
+        filter: IssueFilter,
         after: Option<(i64, String)>,
         limit: i64,
     ) -> StoreFut<'_, Vec<IssueRow>>;
-    fn update_issue(&self, issue: IssueRow) -> StoreFut<'_, ()>;
+    /// Saves the issue and records `events`, in one transaction.
+    fn update_issue(&self, issue: IssueRow, events: Vec<EventRow>) -> StoreFut<'_, ()>;
+    /// The issue's recorded events, in the order they happened.
+    fn issue_events(&self, issue_id: String) -> StoreFut<'_, Vec<EventRow>>;
+    /// Issues of `workspace_ids` (`None`: all; `only_issue` narrows to one) matching `r`,
+    /// at most [`REF_CANDIDATES`].
+    fn issues_by_ref(
+        &self,
+        workspace_ids: Option<Vec<String>>,
+        only_issue: Option<String>,
+        r: RefQuery,
+    ) -> StoreFut<'_, Vec<IssueRow>>;
     fn add_comment(&self, comment: CommentRow) -> StoreFut<'_, ()>;
     fn get_comment(&self, id: String) -> StoreFut<'_, Option<CommentRow>>;
     fn list_comments(&self, issue_id: String) -> StoreFut<'_, Vec<CommentRow>>;
 
     // Tasks.
     fn insert_task(&self, task: TaskRow) -> StoreFut<'_, ()>;
+    /// Inserts `task`, the retry of its `parent_task_id`, unless that task was retried
+    /// already: a guarded update sets the parent's `retry_task_id` in the same
+    /// transaction. `Err(existing retry id)` when it had one.
+    fn insert_retry(&self, task: TaskRow) -> StoreFut<'_, Result<(), String>>;
+    /// Each task's issue key and agent name, in one query.
+    fn task_labels(&self, task_ids: Vec<String>) -> StoreFut<'_, Vec<TaskLabel>>;
+    /// Tasks of `workspace_ids` (`None`: all; `only_issue` narrows to one issue's)
+    /// matching `r`, at most [`REF_CANDIDATES`].
+    fn tasks_by_ref(
+        &self,
+        workspace_ids: Option<Vec<String>>,
+        only_issue: Option<String>,
+        r: RefQuery,
+    ) -> StoreFut<'_, Vec<TaskRow>>;
     fn get_task(&self, id: String) -> StoreFut<'_, Option<TaskRow>>;
     fn list_issue_tasks(&self, issue_id: String) -> StoreFut<'_, Vec<TaskRow>>;
     /// The newest task (by created_at, id: the last of [`TaskStore::list_issue_tasks`]) of

@@ -16,7 +16,22 @@ use super::*;
 
 pub(super) const TASK_COLS: &str = "id, workspace_id, issue_id, agent_id, runtime_id, status, claim_key, \
     trigger_comment_id, output, error, failure_reason, session_id, work_dir, parent_task_id, \
-    created_at, dispatched_at, started_at, completed_at, branch_name, daemon_id, held_at, late_report, claimed_by";
+    created_at, dispatched_at, started_at, completed_at, branch_name, daemon_id, held_at, late_report, claimed_by, \
+    queued_by_kind, queued_by_name, cancelled_by_kind, cancelled_by_name, retry_task_id";
+
+/// How many columns [`TASK_COLS`] names.
+pub(super) const TASK_COLS_N: usize = 28;
+
+/// The columns of a [`WorkspaceRow`].
+pub(super) const WORKSPACE_COLS: &str = "id, name, repos, created_at, COALESCE(key, '') AS key";
+
+/// The columns of an [`IssueRow`] from `issues i JOIN workspaces w` (see [`ISSUE_FROM`]):
+/// its workspace's key and its number of tasks are read with it (one query per page).
+pub(super) const ISSUE_COLS: &str = "i.id, i.workspace_id, i.title, i.description, i.status, \
+    i.assignee_agent_id, i.created_at, i.updated_at, i.number, \
+    COALESCE(w.key, '') AS workspace_key, \
+    (SELECT COUNT(*) FROM tasks rc WHERE rc.issue_id = i.id) AS run_count";
+pub(super) const ISSUE_FROM: &str = "issues i JOIN workspaces w ON w.id = i.workspace_id";
 
 /// A `tasks` row as stored (statuses and reasons as TEXT); converted to [`TaskRow`] at
 /// the boundary of every query by [`task_one`] / [`task_all`].
@@ -45,6 +60,11 @@ pub(super) struct TaskRecord {
     held_at: Option<i64>,
     late_report: Option<String>,
     claimed_by: Option<String>,
+    queued_by_kind: Option<String>,
+    queued_by_name: Option<String>,
+    cancelled_by_kind: Option<String>,
+    cancelled_by_name: Option<String>,
+    retry_task_id: Option<String>,
 }
 
 impl TryFrom<TaskRecord> for TaskRow {
@@ -75,6 +95,9 @@ impl TryFrom<TaskRecord> for TaskRow {
             held_at: r.held_at,
             late_report: r.late_report,
             claimed_by: r.claimed_by,
+            queued_by: stored_actor(r.queued_by_kind, r.queued_by_name),
+            cancelled_by: stored_actor(r.cancelled_by_kind, r.cancelled_by_name),
+            retry_task_id: r.retry_task_id,
         })
     }
 }
@@ -149,16 +172,25 @@ impl Store for SqliteStore {
         })
     }
 
-    fn create_workspace(&self, ws: WorkspaceRow, grant_token: Option<String>) -> StoreFut<'_, ()> {
+    fn create_workspace(
+        &self,
+        ws: WorkspaceRow,
+        grant_token: Option<String>,
+    ) -> StoreFut<'_, bool> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
+                if key_taken(tx, &ws.key).await? {
+                    return Ok(false);
+                }
                 sqlx::query(
-                    "INSERT INTO workspaces (id, name, repos, created_at) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO workspaces (id, name, repos, created_at, key) \
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(&ws.id)
                 .bind(&ws.name)
                 .bind(&ws.repos)
                 .bind(ws.created_at)
+                .bind(&ws.key)
                 .execute(&mut **tx)
                 .await?;
                 if let Some(token_id) = grant_token {
@@ -170,16 +202,70 @@ impl Store for SqliteStore {
                     .execute(&mut **tx)
                     .await?;
                 }
-                Ok(())
+                Ok(true)
             })
         }))
     }
 
+    fn set_workspace_key(&self, id: String, key: String) -> StoreFut<'_, bool> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                if key_taken(tx, &key).await? {
+                    return Ok(false);
+                }
+                let r = sqlx::query("UPDATE workspaces SET key = $2 WHERE id = $1 AND key IS NULL")
+                    .bind(&id)
+                    .bind(&key)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(r.rows_affected() > 0)
+            })
+        }))
+    }
+
+    fn workspace_keys(&self) -> StoreFut<'_, Vec<String>> {
+        Box::pin(async move {
+            Ok(
+                sqlx::query_scalar::<_, String>("SELECT key FROM workspaces WHERE key IS NOT NULL")
+                    .fetch_all(&self.pool)
+                    .await?,
+            )
+        })
+    }
+
+    fn workspaces_by_ref(
+        &self,
+        workspace_ids: Option<Vec<String>>,
+        r: RefQuery,
+    ) -> StoreFut<'_, Vec<WorkspaceRow>> {
+        Box::pin(async move {
+            let (clause, binds) = match &r {
+                RefQuery::Name(_) => ("LOWER(name) = LOWER($1)".to_string(), 1),
+                RefQuery::WorkspaceKey(_) => ("key = $1".to_string(), 1),
+                RefQuery::Prefix(_) => ("id >= $1 AND id < $2".to_string(), 2),
+                RefQuery::IssueKey(..) => return Ok(Vec::new()),
+            };
+            let (scope, _) = in_clause("id", workspace_ids.as_deref(), binds + 1);
+            let sql = format!(
+                "SELECT {WORKSPACE_COLS} FROM workspaces WHERE {clause}{scope} \
+                 ORDER BY created_at, id LIMIT {REF_CANDIDATES}"
+            );
+            let mut q = sqlx::query_as::<_, WorkspaceRow>(AssertSqlSafe(sql));
+            for b in ref_binds(&r) {
+                q = q.bind(b);
+            }
+            for id in workspace_ids.into_iter().flatten() {
+                q = q.bind(id);
+            }
+            Ok(q.fetch_all(&self.pool).await?)
+        })
+    }
+
     fn get_workspace(&self, id: String) -> StoreFut<'_, Option<WorkspaceRow>> {
         Box::pin(async move {
-            Ok(sqlx::query_as::<_, WorkspaceRow>(
-                "SELECT id, name, repos, created_at FROM workspaces WHERE id = $1",
-            )
+            Ok(sqlx::query_as::<_, WorkspaceRow>(AssertSqlSafe(format!(
+                "SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = $1"
+            )))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?)
@@ -188,7 +274,7 @@ impl Store for SqliteStore {
 
     fn list_workspaces(&self, ids: Option<Vec<String>>) -> StoreFut<'_, Vec<WorkspaceRow>> {
         Box::pin(async move {
-            let base = "SELECT id, name, repos, created_at FROM workspaces";
+            let base = format!("SELECT {WORKSPACE_COLS} FROM workspaces");
             Ok(match ids {
                 None => {
                     sqlx::query_as::<_, WorkspaceRow>(AssertSqlSafe(format!(
@@ -329,6 +415,46 @@ impl Store for SqliteStore {
         }))
     }
 
+    fn create_signin_code(
+        &self,
+        hash: String,
+        token_id: String,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO signin_codes (code_hash, token_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&hash)
+                .bind(&token_id)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        }))
+    }
+
+    fn consume_signin_code(&self, hash: String, now: i64) -> StoreFut<'_, Option<String>> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                Ok(sqlx::query_scalar::<_, String>(
+                    "UPDATE signin_codes SET used_at = $2 \
+                     WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                     RETURNING token_id",
+                )
+                .bind(&hash)
+                .bind(now)
+                .fetch_optional(&mut **tx)
+                .await?)
+            })
+        }))
+    }
+
     fn upsert_runtime(&self, rt: RuntimeRow) -> StoreFut<'_, RuntimeRow> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
@@ -417,6 +543,31 @@ impl Store for SqliteStore {
                 Ok(r.rows_affected() > 0)
             })
         }))
+    }
+
+    fn runtimes_by_ref(
+        &self,
+        workspace_ids: Option<Vec<String>>,
+        r: RefQuery,
+    ) -> StoreFut<'_, Vec<RuntimeRow>> {
+        Box::pin(async move {
+            let Some((clause, n)) = name_or_prefix(&r) else {
+                return Ok(Vec::new());
+            };
+            let (scope, _) = in_clause("workspace_id", workspace_ids.as_deref(), n + 1);
+            let sql = format!(
+                "SELECT {RUNTIME_COLS} FROM runtimes WHERE {clause}{scope} \
+                 ORDER BY created_at, id LIMIT {REF_CANDIDATES}"
+            );
+            let mut q = sqlx::query_as::<_, RuntimeRow>(AssertSqlSafe(sql));
+            for b in ref_binds(&r) {
+                q = q.bind(b);
+            }
+            for id in workspace_ids.into_iter().flatten() {
+                q = q.bind(id);
+            }
+            Ok(q.fetch_all(&self.pool).await?)
+        })
     }
 
     fn touch_runtime(&self, id: String, now: i64) -> StoreFut<'_, Touched> {
@@ -549,6 +700,31 @@ impl Store for SqliteStore {
         })
     }
 
+    fn agents_by_ref(
+        &self,
+        workspace_ids: Option<Vec<String>>,
+        r: RefQuery,
+    ) -> StoreFut<'_, Vec<AgentRow>> {
+        Box::pin(async move {
+            let Some((clause, n)) = name_or_prefix(&r) else {
+                return Ok(Vec::new());
+            };
+            let (scope, _) = in_clause("workspace_id", workspace_ids.as_deref(), n + 1);
+            let sql = format!(
+                "SELECT * FROM agents WHERE {clause}{scope} \
+                 ORDER BY created_at, id LIMIT {REF_CANDIDATES}"
+            );
+            let mut q = sqlx::query_as::<_, AgentRow>(AssertSqlSafe(sql));
+            for b in ref_binds(&r) {
+                q = q.bind(b);
+            }
+            for id in workspace_ids.into_iter().flatten() {
+                q = q.bind(id);
+            }
+            Ok(q.fetch_all(&self.pool).await?)
+        })
+    }
+
     fn update_agent(&self, a: AgentRow) -> StoreFut<'_, Vec<TaskRow>> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
@@ -597,6 +773,125 @@ impl SqliteStore {
         .await?;
         Ok(Some((token, ws.into_iter().map(|(w,)| w).collect())))
     }
+}
+
+/// Whether a workspace has this key.
+async fn key_taken(tx: &mut Transaction<'static, Sqlite>, key: &str) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM workspaces WHERE key = $1")
+            .bind(key)
+            .fetch_one(&mut **tx)
+            .await?
+            > 0,
+    )
+}
+
+/// ` AND col IN ($start, …)` for a workspace scope (`None`: no condition; an empty scope
+/// matches nothing), and the number of placeholders it uses.
+pub(super) fn in_clause(col: &str, ids: Option<&[String]>, start: usize) -> (String, usize) {
+    match ids {
+        None => (String::new(), 0),
+        Some([]) => (" AND 1 = 0".to_string(), 0),
+        Some(ids) => (
+            format!(" AND {col} IN ({})", placeholders(start, ids.len())),
+            ids.len(),
+        ),
+    }
+}
+
+/// The half-open range of ids starting with `prefix` (`id >= lo AND id < hi`), which an
+/// index serves, unlike `LIKE`: `hi` is `prefix` with its last character incremented.
+pub(super) fn prefix_range(prefix: &str) -> (String, String) {
+    let mut hi: Vec<char> = prefix.chars().collect();
+    if let Some(last) = hi.pop() {
+        hi.push(char::from_u32(last as u32 + 1).unwrap_or(char::MAX));
+    }
+    (prefix.to_string(), hi.into_iter().collect())
+}
+
+/// The text values a [`RefQuery`] binds, in placeholder order (an issue key binds its
+/// number separately).
+pub(super) fn ref_binds(r: &RefQuery) -> Vec<String> {
+    match r {
+        RefQuery::Prefix(p) => {
+            let (lo, hi) = prefix_range(p);
+            vec![lo, hi]
+        }
+        RefQuery::Name(n) => vec![n.clone()],
+        RefQuery::WorkspaceKey(k) => vec![k.clone()],
+        RefQuery::IssueKey(k, _) => vec![k.clone()],
+    }
+}
+
+/// The condition of a name or id-prefix reference on a table with `id` and `name`
+/// columns, and how many placeholders it uses; `None` for the other kinds.
+fn name_or_prefix(r: &RefQuery) -> Option<(String, usize)> {
+    match r {
+        RefQuery::Name(_) => Some(("LOWER(name) = LOWER($1)".into(), 1)),
+        RefQuery::Prefix(_) => Some(("id >= $1 AND id < $2".into(), 2)),
+        _ => None,
+    }
+}
+
+/// Records an issue event.
+pub(super) async fn insert_event(
+    tx: &mut Transaction<'static, Sqlite>,
+    e: &EventRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO issue_events (issue_id, kind, actor_kind, actor_name, from_status, \
+         to_status, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&e.issue_id)
+    .bind(&e.kind)
+    .bind(actor_kind_text(e.actor.kind))
+    .bind(&e.actor.name)
+    .bind(&e.from_status)
+    .bind(&e.to_status)
+    .bind(&e.detail)
+    .bind(e.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves an issue to `to` because its work moved (the server did it): records a
+/// `status_changed` event by the system when the status really changes.
+pub(super) async fn move_issue(
+    tx: &mut Transaction<'static, Sqlite>,
+    issue_id: &str,
+    to: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let from: Option<String> = sqlx::query_scalar("SELECT status FROM issues WHERE id = $1")
+        .bind(issue_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(from) = from else {
+        return Ok(());
+    };
+    sqlx::query("UPDATE issues SET status = $2, updated_at = $3 WHERE id = $1")
+        .bind(issue_id)
+        .bind(to)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    if from != to {
+        insert_event(
+            tx,
+            &EventRow {
+                issue_id: issue_id.to_string(),
+                kind: "status_changed".into(),
+                actor: system_actor(),
+                from_status: Some(from),
+                to_status: Some(to.to_string()),
+                detail: None,
+                created_at: now,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 async fn insert_token(

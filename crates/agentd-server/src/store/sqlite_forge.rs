@@ -2,7 +2,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::sqlite::{SqliteStore, TASK_COLS, TaskRecord, insert_comment, task_one};
+use super::sqlite::{SqliteStore, TASK_COLS, TaskRecord, insert_comment, move_issue, task_one};
 use super::*;
 
 const FORGE_COLS: &str = "workspace_id, kind, api_url, repo, repo_key, token, webhook_secret, \
@@ -204,12 +204,7 @@ impl ForgeStore for SqliteStore {
                 // Side effects belong to the change: a repeated event posts nothing twice.
                 if changed || u.state.is_none() {
                     if let Some(status) = &u.issue_status {
-                        sqlx::query("UPDATE issues SET status = $2, updated_at = $3 WHERE id = $1")
-                            .bind(&row.issue_id)
-                            .bind(status)
-                            .bind(u.now)
-                            .execute(&mut **tx)
-                            .await?;
+                        move_issue(tx, &row.issue_id, status, u.now).await?;
                     }
                     if let Some(c) = &u.comment {
                         insert_comment(tx, c).await?;
@@ -288,12 +283,7 @@ impl ForgeStore for SqliteStore {
                 };
                 insert_comment(tx, &comment).await?;
                 if let Some(status) = &issue_status {
-                    sqlx::query("UPDATE issues SET status = $2, updated_at = $3 WHERE id = $1")
-                        .bind(&row.issue_id)
-                        .bind(status)
-                        .bind(now)
-                        .execute(&mut **tx)
-                        .await?;
+                    move_issue(tx, &row.issue_id, status, now).await?;
                 }
                 Ok(Some(row))
             })

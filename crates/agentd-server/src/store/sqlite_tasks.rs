@@ -6,17 +6,28 @@ use agentd_proto::{TaskDiff, UsageEntry};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::sqlite::{
-    SqliteStore, TASK_COLS, TaskRecord, insert_comment, placeholders, task_all, task_one,
+    ISSUE_COLS, ISSUE_FROM, SqliteStore, TASK_COLS, TASK_COLS_N, TaskRecord, in_clause,
+    insert_comment, insert_event, move_issue, placeholders, ref_binds, task_all, task_one,
 };
 use super::*;
 
 impl TaskStore for SqliteStore {
-    fn create_issue(&self, i: IssueRow) -> StoreFut<'_, ()> {
+    fn create_issue(&self, i: IssueRow, event: EventRow) -> StoreFut<'_, IssueRow> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
+                // The next number of the workspace, taken in this write transaction: two
+                // creates never share one, and a number is never handed out twice.
+                let (number, key): (i64, Option<String>) = sqlx::query_as(
+                    "UPDATE workspaces SET issue_seq = issue_seq + 1 WHERE id = $1 \
+                     RETURNING issue_seq, key",
+                )
+                .bind(&i.workspace_id)
+                .fetch_one(&mut **tx)
+                .await?;
                 sqlx::query(
                     "INSERT INTO issues (id, workspace_id, title, description, status, \
-                     assignee_agent_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     assignee_agent_id, created_at, updated_at, number) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&i.id)
                 .bind(&i.workspace_id)
@@ -26,27 +37,35 @@ impl TaskStore for SqliteStore {
                 .bind(&i.assignee_agent_id)
                 .bind(i.created_at)
                 .bind(i.updated_at)
+                .bind(number)
                 .execute(&mut **tx)
                 .await?;
-                Ok(())
+                insert_event(tx, &event).await?;
+                Ok(IssueRow {
+                    number,
+                    workspace_key: key.unwrap_or_default(),
+                    run_count: 0,
+                    ..i
+                })
             })
         }))
     }
 
     fn get_issue(&self, id: String) -> StoreFut<'_, Option<IssueRow>> {
         Box::pin(async move {
-            Ok(
-                sqlx::query_as::<_, IssueRow>("SELECT * FROM issues WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?,
-            )
+            Ok(sqlx::query_as::<_, IssueRow>(AssertSqlSafe(format!(
+                "SELECT {ISSUE_COLS} FROM {ISSUE_FROM} WHERE i.id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
         })
     }
 
     fn list_issues(
         &self,
         ids: Option<Vec<String>>,
+        filter: IssueFilter,
         after: Option<(i64, String)>,
         limit: i64,
     ) -> StoreFut<'_, Vec<IssueRow>> {
@@ -55,18 +74,48 @@ impl TaskStore for SqliteStore {
                 return Ok(Vec::new());
             }
             let (after_at, after_id) = after.unwrap_or((i64::MIN, String::new()));
-            let in_workspaces = match &ids {
-                None => String::new(),
-                Some(ids) => format!("AND workspace_id IN ({})", placeholders(4, ids.len())),
+            // $1..$3 the page, then the filters' text values, then the workspaces.
+            let mut texts: Vec<String> = Vec::new();
+            let mut conds = String::new();
+            let next = |v: String, texts: &mut Vec<String>| {
+                texts.push(v);
+                format!("${}", 3 + texts.len())
             };
+            if let Some(st) = &filter.status {
+                let p = next(st.clone(), &mut texts);
+                conds.push_str(&format!(" AND i.status = {p}"));
+            }
+            match &filter.assignee {
+                None => {}
+                Some(None) => conds.push_str(" AND i.assignee_agent_id IS NULL"),
+                Some(Some(a)) => {
+                    let p = next(a.clone(), &mut texts);
+                    conds.push_str(&format!(" AND i.assignee_agent_id = {p}"));
+                }
+            }
+            if let Some(q) = &filter.q {
+                let pattern = format!("%{}%", like_escape(&q.to_lowercase()));
+                let p = next(pattern, &mut texts);
+                conds.push_str(&format!(
+                    " AND (LOWER(i.title) LIKE {p} ESCAPE '\\' \
+                     OR LOWER(i.description) LIKE {p} ESCAPE '\\' \
+                     OR LOWER(COALESCE(w.key, '') || '-' || CAST(i.number AS TEXT)) \
+                     LIKE {p} ESCAPE '\\')"
+                ));
+            }
+            let (in_workspaces, _) = in_clause("i.workspace_id", ids.as_deref(), 4 + texts.len());
             let sql = format!(
-                "SELECT * FROM issues WHERE (created_at > $1 OR (created_at = $1 AND id > $2)) \
-                 {in_workspaces} ORDER BY created_at, id LIMIT $3"
+                "SELECT {ISSUE_COLS} FROM {ISSUE_FROM} \
+                 WHERE (i.created_at > $1 OR (i.created_at = $1 AND i.id > $2)){conds} \
+                 {in_workspaces} ORDER BY i.created_at, i.id LIMIT $3"
             );
             let mut q = sqlx::query_as::<_, IssueRow>(AssertSqlSafe(sql))
                 .bind(after_at)
                 .bind(after_id)
                 .bind(limit);
+            for t in texts {
+                q = q.bind(t);
+            }
             for id in ids.into_iter().flatten() {
                 q = q.bind(id);
             }
@@ -74,7 +123,7 @@ impl TaskStore for SqliteStore {
         })
     }
 
-    fn update_issue(&self, i: IssueRow) -> StoreFut<'_, ()> {
+    fn update_issue(&self, i: IssueRow, events: Vec<EventRow>) -> StoreFut<'_, ()> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
                 sqlx::query(
@@ -89,9 +138,76 @@ impl TaskStore for SqliteStore {
                 .bind(i.updated_at)
                 .execute(&mut **tx)
                 .await?;
+                for e in &events {
+                    insert_event(tx, e).await?;
+                }
                 Ok(())
             })
         }))
+    }
+
+    fn issue_events(&self, issue_id: String) -> StoreFut<'_, Vec<EventRow>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT issue_id, kind, actor_kind, actor_name, from_status, to_status, detail, \
+                 created_at FROM issue_events WHERE issue_id = $1 ORDER BY created_at, seq",
+            )
+            .bind(issue_id)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| EventRow {
+                    issue_id: r.get(0),
+                    kind: r.get(1),
+                    actor: stored_actor(r.get(2), r.get(3)).unwrap_or_default(),
+                    from_status: r.get(4),
+                    to_status: r.get(5),
+                    detail: r.get(6),
+                    created_at: r.get(7),
+                })
+                .collect())
+        })
+    }
+
+    fn issues_by_ref(
+        &self,
+        workspace_ids: Option<Vec<String>>,
+        only_issue: Option<String>,
+        r: RefQuery,
+    ) -> StoreFut<'_, Vec<IssueRow>> {
+        Box::pin(async move {
+            let (clause, n) = match &r {
+                RefQuery::Prefix(_) => ("i.id >= $1 AND i.id < $2", 2),
+                RefQuery::IssueKey(..) => ("w.key = $1 AND i.number = $2", 2),
+                _ => return Ok(Vec::new()),
+            };
+            let (scope, used) = in_clause("i.workspace_id", workspace_ids.as_deref(), n + 1);
+            let only = match &only_issue {
+                Some(_) => format!(" AND i.id = ${}", n + 1 + used),
+                None => String::new(),
+            };
+            let sql = format!(
+                "SELECT {ISSUE_COLS} FROM {ISSUE_FROM} WHERE {clause}{scope}{only} \
+                 ORDER BY i.created_at, i.id LIMIT {REF_CANDIDATES}"
+            );
+            let mut q = sqlx::query_as::<_, IssueRow>(AssertSqlSafe(sql));
+            match &r {
+                RefQuery::IssueKey(k, number) => q = q.bind(k.clone()).bind(*number),
+                _ => {
+                    for b in ref_binds(&r) {
+                        q = q.bind(b);
+                    }
+                }
+            }
+            for id in workspace_ids.into_iter().flatten() {
+                q = q.bind(id);
+            }
+            if let Some(id) = only_issue {
+                q = q.bind(id);
+            }
+            Ok(q.fetch_all(&self.pool).await?)
+        })
     }
 
     fn add_comment(&self, c: CommentRow) -> StoreFut<'_, ()> {
@@ -121,40 +237,100 @@ impl TaskStore for SqliteStore {
     }
 
     fn insert_task(&self, t: TaskRow) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| Box::pin(async move { insert_task(tx, &t).await })))
+    }
+
+    fn insert_retry(&self, t: TaskRow) -> StoreFut<'_, Result<(), String>> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
-                sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO tasks ({TASK_COLS}) VALUES ({})",
-                    placeholders(1, 23)
-                )))
+                let parent = t.parent_task_id.clone().unwrap_or_default();
+                // The guard: only the first retry sets the parent's retry_task_id (a row
+                // lock and a re-check of the WHERE on PostgreSQL too).
+                let first = sqlx::query(
+                    "UPDATE tasks SET retry_task_id = $2 WHERE id = $1 AND retry_task_id IS NULL",
+                )
+                .bind(&parent)
                 .bind(&t.id)
-                .bind(&t.workspace_id)
-                .bind(&t.issue_id)
-                .bind(&t.agent_id)
-                .bind(&t.runtime_id)
-                .bind(t.status.as_str())
-                .bind(&t.claim_key)
-                .bind(&t.trigger_comment_id)
-                .bind(&t.output)
-                .bind(&t.error)
-                .bind(t.failure_reason.map(reason_text))
-                .bind(&t.session_id)
-                .bind(&t.work_dir)
-                .bind(&t.parent_task_id)
-                .bind(t.created_at)
-                .bind(t.dispatched_at)
-                .bind(t.started_at)
-                .bind(t.completed_at)
-                .bind(&t.branch_name)
-                .bind(&t.daemon_id)
-                .bind(t.held_at)
-                .bind(&t.late_report)
-                .bind(&t.claimed_by)
                 .execute(&mut **tx)
-                .await?;
-                Ok(())
+                .await?
+                .rows_affected()
+                    == 1;
+                if !first {
+                    let existing: Option<Option<String>> =
+                        sqlx::query_scalar("SELECT retry_task_id FROM tasks WHERE id = $1")
+                            .bind(&parent)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    return Ok(Err(existing.flatten().unwrap_or_default()));
+                }
+                insert_task(tx, &t).await?;
+                Ok(Ok(()))
             })
         }))
+    }
+
+    fn task_labels(&self, task_ids: Vec<String>) -> StoreFut<'_, Vec<TaskLabel>> {
+        Box::pin(async move {
+            if task_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sql = format!(
+                "SELECT t.id, COALESCE(w.key, ''), i.number, COALESCE(a.name, '') FROM tasks t \
+                 JOIN issues i ON i.id = t.issue_id JOIN workspaces w ON w.id = i.workspace_id \
+                 LEFT JOIN agents a ON a.id = t.agent_id WHERE t.id IN ({})",
+                placeholders(1, task_ids.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in task_ids {
+                q = q.bind(id);
+            }
+            Ok(q.fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    let key: String = r.get(1);
+                    let number: i64 = r.get(2);
+                    TaskLabel {
+                        task_id: r.get(0),
+                        issue_key: format!("{key}-{number}"),
+                        agent_name: r.get(3),
+                    }
+                })
+                .collect())
+        })
+    }
+
+    fn tasks_by_ref(
+        &self,
+        workspace_ids: Option<Vec<String>>,
+        only_issue: Option<String>,
+        r: RefQuery,
+    ) -> StoreFut<'_, Vec<TaskRow>> {
+        Box::pin(async move {
+            if !matches!(r, RefQuery::Prefix(_)) {
+                return Ok(Vec::new());
+            }
+            let (scope, used) = in_clause("workspace_id", workspace_ids.as_deref(), 3);
+            let only = match &only_issue {
+                Some(_) => format!(" AND issue_id = ${}", 3 + used),
+                None => String::new(),
+            };
+            let sql = format!(
+                "SELECT {TASK_COLS} FROM tasks WHERE id >= $1 AND id < $2{scope}{only} \
+                 ORDER BY created_at, id LIMIT {REF_CANDIDATES}"
+            );
+            let mut q = sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(sql));
+            for b in ref_binds(&r) {
+                q = q.bind(b);
+            }
+            for id in workspace_ids.into_iter().flatten() {
+                q = q.bind(id);
+            }
+            if let Some(id) = only_issue {
+                q = q.bind(id);
+            }
+            task_all(q.fetch_all(&self.pool).await?)
+        })
     }
 
     fn get_task(&self, id: String) -> StoreFut<'_, Option<TaskRow>> {
@@ -383,9 +559,11 @@ impl TaskStore for SqliteStore {
                      session_id = COALESCE($6, session_id), work_dir = COALESCE($7, work_dir), \
                      started_at = CASE WHEN $2 = 'running' THEN $8 ELSE started_at END, \
                      completed_at = CASE WHEN $9 THEN $8 ELSE completed_at END, \
-                     branch_name = COALESCE($10, branch_name) \
+                     branch_name = COALESCE($10, branch_name), \
+                     cancelled_by_kind = COALESCE($11, cancelled_by_kind), \
+                     cancelled_by_name = COALESCE($12, cancelled_by_name) \
                      WHERE id = $1 AND status IN ({}) RETURNING {TASK_COLS}",
-                    placeholders(11, t.from.len())
+                    placeholders(13, t.from.len())
                 );
                 let mut q = sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(sql))
                     .bind(&t.task_id)
@@ -397,7 +575,9 @@ impl TaskStore for SqliteStore {
                     .bind(&t.work_dir)
                     .bind(t.now)
                     .bind(terminal)
-                    .bind(&t.branch_name);
+                    .bind(&t.branch_name)
+                    .bind(t.cancelled_by.as_ref().map(|a| actor_kind_text(a.kind)))
+                    .bind(t.cancelled_by.as_ref().map(|a| a.name.clone()));
                 for s in &t.from {
                     q = q.bind(s.as_str());
                 }
@@ -411,12 +591,7 @@ impl TaskStore for SqliteStore {
                     insert_diff(tx, &row.id, d).await?;
                 }
                 if let Some(status) = &t.issue_status {
-                    sqlx::query("UPDATE issues SET status = $2, updated_at = $3 WHERE id = $1")
-                        .bind(&row.issue_id)
-                        .bind(status)
-                        .bind(t.now)
-                        .execute(&mut **tx)
-                        .await?;
+                    move_issue(tx, &row.issue_id, status, t.now).await?;
                 }
                 Ok(Some(row))
             })
@@ -600,6 +775,59 @@ impl TaskStore for SqliteStore {
                 .collect())
         })
     }
+}
+
+async fn insert_task(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    t: &TaskRow,
+) -> Result<(), StoreError> {
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO tasks ({TASK_COLS}) VALUES ({})",
+        placeholders(1, TASK_COLS_N)
+    )))
+    .bind(&t.id)
+    .bind(&t.workspace_id)
+    .bind(&t.issue_id)
+    .bind(&t.agent_id)
+    .bind(&t.runtime_id)
+    .bind(t.status.as_str())
+    .bind(&t.claim_key)
+    .bind(&t.trigger_comment_id)
+    .bind(&t.output)
+    .bind(&t.error)
+    .bind(t.failure_reason.map(reason_text))
+    .bind(&t.session_id)
+    .bind(&t.work_dir)
+    .bind(&t.parent_task_id)
+    .bind(t.created_at)
+    .bind(t.dispatched_at)
+    .bind(t.started_at)
+    .bind(t.completed_at)
+    .bind(&t.branch_name)
+    .bind(&t.daemon_id)
+    .bind(t.held_at)
+    .bind(&t.late_report)
+    .bind(&t.claimed_by)
+    .bind(t.queued_by.as_ref().map(|a| actor_kind_text(a.kind)))
+    .bind(t.queued_by.as_ref().map(|a| a.name.clone()))
+    .bind(t.cancelled_by.as_ref().map(|a| actor_kind_text(a.kind)))
+    .bind(t.cancelled_by.as_ref().map(|a| a.name.clone()))
+    .bind(&t.retry_task_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// `s` with LIKE's wildcards and the escape character escaped (by `\`).
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Stores the diff of task `task_id`; a diff already stored for it is kept (the first
