@@ -149,3 +149,56 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub allow_local_repos: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every visible command has an about and an example, and every argument a help line.
+    #[test]
+    fn every_command_and_argument_is_documented() {
+        fn walk(cmd: &clap::Command, path: &str, problems: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name()).trim().to_string();
+            if cmd.get_about().is_none() {
+                problems.push(format!("`{path}` has no about"));
+            }
+            let examples = cmd
+                .get_after_help()
+                .is_some_and(|h| h.to_string().contains("Examples:"));
+            if !examples {
+                problems.push(format!("`{path}` has no \"Examples:\" in its after_help"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    problems.push(format!("`{path}`: argument `{id}` has no help"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if !sub.is_hide_set() && sub.get_name() != "help" {
+                    walk(sub, &path, problems);
+                }
+            }
+        }
+        let mut problems = Vec::new();
+        walk(&Cli::command(), "", &mut problems);
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn the_help_lists_the_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        for code in [
+            "3  not found",
+            "4  ambiguous",
+            "5  refused",
+            "8  the followed task failed",
+        ] {
+            assert!(help.contains(code), "{code} missing from:\n{help}");
+        }
+    }
+}

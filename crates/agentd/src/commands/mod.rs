@@ -955,6 +955,36 @@ async fn runtime(c: Client, cmd: RuntimeCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A runtime that was not found: the hint names the workspace's runtimes.
+async fn with_runtime_names(c: &Client, ws: &str, r: &str, e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<crate::error::CliError>() {
+        Ok(mut err)
+            if err.kind == crate::error::Kind::NotFound && err.message.contains("runtime") =>
+        {
+            let names: Vec<String> = runtimes_of(c, ws)
+                .await
+                .iter()
+                .map(|rt| {
+                    format!(
+                        "{:?} ({}, {})",
+                        s(rt, "name"),
+                        s(rt, "provider"),
+                        s(rt, "status")
+                    )
+                })
+                .collect();
+            err.hint = Some(if names.is_empty() {
+                format!("the workspace has no runtimes yet ({r:?} names none): {START_DAEMON_HINT}")
+            } else {
+                format!("the workspace's runtimes: {}", names.join(", "))
+            });
+            err.into()
+        }
+        Ok(err) => err.into(),
+        Err(e) => e,
+    }
+}
+
 /// `runtime id → name` of the workspace.
 fn runtime_names(runtimes: &[Value]) -> std::collections::HashMap<String, String> {
     runtimes
@@ -983,14 +1013,18 @@ async fn agent(c: Client, cmd: AgentCmd) -> anyhow::Result<()> {
                 env_map.insert(k.to_string(), Value::String(v.to_string()));
             }
             let ws = c.workspace(workspace).await?;
-            let v = c
+            let res = c
                 .post(
                     &format!("/api/v1/workspaces/{}/agents", enc(&ws)),
                     json!({"name": name, "runtime_id": runtime, "instructions": instructions,
                            "model": model, "custom_args": args, "custom_env": env_map}),
                 )
                 .await
-                .about(&[("runtime", &runtime), ("workspace", &ws)])?;
+                .about(&[("runtime", &runtime), ("workspace", &ws)]);
+            let v = match res {
+                Ok(v) => v,
+                Err(e) => return Err(with_runtime_names(&c, &ws, &runtime, e).await),
+            };
             let runtimes = if c.json {
                 Vec::new()
             } else {

@@ -490,20 +490,10 @@ fn shell_word(s: &str) -> String {
 }
 
 impl Guide<'_> {
-    /// How to name a runtime on the command line: its provider when no other runtime of
-    /// the workspace has it, else its name.
+    /// How to name a runtime on the command line: its name (the server resolves runtime
+    /// names), quoted for the shell.
     fn runtime_ref(&self, r: &Value) -> String {
-        let provider = field(r, "provider");
-        let same = self
-            .runtimes
-            .iter()
-            .filter(|o| field(o, "provider") == provider)
-            .count();
-        if !provider.is_empty() && same == 1 {
-            provider
-        } else {
-            shell_word(&field(r, "name"))
-        }
+        shell_word(&field(r, "name"))
     }
 
     fn render(&self, st: crate::style::Style) -> String {
