@@ -54,6 +54,9 @@ pub struct CliError {
     pub matches: Vec<RefMatch>,
     /// `METHOD path → status: server's words`, shown with `--verbose`.
     pub detail: Option<String>,
+    /// Whether the text lists `matches` (an ambiguity does; an already-retried task
+    /// names its retry in the message instead).
+    pub list_matches: bool,
     /// The command already told the user (e.g. `task logs --follow`'s closing line):
     /// `main` prints nothing more in text mode.
     pub reported: bool,
@@ -69,6 +72,7 @@ impl CliError {
             status: None,
             matches: Vec::new(),
             detail: None,
+            list_matches: true,
             reported: false,
         }
     }
@@ -88,7 +92,7 @@ impl CliError {
     pub fn render(&self, verbose: bool, colour: bool) -> String {
         let st = crate::style::Style::new(colour);
         let mut out = format!("{} {}", st.red("error:"), self.message);
-        for m in &self.matches {
+        for m in self.matches.iter().filter(|_| self.list_matches) {
             out.push_str(&format!("\n  {}  {}", st.bold(&m.id), m.label));
         }
         if let Some(h) = &self.hint {

@@ -440,7 +440,7 @@ pub fn render_issue(v: &Value, assignee: &str, board: &str, st: Style) -> String
     ));
     let (created, updated) = (s(i, "created_at"), s(i, "updated_at"));
     let mut when = format!("created:   {}", ago(&created));
-    if !updated.is_empty() && updated != created {
+    if !updated.is_empty() && ago(&updated) != ago(&created) {
         when.push_str(&format!(", updated {}", ago(&updated)));
     }
     head.push(when);

@@ -425,18 +425,27 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
         };
         println!("{}", guide.render(crate::style::Style::stdout()));
     }
+    // The daemon ends after its final deregister; only then does the server stop.
+    let report = |res: Result<anyhow::Result<()>, tokio::task::JoinError>| match res {
+        Ok(Err(e)) => eprintln!(
+            "agentd: the daemon stopped: {e:#}; the server keeps running (Ctrl-C to stop)"
+        ),
+        Err(e) => {
+            eprintln!("agentd: the daemon stopped: {e}; the server keeps running (Ctrl-C to stop)")
+        }
+        Ok(Ok(())) => {}
+    };
+    let mut daemon = daemon;
     tokio::select! {
-        res = daemon => {
-            match res {
-                Ok(Err(e)) => eprintln!(
-                    "agentd: the daemon stopped: {e:#}; the server keeps running (Ctrl-C to stop)"
-                ),
-                Err(e) => eprintln!("agentd: the daemon stopped: {e}; the server keeps running (Ctrl-C to stop)"),
-                Ok(Ok(())) => {}
-            }
+        res = &mut daemon => {
+            report(res);
             shutdown.cancelled().await;
         }
-        _ = shutdown.cancelled() => {}
+        _ = shutdown.cancelled() => {
+            if let Ok(Err(e)) = daemon.await {
+                eprintln!("agentd: the daemon stopped: {e:#}");
+            }
+        }
     }
     server_shutdown.cancel();
     server.await?.context("server failed")?;
