@@ -184,6 +184,7 @@ mod tests {
                 }
             }
         }
+        Cli::command().debug_assert();
         let mut problems = Vec::new();
         walk(&Cli::command(), "", &mut problems);
         assert!(problems.is_empty(), "{}", problems.join("\n"));

@@ -578,6 +578,25 @@ async fn retry_and_cancel_cannot_double_up_and_follow_ends_with_how_the_task_end
         "{shown}"
     );
 
+    let tasks = w.member.ok(&["task", "list", "--issue", "AGD-1"]);
+    let rows: Vec<&str> = tasks.lines().collect();
+    assert_eq!(
+        rows[0].split_whitespace().collect::<Vec<_>>(),
+        ["ID", "ISSUE", "AGENT", "STATUS", "CREATED", "DURATION"],
+        "{tasks}"
+    );
+    assert_eq!(rows.len(), 3, "the run and its retry: {tasks}");
+    assert!(
+        rows[1].starts_with(&task[..8]) && rows[1].contains("failed"),
+        "{tasks}"
+    );
+    let failed = w.member.json(&["task", "list", "--status", "queued"]);
+    assert_eq!(
+        failed[0]["id"],
+        retry_id.as_str(),
+        "the latest run of AGD-1: {failed}"
+    );
+
     // The retry is cancelled by the member: follow exits 9 naming who.
     let cancelled = w.member.ok(&["task", "cancel", &retry_id]);
     assert!(cancelled.contains("cancelled task"), "{cancelled}");

@@ -395,7 +395,7 @@ impl<T> About<T> for anyhow::Result<T> {
 
 fn list_hint(kind: &str) -> String {
     match kind {
-        "task" => "an issue's tasks are listed by `agentd issue show ISSUE`".into(),
+        "task" => "list an issue's tasks: agentd task list --issue ISSUE".into(),
         "issue" => "list issues: agentd issue list".into(),
         k => format!("list {k}s: agentd {k} list"),
     }

@@ -452,8 +452,36 @@ pub enum IssueCmd {
     },
 }
 
+/// `--status` values of tasks.
+fn task_status() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new([
+        "queued",
+        "dispatched",
+        "running",
+        "completed",
+        "failed",
+        "cancelled",
+    ])
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum TaskCmd {
+    /// List tasks: every run of one issue (`--issue`), or the latest run of each issue
+    /// of the workspace.
+    #[command(
+        after_help = "Examples:\n  agentd task list --issue AGD-3\n  agentd task list --status failed"
+    )]
+    List {
+        /// Every run of this issue (its key, id or a unique id prefix).
+        #[arg(long)]
+        issue: Option<String>,
+        /// The workspace (key, name or id) [default: the context's; else every workspace].
+        #[arg(long, env = "AGENTD_WORKSPACE", conflicts_with = "issue")]
+        workspace: Option<String>,
+        /// Only tasks with this status.
+        #[arg(long, value_parser = task_status())]
+        status: Option<String>,
+    },
     /// A task: its issue, agent, status, times, error, branch, session and work dir.
     #[command(after_help = "Examples:\n  agentd task show 1a2b\n  agentd task show 1a2b --json")]
     Show {

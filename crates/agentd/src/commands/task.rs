@@ -21,6 +21,11 @@ const ENDED: [&str; 3] = ["completed", "failed", "cancelled"];
 pub async fn run(c: Client, cmd: TaskCmd, shutdown: CancellationToken) -> anyhow::Result<()> {
     let st = Style::stdout();
     match cmd {
+        TaskCmd::List {
+            issue,
+            workspace,
+            status,
+        } => list(&c, issue, workspace, status).await?,
         TaskCmd::Show { id } => {
             let v = c
                 .get(&format!("/api/v1/tasks/{}", enc(&id)))
@@ -93,6 +98,104 @@ pub async fn run(c: Client, cmd: TaskCmd, shutdown: CancellationToken) -> anyhow
             timestamps,
         } => logs(&c, &id, follow, after_seq, timestamps, shutdown).await?,
     }
+    Ok(())
+}
+
+/// `agentd task list`: an issue's tasks, or the latest task of every issue.
+async fn list(
+    c: &Client,
+    issue: Option<String>,
+    workspace: Option<String>,
+    status: Option<String>,
+) -> anyhow::Result<()> {
+    let st = Style::stdout();
+    let mut tasks: Vec<Value> = match &issue {
+        Some(i) => c
+            .get(&format!("/api/v1/issues/{}", enc(i)))
+            .await
+            .about(&[("issue", i)])?["tasks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+        None => {
+            let ws = workspace
+                .filter(|w| !w.trim().is_empty())
+                .or_else(|| c.settings.context_workspace.clone());
+            let base = match &ws {
+                Some(w) => format!("/api/v1/issues?limit=500&workspace_id={}", enc(w)),
+                None => "/api/v1/issues?limit=500".to_string(),
+            };
+            let refs: Vec<(&str, &str)> = ws.iter().map(|w| ("workspace", w.as_str())).collect();
+            let mut latest = Vec::new();
+            let mut path = base.clone();
+            loop {
+                let page = c.get(&path).await.about(&refs)?;
+                for i in page["issues"].as_array().into_iter().flatten() {
+                    if i["latest_task"].is_object() {
+                        latest.push(i["latest_task"].clone());
+                    }
+                }
+                match page["next"].as_str() {
+                    Some(next) => path = format!("{base}&after={}", enc(next)),
+                    None => break,
+                }
+            }
+            // Newest first.
+            latest.sort_by_key(|t| std::cmp::Reverse(s(t, "created_at")));
+            latest
+        }
+    };
+    if let Some(want) = &status {
+        tasks.retain(|t| s(t, "status") == *want);
+    }
+    c.print(&Value::Array(tasks), |v| {
+        let list = v.as_array().cloned().unwrap_or_default();
+        if list.is_empty() {
+            return match (&issue, &status) {
+                (_, Some(_)) => "No tasks match.".into(),
+                (Some(i), None) => {
+                    format!(
+                        "No tasks yet: {i} has never run — assign it: agentd issue assign {i} AGENT"
+                    )
+                }
+                (None, None) => {
+                    "No tasks yet — an issue assigned to an agent queues one: agentd issue create \
+                     TITLE --assign AGENT"
+                        .into()
+                }
+            };
+        }
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|t| {
+                let took = match (
+                    s(t, "started_at").is_empty(),
+                    s(t, "completed_at").is_empty(),
+                ) {
+                    (false, false) => took(t).map(duration).unwrap_or_default(),
+                    (false, true) => {
+                        between(&s(t, "started_at"), &jiff::Timestamp::now().to_string())
+                            .map(|d| format!("{} so far", duration(d)))
+                            .unwrap_or_default()
+                    }
+                    _ => "-".into(),
+                };
+                vec![
+                    short(&s(t, "id")),
+                    s(t, "issue_key"),
+                    s(t, "agent_name"),
+                    st.status(&s(t, "status")),
+                    ago(&s(t, "created_at")),
+                    took,
+                ]
+            })
+            .collect();
+        super::render::table(
+            &["ID", "ISSUE", "AGENT", "STATUS", "CREATED", "DURATION"],
+            &rows,
+            st,
+        )
+    });
     Ok(())
 }
 
