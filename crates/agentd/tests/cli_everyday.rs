@@ -545,6 +545,18 @@ async fn retry_and_cancel_cannot_double_up_and_follow_ends_with_how_the_task_end
         "--timestamps prefixes HH:MM:SS: {first:?}"
     );
 
+    // Under --json: the messages as JSON lines, the ending as a JSON error, exit 8.
+    let out = w.member.run(&["task", "logs", &task, "--follow", "--json"]);
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[1]["type"], "tool_use");
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "task_failed", "{err}");
+
     // Cancel of an ended task: exit 5, saying how it ended.
     let err = w.member.fails(&["task", "cancel", &task], 5);
     assert!(err.contains("already failed"), "{err}");

@@ -65,6 +65,8 @@ pub struct Settings {
     pub token_source: Source,
     /// The context's workspace, when the context applies to this server.
     pub context_workspace: Option<String>,
+    /// The context's server when it holds a token for another server than this one.
+    pub context_elsewhere: Option<String>,
 }
 
 /// Applies precedence. The context's token and workspace are used only with the
@@ -95,12 +97,17 @@ pub fn settings(args: &ClientArgs) -> anyhow::Result<Settings> {
         },
     };
     let context_workspace = ctx.workspace.clone().filter(|_| same_server);
+    let context_elsewhere = ctx
+        .server_url
+        .clone()
+        .filter(|_| !same_server && ctx.token.is_some());
     Ok(Settings {
         server_url,
         server_source,
         token,
         token_source,
         context_workspace,
+        context_elsewhere,
     })
 }
 
@@ -162,7 +169,15 @@ impl Client {
     pub fn with_settings(settings: Settings, json: bool) -> anyhow::Result<Client> {
         check_server_url(&settings.server_url)?;
         let token = settings.token.clone().ok_or_else(|| {
-            CliError::new(Kind::Auth, "no token: the CLI does not know who you are")
+            let message = match &settings.context_elsewhere {
+                Some(other) => format!(
+                    "no token for {}: the token saved in {} is for {other}",
+                    settings.server_url,
+                    context::path_text()
+                ),
+                None => "no token: the CLI does not know who you are".to_string(),
+            };
+            CliError::new(Kind::Auth, message)
                 .code("no_token")
                 .hint(format!(
                     "run `agentd up` (it saves a token in {}), pass --token, set AGENTD_TOKEN, or \

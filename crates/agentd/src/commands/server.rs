@@ -183,6 +183,7 @@ fn direct_client(url: &str, token: &str) -> anyhow::Result<Client> {
             token: Some(token.to_string()),
             token_source: Source::Flag,
             context_workspace: None,
+            context_elsewhere: None,
         },
         false,
     )
