@@ -263,3 +263,123 @@ async fn bad_page_parameters_are_400_naming_the_parameter() {
     }
     srv.stop().await;
 }
+
+/// One created issue: its index, status, assignee (0 bot, 1 helper) and id.
+type Made<'a> = (usize, &'a str, Option<usize>, String);
+
+/// The issue ids of every page of `path`, walked `limit` at a time.
+async fn filtered(srv: &Srv, token: &str, path: &str) -> Vec<String> {
+    ids(&walk_issues(srv, token, path).await)
+}
+
+#[tokio::test]
+async fn filters_narrow_the_list_and_pages_still_see_each_match_once() {
+    let srv = start().await;
+    let fx = srv.fixture("Filter Works").await;
+    let other = srv.fixture("other").await;
+    let (s, helper) = srv
+        .post(
+            &fx.token,
+            &format!("/api/v1/workspaces/{}/agents", fx.ws),
+            json!({"name": "helper", "runtime_id": fx.runtime}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{helper}");
+    // 12 issues: statuses cycle backlog/todo/done, assignees cycle bot/helper/none, and
+    // every fourth mentions "Needle" (in the title or the description).
+    let mut all: Vec<Made> = Vec::new();
+    for n in 0..12 {
+        let status = ["backlog", "todo", "done"][n % 3];
+        let assignee = [Some(fx.agent.as_str()), Some("helper"), None][n % 4 % 3];
+        let (title, description) = match n % 4 {
+            0 if n % 8 == 0 => (format!("find the NEEDLE {n}"), String::new()),
+            0 => (format!("issue {n}"), "a needle in the text".to_string()),
+            _ => (format!("issue {n}"), String::new()),
+        };
+        let mut body = json!({"title": title, "description": description, "status": status});
+        if let Some(a) = assignee {
+            body["assignee_agent_id"] = json!(a);
+        }
+        let (s, v) = srv
+            .post(
+                &fx.token,
+                &format!("/api/v1/workspaces/{}/issues", fx.ws),
+                body,
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        all.push((
+            n,
+            status,
+            assignee.map(|_| n % 4 % 3),
+            v["id"].as_str().unwrap().to_string(),
+        ));
+    }
+    // Noise in another workspace the admin also sees.
+    srv.assigned_issue(&other, "needle elsewhere").await;
+    let want = |f: &dyn Fn(&Made) -> bool| -> Vec<String> {
+        all.iter().filter(|i| f(i)).map(|i| i.3.clone()).collect()
+    };
+    let base = format!("/api/v1/issues?limit=2&workspace_id={}", fx.ws);
+    assert_eq!(
+        filtered(&srv, &fx.token, &format!("{base}&status=todo")).await,
+        want(&|i| i.1 == "todo")
+    );
+    assert_eq!(
+        filtered(&srv, &fx.token, &format!("{base}&assignee=helper")).await,
+        want(&|i| i.2 == Some(1))
+    );
+    assert_eq!(
+        filtered(
+            &srv,
+            &fx.token,
+            &format!("{base}&assignee={}", &fx.agent[..8])
+        )
+        .await,
+        want(&|i| i.2 == Some(0))
+    );
+    assert_eq!(
+        filtered(&srv, &fx.token, &format!("{base}&assignee=none")).await,
+        want(&|i| i.2.is_none())
+    );
+    assert_eq!(
+        filtered(&srv, &fx.token, &format!("{base}&q=nEEdle")).await,
+        want(&|i| i.0 % 4 == 0)
+    );
+    assert_eq!(
+        filtered(
+            &srv,
+            &fx.token,
+            &format!("{base}&q=needle&status=backlog&assignee=bot")
+        )
+        .await,
+        want(&|i| i.0 % 4 == 0 && i.1 == "backlog" && i.2 == Some(0))
+    );
+    // The key: `fw-1` matches FW-1 and FW-10, FW-11, FW-12 as substrings.
+    assert_eq!(
+        filtered(&srv, &fx.token, &format!("{base}&q=fw-1")).await,
+        want(&|i| [0, 9, 10, 11].contains(&i.0))
+    );
+    // Wildcards are plain characters.
+    assert_eq!(
+        filtered(&srv, &fx.token, &format!("{base}&q=%25")).await,
+        Vec::<String>::new()
+    );
+    // Without a workspace: every workspace the caller sees.
+    assert_eq!(
+        filtered(&srv, &srv.admin, "/api/v1/issues?limit=3&q=needle")
+            .await
+            .len(),
+        4
+    );
+    // Bad filters say what is wrong.
+    let (s, v) = srv.get(&fx.token, &format!("{base}&status=open")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("expected one of"),
+        "{v}"
+    );
+    let (s, v) = srv.get(&fx.token, &format!("{base}&assignee=nobody")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["error"], "agent not found");
+}

@@ -1,8 +1,8 @@
 //! Token kinds and lifecycle (issue 11, part 4) and write-only `custom_env` (part 3), over
 //! real HTTP: expiry (on the server's shiftable clock), `last_used_at`, listing and
 //! revoking, admin rotation (and a lost admin-token file), runtime ownership and takeover,
-//! the server settings, and masking. The route-by-route refusals are walked in
-//! `bad_input_walk.rs`.
+//! the server settings, and masking; one-time board sign-in codes (issue 16). The
+//! route-by-route refusals are walked in `bad_input_walk.rs`.
 
 mod common;
 
@@ -606,4 +606,192 @@ async fn a_daemon_token_sees_only_its_workspaces_on_the_daemon_api() {
         "{v}"
     );
     srv.stop().await;
+}
+
+/// `POST /api/v1/signin` with no bearer token.
+async fn exchange(srv: &Srv, code: &str) -> (StatusCode, Value) {
+    let resp = srv
+        .http
+        .post(format!("{}/api/v1/signin", srv.url))
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn signin_code(srv: &Srv, token: &str) -> Value {
+    let (s, code) = srv.post(token, "/api/v1/signin-codes", json!({})).await;
+    assert_eq!(s, StatusCode::CREATED, "{code}");
+    code
+}
+
+#[tokio::test]
+async fn a_signin_code_is_exchanged_once_for_a_board_session_of_the_makers_workspaces() {
+    let srv = start().await;
+    let a = srv.fixture("a").await;
+    let b = srv.fixture("b").await;
+    let made = signin_code(&srv, &a.token).await;
+    let code = made["code"].as_str().unwrap().to_string();
+    assert!(
+        code.starts_with("asc_")
+            && code.len() == 36
+            && code[4..].chars().all(|c| c.is_ascii_hexdigit()),
+        "{made}"
+    );
+    assert_eq!(
+        made["url"],
+        format!("{}/#/signin/{code}", srv.url),
+        "the code is in the fragment"
+    );
+    let expires: jiff::Timestamp = made["expires_at"].as_str().unwrap().parse().unwrap();
+    let ttl = expires.as_millisecond() - srv.app.now();
+    assert!((590_000..=600_000).contains(&ttl), "ten minutes: {ttl}");
+    // Only the code's hash is stored.
+    let stored: Vec<String> = sqlx::query_scalar("SELECT code_hash FROM signin_codes")
+        .fetch_all(&sqlite(&srv).await)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], code);
+
+    let (s, session) = exchange(&srv, &code).await;
+    assert_eq!(s, StatusCode::CREATED, "{session}");
+    assert_eq!(session["name"], "board session");
+    assert_eq!(session["kind"], "member");
+    assert_eq!(session["workspace_ids"], json!([a.ws]));
+    let expires: jiff::Timestamp = session["expires_at"].as_str().unwrap().parse().unwrap();
+    let days = (expires.as_millisecond() - srv.app.now()) / (24 * 3_600_000);
+    assert_eq!(days, 29, "30 days (less the moments since): {session}");
+    // The new token works on the user API, as a member of a's workspace only.
+    let token = session["token"].as_str().unwrap();
+    let (s, me) = srv.get(token, "/api/v1/me").await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    assert_eq!(me["name"], "board session");
+    let (s, v) = srv
+        .get(token, &format!("/api/v1/workspaces/{}/agents", a.ws))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = srv
+        .get(token, &format!("/api/v1/workspaces/{}/agents", b.ws))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Its maker is recorded.
+    let listed = listed(&srv, &a.token, session["id"].as_str().unwrap()).await;
+    assert!(listed.is_some(), "the maker sees the session it made");
+
+    // Used, unknown or empty: the same 401.
+    for c in [
+        code.as_str(),
+        "asc_00000000000000000000000000000000",
+        "",
+        "agd_notacode",
+    ] {
+        let (s, v) = exchange(&srv, c).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{c:?}: {v}");
+        assert_eq!(v["error"], "sign-in code is invalid or expired");
+    }
+}
+
+#[tokio::test]
+async fn a_signin_code_expires_dies_with_its_maker_and_is_exchanged_once_under_a_race() {
+    let srv = start().await;
+    let a = srv.fixture("a").await;
+    // Expired after ten minutes.
+    let code = signin_code(&srv, &a.token).await["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    srv.advance(600_001);
+    let (s, v) = exchange(&srv, &code).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+
+    // A maker revoked since: refused.
+    let (maker_id, maker) = srv.mint_with_id("member", &a.ws).await;
+    let code = signin_code(&srv, &maker).await["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = srv
+        .delete(&srv.admin, &format!("/api/v1/tokens/{maker_id}"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = exchange(&srv, &code).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+
+    // A maker that expires in an hour: the session expires with it.
+    let (s, short) = srv
+        .post(
+            &srv.admin,
+            "/api/v1/tokens",
+            json!({"name": "short", "workspace_ids": [a.ws], "expires_in_secs": 3600}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{short}");
+    let code = signin_code(&srv, short["token"].as_str().unwrap()).await["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, session) = exchange(&srv, &code).await;
+    assert_eq!(s, StatusCode::CREATED, "{session}");
+    assert_eq!(session["expires_at"], short["expires_at"]);
+
+    // Eight exchanges of one code at once: one token.
+    let code = signin_code(&srv, &a.token).await["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let answers = futures_util::future::join_all((0..8).map(|_| exchange(&srv, &code))).await;
+    let won = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(won, 1, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(s, _)| *s == StatusCode::CREATED || *s == StatusCode::UNAUTHORIZED),
+        "{answers:?}"
+    );
+
+    // The admin's code: a session of every workspace existing now.
+    let b = srv.fixture("b").await;
+    let code = signin_code(&srv, &srv.admin).await["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, session) = exchange(&srv, &code).await;
+    assert_eq!(s, StatusCode::CREATED, "{session}");
+    let mut got: Vec<String> = serde_json::from_value(session["workspace_ids"].clone()).unwrap();
+    got.sort();
+    let mut want = vec![a.ws.clone(), b.ws.clone()];
+    want.sort();
+    assert_eq!(got, want);
+
+    // Task and daemon tokens may not make codes.
+    let (s, v) = srv.post(&a.daemon, "/api/v1/signin-codes", json!({})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    srv.assigned_issue(&a, "t").await;
+    let task_token = srv.claim(&a, None).await["task_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = srv
+        .post(&task_token, "/api/v1/signin-codes", json!({}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+}
+
+/// A second connection to the server's database (read-only use).
+async fn sqlite(srv: &Srv) -> sqlx::SqlitePool {
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(srv.dir.path().join("agentd.db"))
+                .read_only(true),
+        )
+        .await
+        .unwrap()
 }

@@ -15,19 +15,21 @@
 
 use agentd_proto::api::{ActivityEntry, ActivityKind, Actor, ActorKind, TaskInfo};
 use agentd_proto::{FailureReason, TaskStatus};
+use std::collections::HashSet;
 
 use crate::service::rfc3339;
 use crate::store::{CommentRow, EventRow, IssueRow, TaskRow, system_actor};
 
-/// The actor of a comment: its author.
-fn comment_actor(c: &CommentRow) -> Actor {
+/// The actor of a comment: its author (`admins`: the ids of admin tokens among the
+/// authors, whose comments say `member` like any person's).
+fn comment_actor(c: &CommentRow, admins: &HashSet<String>) -> Actor {
     match c.author_type.as_str() {
+        "member" if admins.contains(&c.author_id) => Actor {
+            kind: ActorKind::Admin,
+            name: "admin".into(),
+        },
         "member" => Actor {
-            kind: if c.author_name == "admin" {
-                ActorKind::Admin
-            } else {
-                ActorKind::Member
-            },
+            kind: ActorKind::Member,
             name: c.author_name.clone(),
         },
         "agent" => Actor {
@@ -70,11 +72,12 @@ fn failed_by_server(r: Option<FailureReason>) -> bool {
 }
 
 /// The issue's activity from its events, comments and tasks (`infos` are the tasks as
-/// users see them, by id).
+/// users see them, by id; `admins` the admin tokens among the comments' authors).
 pub fn merge(
     issue: &IssueRow,
     events: Vec<EventRow>,
     comments: &[CommentRow],
+    admins: &HashSet<String>,
     tasks: &[TaskRow],
     infos: &[TaskInfo],
 ) -> Vec<ActivityEntry> {
@@ -114,7 +117,7 @@ pub fn merge(
             ActivityEntry {
                 at: rfc3339(c.created_at),
                 kind: ActivityKind::Comment,
-                actor: comment_actor(c),
+                actor: comment_actor(c, admins),
                 comment: Some(super::comment_info(c)),
                 ..Default::default()
             },

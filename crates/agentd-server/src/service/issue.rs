@@ -1,7 +1,8 @@
 //! Issues and comments, and the triggers that queue work: an issue assigned to an agent
 //! (at creation or later) queues a task unless its status is backlog, done or cancelled;
 //! a member's comment on an assigned issue queues one (unless one is already queued);
-//! reassignment cancels the old agent's tasks; status `cancelled` cancels all of them.
+//! reassignment cancels the old agent's tasks, and so does unassigning (an
+//! `assignee_agent_id` of `""` or `none`); status `cancelled` cancels all of them.
 //! An agent (task token) may read its own issue, comment on it and change its status,
 //! which never queues anything. Every change records who made it (`issue_events`, in the
 //! transaction of the change; [`super::activity`] reads the history).
@@ -177,7 +178,18 @@ pub async fn detail(app: &App, who: &Principal, issue_id: &str) -> Result<IssueD
         .as_ref()
         .map(super::forge::pull_info);
     let events = app.store.issue_events(i.id.clone()).await?;
-    let activity = super::activity::merge(&i, events, &comments, &tasks, &infos);
+    // Which member-type authors are the admin token (its comments say `member`).
+    let mut admins = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::new();
+    for c in comments.iter().filter(|c| c.author_type == "member") {
+        if seen.insert(c.author_id.clone())
+            && let Some((t, _)) = app.store.get_token(c.author_id.clone()).await?
+            && t.kind == "admin"
+        {
+            admins.insert(t.id);
+        }
+    }
+    let activity = super::activity::merge(&i, events, &comments, &admins, &tasks, &infos);
     Ok(IssueDetail {
         issue,
         tasks: infos,
@@ -250,8 +262,13 @@ pub async fn create(
     };
     let mut created = event(&issue, "created", &actor, now);
     created.to_status = Some(issue.status.clone());
-    created.detail = agent.as_ref().map(|a| a.name.clone());
-    let issue = app.store.create_issue(issue, created).await?;
+    let mut events = vec![created];
+    if let Some(a) = &agent {
+        let mut assigned = event(&issue, "assigned", &actor, now);
+        assigned.detail = Some(a.name.clone());
+        events.push(assigned);
+    }
+    let issue = app.store.create_issue(issue, events).await?;
     issue_event(app, "issue", &issue);
     if let Some(agent) = agent
         && wants_work(&issue.status)
@@ -283,7 +300,15 @@ pub async fn update(
     {
         return Err(Error::bad("title must not be empty"));
     }
-    let new_agent = match &req.assignee_agent_id {
+    // `""` or `none` unassigns.
+    let unassign = req
+        .assignee_agent_id
+        .as_deref()
+        .map(str::trim)
+        .is_some_and(|a| a.is_empty() || a.eq_ignore_ascii_case("none"))
+        && issue.assignee_agent_id.is_some();
+    let new_agent = match req.assignee_agent_id.as_deref().map(str::trim) {
+        Some(a) if a.is_empty() || a.eq_ignore_ascii_case("none") => None,
         Some(id) => Some(agent_in(app, who, &issue.workspace_id, id).await?)
             .filter(|a| Some(&a.id) != issue.assignee_agent_id.as_ref()),
         None => None,
@@ -323,6 +348,11 @@ pub async fn update(
         let mut e = event(&issue, "assigned", &actor, now);
         e.detail = Some(a.name.clone());
         events.push(e);
+    } else if unassign {
+        issue.assignee_agent_id = None;
+        let mut e = event(&issue, "assigned", &actor, now);
+        e.detail = Some(String::new());
+        events.push(e);
     }
     issue.updated_at = now;
     app.store.update_issue(issue.clone(), events).await?;
@@ -331,6 +361,8 @@ pub async fn update(
     let system = crate::store::system_actor();
     if issue.status == "cancelled" && old_status != "cancelled" {
         task::cancel_issue_tasks(app, &issue.id, "issue was cancelled", &system).await?;
+    } else if unassign {
+        task::cancel_issue_tasks(app, &issue.id, "issue was unassigned", &system).await?;
     } else if let Some(agent) = new_agent {
         task::cancel_issue_tasks(app, &issue.id, "issue was reassigned", &system).await?;
         if wants_work(&issue.status) {

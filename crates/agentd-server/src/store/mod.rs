@@ -432,9 +432,10 @@ pub trait Store: TaskStore + ForgeStore {
 /// to keep each implementation file small).
 pub trait TaskStore: Send + Sync + 'static {
     // Issues and comments.
-    /// Inserts the issue with the next number of its workspace and records `event` (its
-    /// creation), in one transaction; the issue as stored (number and key set).
-    fn create_issue(&self, issue: IssueRow, event: EventRow) -> StoreFut<'_, IssueRow>;
+    /// Inserts the issue with the next number of its workspace and records `events` (its
+    /// creation, its first assignment), in one transaction; the issue as stored (number
+    /// and key set).
+    fn create_issue(&self, issue: IssueRow, events: Vec<EventRow>) -> StoreFut<'_, IssueRow>;
     fn get_issue(&self, id: String) -> StoreFut<'_, Option<IssueRow>>;
     /// Up to `limit` issues of these workspaces (`None`: all) that pass `filter`, oldest
     /// first by (created_at, id), starting after the issue at `after` (its created_at

@@ -424,6 +424,12 @@ impl Store for SqliteStore {
     ) -> StoreFut<'_, ()> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
+                // Codes are short-lived: those expired a day ago go, so the table stays
+                // small without a sweeper.
+                sqlx::query("DELETE FROM signin_codes WHERE expires_at < $1")
+                    .bind(now - 24 * 3_600_000)
+                    .execute(&mut **tx)
+                    .await?;
                 sqlx::query(
                     "INSERT INTO signin_codes (code_hash, token_id, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4)",

@@ -12,7 +12,7 @@ use super::sqlite::{
 use super::*;
 
 impl TaskStore for SqliteStore {
-    fn create_issue(&self, i: IssueRow, event: EventRow) -> StoreFut<'_, IssueRow> {
+    fn create_issue(&self, i: IssueRow, events: Vec<EventRow>) -> StoreFut<'_, IssueRow> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
                 // The next number of the workspace, taken in this write transaction: two
@@ -40,7 +40,9 @@ impl TaskStore for SqliteStore {
                 .bind(number)
                 .execute(&mut **tx)
                 .await?;
-                insert_event(tx, &event).await?;
+                for e in &events {
+                    insert_event(tx, e).await?;
+                }
                 Ok(IssueRow {
                     number,
                     workspace_key: key.unwrap_or_default(),
