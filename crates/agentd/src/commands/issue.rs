@@ -296,7 +296,14 @@ pub async fn run(c: Client, cmd: IssueCmd) -> anyhow::Result<()> {
                 )
                 .await
                 .about(&[("issue", &id), ("agent", &agent)])?;
-            c.print(&v, |v| format!("{} — assigned to {agent}", one(v)));
+
+            c.print(&v, |v| {
+                if v["assignee_agent_id"].is_string() {
+                    format!("{} — assigned to {agent}", one(v))
+                } else {
+                    format!("{} — unassigned", one(v))
+                }
+            });
         }
     }
     Ok(())

@@ -411,7 +411,7 @@ pub enum IssueCmd {
         /// Only issues assigned to this agent (name, id or prefix), or `none`.
         #[arg(long)]
         assignee: Option<String>,
-        /// Only issues whose title or description contains this text.
+        /// Only issues whose title, description or key contains this text (any case).
         #[arg(long, short = 'q')]
         search: Option<String>,
     },
@@ -442,12 +442,15 @@ pub enum IssueCmd {
         #[arg(value_parser = issue_status())]
         status: String,
     },
-    /// Assign an issue to an agent (cancels the previous agent's tasks, queues one).
-    #[command(after_help = "Examples:\n  agentd issue assign AGD-3 my-agent")]
+    /// Assign an issue to an agent (cancels the previous agent's tasks, queues one), or
+    /// unassign it with `none`.
+    #[command(
+        after_help = "Examples:\n  agentd issue assign AGD-3 my-agent\n  agentd issue assign AGD-3 none"
+    )]
     Assign {
         /// The issue: its key, id or a unique id prefix.
         id: String,
-        /// The agent: its name, id or a unique id prefix.
+        /// The agent: its name, id or a unique id prefix; `none` unassigns.
         agent: String,
     },
 }
