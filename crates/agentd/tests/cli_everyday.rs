@@ -762,3 +762,77 @@ fn up_saves_the_context_prints_a_real_guide_and_runs_once_per_data_dir() {
     );
     shell.json(&["runtime", "list"]);
 }
+
+/// The real daemon runs a stand-in `claude` (output recorded from the real CLI, or a
+/// failure when the issue's title says so): `task logs --follow` prints the transcript
+/// and the agent's final message, ends with how the run ended, and exits 0 or 8.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_a_real_daemons_run_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let (ws, member, daemon) = srv.workspace_with_tokens("daemon");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../agentd-daemon/tests/fixtures/agent-output/claude-text.jsonl");
+    let bin = common::stand_in_claude(
+        dir.path(),
+        &format!(
+            "if agentd issue show \"$AGENTD_ISSUE_ID\" --json | grep -q 'Break it'; then \
+             echo 'the model refused' >&2; exit 1; fi\n{}",
+            common::replay(&fixture)
+        ),
+    );
+    std::os::unix::fs::symlink(BIN, bin.join("agentd")).unwrap();
+    let _daemon = common::spawn_daemon(
+        dir.path(),
+        &bin,
+        &srv.url,
+        &daemon,
+        &[
+            "--sandbox",
+            "off",
+            "--heartbeat-interval",
+            "1s",
+            "--poll-interval",
+            "1s",
+            "--device-name",
+            "box",
+        ],
+    );
+    let shell = Shell::new(&dir.path().join("user"))
+        .with("AGENTD_SERVER_URL", &srv.url)
+        .with("AGENTD_TOKEN", &member);
+    common::online_runtime(&srv.url, &member, &ws, "claude", 30).await;
+    shell.ok(&["agent", "create", "bot", "--runtime", "Claude (box)"]);
+    for (title, code, closing) in [
+        ("Say hello", 0, "-- completed in "),
+        ("Break it", 8, "-- failed after "),
+    ] {
+        let created = shell.json(&["issue", "create", title, "--assign", "bot"]);
+        let key = created["key"].as_str().unwrap().to_string();
+        let task = shell.json(&["issue", "show", &key])["tasks"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let out = tokio::task::spawn_blocking({
+            let cmd = shell.command(&["task", "logs", &task[..8], "--follow"]);
+            move || {
+                let mut cmd = cmd;
+                cmd.output().unwrap()
+            }
+        });
+        let out = tokio::time::timeout(Duration::from_secs(60), out)
+            .await
+            .expect("follow ends with the run")
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{title}: {text}");
+        no_escapes(&text);
+        let last = text.trim_end().lines().last().unwrap_or_default();
+        assert!(last.starts_with(closing), "{title}: {text}");
+        if code == 0 {
+            assert!(text.contains("Hello from the mock model."), "{text}");
+        } else {
+            assert!(last.contains("agent_error"), "{text}");
+        }
+    }
+}
