@@ -311,6 +311,8 @@ async fn a_task_is_retried_once_even_by_concurrent_retries() {
         )
     );
     assert_eq!(v["matches"][0]["id"], first["id"], "{v}");
+    let label = v["matches"][0]["label"].as_str().unwrap();
+    assert!(label.starts_with("RET-1 queued "), "{label}");
 
     // Concurrently: a second run fails, eight retries race, one wins.
     srv.assigned_issue(&fx, "race").await;

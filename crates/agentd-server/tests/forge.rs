@@ -473,6 +473,34 @@ async fn signed_webhooks_move_the_issue_merged_to_done_and_closed_to_the_backlog
     assert_eq!(shown["issue"]["status"], "done");
     assert_eq!(shown["issue"]["pr"]["state"], "merged");
     comment_with(&srv, &fx, &issue, "was merged").await;
+    // The activity says the server moved the issue each time (issue 16), once each.
+    let moves: Vec<(&str, &str)> = shown["activity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "status_changed")
+        .map(|e| {
+            assert_eq!(
+                e["actor"],
+                json!({"kind": "system", "name": "agentd"}),
+                "{e}"
+            );
+            (
+                e["from_status"].as_str().unwrap(),
+                e["to_status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        vec![
+            ("todo", "in_progress"),
+            ("in_progress", "in_review"),
+            ("in_review", "backlog"),
+            ("backlog", "in_review"),
+            ("in_review", "done"),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -635,6 +663,23 @@ async fn a_review_asking_for_changes_queues_a_follow_up_on_the_same_branch_and_s
     assert_eq!(c["author_name"], "alice (GitHub)");
     let shown = detail(&srv, &fx, &issue).await;
     assert_eq!(shown["issue"]["pr"]["review_state"], "changes_requested");
+    // The reviewer is who commented and who queued the follow-up (issue 16).
+    let last: Vec<&Value> = shown["activity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .take(2)
+        .collect();
+    let forge_actor = json!({"kind": "forge", "name": "alice (GitHub)"});
+    assert_eq!(
+        (&last[1]["kind"], &last[1]["actor"]),
+        (&json!("comment"), &forge_actor)
+    );
+    assert_eq!(
+        (&last[0]["kind"], &last[0]["actor"]),
+        (&json!("task_queued"), &forge_actor)
+    );
 
     let claimed = srv.claim(&fx, None).await;
     assert_eq!(claimed["branch"], BRANCH, "{claimed}");

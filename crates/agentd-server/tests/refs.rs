@@ -200,6 +200,10 @@ async fn keys_names_and_prefixes_name_what_ids_name() {
     assert_eq!(s, StatusCode::CREATED, "{i}");
     assert_eq!(i["assignee_agent_id"], a2["id"]);
     assert_eq!(i["key"], "RW-2");
+    assert_eq!(
+        i["run_count"], 1,
+        "the answer counts the run it queued: {i}"
+    );
     let (s, v) = srv
         .patch(
             &fx.token,
@@ -209,6 +213,7 @@ async fn keys_names_and_prefixes_name_what_ids_name() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["assignee_agent_id"], fx.agent);
+    assert_eq!(v["run_count"], 2, "{v}");
 
     // Workspaces: id, key, name, prefix — in paths, the workspace_id filter and a token's
     // workspace_ids (stored as ids).

@@ -219,6 +219,16 @@ async fn agent_in(
     resolve::agent(app, who, agent, Some(workspace_id)).await
 }
 
+/// The issue as stored now (its `run_count` counts the runs this request queued), or as
+/// it was if it is gone meanwhile.
+async fn reloaded(app: &App, issue: IssueRow) -> Result<IssueRow, Error> {
+    Ok(app
+        .store
+        .get_issue(issue.id.clone())
+        .await?
+        .unwrap_or(issue))
+}
+
 /// An `issue_events` row of `issue` by `actor` at `now`.
 fn event(issue: &IssueRow, kind: &str, actor: &Actor, now: i64) -> EventRow {
     EventRow {
@@ -275,7 +285,7 @@ pub async fn create(
     {
         task::enqueue(app, &issue, &agent, None, None, Some(actor)).await?;
     }
-    Ok(issue)
+    reloaded(app, issue).await
 }
 
 pub async fn update(
@@ -376,7 +386,7 @@ pub async fn update(
     {
         task::enqueue(app, &issue, &agent, None, None, Some(actor)).await?;
     }
-    Ok(issue)
+    reloaded(app, issue).await
 }
 
 pub async fn comment(

@@ -623,16 +623,8 @@ pub async fn cancel_issue_tasks(
 /// the caller. Only a failed or cancelled task can be retried, and only once: a second
 /// retry, also a concurrent one, is 409 `already_retried` with the retry in `matches`.
 pub async fn retry(app: &App, who: &Principal, task: &TaskRow) -> Result<TaskRow, Error> {
-    let already = |retry_id: String| Error::Refused {
-        code: agentd_proto::ERROR_ALREADY_RETRIED,
-        message: format!("task {} was already retried as {retry_id}", short(&task.id)),
-        matches: vec![RefMatch {
-            label: format!("retry of task {}", short(&task.id)),
-            id: retry_id,
-        }],
-    };
     if let Some(r) = &task.retry_task_id {
-        return Err(already(r.clone()));
+        return Err(already_retried(app, task, r.clone()).await?);
     }
     if !matches!(task.status, TaskStatus::Failed | TaskStatus::Cancelled) {
         return Err(Error::Conflict(format!(
@@ -659,11 +651,39 @@ pub async fn retry(app: &App, who: &Principal, task: &TaskRow) -> Result<TaskRow
         Some(actor_of(app, who).await?),
     );
     if let Err(existing) = app.store.insert_retry(new.clone()).await? {
-        return Err(already(existing));
+        return Err(already_retried(app, task, existing).await?);
     }
     task_event(app, "task", &new);
     app.hub.task_available(&new.runtime_id, &new.id);
     Ok(new)
+}
+
+/// The 409 of a second retry of `task`: it names the retry (`matches`, labelled like an
+/// ambiguous task: issue key, status, creation time).
+async fn already_retried(app: &App, task: &TaskRow, retry_id: String) -> Result<Error, StoreError> {
+    let label = match app.store.get_task(retry_id.clone()).await? {
+        Some(r) => {
+            let key = task_infos(app, std::slice::from_ref(&r))
+                .await?
+                .pop()
+                .map(|i| i.issue_key)
+                .unwrap_or_default();
+            format!(
+                "{key} {} {}",
+                r.status.as_str(),
+                super::rfc3339(r.created_at)
+            )
+        }
+        None => format!("retry of task {}", short(&task.id)),
+    };
+    Ok(Error::Refused {
+        code: agentd_proto::ERROR_ALREADY_RETRIED,
+        message: format!("task {} was already retried as {retry_id}", short(&task.id)),
+        matches: vec![RefMatch {
+            id: retry_id,
+            label,
+        }],
+    })
 }
 
 /// Fails the in-flight tasks of this runtime that its daemon does not hold:
