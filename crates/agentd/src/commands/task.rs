@@ -313,6 +313,26 @@ pub fn render_task(t: &Value, st: Style) -> String {
     if t["pr"].is_object() {
         rows.push(("pull request", pr_line(&t["pr"])));
     }
+    for u in t["usage"].as_array().into_iter().flatten() {
+        let n = |k: &str| u[k].as_i64().unwrap_or(0);
+        let mut line = format!("{} in, {} out", n("input_tokens"), n("output_tokens"));
+        if n("cache_read_tokens") + n("cache_write_tokens") > 0 {
+            line.push_str(&format!(
+                ", cache {} read, {} written",
+                n("cache_read_tokens"),
+                n("cache_write_tokens")
+            ));
+        }
+        let model = [s(u, "provider"), s(u, "model")]
+            .into_iter()
+            .filter(|x| !x.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !model.is_empty() {
+            line.push_str(&format!(" ({model})"));
+        }
+        rows.push(("tokens", line));
+    }
     if !s(t, "session_id").is_empty() {
         rows.push(("session", s(t, "session_id")));
     }
