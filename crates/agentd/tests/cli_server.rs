@@ -775,7 +775,7 @@ async fn forge_commands_connect_the_workspace_and_issue_show_names_the_pull_requ
         "{set}"
     );
     let shown = human(&srv, &admin, &["forge", "show", "--workspace", &wid]);
-    assert!(shown.contains("github\tacme/widgets"), "{shown}");
+    assert!(shown.contains("forge:    github acme/widgets"), "{shown}");
     assert!(
         !shown.contains("ghp_cli_token") && !shown.contains("whs_"),
         "{shown}"

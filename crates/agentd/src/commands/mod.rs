@@ -672,14 +672,20 @@ async fn context_cmd(cmd: ContextCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn forge_line(v: &Value) -> String {
+/// A forge connection for people.
+fn forge_text(v: &Value) -> String {
     let mut out = format!(
-        "{}\t{}\t{}\ttoken {}\tpoll {}\twebhook {}",
+        "forge:    {} {}\napi:      {}\ntoken:    {}\npolling:  {}\nwebhook:  {} (on the \
+         server's public URL)",
         s(v, "kind"),
         s(v, "repo"),
         s(v, "api_url"),
         s(v, "token"),
-        s(v, "poll"),
+        if v["poll"] == true {
+            "on (open pull requests are read every minute)"
+        } else {
+            "off (webhooks only)"
+        },
         s(v, "webhook_path")
     );
     if let Some(secret) = v["webhook_secret"].as_str() {
@@ -722,7 +728,7 @@ async fn forge(c: Client, cmd: ForgeCmd) -> anyhow::Result<()> {
                 )
                 .await
                 .about(&[("workspace", &ws)])?;
-            c.print(&v, forge_line);
+            c.print(&v, forge_text);
         }
         ForgeCmd::Show { workspace } => {
             let ws = c.workspace(workspace).await?;
@@ -730,7 +736,7 @@ async fn forge(c: Client, cmd: ForgeCmd) -> anyhow::Result<()> {
                 .get(&format!("/api/v1/workspaces/{}/forge", enc(&ws)))
                 .await
                 .about(&[("workspace", &ws)])?;
-            c.print(&v, forge_line);
+            c.print(&v, forge_text);
         }
         ForgeCmd::Remove { workspace } => {
             let ws = c.workspace(workspace).await?;
