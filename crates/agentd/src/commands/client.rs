@@ -278,10 +278,15 @@ impl Client {
             },
             ..ErrorBody::default()
         });
-        let words = if body.error.is_empty() {
+        let words = if body.error.trim().is_empty() {
             status.canonical_reason().unwrap_or("error").to_lowercase()
         } else {
-            body.error.clone()
+            // Not agentd's answer (a proxy's HTML page, …): its start is enough.
+            let one_line = body.error.split_whitespace().collect::<Vec<_>>().join(" ");
+            match one_line.char_indices().nth(300) {
+                Some((i, _)) => format!("{}…", &one_line[..i]),
+                None => one_line,
+            }
         };
         let (kind, message, hint) = match status.as_u16() {
             401 => (
