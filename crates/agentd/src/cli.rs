@@ -26,7 +26,7 @@ pub struct Cli {
 const AFTER_HELP: &str = concat!(
     "Examples:\n",
     "  agentd up                                   # server, daemon and board for you alone\n",
-    "  agentd agent create my-agent --runtime claude\n",
+    "  agentd agent create my-agent --runtime 'Claude (laptop)'\n",
     "  agentd issue create \"Fix the flaky test\" --assign my-agent\n",
     "  agentd issue show AGD-1\n",
     "  agentd task logs 1a2b --follow\n",

@@ -56,11 +56,13 @@ pub enum Command {
     )]
     Admin(Group<AdminCmd>),
     /// Runtimes (agent CLIs registered by daemons): list, delete.
-    #[command(after_help = "Examples:\n  agentd runtime list\n  agentd runtime delete claude")]
+    #[command(
+        after_help = "Examples:\n  agentd runtime list\n  agentd runtime delete 'Claude (laptop)'"
+    )]
     Runtime(Group<RuntimeCmd>),
     /// Agents (a runtime with instructions and a model): create, list, update.
     #[command(
-        after_help = "Examples:\n  agentd agent create my-agent --runtime claude\n  agentd agent list"
+        after_help = "Examples:\n  agentd agent create my-agent --runtime 'Claude (laptop)'\n  agentd agent list"
     )]
     Agent(Group<AgentCmd>),
     /// Issues: create, list, show, comment, set status, assign.
@@ -68,9 +70,9 @@ pub enum Command {
         after_help = "Examples:\n  agentd issue create \"Fix the flaky test\" --assign my-agent\n  agentd issue list --status todo\n  agentd issue show AGD-3"
     )]
     Issue(Group<IssueCmd>),
-    /// Tasks (runs of an agent on an issue): show, logs, diff, cancel, retry, push.
+    /// Tasks (runs of an agent on an issue): list, show, logs, diff, cancel, retry, push.
     #[command(
-        after_help = "Examples:\n  agentd task show 1a2b\n  agentd task logs 1a2b --follow\n  agentd task retry 1a2b"
+        after_help = "Examples:\n  agentd task list --issue AGD-3\n  agentd task show 1a2b\n  agentd task logs 1a2b --follow\n  agentd task retry 1a2b"
     )]
     Task(Group<TaskCmd>),
     /// A workspace's forge (GitHub, Gitea/Forgejo): where pull requests are opened.
@@ -305,7 +307,7 @@ pub enum RuntimeCmd {
     },
     /// Delete a runtime; its daemon re-registers it under a new id.
     #[command(
-        after_help = "Examples:\n  agentd runtime delete claude\n  agentd runtime delete 5e6f"
+        after_help = "Examples:\n  agentd runtime delete 'Claude (laptop)'\n  agentd runtime delete 5e6f"
     )]
     Delete {
         /// The runtime: its name, id or a unique id prefix.
@@ -317,7 +319,7 @@ pub enum RuntimeCmd {
 pub enum AgentCmd {
     /// Create an agent on a runtime.
     #[command(
-        after_help = "Examples:\n  agentd agent create my-agent --runtime claude\n  agentd agent create reviewer --runtime codex --model o4 --instructions \"Review only\""
+        after_help = "Examples:\n  agentd agent create my-agent --runtime 'Claude (laptop)'\n  agentd agent create reviewer --runtime 'Codex (laptop)' --model o4 --instructions \"Review only\""
     )]
     Create {
         /// Its name (unique in the workspace; issues are assigned to it by name).
@@ -350,7 +352,7 @@ pub enum AgentCmd {
     },
     /// Change an agent; `--runtime` also moves its queued tasks there.
     #[command(
-        after_help = "Examples:\n  agentd agent update my-agent --runtime claude\n  agentd agent update my-agent --model sonnet"
+        after_help = "Examples:\n  agentd agent update my-agent --runtime 'Claude (laptop)'\n  agentd agent update my-agent --model sonnet"
     )]
     Update {
         /// The agent: its name, id or a unique id prefix.
