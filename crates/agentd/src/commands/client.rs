@@ -466,3 +466,62 @@ pub fn s(v: &Value, key: &str) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(kind: Kind, message: &str) -> CliError {
+        CliError::new(kind, message)
+    }
+
+    #[test]
+    fn a_not_found_of_the_object_names_the_reference() {
+        let e = explain(
+            err(Kind::NotFound, "issue not found"),
+            &[("issue", "AGD-99")],
+        );
+        assert_eq!(e.message, "no issue matches \"AGD-99\"");
+        assert_eq!(e.hint.as_deref(), Some("list issues: agentd issue list"));
+        // The body reference the server names wins over the path's.
+        let e = explain(
+            err(Kind::NotFound, "agent not found"),
+            &[("workspace", "AGD"), ("agent", "bob")],
+        );
+        assert_eq!(e.message, "no agent matches \"bob\"");
+        // Another 404 keeps the server's words: "no diff" is not "no task".
+        let e = explain(err(Kind::NotFound, "no diff"), &[("task", "1a2b")]);
+        assert_eq!(e.message, "no diff");
+    }
+
+    #[test]
+    fn an_ambiguity_names_the_reference_and_how_to_narrow_it() {
+        let e = explain(
+            err(
+                Kind::Ambiguous,
+                "\"1a2b\" matches 2 tasks; use more characters of the id",
+            ),
+            &[("task", "1a2b")],
+        );
+        assert_eq!(e.message, "\"1a2b\" matches more than one task:");
+        assert!(e.hint.unwrap().contains("more characters"));
+    }
+
+    #[test]
+    fn server_urls_need_a_scheme_and_a_host() {
+        let msg = |u: &str| format!("{}", check_server_url(u).unwrap_err());
+        assert_eq!(
+            msg("localhost:8080"),
+            "invalid server URL \"localhost:8080\": add the scheme, e.g. http://localhost:8080"
+        );
+        assert!(msg("ftp://x").contains("the scheme is http or https"));
+        assert!(check_server_url("https://agentd.example.com/").is_ok());
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(enc("AGD-12"), "AGD-12");
+        assert_eq!(enc("Claude (box)"), "Claude%20%28box%29");
+        assert_eq!(enc("a/b?c"), "a%2Fb%3Fc");
+    }
+}

@@ -286,7 +286,17 @@ pub async fn run(c: Client, cmd: IssueCmd) -> anyhow::Result<()> {
                 )
                 .await
                 .about(&[("issue", &id)])?;
-            c.print(&v, one);
+            c.print(&v, |v| {
+                format!(
+                    "{} is now {} ({})",
+                    match s(v, "key") {
+                        k if k.is_empty() => id.clone(),
+                        k => k,
+                    },
+                    st.status(&s(v, "status")),
+                    s(v, "title")
+                )
+            });
         }
         IssueCmd::Assign { id, agent } => {
             let v = c
