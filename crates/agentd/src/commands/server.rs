@@ -118,9 +118,20 @@ async fn start_server(
     String,
     tokio::task::JoinHandle<Result<(), agentd_server::ServerError>>,
 )> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        let mut err = crate::error::CliError::new(
+            crate::error::Kind::Other,
+            format!("cannot listen on {listen}: {e}"),
+        )
+        .code("cannot_listen");
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            err = err.hint(
+                "something else listens there (another agentd server or up?): stop it, or \
+                     pass --listen with another address (127.0.0.1:0 picks a free port)",
+            );
+        }
+        anyhow::Error::from(err)
+    })?;
     let url = format!("http://{}", listener.local_addr()?);
     let handle = tokio::spawn(agentd_server::serve(listener, config, shutdown));
     Ok((url, handle))
