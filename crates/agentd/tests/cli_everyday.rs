@@ -890,3 +890,34 @@ async fn follow_a_real_daemons_run_to_its_end() {
         }
     }
 }
+
+/// The "start the daemon" hint appears when no runtime of the workspace is online, and
+/// only then.
+#[tokio::test]
+async fn the_daemon_hint_appears_only_without_an_online_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with_args(dir.path(), &["--offline-after-secs", "1"]);
+    let (ws, member, _daemon) = srv.workspace_with_tokens("quiet");
+    let rid = register(&srv, &ws, "claude");
+    let shell = Shell::new(&dir.path().join("user"))
+        .with("AGENTD_SERVER_URL", &srv.url)
+        .with("AGENTD_TOKEN", &member);
+    shell.ok(&["agent", "create", "bot", "--runtime", &rid[..8]]);
+    let online = shell.ok(&["issue", "create", "While online", "--assign", "bot"]);
+    assert!(!online.contains("start the daemon"), "{online}");
+    // No heartbeat: the runtime goes offline after a second.
+    let mut offline = String::new();
+    for _ in 0..100 {
+        offline = shell.ok(&["runtime", "list"]);
+        if offline.contains("offline") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(offline.contains("start the daemon"), "{offline}");
+    let queued = shell.ok(&["issue", "create", "While offline", "--assign", "bot"]);
+    assert!(
+        queued.contains("queued task") && queued.contains("start the daemon"),
+        "{queued}"
+    );
+}
