@@ -82,8 +82,7 @@ pub fn save(ctx: &CliContext) -> anyhow::Result<PathBuf> {
     let path =
         path().context("neither XDG_CONFIG_HOME nor HOME is set: no place for the context file")?;
     let dir = path.parent().context("the context file has no directory")?;
-    agentd_server::create_private_dir(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let text = format!(
         "# The agentd CLI's context (`agentd context show|set|clear`); written by `agentd up`.\n{}",
         toml::to_string(ctx).context("cannot encode the context")?
@@ -91,6 +90,19 @@ pub fn save(ctx: &CliContext) -> anyhow::Result<PathBuf> {
     agentd_daemon::fsutil::write_atomic(&path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+/// Creates `dir` (and its parents) and makes it owner-only (0700): it holds a token.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    if std::fs::metadata(dir)?.permissions().mode() & 0o777 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// Removes the context file; `Ok(false)` when there was none.
