@@ -440,6 +440,11 @@ fn the_default_workspace_comes_from_the_flag_env_context_or_the_only_one() {
     assert_eq!(ops[0]["name"], "ops-bot", "{ops}");
     let agd = admin.json(&["agent", "list", "--workspace", "AGD"]);
     assert_eq!(agd.as_array().unwrap().len(), 0, "{agd}");
+    let created = admin.ok(&["issue", "create", "In ops"]);
+    assert!(created.contains("created OPS-1"), "{created}");
+    // An issue's tasks need no workspace: AGENTD_WORKSPACE does not get in the way.
+    let none = admin.ok(&["task", "list", "--issue", "OPS-1"]);
+    assert!(none.starts_with("No tasks yet"), "{none}");
 
     // The context's workspace, set with `agentd context set`.
     w.admin.ok(&["context", "set", "--workspace", "ops"]);

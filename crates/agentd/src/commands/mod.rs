@@ -480,8 +480,9 @@ pub enum TaskCmd {
         /// Every run of this issue (its key, id or a unique id prefix).
         #[arg(long)]
         issue: Option<String>,
-        /// The workspace (key, name or id) [default: the context's; else every workspace].
-        #[arg(long, env = "AGENTD_WORKSPACE", conflicts_with = "issue")]
+        /// The workspace (key, name or id) [default: the context's; else every workspace];
+        /// not used with `--issue`.
+        #[arg(long, env = "AGENTD_WORKSPACE")]
         workspace: Option<String>,
         /// Only tasks with this status.
         #[arg(long, value_parser = task_status())]
