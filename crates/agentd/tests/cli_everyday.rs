@@ -440,6 +440,8 @@ fn the_default_workspace_comes_from_the_flag_env_context_or_the_only_one() {
     assert_eq!(ops[0]["name"], "ops-bot", "{ops}");
     let agd = admin.json(&["agent", "list", "--workspace", "AGD"]);
     assert_eq!(agd.as_array().unwrap().len(), 0, "{agd}");
+    let token = admin.json(&["token", "create", "--name", "ops-only"]);
+    assert_eq!(token["workspace_ids"], json!([ops_id]), "{token}");
     let created = admin.ok(&["issue", "create", "In ops"]);
     assert!(created.contains("created OPS-1"), "{created}");
     // An issue's tasks need no workspace: AGENTD_WORKSPACE does not get in the way.

@@ -342,7 +342,10 @@ impl Client {
     /// The workspace a command works in: `flag` (`--workspace` or `AGENTD_WORKSPACE`),
     /// else the context's, else the only one the token sees; else an error listing them.
     pub async fn workspace(&self, flag: Option<String>) -> anyhow::Result<String> {
-        if let Some(w) = flag.filter(|w| !w.trim().is_empty()) {
+        // Commands whose flag has no `env` (token create's repeatable --workspace) still
+        // honour AGENTD_WORKSPACE.
+        let env = std::env::var("AGENTD_WORKSPACE").ok();
+        if let Some(w) = flag.or(env).filter(|w| !w.trim().is_empty()) {
             return Ok(w.trim().to_string());
         }
         if let Some(w) = &self.settings.context_workspace {
