@@ -185,6 +185,19 @@ fn repo_name(repo: &Path) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
+/// The name of a token `agentd up` mints: the member token is you (your login name, what
+/// the activity of issues calls you), the daemon token is the machine's.
+fn token_name(kind: &str) -> String {
+    let login = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|u| !u.trim().is_empty());
+    match (kind, login) {
+        ("member", Some(user)) => user.trim().to_string(),
+        _ => format!("agentd up ({kind})"),
+    }
+}
+
 /// A client of `url` with `token`, ignoring the context file (`up` writes it).
 fn direct_client(url: &str, token: &str) -> anyhow::Result<Client> {
     Client::with_settings(
@@ -249,7 +262,7 @@ async fn up_state(
             let tok = admin
                 .post(
                     "/api/v1/tokens",
-                    json!({"name": format!("agentd up ({kind})"), "kind": kind,
+                    json!({"name": token_name(kind), "kind": kind,
                            "workspace_ids": [ws_id]}),
                 )
                 .await?;
