@@ -8,6 +8,8 @@ mod cli;
 mod commands;
 mod config;
 mod daemon_cmd;
+mod error;
+mod style;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +24,10 @@ fn main() -> std::process::ExitCode {
         _ => cli,
     };
     init_tracing(&cli.log);
+    let (json, verbose) = match &cli.command {
+        cli::Command::Other(cmd) => (cmd.wants_json(), cli.verbose),
+        _ => (false, cli.verbose),
+    };
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -46,11 +52,20 @@ fn main() -> std::process::ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("agentd: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => report(&e, json, verbose),
     }
+}
+
+/// Prints an error for people (or as one JSON object on stderr under `--json`) and
+/// picks its exit code.
+fn report(e: &anyhow::Error, json: bool, verbose: bool) -> std::process::ExitCode {
+    let err = error::classify(e);
+    if json {
+        eprintln!("{}", err.to_json());
+    } else if !err.reported {
+        eprintln!("{}", err.render(verbose, style::stderr_colour()));
+    }
+    std::process::ExitCode::from(err.kind.exit_code())
 }
 
 /// `agentd sandbox-exec`: enters the run's limits, then becomes its command (same pid,
@@ -105,6 +120,7 @@ fn init_tracing(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(style::stderr_colour())
         .init();
 }
 

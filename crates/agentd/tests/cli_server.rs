@@ -226,14 +226,19 @@ async fn cli_drives_the_server_end_to_end() {
     assert_eq!(cancelled["status"], "cancelled");
     let retried = ok(&srv, &token, &["task", "retry", &tid]);
     assert_eq!(retried["status"], "queued");
-    // follow ends by itself once the task is over and drained.
+    // follow ends by itself once the task is over and drained, saying how it ended:
+    // cancelled, exit 9.
     let out = Command::new(BIN)
         .args(["task", "logs", &tid, "--follow", "--after-seq", "1"])
         .env("AGENTD_SERVER_URL", &srv.url)
         .env("AGENTD_TOKEN", &token)
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(9), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cancelled after"),
+        "{out:?}"
+    );
 
     let shown = ok(&srv, &token, &["issue", "show", &iid]);
     // The cancelled run took the issue back from in progress to to do; its retry is
@@ -247,7 +252,7 @@ async fn cli_drives_the_server_end_to_end() {
     ok(&srv, &token, &["runtime", "delete", &rid]);
     let (gone, err) = cli(&srv, &token, &["runtime", "delete", &rid]);
     assert!(
-        !gone && err.as_str().unwrap().contains("runtime not found"),
+        !gone && err.as_str().unwrap().contains("no runtime matches"),
         "{err}"
     );
     let (bad, err) = cli(&srv, "agd_wrong", &["workspace", "list"]);
@@ -337,6 +342,10 @@ async fn up_once(data: &Path, bin: &Path) -> (String, String) {
             "--data-dir",
         ])
         .arg(data)
+        // Outside any git repository, with its own config dir (`up` writes the CLI's
+        // context there).
+        .current_dir(data.parent().unwrap())
+        .env("XDG_CONFIG_HOME", data.parent().unwrap().join("config"))
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
         .env_remove("AGENTD_TOKEN")
         .stdout(Stdio::piped())
@@ -487,10 +496,20 @@ async fn runtime_list_shows_each_runtimes_sandbox() {
     assert!(resp.status().is_success());
 
     let text = human(&srv, &admin, &["runtime", "list", "--workspace", &wid]);
-    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    // Aligned columns (two spaces or more between them); no escape codes when piped.
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
     assert_eq!(
         rows[0],
-        ["ID", "PROVIDER", "STATUS", "SANDBOX", "NAME"],
+        ["ID", "PROVIDER", "STATUS", "SANDBOX", "SEEN", "NAME"],
         "{text}"
     );
     let sandbox_of = |provider: &str| {
@@ -756,7 +775,7 @@ async fn forge_commands_connect_the_workspace_and_issue_show_names_the_pull_requ
         "{set}"
     );
     let shown = human(&srv, &admin, &["forge", "show", "--workspace", &wid]);
-    assert!(shown.contains("github\tacme/widgets"), "{shown}");
+    assert!(shown.contains("forge:    github acme/widgets"), "{shown}");
     assert!(
         !shown.contains("ghp_cli_token") && !shown.contains("whs_"),
         "{shown}"
@@ -999,11 +1018,12 @@ async fn task_diff_and_issue_show_print_what_a_task_changed() {
     assert_eq!(ok(&srv, &member, &["task", "diff", task]), diff);
 
     let shown = human(&srv, &member, &["issue", "show", issue]);
-    let line = shown
-        .lines()
-        .find(|l| l.contains(task.as_str()))
-        .unwrap_or_else(|| panic!("no line for the task in {shown}"));
-    assert!(line.ends_with("\t3 files changed, +3 -1"), "{line:?}");
+    // The run's block: its short id, then what it changed.
+    let run = shown
+        .split_once(&task[..8])
+        .unwrap_or_else(|| panic!("no run of the task in {shown}"))
+        .1;
+    assert!(run.contains("3 files changed, +3 -1"), "{shown}");
     let shown = human(&srv, &member, &["issue", "show", &tasks[1].0]);
     assert!(
         !shown.contains("changed"),
@@ -1012,8 +1032,13 @@ async fn task_diff_and_issue_show_print_what_a_task_changed() {
 
     let (success, err) = cli(&srv, &member, &["task", "diff", &tasks[1].1]);
     assert!(!success);
+    let err: Value = serde_json::from_str(err.as_str().unwrap()).unwrap();
+    assert_eq!(err["error"]["status"], 404, "{err}");
     assert!(
-        err.as_str().unwrap().contains("404 Not Found: no diff"),
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no diff"),
         "{err}"
     );
 }

@@ -311,6 +311,7 @@ async fn up_inside_a_repository_lands_the_tasks_branch_in_it() {
             .current_dir(repo.join("src"))
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
             .env("HOME", dir.path().join("home"))
+            .env_remove("XDG_CONFIG_HOME")
             .env_remove("AGENTD_TOKEN")
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap())

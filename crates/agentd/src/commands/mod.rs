@@ -1,53 +1,177 @@
-//! User-facing commands: `server`, `up`, and the HTTP clients `workspace`, `token`,
-//! `admin`, `runtime`, `agent`, `issue`, `task`, `forge`. Every client command takes `--server-url`
-//! (`AGENTD_SERVER_URL`), `--token` (`AGENTD_TOKEN`) and `--json`.
+//! User-facing commands: `server`, `up`, `context`, and the HTTP clients `workspace`,
+//! `token`, `admin`, `runtime`, `agent`, `issue`, `task`, `forge`. Every client command
+//! takes `--server-url` (`AGENTD_SERVER_URL`), `--token` (`AGENTD_TOKEN`) and `--json`;
+//! what they leave out comes from the context file (`context.rs`). References (ids,
+//! unique id prefixes, issue keys, names) are passed to the server as typed: it
+//! resolves them.
 
 mod client;
+mod context;
+mod issue;
+mod render;
 mod server;
+mod task;
 
-use std::time::Duration;
-
-use agentd_proto::TaskDiff;
-use agentd_proto::api::DiffStat;
-use anyhow::Context;
+use anyhow::Context as _;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use client::{Client, ClientArgs, s};
+use crate::style::Style;
+use client::{About, Client, ClientArgs, enc, s};
+use render::{ago, short, table};
+
+pub use client::check_server_url;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
-    /// Run the control-plane server.
+    /// Run the control-plane server (API, daemon hub and web board on one port).
+    #[command(
+        after_help = "Examples:\n  agentd server\n  agentd server --listen 0.0.0.0:8080 --public-url https://agentd.example.com"
+    )]
     Server(server::ServerArgs),
-    /// Run a server and a daemon in one process for this machine.
+    /// Run a server and a daemon in one process for this machine, and save the CLI's
+    /// context so every other command works in a new shell.
+    #[command(
+        after_help = "Examples:\n  cd ~/src/myproject && agentd up\n  agentd up --repo ~/src/other --data-dir ~/.local/share/agentd-other --listen 127.0.0.1:8081"
+    )]
     Up(server::UpArgs),
-    /// Workspaces.
+    /// The CLI's context (server URL, token, default workspace): show, set, clear.
+    #[command(
+        after_help = "Examples:\n  agentd context show\n  agentd context set --workspace AGD\n  agentd context clear"
+    )]
+    Context(ContextArgs),
+    /// Workspaces: create, list.
+    #[command(
+        after_help = "Examples:\n  agentd workspace list\n  agentd workspace create widgets --key WID --repo https://github.com/acme/widgets"
+    )]
     Workspace(Group<WorkspaceCmd>),
     /// API tokens: list, create (member or daemon, with an expiry), revoke.
+    #[command(
+        after_help = "Examples:\n  agentd token list\n  agentd token create --daemon --name laptop --expires-in 90d"
+    )]
     Token(Group<TokenCmd>),
     /// Server administration with the admin token.
+    #[command(
+        after_help = "Examples:\n  agentd admin rotate-token --token \"$(cat ~/.local/share/agentd/server/admin-token)\""
+    )]
     Admin(Group<AdminCmd>),
-    /// Runtimes (agent CLIs registered by daemons).
+    /// Runtimes (agent CLIs registered by daemons): list, delete.
+    #[command(
+        after_help = "Examples:\n  agentd runtime list\n  agentd runtime delete 'Claude (laptop)'"
+    )]
     Runtime(Group<RuntimeCmd>),
-    /// Agents.
+    /// Agents (a runtime with instructions and a model): create, list, update.
+    #[command(
+        after_help = "Examples:\n  agentd agent create my-agent --runtime 'Claude (laptop)'\n  agentd agent list"
+    )]
     Agent(Group<AgentCmd>),
-    /// Issues and comments.
+    /// Issues: create, list, show, comment, set status, assign.
+    #[command(
+        after_help = "Examples:\n  agentd issue create \"Fix the flaky test\" --assign my-agent\n  agentd issue list --status todo\n  agentd issue show AGD-3"
+    )]
     Issue(Group<IssueCmd>),
-    /// Tasks (runs of an agent on an issue).
+    /// Tasks (runs of an agent on an issue): list, show, logs, diff, cancel, retry, push.
+    #[command(
+        after_help = "Examples:\n  agentd task list --issue AGD-3\n  agentd task show 1a2b\n  agentd task logs 1a2b --follow\n  agentd task retry 1a2b"
+    )]
     Task(Group<TaskCmd>),
     /// A workspace's forge (GitHub, Gitea/Forgejo): where pull requests are opened.
+    #[command(
+        after_help = "Examples:\n  agentd forge set --kind github --repo acme/widgets --token-file ~/.gh-token\n  agentd forge show"
+    )]
     Forge(Group<ForgeCmd>),
+}
+
+impl Command {
+    /// Whether the user asked for JSON (errors are then JSON on stderr too).
+    pub fn wants_json(&self) -> bool {
+        match self {
+            Command::Server(a) => a.json,
+            Command::Up(a) => a.json,
+            Command::Context(a) => match &a.cmd {
+                ContextCmd::Show { client } => client.json,
+                ContextCmd::Set { json, .. } | ContextCmd::Clear { json } => *json,
+            },
+            Command::Workspace(g) => g.client.json,
+            Command::Token(g) => g.client.json,
+            Command::Admin(g) => g.client.json,
+            Command::Runtime(g) => g.client.json,
+            Command::Agent(g) => g.client.json,
+            Command::Issue(g) => g.client.json,
+            Command::Task(g) => g.client.json,
+            Command::Forge(g) => g.client.json,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Group<C: clap::Subcommand> {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    cmd: C,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ContextArgs {
+    #[command(subcommand)]
+    cmd: ContextCmd,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ContextCmd {
+    /// Show the server URL, token (masked) and workspace the CLI would use, and where
+    /// each comes from (flag, environment, context file or default).
+    #[command(
+        after_help = "Examples:\n  agentd context show\n  AGENTD_WORKSPACE=OPS agentd context show --json"
+    )]
+    Show {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Change the context file: only the given values change.
+    #[command(
+        after_help = "Examples:\n  agentd context set --workspace AGD\n  agentd context set --server-url https://agentd.example.com --token -   # the token from stdin"
+    )]
+    Set {
+        /// The server URL, e.g. `http://127.0.0.1:8080`.
+        #[arg(long)]
+        server_url: Option<String>,
+        /// The token; `-` reads it from standard input (keeps it out of shell history).
+        #[arg(long)]
+        token: Option<String>,
+        /// The default workspace: its key, name or id.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Forget the default workspace.
+        #[arg(long, conflicts_with = "workspace")]
+        no_workspace: bool,
+        /// Print the new context as JSON (the token masked).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the context file.
+    #[command(after_help = "Examples:\n  agentd context clear")]
+    Clear {
+        /// Print `{"removed": PATH|null}`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ForgeCmd {
     /// Connect the workspace to a forge (or change its connection). Prints the webhook
     /// secret when one is made (first connection, or `--rotate-webhook-secret`).
+    #[command(
+        after_help = "Examples:\n  agentd forge set --kind github --repo acme/widgets --token-file ~/.gh-token\n  agentd forge set --kind gitea --repo team/app --api-url https://git.example.com/api/v1 --token-file -"
+    )]
     Set {
-        #[arg(long)]
-        workspace: String,
-        /// `github` or `gitea` (Forgejo is `gitea`).
-        #[arg(long)]
+        /// The workspace (key, name or id) [default: the context's, or the only one].
+        #[arg(long, env = "AGENTD_WORKSPACE")]
+        workspace: Option<String>,
+        /// The forge's kind (Forgejo is `gitea`).
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["github", "gitea", "forgejo"]))]
         kind: String,
         /// The repository, `owner/name`.
         #[arg(long)]
@@ -68,48 +192,58 @@ pub enum ForgeCmd {
         rotate_webhook_secret: bool,
     },
     /// Show the workspace's forge connection (the token masked).
+    #[command(after_help = "Examples:\n  agentd forge show\n  agentd forge show --workspace AGD")]
     Show {
-        #[arg(long)]
-        workspace: String,
+        /// The workspace (key, name or id) [default: the context's, or the only one].
+        #[arg(long, env = "AGENTD_WORKSPACE")]
+        workspace: Option<String>,
     },
     /// Disconnect the workspace from its forge.
+    #[command(after_help = "Examples:\n  agentd forge remove --workspace AGD")]
     Remove {
-        #[arg(long)]
-        workspace: String,
+        /// The workspace (key, name or id) [default: the context's, or the only one].
+        #[arg(long, env = "AGENTD_WORKSPACE")]
+        workspace: Option<String>,
     },
-}
-
-#[derive(clap::Args, Debug)]
-pub struct Group<C: clap::Subcommand> {
-    #[command(flatten)]
-    client: ClientArgs,
-    #[command(subcommand)]
-    cmd: C,
 }
 
 #[derive(clap::Subcommand, Debug)]
 pub enum WorkspaceCmd {
     /// Create a workspace.
+    #[command(
+        after_help = "Examples:\n  agentd workspace create widgets\n  agentd workspace create widgets --key WID --repo https://github.com/acme/widgets"
+    )]
     Create {
+        /// Its name.
         name: String,
         /// A repository URL tasks may check out (repeatable).
         #[arg(long = "repo")]
         repos: Vec<String>,
+        /// The prefix of its issue keys (2–6 letters or digits, e.g. `AGD` gives AGD-1)
+        /// [default: derived from the name].
+        #[arg(long)]
+        key: Option<String>,
     },
-    /// List the workspaces the token can see.
+    /// List the workspaces the token can see (`*` marks the default one).
+    #[command(after_help = "Examples:\n  agentd workspace list\n  agentd workspace list --json")]
     List,
 }
 
 #[derive(clap::Subcommand, Debug)]
 pub enum TokenCmd {
     /// Tokens you can see: your own and those you created (the admin sees all).
+    #[command(after_help = "Examples:\n  agentd token list")]
     List,
     /// Create a token scoped to workspaces; it is printed once. A member token (default)
     /// calls the user API; a daemon token (`--daemon`) is for `agentd daemon` on a machine.
+    #[command(
+        after_help = "Examples:\n  agentd token create --name alice\n  agentd token create --daemon --workspace AGD --expires-in 90d"
+    )]
     Create {
-        /// Workspace id (repeatable).
-        #[arg(long, required = true)]
+        /// A workspace (key, name or id; repeatable) [default: the context's, or the only one].
+        #[arg(long)]
         workspace: Vec<String>,
+        /// The token's name (what activity entries call its holder).
         #[arg(long, default_value = "")]
         name: String,
         /// A daemon token (for a machine running `agentd daemon`).
@@ -120,13 +254,20 @@ pub enum TokenCmd {
         expires_in: Option<u64>,
     },
     /// Revoke a token: it stops working at once.
-    Revoke { id: String },
+    #[command(after_help = "Examples:\n  agentd token revoke 3f2a9c1d")]
+    Revoke {
+        /// The token's id (or a unique prefix of it, as `token list` shows).
+        id: String,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
 pub enum AdminCmd {
     /// Replace the admin token: prints the new one (also written to the server's
     /// `admin-token` file); the old one stops working.
+    #[command(
+        after_help = "Examples:\n  agentd admin rotate-token --token \"$(cat DATA_DIR/server/admin-token)\""
+    )]
     RotateToken,
 }
 
@@ -155,119 +296,249 @@ fn parse_expires_in(s: &str) -> Result<u64, String> {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum RuntimeCmd {
+    /// List the workspace's runtimes and whether each is online.
+    #[command(
+        after_help = "Examples:\n  agentd runtime list\n  agentd runtime list --workspace AGD --json"
+    )]
     List {
-        #[arg(long)]
-        workspace: String,
+        /// The workspace (key, name or id) [default: the context's, or the only one].
+        #[arg(long, env = "AGENTD_WORKSPACE")]
+        workspace: Option<String>,
     },
     /// Delete a runtime; its daemon re-registers it under a new id.
-    Delete { id: String },
+    #[command(
+        after_help = "Examples:\n  agentd runtime delete 'Claude (laptop)'\n  agentd runtime delete 5e6f"
+    )]
+    Delete {
+        /// The runtime: its name, id or a unique id prefix.
+        id: String,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
 pub enum AgentCmd {
+    /// Create an agent on a runtime.
+    #[command(
+        after_help = "Examples:\n  agentd agent create my-agent --runtime 'Claude (laptop)'\n  agentd agent create reviewer --runtime 'Codex (laptop)' --model o4 --instructions \"Review only\""
+    )]
     Create {
+        /// Its name (unique in the workspace; issues are assigned to it by name).
         name: String,
-        #[arg(long)]
-        workspace: String,
+        /// The workspace (key, name or id) [default: the context's, or the only one].
+        #[arg(long, env = "AGENTD_WORKSPACE")]
+        workspace: Option<String>,
+        /// The runtime it runs on: its name, id or a unique id prefix (`agentd runtime list`).
         #[arg(long)]
         runtime: String,
+        /// Standing instructions added to every prompt.
         #[arg(long, default_value = "")]
         instructions: String,
+        /// The model to ask the CLI for (default: the CLI's own).
         #[arg(long, default_value = "")]
         model: String,
         /// Extra CLI argument for the agent (repeatable).
         #[arg(long = "arg", allow_hyphen_values = true)]
         args: Vec<String>,
-        /// Extra environment variable KEY=VALUE (repeatable).
+        /// Extra environment variable KEY=VALUE (repeatable; values are write-only).
         #[arg(long = "env")]
         env: Vec<String>,
     },
+    /// List the workspace's agents.
+    #[command(after_help = "Examples:\n  agentd agent list\n  agentd agent list --workspace AGD")]
     List {
-        #[arg(long)]
-        workspace: String,
+        /// The workspace (key, name or id) [default: the context's, or the only one].
+        #[arg(long, env = "AGENTD_WORKSPACE")]
+        workspace: Option<String>,
     },
     /// Change an agent; `--runtime` also moves its queued tasks there.
+    #[command(
+        after_help = "Examples:\n  agentd agent update my-agent --runtime 'Claude (laptop)'\n  agentd agent update my-agent --model sonnet"
+    )]
     Update {
+        /// The agent: its name, id or a unique id prefix.
         id: String,
+        /// Its new runtime (name, id or unique id prefix).
         #[arg(long)]
         runtime: Option<String>,
+        /// Its new name.
         #[arg(long)]
         name: Option<String>,
+        /// Its new instructions.
         #[arg(long)]
         instructions: Option<String>,
+        /// Its new model.
         #[arg(long)]
         model: Option<String>,
     },
 }
 
+/// `--status` values of issues.
+fn issue_status() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(agentd_proto::api::ISSUE_STATUSES.iter().copied())
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum IssueCmd {
+    /// Create an issue; assigned to an agent (and not in backlog), it queues a task.
+    #[command(
+        after_help = "Examples:\n  agentd issue create \"Fix the flaky test\" --assign my-agent\n  agentd issue create \"Later\" --status backlog --description \"when there is time\""
+    )]
     Create {
+        /// Its title.
         title: String,
-        #[arg(long)]
-        workspace: String,
+        /// The workspace (key, name or id) [default: the context's, or the only one].
+        #[arg(long, env = "AGENTD_WORKSPACE")]
+        workspace: Option<String>,
+        /// Its description (what the agent is asked to do, in detail).
         #[arg(long, default_value = "")]
         description: String,
-        /// Agent id to assign (queues a task).
+        /// The agent to assign (name, id or unique id prefix): queues a task.
         #[arg(long)]
         assign: Option<String>,
-        #[arg(long)]
+        /// Its first status [default: todo].
+        #[arg(long, value_parser = issue_status())]
         status: Option<String>,
     },
+    /// List issues: the workspace's (or every visible one's when none is set).
+    #[command(
+        after_help = "Examples:\n  agentd issue list\n  agentd issue list --status in_progress --assignee my-agent\n  agentd issue list -q flaky"
+    )]
     List {
-        #[arg(long)]
+        /// The workspace (key, name or id) [default: the context's; else every workspace].
+        #[arg(long, env = "AGENTD_WORKSPACE")]
         workspace: Option<String>,
+        /// Only issues with this status.
+        #[arg(long, value_parser = issue_status())]
+        status: Option<String>,
+        /// Only issues assigned to this agent (name, id or prefix), or `none`.
+        #[arg(long)]
+        assignee: Option<String>,
+        /// Only issues whose title, description or key contains this text (any case).
+        #[arg(long, short = 'q')]
+        search: Option<String>,
     },
-    /// Status, tasks and comments of an issue.
+    /// An issue: status, assignee, description, runs and what happened when.
+    #[command(
+        after_help = "Examples:\n  agentd issue show AGD-3\n  agentd issue show AGD-3 --json"
+    )]
     Show {
+        /// The issue: its key (AGD-3), id or a unique id prefix.
         id: String,
     },
+    /// Comment on an issue.
+    #[command(after_help = "Examples:\n  agentd issue comment AGD-3 \"Use the new API\"")]
     Comment {
+        /// The issue: its key, id or a unique id prefix.
         id: String,
+        /// The comment.
         text: String,
     },
-    /// Set the status: backlog, todo, in_progress, in_review, done, cancelled.
+    /// Set an issue's status.
+    #[command(
+        after_help = "Examples:\n  agentd issue status AGD-3 todo\n  agentd issue status AGD-3 done"
+    )]
     Status {
+        /// The issue: its key, id or a unique id prefix.
         id: String,
+        /// The new status.
+        #[arg(value_parser = issue_status())]
         status: String,
     },
-    /// Assign to an agent (cancels the previous agent's tasks, queues one).
+    /// Assign an issue to an agent (cancels the previous agent's tasks, queues one), or
+    /// unassign it with `none`.
+    #[command(
+        after_help = "Examples:\n  agentd issue assign AGD-3 my-agent\n  agentd issue assign AGD-3 none"
+    )]
     Assign {
+        /// The issue: its key, id or a unique id prefix.
         id: String,
+        /// The agent: its name, id or a unique id prefix; `none` unassigns.
         agent: String,
     },
 }
 
+/// `--status` values of tasks.
+fn task_status() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new([
+        "queued",
+        "dispatched",
+        "running",
+        "completed",
+        "failed",
+        "cancelled",
+    ])
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum TaskCmd {
+    /// List tasks: every run of one issue (`--issue`), or the latest run of each issue
+    /// of the workspace.
+    #[command(
+        after_help = "Examples:\n  agentd task list --issue AGD-3\n  agentd task list --status failed"
+    )]
+    List {
+        /// Every run of this issue (its key, id or a unique id prefix).
+        #[arg(long)]
+        issue: Option<String>,
+        /// The workspace (key, name or id) [default: the context's; else every workspace];
+        /// not used with `--issue`.
+        #[arg(long, env = "AGENTD_WORKSPACE")]
+        workspace: Option<String>,
+        /// Only tasks with this status.
+        #[arg(long, value_parser = task_status())]
+        status: Option<String>,
+    },
+    /// A task: its issue, agent, status, times, error, branch, session and work dir.
+    #[command(after_help = "Examples:\n  agentd task show 1a2b\n  agentd task show 1a2b --json")]
     Show {
+        /// The task: its id or a unique id prefix (≥ 4 characters).
         id: String,
     },
-    /// Print a task's transcript; `--follow` keeps printing until the task ends.
+    /// Print a task's transcript; `--follow` keeps printing until the task ends, then
+    /// prints how it ended and exits 0 (completed), 8 (failed) or 9 (cancelled).
+    #[command(
+        after_help = "Examples:\n  agentd task logs 1a2b\n  agentd task logs 1a2b --follow --timestamps"
+    )]
     Logs {
+        /// The task: its id or a unique id prefix.
         id: String,
+        /// Keep printing until the task ends.
         #[arg(long, short)]
         follow: bool,
+        /// Only messages after this sequence number.
         #[arg(long, default_value_t = 0)]
         after_seq: i64,
+        /// Prefix each line with its time (when the CLI received it: the server keeps no
+        /// time per message).
+        #[arg(long, short)]
+        timestamps: bool,
     },
     /// What a task's run changed: the diffstat, then the unified diff (`--json`: the
     /// whole `TaskDiff`).
+    #[command(after_help = "Examples:\n  agentd task diff 1a2b\n  agentd task diff 1a2b --stat")]
     Diff {
+        /// The task: its id or a unique id prefix.
         id: String,
         /// Only the diffstat.
         #[arg(long)]
         stat: bool,
     },
+    /// Cancel a queued or running task (its agent is stopped).
+    #[command(after_help = "Examples:\n  agentd task cancel 1a2b")]
     Cancel {
+        /// The task: its id or a unique id prefix.
         id: String,
     },
-    /// Queue a new run of a failed or cancelled task.
+    /// Queue a new run of a failed or cancelled task (a task is retried at most once).
+    #[command(after_help = "Examples:\n  agentd task retry 1a2b\n  agentd task retry 1a2b --json")]
     Retry {
+        /// The task: its id or a unique id prefix.
         id: String,
     },
     /// Ask the daemon to push a `push_failed` task's branch again.
+    #[command(after_help = "Examples:\n  agentd task push 1a2b")]
     Push {
+        /// The task: its id or a unique id prefix.
         id: String,
     },
 }
@@ -276,25 +547,148 @@ pub async fn run(cmd: Command, shutdown: CancellationToken) -> anyhow::Result<()
     match cmd {
         Command::Server(a) => server::server(a, shutdown).await,
         Command::Up(a) => server::up(a, shutdown).await,
+        Command::Context(a) => context_cmd(a.cmd).await,
         Command::Workspace(g) => workspace(Client::new(&g.client)?, g.cmd).await,
         Command::Token(g) => token(Client::new(&g.client)?, g.cmd).await,
         Command::Admin(g) => admin(Client::new(&g.client)?, g.cmd).await,
         Command::Runtime(g) => runtime(Client::new(&g.client)?, g.cmd).await,
         Command::Agent(g) => agent(Client::new(&g.client)?, g.cmd).await,
-        Command::Issue(g) => issue(Client::new(&g.client)?, g.cmd).await,
-        Command::Task(g) => task(Client::new(&g.client)?, g.cmd, shutdown).await,
+        Command::Issue(g) => issue::run(Client::new(&g.client)?, g.cmd).await,
+        Command::Task(g) => task::run(Client::new(&g.client)?, g.cmd, shutdown).await,
         Command::Forge(g) => forge(Client::new(&g.client)?, g.cmd).await,
     }
 }
 
-fn forge_line(v: &Value) -> String {
+fn read_stdin_trimmed(what: &str) -> anyhow::Result<String> {
+    let mut t = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+        .with_context(|| format!("cannot read {what} from standard input"))?;
+    Ok(t.trim().to_string())
+}
+
+async fn context_cmd(cmd: ContextCmd) -> anyhow::Result<()> {
+    match cmd {
+        ContextCmd::Show { client } => {
+            let st = client::settings(&client)?;
+            let file = context::path_text();
+            let exists = context::path().is_some_and(|p| p.exists());
+            let (ws, ws_src) = match std::env::var("AGENTD_WORKSPACE")
+                .ok()
+                .filter(|w| !w.is_empty())
+            {
+                Some(w) => (Some(w), "environment"),
+                None => match &st.context_workspace {
+                    Some(w) => (Some(w.clone()), "context file"),
+                    None => (None, "none: the only workspace the token sees"),
+                },
+            };
+            if client.json {
+                let v = json!({
+                    "file": file, "file_exists": exists,
+                    "server_url": st.server_url, "server_url_from": st.server_source.describe(),
+                    "token": st.token.as_deref().map(context::mask),
+                    "token_from": st.token.as_ref().map(|_| st.token_source.describe()),
+                    "workspace": ws, "workspace_from": ws_src,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let sty = Style::stdout();
+                let from = |s: &str| sty.dim(&format!("({s})"));
+                println!(
+                    "context file: {file}{}",
+                    if exists { "" } else { " (none yet)" }
+                );
+                println!(
+                    "server:       {} {}",
+                    st.server_url,
+                    from(st.server_source.describe())
+                );
+                match &st.token {
+                    Some(t) => println!(
+                        "token:        {} {}",
+                        context::mask(t),
+                        from(st.token_source.describe())
+                    ),
+                    None => println!(
+                        "token:        none — run `agentd up`, or `agentd context set --token -`"
+                    ),
+                }
+                match ws {
+                    Some(w) => println!("workspace:    {w} {}", from(ws_src)),
+                    None => println!("workspace:    {}", sty.dim(&format!("({ws_src})"))),
+                }
+            }
+        }
+        ContextCmd::Set {
+            server_url,
+            token,
+            workspace,
+            no_workspace,
+            json,
+        } => {
+            if server_url.is_none() && token.is_none() && workspace.is_none() && !no_workspace {
+                anyhow::bail!(
+                    "nothing to set: pass --server-url, --token, --workspace or --no-workspace"
+                );
+            }
+            let mut ctx = context::load()?;
+            if let Some(u) = server_url {
+                check_server_url(u.trim())?;
+                ctx.server_url = Some(u.trim().trim_end_matches('/').to_string());
+            }
+            if let Some(t) = token {
+                let t = if t == "-" {
+                    read_stdin_trimmed("the token")?
+                } else {
+                    t.trim().to_string()
+                };
+                anyhow::ensure!(!t.is_empty(), "--token: the token is empty");
+                ctx.token = Some(t);
+            }
+            if let Some(w) = workspace {
+                ctx.workspace = Some(w.trim().to_string());
+            }
+            if no_workspace {
+                ctx.workspace = None;
+            }
+            let path = context::save(&ctx)?;
+            if json {
+                let v = json!({"file": path, "server_url": ctx.server_url,
+                               "token": ctx.token.as_deref().map(context::mask),
+                               "workspace": ctx.workspace});
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("saved {}", path.display());
+            }
+        }
+        ContextCmd::Clear { json } => {
+            let removed = context::clear()?;
+            if json {
+                println!("{}", json!({"removed": removed.then(context::path_text)}));
+            } else if removed {
+                println!("removed {}", context::path_text());
+            } else {
+                println!("no context file ({})", context::path_text());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A forge connection for people.
+fn forge_text(v: &Value) -> String {
     let mut out = format!(
-        "{}\t{}\t{}\ttoken {}\tpoll {}\twebhook {}",
+        "forge:    {} {}\napi:      {}\ntoken:    {}\npolling:  {}\nwebhook:  {} (on the \
+         server's public URL)",
         s(v, "kind"),
         s(v, "repo"),
         s(v, "api_url"),
         s(v, "token"),
-        s(v, "poll"),
+        if v["poll"] == true {
+            "on (open pull requests are read every minute)"
+        } else {
+            "off (webhooks only)"
+        },
         s(v, "webhook_path")
     );
     if let Some(secret) = v["webhook_secret"].as_str() {
@@ -317,14 +711,12 @@ async fn forge(c: Client, cmd: ForgeCmd) -> anyhow::Result<()> {
             rotate_webhook_secret,
         } => {
             let token = if token_file.as_os_str() == "-" {
-                let mut t = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
-                    .context("cannot read the token from standard input")?;
-                t
+                read_stdin_trimmed("the token")?
             } else {
                 std::fs::read_to_string(&token_file)
                     .with_context(|| format!("cannot read {}", token_file.display()))?
             };
+            let ws = c.workspace(workspace).await?;
             let mut body = json!({"kind": kind, "repo": repo, "token": token.trim(),
                                   "poll": !no_poll,
                                   "rotate_webhook_secret": rotate_webhook_secret});
@@ -334,61 +726,92 @@ async fn forge(c: Client, cmd: ForgeCmd) -> anyhow::Result<()> {
             let v = c
                 .call(
                     reqwest::Method::PUT,
-                    &format!("/api/v1/workspaces/{workspace}/forge"),
+                    &format!("/api/v1/workspaces/{}/forge", enc(&ws)),
                     Some(body),
                 )
-                .await?;
-            c.print(&v, forge_line);
+                .await
+                .about(&[("workspace", &ws)])?;
+            c.print(&v, forge_text);
         }
         ForgeCmd::Show { workspace } => {
+            let ws = c.workspace(workspace).await?;
             let v = c
-                .get(&format!("/api/v1/workspaces/{workspace}/forge"))
-                .await?;
-            c.print(&v, forge_line);
+                .get(&format!("/api/v1/workspaces/{}/forge", enc(&ws)))
+                .await
+                .about(&[("workspace", &ws)])?;
+            c.print(&v, forge_text);
         }
         ForgeCmd::Remove { workspace } => {
+            let ws = c.workspace(workspace).await?;
             let v = c
-                .delete(&format!("/api/v1/workspaces/{workspace}/forge"))
-                .await?;
-            c.print(&v, |_| format!("workspace {workspace}: forge removed"));
+                .delete(&format!("/api/v1/workspaces/{}/forge", enc(&ws)))
+                .await
+                .about(&[("workspace", &ws)])?;
+            c.print(&v, |_| format!("workspace {ws}: forge removed"));
         }
     }
     Ok(())
 }
 
-/// `#N state url (review …, checks …)` of a `PullRequestInfo`.
-fn pr_line(pr: &Value) -> String {
-    let mut out = format!("#{} {} {}", s(pr, "number"), s(pr, "state"), s(pr, "url"));
-    for key in ["review_state", "checks_state"] {
-        if !pr[key].is_null() {
-            out.push_str(&format!(
-                " {}: {}",
-                key.trim_end_matches("_state"),
-                s(pr, key)
-            ));
-        }
-    }
-    out
-}
-
-fn lines(v: &Value, f: impl Fn(&Value) -> String) -> String {
-    v.as_array()
-        .map(|a| a.iter().map(f).collect::<Vec<_>>().join("\n"))
-        .unwrap_or_default()
-}
-
 async fn workspace(c: Client, cmd: WorkspaceCmd) -> anyhow::Result<()> {
+    let st = Style::stdout();
     match cmd {
-        WorkspaceCmd::Create { name, repos } => {
-            let v = c
-                .post("/api/v1/workspaces", json!({"name": name, "repos": repos}))
-                .await?;
-            c.print(&v, |v| format!("{}\t{}", s(v, "id"), s(v, "name")));
+        WorkspaceCmd::Create { name, repos, key } => {
+            let mut body = json!({"name": name, "repos": repos});
+            if let Some(k) = key {
+                body["key"] = json!(k);
+            }
+            let v = c.post("/api/v1/workspaces", body).await?;
+            c.print(&v, |v| {
+                let key = s(v, "key");
+                if key.is_empty() {
+                    return format!(
+                        "created workspace {} (id {})\nmake it the default: agentd context set \
+                         --workspace {}",
+                        s(v, "name"),
+                        s(v, "id"),
+                        s(v, "id")
+                    );
+                }
+                format!(
+                    "created workspace {} (key {}: issues are {key}-1, {key}-2, …)\n\
+                     make it the default: agentd context set --workspace {key}",
+                    s(v, "name"),
+                    st.bold(&key),
+                )
+            });
         }
         WorkspaceCmd::List => {
             let v = c.get("/api/v1/workspaces").await?;
+            let default = c.settings.context_workspace.clone().unwrap_or_default();
             c.print(&v, |v| {
-                lines(v, |w| format!("{}\t{}", s(w, "id"), s(w, "name")))
+                let list = v.as_array().cloned().unwrap_or_default();
+                if list.is_empty() {
+                    return "No workspaces yet — create one: agentd workspace create NAME".into();
+                }
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|w| {
+                        let is_default = [s(w, "key"), s(w, "name"), s(w, "id")]
+                            .iter()
+                            .any(|x| !x.is_empty() && *x == default);
+                        let repos: Vec<String> = w["repos"]
+                            .as_array()
+                            .map(|a| a.iter().map(|r| s(r, "url")).collect())
+                            .unwrap_or_default();
+                        let key = match s(w, "key") {
+                            k if k.is_empty() => short(&s(w, "id")),
+                            k => k,
+                        };
+                        vec![
+                            format!("{key}{}", if is_default { " *" } else { "" }),
+                            s(w, "name"),
+                            ago(&s(w, "created_at")),
+                            repos.join(", "),
+                        ]
+                    })
+                    .collect();
+                table(&["KEY", "NAME", "CREATED", "REPOS"], &rows, st)
             });
         }
     }
@@ -396,32 +819,57 @@ async fn workspace(c: Client, cmd: WorkspaceCmd) -> anyhow::Result<()> {
 }
 
 async fn token(c: Client, cmd: TokenCmd) -> anyhow::Result<()> {
+    let st = Style::stdout();
     match cmd {
         TokenCmd::List => {
             let v = c.get("/api/v1/tokens").await?;
-            // id, kind, name, created, last used, expires, revoked (tab-separated).
             c.print(&v, |v| {
-                lines(v, |t| {
-                    let or = |k: &str, none: &str| match s(t, k) {
-                        x if x.is_empty() => none.to_string(),
-                        x => x,
-                    };
-                    let me = if t["current"] == true {
-                        " (this token)"
-                    } else {
-                        ""
-                    };
-                    format!(
-                        "{}\t{}\t{}{me}\t{}\t{}\t{}\t{}",
-                        s(t, "id"),
-                        s(t, "kind"),
-                        s(t, "name"),
-                        s(t, "created_at"),
-                        or("last_used_at", "never"),
-                        or("expires_at", "never"),
-                        or("revoked_at", "-"),
-                    )
-                })
+                let rows: Vec<Vec<String>> = v
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| {
+                        let me = if t["current"] == true {
+                            " (this token)"
+                        } else {
+                            ""
+                        };
+                        let when = |k: &str, none: &str| match s(t, k) {
+                            x if x.is_empty() => none.to_string(),
+                            x => ago(&x),
+                        };
+                        let expires = match s(t, "expires_at") {
+                            x if x.is_empty() => "never".to_string(),
+                            x => x.get(..10).unwrap_or(&x).to_string(),
+                        };
+                        vec![
+                            short(&s(t, "id")),
+                            s(t, "kind"),
+                            when("created_at", ""),
+                            when("last_used_at", "never"),
+                            expires,
+                            when("revoked_at", "-"),
+                            format!("{}{me}", s(t, "name")),
+                        ]
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    return "No tokens.".into();
+                }
+                table(
+                    &[
+                        "ID",
+                        "KIND",
+                        "CREATED",
+                        "LAST USED",
+                        "EXPIRES",
+                        "REVOKED",
+                        "NAME",
+                    ],
+                    &rows,
+                    st,
+                )
             });
         }
         TokenCmd::Create {
@@ -430,10 +878,15 @@ async fn token(c: Client, cmd: TokenCmd) -> anyhow::Result<()> {
             daemon,
             expires_in,
         } => {
+            let workspaces = if workspace.is_empty() {
+                vec![c.workspace(None).await?]
+            } else {
+                workspace
+            };
             let mut body = json!({
                 "name": name,
                 "kind": if daemon { "daemon" } else { "member" },
-                "workspace_ids": workspace,
+                "workspace_ids": workspaces,
             });
             if let Some(secs) = expires_in {
                 body["expires_in_secs"] = json!(secs);
@@ -444,14 +897,17 @@ async fn token(c: Client, cmd: TokenCmd) -> anyhow::Result<()> {
                     "{}\n(a {} token, id {}; shown once: the server keeps only its hash)",
                     s(v, "token"),
                     s(v, "kind"),
-                    s(v, "id")
+                    short(&s(v, "id"))
                 )
             });
         }
         TokenCmd::Revoke { id } => {
-            let v = c.delete(&format!("/api/v1/tokens/{id}")).await?;
+            let v = c
+                .delete(&format!("/api/v1/tokens/{}", enc(&id)))
+                .await
+                .about(&[("token", &id)])?;
             c.print(&v, |v| {
-                format!("revoked token {} ({})", s(v, "id"), s(v, "name"))
+                format!("revoked token {} ({})", short(&s(v, "id")), s(v, "name"))
             });
         }
     }
@@ -471,38 +927,114 @@ async fn admin(c: Client, cmd: AdminCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The hint printed when no runtime of the workspace is online.
+pub const START_DAEMON_HINT: &str = "no runtime of the workspace is online: start the daemon where your agent CLIs are \
+     (`agentd up` on this machine, or `agentd daemon --server-url URL --token DAEMON_TOKEN`)";
+
+/// The workspace's runtimes (`[]` when they cannot be read).
+async fn runtimes_of(c: &Client, ws: &str) -> Vec<Value> {
+    c.get(&format!("/api/v1/workspaces/{}/runtimes", enc(ws)))
+        .await
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+}
+
 async fn runtime(c: Client, cmd: RuntimeCmd) -> anyhow::Result<()> {
+    let st = Style::stdout();
     match cmd {
         RuntimeCmd::List { workspace } => {
+            let ws = c.workspace(workspace).await?;
             let v = c
-                .get(&format!("/api/v1/workspaces/{workspace}/runtimes"))
-                .await?;
+                .get(&format!("/api/v1/workspaces/{}/runtimes", enc(&ws)))
+                .await
+                .about(&[("workspace", &ws)])?;
             c.print(&v, |v| {
-                let rows = lines(v, |r| {
-                    let sandbox = match s(r, "sandbox") {
-                        x if x.is_empty() => "-".to_string(),
-                        x => x,
-                    };
-                    format!(
-                        "{}\t{}\t{}\t{sandbox}\t{}",
-                        s(r, "id"),
-                        s(r, "provider"),
-                        s(r, "status"),
-                        s(r, "name")
-                    )
-                });
-                format!("ID\tPROVIDER\tSTATUS\tSANDBOX\tNAME\n{rows}")
+                let list = v.as_array().cloned().unwrap_or_default();
+                if list.is_empty() {
+                    return format!(
+                        "No runtimes yet — they appear when a daemon runs with an agent CLI \
+                         installed: `agentd up` on this machine, or `agentd daemon`.\n{}",
+                        st.dim("(claude, codex, opencode and gemini are detected on PATH)")
+                    );
+                }
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            short(&s(r, "id")),
+                            s(r, "provider"),
+                            st.status(&s(r, "status")),
+                            render::or(r, "sandbox", "-"),
+                            ago(&s(r, "last_seen_at")),
+                            s(r, "name"),
+                        ]
+                    })
+                    .collect();
+                let mut out = table(
+                    &["ID", "PROVIDER", "STATUS", "SANDBOX", "SEEN", "NAME"],
+                    &rows,
+                    st,
+                );
+                if !list.iter().any(|r| r["status"] == "online") {
+                    out.push_str(&format!("\n\n{} {START_DAEMON_HINT}", st.dim("hint:")));
+                }
+                out
             });
         }
         RuntimeCmd::Delete { id } => {
-            let v = c.delete(&format!("/api/v1/runtimes/{id}")).await?;
-            c.print(&v, |_| format!("deleted runtime {id}"));
+            let v = c
+                .delete(&format!("/api/v1/runtimes/{}", enc(&id)))
+                .await
+                .about(&[("runtime", &id)])?;
+            c.print(&v, |_| {
+                format!("deleted runtime {id} (its daemon registers it again under a new id)")
+            });
         }
     }
     Ok(())
 }
 
+/// A runtime that was not found: the hint names the workspace's runtimes.
+async fn with_runtime_names(c: &Client, ws: &str, r: &str, e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<crate::error::CliError>() {
+        Ok(mut err)
+            if err.kind == crate::error::Kind::NotFound && err.message.contains("runtime") =>
+        {
+            let names: Vec<String> = runtimes_of(c, ws)
+                .await
+                .iter()
+                .map(|rt| {
+                    format!(
+                        "{:?} ({}, {})",
+                        s(rt, "name"),
+                        s(rt, "provider"),
+                        s(rt, "status")
+                    )
+                })
+                .collect();
+            err.hint = Some(if names.is_empty() {
+                format!("the workspace has no runtimes yet ({r:?} names none): {START_DAEMON_HINT}")
+            } else {
+                format!("the workspace's runtimes: {}", names.join(", "))
+            });
+            err.into()
+        }
+        Ok(err) => err.into(),
+        Err(e) => e,
+    }
+}
+
+/// `runtime id → name` of the workspace.
+fn runtime_names(runtimes: &[Value]) -> std::collections::HashMap<String, String> {
+    runtimes
+        .iter()
+        .map(|r| (s(r, "id"), s(r, "name")))
+        .collect()
+}
+
 async fn agent(c: Client, cmd: AgentCmd) -> anyhow::Result<()> {
+    let st = Style::stdout();
     match cmd {
         AgentCmd::Create {
             name,
@@ -520,23 +1052,75 @@ async fn agent(c: Client, cmd: AgentCmd) -> anyhow::Result<()> {
                     .with_context(|| format!("--env {kv:?}: expected KEY=VALUE"))?;
                 env_map.insert(k.to_string(), Value::String(v.to_string()));
             }
-            let v = c
+            let ws = c.workspace(workspace).await?;
+            let res = c
                 .post(
-                    &format!("/api/v1/workspaces/{workspace}/agents"),
+                    &format!("/api/v1/workspaces/{}/agents", enc(&ws)),
                     json!({"name": name, "runtime_id": runtime, "instructions": instructions,
                            "model": model, "custom_args": args, "custom_env": env_map}),
                 )
-                .await?;
-            c.print(&v, |v| format!("{}\t{}", s(v, "id"), s(v, "name")));
+                .await
+                .about(&[("runtime", &runtime), ("workspace", &ws)]);
+            let v = match res {
+                Ok(v) => v,
+                Err(e) => return Err(with_runtime_names(&c, &ws, &runtime, e).await),
+            };
+            let runtimes = if c.json {
+                Vec::new()
+            } else {
+                runtimes_of(&c, &ws).await
+            };
+            c.print(&v, |v| {
+                let names = runtime_names(&runtimes);
+                let rt = names
+                    .get(&s(v, "runtime_id"))
+                    .cloned()
+                    .unwrap_or_else(|| runtime.clone());
+                format!(
+                    "created agent {} on runtime {rt}\nassign it an issue: agentd issue create \
+                     TITLE --assign {}",
+                    st.bold(&s(v, "name")),
+                    s(v, "name")
+                )
+            });
         }
         AgentCmd::List { workspace } => {
+            let ws = c.workspace(workspace).await?;
             let v = c
-                .get(&format!("/api/v1/workspaces/{workspace}/agents"))
-                .await?;
+                .get(&format!("/api/v1/workspaces/{}/agents", enc(&ws)))
+                .await
+                .about(&[("workspace", &ws)])?;
+            let runtimes = if c.json {
+                Vec::new()
+            } else {
+                runtimes_of(&c, &ws).await
+            };
             c.print(&v, |v| {
-                lines(v, |a| {
-                    format!("{}\t{}\t{}", s(a, "id"), s(a, "name"), s(a, "runtime_id"))
-                })
+                let list = v.as_array().cloned().unwrap_or_default();
+                if list.is_empty() {
+                    return "No agents yet — create one: agentd agent create NAME --runtime RUNTIME\n\
+                            (see the runtimes: agentd runtime list)"
+                        .into();
+                }
+                let names = runtime_names(&runtimes);
+                let status: std::collections::HashMap<String, String> = runtimes
+                    .iter()
+                    .map(|r| (s(r, "id"), s(r, "status")))
+                    .collect();
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|a| {
+                        let rid = s(a, "runtime_id");
+                        vec![
+                            s(a, "name"),
+                            names.get(&rid).cloned().unwrap_or_else(|| short(&rid)),
+                            st.status(status.get(&rid).map(String::as_str).unwrap_or("gone")),
+                            render::or(a, "model", "-"),
+                            ago(&s(a, "created_at")),
+                        ]
+                    })
+                    .collect();
+                table(&["NAME", "RUNTIME", "RUNTIME STATUS", "MODEL", "CREATED"], &rows, st)
             });
         }
         AgentCmd::Update {
@@ -547,6 +1131,10 @@ async fn agent(c: Client, cmd: AgentCmd) -> anyhow::Result<()> {
             model,
         } => {
             let mut body = json!({});
+            let mut refs: Vec<(&str, String)> = vec![("agent", id.clone())];
+            if let Some(r) = &runtime {
+                refs.push(("runtime", r.clone()));
+            }
             for (k, v) in [
                 ("runtime_id", runtime),
                 ("name", name),
@@ -557,315 +1145,19 @@ async fn agent(c: Client, cmd: AgentCmd) -> anyhow::Result<()> {
                     body[k] = json!(v);
                 }
             }
-            let v = c.patch(&format!("/api/v1/agents/{id}"), body).await?;
+            let refs: Vec<(&str, &str)> = refs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let v = c
+                .patch(&format!("/api/v1/agents/{}", enc(&id)), body)
+                .await
+                .about(&refs)?;
             c.print(&v, |v| {
-                format!("{}\t{}\t{}", s(v, "id"), s(v, "name"), s(v, "runtime_id"))
+                let model = match s(v, "model") {
+                    m if m.is_empty() => "the CLI's default model".to_string(),
+                    m => format!("model {m}"),
+                };
+                format!("updated agent {} ({model})", st.bold(&s(v, "name")))
             });
         }
     }
     Ok(())
-}
-
-async fn issue(c: Client, cmd: IssueCmd) -> anyhow::Result<()> {
-    let one = |v: &Value| format!("{}\t{}\t{}", s(v, "id"), s(v, "status"), s(v, "title"));
-    match cmd {
-        IssueCmd::Create {
-            title,
-            workspace,
-            description,
-            assign,
-            status,
-        } => {
-            let mut body = json!({"title": title, "description": description});
-            let assigned = assign.is_some();
-            if let Some(a) = assign {
-                body["assignee_agent_id"] = json!(a);
-            }
-            let backlog = status.as_deref() == Some("backlog");
-            if let Some(st) = status {
-                body["status"] = json!(st);
-            }
-            let v = c
-                .post(&format!("/api/v1/workspaces/{workspace}/issues"), body)
-                .await?;
-            c.print(&v, one);
-            if backlog && assigned {
-                // Never silence: an assigned issue in Backlog queues no task.
-                eprintln!(
-                    "note: the issue is in backlog, so its agent does not start yet; \
-                     `agentd issue status {} todo` starts it",
-                    v["id"].as_str().unwrap_or("ID")
-                );
-            }
-        }
-        IssueCmd::List { workspace } => {
-            // Every page, following `next`; printed as one list.
-            let base = match workspace {
-                Some(w) => format!("/api/v1/issues?workspace_id={w}&limit=500"),
-                None => "/api/v1/issues?limit=500".into(),
-            };
-            let mut issues = Vec::new();
-            let mut path = base.clone();
-            loop {
-                let page = c.get(&path).await?;
-                issues.extend(page["issues"].as_array().cloned().unwrap_or_default());
-                match page["next"].as_str() {
-                    Some(next) => path = format!("{base}&after={next}"),
-                    None => break,
-                }
-            }
-            c.print(&Value::Array(issues), |v| lines(v, one));
-        }
-        IssueCmd::Show { id } => {
-            let v = c.get(&format!("/api/v1/issues/{id}")).await?;
-            c.print(&v, |v| {
-                let i = &v["issue"];
-                let mut out = format!(
-                    "{}\n{}\nstatus: {}\nassignee: {}\n\n{}\n",
-                    s(i, "title"),
-                    s(i, "id"),
-                    s(i, "status"),
-                    s(i, "assignee_agent_id"),
-                    s(i, "description")
-                );
-                if !i["pr"].is_null() {
-                    out.push_str(&format!("\npull request: {}\n", pr_line(&i["pr"])));
-                }
-                out.push_str("\ntasks:\n");
-                out.push_str(&lines(&v["tasks"], |t| {
-                    let changed = serde_json::from_value::<DiffStat>(t["diffstat"].clone())
-                        .map(|d| format!("\t{}", shortstat(&d)))
-                        .unwrap_or_default();
-                    format!(
-                        "  {}\t{}\t{}{changed}",
-                        s(t, "id"),
-                        s(t, "status"),
-                        s(t, "created_at")
-                    )
-                }));
-                out.push_str("\n\ncomments:\n");
-                out.push_str(&lines(&v["comments"], |cm| {
-                    format!(
-                        "  [{} {}] {}",
-                        s(cm, "author_type"),
-                        s(cm, "author_name"),
-                        s(cm, "body")
-                    )
-                }));
-                out
-            });
-        }
-        IssueCmd::Comment { id, text } => {
-            let v = c
-                .post(
-                    &format!("/api/v1/issues/{id}/comments"),
-                    json!({"body": text}),
-                )
-                .await?;
-            c.print(&v, |v| format!("comment {}", s(v, "id")));
-        }
-        IssueCmd::Status { id, status } => {
-            let v = c
-                .patch(&format!("/api/v1/issues/{id}"), json!({"status": status}))
-                .await?;
-            c.print(&v, one);
-        }
-        IssueCmd::Assign { id, agent } => {
-            let v = c
-                .patch(
-                    &format!("/api/v1/issues/{id}"),
-                    json!({"assignee_agent_id": agent}),
-                )
-                .await?;
-            c.print(&v, one);
-        }
-    }
-    Ok(())
-}
-
-fn message_line(m: &Value) -> String {
-    let body = [s(m, "content"), s(m, "output")]
-        .into_iter()
-        .filter(|x| !x.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let tool = s(m, "tool");
-    let input = if m["input"].is_null() {
-        String::new()
-    } else {
-        m["input"].to_string()
-    };
-    format!("#{} {} {tool} {input} {body}", s(m, "seq"), s(m, "type"))
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-async fn task(c: Client, cmd: TaskCmd, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let one = |v: &Value| format!("{}\t{}", s(v, "id"), s(v, "status"));
-    match cmd {
-        TaskCmd::Show { id } => {
-            let v = c.get(&format!("/api/v1/tasks/{id}")).await?;
-            c.print(&v, one);
-        }
-        TaskCmd::Diff { id, stat } => {
-            let v = c.get(&format!("/api/v1/tasks/{id}/diff")).await?;
-            let diff: TaskDiff = serde_json::from_value(v.clone())
-                .with_context(|| format!("the server's diff of task {id} is not a TaskDiff"))?;
-            c.print(&v, |_| render_diff(&diff, stat));
-        }
-        TaskCmd::Cancel { id } => {
-            let v = c
-                .post(&format!("/api/v1/tasks/{id}/cancel"), json!({}))
-                .await?;
-            c.print(&v, one);
-        }
-        TaskCmd::Retry { id } => {
-            let v = c
-                .post(&format!("/api/v1/tasks/{id}/retry"), json!({}))
-                .await?;
-            c.print(&v, one);
-        }
-        TaskCmd::Push { id } => {
-            let v = c
-                .post(&format!("/api/v1/tasks/{id}/push"), json!({}))
-                .await?;
-            c.print(&v, |v| {
-                format!("{}\tpush requested from its daemon", s(v, "id"))
-            });
-        }
-        TaskCmd::Logs {
-            id,
-            follow,
-            mut after_seq,
-        } => loop {
-            let page = c
-                .get(&format!(
-                    "/api/v1/tasks/{id}/messages?after_seq={after_seq}&limit=1000"
-                ))
-                .await?;
-            let msgs = page["messages"].as_array().cloned().unwrap_or_default();
-            for m in &msgs {
-                if c.json {
-                    println!("{m}");
-                } else {
-                    println!("{}", message_line(m));
-                }
-                after_seq = after_seq.max(m["seq"].as_i64().unwrap_or(after_seq));
-            }
-            let done = matches!(
-                page["task_status"].as_str(),
-                Some("completed" | "failed" | "cancelled")
-            );
-            // More pages stored now: fetch them at once, following or not.
-            if page["next"].is_i64() {
-                continue;
-            }
-            if !follow || (done && msgs.is_empty()) {
-                break;
-            }
-            if msgs.is_empty() {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        },
-    }
-    Ok(())
-}
-
-/// `2 files changed, +10 -3`.
-fn shortstat(d: &DiffStat) -> String {
-    let plural = if d.files == 1 { "" } else { "s" };
-    format!(
-        "{} file{plural} changed, +{} -{}",
-        d.files, d.additions, d.deletions
-    )
-}
-
-/// Text from the server made safe for a terminal: control characters other than tab
-/// (escape sequences in a patch or a path are the agent's, not ours to run) become `?`.
-fn printable(line: &str) -> String {
-    line.chars()
-        .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
-        .collect()
-}
-
-/// `git diff --stat`-like: one ` path | +a -d` line per file (` | binary` for binary
-/// files), the total, then (unless `stat_only`) the unified diff.
-fn render_diff(d: &TaskDiff, stat_only: bool) -> String {
-    let paths: Vec<String> = d.files.iter().map(|f| printable(&f.path)).collect();
-    let width = paths
-        .iter()
-        .map(|p| p.chars().count())
-        .max()
-        .unwrap_or(0)
-        .min(60);
-    let mut out = String::new();
-    for (f, path) in d.files.iter().zip(&paths) {
-        let change = if f.binary {
-            "binary".to_string()
-        } else {
-            format!("+{} -{}", f.additions, f.deletions)
-        };
-        out.push_str(&format!(" {path:<width$} | {change}\n"));
-    }
-    out.push_str(&format!(
-        " {}\n",
-        shortstat(&DiffStat {
-            files: d.files.len() as u64,
-            additions: d.additions,
-            deletions: d.deletions,
-        })
-    ));
-    if d.truncated {
-        out.push_str(" (cut: the diff was longer than the server keeps)\n");
-    }
-    if !stat_only && !d.patch.is_empty() {
-        out.push('\n');
-        for line in d.patch.lines() {
-            out.push_str(&printable(line));
-            out.push('\n');
-        }
-    }
-    out.trim_end_matches('\n').to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use agentd_proto::DiffFile;
-
-    #[test]
-    fn a_diff_renders_as_a_stat_then_the_patch() {
-        let d = TaskDiff {
-            files: vec![
-                DiffFile {
-                    path: "src/lib.rs".into(),
-                    additions: 2,
-                    deletions: 1,
-                    binary: false,
-                },
-                DiffFile {
-                    path: "logo.png".into(),
-                    binary: true,
-                    ..Default::default()
-                },
-            ],
-            additions: 2,
-            deletions: 1,
-            patch: "diff --git a/src/lib.rs b/src/lib.rs\n-old\n+new \u{1b}[31mred\n".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            render_diff(&d, true),
-            " src/lib.rs | +2 -1\n logo.png   | binary\n 2 files changed, +2 -1"
-        );
-        assert_eq!(
-            render_diff(&d, false),
-            " src/lib.rs | +2 -1\n logo.png   | binary\n 2 files changed, +2 -1\n\n\
-             diff --git a/src/lib.rs b/src/lib.rs\n-old\n+new ?[31mred"
-        );
-    }
 }

@@ -8,7 +8,8 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::client::{Client, ClientArgs};
+use super::client::{Client, Settings, Source, enc, s as field};
+use super::context::{self, CliContext};
 
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
@@ -70,8 +71,8 @@ pub struct UpArgs {
     /// Data dir for the server (`server/`), the daemon (`daemon/`) and `up.json`.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Print `{"url","workspace_id","state_file","repo"}` as one JSON line instead of the
-    /// guide.
+    /// Print `{"url","workspace_id","workspace_key","state_file","context_file","repo"}`
+    /// as one JSON line instead of the guide.
     #[arg(long)]
     pub json: bool,
     /// The repository tasks work on; their branches are pushed back into it. Default:
@@ -117,9 +118,20 @@ async fn start_server(
     String,
     tokio::task::JoinHandle<Result<(), agentd_server::ServerError>>,
 )> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        let mut err = crate::error::CliError::new(
+            crate::error::Kind::Other,
+            format!("cannot listen on {listen}: {e}"),
+        )
+        .code("cannot_listen");
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            err = err.hint(
+                "something else listens there (another agentd server or up?): stop it, or \
+                     pass --listen with another address (127.0.0.1:0 picks a free port)",
+            );
+        }
+        anyhow::Error::from(err)
+    })?;
     let url = format!("http://{}", listener.local_addr()?);
     let handle = tokio::spawn(agentd_server::serve(listener, config, shutdown));
     Ok((url, handle))
@@ -162,6 +174,7 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
 /// for its daemon (`daemon_token`).
 struct UpState {
     workspace_id: String,
+    token: String,
     daemon_token: String,
 }
 
@@ -170,6 +183,34 @@ fn repo_name(repo: &Path) -> String {
     repo.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "default".into())
+}
+
+/// The name of a token `agentd up` mints: the member token is you (your login name, what
+/// the activity of issues calls you), the daemon token is the machine's.
+fn token_name(kind: &str) -> String {
+    let login = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|u| !u.trim().is_empty());
+    match (kind, login) {
+        ("member", Some(user)) => user.trim().to_string(),
+        _ => format!("agentd up ({kind})"),
+    }
+}
+
+/// A client of `url` with `token`, ignoring the context file (`up` writes it).
+fn direct_client(url: &str, token: &str) -> anyhow::Result<Client> {
+    Client::with_settings(
+        Settings {
+            server_url: url.to_string(),
+            server_source: Source::Flag,
+            token: Some(token.to_string()),
+            token_source: Source::Flag,
+            context_workspace: None,
+            context_elsewhere: None,
+        },
+        false,
+    )
 }
 
 /// Loads `DIR/up.json`, keeping what still works and minting (with the admin token) what
@@ -182,18 +223,11 @@ async fn up_state(
     repo: Option<&Path>,
 ) -> anyhow::Result<UpState> {
     let path = dir.join("up.json");
-    let client = |token: &str| {
-        Client::new(&ClientArgs {
-            server_url: url.to_string(),
-            token: Some(token.to_string()),
-            json: false,
-        })
-    };
     let saved: Value = std::fs::read_to_string(&path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(Value::Null);
-    let admin = client(admin)?;
+    let admin = direct_client(url, admin)?;
     // One workspace per repository: run in another repository, and `up` moves to (or
     // makes) that repository's workspace.
     let repo_str = repo.map(|r| r.display().to_string());
@@ -214,7 +248,7 @@ async fn up_state(
         }
     };
     let works = |token: Option<&str>, path: String| {
-        let client = token.map(client);
+        let client = token.map(|t| direct_client(url, t));
         async move {
             match client {
                 Some(Ok(c)) => c.get(&path).await.is_ok(),
@@ -228,7 +262,7 @@ async fn up_state(
             let tok = admin
                 .post(
                     "/api/v1/tokens",
-                    json!({"name": format!("agentd up ({kind})"), "kind": kind,
+                    json!({"name": token_name(kind), "kind": kind,
                            "workspace_ids": [ws_id]}),
                 )
                 .await?;
@@ -262,8 +296,65 @@ async fn up_state(
     }
     Ok(UpState {
         workspace_id: ws_id,
+        token,
         daemon_token,
     })
+}
+
+/// The lock that keeps one `agentd up` per data dir: `DIR/up.lock`, held (with the
+/// process's pid and board URL written in it) for the process's life.
+struct UpLock {
+    file: std::fs::File,
+}
+
+impl UpLock {
+    fn take(dir: &Path) -> anyhow::Result<UpLock> {
+        let path = dir.join("up.lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let held = std::fs::read_to_string(&path).unwrap_or_default();
+                let mut lines = held.lines();
+                let pid = lines.next().filter(|p| !p.is_empty()).unwrap_or("unknown");
+                let url = lines
+                    .next()
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or("its board URL not known yet");
+                return Err(crate::error::CliError::new(
+                    crate::error::Kind::Other,
+                    format!(
+                        "agentd up is already running with data dir {} (pid {pid}, {url}): stop \
+                         it first, or pass --data-dir for a separate one",
+                        dir.display()
+                    ),
+                )
+                .code("already_running")
+                .into());
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        let mut lock = UpLock { file };
+        lock.record("");
+        Ok(lock)
+    }
+
+    /// Writes `pid\nurl` into the lock file (for the refusal of a second `up`).
+    fn record(&mut self, url: &str) {
+        use std::io::{Seek, Write};
+        let _ = self.file.set_len(0);
+        let _ = self.file.rewind();
+        let _ = write!(self.file, "{}\n{url}\n", std::process::id());
+        let _ = self.file.sync_all();
+    }
 }
 
 pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -273,6 +364,8 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
     // The daemon's task directories, the server's data and up.json's token live here.
     agentd_server::create_private_dir(&dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
+    // Before anything starts: a second `up` on this data dir never starts a server.
+    let mut lock = UpLock::take(&dir)?;
     let repo = up_repo(args.repo.as_deref())?;
     let server_dir = dir.join("server");
     let admin = agentd_server::bootstrap(&server_dir).await?;
@@ -286,6 +379,7 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
     // The server stops after the daemon, so the daemon's final deregister still lands.
     let server_shutdown = CancellationToken::new();
     let (url, server) = start_server(args.listen, config, server_shutdown.clone()).await?;
+    lock.record(&format!("{url}/"));
     let state = match up_state(&dir, &url, &admin, repo.as_deref()).await {
         Ok(v) => v,
         Err(e) => {
@@ -294,49 +388,236 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
             return Err(e);
         }
     };
-    let ws = state.workspace_id;
+    let ws = state.workspace_id.clone();
+    let me = direct_client(&url, &state.token)?;
+    let ws_info = me
+        .get(&format!("/api/v1/workspaces/{}", enc(&ws)))
+        .await
+        .unwrap_or(Value::Null);
+    let ws_ref = match field(&ws_info, "key") {
+        k if k.is_empty() => ws.clone(),
+        k => k,
+    };
+    // The CLI's context: every command works in a new shell with no exports.
+    let ctx = CliContext {
+        server_url: Some(url.clone()),
+        token: Some(state.token.clone()),
+        workspace: Some(ws_ref.clone()),
+    };
+    let context_file = match context::save(&ctx) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("agentd: cannot save the CLI's context: {e:#}");
+            None
+        }
+    };
     let state_file = dir.join("up.json");
     if args.json {
         println!(
             "{}",
-            json!({"url": url, "workspace_id": ws, "state_file": state_file, "repo": repo})
+            json!({"url": url, "workspace_id": ws, "workspace_key": field(&ws_info, "key"),
+                   "state_file": state_file, "context_file": context_file, "repo": repo})
         );
-    } else {
-        print_guide(&url, &ws, &state_file, repo.as_deref());
     }
-    let daemon =
-        crate::daemon_cmd::start_for_up(url, state.daemon_token, dir, shutdown.clone()).await;
-    if let Err(e) = &daemon {
-        eprintln!("agentd: the daemon stopped: {e:#}; the server keeps running (Ctrl-C to stop)");
+    let daemon = tokio::spawn(crate::daemon_cmd::start_for_up(
+        url.clone(),
+        state.daemon_token,
+        dir,
+        shutdown.clone(),
+    ));
+    if !args.json {
+        let runtimes = wait_for_runtimes(&me, &ws, &shutdown).await;
+        let agents = me
+            .get(&format!("/api/v1/workspaces/{}/agents", enc(&ws)))
+            .await
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default();
+        let signin = me.post("/api/v1/signin-codes", json!({})).await;
+        let guide = Guide {
+            url: &url,
+            ws: &ws_info,
+            ws_ref: &ws_ref,
+            repo: repo.as_deref(),
+            context_file: context_file.as_deref(),
+            runtimes: &runtimes,
+            agents: &agents,
+            signin_url: signin
+                .as_ref()
+                .ok()
+                .map(|v| field(v, "url"))
+                .filter(|u| !u.is_empty()),
+        };
+        println!("{}", guide.render(crate::style::Style::stdout()));
     }
-    shutdown.cancelled().await;
+    // The daemon ends after its final deregister; only then does the server stop.
+    let report = |res: Result<anyhow::Result<()>, tokio::task::JoinError>| match res {
+        Ok(Err(e)) => eprintln!(
+            "agentd: the daemon stopped: {e:#}; the server keeps running (Ctrl-C to stop)"
+        ),
+        Err(e) => {
+            eprintln!("agentd: the daemon stopped: {e}; the server keeps running (Ctrl-C to stop)")
+        }
+        Ok(Ok(())) => {}
+    };
+    let mut daemon = daemon;
+    tokio::select! {
+        res = &mut daemon => {
+            report(res);
+            shutdown.cancelled().await;
+        }
+        _ = shutdown.cancelled() => {
+            if let Ok(Err(e)) = daemon.await {
+                eprintln!("agentd: the daemon stopped: {e:#}");
+            }
+        }
+    }
     server_shutdown.cancel();
     server.await?.context("server failed")?;
+    drop(lock);
     Ok(())
 }
 
-fn print_guide(url: &str, ws: &str, state_file: &Path, repo: Option<&Path>) {
-    println!("agentd is up: server {url}, workspace {ws}");
-    match repo {
-        Some(r) => println!(
-            "Repository: {} — each task's branch is pushed back there (`git branch --list 'agentd/*'`, then `git switch` to one)",
-            r.display()
-        ),
-        None => println!(
-            "No repository: run `agentd up` inside one (or pass --repo PATH) to have tasks work on it"
-        ),
+/// The workspace's runtimes once the daemon registered some (at most ~8 s; fewer when
+/// the machine has no agent CLI).
+async fn wait_for_runtimes(c: &Client, ws: &str, shutdown: &CancellationToken) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let list = c
+            .get(&format!("/api/v1/workspaces/{}/runtimes", enc(ws)))
+            .await
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default();
+        if list.iter().any(|r| r["status"] == "online") || tokio::time::Instant::now() >= deadline {
+            return list;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return list,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
     }
-    println!(
-        "Board: open {url}/ in a browser and sign in with the token (\"token\") in {}",
-        state_file.display()
-    );
-    println!("Next:");
-    println!(
-        "  export AGENTD_SERVER_URL={url} AGENTD_TOKEN=$(jq -r .token {})",
-        state_file.display()
-    );
-    println!("  agentd runtime list --workspace {ws}");
-    println!("  agentd agent create my-agent --workspace {ws} --runtime <RUNTIME_ID>");
-    println!("  agentd issue create \"Fix the flaky test\" --workspace {ws} --assign <AGENT_ID>");
-    println!("  agentd issue show <ISSUE_ID>");
+}
+
+/// What `agentd up` prints for people: real names, no placeholders, no `jq`.
+struct Guide<'a> {
+    url: &'a str,
+    ws: &'a Value,
+    ws_ref: &'a str,
+    repo: Option<&'a Path>,
+    context_file: Option<&'a Path>,
+    runtimes: &'a [Value],
+    agents: &'a [Value],
+    signin_url: Option<String>,
+}
+
+/// `s` quoted for a POSIX shell when it needs it.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@+".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+impl Guide<'_> {
+    /// How to name a runtime on the command line: its name (the server resolves runtime
+    /// names), quoted for the shell.
+    fn runtime_ref(&self, r: &Value) -> String {
+        shell_word(&field(r, "name"))
+    }
+
+    fn render(&self, st: crate::style::Style) -> String {
+        let url = self.url;
+        let mut out = Vec::new();
+        out.push(format!(
+            "{} board {url}/ — workspace {} (key {}, issues are {}-1, {}-2, …)",
+            st.bold("agentd is up:"),
+            field(self.ws, "name"),
+            field(self.ws, "key"),
+            field(self.ws, "key"),
+            field(self.ws, "key"),
+        ));
+        match &self.signin_url {
+            Some(link) => out.push(format!(
+                "Sign in to the board: {link}\n  (one click; the link works once, for {} minutes; later: `agentd up` prints a new one)",
+                agentd_proto::api::SIGNIN_CODE_TTL_SECS / 60
+            )),
+            None => out.push(format!(
+                "Sign in to the board with the token in {} (this server makes no sign-in links)",
+                self.context_file
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(context::path_text)
+            )),
+        }
+        match self.repo {
+            Some(r) => out.push(format!(
+                "Repository: {} — each task's branch is pushed back there (`git branch --list 'agentd/*'`, then `git switch` to one)",
+                r.display()
+            )),
+            None => out.push(
+                "No repository: run `agentd up` inside one (or pass --repo PATH) to have tasks work on it".into(),
+            ),
+        }
+        let online: Vec<&Value> = self
+            .runtimes
+            .iter()
+            .filter(|r| r["status"] == "online")
+            .collect();
+        if online.is_empty() {
+            out.push(
+                "Runtimes: none online yet — install an agent CLI (claude, codex, opencode or gemini) on PATH and run `agentd up` again".into(),
+            );
+        } else {
+            out.push(format!(
+                "Runtimes: {}",
+                online
+                    .iter()
+                    .map(|r| field(r, "name"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        match self.context_file {
+            Some(p) => out.push(format!(
+                "The CLI is set up for this server and workspace ({}); in any shell:",
+                p.display()
+            )),
+            None => out.push(format!(
+                "Next (the CLI's context could not be saved: pass --server-url {url} and --token):"
+            )),
+        }
+        let agent = self.agents.first().map(|a| field(a, "name"));
+        let mut next = vec!["agentd runtime list".to_string()];
+        let agent_name = match (&agent, online.first()) {
+            (Some(a), _) => shell_word(a),
+            (None, Some(r)) => {
+                next.push(format!(
+                    "agentd agent create my-agent --runtime {}",
+                    self.runtime_ref(r)
+                ));
+                "my-agent".into()
+            }
+            (None, None) => String::new(),
+        };
+        if !agent_name.is_empty() {
+            next.push(format!(
+                "agentd issue create \"Fix the flaky test\" --assign {agent_name}"
+            ));
+        } else {
+            next.push("agentd issue create \"Fix the flaky test\"".into());
+        }
+        next.push("agentd issue list".into());
+        if !field(self.ws, "key").is_empty() {
+            next.push(format!("agentd issue show {}-1", field(self.ws, "key")));
+        }
+        let _ = self.ws_ref;
+        for n in next {
+            out.push(format!("  {n}"));
+        }
+        out.join("\n")
+    }
 }
