@@ -447,10 +447,12 @@ try {
   if (again.url().includes(code.body.code)) fail("a refused code lingers in the URL");
   await again.close();
 
-  step("sign-out forgets the token in this browser");
+  step("sign-out forgets the token in this browser and revokes the link's session");
   await linked.click("#signout");
   await linked.locator("#token").waitFor();
   if (await linked.evaluate(() => localStorage.getItem("agentd.token"))) fail("sign-out kept the token");
+  const after = await apiCall("GET", "/api/v1/me", undefined, session);
+  if (after.status !== 401) fail(`a signed-out board session still works: ${after.status}`);
   await linked.reload();
   await linked.locator("#token").waitFor();
 

@@ -47,6 +47,10 @@ pub struct TaskMessage {
     pub input: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// When the server first stored the message (RFC 3339): set in the user API's
+    /// `MessagesPage`, never sent by a daemon (and ignored if one did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
 }
 
 /// Token usage of one model during one task.

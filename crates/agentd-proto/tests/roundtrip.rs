@@ -23,7 +23,7 @@ prop_compose! {
     fn task_message()(seq in 0i64..1_000_000, kind in message_kind(), tool in proptest::option::of(text()),
                       content in proptest::option::of(text()), output in proptest::option::of(text()),
                       input in proptest::option::of(text())) -> TaskMessage {
-        TaskMessage { seq, kind, tool, content, output, input: input.map(|s| serde_json::json!({ "arg": s })) }
+        TaskMessage { seq, kind, tool, content, output, input: input.map(|s| serde_json::json!({ "arg": s })), created_at: None }
     }
 }
 

@@ -420,6 +420,68 @@ async fn a_reference_that_matches_several_is_409_with_the_candidates() {
 }
 
 #[tokio::test]
+async fn a_runtime_is_named_by_its_provider_when_it_is_the_only_one() {
+    // Daemons name runtimes `Claude (laptop)`: `--runtime claude` must name the
+    // workspace's one Claude runtime, and list them all once there are two.
+    let srv = start().await;
+    let fx = srv.fixture("prov").await;
+    for r in ["claude", "CLAUDE"] {
+        let (s, a) = srv
+            .post(
+                &fx.token,
+                &format!("/api/v1/workspaces/{}/agents", fx.ws),
+                json!({"name": format!("by-{r}"), "runtime_id": r}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{r}: {a}");
+        assert_eq!(a["runtime_id"], fx.runtime, "{r}");
+    }
+    // A provider no runtime has is the usual 404.
+    let (s, v) = srv
+        .post(
+            &fx.token,
+            &format!("/api/v1/workspaces/{}/agents", fx.ws),
+            json!({"name": "nope", "runtime_id": "gemini"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["error"], "runtime not found");
+
+    // A second machine with Claude: the provider is ambiguous, both are listed.
+    let reg = srv.register(&fx.daemon, &fx.ws, "d2", &["claude"]).await;
+    let second = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
+    assert_ne!(second, fx.runtime);
+    let (s, v) = srv
+        .post(
+            &fx.token,
+            &format!("/api/v1/workspaces/{}/agents", fx.ws),
+            json!({"name": "which", "runtime_id": "claude"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["code"], "ambiguous");
+    let ids: HashSet<&str> = v["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, HashSet::from([fx.runtime.as_str(), second.as_str()]));
+
+    // Another workspace's Claude runtime is never a candidate.
+    let other = srv.fixture("prov-other").await;
+    let (s, a) = srv
+        .post(
+            &other.token,
+            &format!("/api/v1/workspaces/{}/agents", other.ws),
+            json!({"name": "mine", "runtime_id": "claude"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    assert_eq!(a["runtime_id"], other.runtime);
+}
+
+#[tokio::test]
 async fn references_never_reach_across_workspaces() {
     let srv = start().await;
     let a = srv.fixture("alpha").await;

@@ -11,6 +11,9 @@ const STATUS_LABEL = {
 };
 // The token is kept per browser (every tab of it is signed in), until sign-out or a 401.
 const TOKEN_KEY = "agentd.token";
+/** The id of a token this board got from a sign-in link (`board session`): signing out
+ *  revokes it on the server. A pasted token is never revoked by signing out. */
+const SESSION_KEY = "agentd.session";
 const WORKSPACE_KEY = "agentd.workspace";
 const store = window.localStorage;
 
@@ -297,6 +300,7 @@ async function attempt(fn) {
 
 function signOut(message) {
   store.removeItem(TOKEN_KEY);
+  store.removeItem(SESSION_KEY);
   state.token = null;
   stopStream();
   renderSignIn(message);
@@ -367,7 +371,19 @@ async function signInWithCode(code) {
   }
   state.token = created.token;
   store.setItem(TOKEN_KEY, state.token);
+  store.setItem(SESSION_KEY, created.id);
   start();
+}
+
+/** Sign out: a board session from a sign-in link is revoked on the server first (its
+ *  token is useless from then on, also if it was copied); a pasted token stays valid. */
+async function signOutNow() {
+  const session = store.getItem(SESSION_KEY);
+  if (session) {
+    try { await api("DELETE", `/api/v1/tokens/${encodeURIComponent(session)}`); }
+    catch (e) { if (state.token) toast(`The session could not be revoked: ${e.message}`); }
+  }
+  if (state.token) signOut(session ? "Signed out; this browser's session was revoked." : "Signed out.");
 }
 
 async function start() {
@@ -397,7 +413,7 @@ async function start() {
   };
   document.getElementById("nav").hidden = false;
   document.getElementById("session").hidden = false;
-  document.getElementById("signout").onclick = () => signOut("Signed out.");
+  document.getElementById("signout").onclick = () => signOutNow();
   startStream();
   route();
 }
@@ -843,7 +859,10 @@ function messageNode(m) {
     body.push(h("div.text", {}, m.content ?? m.output ?? ""));
   }
   return h(`li.msg.msg-${kind}`, { dataset: { seq: String(m.seq) } },
-    h("span.kind", {}, label), h("span.seq", { title: `message ${m.seq} of the run` }, `#${m.seq}`), ...body);
+    h("span.kind", {}, label),
+    m.created_at ? h("span.seq", {}, timeAgo(m.created_at, true))
+      : h("span.seq", { title: `message ${m.seq} of the run` }, `#${m.seq}`),
+    ...body);
 }
 
 /** `+10 −3` of a diffstat or a file. */

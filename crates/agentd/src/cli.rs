@@ -46,7 +46,8 @@ const AFTER_HELP: &str = concat!(
     "  6  authentication or permission (401/403, no token)\n",
     "  7  server unreachable or failing (5xx)\n",
     "  8  the followed task failed (task logs --follow)\n",
-    "  9  the followed task was cancelled (task logs --follow)"
+    "  9  the followed task was cancelled (task logs --follow)\n",
+    "  141 stdout was closed by its reader (e.g. piped into head): stopped quietly"
 );
 
 #[derive(Subcommand, Debug)]

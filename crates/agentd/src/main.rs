@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod daemon_cmd;
 mod error;
+mod out;
 mod style;
 
 use clap::Parser;
@@ -28,6 +29,11 @@ fn main() -> std::process::ExitCode {
         cli::Command::Other(cmd) => (cmd.wants_json(), cli.verbose),
         _ => (false, cli.verbose),
     };
+    if let cli::Command::Other(cmd) = &cli.command
+        && !cmd.runs_until_stopped()
+    {
+        out::exit_on_broken_pipe();
+    }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -728,6 +728,32 @@ fn colour_only_on_request_when_piped_and_never_in_redirected_logs() {
     no_escapes(&std::fs::read_to_string(&w.srv.log).unwrap());
 }
 
+/// `agentd issue list | head -1` and `… | grep -q x`: a reader that went away ends a
+/// client command quietly (141, as SIGPIPE would), never with a panic on stderr. The
+/// pipe's read end is closed before the command starts, so its first write fails.
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    let w = world();
+    w.member.ok(&["issue", "create", "Piped"]);
+    for args in [
+        &["issue", "list"][..],
+        &["issue", "show", "AGD-1", "--json"][..],
+    ] {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let out = w
+            .member
+            .command(args)
+            .stdout(Stdio::from(write))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+    }
+}
+
 /// A stand-in `claude` on PATH: a supported version, nothing else.
 fn claude_bin(dir: &Path) -> PathBuf {
     common::stand_in_claude(dir, "exit 1")
@@ -772,8 +798,9 @@ fn up_saves_the_context_prints_a_real_guide_and_runs_once_per_data_dir() {
         guide.contains("Runtimes: Claude ("),
         "the real runtime:\n{guide}"
     );
+    // The workspace's one Claude runtime goes by its provider.
     assert!(
-        guide.contains("agentd agent create my-agent --runtime 'Claude ("),
+        guide.contains("agentd agent create my-agent --runtime claude\n"),
         "{guide}"
     );
 

@@ -196,6 +196,7 @@ impl MessageDraft {
             content: self.content,
             input: self.input,
             output: self.output,
+            created_at: None,
         }
     }
 }

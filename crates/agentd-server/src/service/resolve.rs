@@ -359,6 +359,13 @@ pub async fn runtime(
     if !found.is_empty() {
         return pick(found, r, kind, false, label);
     }
+    let by_provider = runtimes_of_provider(app, ws.as_deref(), r).await?;
+    if !by_provider.is_empty() {
+        return pick(by_provider, r, kind, false, |rt: &RuntimeRow| RefMatch {
+            id: rt.id.clone(),
+            label: format!("{} ({})", rt.name, rt.status),
+        });
+    }
     let Some(prefix) = prefix_of(r) else {
         return Err(kind.not_found());
     };
@@ -367,6 +374,44 @@ pub async fn runtime(
         .runtimes_by_ref(ws, RefQuery::Prefix(prefix))
         .await?;
     pick(found, r, kind, true, label)
+}
+
+/// The runtimes whose provider is `r` (case-insensitive: `claude`, `codex`, …) in the
+/// workspaces `ws` (`None`: every workspace, for the admin). Daemons name runtimes
+/// `Claude (laptop)`, so `--runtime claude` names the workspace's one Claude runtime;
+/// with several, the caller gets the ambiguity error listing them.
+async fn runtimes_of_provider(
+    app: &App,
+    ws: Option<&[String]>,
+    r: &str,
+) -> Result<Vec<RuntimeRow>, Error> {
+    if !r
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = match ws {
+        Some(ids) => ids.to_vec(),
+        None => app
+            .store
+            .list_workspaces(None)
+            .await?
+            .into_iter()
+            .map(|w| w.id)
+            .collect(),
+    };
+    let mut found = Vec::new();
+    for id in ids {
+        found.extend(
+            app.store
+                .list_runtimes(id, None)
+                .await?
+                .into_iter()
+                .filter(|rt| rt.provider.eq_ignore_ascii_case(r)),
+        );
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

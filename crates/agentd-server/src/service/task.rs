@@ -166,6 +166,7 @@ pub async fn messages(
             content: m.content,
             input: m.input.and_then(|s| serde_json::from_str(&s).ok()),
             output: m.output,
+            created_at: Some(super::rfc3339(m.created_at)),
         })
         .collect();
     Ok(MessagesPage {

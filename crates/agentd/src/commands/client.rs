@@ -389,11 +389,11 @@ impl Client {
     /// Prints `v` as JSON with `--json`, else the text `human` renders.
     pub fn print(&self, v: &Value, human: impl FnOnce(&Value) -> String) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+            crate::outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
         } else {
             let text = human(v);
             if !text.is_empty() {
-                println!("{}", text.trim_end_matches('\n'));
+                crate::outln!("{}", text.trim_end_matches('\n'));
             }
         }
     }

@@ -145,7 +145,7 @@ pub async fn run(c: Client, cmd: IssueCmd) -> anyhow::Result<()> {
                 )),
             }
             out.push_str(&format!("\nboard: {}", board_url(&c, &id)));
-            println!("{out}");
+            crate::outln!("{out}");
         }
         IssueCmd::List {
             workspace,
@@ -263,7 +263,7 @@ pub async fn run(c: Client, cmd: IssueCmd) -> anyhow::Result<()> {
                         .unwrap_or_else(|_| short(&aid)),
                 }
             };
-            println!(
+            crate::outln!(
                 "{}",
                 render_issue(&v, &assignee, &board_url(&c, &s(&v["issue"], "id")), st)
             );

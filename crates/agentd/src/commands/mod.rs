@@ -62,7 +62,7 @@ pub enum Command {
     Runtime(Group<RuntimeCmd>),
     /// Agents (a runtime with instructions and a model): create, list, update.
     #[command(
-        after_help = "Examples:\n  agentd agent create my-agent --runtime 'Claude (laptop)'\n  agentd agent list"
+        after_help = "Examples:\n  agentd agent create my-agent --runtime claude\n  agentd agent list"
     )]
     Agent(Group<AgentCmd>),
     /// Issues: create, list, show, comment, set status, assign.
@@ -83,6 +83,12 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the command serves until it is stopped (`server`, `up`): a closed stdout
+    /// must not end it.
+    pub fn runs_until_stopped(&self) -> bool {
+        matches!(self, Command::Server(_) | Command::Up(_))
+    }
+
     /// Whether the user asked for JSON (errors are then JSON on stderr too).
     pub fn wants_json(&self) -> bool {
         match self {
@@ -319,7 +325,7 @@ pub enum RuntimeCmd {
 pub enum AgentCmd {
     /// Create an agent on a runtime.
     #[command(
-        after_help = "Examples:\n  agentd agent create my-agent --runtime 'Claude (laptop)'\n  agentd agent create reviewer --runtime 'Codex (laptop)' --model o4 --instructions \"Review only\""
+        after_help = "Examples:\n  agentd agent create my-agent --runtime claude\n  agentd agent create reviewer --runtime codex --model o4 --instructions \"Review only\""
     )]
     Create {
         /// Its name (unique in the workspace; issues are assigned to it by name).
@@ -352,7 +358,7 @@ pub enum AgentCmd {
     },
     /// Change an agent; `--runtime` also moves its queued tasks there.
     #[command(
-        after_help = "Examples:\n  agentd agent update my-agent --runtime 'Claude (laptop)'\n  agentd agent update my-agent --model sonnet"
+        after_help = "Examples:\n  agentd agent update my-agent --runtime claude\n  agentd agent update my-agent --model sonnet"
     )]
     Update {
         /// The agent: its name, id or a unique id prefix.
@@ -590,32 +596,32 @@ async fn context_cmd(cmd: ContextCmd) -> anyhow::Result<()> {
                     "token_from": st.token.as_ref().map(|_| st.token_source.describe()),
                     "workspace": ws, "workspace_from": ws_src,
                 });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 let sty = Style::stdout();
                 let from = |s: &str| sty.dim(&format!("({s})"));
-                println!(
+                crate::outln!(
                     "context file: {file}{}",
                     if exists { "" } else { " (none yet)" }
                 );
-                println!(
+                crate::outln!(
                     "server:       {} {}",
                     st.server_url,
                     from(st.server_source.describe())
                 );
                 match &st.token {
-                    Some(t) => println!(
+                    Some(t) => crate::outln!(
                         "token:        {} {}",
                         context::mask(t),
                         from(st.token_source.describe())
                     ),
-                    None => println!(
+                    None => crate::outln!(
                         "token:        none — run `agentd up`, or `agentd context set --token -`"
                     ),
                 }
                 match ws {
-                    Some(w) => println!("workspace:    {w} {}", from(ws_src)),
-                    None => println!("workspace:    {}", sty.dim(&format!("({ws_src})"))),
+                    Some(w) => crate::outln!("workspace:    {w} {}", from(ws_src)),
+                    None => crate::outln!("workspace:    {}", sty.dim(&format!("({ws_src})"))),
                 }
             }
         }
@@ -656,19 +662,19 @@ async fn context_cmd(cmd: ContextCmd) -> anyhow::Result<()> {
                 let v = json!({"file": path, "server_url": ctx.server_url,
                                "token": ctx.token.as_deref().map(context::mask),
                                "workspace": ctx.workspace});
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("saved {}", path.display());
+                crate::outln!("saved {}", path.display());
             }
         }
         ContextCmd::Clear { json } => {
             let removed = context::clear()?;
             if json {
-                println!("{}", json!({"removed": removed.then(context::path_text)}));
+                crate::outln!("{}", json!({"removed": removed.then(context::path_text)}));
             } else if removed {
-                println!("removed {}", context::path_text());
+                crate::outln!("removed {}", context::path_text());
             } else {
-                println!("no context file ({})", context::path_text());
+                crate::outln!("no context file ({})", context::path_text());
             }
         }
     }

@@ -158,13 +158,13 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
     let (url, handle) = start_server(args.listen, config, shutdown).await?;
     let token_file = agentd_server::admin_token_path(&dir);
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             json!({"url": url, "admin_token_file": token_file, "data_dir": dir})
         );
     } else {
-        println!("agentd server listening on {url}");
-        println!("admin token: {}", token_file.display());
+        crate::outln!("agentd server listening on {url}");
+        crate::outln!("admin token: {}", token_file.display());
     }
     handle.await?.context("server failed")
 }
@@ -413,7 +413,7 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
     };
     let state_file = dir.join("up.json");
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             json!({"url": url, "workspace_id": ws, "workspace_key": field(&ws_info, "key"),
                    "state_file": state_file, "context_file": context_file, "repo": repo})
@@ -448,7 +448,7 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
                 .map(|v| field(v, "url"))
                 .filter(|u| !u.is_empty()),
         };
-        println!("{}", guide.render(crate::style::Style::stdout()));
+        crate::outln!("{}", guide.render(crate::style::Style::stdout()));
     }
     // The daemon ends after its final deregister; only then does the server stop.
     let report = |res: Result<anyhow::Result<()>, tokio::task::JoinError>| match res {
@@ -524,10 +524,21 @@ fn shell_word(s: &str) -> String {
 }
 
 impl Guide<'_> {
-    /// How to name a runtime on the command line: its name (the server resolves runtime
-    /// names), quoted for the shell.
+    /// How to name a runtime on the command line: its provider (`claude`) when it is the
+    /// workspace's only runtime of that provider (the server resolves providers), else
+    /// its name, quoted for the shell.
     fn runtime_ref(&self, r: &Value) -> String {
-        shell_word(&field(r, "name"))
+        let provider = field(r, "provider");
+        let same = self
+            .runtimes
+            .iter()
+            .filter(|o| field(o, "provider") == provider)
+            .count();
+        if !provider.is_empty() && same == 1 {
+            shell_word(&provider)
+        } else {
+            shell_word(&field(r, "name"))
+        }
     }
 
     fn render(&self, st: crate::style::Style) -> String {

@@ -465,7 +465,7 @@ async fn logs(
         let msgs = page["messages"].as_array().cloned().unwrap_or_default();
         for m in &msgs {
             if c.json {
-                println!("{m}");
+                crate::outln!("{m}");
             } else {
                 let stamp = timestamps.then(|| {
                     let at = s(m, "created_at");
@@ -474,7 +474,7 @@ async fn logs(
                         .strftime("%H:%M:%S")
                         .to_string()
                 });
-                println!("{}", message_text(m, stamp.as_deref(), st));
+                crate::outln!("{}", message_text(m, stamp.as_deref(), st));
             }
             if m["type"] == "text" {
                 last_text = s(m, "content");
@@ -508,7 +508,7 @@ async fn logs(
     let status = s(&t, "status");
     let output = s(&t, "output");
     if !c.json && !output.trim().is_empty() && output.trim() != last_text.trim() {
-        println!(
+        crate::outln!(
             "{}\n{}",
             st.bold("Output"),
             printable_text(output.trim_end())
@@ -521,6 +521,17 @@ async fn logs(
         "completed" => (st.green(&format!("{ok} completed in {took}")), None),
         "failed" => {
             let f = failure(&t);
+            // The closing line stays one line: a multi-line error (an agent's stderr)
+            // is printed whole above it, and the line keeps its first line.
+            let f = match f.trim_end().split_once('\n') {
+                Some((first, _)) => {
+                    if !c.json {
+                        crate::outln!("{}\n{}", st.bold("Error"), f.trim_end());
+                    }
+                    format!("{first} (…)")
+                }
+                None => f,
+            };
             let why = if f.is_empty() {
                 String::new()
             } else {
@@ -553,7 +564,7 @@ async fn logs(
         }
     };
     if !c.json {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     match err {
         None => Ok(()),
