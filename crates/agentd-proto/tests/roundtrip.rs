@@ -137,6 +137,8 @@ macro_rules! decode_every_wire_type {
             api::IssueInfo, api::IssuesPage, api::IssueDetail, api::CreateCommentRequest, api::CommentInfo,
             api::TaskInfo, api::DiffStat, api::MessagesPage, api::WhoAmI, api::WorkspaceEvent,
             api::ForgeKind, api::SetForgeRequest, api::ForgeInfo, api::PullRequestInfo,
+            api::RefMatch, api::Actor, api::ActorKind, api::ActivityKind, api::ActivityEntry,
+            api::SigninCode, api::SigninRequest,
             forge::ForgeUser, forge::ForgeRepo, forge::ForgeRef, forge::ForgePull, forge::CreatePull,
             forge::ForgeErrorBody, forge::CombinedStatus, forge::CheckRun, forge::CheckRuns,
             forge::WebhookReview, forge::WebhookComment, forge::WebhookIssue, forge::PullNumber,
