@@ -13,6 +13,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== installing bubblewrap (agents run sandboxed by default; the sandbox tests need it)"
 scripts/install-sandbox.sh || echo "WARNING: bubblewrap unavailable; sandbox tests will print SKIP"
 
+echo "== installing HAProxy (the scale-out tests put it in front of several servers)"
+scripts/install-haproxy.sh || echo "WARNING: haproxy unavailable; scale-out tests will print SKIP"
+
 if [ -x scripts/install-agent-clis.sh ]; then
   echo "== installing pinned agent CLIs (tests that need one skip with a printed reason if this fails)"
   scripts/install-agent-clis.sh || echo "WARNING: agent CLI install failed; real-CLI tests will print SKIP"

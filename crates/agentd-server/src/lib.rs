@@ -11,6 +11,10 @@
 //!   triggers, agents, workspaces, tokens); the only callers of the store.
 //! - [`hub`]: WebSocket connections by runtime; pushes wake-ups and cancellations.
 //! - [`events`]: change notifications, streamed to boards as server-sent events.
+//! - [`bus`]: every cross-request signal (wake-ups, cancellations, pushes, board events),
+//!   in process alone, over PostgreSQL's LISTEN/NOTIFY between instances.
+//! - [`liveness`]: heartbeats kept in memory and written in batches.
+//! - [`leader`]: which instance sweeps (an advisory lock on PostgreSQL).
 //! - [`forge`]: the GitHub / Gitea client (pull requests) and webhook signatures.
 //! - [`web`]: the embedded web board (static assets; it talks to `/api/v1`).
 //! - [`sweeper`]: shows silent runtimes offline and fails the tasks whose lease expired.
@@ -21,10 +25,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod bus;
 pub mod conn;
 pub mod events;
 pub mod forge;
 pub mod hub;
+pub mod leader;
+pub mod liveness;
 pub mod service;
 pub mod store;
 pub mod sweeper;
@@ -86,6 +93,11 @@ pub struct ServerConfig {
     /// How often open pull requests are read from their forge (the fallback for lost
     /// webhooks); zero turns polling off.
     pub forge_poll_interval: Duration,
+    /// A runtime's liveness in the database is rewritten once its latest heartbeat is
+    /// this much newer than what was written (`liveness`).
+    pub liveness_write_every: Duration,
+    /// How often the liveness flusher runs.
+    pub liveness_flush_interval: Duration,
 }
 
 impl ServerConfig {
@@ -106,11 +118,19 @@ impl ServerConfig {
             max_event_streams_per_token: 8,
             public_url: None,
             forge_poll_interval: Duration::from_secs(60),
+            liveness_write_every: Duration::from_secs(5),
+            liveness_flush_interval: Duration::from_secs(1),
         }
     }
 }
 
 impl ServerConfig {
+    /// How far the database's liveness may be behind the heartbeats an instance received
+    /// (the rule of [`liveness`]): one write interval and one flush interval.
+    pub fn liveness_lag(&self) -> Duration {
+        self.liveness_write_every + self.liveness_flush_interval
+    }
+
     /// The sweeper's period: `sweep_interval`, but never more than a quarter of the lease,
     /// so a short lease (a drill) is still enforced within a quarter of itself.
     pub fn sweep_every(&self) -> Duration {
@@ -135,8 +155,14 @@ pub enum ServerError {
 pub struct App {
     pub store: Arc<dyn Store>,
     pub hub: hub::Hub,
-    /// Change notifications for the board's live stream.
+    /// Change notifications for the board's live stream (fed by the bus).
     pub events: events::Events,
+    /// Cross-request signals, to this instance and the others on the database.
+    pub bus: bus::Bus,
+    /// Heartbeats in memory, written in batches.
+    pub liveness: liveness::Liveness,
+    /// Whether this instance runs the sweeper.
+    pub leader: leader::Leader,
     pub config: ServerConfig,
     pub shutdown: CancellationToken,
     /// Background work the server spawns (WS connections, grace timers, the sweeper);
@@ -154,6 +180,17 @@ pub struct App {
 }
 
 impl App {
+    /// How much older than the lease a database time may look and still be renewed by
+    /// another instance's heartbeats not yet written: zero alone (the sweeper writes this
+    /// instance's first), [`ServerConfig::liveness_lag`] with other instances on the bus.
+    pub fn remote_lag_ms(&self) -> i64 {
+        if self.bus.is_shared() {
+            self.config.liveness_lag().as_millis() as i64
+        } else {
+            0
+        }
+    }
+
     /// This server's time, unix milliseconds: what every stored time and every lease is
     /// measured with.
     pub fn now(&self) -> i64 {
@@ -396,6 +433,12 @@ pub async fn open(
         store: Arc::new(store),
         hub: hub::Hub::default(),
         events: events::Events::default(),
+        bus: bus::Bus::local(),
+        liveness: liveness::Liveness::new(
+            config.liveness_write_every,
+            config.offline_after.max(Duration::from_secs(60)),
+        ),
+        leader: leader::Leader::Alone,
         config,
         shutdown,
         tracker: TaskTracker::new(),
@@ -421,6 +464,8 @@ pub async fn run(app: Arc<App>, listener: tokio::net::TcpListener) -> Result<(),
             .trim_end_matches('/')
             .to_string(),
     );
+    app.tracker.spawn(bus::run(app.clone()));
+    app.tracker.spawn(liveness::run_flusher(app.clone()));
     app.tracker.spawn(sweeper::run(app.clone()));
     app.tracker.spawn(service::forge::run_poller(app.clone()));
     let router = api::router(app.clone());
@@ -432,6 +477,7 @@ pub async fn run(app: Arc<App>, listener: tokio::net::TcpListener) -> Result<(),
     app.shutdown.cancel();
     app.tracker.close();
     app.tracker.wait().await;
+    app.leader.release().await;
     if let Err(e) = app.store.close().await {
         tracing::warn!(error = %e, "closing the store failed");
     }

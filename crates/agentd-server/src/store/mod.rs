@@ -5,6 +5,7 @@
 
 pub mod sqlite;
 mod sqlite_forge;
+mod sqlite_liveness;
 mod sqlite_tasks;
 
 use std::future::Future;
@@ -327,7 +328,7 @@ pub enum Touched {
 }
 
 /// Everything the services need from persistence. Every write is atomic on its own.
-pub trait Store: TaskStore + ForgeStore {
+pub trait Store: TaskStore + ForgeStore + LivenessStore {
     /// Waits for in-flight queries and closes the database (at shutdown).
     fn close(&self) -> StoreFut<'_, ()>;
 
@@ -652,4 +653,37 @@ pub trait ForgeStore: Send + Sync + 'static {
         issue_status: Option<String>,
         now: i64,
     ) -> StoreFut<'_, Option<TaskRow>>;
+}
+
+/// One runtime's liveness as an instance received it (`crate::liveness`), to be written
+/// in a batch: its latest sign of life and the leases its heartbeats renewed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LivenessRow {
+    pub runtime_id: String,
+    /// The latest sign of life (server time): `last_seen_at` moves forward to it, never back.
+    pub seen_at: i64,
+    /// Tasks a heartbeat said the daemon holds, each with the time it said so: their
+    /// leases (`held_at`) move forward to it (only tasks claimed by this runtime's daemon
+    /// under its owner token, as [`TaskStore::renew_leases`]).
+    pub held: Vec<(String, i64)>,
+    /// A heartbeat without `active_task_ids` (Multica's daemon) at this time: every
+    /// in-flight task of the daemon is renewed to it.
+    pub held_all: Option<i64>,
+}
+
+/// What a [`LivenessStore::write_liveness`] batch found.
+#[derive(Debug, Default)]
+pub struct LivenessWritten {
+    /// Runtimes that were offline and are online again (rows as they are now).
+    pub came_online: Vec<RuntimeRow>,
+    /// Runtimes of the batch that do not exist (deleted).
+    pub missing: Vec<String>,
+}
+
+/// Batched liveness (a supertrait of [`Store`]).
+pub trait LivenessStore: Send + Sync + 'static {
+    /// Writes a batch of liveness in one write transaction: every runtime of the batch
+    /// is online with `last_seen_at` moved forward to its `seen_at` (never back), and the
+    /// leases its heartbeats renewed move forward to their times (never back).
+    fn write_liveness(&self, batch: Vec<LivenessRow>) -> StoreFut<'_, LivenessWritten>;
 }

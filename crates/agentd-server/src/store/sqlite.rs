@@ -110,7 +110,7 @@ pub(super) fn task_all(rows: Vec<TaskRecord>) -> Result<Vec<TaskRow>, StoreError
     rows.into_iter().map(TaskRow::try_from).collect()
 }
 
-const RUNTIME_COLS: &str = "id, workspace_id, daemon_id, provider, name, version, device_name, \
+pub(super) const RUNTIME_COLS: &str = "id, workspace_id, daemon_id, provider, name, version, device_name, \
     status, last_seen_at, created_at, owner_token_id, sandbox";
 
 const TOKEN_COLS: &str =
