@@ -89,6 +89,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
+        .route("/metrics", get(metrics))
         .route("/api/workspaces", get(workspaces::list_for_daemon))
         .nest("/api/daemon", daemon)
         .nest("/api/v1", v1)
@@ -103,6 +104,78 @@ pub fn router(app: Arc<App>) -> Router {
             request_timeout,
         ))
         .with_state(app)
+}
+
+/// `GET /metrics`: this instance's counters in Prometheus' text format — heartbeats and
+/// what the liveness path wrote (`liveness`), WebSocket connections, and the signal bus.
+/// Counts only, no names or ids, so it needs no token (scrapers rarely carry one).
+async fn metrics(axum::extract::State(app): axum::extract::State<Arc<App>>) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let lv = &app.liveness.stats;
+    let bus = &app.bus.stats;
+    let rows: [(&str, &str, &str, f64); 9] = [
+        (
+            "agentd_heartbeats_total",
+            "counter",
+            "Signs of life received (heartbeats, claims).",
+            lv.beats.load(Relaxed) as f64,
+        ),
+        (
+            "agentd_liveness_writes_total",
+            "counter",
+            "Database write transactions made for liveness (immediate and batched).",
+            lv.writes.load(Relaxed) as f64,
+        ),
+        (
+            "agentd_liveness_rows_written_total",
+            "counter",
+            "Runtime rows those liveness writes carried.",
+            lv.rows.load(Relaxed) as f64,
+        ),
+        (
+            "agentd_liveness_runtimes",
+            "gauge",
+            "Runtimes this instance holds liveness for in memory.",
+            app.liveness.len() as f64,
+        ),
+        (
+            "agentd_ws_connections",
+            "gauge",
+            "Daemon WebSocket connections this instance holds.",
+            app.hub.connections() as f64,
+        ),
+        (
+            "agentd_bus_notifies_total",
+            "counter",
+            "NOTIFYs this instance sent on the signal bus.",
+            bus.notifies.load(Relaxed) as f64,
+        ),
+        (
+            "agentd_bus_signals_received_total",
+            "counter",
+            "Signals received from other instances.",
+            bus.received.load(Relaxed) as f64,
+        ),
+        (
+            "agentd_bus_resyncs_total",
+            "counter",
+            "Resyncs delivered because signals may have been lost.",
+            bus.resyncs.load(Relaxed) as f64,
+        ),
+        (
+            "agentd_bus_notify_lag_seconds",
+            "gauge",
+            "The last received NOTIFY's lag, sent to received.",
+            bus.last_lag_ms.load(Relaxed) as f64 / 1000.0,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, v) in rows {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+        ));
+    }
+    out
 }
 
 /// The `limit` query parameter of a paginated list: `default` when absent, else an
