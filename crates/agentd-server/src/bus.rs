@@ -40,6 +40,9 @@ use crate::events::Events;
 
 /// The NOTIFY channel.
 pub const CHANNEL: &str = "agentd_bus";
+/// The `application_name` of every instance's LISTEN connection, before its instance id:
+/// how an instance counts the others on the database ([`peers`]).
+pub const APPLICATION_NAME: &str = "agentd-bus:";
 /// Largest payload sent in one NOTIFY (PostgreSQL refuses 8,000 bytes and more).
 const MAX_PAYLOAD: usize = 7_000;
 
@@ -120,6 +123,24 @@ impl Bus {
     pub fn is_shared(&self) -> bool {
         self.shared.is_some()
     }
+}
+
+/// How many other instances share the database: the LISTEN connections of the bus other
+/// than this instance's (each instance holds one while it runs; a dead one's closes).
+/// Zero on the local bus; on an error, assumes one (the cautious answer for leases).
+pub async fn peers(app: &App) -> i64 {
+    let Some(s) = &app.bus.shared else {
+        return 0;
+    };
+    sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND starts_with(application_name, $1) AND application_name <> $2",
+    )
+    .bind(APPLICATION_NAME)
+    .bind(format!("{APPLICATION_NAME}{}", app.bus.instance))
+    .fetch_one(&s.pool)
+    .await
+    .unwrap_or(1)
 }
 
 /// Delivers `signal` on this instance now and sends it to the other instances.
@@ -319,8 +340,11 @@ async fn send_loop(app: &App, pool: &PgPool, mut rx: mpsc::UnboundedReceiver<Sig
 }
 
 async fn listen_loop(app: &App, pool: &PgPool) {
-    // A dedicated connection (its own one-connection pool, which PgListener reconnects).
-    let opts = (*pool.connect_options()).clone();
+    // A dedicated connection (its own one-connection pool, which PgListener reconnects),
+    // named so that instances can count each other.
+    let opts = (*pool.connect_options())
+        .clone()
+        .application_name(&format!("{APPLICATION_NAME}{}", app.bus.instance));
     let own = PgPoolOptions::new()
         .max_connections(1)
         .idle_timeout(None)

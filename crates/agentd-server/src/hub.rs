@@ -178,8 +178,15 @@ pub async fn run_connection(app: Arc<App>, socket: WebSocket, runtime_ids: Vec<S
         app.tracker.spawn(async move {
             tokio::select! {
                 _ = app2.shutdown.cancelled() => return,
-                // Other instances' heartbeats reach the database up to a lag late.
-                _ = tokio::time::sleep(app2.config.ws_close_grace + std::time::Duration::from_millis(app2.remote_lag_ms() as u64)) => {}
+                _ = tokio::time::sleep(app2.config.ws_close_grace) => {}
+            }
+            // Other instances' heartbeats reach the database up to a lag late.
+            let lag = std::time::Duration::from_millis(app2.peer_lag_ms().await as u64);
+            if !lag.is_zero() {
+                tokio::select! {
+                    _ = app2.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(lag) => {}
+                }
             }
             if app2.hub.holds(&rid) {
                 return;

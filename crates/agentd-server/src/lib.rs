@@ -18,7 +18,7 @@
 //! - [`forge`]: the GitHub / Gitea client (pull requests) and webhook signatures.
 //! - [`web`]: the embedded web board (static assets; it talks to `/api/v1`).
 //! - [`sweeper`]: shows silent runtimes offline and fails the tasks whose lease expired.
-//! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
+//! - [`store`]: the [`store::Store`] trait and its SQLite and PostgreSQL implementations.
 //!
 //! **Architecture Invariant:** every lease and timeout is measured on this server's clock
 //! ([`App::now`]); nothing a client sends is ever used as a time.
@@ -45,13 +45,19 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Backend, Store, StoreError};
 
 /// Everything `serve` needs; plain data, filled by the binary (or a test).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Holds `agentd.db` and `admin-token`.
+    /// Holds `admin-token` and, on SQLite, `agentd.db`.
     pub data_dir: PathBuf,
+    /// The database: `None` (or `sqlite://`) is `DATA_DIR/agentd.db`; `postgres://…`
+    /// PostgreSQL ([`store::Backend::from_url`]).
+    pub database_url: Option<String>,
+    /// How long an unreachable database is retried at open before the server gives up
+    /// (bad credentials and a missing database fail at once).
+    pub db_connect_retry: Duration,
     /// The lease: a runtime with no sign of life for this long is shown offline, and an
     /// in-flight task whose daemon has not said it holds it for this long is failed.
     pub offline_after: Duration,
@@ -104,6 +110,8 @@ impl ServerConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
         ServerConfig {
             data_dir: data_dir.into(),
+            database_url: None,
+            db_connect_retry: Duration::from_secs(30),
             offline_after: Duration::from_secs(45),
             ws_close_grace: Duration::from_secs(5),
             sweep_interval: Duration::from_secs(5),
@@ -129,6 +137,11 @@ impl ServerConfig {
     /// (the rule of [`liveness`]): one write interval and one flush interval.
     pub fn liveness_lag(&self) -> Duration {
         self.liveness_write_every + self.liveness_flush_interval
+    }
+
+    /// The database this config names ([`store::Backend::from_url`]).
+    pub fn backend(&self) -> Result<Backend, StoreError> {
+        Backend::from_url(&self.data_dir, self.database_url.as_deref())
     }
 
     /// The sweeper's period: `sweep_interval`, but never more than a quarter of the lease,
@@ -182,9 +195,10 @@ pub struct App {
 impl App {
     /// How much older than the lease a database time may look and still be renewed by
     /// another instance's heartbeats not yet written: zero alone (the sweeper writes this
-    /// instance's first), [`ServerConfig::liveness_lag`] with other instances on the bus.
-    pub fn remote_lag_ms(&self) -> i64 {
-        if self.bus.is_shared() {
+    /// instance's first), [`ServerConfig::liveness_lag`] while other instances share the
+    /// database ([`bus::peers`]).
+    pub async fn peer_lag_ms(&self) -> i64 {
+        if bus::peers(self).await > 0 {
             self.config.liveness_lag().as_millis() as i64
         } else {
             0
@@ -235,31 +249,38 @@ pub fn admin_token_path(data_dir: &Path) -> PathBuf {
     data_dir.join("admin-token")
 }
 
-fn db_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("agentd.db")
-}
-
 /// Creates the data dir and database if needed and, on first start, an admin token
 /// written to `DIR/admin-token` (mode 0600). Returns the admin token. Idempotent.
+/// SQLite in `data_dir`; [`bootstrap_config`] for another database.
 pub async fn bootstrap(data_dir: &Path) -> Result<String, ServerError> {
-    let store = open_store(data_dir).await?;
-    let token = ensure_admin_token(&store, data_dir).await;
+    bootstrap_config(&ServerConfig::new(data_dir)).await
+}
+
+/// [`bootstrap`] with the database `config` names.
+pub async fn bootstrap_config(config: &ServerConfig) -> Result<String, ServerError> {
+    let store = open_store(config).await?;
+    let token = ensure_admin_token(store.as_ref(), &config.data_dir).await;
     store.close().await?;
     token
 }
 
-async fn open_store(data_dir: &Path) -> Result<SqliteStore, ServerError> {
+/// Opens the store `config` names (creating the data dir, migrating the database and
+/// giving every workspace its key).
+async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, ServerError> {
+    let data_dir = &config.data_dir;
     create_private_dir(data_dir).map_err(|source| ServerError::Io {
         context: format!("cannot create data dir {}", data_dir.display()),
         source,
     })?;
-    let db = db_path(data_dir);
-    private_db_files(&db).map_err(|source| ServerError::Io {
-        context: format!("cannot make {} private", db.display()),
-        source,
-    })?;
-    let store = SqliteStore::open(&db).await?;
-    service::workspace::backfill_keys(&store).await?;
+    let backend = config.backend()?;
+    if let Backend::Sqlite(db) = &backend {
+        private_db_files(db).map_err(|source| ServerError::Io {
+            context: format!("cannot make {} private", db.display()),
+            source,
+        })?;
+    }
+    let store = store::open(&backend, config.db_connect_retry).await?;
+    service::workspace::backfill_keys(store.as_ref()).await?;
     Ok(store)
 }
 
@@ -311,7 +332,7 @@ fn private_db_files(db: &Path) -> std::io::Result<()> {
 /// The admin token in `DIR/admin-token` if it is still a valid admin token; otherwise
 /// (first start, file lost or holding a revoked token) a fresh one, which revokes every
 /// earlier admin token: there is only ever one valid admin token, the one in the file.
-async fn ensure_admin_token(store: &SqliteStore, data_dir: &Path) -> Result<String, ServerError> {
+async fn ensure_admin_token(store: &dyn Store, data_dir: &Path) -> Result<String, ServerError> {
     let path = admin_token_path(data_dir);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim().to_string();
@@ -426,19 +447,28 @@ pub async fn open(
     config: ServerConfig,
     shutdown: CancellationToken,
 ) -> Result<Arc<App>, ServerError> {
-    let store = open_store(&config.data_dir).await?;
-    ensure_admin_token(&store, &config.data_dir).await?;
+    let store = open_store(&config).await?;
+    ensure_admin_token(store.as_ref(), &config.data_dir).await?;
     let clock = Clock::default();
+    // On PostgreSQL other instances may share the database: signals go through
+    // LISTEN/NOTIFY and one instance at a time sweeps. SQLite is one instance.
+    let (bus, leader) = match store.postgres_pool() {
+        Some(pool) => (
+            bus::Bus::postgres(pool.clone()),
+            leader::Leader::postgres(&pool),
+        ),
+        None => (bus::Bus::local(), leader::Leader::Alone),
+    };
     Ok(Arc::new(App {
-        store: Arc::new(store),
+        store,
         hub: hub::Hub::default(),
         events: events::Events::default(),
-        bus: bus::Bus::local(),
+        bus,
         liveness: liveness::Liveness::new(
             config.liveness_write_every,
             config.offline_after.max(Duration::from_secs(60)),
         ),
-        leader: leader::Leader::Alone,
+        leader,
         config,
         shutdown,
         tracker: TaskTracker::new(),

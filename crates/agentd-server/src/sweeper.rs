@@ -11,8 +11,8 @@
 //! every channel and every runtime for the whole lease).
 //!
 //! Only the leader sweeps ([`crate::leader`]: an advisory lock on PostgreSQL), and it
-//! decides from the database alone: it writes its own instance's liveness first, and with
-//! other instances on the bus it gives their unwritten heartbeats
+//! decides from the database alone: it writes its own instance's liveness first, and while
+//! other instances share the database it gives their unwritten heartbeats
 //! [`crate::ServerConfig::liveness_lag`] on top of the lease (see [`crate::liveness`]).
 
 use std::sync::Arc;
@@ -42,10 +42,10 @@ pub async fn run(app: Arc<App>) {
 /// One sweep at server time `now`.
 pub async fn sweep(app: &App, now: i64) -> Result<(), StoreError> {
     // The database decides (`liveness`): this instance's heartbeats are written first, and
-    // other instances' may be `remote_lag_ms` behind, which they get on top of the lease.
+    // other instances' may be `peer_lag_ms` behind, which they get on top of the lease.
     crate::liveness::flush(app, true).await?;
     let lease = app.config.offline_after.as_millis() as i64;
-    let cutoff = now - lease - app.remote_lag_ms();
+    let cutoff = now - lease - app.peer_lag_ms().await;
     for rt in app.store.offline_stale_runtimes(cutoff).await? {
         tracing::info!(runtime_id = %rt.id, "runtime offline: no heartbeat");
         service::runtime::went_offline(app, &rt.id).await?;

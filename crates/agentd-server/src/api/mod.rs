@@ -1,5 +1,5 @@
 //! The HTTP router: daemon API under `/api/daemon` (plus `GET /api/workspaces`), the
-//! user API under `/api/v1` (see docs/api.md), `GET /health`, and the web board's
+//! user API under `/api/v1` (see docs/api.md), `GET /health` and `GET /ready`, and the web board's
 //! assets ([`crate::web`]). Layers: a body limit (413 above `max_body_bytes`), a request
 //! timeout (503 when no response head is ready within `request_timeout`; an event stream
 //! or a WebSocket upgrade answers at once, so it is never cut) and JSON 404/405
@@ -18,7 +18,7 @@ pub mod workspaces;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 
@@ -90,6 +90,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/metrics", get(metrics))
+        .route("/ready", get(ready))
         .route("/api/workspaces", get(workspaces::list_for_daemon))
         .nest("/api/daemon", daemon)
         .nest("/api/v1", v1)
@@ -177,6 +178,30 @@ async fn metrics(axum::extract::State(app): axum::extract::State<Arc<App>>) -> S
     }
     out
 }
+
+/// `GET /ready`, for a load balancer: 200 `{"status":"ready"}` when a trivial query
+/// answers within a second, else 503 `{"status":"unready","error":"database
+/// unreachable: …"}`. (`GET /health` is liveness: 200 while the process runs.)
+async fn ready(State(app): State<Arc<App>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let error = match tokio::time::timeout(READY_TIMEOUT, app.store.ping()).await {
+        Ok(Ok(())) => {
+            return axum::Json(serde_json::json!({"status": "ready"})).into_response();
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {READY_TIMEOUT:?}"),
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(
+            serde_json::json!({"status": "unready", "error": format!("database unreachable: {error}")}),
+        ),
+    )
+        .into_response()
+}
+
+/// How long `/ready` waits for the database.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The `limit` query parameter of a paginated list: `default` when absent, else an
 /// integer in 1..=`max` (400 naming the range otherwise).

@@ -445,9 +445,9 @@ pub async fn retry_push(app: &App, t: &TaskRow) -> Result<(), Error> {
             }
         }
     }
-    // Alone, this instance knows whether the daemon is connected; with others on the
-    // bus, the instance holding one of these runtimes pushes (ARCHITECTURE.md, "bus").
-    if !app.bus.is_shared() && !targets.iter().any(|r| app.hub.holds(r)) {
+    // Alone, this instance knows whether the daemon is connected; while other instances
+    // share the database, the one holding one of these runtimes pushes (`bus`).
+    if !targets.iter().any(|r| app.hub.holds(r)) && crate::bus::peers(app).await == 0 {
         return Err(Error::Conflict(format!(
             "the daemon holding task {} is not connected; start it and try again",
             t.id

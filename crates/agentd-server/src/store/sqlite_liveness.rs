@@ -5,11 +5,12 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::sqlite::{RUNTIME_COLS, SqliteStore};
+use super::shared::RUNTIME_COLS;
+use super::sqlite::SqliteStore;
 use super::*;
 
 /// The batch's runtimes and times as a JSON array of `[id, seen_at]`.
-fn seen_json(batch: &[LivenessRow]) -> String {
+pub(super) fn seen_json(batch: &[LivenessRow]) -> String {
     serde_json::Value::Array(
         batch
             .iter()
@@ -20,7 +21,7 @@ fn seen_json(batch: &[LivenessRow]) -> String {
 }
 
 /// The renewals naming tasks, as a JSON array of `[runtime id, task id, time]`.
-fn held_json(batch: &[LivenessRow]) -> Option<String> {
+pub(super) fn held_json(batch: &[LivenessRow]) -> Option<String> {
     let rows: Vec<serde_json::Value> = batch
         .iter()
         .flat_map(|b| {
@@ -33,7 +34,7 @@ fn held_json(batch: &[LivenessRow]) -> Option<String> {
 }
 
 /// The renewals of every in-flight task, as a JSON array of `[runtime id, time]`.
-fn held_all_json(batch: &[LivenessRow]) -> Option<String> {
+pub(super) fn held_all_json(batch: &[LivenessRow]) -> Option<String> {
     let rows: Vec<serde_json::Value> = batch
         .iter()
         .filter_map(|b| b.held_all.map(|t| serde_json::json!([b.runtime_id, t])))
