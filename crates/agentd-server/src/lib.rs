@@ -13,6 +13,7 @@
 //! - [`events`]: change notifications, streamed to boards as server-sent events.
 //! - [`forge`]: the GitHub / Gitea client (pull requests) and webhook signatures.
 //! - [`web`]: the embedded web board (static assets; it talks to `/api/v1`).
+//! - [`ops`]: `agentd server migrate | backup | migrate-to`.
 //! - [`sweeper`]: shows silent runtimes offline and fails the tasks whose lease expired.
 //! - [`store`]: the [`store::Store`] trait and its SQLite and PostgreSQL implementations.
 //!
@@ -25,6 +26,7 @@ pub mod conn;
 pub mod events;
 pub mod forge;
 pub mod hub;
+pub mod ops;
 pub mod service;
 pub mod store;
 pub mod sweeper;
@@ -135,7 +137,7 @@ impl ServerConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("store: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{context}: {source}")]
     Io {

@@ -12,6 +12,7 @@ mod shared;
 pub mod sqlite;
 mod sqlite_forge;
 mod sqlite_tasks;
+pub mod transfer;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -128,6 +129,9 @@ pub enum StoreError {
     /// and why, never a password).
     #[error("{0}")]
     Connect(String),
+    /// `migrate-to` refused or failed (the message says why and what was written).
+    #[error("{0}")]
+    Transfer(String),
 }
 
 impl StoreError {
