@@ -17,6 +17,7 @@
 //! - [`leader`]: which instance sweeps (an advisory lock on PostgreSQL).
 //! - [`forge`]: the GitHub / Gitea client (pull requests) and webhook signatures.
 //! - [`web`]: the embedded web board (static assets; it talks to `/api/v1`).
+//! - [`ops`]: `agentd server migrate | backup | migrate-to`.
 //! - [`sweeper`]: shows silent runtimes offline and fails the tasks whose lease expired.
 //! - [`store`]: the [`store::Store`] trait and its SQLite and PostgreSQL implementations.
 //!
@@ -32,6 +33,7 @@ pub mod forge;
 pub mod hub;
 pub mod leader;
 pub mod liveness;
+pub mod ops;
 pub mod service;
 pub mod store;
 pub mod sweeper;
@@ -155,7 +157,7 @@ impl ServerConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("store: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{context}: {source}")]
     Io {

@@ -14,6 +14,7 @@ pub mod sqlite;
 mod sqlite_forge;
 mod sqlite_liveness;
 mod sqlite_tasks;
+pub mod transfer;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -130,6 +131,9 @@ pub enum StoreError {
     /// and why, never a password).
     #[error("{0}")]
     Connect(String),
+    /// `migrate-to` refused or failed (the message says why and what was written).
+    #[error("{0}")]
+    Transfer(String),
 }
 
 impl StoreError {

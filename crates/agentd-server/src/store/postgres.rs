@@ -44,13 +44,21 @@ impl PgStore {
         let deadline = tokio::time::Instant::now() + retry_for;
         let mut delay = Duration::from_millis(250);
         loop {
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(opts.clone())
-                .await;
-            let e = match pool {
-                Ok(pool) => return Ok(PgStore { pool }),
+            // One plain connection first: the pool would retry a refused connection
+            // until its acquire timeout and report only that it timed out.
+            let e = match <sqlx::PgConnection as sqlx::Connection>::connect_with(&opts).await {
+                Ok(conn) => {
+                    let _ = sqlx::Connection::close(conn).await;
+                    match PgPoolOptions::new()
+                        .max_connections(16)
+                        .acquire_timeout(ACQUIRE_TIMEOUT)
+                        .connect_with(opts.clone())
+                        .await
+                    {
+                        Ok(pool) => return Ok(PgStore { pool }),
+                        Err(e) => e,
+                    }
+                }
                 Err(e) => e,
             };
             let message = connect_error(&opts, &e);

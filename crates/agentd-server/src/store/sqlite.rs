@@ -81,6 +81,44 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// Writes a consistent copy of the live database at `path` to the new file `to`
+    /// (`VACUUM INTO`: one read transaction, so a running server's writes either are
+    /// all in the copy or not at all). `to` must not exist; it is created 0600.
+    pub async fn backup(path: &Path, to: &Path) -> Result<(), StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if !super::transfer::sqlite_exists(path) {
+            return Err(StoreError::Transfer(format!(
+                "no database at {} to back up",
+                path.display()
+            )));
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)
+            .map_err(|e| {
+                StoreError::Transfer(format!(
+                    "cannot create {}: {e} (a backup never overwrites a file)",
+                    to.display()
+                ))
+            })?;
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .busy_timeout(Duration::from_secs(10));
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts).await?;
+        let done = sqlx::query("VACUUM INTO $1")
+            .bind(to.to_string_lossy().into_owned())
+            .execute(&mut conn)
+            .await;
+        sqlx::Connection::close(conn).await?;
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(to);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     pub(super) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: for<'c> FnOnce(
