@@ -203,6 +203,37 @@ fn haproxy(root: &Path, backends: &[&Instance]) -> (Proc, String) {
     (Proc(child), format!("http://127.0.0.1:{port}"))
 }
 
+/// The daemon WebSockets the instance at `url` holds (`/metrics`).
+fn ws_connections(url: &str) -> usize {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "2"])
+        .arg(format!("{url}/metrics"))
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.lines()
+        .find_map(|l| l.strip_prefix("agentd_ws_connections "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as usize
+}
+
+/// Whether `url/ready` answers 200.
+fn ready(url: &str) -> bool {
+    Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "2",
+        ])
+        .arg(format!("{url}/ready"))
+        .output()
+        .is_ok_and(|o| o.stdout == b"200")
+}
+
 /// A workspace with a member and a daemon token, made through `url`.
 fn workspace(url: &str, admin: &str) -> (String, String, String) {
     let ws = cli(url, admin, &["workspace", "create", "scale"])["id"]
@@ -359,8 +390,8 @@ async fn a_task_queued_on_one_instance_runs_on_a_daemon_of_the_other_and_is_canc
     eventually(10, "the agent started", || runs(d).get(&task).map(|_| ())).await;
 
     // Cancelled through A: the daemon on B stops the agent and the task stays cancelled.
-    cli(&url_a, &member, &["task", "cancel", &task]);
     let cancelled = std::time::Instant::now();
+    cli(&url_a, &member, &["task", "cancel", &task]);
     let pid: i32 = std::fs::read_to_string(d.join("runs.log"))
         .unwrap()
         .lines()
@@ -373,7 +404,7 @@ async fn a_task_queued_on_one_instance_runs_on_a_daemon_of_the_other_and_is_canc
         (!common::pid_alive(pid)).then_some(())
     })
     .await;
-    let stopped = cancelled.elapsed();
+    let stopped = cancelled.elapsed(); // `agentd task cancel` (a process) included
     let t = tasks(&url_b, &member, &issue).pop().unwrap();
     assert_eq!(t["status"], "cancelled", "{t}");
 
@@ -489,6 +520,7 @@ async fn an_instance_killed_mid_run_or_a_rolling_restart_loses_no_task() {
     let d = dir.path();
     let mut all = instances(d, 3).await;
     let (_lb, lb) = haproxy(d, &all.iter().collect::<Vec<_>>());
+    eventually(10, "HAProxy answers /ready", || ready(&lb).then_some(())).await;
     let (ws, member, daemon) = workspace(&lb, &all[0].admin());
     // Two daemons through the balancer (their WebSockets land on different instances).
     let mut daemons = Vec::new();
@@ -544,7 +576,14 @@ async fn an_instance_killed_mid_run_or_a_rolling_restart_loses_no_task() {
         (agents.iter().map(|a| runs(a).len()).sum::<usize>() >= 2).then_some(())
     })
     .await;
-    all[0].kill();
+    // SIGKILL the instance that holds the most daemon WebSockets (at least one).
+    let (victim, held) = eventually(30, "daemon WebSockets on the instances", || {
+        let counts: Vec<usize> = all.iter().map(|i| ws_connections(&i.url())).collect();
+        let (at, most) = counts.iter().enumerate().max_by_key(|(_, n)| **n)?;
+        (counts.iter().sum::<usize>() == 2).then_some((at, *most))
+    })
+    .await;
+    all[victim].kill();
     let killed = std::time::Instant::now();
     let merged = d.join("runs-all");
     let check_dir = |dirs: &[PathBuf]| {
@@ -573,8 +612,11 @@ async fn an_instance_killed_mid_run_or_a_rolling_restart_loses_no_task() {
     }
     check_dir(&agents);
     all_complete("instance_sigkilled", &lb, &member, &merged, &issues, 5).await;
-    println!("  (all done {:?} after the kill)", killed.elapsed());
-    all[0].start().await;
+    println!(
+        "  (instance {victim} held {held} of the 2 daemon WebSockets; all done {:?} after the kill)",
+        killed.elapsed()
+    );
+    all[victim].start().await;
 
     // 2. A rolling restart: each instance stopped and started again, one by one, while
     //    tasks keep being queued and run.
