@@ -23,7 +23,7 @@
 //! daemon WebSocket a `daemon:task_available` without a task (claim now), the same
 //! things a fresh connection gets. Signals are hints; the database is the truth.
 //! *Proved by* `notify_reaches_the_other_instance_and_a_lost_listener_resyncs`
-//! (`tests/bus.rs`).
+//! (`tests/signal_bus.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -8,7 +8,7 @@
 //! connection, the lock is free and the next instance to sweep takes it; two instances
 //! never sweep at once, because PostgreSQL grants the lock to one session. At shutdown
 //! the leader unlocks and closes the connection. *Proved by*
-//! `one_instance_leads_and_another_takes_over_when_it_goes` (`tests/bus.rs`).
+//! `one_instance_leads_and_another_takes_over_when_it_goes` (`tests/signal_bus.rs`).
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection, PgPool};

@@ -469,3 +469,70 @@ async fn ready(srv: &Srv) -> (StatusCode, Value) {
     let r = srv.get_anonymous("/ready").await;
     (r.status(), r.json::<Value>().await.unwrap())
 }
+
+#[tokio::test]
+async fn text_with_nul_characters_is_stored_on_either_backend() {
+    // PostgreSQL's TEXT cannot hold NUL: its store keeps U+FFFD instead (as diffs do on
+    // both); SQLite keeps the text as sent. Either way nothing is refused or lost.
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    let (s, issue) = srv
+        .post(
+            &fx.token,
+            &format!("/api/v1/workspaces/{}/issues", fx.ws),
+            json!({"title": "a\u{0}b", "description": "c\u{0}d", "assignee_agent_id": fx.agent}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{issue}");
+    let id = issue["id"].as_str().unwrap();
+    let (s, c) = srv
+        .post(
+            &fx.token,
+            &format!("/api/v1/issues/{id}/comments"),
+            json!({"body": "e\u{0}f"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let task = srv.claim_and_start(&fx).await;
+    report(
+        &srv,
+        &fx,
+        &task,
+        "messages",
+        json!({"messages": [{"seq": 1, "type": "tool_result", "tool": "b\u{0}ash",
+                             "content": "bin\u{0}ary", "output": "o\u{0}ut"}]}),
+    )
+    .await;
+    report(&srv, &fx, &task, "fail", json!({"error": "x\u{0}y"})).await;
+    let nul = |s: &str| {
+        if on_postgres() {
+            s.replace('\0', "\u{FFFD}")
+        } else {
+            s.to_string()
+        }
+    };
+    let (_, shown) = srv.get(&fx.token, &format!("/api/v1/issues/{id}")).await;
+    assert_eq!(shown["issue"]["title"], nul("a\0b"), "{shown}");
+    assert_eq!(shown["issue"]["description"], nul("c\0d"), "{shown}");
+    let (_, page) = srv
+        .get(&fx.token, &format!("/api/v1/tasks/{task}/messages"))
+        .await;
+    assert_eq!(page["messages"][0]["content"], nul("bin\0ary"), "{page}");
+    assert_eq!(page["messages"][0]["output"], nul("o\0ut"), "{page}");
+    let t = srv.task(&fx.token, &task).await;
+    assert_eq!(t["error"], nul("x\0y"), "{t}");
+    // A reference with a NUL is refused or finds nothing (never a database error).
+    for path in [
+        "/api/v1/issues/a%00b",
+        "/api/v1/tasks/%00",
+        "/api/v1/agents/b%00t",
+        "/api/v1/workspaces/w%00",
+    ] {
+        let (s, v) = srv.get(&fx.token, path).await;
+        assert!(
+            s == StatusCode::NOT_FOUND || s == StatusCode::BAD_REQUEST,
+            "{path}: {s} {v}"
+        );
+    }
+    srv.stop().await;
+}

@@ -90,6 +90,70 @@ impl PgStore {
     }
 }
 
+/// Text as PostgreSQL can hold it: its TEXT cannot contain NUL (SQLite's can), so each
+/// NUL becomes U+FFFD, as `service::diff` does for patches on both engines. Every text
+/// this store binds goes through it (a lookup by a value with NUL then finds nothing,
+/// as on SQLite, instead of failing).
+pub(super) fn nn<T: NoNul>(v: T) -> T::Out {
+    v.no_nul()
+}
+
+pub(super) fn no_nul_str(s: &str) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s.to_string()
+    }
+}
+
+/// See [`nn`].
+pub(super) trait NoNul {
+    type Out;
+    fn no_nul(self) -> Self::Out;
+}
+
+impl NoNul for &str {
+    type Out = String;
+    fn no_nul(self) -> String {
+        no_nul_str(self)
+    }
+}
+
+impl NoNul for &String {
+    type Out = String;
+    fn no_nul(self) -> String {
+        no_nul_str(self)
+    }
+}
+
+impl NoNul for String {
+    type Out = String;
+    fn no_nul(self) -> String {
+        no_nul_str(&self)
+    }
+}
+
+impl NoNul for &Option<String> {
+    type Out = Option<String>;
+    fn no_nul(self) -> Option<String> {
+        self.as_deref().map(no_nul_str)
+    }
+}
+
+impl NoNul for Option<String> {
+    type Out = Option<String>;
+    fn no_nul(self) -> Option<String> {
+        self.as_deref().map(no_nul_str)
+    }
+}
+
+impl NoNul for &&str {
+    type Out = String;
+    fn no_nul(self) -> String {
+        no_nul_str(self)
+    }
+}
+
 /// `SELECT version, description FROM _sqlx_migrations` (none before the first run).
 async fn applied(pool: &PgPool) -> Result<Vec<(i64, String)>, StoreError> {
     let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
@@ -189,11 +253,11 @@ impl Store for PgStore {
                     "INSERT INTO workspaces (id, name, repos, created_at, key) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING",
                 )
-                .bind(&ws.id)
-                .bind(&ws.name)
-                .bind(&ws.repos)
+                .bind(nn(&ws.id))
+                .bind(nn(&ws.name))
+                .bind(nn(&ws.repos))
                 .bind(ws.created_at)
-                .bind(&ws.key)
+                .bind(nn(&ws.key))
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();
@@ -204,8 +268,8 @@ impl Store for PgStore {
                     sqlx::query(
                         "INSERT INTO token_workspaces (token_id, workspace_id) VALUES ($1, $2)",
                     )
-                    .bind(&token_id)
-                    .bind(&ws.id)
+                    .bind(nn(&token_id))
+                    .bind(nn(&ws.id))
                     .execute(&mut **tx)
                     .await?;
                 }
@@ -221,8 +285,8 @@ impl Store for PgStore {
                     return Ok(false);
                 }
                 let r = sqlx::query("UPDATE workspaces SET key = $2 WHERE id = $1 AND key IS NULL")
-                    .bind(&id)
-                    .bind(&key)
+                    .bind(nn(&id))
+                    .bind(nn(&key))
                     .execute(&mut **tx)
                     .await;
                 match r {
@@ -266,10 +330,10 @@ impl Store for PgStore {
             );
             let mut q = sqlx::query_as::<_, WorkspaceRow>(AssertSqlSafe(sql));
             for b in ref_binds(&r) {
-                q = q.bind(b);
+                q = q.bind(nn(b));
             }
             for id in workspace_ids.into_iter().flatten() {
-                q = q.bind(id);
+                q = q.bind(nn(id));
             }
             Ok(q.fetch_all(&self.pool).await?)
         })
@@ -280,7 +344,7 @@ impl Store for PgStore {
             Ok(sqlx::query_as::<_, WorkspaceRow>(AssertSqlSafe(format!(
                 "SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = $1"
             )))
-            .bind(id)
+            .bind(nn(id))
             .fetch_optional(&self.pool)
             .await?)
         })
@@ -305,7 +369,7 @@ impl Store for PgStore {
                     );
                     let mut q = sqlx::query_as::<_, WorkspaceRow>(AssertSqlSafe(sql));
                     for id in ids {
-                        q = q.bind(id);
+                        q = q.bind(nn(id));
                     }
                     q.fetch_all(&self.pool).await?
                 }
@@ -326,8 +390,8 @@ impl Store for PgStore {
                     sqlx::query(
                         "INSERT INTO token_workspaces (token_id, workspace_id) VALUES ($1, $2)",
                     )
-                    .bind(&token.id)
-                    .bind(ws)
+                    .bind(nn(&token.id))
+                    .bind(nn(ws))
                     .execute(&mut **tx)
                     .await?;
                 }
@@ -341,7 +405,7 @@ impl Store for PgStore {
             let token = sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
                 "SELECT {TOKEN_COLS} FROM api_tokens WHERE token_hash = $1"
             )))
-            .bind(hash)
+            .bind(nn(hash))
             .fetch_optional(&self.pool)
             .await?;
             self.with_workspaces(token).await
@@ -353,7 +417,7 @@ impl Store for PgStore {
             let token = sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
                 "SELECT {TOKEN_COLS} FROM api_tokens WHERE id = $1"
             )))
-            .bind(id)
+            .bind(nn(id))
             .fetch_optional(&self.pool)
             .await?;
             self.with_workspaces(token).await
@@ -369,7 +433,7 @@ impl Store for PgStore {
                 "SELECT {TOKEN_COLS} FROM api_tokens \
                  WHERE $1 IS NULL OR id = $1 OR created_by = $1 ORDER BY created_at, id"
             )))
-            .bind(self_or_creator)
+            .bind(nn(self_or_creator))
             .fetch_all(&self.pool)
             .await?;
             let mut out = Vec::with_capacity(rows.len());
@@ -388,7 +452,7 @@ impl Store for PgStore {
                 let r = sqlx::query(
                     "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
                 )
-                .bind(&id)
+                .bind(nn(&id))
                 .bind(now)
                 .execute(&mut **tx)
                 .await?;
@@ -404,7 +468,7 @@ impl Store for PgStore {
                     "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 \
                      AND (last_used_at IS NULL OR last_used_at < $3)",
                 )
-                .bind(&id)
+                .bind(nn(&id))
                 .bind(now)
                 .bind(stale_before)
                 .execute(&mut **tx)
@@ -448,8 +512,8 @@ impl Store for PgStore {
                     "INSERT INTO signin_codes (code_hash, token_id, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4)",
                 )
-                .bind(&hash)
-                .bind(&token_id)
+                .bind(nn(&hash))
+                .bind(nn(&token_id))
                 .bind(now)
                 .bind(expires_at)
                 .execute(&mut **tx)
@@ -467,7 +531,7 @@ impl Store for PgStore {
                      WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 \
                      RETURNING token_id",
                 )
-                .bind(&hash)
+                .bind(nn(&hash))
                 .bind(now)
                 .fetch_optional(&mut **tx)
                 .await?)
@@ -490,18 +554,18 @@ impl Store for PgStore {
                      RETURNING {RUNTIME_COLS}"
                 );
                 Ok(sqlx::query_as::<_, RuntimeRow>(AssertSqlSafe(sql))
-                    .bind(&rt.id)
-                    .bind(&rt.workspace_id)
-                    .bind(&rt.daemon_id)
-                    .bind(&rt.provider)
-                    .bind(&rt.name)
-                    .bind(&rt.version)
-                    .bind(&rt.device_name)
-                    .bind(&rt.status)
+                    .bind(nn(&rt.id))
+                    .bind(nn(&rt.workspace_id))
+                    .bind(nn(&rt.daemon_id))
+                    .bind(nn(&rt.provider))
+                    .bind(nn(&rt.name))
+                    .bind(nn(&rt.version))
+                    .bind(nn(&rt.device_name))
+                    .bind(nn(&rt.status))
                     .bind(rt.last_seen_at)
                     .bind(rt.created_at)
-                    .bind(&rt.owner_token_id)
-                    .bind(&rt.sandbox)
+                    .bind(nn(&rt.owner_token_id))
+                    .bind(nn(&rt.sandbox))
                     .fetch_one(&mut **tx)
                     .await?)
             })
@@ -515,9 +579,9 @@ impl Store for PgStore {
                     "UPDATE tasks SET claimed_by = $3 WHERE daemon_id = $1 AND claimed_by = $2 \
                      AND status IN ('dispatched', 'running')",
                 )
-                .bind(&daemon_id)
-                .bind(&from)
-                .bind(&to)
+                .bind(nn(&daemon_id))
+                .bind(nn(&from))
+                .bind(nn(&to))
                 .execute(&mut **tx)
                 .await?;
                 Ok(r.rows_affected())
@@ -530,7 +594,7 @@ impl Store for PgStore {
             Ok(sqlx::query_as::<_, RuntimeRow>(AssertSqlSafe(format!(
                 "SELECT {RUNTIME_COLS} FROM runtimes WHERE id = $1"
             )))
-            .bind(id)
+            .bind(nn(id))
             .fetch_optional(&self.pool)
             .await?)
         })
@@ -546,8 +610,8 @@ impl Store for PgStore {
                 "SELECT {RUNTIME_COLS} FROM runtimes WHERE workspace_id = $1 \
                  AND ($2 IS NULL OR daemon_id = $2) ORDER BY created_at, id"
             )))
-            .bind(workspace_id)
-            .bind(daemon_id)
+            .bind(nn(workspace_id))
+            .bind(nn(daemon_id))
             .fetch_all(&self.pool)
             .await?)
         })
@@ -557,7 +621,7 @@ impl Store for PgStore {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
                 let r = sqlx::query("DELETE FROM runtimes WHERE id = $1")
-                    .bind(&id)
+                    .bind(nn(&id))
                     .execute(&mut **tx)
                     .await?;
                 Ok(r.rows_affected() > 0)
@@ -581,10 +645,10 @@ impl Store for PgStore {
             );
             let mut q = sqlx::query_as::<_, RuntimeRow>(AssertSqlSafe(sql));
             for b in ref_binds(&r) {
-                q = q.bind(b);
+                q = q.bind(nn(b));
             }
             for id in workspace_ids.into_iter().flatten() {
-                q = q.bind(id);
+                q = q.bind(nn(id));
             }
             Ok(q.fetch_all(&self.pool).await?)
         })
@@ -599,7 +663,7 @@ impl Store for PgStore {
                     "UPDATE runtimes SET status = 'online', last_seen_at = $2 \
                      WHERE id = $1 AND status <> 'online' RETURNING {RUNTIME_COLS}"
                 )))
-                .bind(&id)
+                .bind(nn(&id))
                 .bind(now)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -607,7 +671,7 @@ impl Store for PgStore {
                     return Ok(Touched::CameOnline(Box::new(row)));
                 }
                 let r = sqlx::query("UPDATE runtimes SET last_seen_at = $2 WHERE id = $1")
-                    .bind(&id)
+                    .bind(nn(&id))
                     .bind(now)
                     .execute(&mut **tx)
                     .await?;
@@ -624,7 +688,7 @@ impl Store for PgStore {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
                 let r = sqlx::query("UPDATE runtimes SET status = 'offline' WHERE id = $1")
-                    .bind(&id)
+                    .bind(nn(&id))
                     .execute(&mut **tx)
                     .await?;
                 Ok(r.rows_affected() > 0)
@@ -651,7 +715,7 @@ impl Store for PgStore {
             Ok(sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM runtimes WHERE daemon_id = $1 AND last_seen_at >= $2",
             )
-            .bind(daemon_id)
+            .bind(nn(daemon_id))
             .bind(since)
             .fetch_one(&self.pool)
             .await?
@@ -666,7 +730,7 @@ impl Store for PgStore {
                     "UPDATE runtimes SET status = 'offline' WHERE id = $1 AND status = 'online' \
                      AND (last_seen_at IS NULL OR last_seen_at <= $2)",
                 )
-                .bind(&id)
+                .bind(nn(&id))
                 .bind(since)
                 .execute(&mut **tx)
                 .await?;
@@ -682,14 +746,14 @@ impl Store for PgStore {
                     "INSERT INTO agents (id, workspace_id, runtime_id, name, instructions, model, \
                      custom_args, custom_env, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
-                .bind(&a.id)
-                .bind(&a.workspace_id)
-                .bind(&a.runtime_id)
-                .bind(&a.name)
-                .bind(&a.instructions)
-                .bind(&a.model)
-                .bind(&a.custom_args)
-                .bind(&a.custom_env)
+                .bind(nn(&a.id))
+                .bind(nn(&a.workspace_id))
+                .bind(nn(&a.runtime_id))
+                .bind(nn(&a.name))
+                .bind(nn(&a.instructions))
+                .bind(nn(&a.model))
+                .bind(nn(&a.custom_args))
+                .bind(nn(&a.custom_env))
                 .bind(a.created_at)
                 .execute(&mut **tx)
                 .await?;
@@ -702,7 +766,7 @@ impl Store for PgStore {
         Box::pin(async move {
             Ok(
                 sqlx::query_as::<_, AgentRow>("SELECT * FROM agents WHERE id = $1")
-                    .bind(id)
+                    .bind(nn(id))
                     .fetch_optional(&self.pool)
                     .await?,
             )
@@ -714,7 +778,7 @@ impl Store for PgStore {
             Ok(sqlx::query_as::<_, AgentRow>(
                 "SELECT * FROM agents WHERE workspace_id = $1 ORDER BY created_at, id",
             )
-            .bind(workspace_id)
+            .bind(nn(workspace_id))
             .fetch_all(&self.pool)
             .await?)
         })
@@ -736,10 +800,10 @@ impl Store for PgStore {
             );
             let mut q = sqlx::query_as::<_, AgentRow>(AssertSqlSafe(sql));
             for b in ref_binds(&r) {
-                q = q.bind(b);
+                q = q.bind(nn(b));
             }
             for id in workspace_ids.into_iter().flatten() {
-                q = q.bind(id);
+                q = q.bind(nn(id));
             }
             Ok(q.fetch_all(&self.pool).await?)
         })
@@ -752,13 +816,13 @@ impl Store for PgStore {
                     "UPDATE agents SET runtime_id = $2, name = $3, instructions = $4, model = $5, \
                      custom_args = $6, custom_env = $7 WHERE id = $1",
                 )
-                .bind(&a.id)
-                .bind(&a.runtime_id)
-                .bind(&a.name)
-                .bind(&a.instructions)
-                .bind(&a.model)
-                .bind(&a.custom_args)
-                .bind(&a.custom_env)
+                .bind(nn(&a.id))
+                .bind(nn(&a.runtime_id))
+                .bind(nn(&a.name))
+                .bind(nn(&a.instructions))
+                .bind(nn(&a.model))
+                .bind(nn(&a.custom_args))
+                .bind(nn(&a.custom_env))
                 .execute(&mut **tx)
                 .await?;
                 task_all(
@@ -766,8 +830,8 @@ impl Store for PgStore {
                         "UPDATE tasks SET runtime_id = $2 WHERE agent_id = $1 AND status = 'queued' \
                          AND runtime_id <> $2 RETURNING {TASK_COLS}"
                     )))
-                    .bind(&a.id)
-                    .bind(&a.runtime_id)
+                    .bind(nn(&a.id))
+                    .bind(nn(&a.runtime_id))
                     .fetch_all(&mut **tx)
                     .await?,
                 )
@@ -788,7 +852,7 @@ impl PgStore {
         let ws: Vec<(String,)> = sqlx::query_as(
             "SELECT workspace_id FROM token_workspaces WHERE token_id = $1 ORDER BY workspace_id",
         )
-        .bind(&token.id)
+        .bind(nn(&token.id))
         .fetch_all(&self.pool)
         .await?;
         Ok(Some((token, ws.into_iter().map(|(w,)| w).collect())))
@@ -799,7 +863,7 @@ impl PgStore {
 async fn key_taken(tx: &mut Transaction<'static, Postgres>, key: &str) -> Result<bool, StoreError> {
     Ok(
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM workspaces WHERE key = $1")
-            .bind(key)
+            .bind(nn(key))
             .fetch_one(&mut **tx)
             .await?
             > 0,
@@ -815,13 +879,13 @@ pub(super) async fn insert_event(
         "INSERT INTO issue_events (issue_id, kind, actor_kind, actor_name, from_status, \
          to_status, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(&e.issue_id)
-    .bind(&e.kind)
-    .bind(actor_kind_text(e.actor.kind))
-    .bind(&e.actor.name)
-    .bind(&e.from_status)
-    .bind(&e.to_status)
-    .bind(&e.detail)
+    .bind(nn(&e.issue_id))
+    .bind(nn(&e.kind))
+    .bind(nn(actor_kind_text(e.actor.kind)))
+    .bind(nn(&e.actor.name))
+    .bind(nn(&e.from_status))
+    .bind(nn(&e.to_status))
+    .bind(nn(&e.detail))
     .bind(e.created_at)
     .execute(&mut **tx)
     .await?;
@@ -838,15 +902,15 @@ pub(super) async fn move_issue(
 ) -> Result<(), StoreError> {
     let from: Option<String> =
         sqlx::query_scalar("SELECT status FROM issues WHERE id = $1 FOR UPDATE")
-            .bind(issue_id)
+            .bind(nn(issue_id))
             .fetch_optional(&mut **tx)
             .await?;
     let Some(from) = from else {
         return Ok(());
     };
     sqlx::query("UPDATE issues SET status = $2, updated_at = $3 WHERE id = $1")
-        .bind(issue_id)
-        .bind(to)
+        .bind(nn(issue_id))
+        .bind(nn(to))
         .bind(now)
         .execute(&mut **tx)
         .await?;
@@ -877,12 +941,12 @@ async fn insert_token(
         "INSERT INTO api_tokens (id, token_hash, name, kind, created_at, created_by, expires_at, \
          revoked_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(&t.id)
-    .bind(hash)
-    .bind(&t.name)
-    .bind(&t.kind)
+    .bind(nn(&t.id))
+    .bind(nn(hash))
+    .bind(nn(&t.name))
+    .bind(nn(&t.kind))
     .bind(t.created_at)
-    .bind(&t.created_by)
+    .bind(nn(&t.created_by))
     .bind(t.expires_at)
     .bind(t.revoked_at)
     .bind(t.last_used_at)
@@ -899,12 +963,12 @@ pub(super) async fn insert_comment(
         "INSERT INTO comments (id, issue_id, author_type, author_id, author_name, body, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(&c.id)
-    .bind(&c.issue_id)
-    .bind(&c.author_type)
-    .bind(&c.author_id)
-    .bind(&c.author_name)
-    .bind(&c.body)
+    .bind(nn(&c.id))
+    .bind(nn(&c.issue_id))
+    .bind(nn(&c.author_type))
+    .bind(nn(&c.author_id))
+    .bind(nn(&c.author_name))
+    .bind(nn(&c.body))
     .bind(c.created_at)
     .execute(&mut **tx)
     .await?;

@@ -4,7 +4,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::postgres::{PgStore, insert_comment, move_issue};
+use super::postgres::{PgStore, insert_comment, move_issue, nn};
 use super::shared::{FORGE_COLS, PULL_COLS, TASK_COLS, TaskRecord, placeholders, task_one};
 use super::*;
 
@@ -21,13 +21,13 @@ impl ForgeStore for PgStore {
                      webhook_secret = excluded.webhook_secret, poll = excluded.poll, \
                      updated_at = excluded.updated_at"
                 )))
-                .bind(&r.workspace_id)
-                .bind(&r.kind)
-                .bind(&r.api_url)
-                .bind(&r.repo)
-                .bind(&r.repo_key)
-                .bind(&r.token)
-                .bind(&r.webhook_secret)
+                .bind(nn(&r.workspace_id))
+                .bind(nn(&r.kind))
+                .bind(nn(&r.api_url))
+                .bind(nn(&r.repo))
+                .bind(nn(&r.repo_key))
+                .bind(nn(&r.token))
+                .bind(nn(&r.webhook_secret))
                 .bind(r.poll)
                 .bind(r.created_at)
                 .bind(r.updated_at)
@@ -43,7 +43,7 @@ impl ForgeStore for PgStore {
             Ok(sqlx::query_as::<_, ForgeRow>(AssertSqlSafe(format!(
                 "SELECT {FORGE_COLS} FROM forge_connections WHERE workspace_id = $1"
             )))
-            .bind(workspace_id)
+            .bind(nn(workspace_id))
             .fetch_optional(&self.pool)
             .await?)
         })
@@ -53,7 +53,7 @@ impl ForgeStore for PgStore {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
                 let done = sqlx::query("DELETE FROM forge_connections WHERE workspace_id = $1")
-                    .bind(&workspace_id)
+                    .bind(nn(&workspace_id))
                     .execute(&mut **tx)
                     .await?;
                 Ok(done.rows_affected() > 0)
@@ -67,8 +67,8 @@ impl ForgeStore for PgStore {
                 "SELECT {FORGE_COLS} FROM forge_connections WHERE kind = $1 AND repo_key = $2 \
                  ORDER BY created_at, workspace_id"
             )))
-            .bind(kind)
-            .bind(repo_key)
+            .bind(nn(kind))
+            .bind(nn(repo_key))
             .fetch_all(&self.pool)
             .await?)
         })
@@ -85,19 +85,19 @@ impl ForgeStore for PgStore {
                      task_id = excluded.task_id, head_sha = excluded.head_sha, \
                      state = excluded.state, updated_at = excluded.updated_at"
                 )))
-                .bind(&r.id)
-                .bind(&r.workspace_id)
-                .bind(&r.issue_id)
-                .bind(&r.task_id)
-                .bind(&r.agent_id)
+                .bind(nn(&r.id))
+                .bind(nn(&r.workspace_id))
+                .bind(nn(&r.issue_id))
+                .bind(nn(&r.task_id))
+                .bind(nn(&r.agent_id))
                 .bind(r.number)
-                .bind(&r.url)
-                .bind(&r.state)
-                .bind(&r.head_branch)
-                .bind(&r.head_sha)
-                .bind(&r.base_branch)
-                .bind(&r.review_state)
-                .bind(&r.checks_state)
+                .bind(nn(&r.url))
+                .bind(nn(&r.state))
+                .bind(nn(&r.head_branch))
+                .bind(nn(&r.head_sha))
+                .bind(nn(&r.base_branch))
+                .bind(nn(&r.review_state))
+                .bind(nn(&r.checks_state))
                 .bind(r.polled_at)
                 .bind(r.created_at)
                 .bind(r.updated_at)
@@ -113,7 +113,7 @@ impl ForgeStore for PgStore {
             Ok(sqlx::query_as::<_, PullRow>(AssertSqlSafe(format!(
                 "SELECT {PULL_COLS} FROM pull_requests WHERE workspace_id = $1 AND number = $2"
             )))
-            .bind(workspace_id)
+            .bind(nn(workspace_id))
             .bind(number)
             .fetch_optional(&self.pool)
             .await?)
@@ -130,8 +130,8 @@ impl ForgeStore for PgStore {
                 "SELECT {PULL_COLS} FROM pull_requests WHERE workspace_id = $1 \
                  AND head_branch = $2 AND state = 'open' ORDER BY created_at DESC LIMIT 1"
             )))
-            .bind(workspace_id)
-            .bind(branch)
+            .bind(nn(workspace_id))
+            .bind(nn(branch))
             .fetch_optional(&self.pool)
             .await?)
         })
@@ -143,7 +143,7 @@ impl ForgeStore for PgStore {
                 "SELECT {PULL_COLS} FROM pull_requests WHERE issue_id = $1 \
                  ORDER BY created_at, id"
             )))
-            .bind(issue_id)
+            .bind(nn(issue_id))
             .fetch_all(&self.pool)
             .await?)
         })
@@ -162,7 +162,7 @@ impl ForgeStore for PgStore {
             );
             let mut q = sqlx::query_as::<_, PullRow>(AssertSqlSafe(sql));
             for id in &issue_ids {
-                q = q.bind(id);
+                q = q.bind(nn(id));
             }
             Ok(q.fetch_all(&self.pool).await?)
         })
@@ -173,7 +173,7 @@ impl ForgeStore for PgStore {
             Box::pin(async move {
                 let before: Option<String> =
                     sqlx::query_scalar("SELECT state FROM pull_requests WHERE id = $1 FOR UPDATE")
-                        .bind(&u.pull_id)
+                        .bind(nn(&u.pull_id))
                         .fetch_optional(&mut **tx)
                         .await?;
                 let Some(before) = before else {
@@ -187,12 +187,12 @@ impl ForgeStore for PgStore {
                      polled_at = COALESCE($7, polled_at), updated_at = $8 \
                      WHERE id = $1 RETURNING {PULL_COLS}"
                 )))
-                .bind(&u.pull_id)
-                .bind(&u.state)
-                .bind(&u.review_state)
-                .bind(&u.checks_state)
-                .bind(&u.head_sha)
-                .bind(&u.task_id)
+                .bind(nn(&u.pull_id))
+                .bind(nn(&u.state))
+                .bind(nn(&u.review_state))
+                .bind(nn(&u.checks_state))
+                .bind(nn(&u.head_sha))
+                .bind(nn(&u.task_id))
                 .bind(u.polled_at)
                 .bind(u.now)
                 .fetch_one(&mut **tx)
@@ -242,8 +242,8 @@ impl ForgeStore for PgStore {
                     "INSERT INTO forge_deliveries (workspace_id, delivery_id, received_at) \
                      VALUES ($1, $2, $3) ON CONFLICT (workspace_id, delivery_id) DO NOTHING",
                 )
-                .bind(&workspace_id)
-                .bind(&delivery_id)
+                .bind(nn(&workspace_id))
+                .bind(nn(&delivery_id))
                 .bind(now)
                 .execute(&mut **tx)
                 .await?;
@@ -269,8 +269,8 @@ impl ForgeStore for PgStore {
                          WHERE id = $1 AND status = 'failed' AND failure_reason = 'push_failed' \
                          RETURNING {TASK_COLS}"
                     )))
-                    .bind(&task_id)
-                    .bind(&branch)
+                    .bind(nn(&task_id))
+                    .bind(nn(&branch))
                     .bind(now)
                     .fetch_optional(&mut **tx)
                     .await?,

@@ -5,7 +5,7 @@ use agentd_proto::api::DiffStat;
 use agentd_proto::{TaskDiff, UsageEntry};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::postgres::{PgStore, insert_comment, insert_event, move_issue};
+use super::postgres::{PgStore, insert_comment, insert_event, move_issue, nn};
 use super::shared::*;
 use super::*;
 
@@ -19,7 +19,7 @@ impl TaskStore for PgStore {
                     "UPDATE workspaces SET issue_seq = issue_seq + 1 WHERE id = $1 \
                      RETURNING issue_seq, key",
                 )
-                .bind(&i.workspace_id)
+                .bind(nn(&i.workspace_id))
                 .fetch_one(&mut **tx)
                 .await?;
                 sqlx::query(
@@ -27,12 +27,12 @@ impl TaskStore for PgStore {
                      assignee_agent_id, created_at, updated_at, number) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
-                .bind(&i.id)
-                .bind(&i.workspace_id)
-                .bind(&i.title)
-                .bind(&i.description)
-                .bind(&i.status)
-                .bind(&i.assignee_agent_id)
+                .bind(nn(&i.id))
+                .bind(nn(&i.workspace_id))
+                .bind(nn(&i.title))
+                .bind(nn(&i.description))
+                .bind(nn(&i.status))
+                .bind(nn(&i.assignee_agent_id))
                 .bind(i.created_at)
                 .bind(i.updated_at)
                 .bind(number)
@@ -56,7 +56,7 @@ impl TaskStore for PgStore {
             Ok(sqlx::query_as::<_, IssueRow>(AssertSqlSafe(format!(
                 "SELECT {ISSUE_COLS} FROM {ISSUE_FROM} WHERE i.id = $1"
             )))
-            .bind(id)
+            .bind(nn(id))
             .fetch_optional(&self.pool)
             .await?)
         })
@@ -111,13 +111,13 @@ impl TaskStore for PgStore {
             );
             let mut q = sqlx::query_as::<_, IssueRow>(AssertSqlSafe(sql))
                 .bind(after_at)
-                .bind(after_id)
+                .bind(nn(after_id))
                 .bind(limit);
             for t in texts {
-                q = q.bind(t);
+                q = q.bind(nn(t));
             }
             for id in ids.into_iter().flatten() {
-                q = q.bind(id);
+                q = q.bind(nn(id));
             }
             Ok(q.fetch_all(&self.pool).await?)
         })
@@ -130,11 +130,11 @@ impl TaskStore for PgStore {
                     "UPDATE issues SET title = $2, description = $3, status = $4, \
                      assignee_agent_id = $5, updated_at = $6 WHERE id = $1",
                 )
-                .bind(&i.id)
-                .bind(&i.title)
-                .bind(&i.description)
-                .bind(&i.status)
-                .bind(&i.assignee_agent_id)
+                .bind(nn(&i.id))
+                .bind(nn(&i.title))
+                .bind(nn(&i.description))
+                .bind(nn(&i.status))
+                .bind(nn(&i.assignee_agent_id))
                 .bind(i.updated_at)
                 .execute(&mut **tx)
                 .await?;
@@ -152,7 +152,7 @@ impl TaskStore for PgStore {
                 "SELECT issue_id, kind, actor_kind, actor_name, from_status, to_status, detail, \
                  created_at FROM issue_events WHERE issue_id = $1 ORDER BY created_at, seq",
             )
-            .bind(issue_id)
+            .bind(nn(issue_id))
             .fetch_all(&self.pool)
             .await?;
             Ok(rows
@@ -193,18 +193,18 @@ impl TaskStore for PgStore {
             );
             let mut q = sqlx::query_as::<_, IssueRow>(AssertSqlSafe(sql));
             match &r {
-                RefQuery::IssueKey(k, number) => q = q.bind(k.clone()).bind(*number),
+                RefQuery::IssueKey(k, number) => q = q.bind(nn(k.clone())).bind(*number),
                 _ => {
                     for b in ref_binds(&r) {
-                        q = q.bind(b);
+                        q = q.bind(nn(b));
                     }
                 }
             }
             for id in workspace_ids.into_iter().flatten() {
-                q = q.bind(id);
+                q = q.bind(nn(id));
             }
             if let Some(id) = only_issue {
-                q = q.bind(id);
+                q = q.bind(nn(id));
             }
             Ok(q.fetch_all(&self.pool).await?)
         })
@@ -218,7 +218,7 @@ impl TaskStore for PgStore {
         Box::pin(async move {
             Ok(
                 sqlx::query_as::<_, CommentRow>("SELECT * FROM comments WHERE id = $1")
-                    .bind(id)
+                    .bind(nn(id))
                     .fetch_optional(&self.pool)
                     .await?,
             )
@@ -230,7 +230,7 @@ impl TaskStore for PgStore {
             Ok(sqlx::query_as::<_, CommentRow>(
                 "SELECT * FROM comments WHERE issue_id = $1 ORDER BY created_at, id",
             )
-            .bind(issue_id)
+            .bind(nn(issue_id))
             .fetch_all(&self.pool)
             .await?)
         })
@@ -249,8 +249,8 @@ impl TaskStore for PgStore {
                 let first = sqlx::query(
                     "UPDATE tasks SET retry_task_id = $2 WHERE id = $1 AND retry_task_id IS NULL",
                 )
-                .bind(&parent)
-                .bind(&t.id)
+                .bind(nn(&parent))
+                .bind(nn(&t.id))
                 .execute(&mut **tx)
                 .await?
                 .rows_affected()
@@ -258,7 +258,7 @@ impl TaskStore for PgStore {
                 if !first {
                     let existing: Option<Option<String>> =
                         sqlx::query_scalar("SELECT retry_task_id FROM tasks WHERE id = $1")
-                            .bind(&parent)
+                            .bind(nn(&parent))
                             .fetch_optional(&mut **tx)
                             .await?;
                     return Ok(Err(existing.flatten().unwrap_or_default()));
@@ -282,7 +282,7 @@ impl TaskStore for PgStore {
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in task_ids {
-                q = q.bind(id);
+                q = q.bind(nn(id));
             }
             Ok(q.fetch_all(&self.pool)
                 .await?
@@ -321,13 +321,13 @@ impl TaskStore for PgStore {
             );
             let mut q = sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(sql));
             for b in ref_binds(&r) {
-                q = q.bind(b);
+                q = q.bind(nn(b));
             }
             for id in workspace_ids.into_iter().flatten() {
-                q = q.bind(id);
+                q = q.bind(nn(id));
             }
             if let Some(id) = only_issue {
-                q = q.bind(id);
+                q = q.bind(nn(id));
             }
             task_all(q.fetch_all(&self.pool).await?)
         })
@@ -339,7 +339,7 @@ impl TaskStore for PgStore {
                 sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
                     "SELECT {TASK_COLS} FROM tasks WHERE id = $1"
                 )))
-                .bind(id)
+                .bind(nn(id))
                 .fetch_optional(&self.pool)
                 .await?,
             )
@@ -352,7 +352,7 @@ impl TaskStore for PgStore {
                 sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
                     "SELECT {TASK_COLS} FROM tasks WHERE issue_id = $1 ORDER BY created_at, id"
                 )))
-                .bind(issue_id)
+                .bind(nn(issue_id))
                 .fetch_all(&self.pool)
                 .await?,
             )
@@ -374,7 +374,7 @@ impl TaskStore for PgStore {
             );
             let mut q = sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(sql));
             for id in issue_ids {
-                q = q.bind(id);
+                q = q.bind(nn(id));
             }
             task_all(q.fetch_all(&self.pool).await?)
         })
@@ -391,9 +391,9 @@ impl TaskStore for PgStore {
                  ORDER BY created_at, id",
                 placeholders(2, statuses.len())
             );
-            let mut q = sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(sql)).bind(runtime_id);
+            let mut q = sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(sql)).bind(nn(runtime_id));
             for s in statuses {
-                q = q.bind(s.as_str());
+                q = q.bind(nn(s.as_str()));
             }
             task_all(q.fetch_all(&self.pool).await?)
         })
@@ -414,7 +414,7 @@ impl TaskStore for PgStore {
                 // different runtimes, on any instance, run side by side; SKIP LOCKED keeps
                 // them off each other's rows.
                 sqlx::query("SELECT 1 FROM runtimes WHERE id = $1 FOR UPDATE")
-                    .bind(&runtime_id)
+                    .bind(nn(&runtime_id))
                     .fetch_optional(&mut **tx)
                     .await?;
                 if let Some(key) = &claim_key {
@@ -423,9 +423,9 @@ impl TaskStore for PgStore {
                          AND claim_key = $2 AND status IN ('dispatched', 'running') \
                          RETURNING {TASK_COLS}"
                     )))
-                    .bind(&runtime_id)
-                    .bind(key)
-                    .bind(&token_hash)
+                    .bind(nn(&runtime_id))
+                    .bind(nn(key))
+                    .bind(nn(&token_hash))
                     .bind(now)
                     .fetch_optional(&mut **tx)
                     .await?;
@@ -447,10 +447,10 @@ impl TaskStore for PgStore {
                        ORDER BY q.created_at, q.id LIMIT 1 FOR UPDATE SKIP LOCKED) \
                      RETURNING {TASK_COLS}"
                 )))
-                .bind(&runtime_id)
+                .bind(nn(&runtime_id))
                 .bind(now)
-                .bind(&claim_key)
-                .bind(&token_hash)
+                .bind(nn(&claim_key))
+                .bind(nn(&token_hash))
                 .fetch_optional(&mut **tx)
                 .await?)
             })
@@ -486,13 +486,13 @@ impl TaskStore for PgStore {
                      AND (claimed_by IS NULL \
                        OR claimed_by = (SELECT r.owner_token_id FROM runtimes r WHERE r.id = $2))";
                 let done = match &task_ids {
-                    None => sqlx::query(base).bind(now).bind(&runtime_id).execute(&mut **tx).await?,
+                    None => sqlx::query(base).bind(now).bind(nn(&runtime_id)).execute(&mut **tx).await?,
                     Some(ids) if ids.is_empty() => return Ok(0),
                     Some(ids) => {
                         let sql = format!("{base} AND id IN ({})", placeholders(3, ids.len()));
-                        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(&runtime_id);
+                        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(nn(&runtime_id));
                         for id in ids {
-                            q = q.bind(id);
+                            q = q.bind(nn(id));
                         }
                         q.execute(&mut **tx).await?
                     }
@@ -509,7 +509,7 @@ impl TaskStore for PgStore {
                     "UPDATE tasks SET held_at = $2 WHERE id = $1 \
                      AND status IN ('dispatched', 'running')",
                 )
-                .bind(&task_id)
+                .bind(nn(&task_id))
                 .bind(now)
                 .execute(&mut **tx)
                 .await?;
@@ -529,8 +529,8 @@ impl TaskStore for PgStore {
                 let first = sqlx::query(
                     "UPDATE tasks SET late_report = $2 WHERE id = $1 AND late_report IS NULL",
                 )
-                .bind(&task_id)
-                .bind(&report)
+                .bind(nn(&task_id))
+                .bind(nn(&report))
                 .execute(&mut **tx)
                 .await?
                 .rows_affected()
@@ -550,7 +550,7 @@ impl TaskStore for PgStore {
                     "SELECT {TASK_COLS} FROM tasks WHERE task_token_hash = $1 \
                      AND status IN ('dispatched', 'running')"
                 )))
-                .bind(hash)
+                .bind(nn(hash))
                 .fetch_optional(&self.pool)
                 .await?,
             )
@@ -575,20 +575,20 @@ impl TaskStore for PgStore {
                     placeholders(13, t.from.len())
                 );
                 let mut q = sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(sql))
-                    .bind(&t.task_id)
-                    .bind(t.to.as_str())
-                    .bind(&t.output)
-                    .bind(&t.error)
-                    .bind(t.failure_reason.map(reason_text))
-                    .bind(&t.session_id)
-                    .bind(&t.work_dir)
+                    .bind(nn(&t.task_id))
+                    .bind(nn(t.to.as_str()))
+                    .bind(nn(&t.output))
+                    .bind(nn(&t.error))
+                    .bind(nn(t.failure_reason.map(reason_text)))
+                    .bind(nn(&t.session_id))
+                    .bind(nn(&t.work_dir))
                     .bind(t.now)
                     .bind(terminal)
-                    .bind(&t.branch_name)
-                    .bind(t.cancelled_by.as_ref().map(|a| actor_kind_text(a.kind)))
-                    .bind(t.cancelled_by.as_ref().map(|a| a.name.clone()));
+                    .bind(nn(&t.branch_name))
+                    .bind(nn(t.cancelled_by.as_ref().map(|a| actor_kind_text(a.kind))))
+                    .bind(nn(t.cancelled_by.as_ref().map(|a| a.name.clone())));
                 for s in &t.from {
-                    q = q.bind(s.as_str());
+                    q = q.bind(nn(s.as_str()));
                 }
                 let Some(row) = task_one(q.fetch_optional(&mut **tx).await?)? else {
                     return Ok(None);
@@ -620,9 +620,9 @@ impl TaskStore for PgStore {
                      work_dir = COALESCE($3, work_dir) \
                      WHERE id = $1 AND status IN ('dispatched', 'running')",
                 )
-                .bind(&task_id)
-                .bind(&session_id)
-                .bind(&work_dir)
+                .bind(nn(&task_id))
+                .bind(nn(&session_id))
+                .bind(nn(&work_dir))
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -639,13 +639,13 @@ impl TaskStore for PgStore {
                          output, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                          ON CONFLICT (task_id, seq) DO NOTHING",
                     )
-                    .bind(&m.task_id)
+                    .bind(nn(&m.task_id))
                     .bind(m.seq)
-                    .bind(&m.kind)
-                    .bind(&m.tool)
-                    .bind(&m.content)
-                    .bind(&m.input)
-                    .bind(&m.output)
+                    .bind(nn(&m.kind))
+                    .bind(nn(&m.tool))
+                    .bind(nn(&m.content))
+                    .bind(nn(&m.input))
+                    .bind(nn(&m.output))
                     .bind(m.created_at)
                     .execute(&mut **tx)
                     .await?;
@@ -665,7 +665,7 @@ impl TaskStore for PgStore {
             Ok(sqlx::query_as::<_, MessageRow>(
                 "SELECT * FROM task_messages WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             )
-            .bind(task_id)
+            .bind(nn(task_id))
             .bind(after_seq)
             .bind(limit)
             .fetch_all(&self.pool)
@@ -679,7 +679,7 @@ impl TaskStore for PgStore {
                 "SELECT provider, model, input_tokens, output_tokens, cache_read_tokens, \
                  cache_write_tokens FROM task_usage WHERE task_id = $1 ORDER BY provider, model",
             )
-            .bind(task_id)
+            .bind(nn(task_id))
             .fetch_all(&self.pool)
             .await?;
             Ok(rows
@@ -709,9 +709,9 @@ impl TaskStore for PgStore {
                          cache_read_tokens = excluded.cache_read_tokens, \
                          cache_write_tokens = excluded.cache_write_tokens",
                     )
-                    .bind(&task_id)
-                    .bind(&u.provider)
-                    .bind(&u.model)
+                    .bind(nn(&task_id))
+                    .bind(nn(&u.provider))
+                    .bind(nn(&u.model))
                     .bind(u.input_tokens)
                     .bind(u.output_tokens)
                     .bind(u.cache_read_tokens)
@@ -730,7 +730,7 @@ impl TaskStore for PgStore {
                 "SELECT base_commit, head_commit, files, files_count, additions, deletions, \
                  patch, truncated, created_at FROM task_diffs WHERE task_id = $1",
             )
-            .bind(&task_id)
+            .bind(nn(&task_id))
             .fetch_optional(&self.pool)
             .await?
             else {
@@ -768,7 +768,7 @@ impl TaskStore for PgStore {
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in task_ids {
-                q = q.bind(id);
+                q = q.bind(nn(id));
             }
             Ok(q.fetch_all(&self.pool)
                 .await?
@@ -794,34 +794,34 @@ async fn insert_task(
         "INSERT INTO tasks ({TASK_COLS}) VALUES ({})",
         placeholders(1, TASK_COLS_N)
     )))
-    .bind(&t.id)
-    .bind(&t.workspace_id)
-    .bind(&t.issue_id)
-    .bind(&t.agent_id)
-    .bind(&t.runtime_id)
-    .bind(t.status.as_str())
-    .bind(&t.claim_key)
-    .bind(&t.trigger_comment_id)
-    .bind(&t.output)
-    .bind(&t.error)
-    .bind(t.failure_reason.map(reason_text))
-    .bind(&t.session_id)
-    .bind(&t.work_dir)
-    .bind(&t.parent_task_id)
+    .bind(nn(&t.id))
+    .bind(nn(&t.workspace_id))
+    .bind(nn(&t.issue_id))
+    .bind(nn(&t.agent_id))
+    .bind(nn(&t.runtime_id))
+    .bind(nn(t.status.as_str()))
+    .bind(nn(&t.claim_key))
+    .bind(nn(&t.trigger_comment_id))
+    .bind(nn(&t.output))
+    .bind(nn(&t.error))
+    .bind(nn(t.failure_reason.map(reason_text)))
+    .bind(nn(&t.session_id))
+    .bind(nn(&t.work_dir))
+    .bind(nn(&t.parent_task_id))
     .bind(t.created_at)
     .bind(t.dispatched_at)
     .bind(t.started_at)
     .bind(t.completed_at)
-    .bind(&t.branch_name)
-    .bind(&t.daemon_id)
+    .bind(nn(&t.branch_name))
+    .bind(nn(&t.daemon_id))
     .bind(t.held_at)
-    .bind(&t.late_report)
-    .bind(&t.claimed_by)
-    .bind(t.queued_by.as_ref().map(|a| actor_kind_text(a.kind)))
-    .bind(t.queued_by.as_ref().map(|a| a.name.clone()))
-    .bind(t.cancelled_by.as_ref().map(|a| actor_kind_text(a.kind)))
-    .bind(t.cancelled_by.as_ref().map(|a| a.name.clone()))
-    .bind(&t.retry_task_id)
+    .bind(nn(&t.late_report))
+    .bind(nn(&t.claimed_by))
+    .bind(nn(t.queued_by.as_ref().map(|a| actor_kind_text(a.kind))))
+    .bind(nn(t.queued_by.as_ref().map(|a| a.name.clone())))
+    .bind(nn(t.cancelled_by.as_ref().map(|a| actor_kind_text(a.kind))))
+    .bind(nn(t.cancelled_by.as_ref().map(|a| a.name.clone())))
+    .bind(nn(&t.retry_task_id))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -841,14 +841,14 @@ async fn insert_diff(
          additions, deletions, patch, truncated, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (task_id) DO NOTHING",
     )
-    .bind(task_id)
-    .bind(&d.diff.base_commit)
-    .bind(&d.diff.head_commit)
-    .bind(files)
+    .bind(nn(task_id))
+    .bind(nn(&d.diff.base_commit))
+    .bind(nn(&d.diff.head_commit))
+    .bind(nn(files))
     .bind(stored_count(d.files_count))
     .bind(stored_count(d.diff.additions))
     .bind(stored_count(d.diff.deletions))
-    .bind(&d.diff.patch)
+    .bind(nn(&d.diff.patch))
     .bind(d.diff.truncated)
     .bind(d.created_at)
     .execute(&mut **tx)

@@ -154,8 +154,9 @@ async fn copy(sqlite: &SqliteStore, pg: &PgStore) -> Result<Vec<(&'static str, i
             qb.push_values(chunk, |mut b, row| {
                 for (i, (name, kind)) in cols.iter().enumerate() {
                     let bound = match kind {
+                        // PostgreSQL's TEXT cannot hold NUL (see `postgres::nn`).
                         Kind::Text => row.try_get::<Option<String>, _>(i).map(|v| {
-                            b.push_bind(v);
+                            b.push_bind(v.as_deref().map(super::postgres::no_nul_str));
                         }),
                         Kind::Int => row.try_get::<Option<i64>, _>(i).map(|v| {
                             b.push_bind(v);

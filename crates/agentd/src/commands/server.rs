@@ -64,8 +64,8 @@ pub struct ServerArgs {
     /// lost webhooks); 0 turns polling off.
     #[arg(long, default_value_t = 60)]
     pub forge_poll_interval_secs: u64,
-    /// Print the listening URL as JSON.
-    #[arg(long)]
+    /// Print the listening URL (or a maintenance command's result) as JSON.
+    #[arg(long, global = true)]
     pub json: bool,
     /// Let member tokens create tokens (member and daemon tokens for their workspaces).
     /// Off by default: the admin hands tokens out.
