@@ -71,6 +71,12 @@ impl PgStore {
         }
     }
 
+    /// The connection pool (for PostgreSQL-only machinery beside the [`Store`] trait,
+    /// e.g. LISTEN/NOTIFY or advisory locks).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// The migrations applied on this database (version and description), oldest first.
     pub async fn applied_migrations(&self) -> Result<Vec<(i64, String)>, StoreError> {
         applied(&self.pool).await
