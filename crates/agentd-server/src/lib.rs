@@ -268,7 +268,7 @@ pub async fn bootstrap_config(config: &ServerConfig) -> Result<String, ServerErr
 
 /// Opens the store `config` names (creating the data dir, migrating the database and
 /// giving every workspace its key).
-async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, ServerError> {
+pub async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, ServerError> {
     let data_dir = &config.data_dir;
     create_private_dir(data_dir).map_err(|source| ServerError::Io {
         context: format!("cannot create data dir {}", data_dir.display()),

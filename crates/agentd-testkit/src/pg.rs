@@ -134,9 +134,16 @@ impl PgCluster {
                 "--no-sync".as_ref(),
             ],
         )?;
-        if let Err(e) = c.pg_start() {
-            c.stop_on_drop = true;
-            return Err(e);
+        // The port was free a moment ago; another process may take it first (tests of
+        // other worktrees run beside these), so a start that cannot bind tries another.
+        for attempt in 1.. {
+            match c.pg_start() {
+                Ok(()) => break,
+                Err(e) if attempt < 5 && e.contains("could not bind") => {
+                    c.port = free_port()?;
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(c)
     }
@@ -316,4 +323,32 @@ fn run(cmd: &mut Command) -> Result<String, String> {
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_serves_a_fresh_database_and_says_when_its_port_is_taken() {
+        if pg_bin_dir().is_none() {
+            println!("SKIP: {SKIP_HINT}");
+            return;
+        }
+        let c = PgCluster::start().unwrap();
+        let url = c.create_database().unwrap();
+        let db = url.rsplit('/').next().unwrap();
+        assert_eq!(c.psql(db, "SELECT 40 + 2").unwrap().trim(), "42");
+        // The message `start` retries on when another process took the port.
+        c.stop_server().unwrap();
+        let taken = std::net::TcpListener::bind(("127.0.0.1", c.port())).unwrap();
+        let err = c.start_server().unwrap_err();
+        assert!(err.contains("could not bind"), "{err}");
+        drop(taken);
+        c.start_server().unwrap();
+        assert_eq!(c.psql(db, "SELECT 1").unwrap().trim(), "1");
+        let dir = c.dir().to_path_buf();
+        drop(c);
+        assert!(!dir.exists(), "dropped: stopped and removed");
+    }
 }

@@ -42,6 +42,17 @@ fn start(dir: &Path, db: Option<&str>) -> Server {
         .read_line(&mut line)
         .unwrap();
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let database = v["database"].as_str().unwrap_or_default();
+    match db {
+        Some(_) => assert!(
+            database.starts_with("PostgreSQL postgres://agentd:***@127.0.0.1:"),
+            "{v}"
+        ),
+        None => assert!(
+            database.starts_with("SQLite ") && database.ends_with("agentd.db"),
+            "{v}"
+        ),
+    }
     Server {
         child,
         url: v["url"].as_str().unwrap().to_string(),

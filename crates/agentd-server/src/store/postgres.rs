@@ -71,6 +71,12 @@ impl PgStore {
         }
     }
 
+    /// The connection pool (for PostgreSQL-only machinery beside the [`Store`] trait,
+    /// e.g. LISTEN/NOTIFY or advisory locks).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// The migrations applied on this database (version and description), oldest first.
     pub async fn applied_migrations(&self) -> Result<Vec<(i64, String)>, StoreError> {
         applied(&self.pool).await
@@ -152,6 +158,19 @@ impl NoNul for &&str {
     fn no_nul(self) -> String {
         no_nul_str(self)
     }
+}
+
+/// [`name_or_prefix`] with the name's `LOWER` in the "C" collation, like the column's:
+/// both fold ASCII only, as SQLite's `LOWER` does, whatever the database's locale.
+fn pg_name_or_prefix(r: &RefQuery) -> Option<(String, usize)> {
+    match r {
+        RefQuery::Name(_) => Some((pg_name_clause(), 1)),
+        _ => name_or_prefix(r),
+    }
+}
+
+fn pg_name_clause() -> String {
+    "LOWER(name) = LOWER($1 COLLATE \"C\")".to_string()
 }
 
 /// `SELECT version, description FROM _sqlx_migrations` (none before the first run).
@@ -318,7 +337,7 @@ impl Store for PgStore {
     ) -> StoreFut<'_, Vec<WorkspaceRow>> {
         Box::pin(async move {
             let (clause, binds) = match &r {
-                RefQuery::Name(_) => ("LOWER(name) = LOWER($1)".to_string(), 1),
+                RefQuery::Name(_) => (pg_name_clause(), 1),
                 RefQuery::WorkspaceKey(_) => ("key = $1".to_string(), 1),
                 RefQuery::Prefix(_) => ("id >= $1 AND id < $2".to_string(), 2),
                 RefQuery::IssueKey(..) => return Ok(Vec::new()),
@@ -635,7 +654,7 @@ impl Store for PgStore {
         r: RefQuery,
     ) -> StoreFut<'_, Vec<RuntimeRow>> {
         Box::pin(async move {
-            let Some((clause, n)) = name_or_prefix(&r) else {
+            let Some((clause, n)) = pg_name_or_prefix(&r) else {
                 return Ok(Vec::new());
             };
             let (scope, _) = in_clause("workspace_id", workspace_ids.as_deref(), n + 1);
@@ -790,7 +809,7 @@ impl Store for PgStore {
         r: RefQuery,
     ) -> StoreFut<'_, Vec<AgentRow>> {
         Box::pin(async move {
-            let Some((clause, n)) = name_or_prefix(&r) else {
+            let Some((clause, n)) = pg_name_or_prefix(&r) else {
                 return Ok(Vec::new());
             };
             let (scope, _) = in_clause("workspace_id", workspace_ids.as_deref(), n + 1);

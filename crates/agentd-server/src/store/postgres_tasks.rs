@@ -1,5 +1,6 @@
 //! The PostgreSQL implementation of [`TaskStore`]: issues, comments, tasks (including the
-//! exactly-once claim), messages and usage. Same conventions as [`super::sqlite`].
+//! exactly-once claim), messages and usage. The statements of [`super::sqlite_tasks`];
+//! the differences are commented (the claim, mainly). Conventions of [`super::postgres`].
 
 use agentd_proto::api::DiffStat;
 use agentd_proto::{TaskDiff, UsageEntry};

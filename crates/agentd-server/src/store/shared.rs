@@ -173,7 +173,7 @@ pub(super) fn like_escape(s: &str) -> String {
     out
 }
 
-/// A count as SQLite's INTEGER holds it (a count past `i64::MAX` is stored as that).
+/// A count as a 64-bit SQL integer holds it (a count past `i64::MAX` is stored as that).
 pub(super) fn stored_count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }

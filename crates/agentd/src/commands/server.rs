@@ -185,16 +185,19 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
     config.max_event_streams_per_token = args.max_event_streams_per_token.max(1);
     config.public_url = args.public_url.clone();
     config.forge_poll_interval = Duration::from_secs(args.forge_poll_interval_secs);
+    let database = config.backend().map(|b| b.describe()).unwrap_or_default();
     let (url, handle) = start_server(args.listen, config, shutdown).await?;
     let token_file = agentd_server::admin_token_path(&dir);
     if args.json {
         println!(
             "{}",
-            json!({"url": url, "admin_token_file": token_file, "data_dir": dir})
+            json!({"url": url, "admin_token_file": token_file, "data_dir": dir,
+                   "database": database})
         );
     } else {
         println!("agentd server listening on {url}");
         println!("admin token: {}", token_file.display());
+        println!("database: {database}");
     }
     handle.await?.context("server failed")
 }
