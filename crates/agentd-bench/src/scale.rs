@@ -103,7 +103,7 @@ async fn haproxy(dir: &Path, servers: &[Server]) -> anyhow::Result<(Child, Strin
         })
         .collect();
     let cfg = format!(
-        "global\n    maxconn 20000\n\
+        "global\n    maxconn 4096\n\
          defaults\n    mode http\n    timeout connect 1s\n    timeout client 1h\n    \
          timeout server 1h\n    timeout tunnel 1h\n    retries 3\n    option redispatch\n\
          frontend agentd\n    bind 127.0.0.1:{port}\n    default_backend instances\n\
@@ -130,7 +130,8 @@ async fn haproxy(dir: &Path, servers: &[Server]) -> anyhow::Result<(Child, Strin
             break;
         }
         if Instant::now() > deadline {
-            bail!("haproxy never answered on {url}");
+            let log = std::fs::read_to_string(dir.join("haproxy.log")).unwrap_or_default();
+            bail!("haproxy never answered on {url}: {log}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

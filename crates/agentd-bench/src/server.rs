@@ -83,6 +83,12 @@ impl Server {
         })
     }
 
+    /// The last 2,000 bytes of the server's log.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default();
+        log[log.len().saturating_sub(2000)..].to_string()
+    }
+
     /// `GET /metrics`: the value of each sample, by name.
     pub async fn metrics(&self) -> anyhow::Result<std::collections::HashMap<String, f64>> {
         let text = self
