@@ -366,3 +366,101 @@ pub async fn idle_liveness(
         pg_connections,
     })
 }
+
+/// WebSocket heartbeats (`daemon:heartbeat` → `daemon:heartbeat_ack`, the daemon's
+/// channel while its socket is up) against `s`: 100 runtimes (25 daemons × 4), `conns`
+/// sockets each holding 4 of them, each with `window` heartbeats in flight, for `secs`.
+/// Returns acks per second.
+pub async fn ws_heartbeats(
+    s: &Server,
+    conns: usize,
+    window: usize,
+    secs: u64,
+) -> anyhow::Result<(f64, usize)> {
+    use agentd_proto::{HeartbeatRequest, WsMessage};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let (ws, _member, token) = s.workspace("wshb").await?;
+    let mut ids = Vec::new();
+    for d in 0..25 {
+        ids.extend(
+            s.register(
+                &token,
+                &ws,
+                &format!("w{d}"),
+                &["claude", "codex", "opencode", "gemini"],
+            )
+            .await?,
+        );
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for c in 0..conns {
+        let mine: Vec<String> = (0..4)
+            .map(|k| ids[(c * 4 + k) % ids.len()].clone())
+            .collect();
+        let url = format!(
+            "{}/api/daemon/ws?runtime_ids={}",
+            s.url.replace("http://", "ws://"),
+            mine.join(",")
+        );
+        let mut req = url.into_client_request()?;
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse()?);
+        let (sock, _) = tokio_tungstenite::connect_async(req).await?;
+        let stop = stop.clone();
+        workers.push(tokio::spawn(async move {
+            let (mut tx, mut rx) = sock.split();
+            let frame = |i: usize| {
+                WsMessage::Heartbeat(HeartbeatRequest {
+                    runtime_id: mine[i % mine.len()].clone(),
+                    active_task_ids: Some(Vec::new()),
+                })
+                .encode()
+            };
+            let (mut sent, mut acked, mut errors) = (0usize, 0usize, 0usize);
+            for _ in 0..window {
+                if tx.send(Message::Text(frame(sent).into())).await.is_err() {
+                    return (acked, errors + 1);
+                }
+                sent += 1;
+            }
+            while let Some(msg) = rx.next().await {
+                let Ok(Message::Text(t)) = msg else {
+                    if msg.is_err() {
+                        errors += 1;
+                        break;
+                    }
+                    continue;
+                };
+                match WsMessage::decode(t.as_str()) {
+                    Ok(WsMessage::HeartbeatAck(a)) if a.status == "ok" => acked += 1,
+                    Ok(WsMessage::HeartbeatAck(_)) => errors += 1,
+                    _ => continue,
+                }
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                if tx.send(Message::Text(frame(sent).into())).await.is_err() {
+                    errors += 1;
+                    break;
+                }
+                sent += 1;
+            }
+            (acked, errors)
+        }));
+    }
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let el = t0.elapsed().as_secs_f64();
+    let (mut acked, mut errors) = (0, 0);
+    for w in workers {
+        let (a, e) = w.await?;
+        acked += a;
+        errors += e;
+    }
+    Ok((acked as f64 / el, errors))
+}

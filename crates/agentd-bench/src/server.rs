@@ -91,8 +91,11 @@ impl Server {
 
     /// `GET /metrics`: the value of each sample, by name.
     pub async fn metrics(&self) -> anyhow::Result<std::collections::HashMap<String, f64>> {
-        let text = self
-            .http
+        // A fresh connection each time: a pooled one idle for the server's header-read
+        // timeout (30 s, the length of a measuring window) may be closed as it is reused.
+        let text = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()?
             .get(format!("{}/metrics", self.url))
             .send()
             .await?
