@@ -17,6 +17,10 @@ use tokio::sync::Mutex;
 /// The advisory lock key of the sweeper (any bigint; "agentd" in ASCII).
 pub const LOCK_KEY: i64 = 0x6167_656e_7464;
 
+/// How long a sweep waits to connect for the lock (an unreachable database must not hold
+/// the sweeper, or shutdown, for the OS's TCP timeout).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub enum Leader {
     /// The only instance: always the leader.
     Alone,
@@ -49,10 +53,14 @@ impl Leader {
         };
         let mut slot = conn.lock().await;
         if slot.is_none() {
-            match opts.connect().await {
-                Ok(c) => *slot = Some((c, false)),
-                Err(e) => {
+            match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
+                Ok(Ok(c)) => *slot = Some((c, false)),
+                Ok(Err(e)) => {
                     tracing::debug!(error = %e, "cannot connect for the sweeper lock");
+                    return false;
+                }
+                Err(_) => {
+                    tracing::debug!("connecting for the sweeper lock timed out");
                     return false;
                 }
             }
@@ -61,17 +69,24 @@ impl Leader {
             return false;
         };
         if *leading {
-            if c.ping().await.is_ok() {
+            if matches!(
+                tokio::time::timeout(CONNECT_TIMEOUT, c.ping()).await,
+                Ok(Ok(()))
+            ) {
                 return true;
             }
             tracing::warn!("lost the sweeper lock's connection; no longer the leader");
             *slot = None;
             return false;
         }
-        let got: Result<bool, _> = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(LOCK_KEY)
-            .fetch_one(&mut *c)
-            .await;
+        let got = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+                .bind(LOCK_KEY)
+                .fetch_one(&mut *c),
+        )
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut));
         match got {
             Ok(true) => {
                 tracing::info!("this instance now runs the sweeper (leader lock taken)");

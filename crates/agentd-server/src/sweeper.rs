@@ -30,7 +30,11 @@ pub async fn run(app: Arc<App>) {
             _ = tick.tick() => {}
         }
         // One instance sweeps at a time (`leader`); the others check again next tick.
-        if !app.leader.is_leader().await {
+        let leads = tokio::select! {
+            _ = app.shutdown.cancelled() => return,
+            leads = app.leader.is_leader() => leads,
+        };
+        if !leads {
             continue;
         }
         if let Err(e) = sweep(&app, app.now()).await {
