@@ -8,7 +8,8 @@
 //! connection, the lock is free and the next instance to sweep takes it; two instances
 //! never sweep at once, because PostgreSQL grants the lock to one session. At shutdown
 //! the leader unlocks and closes the connection. *Proved by*
-//! `one_instance_leads_and_another_takes_over_when_it_goes` (`tests/signal_bus.rs`).
+//! `one_instance_leads_and_another_takes_over_when_it_goes` (`tests/signal_bus.rs`: the
+//! leader's lock connection terminated, then the leader stopped).
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -16,6 +17,9 @@ use tokio::sync::Mutex;
 
 /// The advisory lock key of the sweeper (any bigint; "agentd" in ASCII).
 pub const LOCK_KEY: i64 = 0x6167_656e_7464;
+
+/// The `application_name` of the lock's connection, before the instance id.
+pub const APPLICATION_NAME: &str = "agentd-leader:";
 
 /// How long a sweep waits to connect for the lock (an unreachable database must not hold
 /// the sweeper, or shutdown, for the OS's TCP timeout).
@@ -37,10 +41,15 @@ pub enum Leader {
 }
 
 impl Leader {
-    /// The leader lock of an instance on `pool`'s database (its own connection).
-    pub fn postgres(pool: &PgPool) -> Leader {
+    /// The leader lock of instance `instance` on `pool`'s database (its own connection,
+    /// named `agentd-leader:<instance>` in `pg_stat_activity`).
+    pub fn postgres(pool: &PgPool, instance: &str) -> Leader {
         Leader::Postgres {
-            opts: Box::new((*pool.connect_options()).clone()),
+            opts: Box::new(
+                (*pool.connect_options())
+                    .clone()
+                    .application_name(&format!("{APPLICATION_NAME}{instance}")),
+            ),
             conn: Mutex::new(None),
         }
     }

@@ -455,10 +455,11 @@ pub async fn open(
     // On PostgreSQL other instances may share the database: signals go through
     // LISTEN/NOTIFY and one instance at a time sweeps. SQLite is one instance.
     let (bus, leader) = match store.postgres_pool() {
-        Some(pool) => (
-            bus::Bus::postgres(pool.clone()),
-            leader::Leader::postgres(&pool),
-        ),
+        Some(pool) => {
+            let bus = bus::Bus::postgres(pool.clone());
+            let leader = leader::Leader::postgres(&pool, &bus.instance);
+            (bus, leader)
+        }
         None => (bus::Bus::local(), leader::Leader::Alone),
     };
     Ok(Arc::new(App {

@@ -168,13 +168,39 @@ async fn one_instance_leads_and_another_takes_over_when_it_goes() {
         a.app.peer_lag_ms().await,
         a.app.config.liveness_lag().as_millis() as i64
     );
-    a.stop().await;
+    // A's lock connection dies (its backend terminated): the lock is free, B takes it at
+    // its next try, and A, finding its connection dead, is no longer the leader.
+    let pool = a.app.store.postgres_pool().unwrap();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = $1) t",
+    )
+    .bind(format!(
+        "{}{}",
+        agentd_server::leader::APPLICATION_NAME,
+        a.app.bus.instance
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(killed, 1);
+    eventually(Duration::from_secs(10), || async {
+        b.app.leader.is_leader().await.then_some(())
+    })
+    .await;
     assert!(
-        b.app.leader.is_leader().await,
-        "the lock is free once A is gone"
+        !a.app.leader.is_leader().await,
+        "A lost the lock with its connection"
     );
-    assert_eq!(b.app.peer_lag_ms().await, 0, "alone now");
+    assert!(b.app.leader.is_leader().await);
+    // B stops: A takes over again.
     b.stop().await;
+    assert!(
+        a.app.leader.is_leader().await,
+        "the lock is free once B is gone"
+    );
+    assert_eq!(a.app.peer_lag_ms().await, 0, "alone now");
+    a.stop().await;
 }
 
 #[tokio::test]
