@@ -13,6 +13,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== installing bubblewrap (agents run sandboxed by default; the sandbox tests need it)"
 scripts/install-sandbox.sh || echo "WARNING: bubblewrap unavailable; sandbox tests will print SKIP"
 
+echo "== installing PostgreSQL (the server suite runs a second time on it)"
+scripts/install-postgres.sh
+
+echo "== installing HAProxy (the scale-out tests put it in front of several servers)"
+scripts/install-haproxy.sh
+
 if [ -x scripts/install-agent-clis.sh ]; then
   echo "== installing pinned agent CLIs (tests that need one skip with a printed reason if this fails)"
   scripts/install-agent-clis.sh || echo "WARNING: agent CLI install failed; real-CLI tests will print SKIP"
@@ -24,4 +30,9 @@ if [ -x scripts/install-browser.sh ]; then
 fi
 
 echo "== cargo test"
-cargo test --workspace --no-fail-fast
+status=0
+cargo test --workspace --no-fail-fast || status=$?
+
+echo "== cargo test -p agentd-server on PostgreSQL (the same suite, the other backend)"
+AGENTD_TEST_DATABASE=postgres cargo test -p agentd-server --no-fail-fast || status=$?
+exit $status

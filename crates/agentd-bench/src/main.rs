@@ -20,6 +20,7 @@ mod parse;
 mod pickup;
 mod publish;
 mod reconnect;
+mod scale;
 mod server;
 
 use std::collections::HashMap;
@@ -51,6 +52,10 @@ const KNOBS: &[(&str, u64)] = &[
     ("lost-claims", 10),
     ("reconnect-daemons", 1000),
     ("reconnect-down-secs", 3),
+    ("cross-tasks", 100),
+    ("idle-runtimes", 10000),
+    ("idle-every-secs", 15),
+    ("idle-window-secs", 30),
 ];
 
 const ALL: &[&str] = &[
@@ -67,6 +72,8 @@ const ALL: &[&str] = &[
     "server-offline",
     "server-lost-claim",
     "server-reconnect",
+    "scale",
+    "scale-idle",
 ];
 
 fn args() -> anyhow::Result<Args> {
@@ -432,11 +439,185 @@ async fn main() -> anyhow::Result<()> {
         ]);
     }
 
+    if on("scale") || on("scale-idle") {
+        scale_rows(&mut rows, &n, on("scale"), on("scale") || on("scale-idle")).await?;
+    }
     println!("Machine: {}\n", machine());
     println!("| Benchmark | Result | Target | |");
     println!("|---|---|---|---|");
     for r in rows {
         println!("| {} | {} | {} | {} |", r[0], r[1], r[2], r[3]);
+    }
+    Ok(())
+}
+
+/// Issue 13's rows: heartbeats/s and exactly-once claims/s on SQLite (one instance),
+/// PostgreSQL (one instance) and PostgreSQL (two instances behind HAProxy); cross-instance
+/// pickup; liveness writes and PostgreSQL connections with 10,000 idle runtimes.
+async fn scale_rows(
+    rows: &mut Vec<[String; 4]>,
+    n: &dyn Fn(&str) -> u64,
+    throughput: bool,
+    idle: bool,
+) -> anyhow::Result<()> {
+    let cluster = agentd_testkit::pg::PgCluster::start().map_err(anyhow::Error::msg)?;
+    let push = |rows: &mut Vec<[String; 4]>, r: [String; 4]| {
+        // Each row as soon as it is measured (stderr), so a later failure loses nothing.
+        eprintln!("| {} | {} | {} | {} |", r[0], r[1], r[2], r[3]);
+        rows.push(r);
+    };
+    let (conc, secs, tasks) = (
+        n("hb-clients") as usize,
+        n("hb-secs"),
+        n("claim-tasks") as usize,
+    );
+    let deployments: &[(&str, usize)] = if throughput {
+        &[
+            ("SQLite, one instance", 0),
+            ("PostgreSQL, one instance", 1),
+            ("PostgreSQL, two instances behind HAProxy", 2),
+        ]
+    } else {
+        &[]
+    };
+    for &(label, instances) in deployments {
+        eprintln!("scale: heartbeats and claims, {label}…");
+        let dep = match instances {
+            0 => scale::Deployment::sqlite().await?,
+            k => scale::Deployment::postgres(&cluster, k).await?,
+        };
+        if instances < 2 {
+            // The daemon's own channel while its WebSocket is up: no HTTP, no reads.
+            let (per_sec, errors) = scale::ws_heartbeats(&dep.servers[0], conc, 8, secs).await?;
+            push(
+                rows,
+                [
+                    format!(
+                        "13. Heartbeats over WebSocket, {label} ({conc} sockets × 8 in flight, 100 runtimes, {secs} s)"
+                    ),
+                    format!("{per_sec:.0} heartbeats/s · {errors} errors"),
+                    "≥ 20,000/s per instance".into(),
+                    met(per_sec >= 20_000.0 && errors == 0).into(),
+                ],
+            );
+        }
+        let t = server::heartbeats_on(&dep.servers[0], &dep.url(), conc, secs).await?;
+        let per_instance = t.per_sec / instances.max(1) as f64;
+        push(
+            rows,
+            [
+                format!(
+                    "13. Heartbeats over HTTP, {label} ({conc} clients, 100 runtimes, {secs} s)"
+                ),
+                format!(
+                    "{:.0} heartbeats/s{} · p50 {} · p99 {} · {} errors",
+                    t.per_sec,
+                    if instances > 1 {
+                        format!(" ({per_instance:.0} per instance)")
+                    } else {
+                        String::new()
+                    },
+                    ms(t.latency.p50),
+                    ms(t.latency.p99),
+                    t.errors
+                ),
+                "≥ 20,000/s per instance".into(),
+                met(per_instance >= 20_000.0 && t.errors == 0).into(),
+            ],
+        );
+        let c = server::claims_on(&dep.servers[0], &dep.url(), tasks).await?;
+        push(
+            rows,
+            [
+                format!(
+                    "13. Claims, {label}: {} queued tasks, 10 runtimes × 2 claimers",
+                    c.tasks
+                ),
+                format!(
+                    "{:.0} claims/s · {} claimed, {} distinct",
+                    c.per_sec, c.claimed, c.unique
+                ),
+                "≥ 2,000/s, each task once".into(),
+                met(c.per_sec >= 2_000.0 && c.claimed == c.tasks && c.unique == c.tasks).into(),
+            ],
+        );
+        if instances == 2 {
+            eprintln!("scale: cross-instance pickup…");
+            let p = scale::cross_pickup(&dep, n("cross-tasks") as usize).await?;
+            push(
+                rows,
+                [
+                    format!(
+                        "13. Pickup across instances ({} tasks): queued on A → agent spawned by the daemon on B",
+                        p.n
+                    ),
+                    spread(&p),
+                    "p50 ≤ 20 ms".into(),
+                    met(p.p50 <= Duration::from_millis(20)).into(),
+                ],
+            );
+        }
+    }
+    let every = Duration::from_secs(n("idle-every-secs"));
+    let window = Duration::from_secs(n("idle-window-secs"));
+    let idles: &[(&str, bool)] = if idle {
+        &[("SQLite", false), ("PostgreSQL", true)]
+    } else {
+        &[]
+    };
+    for &(label, pg) in idles {
+        eprintln!("scale: {} idle runtimes on {label}…", n("idle-runtimes"));
+        let dep = if pg {
+            scale::Deployment::postgres(&cluster, 1).await?
+        } else {
+            scale::Deployment::sqlite().await?
+        };
+        let got = scale::idle_liveness(
+            &dep,
+            pg.then_some(&cluster),
+            n("idle-runtimes") as usize,
+            every,
+            window,
+        )
+        .await;
+        let l = match got {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("server log: {}", dep.servers[0].log_tail());
+                push(
+                    rows,
+                    [
+                        format!("13. Liveness writes, {label}"),
+                        format!("FAILED: {e:#}"),
+                        "—".into(),
+                        "".into(),
+                    ],
+                );
+                continue;
+            }
+        };
+        push(
+            rows,
+            [
+                format!(
+                    "13. Liveness writes, {label}, one instance: {} idle runtimes heartbeating every {} s ({:.0} heartbeats/s, {} s window)",
+                    l.runtimes,
+                    every.as_secs(),
+                    l.heartbeats_per_sec,
+                    window.as_secs()
+                ),
+                format!(
+                    "{:.1} write transactions/s ({:.0} runtime rows/s){}",
+                    l.writes_per_sec,
+                    l.rows_per_sec,
+                    l.pg_connections
+                        .map(|c| format!(" · {c} PostgreSQL connections"))
+                        .unwrap_or_default()
+                ),
+                "≤ 10 writes/s per instance".into(),
+                met(l.writes_per_sec <= 10.0).into(),
+            ],
+        );
     }
     Ok(())
 }

@@ -64,6 +64,53 @@ impl Server {
         })
     }
 
+    /// Another instance on the same database as `first` (`args` name it: `--database-url`):
+    /// its own data dir holding a copy of `first`'s admin token.
+    pub async fn start_sharing(first: &Server, args: &[&str]) -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir_all(dir.path().join("server"))?;
+        std::fs::copy(
+            first._dir.path().join("server/admin-token"),
+            dir.path().join("server/admin-token"),
+        )?;
+        let (child, url) = Self::spawn(dir.path(), "127.0.0.1:0", args).await?;
+        Ok(Server {
+            child,
+            url,
+            admin: first.admin.clone(),
+            http: reqwest::Client::new(),
+            _dir: dir,
+        })
+    }
+
+    /// The last 2,000 bytes of the server's log.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default();
+        log[log.len().saturating_sub(2000)..].to_string()
+    }
+
+    /// `GET /metrics`: the value of each sample, by name.
+    pub async fn metrics(&self) -> anyhow::Result<std::collections::HashMap<String, f64>> {
+        // A fresh connection each time: a pooled one idle for the server's header-read
+        // timeout (30 s, the length of a measuring window) may be closed as it is reused.
+        let text = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()?
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.trim().parse().ok()?))
+            })
+            .collect())
+    }
+
     /// Starts `agentd server` on `listen` with its data in `dir/server`; returns its URL.
     async fn spawn(dir: &Path, listen: &str, args: &[&str]) -> anyhow::Result<(Child, String)> {
         let out = dir.join("server.out");
@@ -213,7 +260,19 @@ pub struct Throughput {
 
 /// `conc` clients heartbeating 100 runtimes for `secs`.
 pub async fn heartbeats(conc: usize, secs: u64) -> anyhow::Result<Throughput> {
-    let s = Arc::new(Server::start().await?);
+    let s = Server::start().await?;
+    let url = s.url.clone();
+    heartbeats_on(&s, &url, conc, secs).await
+}
+
+/// [`heartbeats`] on a running deployment: set up through `s`, heartbeats sent to
+/// `target` (`s` itself, or a balancer in front of several instances).
+pub async fn heartbeats_on(
+    s: &Server,
+    target: &str,
+    conc: usize,
+    secs: u64,
+) -> anyhow::Result<Throughput> {
     let (ws, _member, token) = s.workspace("hb").await?;
     let mut ids = Vec::new();
     for d in 0..25 {
@@ -232,8 +291,9 @@ pub async fn heartbeats(conc: usize, secs: u64) -> anyhow::Result<Throughput> {
     let mut workers = Vec::new();
     let start = Instant::now();
     for w in 0..conc {
-        let (s, ids, stop, token) = (
-            Arc::clone(&s),
+        let (http, url, ids, stop, token) = (
+            reqwest::Client::new(),
+            format!("{target}/api/daemon/heartbeat"),
             Arc::clone(&ids),
             Arc::clone(&stop),
             token.clone(),
@@ -244,12 +304,18 @@ pub async fn heartbeats(conc: usize, secs: u64) -> anyhow::Result<Throughput> {
                 let id = &ids[i % ids.len()];
                 i += conc;
                 let t = Instant::now();
-                match s
-                    .post(&token, "/api/daemon/heartbeat", json!({"runtime_id": id}))
-                    .await
-                {
-                    Ok(_) => lat.push(t.elapsed()),
-                    Err(_) => errors += 1,
+                let sent = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"runtime_id": id, "active_task_ids": []}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed())
+                    }
+                    _ => errors += 1,
                 }
             }
             (lat, errors)
@@ -281,7 +347,13 @@ pub struct Claims {
 
 /// 1,000 tasks over 10 runtimes, drained by 2 claimers per runtime.
 pub async fn claims(tasks: usize) -> anyhow::Result<Claims> {
-    let s = Arc::new(Server::start().await?);
+    let s = Server::start().await?;
+    let url = s.url.clone();
+    claims_on(&s, &url, tasks).await
+}
+
+/// [`claims`] on a running deployment: set up through `s`, claims sent to `target`.
+pub async fn claims_on(s: &Server, target: &str, tasks: usize) -> anyhow::Result<Claims> {
     let (ws, member, token) = s.workspace("claims").await?;
     let mut agents = Vec::new();
     let mut runtimes = Vec::new();
@@ -313,14 +385,13 @@ pub async fn claims(tasks: usize) -> anyhow::Result<Claims> {
     let t = Instant::now();
     let mut claimers = Vec::new();
     for rid in runtimes.iter().flat_map(|r| [r.clone(), r.clone()]) {
-        let (s, token) = (Arc::clone(&s), token.clone());
+        let (http, target, token) = (reqwest::Client::new(), target.to_string(), token.clone());
         claimers.push(tokio::spawn(async move {
             let mut got = Vec::new();
             loop {
                 let key = uuid_like(&rid, got.len());
-                let v = s
-                    .http
-                    .post(format!("{}/api/daemon/runtimes/{rid}/tasks/claim", s.url))
+                let v = http
+                    .post(format!("{target}/api/daemon/runtimes/{rid}/tasks/claim"))
                     .bearer_auth(&token)
                     .header("Idempotency-Key", key)
                     .json(&json!({}))

@@ -1,6 +1,8 @@
 //! The daemon WebSocket hub: which connection holds which runtime, the per-connection
 //! read/write loops, and pushes (`daemon:task_available`, `daemon:task_cancelled`,
 //! `daemon:task_push`).
+//! Pushes arrive through the signal bus (`bus`), which delivers each one on every instance:
+//! an instance pushes only to the connections it holds.
 //! Pushes are best-effort hints: a full outbound queue drops the frame, and the daemon
 //! still learns everything by polling. When a connection closes, each runtime it held is
 //! shown offline after `ws_close_grace` unless a heartbeat (or another connection) shows
@@ -66,12 +68,34 @@ impl Hub {
         }
     }
 
-    pub fn task_available(&self, runtime_id: &str, task_id: &str) {
+    /// Wakes the daemon holding `runtime_id`: a task is queued for it (`None`: claim
+    /// whatever there is).
+    pub fn task_available(&self, runtime_id: &str, task_id: Option<&str>) {
         let frame = WsMessage::TaskAvailable(TaskAvailable {
             runtime_id: runtime_id.to_string(),
-            task_id: Some(task_id.to_string()),
+            task_id: task_id.map(str::to_string),
         });
         self.push(runtime_id, frame.encode());
+    }
+
+    /// Wakes every runtime this instance holds (signals may have been lost: claim now).
+    pub fn wake_all(&self) {
+        let held: Vec<String> = {
+            let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+            conns.keys().cloned().collect()
+        };
+        for rid in held {
+            self.task_available(&rid, None);
+        }
+    }
+
+    /// How many WebSocket connections this instance holds.
+    pub fn connections(&self) -> usize {
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<u64> = conns.values().flatten().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
     }
 
     /// Asks the daemon holding `runtime_id` to push a finished task's branch again.
@@ -128,7 +152,7 @@ pub async fn run_connection(app: Arc<App>, socket: WebSocket, runtime_ids: Vec<S
                 if !runtime_ids.contains(&hb.runtime_id) {
                     continue;
                 }
-                let ack = match service::runtime::beat(&app, &hb.runtime_id, hb.active_task_ids.clone()).await {
+                let ack = match service::runtime::beat(&app, &hb.runtime_id, hb.active_task_ids.clone(), false).await {
                     Ok(Some(ack)) => ack,
                     Ok(None) => HeartbeatResponse {
                         runtime_id: hb.runtime_id.clone(),
@@ -155,6 +179,14 @@ pub async fn run_connection(app: Arc<App>, socket: WebSocket, runtime_ids: Vec<S
             tokio::select! {
                 _ = app2.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(app2.config.ws_close_grace) => {}
+            }
+            // Other instances' heartbeats reach the database up to a lag late.
+            let lag = std::time::Duration::from_millis(app2.peer_lag_ms().await as u64);
+            if !lag.is_zero() {
+                tokio::select! {
+                    _ = app2.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(lag) => {}
+                }
             }
             if app2.hub.holds(&rid) {
                 return;

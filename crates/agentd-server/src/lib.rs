@@ -11,20 +11,29 @@
 //!   triggers, agents, workspaces, tokens); the only callers of the store.
 //! - [`hub`]: WebSocket connections by runtime; pushes wake-ups and cancellations.
 //! - [`events`]: change notifications, streamed to boards as server-sent events.
+//! - [`bus`]: every cross-request signal (wake-ups, cancellations, pushes, board events),
+//!   in process alone, over PostgreSQL's LISTEN/NOTIFY between instances.
+//! - [`liveness`]: heartbeats kept in memory and written in batches.
+//! - [`leader`]: which instance sweeps (an advisory lock on PostgreSQL).
 //! - [`forge`]: the GitHub / Gitea client (pull requests) and webhook signatures.
 //! - [`web`]: the embedded web board (static assets; it talks to `/api/v1`).
+//! - [`ops`]: `agentd server migrate | backup | migrate-to`.
 //! - [`sweeper`]: shows silent runtimes offline and fails the tasks whose lease expired.
-//! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
+//! - [`store`]: the [`store::Store`] trait and its SQLite and PostgreSQL implementations.
 //!
 //! **Architecture Invariant:** every lease and timeout is measured on this server's clock
 //! ([`App::now`]); nothing a client sends is ever used as a time.
 
 pub mod api;
 pub mod auth;
+pub mod bus;
 pub mod conn;
 pub mod events;
 pub mod forge;
 pub mod hub;
+pub mod leader;
+pub mod liveness;
+pub mod ops;
 pub mod service;
 pub mod store;
 pub mod sweeper;
@@ -38,13 +47,19 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Backend, Store, StoreError};
 
 /// Everything `serve` needs; plain data, filled by the binary (or a test).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Holds `agentd.db` and `admin-token`.
+    /// Holds `admin-token` and, on SQLite, `agentd.db`.
     pub data_dir: PathBuf,
+    /// The database: `None` (or `sqlite://`) is `DATA_DIR/agentd.db`; `postgres://…`
+    /// PostgreSQL ([`store::Backend::from_url`]).
+    pub database_url: Option<String>,
+    /// How long an unreachable database is retried at open before the server gives up
+    /// (bad credentials and a missing database fail at once).
+    pub db_connect_retry: Duration,
     /// The lease: a runtime with no sign of life for this long is shown offline, and an
     /// in-flight task whose daemon has not said it holds it for this long is failed.
     pub offline_after: Duration,
@@ -86,12 +101,19 @@ pub struct ServerConfig {
     /// How often open pull requests are read from their forge (the fallback for lost
     /// webhooks); zero turns polling off.
     pub forge_poll_interval: Duration,
+    /// A runtime's liveness in the database is rewritten once its latest heartbeat is
+    /// this much newer than what was written (`liveness`).
+    pub liveness_write_every: Duration,
+    /// How often the liveness flusher runs.
+    pub liveness_flush_interval: Duration,
 }
 
 impl ServerConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
         ServerConfig {
             data_dir: data_dir.into(),
+            database_url: None,
+            db_connect_retry: Duration::from_secs(30),
             offline_after: Duration::from_secs(45),
             ws_close_grace: Duration::from_secs(5),
             sweep_interval: Duration::from_secs(5),
@@ -106,11 +128,24 @@ impl ServerConfig {
             max_event_streams_per_token: 8,
             public_url: None,
             forge_poll_interval: Duration::from_secs(60),
+            liveness_write_every: Duration::from_secs(5),
+            liveness_flush_interval: Duration::from_secs(1),
         }
     }
 }
 
 impl ServerConfig {
+    /// How far the database's liveness may be behind the heartbeats an instance received
+    /// (the rule of [`liveness`]): one write interval and one flush interval.
+    pub fn liveness_lag(&self) -> Duration {
+        self.liveness_write_every + self.liveness_flush_interval
+    }
+
+    /// The database this config names ([`store::Backend::from_url`]).
+    pub fn backend(&self) -> Result<Backend, StoreError> {
+        Backend::from_url(&self.data_dir, self.database_url.as_deref())
+    }
+
     /// The sweeper's period: `sweep_interval`, but never more than a quarter of the lease,
     /// so a short lease (a drill) is still enforced within a quarter of itself.
     pub fn sweep_every(&self) -> Duration {
@@ -122,7 +157,7 @@ impl ServerConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("store: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{context}: {source}")]
     Io {
@@ -135,8 +170,14 @@ pub enum ServerError {
 pub struct App {
     pub store: Arc<dyn Store>,
     pub hub: hub::Hub,
-    /// Change notifications for the board's live stream.
+    /// Change notifications for the board's live stream (fed by the bus).
     pub events: events::Events,
+    /// Cross-request signals, to this instance and the others on the database.
+    pub bus: bus::Bus,
+    /// Heartbeats in memory, written in batches.
+    pub liveness: liveness::Liveness,
+    /// Whether this instance runs the sweeper.
+    pub leader: leader::Leader,
     pub config: ServerConfig,
     pub shutdown: CancellationToken,
     /// Background work the server spawns (WS connections, grace timers, the sweeper);
@@ -154,6 +195,18 @@ pub struct App {
 }
 
 impl App {
+    /// How much older than the lease a database time may look and still be renewed by
+    /// another instance's heartbeats not yet written: zero alone (the sweeper writes this
+    /// instance's first), [`ServerConfig::liveness_lag`] while other instances share the
+    /// database ([`bus::peers`]).
+    pub async fn peer_lag_ms(&self) -> i64 {
+        if bus::peers(self).await > 0 {
+            self.config.liveness_lag().as_millis() as i64
+        } else {
+            0
+        }
+    }
+
     /// This server's time, unix milliseconds: what every stored time and every lease is
     /// measured with.
     pub fn now(&self) -> i64 {
@@ -198,31 +251,38 @@ pub fn admin_token_path(data_dir: &Path) -> PathBuf {
     data_dir.join("admin-token")
 }
 
-fn db_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("agentd.db")
-}
-
 /// Creates the data dir and database if needed and, on first start, an admin token
 /// written to `DIR/admin-token` (mode 0600). Returns the admin token. Idempotent.
+/// SQLite in `data_dir`; [`bootstrap_config`] for another database.
 pub async fn bootstrap(data_dir: &Path) -> Result<String, ServerError> {
-    let store = open_store(data_dir).await?;
-    let token = ensure_admin_token(&store, data_dir).await;
+    bootstrap_config(&ServerConfig::new(data_dir)).await
+}
+
+/// [`bootstrap`] with the database `config` names.
+pub async fn bootstrap_config(config: &ServerConfig) -> Result<String, ServerError> {
+    let store = open_store(config).await?;
+    let token = ensure_admin_token(store.as_ref(), &config.data_dir).await;
     store.close().await?;
     token
 }
 
-async fn open_store(data_dir: &Path) -> Result<SqliteStore, ServerError> {
+/// Opens the store `config` names (creating the data dir, migrating the database and
+/// giving every workspace its key).
+pub async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, ServerError> {
+    let data_dir = &config.data_dir;
     create_private_dir(data_dir).map_err(|source| ServerError::Io {
         context: format!("cannot create data dir {}", data_dir.display()),
         source,
     })?;
-    let db = db_path(data_dir);
-    private_db_files(&db).map_err(|source| ServerError::Io {
-        context: format!("cannot make {} private", db.display()),
-        source,
-    })?;
-    let store = SqliteStore::open(&db).await?;
-    service::workspace::backfill_keys(&store).await?;
+    let backend = config.backend()?;
+    if let Backend::Sqlite(db) = &backend {
+        private_db_files(db).map_err(|source| ServerError::Io {
+            context: format!("cannot make {} private", db.display()),
+            source,
+        })?;
+    }
+    let store = store::open(&backend, config.db_connect_retry).await?;
+    service::workspace::backfill_keys(store.as_ref()).await?;
     Ok(store)
 }
 
@@ -274,7 +334,7 @@ fn private_db_files(db: &Path) -> std::io::Result<()> {
 /// The admin token in `DIR/admin-token` if it is still a valid admin token; otherwise
 /// (first start, file lost or holding a revoked token) a fresh one, which revokes every
 /// earlier admin token: there is only ever one valid admin token, the one in the file.
-async fn ensure_admin_token(store: &SqliteStore, data_dir: &Path) -> Result<String, ServerError> {
+async fn ensure_admin_token(store: &dyn Store, data_dir: &Path) -> Result<String, ServerError> {
     let path = admin_token_path(data_dir);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim().to_string();
@@ -389,13 +449,29 @@ pub async fn open(
     config: ServerConfig,
     shutdown: CancellationToken,
 ) -> Result<Arc<App>, ServerError> {
-    let store = open_store(&config.data_dir).await?;
-    ensure_admin_token(&store, &config.data_dir).await?;
+    let store = open_store(&config).await?;
+    ensure_admin_token(store.as_ref(), &config.data_dir).await?;
     let clock = Clock::default();
+    // On PostgreSQL other instances may share the database: signals go through
+    // LISTEN/NOTIFY and one instance at a time sweeps. SQLite is one instance.
+    let (bus, leader) = match store.postgres_pool() {
+        Some(pool) => {
+            let bus = bus::Bus::postgres(pool.clone());
+            let leader = leader::Leader::postgres(&pool, &bus.instance);
+            (bus, leader)
+        }
+        None => (bus::Bus::local(), leader::Leader::Alone),
+    };
     Ok(Arc::new(App {
-        store: Arc::new(store),
+        store,
         hub: hub::Hub::default(),
         events: events::Events::default(),
+        bus,
+        liveness: liveness::Liveness::new(
+            config.liveness_write_every,
+            config.offline_after.max(Duration::from_secs(60)),
+        ),
+        leader,
         config,
         shutdown,
         tracker: TaskTracker::new(),
@@ -421,6 +497,8 @@ pub async fn run(app: Arc<App>, listener: tokio::net::TcpListener) -> Result<(),
             .trim_end_matches('/')
             .to_string(),
     );
+    app.tracker.spawn(bus::run(app.clone()));
+    app.tracker.spawn(liveness::run_flusher(app.clone()));
     app.tracker.spawn(sweeper::run(app.clone()));
     app.tracker.spawn(service::forge::run_poller(app.clone()));
     let router = api::router(app.clone());
@@ -432,6 +510,7 @@ pub async fn run(app: Arc<App>, listener: tokio::net::TcpListener) -> Result<(),
     app.shutdown.cancel();
     app.tracker.close();
     app.tracker.wait().await;
+    app.leader.release().await;
     if let Err(e) = app.store.close().await {
         tracing::warn!(error = %e, "closing the store failed");
     }

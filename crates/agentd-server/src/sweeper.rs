@@ -9,6 +9,11 @@
 //! since: the claim response was lost or the daemon died right after), `orphaned` (its
 //! daemon is alive but no longer runs it), `runtime_offline` (its daemon was silent on
 //! every channel and every runtime for the whole lease).
+//!
+//! Only the leader sweeps ([`crate::leader`]: an advisory lock on PostgreSQL), and it
+//! decides from the database alone: it writes its own instance's liveness first, and while
+//! other instances share the database it gives their unwritten heartbeats
+//! [`crate::ServerConfig::liveness_lag`] on top of the lease (see [`crate::liveness`]).
 
 use std::sync::Arc;
 
@@ -24,6 +29,14 @@ pub async fn run(app: Arc<App>) {
             _ = app.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        // One instance sweeps at a time (`leader`); the others check again next tick.
+        let leads = tokio::select! {
+            _ = app.shutdown.cancelled() => return,
+            leads = app.leader.is_leader() => leads,
+        };
+        if !leads {
+            continue;
+        }
         if let Err(e) = sweep(&app, app.now()).await {
             tracing::warn!(error = %e, "sweep failed");
         }
@@ -32,8 +45,11 @@ pub async fn run(app: Arc<App>) {
 
 /// One sweep at server time `now`.
 pub async fn sweep(app: &App, now: i64) -> Result<(), StoreError> {
+    // The database decides (`liveness`): this instance's heartbeats are written first, and
+    // other instances' may be `peer_lag_ms` behind, which they get on top of the lease.
+    crate::liveness::flush(app, true).await?;
     let lease = app.config.offline_after.as_millis() as i64;
-    let cutoff = now - lease;
+    let cutoff = now - lease - app.peer_lag_ms().await;
     for rt in app.store.offline_stale_runtimes(cutoff).await? {
         tracing::info!(runtime_id = %rt.id, "runtime offline: no heartbeat");
         service::runtime::went_offline(app, &rt.id).await?;

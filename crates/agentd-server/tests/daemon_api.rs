@@ -539,20 +539,12 @@ async fn ws_upgrade_validates_runtimes_and_the_server_pings() {
 
 #[tokio::test]
 async fn a_database_fault_is_a_500_never_runtime_not_found() {
-    use sqlx::Connection;
     let srv = start().await;
     let fx = srv.fixture("w").await;
     // A real fault, injected from outside the server: the runtimes table disappears.
-    let mut conn = sqlx::SqliteConnection::connect(&format!(
-        "sqlite://{}",
-        srv.dir.path().join("agentd.db").display()
-    ))
-    .await
-    .unwrap();
-    sqlx::query("ALTER TABLE runtimes RENAME TO runtimes_hidden")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let db = common::Db::open(srv.dir.path()).await;
+    db.execute("ALTER TABLE runtimes RENAME TO runtimes_hidden")
+        .await;
     let (s, v) = srv
         .post(
             &fx.daemon,
@@ -571,10 +563,8 @@ async fn a_database_fault_is_a_500_never_runtime_not_found() {
         .await;
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
 
-    sqlx::query("ALTER TABLE runtimes_hidden RENAME TO runtimes")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    db.execute("ALTER TABLE runtimes_hidden RENAME TO runtimes")
+        .await;
     let (s, _) = srv
         .post(
             &fx.daemon,

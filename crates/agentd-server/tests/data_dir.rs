@@ -21,6 +21,12 @@ fn mode(p: &Path) -> u32 {
 /// Starts the server in `data`, writes something (so the WAL exists) and returns the
 /// modes of the dir and of every file the server keeps there, with the server running.
 async fn modes_while_running(data: &Path) -> Vec<(String, u32)> {
+    if common::on_postgres() {
+        println!(
+            "note: these tests check SQLite's files (agentd.db, -wal, -shm), so they run on \
+             SQLite in the PostgreSQL run too; the admin-token file is the same on both"
+        );
+    }
     let admin = agentd_server::bootstrap(data).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

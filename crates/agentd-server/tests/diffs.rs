@@ -105,24 +105,11 @@ async fn a_replayed_report_neither_duplicates_nor_replaces_the_diff() {
     }
     let (_, got) = diff_of(&srv, &fx.token, &tid).await;
     assert_eq!(got, first);
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM task_diffs")
-        .fetch_one(&sqlite(&srv).await)
+    let rows = common::Db::open(srv.dir.path())
         .await
-        .unwrap();
+        .count("SELECT COUNT(*) FROM task_diffs")
+        .await;
     assert_eq!(rows, 1, "one diff row for the task");
-}
-
-/// A read-only pool on the server's database.
-async fn sqlite(srv: &Srv) -> sqlx::SqlitePool {
-    sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(srv.dir.path().join("agentd.db"))
-                .read_only(true),
-        )
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

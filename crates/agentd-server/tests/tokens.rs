@@ -295,9 +295,9 @@ async fn rotating_the_admin_token_kills_the_old_one_and_rewrites_the_file() {
 #[tokio::test]
 async fn a_lost_admin_token_file_mints_a_new_admin_token_and_revokes_the_old() {
     let dir = tempfile::tempdir().unwrap();
-    let first = agentd_server::bootstrap(dir.path()).await.unwrap();
+    let first = common::bootstrap(dir.path()).await;
     assert_eq!(
-        agentd_server::bootstrap(dir.path()).await.unwrap(),
+        common::bootstrap(dir.path()).await,
         first,
         "a restart reuses the token in the file"
     );
@@ -649,10 +649,10 @@ async fn a_signin_code_is_exchanged_once_for_a_board_session_of_the_makers_works
     let ttl = expires.as_millisecond() - srv.app.now();
     assert!((590_000..=600_000).contains(&ttl), "ten minutes: {ttl}");
     // Only the code's hash is stored.
-    let stored: Vec<String> = sqlx::query_scalar("SELECT code_hash FROM signin_codes")
-        .fetch_all(&sqlite(&srv).await)
+    let stored = common::Db::open(srv.dir.path())
         .await
-        .unwrap();
+        .strings("SELECT code_hash FROM signin_codes")
+        .await;
     assert_eq!(stored.len(), 1);
     assert_ne!(stored[0], code);
 
@@ -781,17 +781,4 @@ async fn a_signin_code_expires_dies_with_its_maker_and_is_exchanged_once_under_a
         .post(&task_token, "/api/v1/signin-codes", json!({}))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-}
-
-/// A second connection to the server's database (read-only use).
-async fn sqlite(srv: &Srv) -> sqlx::SqlitePool {
-    sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(srv.dir.path().join("agentd.db"))
-                .read_only(true),
-        )
-        .await
-        .unwrap()
 }

@@ -5,8 +5,10 @@
 //!   127.0.0.1:0 that also builds signed webhook deliveries.
 //! - [`mock_model`]: a mock of the model provider APIs (Anthropic Messages, OpenAI
 //!   Responses/Chat Completions, Gemini) that plays scripted conversations for real CLIs.
+//! - [`pg`]: a throwaway PostgreSQL cluster (initdb/pg_ctl) with a database per test.
 
 pub mod fake_forge;
 pub mod fake_server;
 pub mod fault_proxy;
 pub mod mock_model;
+pub mod pg;

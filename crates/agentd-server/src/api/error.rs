@@ -42,6 +42,9 @@ pub enum ApiError {
     Rejected(StatusCode, String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The database is unreachable right now (503; the server recovers by itself).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -55,6 +58,10 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable");
+            return ApiError::Unavailable("database unavailable".into());
+        }
         tracing::error!(error = %e, "store failure");
         ApiError::Internal("database error".into())
     }
@@ -104,6 +111,7 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(_) | ApiError::Refused { .. } => StatusCode::CONFLICT,
             ApiError::Rejected(s, _) => *s,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let body = match self {
             ApiError::Refused {

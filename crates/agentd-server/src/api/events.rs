@@ -86,6 +86,10 @@ impl Sub {
             };
             match got {
                 Ok(ev) if ev.workspace_id == self.workspace_id => return Some(ev),
+                // A resync for every workspace (the signal bus may have lost events).
+                Ok(ev) if ev.workspace_id.is_empty() && ev.kind == "resync" => {
+                    return Some(Events::event("resync", &self.workspace_id));
+                }
                 Ok(_) => continue,
                 Err(RecvError::Lagged(_)) => {
                     return Some(Events::event("resync", &self.workspace_id));

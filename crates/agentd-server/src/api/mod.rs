@@ -1,5 +1,5 @@
 //! The HTTP router: daemon API under `/api/daemon` (plus `GET /api/workspaces`), the
-//! user API under `/api/v1` (see docs/api.md), `GET /health`, and the web board's
+//! user API under `/api/v1` (see docs/api.md), `GET /health` and `GET /ready`, and the web board's
 //! assets ([`crate::web`]). Layers: a body limit (413 above `max_body_bytes`), a request
 //! timeout (503 when no response head is ready within `request_timeout`; an event stream
 //! or a WebSocket upgrade answers at once, so it is never cut) and JSON 404/405
@@ -18,7 +18,7 @@ pub mod workspaces;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 
@@ -89,6 +89,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
+        .route("/metrics", get(metrics))
+        .route("/ready", get(ready))
         .route("/api/workspaces", get(workspaces::list_for_daemon))
         .nest("/api/daemon", daemon)
         .nest("/api/v1", v1)
@@ -104,6 +106,102 @@ pub fn router(app: Arc<App>) -> Router {
         ))
         .with_state(app)
 }
+
+/// `GET /metrics`: this instance's counters in Prometheus' text format — heartbeats and
+/// what the liveness path wrote (`liveness`), WebSocket connections, and the signal bus.
+/// Counts only, no names or ids, so it needs no token (scrapers rarely carry one).
+async fn metrics(axum::extract::State(app): axum::extract::State<Arc<App>>) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let lv = &app.liveness.stats;
+    let bus = &app.bus.stats;
+    let rows: [(&str, &str, &str, f64); 9] = [
+        (
+            "agentd_heartbeats_total",
+            "counter",
+            "Signs of life received (heartbeats, claims).",
+            lv.beats.load(Relaxed) as f64,
+        ),
+        (
+            "agentd_liveness_writes_total",
+            "counter",
+            "Database write transactions made for liveness (immediate and batched).",
+            lv.writes.load(Relaxed) as f64,
+        ),
+        (
+            "agentd_liveness_rows_written_total",
+            "counter",
+            "Runtime rows those liveness writes carried.",
+            lv.rows.load(Relaxed) as f64,
+        ),
+        (
+            "agentd_liveness_runtimes",
+            "gauge",
+            "Runtimes this instance holds liveness for in memory.",
+            app.liveness.len() as f64,
+        ),
+        (
+            "agentd_ws_connections",
+            "gauge",
+            "Daemon WebSocket connections this instance holds.",
+            app.hub.connections() as f64,
+        ),
+        (
+            "agentd_bus_notifies_total",
+            "counter",
+            "NOTIFYs this instance sent on the signal bus.",
+            bus.notifies.load(Relaxed) as f64,
+        ),
+        (
+            "agentd_bus_signals_received_total",
+            "counter",
+            "Signals received from other instances.",
+            bus.received.load(Relaxed) as f64,
+        ),
+        (
+            "agentd_bus_resyncs_total",
+            "counter",
+            "Resyncs delivered because signals may have been lost.",
+            bus.resyncs.load(Relaxed) as f64,
+        ),
+        (
+            "agentd_bus_notify_lag_seconds",
+            "gauge",
+            "The last received NOTIFY's lag, sent to received.",
+            bus.last_lag_ms.load(Relaxed) as f64 / 1000.0,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, v) in rows {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+        ));
+    }
+    out
+}
+
+/// `GET /ready`, for a load balancer: 200 `{"status":"ready"}` when a trivial query
+/// answers within a second, else 503 `{"status":"unready","error":"database
+/// unreachable: …"}`. (`GET /health` is liveness: 200 while the process runs.)
+async fn ready(State(app): State<Arc<App>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let error = match tokio::time::timeout(READY_TIMEOUT, app.store.ping()).await {
+        Ok(Ok(())) => {
+            return axum::Json(serde_json::json!({"status": "ready"})).into_response();
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {READY_TIMEOUT:?}"),
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(
+            serde_json::json!({"status": "unready", "error": format!("database unreachable: {error}")}),
+        ),
+    )
+        .into_response()
+}
+
+/// How long `/ready` waits for the database.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The `limit` query parameter of a paginated list: `default` when absent, else an
 /// integer in 1..=`max` (400 naming the range otherwise).

@@ -114,7 +114,13 @@ pub async fn update(
         a.custom_env = merge_env(&a.custom_env, env)?;
     }
     for t in app.store.update_agent(a.clone()).await? {
-        app.hub.task_available(&t.runtime_id, &t.id);
+        crate::bus::publish(
+            app,
+            crate::bus::Signal::TaskAvailable {
+                runtime_id: t.runtime_id.clone(),
+                task_id: Some(t.id.clone()),
+            },
+        );
     }
     agent_event(app, &a);
     Ok(a)

@@ -445,13 +445,21 @@ pub async fn retry_push(app: &App, t: &TaskRow) -> Result<(), Error> {
             }
         }
     }
-    let Some(target) = targets.into_iter().find(|r| app.hub.holds(r)) else {
+    // Alone, this instance knows whether the daemon is connected; while other instances
+    // share the database, the one holding one of these runtimes pushes (`bus`).
+    if !targets.iter().any(|r| app.hub.holds(r)) && crate::bus::peers(app).await == 0 {
         return Err(Error::Conflict(format!(
             "the daemon holding task {} is not connected; start it and try again",
             t.id
         )));
-    };
-    app.hub.task_push(&target, &t.id);
+    }
+    crate::bus::publish(
+        app,
+        crate::bus::Signal::TaskPush {
+            task_id: t.id.clone(),
+            runtime_ids: targets,
+        },
+    );
     Ok(())
 }
 

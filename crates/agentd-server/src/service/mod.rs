@@ -79,7 +79,7 @@ pub fn task_event(app: &App, kind: &str, t: &TaskRow) {
     e.agent_id = Some(t.agent_id.clone());
     e.runtime_id = Some(t.runtime_id.clone());
     e.status = Some(t.status.as_str().to_string());
-    app.events.publish(e);
+    crate::bus::publish(app, crate::bus::Signal::Board(e));
 }
 
 /// Publishes that issue `i` changed (`kind` `issue`, or `comment` for a new comment).
@@ -87,7 +87,7 @@ pub fn issue_event(app: &App, kind: &str, i: &IssueRow) {
     let mut e = Events::event(kind, &i.workspace_id);
     e.issue_id = Some(i.id.clone());
     e.status = Some(i.status.clone());
-    app.events.publish(e);
+    crate::bus::publish(app, crate::bus::Signal::Board(e));
 }
 
 /// Publishes that runtime `r` changed (registered, offline, deleted).
@@ -95,7 +95,7 @@ pub fn runtime_event(app: &App, r: &RuntimeRow, status: &str) {
     let mut e = Events::event("runtime", &r.workspace_id);
     e.runtime_id = Some(r.id.clone());
     e.status = Some(status.to_string());
-    app.events.publish(e);
+    crate::bus::publish(app, crate::bus::Signal::Board(e));
 }
 
 /// Publishes that agent `a` was created or changed.
@@ -103,7 +103,7 @@ pub fn agent_event(app: &App, a: &AgentRow) {
     let mut e = Events::event("agent", &a.workspace_id);
     e.agent_id = Some(a.id.clone());
     e.runtime_id = Some(a.runtime_id.clone());
-    app.events.publish(e);
+    crate::bus::publish(app, crate::bus::Signal::Board(e));
 }
 
 pub fn rfc3339(ms: i64) -> String {

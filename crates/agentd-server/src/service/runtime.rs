@@ -10,6 +10,7 @@ use agentd_proto::{HeartbeatResponse, RegisterRequest, RegisterResponse, Runtime
 
 use crate::App;
 use crate::auth::Principal;
+use crate::liveness::Held;
 use crate::service::{Error, new_id, repos, repos_version, runtime_event};
 use crate::store::{RuntimeRow, StoreError, Touched};
 
@@ -163,21 +164,23 @@ async fn owner_after_register(
 }
 
 /// Records a heartbeat and renews the leases of the tasks the daemon holds
-/// (`active_task_ids`; `None`: all of the daemon's in-flight tasks). `Ok(None)`: the
-/// runtime does not exist (deleted).
+/// (`active_task_ids`; `None`: all of the daemon's in-flight tasks), in memory or at once
+/// ([`crate::liveness::seen`]). `db_offline`: the caller read the runtime's row and it says
+/// offline. `Ok(None)`: the runtime does not exist (deleted).
 pub async fn beat(
     app: &App,
     runtime_id: &str,
     active_task_ids: Option<Vec<String>>,
+    db_offline: bool,
 ) -> Result<Option<HeartbeatResponse>, StoreError> {
     let now = app.now();
-    if !touch(app, runtime_id, now).await? {
+    let held = match active_task_ids {
+        None => Held::All,
+        Some(ids) => Held::Tasks(ids.into_iter().filter(|id| super::is_uuid(id)).collect()),
+    };
+    if !crate::liveness::seen(app, runtime_id, now, held, db_offline).await? {
         return Ok(None);
     }
-    let ids = active_task_ids.map(|ids| ids.into_iter().filter(|id| super::is_uuid(id)).collect());
-    app.store
-        .renew_leases(runtime_id.to_string(), ids, now)
-        .await?;
     Ok(Some(HeartbeatResponse {
         runtime_id: runtime_id.to_string(),
         status: "ok".into(),
@@ -187,8 +190,9 @@ pub async fn beat(
     }))
 }
 
-/// Records a sign of life (heartbeat, claim): the runtime is online, seen `now`. Tells
-/// boards when it was offline until now. False if the runtime does not exist.
+/// Writes a sign of life at once: the runtime is online, seen `now`. Tells boards when it
+/// was offline until now. False if the runtime does not exist. Heartbeats and claims go
+/// through [`crate::liveness::seen`], which calls this only when memory is not enough.
 pub async fn touch(app: &App, runtime_id: &str, now: i64) -> Result<bool, StoreError> {
     Ok(
         match app.store.touch_runtime(runtime_id.to_string(), now).await? {
@@ -250,6 +254,8 @@ pub async fn offline_if_unseen(
     runtime_id: &str,
     closed_at: i64,
 ) -> Result<(), StoreError> {
+    // What this instance received is in the database first (`liveness`).
+    crate::liveness::flush(app, true).await?;
     if app
         .store
         .offline_if_unseen_since(runtime_id.to_string(), closed_at)

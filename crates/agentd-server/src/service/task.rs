@@ -58,7 +58,13 @@ pub async fn enqueue(
     );
     app.store.insert_task(task.clone()).await?;
     task_event(app, "task", &task);
-    app.hub.task_available(&task.runtime_id, &task.id);
+    crate::bus::publish(
+        app,
+        crate::bus::Signal::TaskAvailable {
+            runtime_id: task.runtime_id.clone(),
+            task_id: Some(task.id.clone()),
+        },
+    );
     Ok(task)
 }
 
@@ -185,7 +191,7 @@ pub async fn claim(
 ) -> Result<Option<Task>, Error> {
     let now = app.now();
     // A claim is a sign of life.
-    super::runtime::touch(app, runtime_id, now).await?;
+    crate::liveness::seen(app, runtime_id, now, crate::liveness::Held::Nothing, false).await?;
     let token = new_token(TASK_TOKEN_PREFIX);
     let Some(row) = app
         .store
@@ -574,7 +580,13 @@ pub async fn cancel(app: &App, task: &TaskRow, why: &str, by: &Actor) -> Result<
         .await?;
     if let Some(row) = &moved {
         task_event(app, "task", row);
-        app.hub.task_cancelled(&task.runtime_id, &task.id);
+        crate::bus::publish(
+            app,
+            crate::bus::Signal::TaskCancelled {
+                runtime_id: task.runtime_id.clone(),
+                task_id: task.id.clone(),
+            },
+        );
     }
     Ok(moved.is_some())
 }
@@ -655,7 +667,13 @@ pub async fn retry(app: &App, who: &Principal, task: &TaskRow) -> Result<TaskRow
         return Err(already_retried(app, task, existing).await?);
     }
     task_event(app, "task", &new);
-    app.hub.task_available(&new.runtime_id, &new.id);
+    crate::bus::publish(
+        app,
+        crate::bus::Signal::TaskAvailable {
+            runtime_id: new.runtime_id.clone(),
+            task_id: Some(new.id.clone()),
+        },
+    );
     Ok(new)
 }
 

@@ -1,19 +1,119 @@
 //! Persistence: the [`Store`] trait the services call, and the row types it returns.
-//! Only `store/` knows which SQL engine is in use ([`sqlite`] today; PostgreSQL later
-//! implements the same trait). Ids are TEXT uuids, timestamps INTEGER unix millis taken
-//! from the server's clock by the caller, so the store never reads a clock itself.
+//! Only `store/` knows which SQL engine is in use: [`sqlite`] (the default, one file in
+//! the data dir) or [`postgres`] (a `postgres://` URL); [`open`] picks one. Ids are TEXT
+//! uuids, timestamps integer unix millis taken from the server's clock by the caller, so
+//! the store never reads a clock itself. [`shared`] holds what both engines read with
+//! (column lists, row records, placeholder helpers); each engine's files own its SQL.
 
+pub mod postgres;
+mod postgres_forge;
+mod postgres_liveness;
+mod postgres_tasks;
+mod shared;
 pub mod sqlite;
 mod sqlite_forge;
+mod sqlite_liveness;
 mod sqlite_tasks;
+pub mod transfer;
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use agentd_proto::api::{Actor, ActorKind, DiffStat};
 use agentd_proto::{FailureReason, TaskDiff, TaskStatus, UsageEntry};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+/// Which database a server uses, from its `--database-url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (by default `agentd.db` in the data dir).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://` or `postgresql://` URL, password included).
+    Postgres(String),
+}
+
+impl Backend {
+    /// The backend of `url` for a server whose data dir is `data_dir`: none, empty or
+    /// `sqlite://` is `DATA_DIR/agentd.db`; `sqlite://PATH` (or `sqlite:PATH`) that file;
+    /// `postgres://…` / `postgresql://…` PostgreSQL. Anything else is refused, naming it.
+    pub fn from_url(data_dir: &Path, url: Option<&str>) -> Result<Backend, StoreError> {
+        let url = url.map(str::trim).unwrap_or("");
+        if url.is_empty() {
+            return Ok(Backend::Sqlite(data_dir.join("agentd.db")));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Backend::Postgres(url.to_string()));
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or("");
+            return Ok(Backend::Sqlite(if path.is_empty() {
+                data_dir.join("agentd.db")
+            } else {
+                PathBuf::from(path)
+            }));
+        }
+        Err(StoreError::Connect(format!(
+            "unsupported database URL {:?}: expected postgres://USER:PASSWORD@HOST:PORT/DB, \
+             sqlite://PATH, or none (SQLite in the data dir)",
+            postgres::redact_url(url)
+        )))
+    }
+
+    /// Where it is, for messages (a PostgreSQL URL without its password).
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Sqlite(p) => format!("SQLite {}", p.display()),
+            Backend::Postgres(u) => format!("PostgreSQL {}", postgres::redact_url(u)),
+        }
+    }
+}
+
+/// Opens (and migrates) the database of `backend`. `connect_retry`: how long an
+/// unreachable PostgreSQL is retried before giving up (see [`PgStore::open`]).
+pub async fn open(
+    backend: &Backend,
+    connect_retry: Duration,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match backend {
+        Backend::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
+        Backend::Postgres(url) => Arc::new(PgStore::open(url, connect_retry).await?),
+    })
+}
+
+/// Applies the pending migrations of `backend` and returns those applied now (version
+/// and description), for `agentd server migrate`.
+pub async fn migrate(
+    backend: &Backend,
+    connect_retry: Duration,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    let (before, after) = match backend {
+        Backend::Sqlite(path) => {
+            let before = SqliteStore::applied_at(path).await?;
+            let store = SqliteStore::open(path).await?;
+            let after = store.applied_migrations().await?;
+            store.close().await?;
+            (before, after)
+        }
+        Backend::Postgres(url) => {
+            let store = PgStore::connect(url, connect_retry).await?;
+            let before = store.applied_migrations().await?;
+            store.pool.close().await;
+            let store = PgStore::open(url, connect_retry).await?;
+            let after = store.applied_migrations().await?;
+            store.close().await?;
+            (before, after)
+        }
+    };
+    Ok(after.into_iter().filter(|m| !before.contains(m)).collect())
+}
 
 /// A boxed store future (the trait is used as `Arc<dyn Store>`).
 pub type StoreFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -27,6 +127,42 @@ pub enum StoreError {
     /// A stored value this server does not understand (e.g. an unknown task status).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database could not be reached or refused us at open (the message names where
+    /// and why, never a password).
+    #[error("{0}")]
+    Connect(String),
+    /// `migrate-to` refused or failed (the message says why and what was written).
+    #[error("{0}")]
+    Transfer(String),
+}
+
+impl StoreError {
+    /// Whether this failure means the database is unreachable right now (down,
+    /// restarting, the network gone, no connection free in time) rather than a bad
+    /// query: the API answers 503 for these, and the server recovers when it is back.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Connect(_) => true,
+            StoreError::Db(e) => db_unavailable(e),
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => db_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+fn db_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        // Class 08 (connection exception), 57P01..57P03 (shutdown, crash, starting up).
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
 }
 
 /// The TEXT a failure reason is stored as, and shown as: its wire name (`runtime_offline`).
@@ -327,9 +463,11 @@ pub enum Touched {
 }
 
 /// Everything the services need from persistence. Every write is atomic on its own.
-pub trait Store: TaskStore + ForgeStore {
+pub trait Store: TaskStore + ForgeStore + LivenessStore {
     /// Waits for in-flight queries and closes the database (at shutdown).
     fn close(&self) -> StoreFut<'_, ()>;
+    /// A trivial query (`SELECT 1`): whether the database answers (readiness).
+    fn ping(&self) -> StoreFut<'_, ()>;
 
     // Workspaces and tokens.
     /// Inserts the workspace unless its key is taken (false then, and nothing changes).
@@ -652,4 +790,44 @@ pub trait ForgeStore: Send + Sync + 'static {
         issue_status: Option<String>,
         now: i64,
     ) -> StoreFut<'_, Option<TaskRow>>;
+}
+
+/// One runtime's liveness as an instance received it (`crate::liveness`), to be written
+/// in a batch: its latest sign of life and the leases its heartbeats renewed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LivenessRow {
+    pub runtime_id: String,
+    /// The latest sign of life (server time): `last_seen_at` moves forward to it, never back.
+    pub seen_at: i64,
+    /// Tasks a heartbeat said the daemon holds, each with the time it said so: their
+    /// leases (`held_at`) move forward to it (only tasks claimed by this runtime's daemon
+    /// under its owner token, as [`TaskStore::renew_leases`]).
+    pub held: Vec<(String, i64)>,
+    /// A heartbeat without `active_task_ids` (Multica's daemon) at this time: every
+    /// in-flight task of the daemon is renewed to it.
+    pub held_all: Option<i64>,
+}
+
+/// What a [`LivenessStore::write_liveness`] batch found.
+#[derive(Debug, Default)]
+pub struct LivenessWritten {
+    /// Runtimes that were offline and are online again (rows as they are now).
+    pub came_online: Vec<RuntimeRow>,
+    /// Runtimes of the batch that do not exist (deleted).
+    pub missing: Vec<String>,
+}
+
+/// Batched liveness (a supertrait of [`Store`]).
+pub trait LivenessStore: Send + Sync + 'static {
+    /// Writes a batch of liveness in one write transaction: every runtime of the batch
+    /// is online with `last_seen_at` moved forward to its `seen_at` (never back), and the
+    /// leases its heartbeats renewed move forward to their times (never back).
+    fn write_liveness(&self, batch: Vec<LivenessRow>) -> StoreFut<'_, LivenessWritten>;
+
+    /// The pool of a PostgreSQL store: the signal bus (`crate::bus`) and the sweeper's
+    /// leader lock (`crate::leader`) connect to the same database. `None` on SQLite (one
+    /// instance only).
+    fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+        None
+    }
 }

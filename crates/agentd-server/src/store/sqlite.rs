@@ -1,8 +1,8 @@
 //! The SQLite [`Store`]: one file in the data dir, WAL mode, `synchronous = NORMAL`.
 //! Every write transaction starts with `BEGIN IMMEDIATE` and goes through one in-process
 //! writer lock, so concurrent writers queue in order instead of spinning on SQLITE_BUSY.
-//! All SQL uses `$n` placeholders so it ports to PostgreSQL unchanged, except the claim
-//! (which on PostgreSQL would use `FOR UPDATE SKIP LOCKED`).
+//! All SQL uses `$n` placeholders; [`super::postgres`] mirrors it statement for
+//! statement (its claim adds `FOR UPDATE SKIP LOCKED`).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -12,109 +12,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{AssertSqlSafe, Sqlite, SqlitePool, Transaction};
 use tokio::sync::Mutex;
 
+use super::shared::*;
 use super::*;
-
-pub(super) const TASK_COLS: &str = "id, workspace_id, issue_id, agent_id, runtime_id, status, claim_key, \
-    trigger_comment_id, output, error, failure_reason, session_id, work_dir, parent_task_id, \
-    created_at, dispatched_at, started_at, completed_at, branch_name, daemon_id, held_at, late_report, claimed_by, \
-    queued_by_kind, queued_by_name, cancelled_by_kind, cancelled_by_name, retry_task_id";
-
-/// How many columns [`TASK_COLS`] names.
-pub(super) const TASK_COLS_N: usize = 28;
-
-/// The columns of a [`WorkspaceRow`].
-pub(super) const WORKSPACE_COLS: &str = "id, name, repos, created_at, COALESCE(key, '') AS key";
-
-/// The columns of an [`IssueRow`] from `issues i JOIN workspaces w` (see [`ISSUE_FROM`]):
-/// its workspace's key and its number of tasks are read with it (one query per page).
-pub(super) const ISSUE_COLS: &str = "i.id, i.workspace_id, i.title, i.description, i.status, \
-    i.assignee_agent_id, i.created_at, i.updated_at, i.number, \
-    COALESCE(w.key, '') AS workspace_key, \
-    (SELECT COUNT(*) FROM tasks rc WHERE rc.issue_id = i.id) AS run_count";
-pub(super) const ISSUE_FROM: &str = "issues i JOIN workspaces w ON w.id = i.workspace_id";
-
-/// A `tasks` row as stored (statuses and reasons as TEXT); converted to [`TaskRow`] at
-/// the boundary of every query by [`task_one`] / [`task_all`].
-#[derive(sqlx::FromRow)]
-pub(super) struct TaskRecord {
-    id: String,
-    workspace_id: String,
-    issue_id: String,
-    agent_id: String,
-    runtime_id: String,
-    status: String,
-    claim_key: Option<String>,
-    trigger_comment_id: Option<String>,
-    output: Option<String>,
-    error: Option<String>,
-    failure_reason: Option<String>,
-    session_id: Option<String>,
-    work_dir: Option<String>,
-    parent_task_id: Option<String>,
-    created_at: i64,
-    dispatched_at: Option<i64>,
-    started_at: Option<i64>,
-    completed_at: Option<i64>,
-    branch_name: Option<String>,
-    daemon_id: Option<String>,
-    held_at: Option<i64>,
-    late_report: Option<String>,
-    claimed_by: Option<String>,
-    queued_by_kind: Option<String>,
-    queued_by_name: Option<String>,
-    cancelled_by_kind: Option<String>,
-    cancelled_by_name: Option<String>,
-    retry_task_id: Option<String>,
-}
-
-impl TryFrom<TaskRecord> for TaskRow {
-    type Error = StoreError;
-
-    fn try_from(r: TaskRecord) -> Result<TaskRow, StoreError> {
-        Ok(TaskRow {
-            status: parse_status(&r.status)?,
-            failure_reason: r.failure_reason.as_deref().map(parse_reason),
-            id: r.id,
-            workspace_id: r.workspace_id,
-            issue_id: r.issue_id,
-            agent_id: r.agent_id,
-            runtime_id: r.runtime_id,
-            claim_key: r.claim_key,
-            trigger_comment_id: r.trigger_comment_id,
-            output: r.output,
-            error: r.error,
-            session_id: r.session_id,
-            work_dir: r.work_dir,
-            parent_task_id: r.parent_task_id,
-            created_at: r.created_at,
-            dispatched_at: r.dispatched_at,
-            started_at: r.started_at,
-            completed_at: r.completed_at,
-            branch_name: r.branch_name,
-            daemon_id: r.daemon_id,
-            held_at: r.held_at,
-            late_report: r.late_report,
-            claimed_by: r.claimed_by,
-            queued_by: stored_actor(r.queued_by_kind, r.queued_by_name),
-            cancelled_by: stored_actor(r.cancelled_by_kind, r.cancelled_by_name),
-            retry_task_id: r.retry_task_id,
-        })
-    }
-}
-
-pub(super) fn task_one(r: Option<TaskRecord>) -> Result<Option<TaskRow>, StoreError> {
-    r.map(TaskRow::try_from).transpose()
-}
-
-pub(super) fn task_all(rows: Vec<TaskRecord>) -> Result<Vec<TaskRow>, StoreError> {
-    rows.into_iter().map(TaskRow::try_from).collect()
-}
-
-const RUNTIME_COLS: &str = "id, workspace_id, daemon_id, provider, name, version, device_name, \
-    status, last_seen_at, created_at, owner_token_id, sandbox";
-
-const TOKEN_COLS: &str =
-    "id, name, kind, created_at, created_by, expires_at, revoked_at, last_used_at";
 
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
@@ -142,6 +41,84 @@ impl SqliteStore {
         })
     }
 
+    /// The migrations applied on this database (version and description), oldest first.
+    pub async fn applied_migrations(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(sqlx::query_as::<_, (i64, String)>(
+            "SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The migrations applied on the database file at `path` (none if it does not exist
+    /// or was never migrated), without creating or migrating it.
+    pub async fn applied_at(path: &Path) -> Result<Vec<(i64, String)>, StoreError> {
+        if std::fs::metadata(path)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true)
+        {
+            return Ok(Vec::new());
+        }
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .read_only(true);
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts).await?;
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        let out = if exists == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_as::<_, (i64, String)>(
+                "SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version",
+            )
+            .fetch_all(&mut conn)
+            .await?
+        };
+        sqlx::Connection::close(conn).await?;
+        Ok(out)
+    }
+
+    /// Writes a consistent copy of the live database at `path` to the new file `to`
+    /// (`VACUUM INTO`: one read transaction, so a running server's writes either are
+    /// all in the copy or not at all). `to` must not exist; it is created 0600.
+    pub async fn backup(path: &Path, to: &Path) -> Result<(), StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if !super::transfer::sqlite_exists(path) {
+            return Err(StoreError::Transfer(format!(
+                "no database at {} to back up",
+                path.display()
+            )));
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)
+            .map_err(|e| {
+                StoreError::Transfer(format!(
+                    "cannot create {}: {e} (a backup never overwrites a file)",
+                    to.display()
+                ))
+            })?;
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .busy_timeout(Duration::from_secs(10));
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts).await?;
+        let done = sqlx::query("VACUUM INTO $1")
+            .bind(to.to_string_lossy().into_owned())
+            .execute(&mut conn)
+            .await;
+        sqlx::Connection::close(conn).await?;
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(to);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     pub(super) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: for<'c> FnOnce(
@@ -157,17 +134,17 @@ impl SqliteStore {
     }
 }
 
-pub(super) fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl Store for SqliteStore {
     fn close(&self) -> StoreFut<'_, ()> {
         Box::pin(async move {
             self.pool.close().await;
+            Ok(())
+        })
+    }
+
+    fn ping(&self) -> StoreFut<'_, ()> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
             Ok(())
         })
     }
@@ -790,53 +767,6 @@ async fn key_taken(tx: &mut Transaction<'static, Sqlite>, key: &str) -> Result<b
             .await?
             > 0,
     )
-}
-
-/// ` AND col IN ($start, …)` for a workspace scope (`None`: no condition; an empty scope
-/// matches nothing), and the number of placeholders it uses.
-pub(super) fn in_clause(col: &str, ids: Option<&[String]>, start: usize) -> (String, usize) {
-    match ids {
-        None => (String::new(), 0),
-        Some([]) => (" AND 1 = 0".to_string(), 0),
-        Some(ids) => (
-            format!(" AND {col} IN ({})", placeholders(start, ids.len())),
-            ids.len(),
-        ),
-    }
-}
-
-/// The half-open range of ids starting with `prefix` (`id >= lo AND id < hi`), which an
-/// index serves, unlike `LIKE`: `hi` is `prefix` with its last character incremented.
-pub(super) fn prefix_range(prefix: &str) -> (String, String) {
-    let mut hi: Vec<char> = prefix.chars().collect();
-    if let Some(last) = hi.pop() {
-        hi.push(char::from_u32(last as u32 + 1).unwrap_or(char::MAX));
-    }
-    (prefix.to_string(), hi.into_iter().collect())
-}
-
-/// The text values a [`RefQuery`] binds, in placeholder order (an issue key binds its
-/// number separately).
-pub(super) fn ref_binds(r: &RefQuery) -> Vec<String> {
-    match r {
-        RefQuery::Prefix(p) => {
-            let (lo, hi) = prefix_range(p);
-            vec![lo, hi]
-        }
-        RefQuery::Name(n) => vec![n.clone()],
-        RefQuery::WorkspaceKey(k) => vec![k.clone()],
-        RefQuery::IssueKey(k, _) => vec![k.clone()],
-    }
-}
-
-/// The condition of a name or id-prefix reference on a table with `id` and `name`
-/// columns, and how many placeholders it uses; `None` for the other kinds.
-fn name_or_prefix(r: &RefQuery) -> Option<(String, usize)> {
-    match r {
-        RefQuery::Name(_) => Some(("LOWER(name) = LOWER($1)".into(), 1)),
-        RefQuery::Prefix(_) => Some(("id >= $1 AND id < $2".into(), 2)),
-        _ => None,
-    }
 }
 
 /// Records an issue event.

@@ -2,14 +2,9 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::sqlite::{SqliteStore, TASK_COLS, TaskRecord, insert_comment, move_issue, task_one};
+use super::shared::{FORGE_COLS, PULL_COLS, TASK_COLS, TaskRecord, placeholders, task_one};
+use super::sqlite::{SqliteStore, insert_comment, move_issue};
 use super::*;
-
-const FORGE_COLS: &str = "workspace_id, kind, api_url, repo, repo_key, token, webhook_secret, \
-    poll, created_at, updated_at";
-const PULL_COLS: &str = "id, workspace_id, issue_id, task_id, agent_id, number, url, state, \
-    head_branch, head_sha, base_branch, review_state, checks_state, polled_at, created_at, \
-    updated_at";
 
 impl ForgeStore for SqliteStore {
     fn set_forge(&self, r: ForgeRow) -> StoreFut<'_, ()> {
@@ -161,7 +156,7 @@ impl ForgeStore for SqliteStore {
                 "SELECT {PULL_COLS} FROM pull_requests p WHERE issue_id IN ({}) AND NOT EXISTS \
                  (SELECT 1 FROM pull_requests q WHERE q.issue_id = p.issue_id AND \
                  (q.created_at > p.created_at OR (q.created_at = p.created_at AND q.id > p.id)))",
-                super::sqlite::placeholders(1, issue_ids.len())
+                placeholders(1, issue_ids.len())
             );
             let mut q = sqlx::query_as::<_, PullRow>(AssertSqlSafe(sql));
             for id in &issue_ids {

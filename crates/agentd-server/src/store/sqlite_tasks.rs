@@ -5,10 +5,8 @@ use agentd_proto::api::DiffStat;
 use agentd_proto::{TaskDiff, UsageEntry};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::sqlite::{
-    ISSUE_COLS, ISSUE_FROM, SqliteStore, TASK_COLS, TASK_COLS_N, TaskRecord, in_clause,
-    insert_comment, insert_event, move_issue, placeholders, ref_binds, task_all, task_one,
-};
+use super::shared::*;
+use super::sqlite::{SqliteStore, insert_comment, insert_event, move_issue};
 use super::*;
 
 impl TaskStore for SqliteStore {
@@ -820,18 +818,6 @@ async fn insert_task(
     Ok(())
 }
 
-/// `s` with LIKE's wildcards and the escape character escaped (by `\`).
-fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Stores the diff of task `task_id`; a diff already stored for it is kept (the first
 /// final report wins).
 async fn insert_diff(
@@ -859,14 +845,4 @@ async fn insert_diff(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// A count as SQLite's INTEGER holds it (a count past `i64::MAX` is stored as that).
-fn stored_count(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// A stored count (never negative).
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }

@@ -1,5 +1,10 @@
 //! Test support: start the real server on 127.0.0.1:0 with a temp data dir and drive it
 //! over HTTP and WebSocket.
+//!
+//! The backend comes from `AGENTD_TEST_DATABASE`: `sqlite` (the default: `agentd.db` in
+//! the data dir) or `postgres` (a fresh database of the binary's throwaway cluster,
+//! [`agentd_testkit::pg::PgCluster`], per data dir: a restart in the same dir finds the
+//! same database). `scripts/test.sh` runs this suite once per backend.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -28,12 +33,73 @@ pub async fn start() -> Srv {
     start_in(tempfile::tempdir().unwrap(), |_| {}).await
 }
 
+/// Whether this run tests PostgreSQL (`AGENTD_TEST_DATABASE=postgres`).
+pub fn on_postgres() -> bool {
+    match std::env::var("AGENTD_TEST_DATABASE").as_deref() {
+        Ok("postgres") | Ok("postgresql") | Ok("pg") => true,
+        Ok("sqlite") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("AGENTD_TEST_DATABASE={other}: expected sqlite or postgres"),
+    }
+}
+
+/// The throwaway cluster of this test binary (PostgreSQL runs only). Without the
+/// binaries the whole binary skips: it prints why and exits 0 (CI installs them).
+pub fn cluster() -> &'static agentd_testkit::pg::PgCluster {
+    match agentd_testkit::pg::PgCluster::shared() {
+        Some(c) => c,
+        None => {
+            println!(
+                "SKIP: {} (every test of this binary)",
+                agentd_testkit::pg::SKIP_HINT
+            );
+            std::process::exit(0);
+        }
+    }
+}
+
+/// The database URL of the server of data dir `dir`: `None` on SQLite; on PostgreSQL a
+/// fresh database the first time, remembered in `dir/test-database-url`.
+pub fn database_url(dir: &std::path::Path) -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    let file = dir.join("test-database-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return Some(url.trim().to_string());
+    }
+    let url = cluster().create_database().unwrap();
+    std::fs::write(&file, &url).unwrap();
+    Some(url)
+}
+
+/// The config of a server in `dir` on this run's backend.
+pub fn config(dir: &std::path::Path) -> ServerConfig {
+    let mut config = ServerConfig::new(dir);
+    config.database_url = database_url(dir);
+    config
+}
+
+/// `agentd_server::bootstrap` on this run's backend.
+pub async fn bootstrap(dir: &std::path::Path) -> String {
+    agentd_server::bootstrap_config(&config(dir)).await.unwrap()
+}
+
+/// Prints why a test that only means something on SQLite does nothing on PostgreSQL;
+/// true when it should return.
+pub fn sqlite_only(why: &str) -> bool {
+    if on_postgres() {
+        println!("SKIP on postgres: {why}");
+        return true;
+    }
+    false
+}
+
 pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut ServerConfig)) -> Srv {
-    let admin = agentd_server::bootstrap(dir.path()).await.unwrap();
+    let mut config = config(dir.path());
+    tweak(&mut config);
+    let admin = agentd_server::bootstrap_config(&config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = ServerConfig::new(dir.path());
-    tweak(&mut config);
     let shutdown = CancellationToken::new();
     let app = agentd_server::open(config, shutdown.clone()).await.unwrap();
     let handle = tokio::spawn(agentd_server::run(app.clone(), listener));
@@ -315,5 +381,126 @@ where
             "condition not met within {within:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A second connection to the database of the server in data dir `dir` (SQLite or
+/// PostgreSQL, as this run), for tests that check or change rows from outside.
+pub enum Db {
+    Sqlite(sqlx::SqlitePool),
+    Pg(sqlx::PgPool),
+}
+
+impl Db {
+    pub async fn open(dir: &std::path::Path) -> Db {
+        match database_url(dir) {
+            Some(url) => Db::Pg(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&url)
+                    .await
+                    .unwrap(),
+            ),
+            None => Db::Sqlite(
+                sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(
+                        sqlx::sqlite::SqliteConnectOptions::new().filename(dir.join("agentd.db")),
+                    )
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+
+    /// Runs a statement (SQL that both engines accept).
+    pub async fn execute(&self, sql: &'static str) {
+        match self {
+            Db::Sqlite(p) => drop(sqlx::query(sql).execute(p).await.unwrap()),
+            Db::Pg(p) => drop(sqlx::query(sql).execute(p).await.unwrap()),
+        }
+    }
+
+    /// The first column of every row, as text (`CAST(… AS TEXT)` where it is not).
+    pub async fn strings(&self, sql: &'static str) -> Vec<String> {
+        match self {
+            Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await.unwrap(),
+            Db::Pg(p) => sqlx::query_scalar(sql).fetch_all(p).await.unwrap(),
+        }
+    }
+
+    /// A single integer (`SELECT COUNT(*) …`).
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        match self {
+            Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+            Db::Pg(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        }
+    }
+
+    /// Every row of every table of the server's schema, in a stable text form.
+    pub async fn snapshot(&self) -> String {
+        use sqlx::Row;
+        let mut out = String::new();
+        match self {
+            Db::Sqlite(pool) => {
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+                     AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                )
+                .fetch_all(pool)
+                .await
+                .expect("list tables");
+                for t in tables {
+                    let cols: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info($1)")
+                        .bind(&t)
+                        .fetch_all(pool)
+                        .await
+                        .expect("columns")
+                        .iter()
+                        .map(|r| r.get::<String, _>(0))
+                        .collect();
+                    let row = cols
+                        .iter()
+                        .map(|c| format!("quote(\"{c}\")"))
+                        .collect::<Vec<_>>()
+                        .join(" || '|' || ");
+                    // Table and column names come from sqlite_master, not from input.
+                    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT {row} FROM \"{t}\" ORDER BY 1"
+                    )))
+                    .fetch_all(pool)
+                    .await
+                    .expect("rows");
+                    out.push_str(&format!("== {t}\n{}\n", rows.join("\n")));
+                }
+            }
+            Db::Pg(pool) => {
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables \
+                     WHERE table_schema = 'public' ORDER BY 1",
+                )
+                .fetch_all(pool)
+                .await
+                .expect("list tables");
+                for t in tables {
+                    // Table names come from the catalog, not from input.
+                    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT row_to_json(x)::text FROM \"{t}\" x ORDER BY 1"
+                    )))
+                    .fetch_all(pool)
+                    .await
+                    .expect("rows");
+                    out.push_str(&format!("== {t}\n{}\n", rows.join("\n")));
+                }
+            }
+        }
+        out
+    }
+
+    pub async fn close(self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Pg(p) => p.close().await,
+        }
     }
 }

@@ -17,8 +17,23 @@ pub struct ServerArgs {
     #[arg(long, env = "AGENTD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Where the database and the admin token live. Default: `<data dir>/server`.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
+    /// The database: `postgres://USER:PASSWORD@HOST:PORT/DB` for PostgreSQL; unset (or
+    /// `sqlite://`) for SQLite in the data dir (docs/operations.md).
+    #[arg(
+        long,
+        env = "AGENTD_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Seconds an unreachable database is retried at start before giving up.
+    #[arg(long, default_value_t = 30, global = true)]
+    pub db_connect_retry_secs: u64,
+    /// Maintenance instead of serving (docs/operations.md).
+    #[command(subcommand)]
+    pub op: Option<ServerOp>,
     /// Seconds without a heartbeat before a runtime is offline.
     #[arg(long, default_value_t = 45)]
     pub offline_after_secs: u64,
@@ -50,8 +65,8 @@ pub struct ServerArgs {
     /// lost webhooks); 0 turns polling off.
     #[arg(long, default_value_t = 60)]
     pub forge_poll_interval_secs: u64,
-    /// Print the listening URL as JSON.
-    #[arg(long)]
+    /// Print the listening URL (or a maintenance command's result) as JSON.
+    #[arg(long, global = true)]
     pub json: bool,
     /// Let member tokens create tokens (member and daemon tokens for their workspaces).
     /// Off by default: the admin hands tokens out.
@@ -61,6 +76,27 @@ pub struct ServerArgs {
     /// Off by default.
     #[arg(long)]
     pub members_can_create_workspaces: bool,
+}
+
+/// `agentd server <op>`: maintenance of the server's database (docs/operations.md).
+#[derive(clap::Subcommand, Debug)]
+pub enum ServerOp {
+    /// Apply the pending database migrations and exit (the server also migrates on
+    /// start).
+    Migrate,
+    /// Back up the SQLite database to a new file, consistent while the server runs (for
+    /// PostgreSQL use pg_dump).
+    Backup {
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Copy everything from the SQLite database into an empty PostgreSQL database, in
+    /// one transaction, and print the rows copied per table. Stop the server first.
+    MigrateTo {
+        /// The target: `postgres://USER:PASSWORD@HOST:PORT/DB` (an empty database).
+        url: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -140,11 +176,17 @@ async fn start_server(
 pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let dir = args
         .data_dir
+        .clone()
         .unwrap_or_else(|| crate::config::default_data_dir().join("server"));
-    agentd_server::bootstrap(&dir)
-        .await
-        .context("cannot open the server's data dir")?;
     let mut config = agentd_server::ServerConfig::new(&dir);
+    config.database_url = args.database_url.clone().filter(|u| !u.trim().is_empty());
+    config.db_connect_retry = Duration::from_secs(args.db_connect_retry_secs);
+    if let Some(op) = args.op {
+        return server_op(op, &config, args.json).await;
+    }
+    agentd_server::bootstrap_config(&config)
+        .await
+        .context("cannot open the server's database")?;
     config.offline_after = Duration::from_secs(args.offline_after_secs.max(1));
     config.members_can_mint_tokens = args.members_can_mint_tokens;
     config.members_can_create_workspaces = args.members_can_create_workspaces;
@@ -155,18 +197,82 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
     config.max_event_streams_per_token = args.max_event_streams_per_token.max(1);
     config.public_url = args.public_url.clone();
     config.forge_poll_interval = Duration::from_secs(args.forge_poll_interval_secs);
+    let database = config.backend().map(|b| b.describe()).unwrap_or_default();
     let (url, handle) = start_server(args.listen, config, shutdown).await?;
     let token_file = agentd_server::admin_token_path(&dir);
     if args.json {
         crate::outln!(
             "{}",
-            json!({"url": url, "admin_token_file": token_file, "data_dir": dir})
+            json!({"url": url, "admin_token_file": token_file, "data_dir": dir,
+                   "database": database})
         );
     } else {
         crate::outln!("agentd server listening on {url}");
         crate::outln!("admin token: {}", token_file.display());
+        crate::outln!("database: {database}");
     }
     handle.await?.context("server failed")
+}
+
+/// `agentd server migrate | backup | migrate-to`.
+async fn server_op(
+    op: ServerOp,
+    config: &agentd_server::ServerConfig,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    use agentd_server::ops;
+    match op {
+        ServerOp::Migrate => {
+            let (backend, applied) = ops::migrate(config).await.context("migrate failed")?;
+            if json_out {
+                let applied: Vec<Value> = applied
+                    .iter()
+                    .map(|(v, d)| json!({"version": v, "description": d}))
+                    .collect();
+                crate::outln!(
+                    "{}",
+                    json!({"database": backend.describe(), "applied": applied})
+                );
+            } else if applied.is_empty() {
+                crate::outln!("{}: up to date, no migration applied", backend.describe());
+            } else {
+                crate::outln!("{}: applied", backend.describe());
+                for (v, d) in &applied {
+                    crate::outln!("  {v:04} {d}");
+                }
+            }
+        }
+        ServerOp::Backup { to } => {
+            ops::backup(config, &to).await.context("backup failed")?;
+            let bytes = std::fs::metadata(&to).map(|m| m.len()).unwrap_or(0);
+            if json_out {
+                crate::outln!("{}", json!({"backup": to, "bytes": bytes}));
+            } else {
+                crate::outln!("backed up to {} ({bytes} bytes)", to.display());
+            }
+        }
+        ServerOp::MigrateTo { url } => {
+            let counts = ops::migrate_to(config, &url)
+                .await
+                .context("migrate-to failed")?;
+            if json_out {
+                let tables: serde_json::Map<String, Value> = counts
+                    .iter()
+                    .map(|(t, n)| (t.to_string(), json!(n)))
+                    .collect();
+                crate::outln!("{}", json!({"copied": tables}));
+            } else {
+                crate::outln!("copied into PostgreSQL (rows per table, verified):");
+                for (t, n) in &counts {
+                    crate::outln!("  {t:<18} {n}");
+                }
+                crate::outln!(
+                    "start the server with --database-url on that database and the same --data-dir"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What `agentd up` needs from `DIR/up.json` (mode 0600), which holds the default

@@ -1,0 +1,107 @@
+//! Two server instances on one database (issue 13): a claim hands each task out exactly
+//! once whichever instance it reaches (the claim's row locks on PostgreSQL, the write
+//! lock on SQLite), and an `Idempotency-Key` lives in the database, so a claim retried
+//! through the other instance gets the same task back. Runs on either backend.
+
+mod common;
+
+use std::collections::HashSet;
+
+use agentd_server::App;
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// A second instance serving the data dir and database of `srv`.
+struct Second {
+    url: String,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<Result<(), agentd_server::ServerError>>,
+    _app: std::sync::Arc<App>,
+}
+
+async fn second(srv: &Srv) -> Second {
+    let config = common::config(srv.dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let app = agentd_server::open(config, shutdown.clone()).await.unwrap();
+    let handle = tokio::spawn(agentd_server::run(app.clone(), listener));
+    Second {
+        url,
+        shutdown,
+        handle,
+        _app: app,
+    }
+}
+
+async fn claim(http: &reqwest::Client, url: &str, fx: &Fx, key: &str) -> Value {
+    let resp = http
+        .post(format!(
+            "{url}/api/daemon/runtimes/{}/tasks/claim",
+            fx.runtime
+        ))
+        .bearer_auth(&fx.daemon)
+        .header("Idempotency-Key", key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json::<Value>().await.unwrap()["task"].clone()
+}
+
+#[tokio::test]
+async fn claims_through_two_instances_hand_out_each_task_once_and_keys_work_on_either() {
+    let srv = start().await;
+    let b = second(&srv).await;
+    let fx = srv.fixture("two").await;
+    const N: usize = 24;
+    for i in 0..N {
+        srv.assigned_issue(&fx, &format!("task {i}")).await;
+    }
+    // 2N claims at once, alternating instances, each with its own key.
+    let urls = [srv.url.clone(), b.url.clone()];
+    let claims = (0..2 * N).map(|i| {
+        let (http, url, fx) = (srv.http.clone(), urls[i % 2].clone(), &fx);
+        async move {
+            let key = format!("k{i}");
+            (key.clone(), claim(&http, &url, fx, &key).await)
+        }
+    });
+    let answers = futures_util::future::join_all(claims).await;
+    let got: Vec<(String, String)> = answers
+        .iter()
+        .filter(|(_, t)| !t.is_null())
+        .map(|(k, t)| (k.clone(), t["id"].as_str().unwrap().to_string()))
+        .collect();
+    let unique: HashSet<&String> = got.iter().map(|(_, id)| id).collect();
+    assert_eq!(
+        got.len(),
+        N,
+        "every task handed out, the other claims empty"
+    );
+    assert_eq!(unique.len(), N, "no task handed out twice");
+
+    // A claim retried with its key through the other instance: the same task again.
+    for (i, (key, id)) in got.iter().take(6).enumerate() {
+        let t = claim(&srv.http, &urls[i % 2], &fx, key).await;
+        assert_eq!(t["id"].as_str(), Some(id.as_str()), "{key}: {t}");
+        let n: usize = key[1..].parse().unwrap();
+        let other = &urls[(n + 1) % 2];
+        let t = claim(&srv.http, other, &fx, key).await;
+        assert_eq!(
+            t["id"].as_str(),
+            Some(id.as_str()),
+            "{key} via the other: {t}"
+        );
+    }
+    // Nothing left, whichever instance is asked.
+    for url in &urls {
+        assert!(claim(&srv.http, url, &fx, "fresh").await.is_null());
+    }
+    b.shutdown.cancel();
+    b.handle.await.unwrap().unwrap();
+    srv.stop().await;
+}
