@@ -33,6 +33,7 @@ pub mod forge;
 pub mod hub;
 pub mod leader;
 pub mod liveness;
+pub mod metrics;
 pub mod ops;
 pub mod service;
 pub mod store;
@@ -178,6 +179,8 @@ pub struct App {
     pub liveness: liveness::Liveness,
     /// Whether this instance runs the sweeper.
     pub leader: leader::Leader,
+    /// Request, claim and task-outcome counters (`GET /metrics`).
+    pub metrics: metrics::Metrics,
     pub config: ServerConfig,
     pub shutdown: CancellationToken,
     /// Background work the server spawns (WS connections, grace timers, the sweeper);
@@ -472,6 +475,7 @@ pub async fn open(
             config.offline_after.max(Duration::from_secs(60)),
         ),
         leader,
+        metrics: metrics::Metrics::default(),
         config,
         shutdown,
         tracker: TaskTracker::new(),

@@ -136,6 +136,11 @@ pub async fn claim(
         ));
     }
     let task = task::claim(&app, &rt.id, key).await?;
+    match task {
+        Some(_) => &app.metrics.claims,
+        None => &app.metrics.empty_claims,
+    }
+    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(Json(ClaimResponse { task }))
 }
 

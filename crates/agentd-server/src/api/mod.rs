@@ -95,6 +95,10 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/api/daemon", daemon)
         .nest("/api/v1", v1)
         .merge(crate::web::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::metrics::count_requests,
+        ))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::Rejected(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into())
@@ -108,9 +112,17 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// `GET /metrics`: this instance's counters in Prometheus' text format — heartbeats and
-/// what the liveness path wrote (`liveness`), WebSocket connections, and the signal bus.
+/// what the liveness path wrote (`liveness`), WebSocket connections, the signal bus, and
+/// requests by route template and status, claims, task outcomes and the queue depth
+/// ([`crate::metrics`]).
 /// Counts only, no names or ids, so it needs no token (scrapers rarely carry one).
 async fn metrics(axum::extract::State(app): axum::extract::State<Arc<App>>) -> String {
+    // The queue depth is read from the database (every instance's tasks); a database
+    // that does not answer within the readiness bound leaves the gauge out.
+    let queued = match tokio::time::timeout(READY_TIMEOUT, app.store.queued_count()).await {
+        Ok(Ok(n)) => Some(n),
+        _ => None,
+    };
     use std::sync::atomic::Ordering::Relaxed;
     let lv = &app.liveness.stats;
     let bus = &app.bus.stats;
@@ -176,6 +188,7 @@ async fn metrics(axum::extract::State(app): axum::extract::State<Arc<App>>) -> S
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
         ));
     }
+    out.push_str(&app.metrics.render(queued));
     out
 }
 

@@ -397,6 +397,7 @@ pub async fn complete(
         })
         .await?;
     if let Some(row) = &moved {
+        app.metrics.task_ended(row.status);
         task_event(app, "task", row);
         if let Some(pushed) = req.pushed {
             super::forge::pushed_in_background(app, row.clone(), pushed);
@@ -555,6 +556,7 @@ async fn fail_inner(
         })
         .await?;
     if let Some(row) = &moved {
+        app.metrics.task_ended(row.status);
         task_event(app, "task", row);
     }
     Ok(moved.is_some())
@@ -579,6 +581,7 @@ pub async fn cancel(app: &App, task: &TaskRow, why: &str, by: &Actor) -> Result<
         })
         .await?;
     if let Some(row) = &moved {
+        app.metrics.task_ended(row.status);
         task_event(app, "task", row);
         crate::bus::publish(
             app,

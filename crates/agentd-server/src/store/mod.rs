@@ -468,6 +468,8 @@ pub trait Store: TaskStore + ForgeStore + LivenessStore {
     fn close(&self) -> StoreFut<'_, ()>;
     /// A trivial query (`SELECT 1`): whether the database answers (readiness).
     fn ping(&self) -> StoreFut<'_, ()>;
+    /// How many tasks are queued, in every workspace (`/metrics`' queue depth).
+    fn queued_count(&self) -> StoreFut<'_, i64>;
 
     // Workspaces and tokens.
     /// Inserts the workspace unless its key is taken (false then, and nothing changes).

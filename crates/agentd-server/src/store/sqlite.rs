@@ -149,6 +149,15 @@ impl Store for SqliteStore {
         })
     }
 
+    fn queued_count(&self) -> StoreFut<'_, i64> {
+        Box::pin(async move {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tasks WHERE status = 'queued'")
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(n)
+        })
+    }
+
     fn create_workspace(
         &self,
         ws: WorkspaceRow,
