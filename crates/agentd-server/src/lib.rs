@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod authcache;
 pub mod bus;
 pub mod conn;
 pub mod events;
@@ -176,6 +177,8 @@ pub struct App {
     pub bus: bus::Bus,
     /// Heartbeats in memory, written in batches.
     pub liveness: liveness::Liveness,
+    /// Tokens and runtime owners read recently (the heartbeat's hot path; `authcache`).
+    pub auth_cache: authcache::AuthCache,
     /// Whether this instance runs the sweeper.
     pub leader: leader::Leader,
     pub config: ServerConfig,
@@ -471,6 +474,7 @@ pub async fn open(
             config.liveness_write_every,
             config.offline_after.max(Duration::from_secs(60)),
         ),
+        auth_cache: authcache::AuthCache::default(),
         leader,
         config,
         shutdown,
