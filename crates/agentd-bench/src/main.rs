@@ -4,6 +4,8 @@
 //! ```text
 //! cargo build --release -p agentd -p agentd-bench
 //! target/release/agentd-bench [--only pickup,poll,sandbox,publish,cancel,parse,heal,footprint]
+//!     (`--only scale-hb`: just issue 13's HTTP heartbeat rows, one SQLite and one
+//!     PostgreSQL instance)
 //!     [--tasks 1000] [--poll-tasks 100] [--cancels 20] [--parse-secs 2]
 //!     [--heal-daemons 25] [--heal-workspaces 10] [--heal-heartbeat-secs 15]
 //!     [--idle-secs 30] [--stream-tasks 20] [--stream-lines 200]
@@ -74,6 +76,7 @@ const ALL: &[&str] = &[
     "server-reconnect",
     "scale",
     "scale-idle",
+    "scale-hb",
 ];
 
 fn args() -> anyhow::Result<Args> {
@@ -439,8 +442,16 @@ async fn main() -> anyhow::Result<()> {
         ]);
     }
 
-    if on("scale") || on("scale-idle") {
-        scale_rows(&mut rows, &n, on("scale"), on("scale") || on("scale-idle")).await?;
+    if on("scale") || on("scale-idle") || on("scale-hb") {
+        let hb_only = on("scale-hb") && !on("scale");
+        scale_rows(
+            &mut rows,
+            &n,
+            on("scale") || hb_only,
+            hb_only,
+            on("scale") || on("scale-idle"),
+        )
+        .await?;
     }
     println!("Machine: {}\n", machine());
     println!("| Benchmark | Result | Target | |");
@@ -458,6 +469,7 @@ async fn scale_rows(
     rows: &mut Vec<[String; 4]>,
     n: &dyn Fn(&str) -> u64,
     throughput: bool,
+    hb_only: bool,
     idle: bool,
 ) -> anyhow::Result<()> {
     let cluster = agentd_testkit::pg::PgCluster::start().map_err(anyhow::Error::msg)?;
@@ -486,7 +498,10 @@ async fn scale_rows(
             0 => scale::Deployment::sqlite().await?,
             k => scale::Deployment::postgres(&cluster, k).await?,
         };
-        if instances < 2 {
+        if hb_only && instances > 1 {
+            continue;
+        }
+        if instances < 2 && !hb_only {
             // The daemon's own channel while its WebSocket is up: no HTTP, no reads.
             let (per_sec, errors) = scale::ws_heartbeats(&dep.servers[0], conc, 8, secs).await?;
             push(
@@ -525,6 +540,9 @@ async fn scale_rows(
                 met(per_instance >= 20_000.0 && t.errors == 0).into(),
             ],
         );
+        if hb_only {
+            continue;
+        }
         let c = server::claims_on(&dep.servers[0], &dep.url(), tasks).await?;
         push(
             rows,

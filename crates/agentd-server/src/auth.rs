@@ -22,6 +22,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::App;
+use crate::authcache::CachedToken;
 use crate::service::Error;
 use crate::store::TaskRow;
 
@@ -117,6 +118,8 @@ impl Principal {
 
 /// The bearer token of the request → who is calling: 401 when it is missing, unknown,
 /// revoked or expired (saying which). Records `last_used_at` (at most once a minute).
+/// API tokens are read through [`crate::authcache`] (valid ones for at most
+/// [`crate::authcache::TTL_MS`], dropped at once on revocation).
 pub async fn authenticate(parts: &Parts, app: &App) -> Result<Principal, Error> {
     let header = parts
         .headers
@@ -138,38 +141,59 @@ pub async fn authenticate(parts: &Parts, app: &App) -> Result<Principal, Error> 
             )),
         };
     }
-    let Some((row, workspaces)) = app.store.find_token(hash).await? else {
-        return Err(Error::Unauthenticated("invalid token".into()));
-    };
     let now = app.now();
-    if row.revoked_at.is_some() {
-        return Err(Error::Unauthenticated("token revoked".into()));
-    }
-    if row.expires_at.is_some_and(|at| at <= now) {
+    let token = match app.auth_cache.token(&hash, now) {
+        Some(t) => t,
+        None => {
+            let generation = app.auth_cache.generation();
+            let Some((row, workspaces)) = app.store.find_token(hash.clone()).await? else {
+                return Err(Error::Unauthenticated("invalid token".into()));
+            };
+            if row.revoked_at.is_some() {
+                return Err(Error::Unauthenticated("token revoked".into()));
+            }
+            let kind = TokenKind::parse(&row.kind).ok_or_else(|| {
+                Error::Store(crate::store::StoreError::Corrupt(format!(
+                    "unknown token kind {:?}",
+                    row.kind
+                )))
+            })?;
+            let t = CachedToken {
+                token_id: row.id,
+                name: row.name,
+                kind,
+                expires_at: row.expires_at,
+                workspaces,
+                last_used_at: row.last_used_at,
+            };
+            // Stored only if no revocation happened since the read began (`authcache`).
+            app.auth_cache
+                .put_token(generation, hash.clone(), t.clone(), now);
+            t
+        }
+    };
+    // Checked on every use, cached or not.
+    if token.expires_at.is_some_and(|at| at <= now) {
         return Err(Error::Unauthenticated("token expired".into()));
     }
-    let kind = TokenKind::parse(&row.kind).ok_or_else(|| {
-        Error::Store(crate::store::StoreError::Corrupt(format!(
-            "unknown token kind {:?}",
-            row.kind
-        )))
-    })?;
     let stale_before = now - LAST_USED_RESOLUTION_MS;
-    if row.last_used_at.is_none_or(|at| at < stale_before)
-        && let Err(e) = app
+    if token.last_used_at.is_none_or(|at| at < stale_before) {
+        app.auth_cache.used(&hash, now);
+        if let Err(e) = app
             .store
-            .touch_token(row.id.clone(), now, stale_before)
+            .touch_token(token.token_id.clone(), now, stale_before)
             .await
-    {
-        // Bookkeeping only: a failed write must not refuse a valid token.
-        tracing::warn!(error = %e, token_id = %row.id, "cannot record the token's last use");
+        {
+            // Bookkeeping only: a failed write must not refuse a valid token.
+            tracing::warn!(error = %e, token_id = %token.token_id, "cannot record the token's last use");
+        }
     }
     Ok(Principal::Token {
-        token_id: row.id,
-        name: row.name,
-        kind,
-        expires_at: row.expires_at,
-        workspaces,
+        token_id: token.token_id,
+        name: token.name,
+        kind: token.kind,
+        expires_at: token.expires_at,
+        workspaces: token.workspaces,
     })
 }
 

@@ -63,7 +63,10 @@ pub enum Signal {
     },
     /// A change a board shows.
     Board(WorkspaceEvent),
-    /// Signals may have been lost: boards refetch, daemons claim.
+    /// A token was revoked or granted a workspace (`None`: the admin token was rotated —
+    /// every token): every instance drops it from its cache (`authcache`).
+    TokensChanged { token_id: Option<String> },
+    /// Signals may have been lost: boards refetch, daemons claim, caches are dropped.
     Resync,
 }
 
@@ -173,6 +176,12 @@ pub fn deliver(app: &App, signal: &Signal) {
         }
         Signal::Board(ev) => {
             if ev.kind == "runtime"
+                && let Some(rid) = &ev.runtime_id
+            {
+                // Registered (maybe by a new owner), offline or deleted: read it again.
+                app.auth_cache.forget_runtime(rid);
+            }
+            if ev.kind == "runtime"
                 && matches!(ev.status.as_deref(), Some("offline" | "deleted"))
                 && let Some(rid) = &ev.runtime_id
             {
@@ -181,7 +190,9 @@ pub fn deliver(app: &App, signal: &Signal) {
             }
             app.events.publish(ev.clone());
         }
+        Signal::TokensChanged { token_id } => app.auth_cache.forget_token(token_id.as_deref()),
         Signal::Resync => {
+            app.auth_cache.clear();
             app.bus.stats.resyncs.fetch_add(1, Ordering::Relaxed);
             app.events.publish(Events::event("resync", ""));
             app.hub.wake_all();
@@ -214,6 +225,7 @@ fn encode(s: &Signal) -> Value {
             e.agent_id,
             e.status
         ]),
+        Signal::TokensChanged { token_id } => json!(["k", token_id]),
         Signal::Resync => json!(["r"]),
     }
 }
@@ -248,6 +260,7 @@ fn decode(v: &Value) -> Option<Signal> {
             agent_id: s(6),
             status: s(7),
         }),
+        "k" => Signal::TokensChanged { token_id: s(1) },
         "r" => Signal::Resync,
         _ => return None,
     })
@@ -450,6 +463,10 @@ mod tests {
                 runtime_ids: vec!["r1".into(), "r2".into()],
             },
             Signal::Board(ev),
+            Signal::TokensChanged {
+                token_id: Some("k".into()),
+            },
+            Signal::TokensChanged { token_id: None },
             Signal::Resync,
         ];
         let p = payloads("me", 7, &all);

@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod authcache;
 pub mod bus;
 pub mod conn;
 pub mod events;
@@ -177,6 +178,8 @@ pub struct App {
     pub bus: bus::Bus,
     /// Heartbeats in memory, written in batches.
     pub liveness: liveness::Liveness,
+    /// Tokens and runtime owners read recently (the heartbeat's hot path; `authcache`).
+    pub auth_cache: authcache::AuthCache,
     /// Whether this instance runs the sweeper.
     pub leader: leader::Leader,
     /// Request, claim and task-outcome counters (`GET /metrics`).
@@ -474,6 +477,7 @@ pub async fn open(
             config.liveness_write_every,
             config.offline_after.max(Duration::from_secs(60)),
         ),
+        auth_cache: authcache::AuthCache::default(),
         leader,
         metrics: metrics::Metrics::default(),
         config,

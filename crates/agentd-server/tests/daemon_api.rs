@@ -575,3 +575,60 @@ async fn a_database_fault_is_a_500_never_runtime_not_found() {
     assert_eq!(s, StatusCode::OK, "healthy again once the fault is gone");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_deleted_runtime_heartbeat_is_404_at_once() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    let hb = json!({"runtime_id": fx.runtime});
+    // The runtime's owner is cached and its liveness in memory (the clock does not move).
+    for _ in 0..3 {
+        let (s, v) = srv
+            .post(&fx.daemon, "/api/daemon/heartbeat", hb.clone())
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, _) = srv
+        .delete(&fx.token, &format!("/api/v1/runtimes/{}", fx.runtime))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = srv
+        .post(&fx.daemon, "/api/daemon/heartbeat", hb.clone())
+        .await;
+    assert_eq!(
+        (s, v["error"].clone()),
+        (
+            StatusCode::NOT_FOUND,
+            json!(agentd_proto::RUNTIME_NOT_FOUND)
+        )
+    );
+    // Re-registered by a new token after the old one is revoked (a takeover): the old
+    // owner's cached ownership is gone at once.
+    let reg = srv.register(&fx.daemon, &fx.ws, "d7", &["claude"]).await;
+    let rt = reg["runtimes"][0]["id"].as_str().unwrap().to_string();
+    let hb = json!({"runtime_id": rt});
+    assert_eq!(
+        srv.post(&fx.daemon, "/api/daemon/heartbeat", hb.clone())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    srv.delete(
+        &srv.admin,
+        &format!("/api/v1/tokens/{}", fx.daemon_token_id),
+    )
+    .await;
+    let new = srv.mint("daemon", &fx.ws).await;
+    assert_eq!(
+        srv.post(&new, "/api/daemon/heartbeat", hb.clone()).await.0,
+        StatusCode::NOT_FOUND,
+        "not the new token's yet"
+    );
+    srv.register(&new, &fx.ws, "d7", &["claude"]).await;
+    assert_eq!(
+        srv.post(&new, "/api/daemon/heartbeat", hb).await.0,
+        StatusCode::OK,
+        "taken over: the cached owner was dropped"
+    );
+    srv.stop().await;
+}

@@ -252,3 +252,65 @@ async fn claims_from_two_instances_hand_out_every_task_once() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn a_token_revoked_on_one_instance_is_refused_on_the_other_within_the_bound() {
+    let Some(url) = database() else { return };
+    let (a, b) = two(&url).await;
+    let fx = a.fixture("w").await;
+    let hb = json!({"runtime_id": fx.runtime});
+    // B has the daemon token and the runtime's owner in its cache.
+    for _ in 0..3 {
+        let (s, v) = b
+            .post(&fx.daemon, "/api/daemon/heartbeat", hb.clone())
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    // Deleted through A: B answers 404 within the bound (the bus, or the cache's TTL).
+    let bound = Duration::from_millis(agentd_server::authcache::TTL_MS as u64 + 500);
+    let t0 = std::time::Instant::now();
+    let (s, _) = a
+        .delete(&fx.token, &format!("/api/v1/runtimes/{}", fx.runtime))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    eventually(bound, || async {
+        let (s, v) = b
+            .post(&fx.daemon, "/api/daemon/heartbeat", hb.clone())
+            .await;
+        (s == StatusCode::NOT_FOUND && v["error"] == json!(agentd_proto::RUNTIME_NOT_FOUND))
+            .then_some(())
+    })
+    .await;
+    assert!(t0.elapsed() < bound);
+    // Revoked through A: B refuses the token within the bound.
+    let reg = b.register(&fx.daemon, &fx.ws, "d1", &["claude"]).await;
+    let hb = json!({"runtime_id": reg["runtimes"][0]["id"]});
+    assert_eq!(
+        b.post(&fx.daemon, "/api/daemon/heartbeat", hb.clone())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let t0 = std::time::Instant::now();
+    let (s, _) = a
+        .delete(&a.admin, &format!("/api/v1/tokens/{}", fx.daemon_token_id))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    eventually(bound, || async {
+        let (s, v) = b
+            .post(&fx.daemon, "/api/daemon/heartbeat", hb.clone())
+            .await;
+        (s == StatusCode::UNAUTHORIZED && v["error"] == json!("token revoked")).then_some(())
+    })
+    .await;
+    let took = t0.elapsed();
+    assert!(took < bound, "{took:?}");
+    // A refuses it at once.
+    let (s, v) = a.post(&fx.daemon, "/api/daemon/heartbeat", hb).await;
+    assert_eq!(
+        (s, v["error"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("token revoked"))
+    );
+    b.stop().await;
+    a.stop().await;
+}

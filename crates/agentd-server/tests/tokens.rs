@@ -782,3 +782,66 @@ async fn a_signin_code_expires_dies_with_its_maker_and_is_exchanged_once_under_a
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
 }
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_at_once_even_when_cached() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    let hb = json!({"runtime_id": fx.runtime});
+    // Both tokens are in the instance's cache (the clock does not move: never stale).
+    for _ in 0..3 {
+        let (s, v) = srv
+            .post(&fx.daemon, "/api/daemon/heartbeat", hb.clone())
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(
+            srv.get(&fx.token, "/api/v1/workspaces").await.0,
+            StatusCode::OK
+        );
+    }
+    let (s, _) = srv
+        .delete(
+            &srv.admin,
+            &format!("/api/v1/tokens/{}", fx.daemon_token_id),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = srv.post(&fx.daemon, "/api/daemon/heartbeat", hb).await;
+    assert_eq!(
+        (s, v["error"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("token revoked"))
+    );
+    // A member revoking itself: its very next call is refused.
+    let me = srv.get(&fx.token, "/api/v1/tokens").await.1;
+    let id = me
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(me["tokens"].as_array().into_iter().flatten())
+        .find(|t| t["kind"] == "member")
+        .and_then(|t| t["id"].as_str())
+        .map(str::to_string)
+        .expect("the member lists itself");
+    assert_eq!(
+        srv.delete(&fx.token, &format!("/api/v1/tokens/{id}"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (s, v) = srv.get(&fx.token, "/api/v1/workspaces").await;
+    assert_eq!(
+        (s, v["error"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("token revoked"))
+    );
+    // The old admin token, cached, dies with its rotation.
+    let (s, v) = srv
+        .post(&srv.admin, "/api/v1/admin/rotate-token", json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = srv.get(&srv.admin, "/api/v1/workspaces").await;
+    assert_eq!(
+        (s, v["error"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("token revoked"))
+    );
+    srv.stop().await;
+}

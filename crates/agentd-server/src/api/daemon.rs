@@ -59,8 +59,7 @@ pub async fn heartbeat(
     if req.runtime_id.is_empty() {
         return Err(ApiError::bad("runtime_id is required"));
     }
-    let rt = runtime::load_for(&app, &who, &req.runtime_id).await?;
-    let db_offline = rt.status != "online";
+    let db_offline = runtime::heartbeat_check(&app, &who, &req.runtime_id).await?;
     match runtime::beat(&app, &req.runtime_id, req.active_task_ids, db_offline).await? {
         Some(ack) => Ok(Json(ack)),
         None => Err(ApiError::not_found(agentd_proto::RUNTIME_NOT_FOUND)),

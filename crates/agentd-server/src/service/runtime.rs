@@ -10,6 +10,7 @@ use agentd_proto::{HeartbeatResponse, RegisterRequest, RegisterResponse, Runtime
 
 use crate::App;
 use crate::auth::Principal;
+use crate::authcache::CachedRuntime;
 use crate::liveness::Held;
 use crate::service::{Error, new_id, repos, repos_version, runtime_event};
 use crate::store::{RuntimeRow, StoreError, Touched};
@@ -179,6 +180,7 @@ pub async fn beat(
         Some(ids) => Held::Tasks(ids.into_iter().filter(|id| super::is_uuid(id)).collect()),
     };
     if !crate::liveness::seen(app, runtime_id, now, held, db_offline).await? {
+        app.auth_cache.forget_runtime(runtime_id);
         return Ok(None);
     }
     Ok(Some(HeartbeatResponse {
@@ -217,6 +219,42 @@ pub async fn load_for(app: &App, who: &Principal, runtime_id: &str) -> Result<Ru
         Some(rt) if who.sees_workspace(&rt.workspace_id) && owns(who, &rt) => Ok(rt),
         _ => Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND)),
     }
+}
+
+/// [`load_for`] for a heartbeat, through [`crate::authcache`]: the same 404 for an
+/// unknown, foreign or deleted runtime; answers whether the database showed it offline.
+/// A deleted runtime is never cached, and every `runtime` event (registered, taken over,
+/// offline, deleted) drops the entry on every instance.
+pub async fn heartbeat_check(app: &App, who: &Principal, runtime_id: &str) -> Result<bool, Error> {
+    if !super::is_uuid(runtime_id) {
+        return Err(Error::bad("invalid runtime_id"));
+    }
+    let now = app.now();
+    let rt = match app.auth_cache.runtime(runtime_id, now) {
+        Some(rt) => rt,
+        None => {
+            let generation = app.auth_cache.generation();
+            let Some(row) = app.store.get_runtime(runtime_id.to_string()).await? else {
+                return Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND));
+            };
+            let rt = CachedRuntime {
+                workspace_id: row.workspace_id,
+                owner_token_id: row.owner_token_id,
+                online: row.status == "online",
+            };
+            app.auth_cache
+                .put_runtime(generation, runtime_id.to_string(), rt.clone(), now);
+            rt
+        }
+    };
+    let owned = match who.daemon_token() {
+        Some(me) => rt.owner_token_id.as_deref() == Some(me),
+        None => true,
+    };
+    if !who.sees_workspace(&rt.workspace_id) || !owned {
+        return Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND));
+    }
+    Ok(!rt.online)
 }
 
 /// Whether `who` may act on the runtime as its daemon: a daemon token only on runtimes it

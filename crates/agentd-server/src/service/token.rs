@@ -167,6 +167,13 @@ pub async fn revoke(app: &App, who: &Principal, id: &str) -> Result<TokenInfo, E
     if app.store.revoke_token(row.id.clone(), app.now()).await? {
         tracing::info!(token_id = %row.id, kind = %row.kind, "token revoked");
     }
+    // Dropped here before answering, and on every other instance (`authcache`).
+    crate::bus::publish(
+        app,
+        crate::bus::Signal::TokensChanged {
+            token_id: Some(row.id.clone()),
+        },
+    );
     let (row, ws) = app
         .store
         .get_token(row.id)
@@ -181,17 +188,18 @@ pub async fn rotate_admin(app: &App, who: &Principal) -> Result<TokenCreated, Er
     if !who.is_admin() {
         return Err(Error::Forbidden("only the admin token may do this".into()));
     }
-    let token = crate::mint_admin_token(app.store.as_ref(), &app.config.data_dir, app.now())
-        .await
-        .map_err(|e| match e {
-            crate::ServerError::Store(e) => Error::Store(e),
-            // The new token is in the database but not in the file: a restart mints a
-            // fresh one (the file's token is revoked), so the admin is never locked out.
-            other => Error::Internal(format!(
-                "the admin token was rotated but could not be saved ({other}); \
+    let minted = crate::mint_admin_token(app.store.as_ref(), &app.config.data_dir, app.now()).await;
+    // The old admin token may be revoked even when saving the new one failed.
+    crate::bus::publish(app, crate::bus::Signal::TokensChanged { token_id: None });
+    let token = minted.map_err(|e| match e {
+        crate::ServerError::Store(e) => Error::Store(e),
+        // The new token is in the database but not in the file: a restart mints a
+        // fresh one (the file's token is revoked), so the admin is never locked out.
+        other => Error::Internal(format!(
+            "the admin token was rotated but could not be saved ({other}); \
                  restart the server to mint a new one"
-            )),
-        })?;
+        )),
+    })?;
     tracing::info!("admin token rotated");
     let (row, _) = app
         .store

@@ -164,6 +164,15 @@ pub async fn create(
             .create_workspace(row.clone(), grant.clone())
             .await?
         {
+            if let Some(token_id) = grant {
+                // The creator's token sees one more workspace: drop its cached copy.
+                crate::bus::publish(
+                    app,
+                    crate::bus::Signal::TokensChanged {
+                        token_id: Some(token_id),
+                    },
+                );
+            }
             return Ok(row);
         }
         if given.is_some() {
