@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p agentd -p agentd-bench
-//! target/release/agentd-bench [--only pickup,poll,sandbox,publish,cancel,parse,heal,footprint]
+//! target/release/agentd-bench [--only pickup,poll,sandbox,publish,cancel,parse,heal,footprint,scale,scale-claims,scale-idle]
 //!     [--tasks 1000] [--poll-tasks 100] [--cancels 20] [--parse-secs 2]
 //!     [--heal-daemons 25] [--heal-workspaces 10] [--heal-heartbeat-secs 15]
 //!     [--idle-secs 30] [--stream-tasks 20] [--stream-lines 200]
@@ -73,6 +73,7 @@ const ALL: &[&str] = &[
     "server-lost-claim",
     "server-reconnect",
     "scale",
+    "scale-claims",
     "scale-idle",
 ];
 
@@ -439,8 +440,16 @@ async fn main() -> anyhow::Result<()> {
         ]);
     }
 
-    if on("scale") || on("scale-idle") {
-        scale_rows(&mut rows, &n, on("scale"), on("scale") || on("scale-idle")).await?;
+    if on("scale") || on("scale-claims") || on("scale-idle") {
+        let claims_only = on("scale-claims") && !on("scale");
+        scale_rows(
+            &mut rows,
+            &n,
+            on("scale") || claims_only,
+            claims_only,
+            on("scale") || on("scale-idle"),
+        )
+        .await?;
     }
     println!("Machine: {}\n", machine());
     println!("| Benchmark | Result | Target | |");
@@ -458,6 +467,7 @@ async fn scale_rows(
     rows: &mut Vec<[String; 4]>,
     n: &dyn Fn(&str) -> u64,
     throughput: bool,
+    claims_only: bool,
     idle: bool,
 ) -> anyhow::Result<()> {
     let cluster = agentd_testkit::pg::PgCluster::start().map_err(anyhow::Error::msg)?;
@@ -486,6 +496,26 @@ async fn scale_rows(
             0 => scale::Deployment::sqlite().await?,
             k => scale::Deployment::postgres(&cluster, k).await?,
         };
+        if claims_only {
+            // `--only scale-claims`: the claim rows alone (no heartbeats, no cross pickup).
+            let c = server::claims_on(&dep.servers[0], &dep.url(), tasks).await?;
+            push(
+                rows,
+                [
+                    format!(
+                        "13. Claims, {label}: {} queued tasks, 10 runtimes × 2 claimers",
+                        c.tasks
+                    ),
+                    format!(
+                        "{:.0} claims/s · {} claimed, {} distinct",
+                        c.per_sec, c.claimed, c.unique
+                    ),
+                    "≥ 2,000/s, each task once".into(),
+                    met(c.per_sec >= 2_000.0 && c.claimed == c.tasks && c.unique == c.tasks).into(),
+                ],
+            );
+            continue;
+        }
         if instances < 2 {
             // The daemon's own channel while its WebSocket is up: no HTTP, no reads.
             let (per_sec, errors) = scale::ws_heartbeats(&dep.servers[0], conc, 8, secs).await?;
