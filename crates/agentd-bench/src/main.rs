@@ -3,9 +3,9 @@
 //!
 //! ```text
 //! cargo build --release -p agentd -p agentd-bench
-//! target/release/agentd-bench [--only pickup,poll,sandbox,publish,cancel,parse,heal,footprint]
+//! target/release/agentd-bench [--only pickup,poll,sandbox,publish,cancel,parse,heal,footprint,scale,scale-hb,scale-claims,scale-idle]
 //!     (`--only scale-hb`: just issue 13's HTTP heartbeat rows, one SQLite and one
-//!     PostgreSQL instance)
+//!     PostgreSQL instance; `--only scale-claims`: just its claim rows)
 //!     [--tasks 1000] [--poll-tasks 100] [--cancels 20] [--parse-secs 2]
 //!     [--heal-daemons 25] [--heal-workspaces 10] [--heal-heartbeat-secs 15]
 //!     [--idle-secs 30] [--stream-tasks 20] [--stream-lines 200]
@@ -75,6 +75,7 @@ const ALL: &[&str] = &[
     "server-lost-claim",
     "server-reconnect",
     "scale",
+    "scale-claims",
     "scale-idle",
     "scale-hb",
 ];
@@ -442,13 +443,15 @@ async fn main() -> anyhow::Result<()> {
         ]);
     }
 
-    if on("scale") || on("scale-idle") || on("scale-hb") {
+    if on("scale") || on("scale-idle") || on("scale-hb") || on("scale-claims") {
         let hb_only = on("scale-hb") && !on("scale");
+        let claims_only = on("scale-claims") && !on("scale") && !hb_only;
         scale_rows(
             &mut rows,
             &n,
-            on("scale") || hb_only,
+            on("scale") || hb_only || claims_only,
             hb_only,
+            claims_only,
             on("scale") || on("scale-idle"),
         )
         .await?;
@@ -470,6 +473,7 @@ async fn scale_rows(
     n: &dyn Fn(&str) -> u64,
     throughput: bool,
     hb_only: bool,
+    claims_only: bool,
     idle: bool,
 ) -> anyhow::Result<()> {
     let cluster = agentd_testkit::pg::PgCluster::start().map_err(anyhow::Error::msg)?;
@@ -499,6 +503,26 @@ async fn scale_rows(
             k => scale::Deployment::postgres(&cluster, k).await?,
         };
         if hb_only && instances > 1 {
+            continue;
+        }
+        if claims_only {
+            // `--only scale-claims`: the claim rows alone (no heartbeats, no cross pickup).
+            let c = server::claims_on(&dep.servers[0], &dep.url(), tasks).await?;
+            push(
+                rows,
+                [
+                    format!(
+                        "13. Claims, {label}: {} queued tasks, 10 runtimes × 2 claimers",
+                        c.tasks
+                    ),
+                    format!(
+                        "{:.0} claims/s · {} claimed, {} distinct",
+                        c.per_sec, c.claimed, c.unique
+                    ),
+                    "≥ 2,000/s, each task once".into(),
+                    met(c.per_sec >= 2_000.0 && c.claimed == c.tasks && c.unique == c.tasks).into(),
+                ],
+            );
             continue;
         }
         if instances < 2 && !hb_only {

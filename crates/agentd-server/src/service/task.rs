@@ -205,9 +205,23 @@ pub async fn claim(
 }
 
 async fn build_claimed(app: &App, row: TaskRow, token: String) -> Result<Task, StoreError> {
-    let agent = app.store.get_agent(row.agent_id.clone()).await?;
-    let issue = app.store.get_issue(row.issue_id.clone()).await?;
-    let repos: Vec<Repo> = match app.store.get_workspace(row.workspace_id.clone()).await? {
+    // The response's reads are independent of each other: sent side by side (each on its
+    // own pooled connection), a claim waits for the slowest one, not for their sum.
+    let comment = async {
+        match &row.trigger_comment_id {
+            Some(cid) => app.store.get_comment(cid.clone()).await,
+            None => Ok(None),
+        }
+    };
+    let (agent, issue, ws, comment, prior, branch) = tokio::try_join!(
+        app.store.get_agent(row.agent_id.clone()),
+        app.store.get_issue(row.issue_id.clone()),
+        app.store.get_workspace(row.workspace_id.clone()),
+        comment,
+        app.store.list_issue_tasks(row.issue_id.clone()),
+        super::forge::branch_to_continue(app, &row.issue_id, &row.agent_id),
+    )?;
+    let repos: Vec<Repo> = match ws {
         Some(ws) => repos(&ws),
         None => Vec::new(),
     };
@@ -237,9 +251,7 @@ async fn build_claimed(app: &App, row: TaskRow, token: String) -> Result<Task, S
         task.issue_title = i.title;
         task.issue_description = i.description;
     }
-    if let Some(cid) = &row.trigger_comment_id
-        && let Some(c) = app.store.get_comment(cid.clone()).await?
-    {
+    if let Some(c) = comment {
         task.trigger_comment_id = c.id;
         task.trigger_comment_content = c.body;
         task.trigger_author_type = c.author_type;
@@ -247,7 +259,6 @@ async fn build_claimed(app: &App, row: TaskRow, token: String) -> Result<Task, S
     }
     // Resume from the newest earlier run of this agent on this issue that left a session
     // (same runtime only: a session lives on one machine).
-    let prior = app.store.list_issue_tasks(row.issue_id.clone()).await?;
     if let Some(p) = prior.iter().rev().find(|p| {
         p.id != row.id
             && p.agent_id == row.agent_id
@@ -259,7 +270,7 @@ async fn build_claimed(app: &App, row: TaskRow, token: String) -> Result<Task, S
         task.prior_work_dir = p.work_dir.clone().unwrap_or_default();
     }
     // An open pull request of this agent's work on the issue: continue on its branch.
-    task.branch = super::forge::branch_to_continue(app, &row.issue_id, &row.agent_id).await?;
+    task.branch = branch;
     Ok(task)
 }
 
