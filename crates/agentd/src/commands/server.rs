@@ -83,9 +83,15 @@ pub struct ServerArgs {
 pub enum ServerOp {
     /// Apply the pending database migrations and exit (the server also migrates on
     /// start).
+    #[command(
+        after_help = "Examples:\n  agentd server migrate\n  agentd server migrate --database-url postgres://agentd@db.internal/agentd"
+    )]
     Migrate,
     /// Back up the SQLite database to a new file, consistent while the server runs (for
     /// PostgreSQL use pg_dump).
+    #[command(
+        after_help = "Examples:\n  agentd server backup --to /backups/agentd-$(date +%F).db\n  agentd server backup --data-dir /srv/agentd --to /backups/agentd.db"
+    )]
     Backup {
         /// The file to write (must not exist).
         #[arg(long)]
@@ -93,6 +99,9 @@ pub enum ServerOp {
     },
     /// Copy everything from the SQLite database into an empty PostgreSQL database, in
     /// one transaction, and print the rows copied per table. Stop the server first.
+    #[command(
+        after_help = "Examples:\n  agentd server migrate-to postgres://agentd:secret@db.internal:5432/agentd\n  agentd server migrate-to --data-dir /srv/agentd postgres://agentd@db.internal/agentd"
+    )]
     MigrateTo {
         /// The target: `postgres://USER:PASSWORD@HOST:PORT/DB` (an empty database).
         url: String,
