@@ -127,7 +127,12 @@ pub fn is_uuid(s: &str) -> bool {
 
 /// The workspace's repos, normalised: trimmed, empties dropped, de-duplicated in order.
 pub fn repos(ws: &WorkspaceRow) -> Vec<Repo> {
-    let urls: Vec<String> = serde_json::from_str(&ws.repos).unwrap_or_default();
+    repos_from_json(&ws.repos)
+}
+
+/// [`repos`] from the stored JSON array of URLs.
+pub fn repos_from_json(stored: &str) -> Vec<Repo> {
+    let urls: Vec<String> = serde_json::from_str(stored).unwrap_or_default();
     let mut out: Vec<Repo> = Vec::new();
     for u in urls {
         let url = u.trim().to_string();

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::App;
 use crate::auth::{Principal, TASK_TOKEN_PREFIX, hash_token, new_token};
 use crate::service::{
-    Error, actor_of, diff, is_uuid, new_id, repos, resolve, short, task_event, task_infos,
+    Error, actor_of, diff, is_uuid, new_id, repos_from_json, resolve, short, task_event, task_infos,
 };
 use crate::store::{
     AgentRow, CommentRow, IssueRow, MessageRow, StoreError, TaskRow, Transition, reason_text,
@@ -205,24 +205,10 @@ pub async fn claim(
 }
 
 async fn build_claimed(app: &App, row: TaskRow, token: String) -> Result<Task, StoreError> {
-    // The response's reads are independent of each other: sent side by side (each on its
-    // own pooled connection), a claim waits for the slowest one, not for their sum.
-    let comment = async {
-        match &row.trigger_comment_id {
-            Some(cid) => app.store.get_comment(cid.clone()).await,
-            None => Ok(None),
-        }
-    };
-    let (agent, issue, ws, comment, prior, branch) = tokio::try_join!(
-        app.store.get_agent(row.agent_id.clone()),
-        app.store.get_issue(row.issue_id.clone()),
-        app.store.get_workspace(row.workspace_id.clone()),
-        comment,
-        app.store.list_issue_tasks(row.issue_id.clone()),
-        super::forge::branch_to_continue(app, &row.issue_id, &row.agent_id),
-    )?;
-    let repos: Vec<Repo> = match ws {
-        Some(ws) => repos(&ws),
+    // One read for everything the answer carries (see `Store::claim_context`).
+    let ctx = app.store.claim_context(row.clone()).await?;
+    let repos: Vec<Repo> = match &ctx.repos {
+        Some(urls) => repos_from_json(urls),
         None => Vec::new(),
     };
     let mut task = Task {
@@ -235,42 +221,38 @@ async fn build_claimed(app: &App, row: TaskRow, token: String) -> Result<Task, S
         task_token: token,
         ..Default::default()
     };
-    if let Some(a) = agent {
+    if let Some(name) = ctx.agent_name {
         task.agent = TaskAgent {
-            id: a.id.clone(),
-            name: a.name.clone(),
-            instructions: a.instructions.clone(),
+            id: row.agent_id.clone(),
+            name,
+            instructions: ctx.agent_instructions.unwrap_or_default(),
             skills: Vec::new(),
-            custom_env: serde_json::from_str(&a.custom_env).unwrap_or_default(),
-            custom_args: serde_json::from_str(&a.custom_args).unwrap_or_default(),
+            custom_env: serde_json::from_str(ctx.agent_custom_env.as_deref().unwrap_or("{}"))
+                .unwrap_or_default(),
+            custom_args: serde_json::from_str(ctx.agent_custom_args.as_deref().unwrap_or("[]"))
+                .unwrap_or_default(),
             mcp_config: None,
-            model: a.model.clone(),
+            model: ctx.agent_model.unwrap_or_default(),
         };
     }
-    if let Some(i) = issue {
-        task.issue_title = i.title;
-        task.issue_description = i.description;
+    if let Some(title) = ctx.issue_title {
+        task.issue_title = title;
+        task.issue_description = ctx.issue_description.unwrap_or_default();
     }
-    if let Some(c) = comment {
-        task.trigger_comment_id = c.id;
-        task.trigger_comment_content = c.body;
-        task.trigger_author_type = c.author_type;
-        task.trigger_author_name = c.author_name;
+    if let Some(id) = ctx.comment_id {
+        task.trigger_comment_id = id;
+        task.trigger_comment_content = ctx.comment_body.unwrap_or_default();
+        task.trigger_author_type = ctx.comment_author_type.unwrap_or_default();
+        task.trigger_author_name = ctx.comment_author_name.unwrap_or_default();
     }
     // Resume from the newest earlier run of this agent on this issue that left a session
     // (same runtime only: a session lives on one machine).
-    if let Some(p) = prior.iter().rev().find(|p| {
-        p.id != row.id
-            && p.agent_id == row.agent_id
-            && p.runtime_id == row.runtime_id
-            && matches!(p.status, TaskStatus::Completed | TaskStatus::Failed)
-            && p.session_id.is_some()
-    }) {
-        task.prior_session_id = p.session_id.clone().unwrap_or_default();
-        task.prior_work_dir = p.work_dir.clone().unwrap_or_default();
+    if let Some(session) = ctx.prior_session_id {
+        task.prior_session_id = session;
+        task.prior_work_dir = ctx.prior_work_dir.unwrap_or_default();
     }
     // An open pull request of this agent's work on the issue: continue on its branch.
-    task.branch = branch;
+    task.branch = ctx.branch;
     Ok(task)
 }
 

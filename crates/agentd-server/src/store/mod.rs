@@ -356,6 +356,34 @@ pub struct CommentRow {
     pub created_at: i64,
 }
 
+/// What a claim's answer carries beyond its [`TaskRow`] ([`Store::claim_context`]). A
+/// field is `None` when its row is gone (the agent, issue or workspace was deleted) or
+/// absent (no triggering comment, no earlier session, no open pull request).
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct ClaimContext {
+    pub agent_name: Option<String>,
+    pub agent_instructions: Option<String>,
+    pub agent_model: Option<String>,
+    /// JSON object, as stored.
+    pub agent_custom_env: Option<String>,
+    /// JSON array, as stored.
+    pub agent_custom_args: Option<String>,
+    pub issue_title: Option<String>,
+    pub issue_description: Option<String>,
+    /// JSON array of URLs, as stored.
+    pub repos: Option<String>,
+    pub comment_id: Option<String>,
+    pub comment_body: Option<String>,
+    pub comment_author_type: Option<String>,
+    pub comment_author_name: Option<String>,
+    /// From the newest completed or failed earlier run of this agent on this issue and
+    /// runtime that left a session.
+    pub prior_session_id: Option<String>,
+    pub prior_work_dir: Option<String>,
+    /// The head branch of this agent's newest open pull request on the issue.
+    pub branch: Option<String>,
+}
+
 /// A task. `status` and `failure_reason` are stored as their wire names (TEXT).
 #[derive(Debug, Clone, Default)]
 pub struct TaskRow {
@@ -641,6 +669,9 @@ pub trait TaskStore: Send + Sync + 'static {
         token_hash: String,
         now: i64,
     ) -> StoreFut<'_, Option<TaskRow>>;
+    /// What the answer to the claim of `task` carries beyond the row, read in one query
+    /// (agent, issue, repos, triggering comment, session to resume, branch to continue).
+    fn claim_context(&self, task: TaskRow) -> StoreFut<'_, ClaimContext>;
     /// In-flight (dispatched or running) tasks whose lease was last renewed before
     /// `cutoff` (never renewed: since their claim).
     fn expired_leases(&self, cutoff: i64) -> StoreFut<'_, Vec<TaskRow>>;

@@ -410,52 +410,42 @@ impl TaskStore for PgStore {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
                 // Claims of one runtime take turns (a lock on its row, held to commit):
-                // the "one task in flight per (issue, agent)" check below then sees the
-                // claim before it, as SQLite's single writer guarantees there. Claims of
-                // different runtimes, on any instance, run side by side; SKIP LOCKED keeps
-                // them off each other's rows.
+                // the "one task in flight per (issue, agent)" check in the claim then sees
+                // the claim before it, as SQLite's single writer guarantees there. It is a
+                // statement of its own so that the claim's snapshot is taken after the
+                // lock. Claims of different runtimes, on any instance, run side by side;
+                // SKIP LOCKED keeps them off each other's rows.
                 sqlx::query("SELECT 1 FROM runtimes WHERE id = $1 FOR UPDATE")
                     .bind(nn(&runtime_id))
                     .fetch_optional(&mut **tx)
                     .await?;
-                if let Some(key) = &claim_key {
-                    let replay = sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
-                        "UPDATE tasks SET task_token_hash = $3, held_at = $4 WHERE runtime_id = $1 \
-                         AND claim_key = $2 AND status IN ('dispatched', 'running') \
-                         RETURNING {TASK_COLS}"
+                task_one(
+                    sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(claim_sql(
+                        "FOR UPDATE SKIP LOCKED",
                     )))
                     .bind(nn(&runtime_id))
-                    .bind(nn(key))
-                    .bind(nn(&token_hash))
                     .bind(now)
+                    .bind(nn(&claim_key))
+                    .bind(nn(&token_hash))
                     .fetch_optional(&mut **tx)
-                    .await?;
-                    if replay.is_some() {
-                        return task_one(replay);
-                    }
-                }
-                // The oldest queued task of this runtime whose (issue, agent) has no task in
-                // flight; the status guard in the outer UPDATE makes the hand-out exactly-once.
-                task_one(sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
-                    "UPDATE tasks SET status = 'dispatched', dispatched_at = $2, claim_key = $3, \
-                     task_token_hash = $4, held_at = $2, \
-                     daemon_id = (SELECT r.daemon_id FROM runtimes r WHERE r.id = $1), \
-                     claimed_by = (SELECT r.owner_token_id FROM runtimes r WHERE r.id = $1) \
-                     WHERE status = 'queued' AND id = ( \
-                       SELECT q.id FROM tasks q WHERE q.runtime_id = $1 AND q.status = 'queued' \
-                       AND NOT EXISTS (SELECT 1 FROM tasks a WHERE a.issue_id = q.issue_id \
-                         AND a.agent_id = q.agent_id AND a.status IN ('dispatched', 'running')) \
-                       ORDER BY q.created_at, q.id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                     RETURNING {TASK_COLS}"
-                )))
-                .bind(nn(&runtime_id))
-                .bind(now)
-                .bind(nn(&claim_key))
-                .bind(nn(&token_hash))
-                .fetch_optional(&mut **tx)
-                .await?)
+                    .await?,
+                )
             })
         }))
+    }
+
+    fn claim_context(&self, task: TaskRow) -> StoreFut<'_, ClaimContext> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, ClaimContext>(CLAIM_CONTEXT_SQL)
+                .bind(nn(&task.agent_id))
+                .bind(nn(&task.issue_id))
+                .bind(nn(&task.workspace_id))
+                .bind(nn(&task.trigger_comment_id))
+                .bind(nn(&task.runtime_id))
+                .bind(nn(&task.id))
+                .fetch_one(&self.pool)
+                .await?)
+        })
     }
 
     fn expired_leases(&self, cutoff: i64) -> StoreFut<'_, Vec<TaskRow>> {

@@ -24,6 +24,62 @@ pub(super) const ISSUE_COLS: &str = "i.id, i.workspace_id, i.title, i.descriptio
     (SELECT COUNT(*) FROM tasks rc WHERE rc.issue_id = i.id) AS run_count";
 pub(super) const ISSUE_FROM: &str = "issues i JOIN workspaces w ON w.id = i.workspace_id";
 
+/// The claim, in one statement: with an idempotency key ($3) that this runtime ($1)
+/// already claimed a task under, that task again (a new task token $4 and lease time $2,
+/// nothing else moves); otherwise the oldest queued task of the runtime whose (issue,
+/// agent) has no task in flight, moved to `dispatched`. The `status` guard makes the
+/// hand-out exactly-once. `lock` is appended to the queued pick (PostgreSQL's `FOR UPDATE
+/// SKIP LOCKED`; empty on SQLite, whose single writer serializes claims). SET expressions
+/// read the row as it was, so `status = 'queued'` tells a new claim from a replay.
+pub(super) fn claim_sql(lock: &str) -> String {
+    format!(
+        "UPDATE tasks SET \
+           status = CASE WHEN status = 'queued' THEN 'dispatched' ELSE status END, \
+           dispatched_at = CASE WHEN status = 'queued' THEN $2 ELSE dispatched_at END, \
+           claim_key = CASE WHEN status = 'queued' THEN $3 ELSE claim_key END, \
+           daemon_id = CASE WHEN status = 'queued' \
+             THEN (SELECT r.daemon_id FROM runtimes r WHERE r.id = $1) ELSE daemon_id END, \
+           claimed_by = CASE WHEN status = 'queued' \
+             THEN (SELECT r.owner_token_id FROM runtimes r WHERE r.id = $1) ELSE claimed_by END, \
+           task_token_hash = $4, held_at = $2 \
+         WHERE id = COALESCE( \
+           (SELECT k.id FROM tasks k WHERE k.runtime_id = $1 AND k.claim_key = $3 \
+             AND k.status IN ('dispatched', 'running') LIMIT 1), \
+           (SELECT q.id FROM tasks q WHERE q.runtime_id = $1 AND q.status = 'queued' \
+             AND NOT EXISTS (SELECT 1 FROM tasks a WHERE a.issue_id = q.issue_id \
+               AND a.agent_id = q.agent_id AND a.status IN ('dispatched', 'running')) \
+             ORDER BY q.created_at, q.id LIMIT 1 {lock})) \
+         AND (status = 'queued' OR (runtime_id = $1 AND claim_key = $3 \
+           AND status IN ('dispatched', 'running'))) \
+         RETURNING {TASK_COLS}"
+    )
+}
+
+/// Everything a claim's answer carries beyond the task row, in one read: the agent
+/// ($1), the issue ($2), the workspace's repos ($3), the triggering comment ($4), the
+/// newest earlier run of this agent on this issue and runtime ($5) that left a session
+/// (other than the task $6 itself), and the branch of the agent's newest open pull
+/// request on the issue. See [`ClaimContext`].
+pub(super) const CLAIM_CONTEXT_SQL: &str = "SELECT \
+    a.name AS agent_name, a.instructions AS agent_instructions, a.model AS agent_model, \
+    a.custom_env AS agent_custom_env, a.custom_args AS agent_custom_args, \
+    i.title AS issue_title, i.description AS issue_description, w.repos AS repos, \
+    c.id AS comment_id, c.body AS comment_body, c.author_type AS comment_author_type, \
+    c.author_name AS comment_author_name, \
+    pt.session_id AS prior_session_id, pt.work_dir AS prior_work_dir, pr.head_branch AS branch \
+    FROM (SELECT 1 AS one) one \
+    LEFT JOIN agents a ON a.id = $1 \
+    LEFT JOIN issues i ON i.id = $2 \
+    LEFT JOIN workspaces w ON w.id = $3 \
+    LEFT JOIN comments c ON c.id = $4 \
+    LEFT JOIN (SELECT p.session_id, p.work_dir FROM tasks p WHERE p.issue_id = $2 \
+      AND p.agent_id = $1 AND p.runtime_id = $5 AND p.id <> $6 \
+      AND p.status IN ('completed', 'failed') AND p.session_id IS NOT NULL \
+      ORDER BY p.created_at DESC, p.id DESC LIMIT 1) pt ON 1 = 1 \
+    LEFT JOIN (SELECT q.head_branch FROM pull_requests q WHERE q.issue_id = $2 \
+      AND q.agent_id = $1 AND q.state = 'open' \
+      ORDER BY q.created_at DESC, q.id DESC LIMIT 1) pr ON 1 = 1";
+
 /// A `tasks` row as stored (statuses and reasons as TEXT); converted to [`TaskRow`] at
 /// the boundary of every query by [`task_one`] / [`task_all`].
 #[derive(sqlx::FromRow)]

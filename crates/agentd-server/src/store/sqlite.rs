@@ -1,6 +1,8 @@
 //! The SQLite [`Store`]: one file in the data dir, WAL mode, `synchronous = NORMAL`.
 //! Every write transaction starts with `BEGIN IMMEDIATE` and goes through one in-process
 //! writer lock, so concurrent writers queue in order instead of spinning on SQLITE_BUSY.
+//! Writes have their own connection (`writes`), so a writer holding the lock never waits
+//! for a connection behind a crowd of readers (WAL lets those read side by side).
 //! All SQL uses `$n` placeholders; [`super::postgres`] mirrors it statement for
 //! statement (its claim adds `FOR UPDATE SKIP LOCKED`).
 
@@ -16,7 +18,10 @@ use super::shared::*;
 use super::*;
 
 pub struct SqliteStore {
+    /// Readers (and the transfer tool's reads).
     pub(super) pool: SqlitePool,
+    /// The one write connection; used only under `writer`.
+    writes: SqlitePool,
     writer: Mutex<()>,
 }
 
@@ -30,13 +35,18 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writes).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore {
             pool,
+            writes,
             writer: Mutex::new(()),
         })
     }
@@ -127,10 +137,24 @@ impl SqliteStore {
             -> Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>>,
     {
         let _guard = self.writer.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
         let out = f(&mut tx).await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// One write statement on its own (SQLite makes a lone statement atomic), under the
+    /// writer lock: a write transaction without the `BEGIN` and `COMMIT` round trips.
+    pub(super) async fn write_one<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: for<'c> FnOnce(
+            &'c mut sqlx::SqliteConnection,
+        )
+            -> Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>>,
+    {
+        let _guard = self.writer.lock().await;
+        let mut conn = self.writes.acquire().await?;
+        f(&mut conn).await
     }
 }
 
@@ -138,6 +162,7 @@ impl Store for SqliteStore {
     fn close(&self) -> StoreFut<'_, ()> {
         Box::pin(async move {
             self.pool.close().await;
+            self.writes.close().await;
             Ok(())
         })
     }

@@ -406,46 +406,34 @@ impl TaskStore for SqliteStore {
         token_hash: String,
         now: i64,
     ) -> StoreFut<'_, Option<TaskRow>> {
-        Box::pin(self.write(move |tx| {
+        // One statement, no BEGIN/COMMIT: the single writer already serializes claims.
+        Box::pin(self.write_one(move |conn| {
             Box::pin(async move {
-                if let Some(key) = &claim_key {
-                    let replay = sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
-                        "UPDATE tasks SET task_token_hash = $3, held_at = $4 WHERE runtime_id = $1 \
-                         AND claim_key = $2 AND status IN ('dispatched', 'running') \
-                         RETURNING {TASK_COLS}"
-                    )))
-                    .bind(&runtime_id)
-                    .bind(key)
-                    .bind(&token_hash)
-                    .bind(now)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                    if replay.is_some() {
-                        return task_one(replay);
-                    }
-                }
-                // The oldest queued task of this runtime whose (issue, agent) has no task in
-                // flight; the status guard in the outer UPDATE makes the hand-out exactly-once.
-                task_one(sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
-                    "UPDATE tasks SET status = 'dispatched', dispatched_at = $2, claim_key = $3, \
-                     task_token_hash = $4, held_at = $2, \
-                     daemon_id = (SELECT r.daemon_id FROM runtimes r WHERE r.id = $1), \
-                     claimed_by = (SELECT r.owner_token_id FROM runtimes r WHERE r.id = $1) \
-                     WHERE status = 'queued' AND id = ( \
-                       SELECT q.id FROM tasks q WHERE q.runtime_id = $1 AND q.status = 'queued' \
-                       AND NOT EXISTS (SELECT 1 FROM tasks a WHERE a.issue_id = q.issue_id \
-                         AND a.agent_id = q.agent_id AND a.status IN ('dispatched', 'running')) \
-                       ORDER BY q.created_at, q.id LIMIT 1) \
-                     RETURNING {TASK_COLS}"
-                )))
-                .bind(&runtime_id)
-                .bind(now)
-                .bind(&claim_key)
-                .bind(&token_hash)
-                .fetch_optional(&mut **tx)
-                .await?)
+                task_one(
+                    sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(claim_sql("")))
+                        .bind(&runtime_id)
+                        .bind(now)
+                        .bind(&claim_key)
+                        .bind(&token_hash)
+                        .fetch_optional(&mut *conn)
+                        .await?,
+                )
             })
         }))
+    }
+
+    fn claim_context(&self, task: TaskRow) -> StoreFut<'_, ClaimContext> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, ClaimContext>(CLAIM_CONTEXT_SQL)
+                .bind(&task.agent_id)
+                .bind(&task.issue_id)
+                .bind(&task.workspace_id)
+                .bind(&task.trigger_comment_id)
+                .bind(&task.runtime_id)
+                .bind(&task.id)
+                .fetch_one(&self.pool)
+                .await?)
+        })
     }
 
     fn expired_leases(&self, cutoff: i64) -> StoreFut<'_, Vec<TaskRow>> {
