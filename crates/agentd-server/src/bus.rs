@@ -146,6 +146,18 @@ pub async fn peers(app: &App) -> i64 {
     .unwrap_or(1)
 }
 
+/// How many instances serve the database on `pool` now (their bus LISTEN connections),
+/// before this one has started its own.
+pub async fn instances_on(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND starts_with(application_name, $1)",
+    )
+    .bind(APPLICATION_NAME)
+    .fetch_one(pool)
+    .await
+}
+
 /// Delivers `signal` on this instance now and sends it to the other instances.
 pub fn publish(app: &App, signal: Signal) {
     deliver(app, &signal);

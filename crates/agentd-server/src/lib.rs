@@ -56,6 +56,9 @@ use crate::store::{Backend, Store, StoreError};
 pub struct ServerConfig {
     /// Holds `admin-token` and, on SQLite, `agentd.db`.
     pub data_dir: PathBuf,
+    /// The admin token file, when not `DATA_DIR/admin-token`: instances on one PostgreSQL
+    /// database can share one (a mounted secret). See [`ServerConfig::admin_token_file`].
+    pub admin_token_file: Option<PathBuf>,
     /// The database: `None` (or `sqlite://`) is `DATA_DIR/agentd.db`; `postgres://…`
     /// PostgreSQL ([`store::Backend::from_url`]).
     pub database_url: Option<String>,
@@ -111,9 +114,17 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// Where the admin token is kept: `admin_token_file`, or `DATA_DIR/admin-token`.
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.admin_token_file
+            .clone()
+            .unwrap_or_else(|| admin_token_path(&self.data_dir))
+    }
+
     pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
         ServerConfig {
             data_dir: data_dir.into(),
+            admin_token_file: None,
             database_url: None,
             db_connect_retry: Duration::from_secs(30),
             offline_after: Duration::from_secs(45),
@@ -166,6 +177,16 @@ pub enum ServerError {
         context: String,
         source: std::io::Error,
     },
+    /// This instance has no valid admin token while others serve the database with one:
+    /// minting a new one would revoke theirs. The operator copies the file.
+    #[error(
+        "{} holds no valid admin token, and {instances} other agentd instance(s) serve this \
+         database with the current one; copy DATA_DIR/admin-token from one of them to {} \
+         (or give every instance the same --admin-token-file). Minting a new admin token \
+         here would revoke the one they use.",
+        path.display(), path.display()
+    )]
+    AdminTokenElsewhere { path: PathBuf, instances: i64 },
 }
 
 /// Shared state of a running server.
@@ -267,7 +288,7 @@ pub async fn bootstrap(data_dir: &Path) -> Result<String, ServerError> {
 /// [`bootstrap`] with the database `config` names.
 pub async fn bootstrap_config(config: &ServerConfig) -> Result<String, ServerError> {
     let store = open_store(config).await?;
-    let token = ensure_admin_token(store.as_ref(), &config.data_dir).await;
+    let token = ensure_admin_token(store.as_ref(), &config.admin_token_file()).await;
     store.close().await?;
     token
 }
@@ -337,12 +358,14 @@ fn private_db_files(db: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The admin token in `DIR/admin-token` if it is still a valid admin token; otherwise
-/// (first start, file lost or holding a revoked token) a fresh one, which revokes every
-/// earlier admin token: there is only ever one valid admin token, the one in the file.
-async fn ensure_admin_token(store: &dyn Store, data_dir: &Path) -> Result<String, ServerError> {
-    let path = admin_token_path(data_dir);
-    if let Ok(existing) = std::fs::read_to_string(&path) {
+/// The admin token in `path` (`DIR/admin-token` by default) if it is still a valid admin
+/// token; otherwise (first start, file lost or holding a revoked token) a fresh one, which
+/// revokes every earlier admin token: there is only ever one valid admin token, the one in
+/// the file. On PostgreSQL, while other instances serve the database with a valid admin
+/// token, this instance refuses to start instead ([`ServerError::AdminTokenElsewhere`]):
+/// a rolling restart with a forgotten token file must not lock the others out.
+async fn ensure_admin_token(store: &dyn Store, path: &Path) -> Result<String, ServerError> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
         let existing = existing.trim().to_string();
         if !existing.is_empty()
             && let Some((row, _)) = store.find_token(auth::hash_token(&existing)).await?
@@ -351,7 +374,7 @@ async fn ensure_admin_token(store: &dyn Store, data_dir: &Path) -> Result<String
         {
             // A token file an older version (or a hand) left readable to others.
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
                 |source| ServerError::Io {
                     context: format!("cannot make {} private", path.display()),
                     source,
@@ -360,18 +383,31 @@ async fn ensure_admin_token(store: &dyn Store, data_dir: &Path) -> Result<String
             return Ok(existing);
         }
     }
-    mint_admin_token(store, data_dir, now_ms()).await
+    if let Some(pool) = store.postgres_pool() {
+        let valid = store
+            .list_tokens(None)
+            .await?
+            .iter()
+            .any(|(t, _)| t.kind == "admin" && t.revoked_at.is_none());
+        let instances = bus::instances_on(&pool).await.map_err(StoreError::from)?;
+        if valid && instances > 0 {
+            return Err(ServerError::AdminTokenElsewhere {
+                path: path.to_path_buf(),
+                instances,
+            });
+        }
+    }
+    mint_admin_token(store, path, now_ms()).await
 }
 
 /// Mints a new admin token, revokes every earlier one (one transaction) and writes the new
-/// one to `DIR/admin-token` (mode 0600, atomically). Used at bootstrap and by
+/// one to `path` (mode 0600, atomically). Used at bootstrap and by
 /// `POST /api/v1/admin/rotate-token`.
 pub async fn mint_admin_token(
     store: &dyn Store,
-    data_dir: &Path,
+    path: &Path,
     now: i64,
 ) -> Result<String, ServerError> {
-    let path = admin_token_path(data_dir);
     let token = auth::new_token(auth::MEMBER_TOKEN_PREFIX);
     store
         .replace_admin_token(
@@ -389,7 +425,7 @@ pub async fn mint_admin_token(
             now,
         )
         .await?;
-    write_secret(&path, &token).map_err(|source| ServerError::Io {
+    write_secret(path, &token).map_err(|source| ServerError::Io {
         context: format!("cannot write {}", path.display()),
         source,
     })?;
@@ -456,7 +492,7 @@ pub async fn open(
     shutdown: CancellationToken,
 ) -> Result<Arc<App>, ServerError> {
     let store = open_store(&config).await?;
-    ensure_admin_token(store.as_ref(), &config.data_dir).await?;
+    ensure_admin_token(store.as_ref(), &config.admin_token_file()).await?;
     let clock = Clock::default();
     // On PostgreSQL other instances may share the database: signals go through
     // LISTEN/NOTIFY and one instance at a time sweeps. SQLite is one instance.

@@ -105,3 +105,66 @@ async fn claims_through_two_instances_hand_out_each_task_once_and_keys_work_on_e
     b.handle.await.unwrap().unwrap();
     srv.stop().await;
 }
+
+/// A rolling restart with a forgotten token file must not lock the other instances out:
+/// an instance on PostgreSQL whose admin token file is missing refuses to start while
+/// another instance serves the database with a valid admin token (minting one would
+/// revoke theirs), and names the file to copy. Pointed at the shared file, it starts.
+#[tokio::test]
+async fn an_instance_without_the_admin_token_refuses_to_revoke_the_others() {
+    if !on_postgres() {
+        eprintln!(
+            "SKIP (SQLite run): one instance per SQLite file; the PostgreSQL run of this \
+             suite (scripts/test.sh) tests this"
+        );
+        return;
+    }
+    let srv = start().await;
+    let pool = srv.app.store.postgres_pool().unwrap();
+    // The first instance's bus listener is up (it connects in the background).
+    for _ in 0..100 {
+        if agentd_server::bus::instances_on(&pool).await.unwrap() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut config = common::config(srv.dir.path());
+    config.data_dir = elsewhere.path().to_path_buf();
+    let err = match agentd_server::open(config.clone(), CancellationToken::new()).await {
+        Ok(_) => panic!("a second instance without the admin token started"),
+        Err(e) => e,
+    };
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            agentd_server::ServerError::AdminTokenElsewhere { instances: 1, .. }
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&elsewhere.path().join("admin-token").display().to_string()),
+        "{msg}"
+    );
+    // Nothing was revoked: the first instance's admin token still works.
+    let resp = srv
+        .http
+        .get(format!("{}/api/v1/tokens", srv.url))
+        .bearer_auth(&srv.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Given the first instance's token file, the same data dir starts and shares the token.
+    config.admin_token_file = Some(agentd_server::admin_token_path(srv.dir.path()));
+    let app = agentd_server::open(config, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(app.config.admin_token_file())
+            .unwrap()
+            .trim(),
+        srv.admin
+    );
+}

@@ -188,7 +188,12 @@ pub async fn rotate_admin(app: &App, who: &Principal) -> Result<TokenCreated, Er
     if !who.is_admin() {
         return Err(Error::Forbidden("only the admin token may do this".into()));
     }
-    let minted = crate::mint_admin_token(app.store.as_ref(), &app.config.data_dir, app.now()).await;
+    let minted = crate::mint_admin_token(
+        app.store.as_ref(),
+        &app.config.admin_token_file(),
+        app.now(),
+    )
+    .await;
     // The old admin token may be revoked even when saving the new one failed.
     crate::bus::publish(app, crate::bus::Signal::TokensChanged { token_id: None });
     let token = minted.map_err(|e| match e {

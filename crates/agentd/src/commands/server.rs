@@ -28,6 +28,10 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// The admin token file. Default: `<data dir>/admin-token`. Instances on one
+    /// PostgreSQL database may share one file (e.g. a mounted secret).
+    #[arg(long, env = "AGENTD_ADMIN_TOKEN_FILE", global = true)]
+    pub admin_token_file: Option<PathBuf>,
     /// Seconds an unreachable database is retried at start before giving up.
     #[arg(long, default_value_t = 30, global = true)]
     pub db_connect_retry_secs: u64,
@@ -190,6 +194,7 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
     let mut config = agentd_server::ServerConfig::new(&dir);
     config.database_url = args.database_url.clone().filter(|u| !u.trim().is_empty());
     config.db_connect_retry = Duration::from_secs(args.db_connect_retry_secs);
+    config.admin_token_file = args.admin_token_file.clone();
     if let Some(op) = args.op {
         return server_op(op, &config, args.json).await;
     }
@@ -207,8 +212,8 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
     config.public_url = args.public_url.clone();
     config.forge_poll_interval = Duration::from_secs(args.forge_poll_interval_secs);
     let database = config.backend().map(|b| b.describe()).unwrap_or_default();
+    let token_file = config.admin_token_file();
     let (url, handle) = start_server(args.listen, config, shutdown).await?;
-    let token_file = agentd_server::admin_token_path(&dir);
     if args.json {
         crate::outln!(
             "{}",
