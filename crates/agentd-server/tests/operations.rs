@@ -334,7 +334,10 @@ async fn migrate_says_what_it_applied_then_that_all_is_up_to_date() {
         !backend.describe().contains(PgCluster::PASSWORD),
         "{backend:?}"
     );
-    assert_eq!(applied, vec![(1, "init".to_string())]);
+    assert_eq!(
+        applied,
+        vec![(1, "init".to_string()), (2, "claim function".to_string())]
+    );
     assert_eq!(
         agentd_server::ops::migrate(&config).await.unwrap().1,
         vec![]

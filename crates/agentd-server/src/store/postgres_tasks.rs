@@ -407,31 +407,23 @@ impl TaskStore for PgStore {
         token_hash: String,
         now: i64,
     ) -> StoreFut<'_, Option<TaskRow>> {
-        Box::pin(self.write(move |tx| {
-            Box::pin(async move {
-                // Claims of one runtime take turns (a lock on its row, held to commit):
-                // the "one task in flight per (issue, agent)" check in the claim then sees
-                // the claim before it, as SQLite's single writer guarantees there. It is a
-                // statement of its own so that the claim's snapshot is taken after the
-                // lock. Claims of different runtimes, on any instance, run side by side;
-                // SKIP LOCKED keeps them off each other's rows.
-                sqlx::query("SELECT 1 FROM runtimes WHERE id = $1 FOR UPDATE")
-                    .bind(nn(&runtime_id))
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                task_one(
-                    sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(claim_sql(
-                        "FOR UPDATE SKIP LOCKED",
-                    )))
-                    .bind(nn(&runtime_id))
-                    .bind(now)
-                    .bind(nn(&claim_key))
-                    .bind(nn(&token_hash))
-                    .fetch_optional(&mut **tx)
-                    .await?,
-                )
-            })
-        }))
+        // One round trip: `agentd_claim` (migration 0002) locks the runtime's row, so
+        // claims of one runtime take turns as under SQLite's single writer, then runs
+        // `claim_sql` with a fresh snapshot. Claims of different runtimes, on any
+        // instance, run side by side.
+        Box::pin(async move {
+            task_one(
+                sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
+                    "SELECT {TASK_COLS} FROM agentd_claim($1, $2, $3, $4)"
+                )))
+                .bind(nn(&runtime_id))
+                .bind(now)
+                .bind(nn(&claim_key))
+                .bind(nn(&token_hash))
+                .fetch_optional(&self.pool)
+                .await?,
+            )
+        })
     }
 
     fn claim_context(&self, task: TaskRow) -> StoreFut<'_, ClaimContext> {

@@ -244,3 +244,28 @@ pub(super) const FORGE_COLS: &str = "workspace_id, kind, api_url, repo, repo_key
 pub(super) const PULL_COLS: &str = "id, workspace_id, issue_id, task_id, agent_id, number, url, state, \
     head_branch, head_sha, base_branch, review_state, checks_state, polled_at, created_at, \
     updated_at";
+
+#[cfg(test)]
+mod tests {
+    /// Whitespace-insensitive form of SQL text.
+    fn words(sql: &str) -> String {
+        sql.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// PostgreSQL runs the claim as the function `agentd_claim` of a migration; SQLite runs
+    /// `claim_sql`. They must be the same statement.
+    #[test]
+    fn the_postgres_claim_function_runs_claim_sql() {
+        let migration = words(include_str!(
+            "../../migrations/postgres/0002_claim_function.sql"
+        ));
+        let claim = words(&super::claim_sql("FOR UPDATE SKIP LOCKED")).replace(
+            &words(&format!("RETURNING {}", super::TASK_COLS)),
+            "RETURNING *",
+        );
+        assert!(
+            migration.contains(&claim),
+            "migrations/postgres/0002_claim_function.sql no longer runs claim_sql:\n{claim}"
+        );
+    }
+}
