@@ -8,10 +8,15 @@
 //! same backend parser), the file is in the worktree and committed on the task's branch,
 //! and the completion carries the mocked final answer.
 //!
+//! The per-CLI tests run once per row of [`agentd_testkit::agent_clis::ROWS`] (how each
+//! CLI is installed, pointed at the mock, and what its runs look like), stamped by
+//! `per_cli!` as `<cli>::<test>`; the tests of agentd features that need one real CLI
+//! (comments, `agentd up`, the sandbox, the team flow) use Claude Code.
+//!
 //! The CLIs come from `scripts/install-agent-clis.sh` (`$AGENTD_CLI_PREFIX`, default
-//! `<repo>/.cache/agent-clis`). A missing one is skipped with a
-//! `SKIP real_cli_e2e <name>: …` line on stderr. OpenCode and Gemini take the same file
-//! lock as `agentd-daemon/tests/real_cli.rs`, so at most one of them runs at a time.
+//! `<repo>/.cache/agent-clis`). A missing one, or a behaviour its row does not record, is
+//! skipped with a `SKIP real_cli_e2e <name>: …` line on stderr. Heavy rows take the same
+//! file lock as `agentd-daemon/tests/real_cli.rs`, so at most one of them runs at a time.
 
 mod common;
 
@@ -22,6 +27,7 @@ use std::time::Duration;
 use agentd_daemon::backend::{self, AgentEvent, RunSpec};
 use agentd_proto::ws::{TaskAvailable, WsMessage};
 use agentd_proto::{FailureReason, MessageKind, Task, TaskMessage};
+use agentd_testkit::agent_clis;
 use agentd_testkit::fake_server::FakeServer;
 use agentd_testkit::mock_model::{Api, MockModel};
 use tokio::time::Instant;
@@ -30,35 +36,10 @@ const TOKEN: &str = "real-cli-e2e-token";
 /// Bound of one test, from the daemon's start to the last assertion.
 const TEST_BOUND: Duration = Duration::from_secs(120);
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The installed CLI, or `None` after printing why the test is skipped.
+/// The installed CLI `name`, or `None` after printing why the test is skipped.
 fn installed(name: &str) -> Option<PathBuf> {
-    let prefix = std::env::var_os("AGENTD_CLI_PREFIX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".cache/agent-clis"));
-    let bin = prefix.join("bin").join(name);
-    if bin.exists() {
-        Some(bin.canonicalize().unwrap_or(bin))
-    } else {
-        eprintln!("SKIP real_cli_e2e {name}: not installed; run scripts/install-agent-clis.sh");
-        None
-    }
-}
-
-/// An exclusive lock shared by the heavy CLIs' tests (the same file as `real_cli.rs`, so
-/// it also holds across test binaries and nextest processes).
-async fn heavy_lock() -> std::fs::File {
-    tokio::task::spawn_blocking(|| {
-        let path = std::env::temp_dir().join("agentd-real-cli-heavy.lock");
-        let file = std::fs::File::create(path).expect("lock file");
-        file.lock().expect("lock");
-        file
-    })
-    .await
-    .expect("lock task")
+    let bin = agent_clis::row(name).installed("real_cli_e2e")?;
+    Some(bin.canonicalize().unwrap_or(bin))
 }
 
 /// One daemon with one CLI, in a throw-away directory (HOME, TMPDIR, bin, data dir).
@@ -90,77 +71,10 @@ impl Daemon {
     }
 }
 
-/// The directory layout and the env one CLI needs to talk to the mock, set on the daemon
-/// (which passes its environment to the agent).
+/// The env one CLI needs to talk to the mock (its config files under `<dir>/home`), set
+/// on the daemon (which passes its environment to the agent).
 fn cli_env(name: &str, dir: &Path, mock: &MockModel) -> Vec<(String, String)> {
-    let home = dir.join("home");
-    let s = |p: &Path| p.to_string_lossy().into_owned();
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
-    match name {
-        "claude" => {
-            set("ANTHROPIC_BASE_URL", &mock.base_url());
-            set("ANTHROPIC_API_KEY", "mock-key");
-            set("CLAUDE_CODE_MAX_RETRIES", "0");
-        }
-        "codex" => {
-            let codex_home = home.join(".codex");
-            std::fs::create_dir_all(&codex_home).expect("mkdir codex home");
-            let config = format!(
-                r#"model = "gpt-5.5"
-model_provider = "mock"
-check_for_update_on_startup = false
-[analytics]
-enabled = false
-[otel]
-exporter = "none"
-[features]
-plugins = false
-[model_providers.mock]
-name = "Mock LLM"
-base_url = "{}"
-env_key = "MOCK_API_KEY"
-wire_api = "responses"
-request_max_retries = 0
-stream_max_retries = 0
-"#,
-                mock.openai_base_url()
-            );
-            std::fs::write(codex_home.join("config.toml"), config).expect("codex config");
-            set("CODEX_HOME", &s(&codex_home));
-            set("MOCK_API_KEY", "mock-key");
-        }
-        "opencode" => {
-            let config = serde_json::json!({
-                "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
-                    "options": {"baseURL": mock.openai_base_url(), "apiKey": "mock"},
-                    "models": {"mock-model": {"name": "Mock", "tool_call": true}}}},
-                "model": "mock/mock-model", "small_model": "mock/mock-model",
-                "autoupdate": false, "share": "disabled"
-            })
-            .to_string();
-            set("OPENCODE_CONFIG_CONTENT", &config);
-            set("OPENCODE_DISABLE_MODELS_FETCH", "1");
-            set("OPENCODE_DISABLE_AUTOUPDATE", "1");
-            set("npm_config_offline", "true");
-        }
-        "gemini" => {
-            let gemini_dir = home.join(".gemini");
-            std::fs::create_dir_all(&gemini_dir).expect("mkdir .gemini");
-            let settings = serde_json::json!({
-                "security": {"auth": {"selectedType": "gemini-api-key"}},
-                "privacy": {"usageStatisticsEnabled": false},
-                "telemetry": {"enabled": false},
-                "general": {"disableAutoUpdate": true, "disableUpdateNag": true}
-            });
-            std::fs::write(gemini_dir.join("settings.json"), settings.to_string())
-                .expect("gemini settings");
-            set("GOOGLE_GEMINI_BASE_URL", &mock.base_url());
-            set("GEMINI_API_KEY", "mock-key");
-        }
-        other => panic!("unknown CLI {other}"),
-    }
-    env
+    agent_clis::row(name).env(&dir.join("home"), mock)
 }
 
 /// Starts `agentd daemon` against `server_url` with a PATH holding only `name`'s CLI (a
@@ -377,27 +291,14 @@ fn git(work: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The API each CLI speaks and the name of its file-writing tool.
-fn api_and_write_tool(name: &str) -> (Api, &'static str) {
-    match name {
-        "claude" => (Api::Anthropic, "Write"),
-        "codex" => (Api::Responses, "apply_patch"),
-        "opencode" => (Api::ChatCompletions, "write"),
-        "gemini" => (Api::Gemini, "write_file"),
-        other => panic!("unknown CLI {other}"),
-    }
-}
-
 /// The `@mock:write` script through the daemon: a tool call writing `hello.txt`, then
 /// the final answer `MOCK-DONE: wrote hello.txt`.
 async fn writes_a_file_through_the_daemon(name: &str) {
+    let row = agent_clis::row(name);
     let Some(cli) = installed(name) else {
         return;
     };
-    let _lock = match name {
-        "opencode" | "gemini" => Some(heavy_lock().await),
-        _ => None,
-    };
+    let _lock = agent_clis::heavy_lock(row).await;
     let started = std::time::Instant::now();
     let deadline = Instant::now() + TEST_BOUND;
     let mock = MockModel::start(vec![]).await.expect("mock model");
@@ -448,21 +349,16 @@ async fn writes_a_file_through_the_daemon(name: &str) {
     );
 
     // Among them: the write tool call with its input, its result, and the final text.
-    let (api, write_tool) = api_and_write_tool(name);
+    let (api, write_tool) = (row.api, row.write_tool);
     let use_at = msgs
         .iter()
         .position(|m| m.kind == MessageKind::ToolUse && m.tool.as_deref() == Some(write_tool))
         .unwrap_or_else(|| panic!("no {write_tool} tool_use\n{msgs:#?}\n{}", ctx()));
     let input = msgs[use_at].input.clone().unwrap_or_default().to_string();
-    // Codex prints a `file_change` item (path and kind, not the patch); the others print
-    // the tool's arguments, content included.
-    let content_shown = if name == "codex" {
-        input.contains(r#""kind":"add""#)
-    } else {
-        input.contains(r#"hello from mock\n"#)
-    };
+    // Most CLIs print the tool's arguments, content included; Codex prints a
+    // `file_change` item (path and kind, not the patch). The row says which.
     assert!(
-        input.contains("hello.txt") && content_shown,
+        input.contains("hello.txt") && input.contains(row.write_input_shows),
         "tool_use input names the file and its content: {input}\n{}",
         ctx()
     );
@@ -515,45 +411,23 @@ async fn writes_a_file_through_the_daemon(name: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claude_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("claude").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("codex").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn opencode_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("opencode").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gemini_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("gemini").await;
-}
-
-/// `@mock:error` (HTTP 400 from the model API): Claude Code exits 1 and the daemon fails
-/// the task as `agent_error` with the API error in the text.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claude_api_error_fails_the_task_as_agent_error() {
-    let Some(cli) = installed("claude") else {
+/// `@mock:error` (HTTP 400 from the model API): the CLI exits non-zero and the daemon
+/// fails the task as `agent_error` with the API error (the texts the row records) in the
+/// failure and in a posted message (the CLI's own report of it).
+async fn api_error_fails_the_task_as_agent_error(name: &str) {
+    let row = agent_clis::row(name);
+    let Some(cli) = installed(name) else {
         return;
     };
+    let Some((_, texts)) = row.needs("real_cli_e2e", "the API-error exit", row.api_error) else {
+        return;
+    };
+    let _lock = agent_clis::heavy_lock(row).await;
     let deadline = Instant::now() + TEST_BOUND;
     let mock = MockModel::start(vec![]).await.expect("mock model");
     let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
-    let d = spawn_daemon("claude", &cli, &fake.url, TOKEN, &mock);
-    queue_task(
-        &fake,
-        &d,
-        "claude",
-        "@mock:error Add a hello file",
-        deadline,
-    )
-    .await;
+    let d = spawn_daemon(name, &cli, &fake.url, TOKEN, &mock);
+    queue_task(&fake, &d, name, "@mock:error Add a hello file", deadline).await;
     wait_reported(&fake, &d, deadline).await;
 
     assert!(
@@ -573,18 +447,17 @@ async fn claude_api_error_fails_the_task_as_agent_error() {
         ctx()
     );
     assert!(
-        req.error.contains("API Error") && req.error.contains("400"),
-        "the error names the API error\n{}",
+        texts.iter().all(|t| req.error.contains(t)),
+        "the error names the API error ({texts:?})\n{}",
         ctx()
     );
     assert!(req.work_dir.is_some(), "{}", ctx());
     assert!(
         mock.requests()
             .iter()
-            .any(|r| r.api == Api::Anthropic && r.scenario.as_deref() == Some("error")),
+            .any(|r| r.api == row.api && r.scenario.as_deref() == Some("error")),
         "the CLI asked the mock"
     );
-    // The CLI's own report of the error (its synthetic assistant line) was posted too.
     until(
         deadline,
         "the API-error message posted",
@@ -593,11 +466,167 @@ async fn claude_api_error_fails_the_task_as_agent_error() {
             fake.messages("task-1").iter().any(|m| {
                 m.content
                     .as_deref()
-                    .is_some_and(|c| c.contains("API Error") && c.contains("400"))
+                    .is_some_and(|c| texts.iter().all(|t| c.contains(t)))
             })
         },
     )
     .await;
+}
+
+/// A follow-up resumes the first run's session through the daemon, as the server asks
+/// for it (`prior_session_id` and `prior_work_dir` of the earlier run): the CLI answers
+/// in the same session and the model sees the first exchange again. For a CLI whose
+/// sessions belong to a project directory, the follow-up fails today with the error its
+/// row records (the daemon runs it in a new work dir).
+async fn a_follow_up_resumes_the_session_through_the_daemon(name: &str) {
+    let row = agent_clis::row(name);
+    let Some(cli) = installed(name) else {
+        return;
+    };
+    if !row.resume {
+        eprintln!("SKIP real_cli_e2e {name}: the CLI has no session resume");
+        return;
+    }
+    let _lock = agent_clis::heavy_lock(row).await;
+    let deadline = Instant::now() + TEST_BOUND;
+    let mock = MockModel::start(vec![]).await.expect("mock model");
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    let d = spawn_daemon(name, &cli, &fake.url, TOKEN, &mock);
+    queue_task(&fake, &d, name, "@mock:text hello", deadline).await;
+    wait_reported(&fake, &d, deadline).await;
+    let fails = fake.fail_requests();
+    assert!(
+        fails.is_empty(),
+        "task failed: {fails:#?}\n{}",
+        d.describe()
+    );
+    let (_, first) = fake.completed().remove(0);
+    let ctx = |what: &dyn std::fmt::Debug| format!("{what:#?}\n{}", d.describe());
+    assert_eq!(
+        first.output,
+        "Hello from the mock model.",
+        "{}",
+        ctx(&first)
+    );
+    let session = first
+        .session_id
+        .clone()
+        .expect("the first run's session id");
+
+    let rid = fake.runtime_id_of(name).expect("runtime id");
+    fake.queue_task(
+        &rid,
+        Task {
+            id: "task-2".into(),
+            runtime_id: rid.clone(),
+            issue_id: "issue-42".into(),
+            workspace_id: "ws-1".into(),
+            issue_title: "@mock:text again".into(),
+            issue_description: "Say it again.".into(),
+            task_token: "task-token-2".into(),
+            prior_session_id: session.clone(),
+            prior_work_dir: first.work_dir.clone().unwrap_or_default(),
+            ..Task::default()
+        },
+    );
+    fake.push(&WsMessage::TaskAvailable(TaskAvailable {
+        runtime_id: rid,
+        task_id: Some("task-2".into()),
+    }));
+    until(
+        deadline,
+        "the follow-up was reported",
+        || d.describe(),
+        || fake.completed().len() + fake.fail_requests().len() >= 2,
+    )
+    .await;
+    let fails = fake.fail_requests();
+    if let Some(error) = row.resume_fails_in_a_new_work_dir {
+        // What this CLI does today (the row says why); when the daemon reuses the prior
+        // work dir, this fails and the row changes to `None`.
+        let (id, req) = fails
+            .first()
+            .unwrap_or_else(|| panic!("the follow-up no longer fails: set the row's resume_fails_in_a_new_work_dir to None\n{}", d.describe()));
+        assert_eq!(id, "task-2");
+        assert_eq!(
+            req.failure_reason,
+            Some(FailureReason::AgentError),
+            "{}",
+            ctx(req)
+        );
+        assert!(req.error.contains(error), "{}", ctx(req));
+        eprintln!(
+            "real_cli_e2e {name}: the follow-up fails as recorded: {}",
+            req.error
+        );
+        return;
+    }
+    assert!(
+        fails.is_empty(),
+        "follow-up failed: {fails:#?}\n{}",
+        d.describe()
+    );
+    let (id, second) = fake.completed().remove(1);
+    assert_eq!(id, "task-2");
+    assert_eq!(
+        second.output,
+        "Hello from the mock model.",
+        "{}",
+        ctx(&second)
+    );
+    assert_eq!(
+        second.session_id.as_deref(),
+        Some(session.as_str()),
+        "the same session\n{}",
+        ctx(&second)
+    );
+    let last = mock
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.api == row.api)
+        .expect("a request to the model")
+        .body
+        .to_string();
+    assert!(
+        last.contains("@mock:text hello") && last.contains("@mock:text again"),
+        "the resumed request carries the first exchange\n{}",
+        d.describe()
+    );
+}
+
+/// Stamps every per-CLI test above once per CLI, as `<cli>::<test>`, and lists the CLIs
+/// for [`every_row_is_tested`].
+macro_rules! per_cli {
+    ($($cli:ident),* $(,)?) => {
+        const TESTED: &[&str] = &[$(stringify!($cli)),*];
+        $(
+            mod $cli {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn write_task_through_the_daemon() {
+                    super::writes_a_file_through_the_daemon(stringify!($cli)).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn api_error_fails_the_task_as_agent_error() {
+                    super::api_error_fails_the_task_as_agent_error(stringify!($cli)).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn a_follow_up_resumes_the_session_through_the_daemon() {
+                    super::a_follow_up_resumes_the_session_through_the_daemon(stringify!($cli))
+                        .await;
+                }
+            }
+        )*
+    };
+}
+
+per_cli!(claude, codex, opencode, gemini);
+
+/// A row without tests here is a mistake.
+#[test]
+fn every_row_is_tested() {
+    let rows: Vec<&str> = agent_clis::ROWS.iter().map(|r| r.name).collect();
+    assert_eq!(rows, TESTED, "add the row's name to per_cli!");
 }
 
 /// Issue 4's teammate check, on the real server: the mocked model has the real Claude
