@@ -498,6 +498,18 @@ try {
   await page.locator(".agent", { hasText: "claude" }).locator("text=deleted runtime").waitFor({ state: "detached" });
   await page.screenshot({ path: join(shots, "agents-1280.png"), fullPage: true });
 
+  step("a pool agent: any claude runtime; one whose pool matches nothing says so");
+  await page.click("details.create summary");
+  const newAgent = page.locator("#new-agent .agent-form");
+  await newAgent.locator("input[aria-label=Name]").fill("pooled");
+  await newAgent.locator("input[aria-label='Pool provider']").fill("claude");
+  await newAgent.locator("button[type=submit]").click();
+  await page.locator(".agent", { hasText: "pooled" }).locator("text=pool (any claude) · 1 runtime, 1 online").waitFor();
+  await newAgent.locator("input[aria-label=Name]").fill("nowhere");
+  await newAgent.locator("input[aria-label='Pool provider']").fill("gemini");
+  await newAgent.locator("button[type=submit]").click();
+  await page.locator(".agent", { hasText: "nowhere" }).locator(".agent-problem", { hasText: "no runtime matches" }).waitFor();
+
   step("a task's diff: diffstat on the card and the task, per-file diff, HTML kept as text");
   await page.click("a.brand");
   const diffCard = page.locator(".card", { hasText: "Show the diff" });

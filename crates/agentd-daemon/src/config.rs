@@ -38,6 +38,9 @@ pub struct DaemonConfig {
     /// Local health endpoint; `None` disables it. Port 0 picks a free port.
     pub health_addr: Option<SocketAddr>,
     pub max_concurrent_tasks: usize,
+    /// This machine's labels (`gpu`, `os=linux`), sent with every runtime at register:
+    /// agents bound to a pool with labels run only where all of them are.
+    pub labels: Vec<String>,
     /// Timeout of one HTTP call.
     pub http_timeout: Duration,
     /// Timeout of one `<cli> --version` probe.
@@ -115,6 +118,7 @@ impl DaemonConfig {
             workspace_sync_interval: Duration::from_secs(30),
             health_addr: None,
             max_concurrent_tasks: 20,
+            labels: Vec::new(),
             http_timeout: Duration::from_secs(30),
             version_probe_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),

@@ -66,6 +66,8 @@ impl Daemon {
                         version,
                         status: "online".into(),
                         sandbox: Some(self.sandbox.state),
+                        capacity: u32::try_from(self.cfg.max_concurrent_tasks).ok(),
+                        labels: self.cfg.labels.clone(),
                     });
                 }
                 Err(e) => {

@@ -151,13 +151,45 @@ pub struct RuntimeInfo {
     /// daemon, or one that is not agentd's).
     #[serde(default)]
     pub sandbox: Option<crate::rest::SandboxState>,
+    /// Tasks its daemon runs at once, as it said (`None`: it did not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    /// Its labels, as its daemon said (`gpu`, `os=linux`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+/// Where an agent's tasks may run when it is not tied to one runtime (a runtime pool):
+/// any runtime of the workspace that is among `runtime_ids` (when given), has `provider`
+/// (when given) and carries every one of `labels`. At least `runtime_ids` or `provider`
+/// is given. A task goes to an online runtime of the pool with free capacity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct AgentPool {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runtime_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 /// `POST /api/v1/workspaces/{wid}/agents`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateAgentRequest {
     pub name: String,
+    /// The agent's runtime; may be empty when `pool` is given.
+    #[serde(default)]
     pub runtime_id: String,
+    /// A runtime pool instead of (or besides) `runtime_id` ([`AgentPool`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<AgentPool>,
+    /// Automatic retries of a transiently failed task (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Most of its tasks in flight at once (default: no cap of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
     #[serde(default)]
     pub instructions: String,
     #[serde(default)]
@@ -181,6 +213,19 @@ pub struct AgentInfo {
     /// Keys with their values masked ([`MASKED_ENV_VALUE`]): the values are write-only.
     pub custom_env: BTreeMap<String, String>,
     pub created_at: String,
+    /// Its runtime pool, when it has one (`runtime_id` is then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<AgentPool>,
+    pub max_retries: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// The runtimes its pool matches now (online or not); empty without a pool.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pool_runtimes: Vec<String>,
+    /// Why its tasks cannot run, when the server can tell: `no runtime matches` (a pool
+    /// that matches no runtime of the workspace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// `PATCH /api/v1/agents/{id}`: only the given fields change. A new `runtime_id` also
@@ -201,6 +246,15 @@ pub struct UpdateAgentRequest {
     pub custom_args: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_env: Option<BTreeMap<String, String>>,
+    /// A new pool; an empty one (no runtime ids, no provider) removes the pool, and the
+    /// agent then needs `runtime_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<AgentPool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// 0 removes the cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
 }
 
 /// Issue status values.
@@ -397,6 +451,8 @@ pub struct CommentInfo {
 #[serde(default)]
 pub struct TaskInfo {
     pub id: String,
+    /// 1 for a first run; an automatic or manual retry's is its parent's + 1.
+    pub attempt: u32,
     pub workspace_id: String,
     pub issue_id: String,
     pub agent_id: String,

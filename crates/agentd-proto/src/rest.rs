@@ -31,6 +31,13 @@ pub struct RuntimeSpec {
     /// server ignores it, and an old daemon omits it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxState>,
+    /// Tasks the daemon runs at once (an agentd extension; a Multica server ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    /// The daemon's labels (`labels` in its config; an agentd extension): agents bound
+    /// to a pool with labels run only on runtimes that carry them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 /// How a runtime's agent runs are isolated, as its daemon reports it.
@@ -342,6 +349,10 @@ pub enum FailureReason {
     /// The run's commit could not be pushed (the error is git's message); the commit is
     /// kept on the daemon's machine for `agentd task push`.
     PushFailed,
+    /// The model API was overloaded or rate-limited (HTTP 429, 529, 503) and the agent
+    /// gave up: a transient failure, retried on the agent's pool (an agentd extension; a
+    /// Multica server reads it as unknown).
+    ModelUnavailable,
     #[serde(other)]
     Unknown,
 }

@@ -36,10 +36,10 @@ prop_compose! {
 prop_compose! {
     fn register_request()(workspace_id in text(), daemon_id in text(), device_name in text(),
                           legacy in proptest::collection::vec(text(), 0..3),
-                          runtimes in proptest::collection::vec((text(), text(), text()), 0..4)) -> RegisterRequest {
+                          runtimes in proptest::collection::vec((text(), text(), text(), proptest::option::of(0u32..64), proptest::collection::vec(text(), 0..3)), 0..4)) -> RegisterRequest {
         RegisterRequest {
             workspace_id, daemon_id, device_name, legacy_daemon_ids: legacy,
-            runtimes: runtimes.into_iter().map(|(name, provider, version)| RuntimeSpec { name, provider, version, status: "online".into(), sandbox: None }).collect(),
+            runtimes: runtimes.into_iter().map(|(name, provider, version, capacity, labels)| RuntimeSpec { name, provider, version, status: "online".into(), sandbox: None, capacity, labels }).collect(),
             ..RegisterRequest::default()
         }
     }

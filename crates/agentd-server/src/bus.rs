@@ -187,6 +187,10 @@ pub fn deliver(app: &App, signal: &Signal) {
             }
         }
         Signal::Board(ev) => {
+            if ev.kind == "agent" {
+                // Created, changed or deleted: its workspace's pools are read again.
+                app.pools.forget(&ev.workspace_id);
+            }
             if ev.kind == "runtime"
                 && let Some(rid) = &ev.runtime_id
             {
@@ -205,6 +209,7 @@ pub fn deliver(app: &App, signal: &Signal) {
         Signal::TokensChanged { token_id } => app.auth_cache.forget_token(token_id.as_deref()),
         Signal::Resync => {
             app.auth_cache.clear();
+            app.pools.clear();
             app.bus.stats.resyncs.fetch_add(1, Ordering::Relaxed);
             app.events.publish(Events::event("resync", ""));
             app.hub.wake_all();

@@ -111,6 +111,9 @@ pub struct ServerConfig {
     pub liveness_write_every: Duration,
     /// How often the liveness flusher runs.
     pub liveness_flush_interval: Duration,
+    /// The wait before an automatic retry of a transiently failed task, doubled per
+    /// earlier attempt (`service::task::auto_retry`).
+    pub retry_backoff: Duration,
 }
 
 impl ServerConfig {
@@ -143,6 +146,7 @@ impl ServerConfig {
             forge_poll_interval: Duration::from_secs(60),
             liveness_write_every: Duration::from_secs(5),
             liveness_flush_interval: Duration::from_secs(1),
+            retry_backoff: Duration::from_secs(10),
         }
     }
 }
@@ -191,6 +195,8 @@ pub enum ServerError {
 
 /// Shared state of a running server.
 pub struct App {
+    /// The `Arc` this `App` lives in, for work that outlives a request ([`App::arc`]).
+    me: std::sync::Weak<App>,
     pub store: Arc<dyn Store>,
     pub hub: hub::Hub,
     /// Change notifications for the board's live stream (fed by the bus).
@@ -201,6 +207,8 @@ pub struct App {
     pub liveness: liveness::Liveness,
     /// Tokens and runtime owners read recently (the heartbeat's hot path; `authcache`).
     pub auth_cache: authcache::AuthCache,
+    /// Each workspace's pool agents, read recently (the claim's hot path; `service::pool`).
+    pub pools: service::pool::PoolCache,
     /// Whether this instance runs the sweeper.
     pub leader: leader::Leader,
     /// Request, claim and task-outcome counters (`GET /metrics`).
@@ -222,6 +230,12 @@ pub struct App {
 }
 
 impl App {
+    /// This `App` as an `Arc`, for a task that outlives the request that spawns it
+    /// (`None` only while the server is being dropped).
+    pub fn arc(&self) -> Option<Arc<App>> {
+        self.me.upgrade()
+    }
+
     /// How much older than the lease a database time may look and still be renewed by
     /// another instance's heartbeats not yet written: zero alone (the sweeper writes this
     /// instance's first), [`ServerConfig::liveness_lag`] while other instances share the
@@ -504,7 +518,8 @@ pub async fn open(
         }
         None => (bus::Bus::local(), leader::Leader::Alone),
     };
-    Ok(Arc::new(App {
+    Ok(Arc::new_cyclic(|me| App {
+        me: me.clone(),
         store,
         hub: hub::Hub::default(),
         events: events::Events::default(),
@@ -514,6 +529,7 @@ pub async fn open(
             config.offline_after.max(Duration::from_secs(60)),
         ),
         auth_cache: authcache::AuthCache::default(),
+        pools: service::pool::PoolCache::default(),
         leader,
         metrics: metrics::Metrics::default(),
         config,

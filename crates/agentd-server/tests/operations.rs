@@ -336,7 +336,11 @@ async fn migrate_says_what_it_applied_then_that_all_is_up_to_date() {
     );
     assert_eq!(
         applied,
-        vec![(1, "init".to_string()), (2, "claim function".to_string())]
+        vec![
+            (1, "init".to_string()),
+            (2, "claim function".to_string()),
+            (3, "pools".to_string())
+        ]
     );
     assert_eq!(
         agentd_server::ops::migrate(&config).await.unwrap().1,

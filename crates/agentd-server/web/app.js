@@ -514,8 +514,30 @@ function route() {
 window.addEventListener("hashchange", route);
 
 async function loadAgents() {
-  state.agents = await get(`/api/v1/workspaces/${state.workspace}/agents`);
+  // Runtimes too: a run says where it ran, and a pool agent how many runtimes it has.
+  [state.agents, state.runtimes] = await Promise.all([
+    get(`/api/v1/workspaces/${state.workspace}/agents`),
+    get(`/api/v1/workspaces/${state.workspace}/runtimes`).catch(() => state.runtimes || []),
+  ]);
   return state.agents;
+}
+
+const runtimeName = (id) => ((state.runtimes || []).find((r) => r.id === id) || {}).name || (id ? id.slice(0, 8) : "");
+
+/** Where an agent runs: its runtime, or its pool ("any claude +gpu · 2 runtimes, 1 online"). */
+function agentPlace(a, runtimes) {
+  if (!a.pool) {
+    const r = runtimes.find((x) => x.id === a.runtime_id);
+    return r ? `${r.name} (${r.status})` : "a deleted runtime (edit to rebind)";
+  }
+  const what = [];
+  if (a.pool.provider) what.push(`any ${a.pool.provider}`);
+  for (const l of a.pool.labels || []) what.push(`+${l}`);
+  if ((a.pool.runtime_ids || []).length) what.push("listed runtimes");
+  if (a.problem) return `pool (${what.join(" ")}): ${a.problem}`;
+  const members = a.pool_runtimes || [];
+  const online = members.filter((id) => (runtimes.find((r) => r.id === id) || {}).status === "online").length;
+  return `pool (${what.join(" ")}) · ${members.length} runtime${members.length === 1 ? "" : "s"}, ${online} online`;
 }
 
 const agentName = (id) => (state.agents.find((a) => a.id === id) || {}).name || "unassigned";
@@ -560,6 +582,7 @@ const FAILURE_LABEL = {
   environment_error: "environment error", repo_not_allowed: "repository not allowed",
   daemon_shutdown: "daemon shut down", disk_full: "disk full", orphaned: "orphaned",
   runtime_offline: "runtime offline", push_failed: "push failed",
+  model_unavailable: "model API busy",
 };
 
 /** Why a run failed, in a few words: its error's first line (cut), else its reason. */
@@ -1093,6 +1116,9 @@ function taskPanel(t, refreshIssue, log, diff, showTask) {
   }
   const details = h("dl.facts", {},
     h("dt", {}, "Agent"), h("dd", {}, t.agent_name || agentName(t.agent_id)),
+    h("dt", {}, "Runtime"), h("dd.ran-on", {}, t.runtime_id ? runtimeName(t.runtime_id)
+      : "waiting for a runtime of the agent's pool with free capacity"),
+    t.attempt > 1 ? [h("dt", {}, "Attempt"), h("dd.attempt", {}, String(t.attempt))] : null,
     h("dt", {}, "Queued"), h("dd", {}, timeAgo(t.created_at)),
     h("dt", {}, "Started"), h("dd", {}, t.started_at
       ? [timeAgo(t.started_at), " · ",
@@ -1416,7 +1442,11 @@ function agentsView() {
 
   const agentForm = (a, onDone, onCancel) => {
     const name = h("input", { value: a ? a.name : "", required: true, placeholder: "Name", "aria-label": "Name" });
-    const rt = h("select", { "aria-label": "Runtime", required: true }, runtimeOptions(a ? a.runtime_id : ""));
+    const rt = h("select", { "aria-label": "Runtime", required: !(a && a.pool) }, runtimeOptions(a ? a.runtime_id : ""));
+    // A pool instead of one runtime: any runtime of a provider, with labels.
+    const poolProvider = h("input", { value: a && a.pool ? a.pool.provider || "" : "", placeholder: "Or a pool: any runtime of provider (e.g. claude)", "aria-label": "Pool provider" });
+    const poolLabels = h("input", { value: a && a.pool ? (a.pool.labels || []).join(" ") : "", placeholder: "Pool labels (space-separated, e.g. gpu)", "aria-label": "Pool labels" });
+    poolProvider.oninput = () => { rt.required = !poolProvider.value.trim(); };
     const model = h("input", { value: a ? a.model : "", placeholder: "Model (optional)", "aria-label": "Model" });
     const instr = h("textarea", { rows: 3, placeholder: "Instructions", "aria-label": "Instructions" });
     instr.value = a ? a.instructions : "";
@@ -1433,11 +1463,14 @@ function agentsView() {
           if (at > 0) customEnv[line.slice(0, at).trim()] = line.slice(at + 1);
         }
         const body = { name: name.value, runtime_id: rt.value, model: model.value, instructions: instr.value, custom_env: customEnv };
+        const provider = poolProvider.value.trim();
+        if (provider) body.pool = { provider, labels: poolLabels.value.split(/\s+/).filter(Boolean) };
+        else if (a && a.pool) body.pool = {}; // cleared: back to one runtime
         const ok = await attempt(() => (a ? patch(`/api/v1/agents/${a.id}`, body)
           : post(`/api/v1/workspaces/${state.workspace}/agents`, body)));
         if (ok) onDone(form);
       },
-    }, name, rt, model, instr, env, h("div.row", {},
+    }, name, rt, poolProvider, poolLabels, model, instr, env, h("div.row", {},
       h("button.primary", { type: "submit" }, a ? "Save" : "Create agent"),
       onCancel ? h("button", { type: "button", onclick: onCancel }, "Cancel") : null));
     // Live refreshes update the runtime choices without touching what was typed.
@@ -1456,10 +1489,6 @@ function agentsView() {
     try {
       [runtimes] = await Promise.all([get(`/api/v1/workspaces/${state.workspace}/runtimes`), loadAgents()]);
     } catch (e) { toast(e.message); return; }
-    const rtName = (id) => {
-      const r = runtimes.find((x) => x.id === id);
-      return r ? `${r.name} (${r.status})` : "a deleted runtime (edit to rebind)";
-    };
     list.replaceChildren(...state.agents.map((a) => {
       const box = h("section.agent", { dataset: { agentId: a.id } });
       const open = editing.get(a.id);
@@ -1478,7 +1507,7 @@ function agentsView() {
             form.querySelector("input").focus();
           },
         }, "Edit")),
-        h("p.muted", {}, `on ${rtName(a.runtime_id)}${a.model ? ` · model ${a.model}` : ""}`),
+        h(a.problem ? "p.error.agent-problem" : "p.muted", {}, `on ${agentPlace(a, runtimes)}${a.model ? ` · model ${a.model}` : ""}`),
         Object.keys(a.custom_env || {}).length
           ? h("p.muted.env", {}, "env: ", Object.entries(a.custom_env).map(([k, v]) => `${k}=${v}`).join(", "))
           : null,

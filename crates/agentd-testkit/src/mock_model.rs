@@ -46,6 +46,9 @@ pub enum Turn {
     Error { status: u16, message: String },
     /// Accept the request and never answer (until the mock is dropped).
     Hang,
+    /// An HTTP error the first time this turn of this script is asked for (by any run),
+    /// then `then`: a model API that is busy for a while (the retry of a task succeeds).
+    ErrorOnce { status: u16, then: Box<Turn> },
 }
 
 impl Turn {
@@ -152,6 +155,13 @@ pub fn builtin_scripts() -> Vec<(&'static str, Vec<Turn>)> {
         ),
         ("error", vec![Turn::error(400)]),
         ("overloaded", vec![Turn::error(529)]),
+        (
+            "overloaded-once",
+            vec![Turn::ErrorOnce {
+                status: 529,
+                then: Box::new(Turn::text("MOCK-DONE: after the overload")),
+            }],
+        ),
         ("hang", vec![Turn::Hang]),
     ]
 }
@@ -285,10 +295,26 @@ impl Shared {
             .as_ref()
             .and_then(|s| self.scripts.get(s))
             .unwrap_or(&self.default_script);
-        let reply = script
+        let mut reply = script
             .get(turn)
             .cloned()
             .unwrap_or_else(|| Turn::text("MOCK: script exhausted"));
+        if let Turn::ErrorOnce { status, then } = reply {
+            let seen = self
+                .requests
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|r| r.scenario == scenario && r.turn == turn);
+            reply = if seen {
+                *then
+            } else {
+                Turn::Error {
+                    status,
+                    message: format!("mock {status}"),
+                }
+            };
+        }
         self.record(api, uri, body, scenario, turn);
         (reply, turn)
     }
@@ -378,6 +404,7 @@ async fn anthropic(State(s): State<Arc<Shared>>, uri: Uri, bytes: Bytes) -> Resp
     let input_tokens = INPUT_TOKENS + n as i64;
     let block = match turn {
         Turn::Hang => return s.hang().await,
+        Turn::ErrorOnce { .. } => unreachable!("`pick` resolves ErrorOnce"),
         Turn::Error { status, message } => {
             let kind = match status {
                 400 => "invalid_request_error",
@@ -499,6 +526,7 @@ async fn responses(State(s): State<Arc<Shared>>, uri: Uri, bytes: Bytes) -> Resp
         .to_string();
     let item = match turn {
         Turn::Hang => return s.hang().await,
+        Turn::ErrorOnce { .. } => unreachable!("`pick` resolves ErrorOnce"),
         Turn::Error { status, message } => {
             let kind = if status == 400 {
                 "invalid_request_error"
@@ -609,6 +637,7 @@ async fn chat(State(s): State<Arc<Shared>>, uri: Uri, bytes: Bytes) -> Response 
     let mut events = Vec::new();
     let finish = match turn {
         Turn::Hang => return s.hang().await,
+        Turn::ErrorOnce { .. } => unreachable!("`pick` resolves ErrorOnce"),
         Turn::Error { status, message } => {
             let kind = if status == 400 {
                 "invalid_request_error"
@@ -714,6 +743,7 @@ async fn gemini(
     };
     let events = match turn {
         Turn::Hang => return s.hang().await,
+        Turn::ErrorOnce { .. } => unreachable!("`pick` resolves ErrorOnce"),
         Turn::Error { status, message } => {
             let kind = match status {
                 400 => "INVALID_ARGUMENT",

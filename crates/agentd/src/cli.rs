@@ -146,6 +146,10 @@ pub struct DaemonArgs {
     /// Tasks run at once at most.
     #[arg(long)]
     pub max_concurrent_tasks: Option<usize>,
+    /// A label of this machine (repeatable; replaces `labels` of the config file):
+    /// agents bound to a pool with labels run only where all of them are.
+    #[arg(long = "label", value_name = "LABEL")]
+    pub label: Vec<String>,
     /// Name of this machine as the server shows it.
     #[arg(long)]
     pub device_name: Option<String>,

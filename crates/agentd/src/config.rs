@@ -22,6 +22,8 @@ pub struct FileConfig {
     pub poll_interval: Option<String>,
     pub health_port: Option<u16>,
     pub max_concurrent_tasks: Option<usize>,
+    /// This machine's labels, for agents bound to a pool with labels.
+    pub labels: Option<Vec<String>>,
     pub device_name: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub shutdown_grace: Option<String>,
@@ -443,6 +445,17 @@ pub fn daemon_config(args: &DaemonArgs) -> anyhow::Result<agentd_daemon::DaemonC
         }
         cfg.max_concurrent_tasks = n;
     }
+    let labels = if args.label.is_empty() {
+        file.labels.clone().unwrap_or_default()
+    } else {
+        args.label.clone()
+    };
+    for l in &labels {
+        if l.trim().is_empty() || l.len() > 64 || l.chars().any(char::is_whitespace) {
+            bail!("labels: {l:?} is not a label (1 to 64 characters, no spaces)");
+        }
+    }
+    cfg.labels = labels;
     let port = args
         .health_port
         .or(file.health_port)

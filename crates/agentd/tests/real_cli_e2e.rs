@@ -714,6 +714,86 @@ async fn claude_comments_on_its_issue_through_the_real_server() {
     );
 }
 
+/// Issue 14's retry classes, on the real server with the real Claude Code: the model API
+/// answers 529 (overloaded) to the first attempt; Claude Code gives up (its own retries
+/// off), the daemon reports `model_unavailable`, and the server's automatic retry
+/// completes the issue. The first attempt stays visible, failed, with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_model_api_is_retried_and_completes() {
+    let Some(claude) = installed("claude") else {
+        return;
+    };
+    let mock = MockModel::start(vec![]).await.expect("mock model");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::Server::start_with_args(dir.path(), &["--retry-backoff-secs", "0"]);
+    let url = server.url.clone();
+    let (ws, token, daemon) = server.workspace_with_tokens("e2e");
+    let d = spawn_daemon("claude", &claude, &url, &daemon, &mock);
+    let api = |args: &[&str]| common::cli(&url, &token, args);
+    let rid = common::online_runtime(&url, &token, &ws, "claude", 60).await;
+    api(&[
+        "agent",
+        "create",
+        "bot",
+        "--workspace",
+        &ws,
+        "--runtime",
+        &rid,
+        "--env",
+        "CLAUDE_CODE_MAX_RETRIES=0",
+    ]);
+    let issue = api(&[
+        "issue",
+        "create",
+        "@mock:overloaded-once busy model",
+        "--workspace",
+        &ws,
+        "--assign",
+        "bot",
+    ])["id"]
+        .as_str()
+        .expect("issue id")
+        .to_string();
+    let mut last = serde_json::Value::Null;
+    let reached = tokio::time::timeout(TEST_BOUND, async {
+        loop {
+            last = api(&["issue", "show", &issue]);
+            if last["issue"]["status"] == "in_review" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let ctx = || format!("{last:#}\n{}", d.describe());
+    assert!(
+        reached.is_ok(),
+        "the issue never reached in_review: {}",
+        ctx()
+    );
+    let tasks = last["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 2, "{}", ctx());
+    assert_eq!(tasks[0]["status"], "failed", "{}", ctx());
+    assert_eq!(tasks[0]["failure_reason"], "model_unavailable", "{}", ctx());
+    assert!(
+        tasks[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("529")),
+        "{}",
+        ctx()
+    );
+    assert_eq!(tasks[1]["status"], "completed", "{}", ctx());
+    assert_eq!(tasks[1]["attempt"], 2, "{}", ctx());
+    assert_eq!(tasks[1]["parent_task_id"], tasks[0]["id"], "{}", ctx());
+    assert!(
+        tasks[1]["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("MOCK-DONE: after the overload")),
+        "{}",
+        ctx()
+    );
+}
+
 /// Issue 4's user flow: `agentd up` (server + daemon in one process) with the real Claude
 /// Code against the mock. The user creates an agent and an issue assigned to it, follows
 /// the task with `agentd task logs --follow` (which ends when the task does), and finds

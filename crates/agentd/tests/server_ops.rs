@@ -142,7 +142,7 @@ async fn migrate_backup_and_migrate_to_through_the_binary() {
         data_s,
         "--json",
     ]));
-    assert_eq!(v["applied"].as_array().unwrap().len(), 8, "{v}");
+    assert_eq!(v["applied"].as_array().unwrap().len(), 9, "{v}");
     let v = stdout_json(&agentd(&[
         "server",
         "migrate",

@@ -13,6 +13,7 @@
 //! that polls `GET …/status` in its own task — never inside the loop that reads the
 //! agent's output, so a slow server cannot stall it.
 
+mod classify;
 mod command;
 pub mod outbox;
 pub mod prompt;
@@ -645,7 +646,8 @@ impl Daemon {
             return Err(fail(reason, error));
         }
         if let Some(err) = outcome.error {
-            return Err(fail(FailureReason::AgentError, err));
+            // A busy model API is transient (the server retries); else the agent's.
+            return Err(fail(classify::agent_failure(&err), err));
         }
         let tail = exit.stderr_tail.trim();
         let tail = if tail.is_empty() {

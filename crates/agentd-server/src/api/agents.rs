@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::error::{ApiError, ApiJson};
 use crate::App;
 use crate::auth::Member;
-use crate::service::{agent, agent_info, runtime, runtime_info};
+use crate::service::{agent, runtime, runtime_info};
 
 pub async fn list_runtimes(
     State(app): State<Arc<App>>,
@@ -38,7 +38,11 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateAgentRequest>,
 ) -> Result<(StatusCode, Json<AgentInfo>), ApiError> {
     let row = agent::create(&app, &who, &wid, req).await?;
-    Ok((StatusCode::CREATED, Json(agent_info(&row))))
+    let info = agent::infos(&app, std::slice::from_ref(&row)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(info.into_iter().next().unwrap_or_default()),
+    ))
 }
 
 pub async fn list(
@@ -47,7 +51,7 @@ pub async fn list(
     Path(wid): Path<String>,
 ) -> Result<Json<Vec<AgentInfo>>, ApiError> {
     let rows = agent::list(&app, &who, &wid).await?;
-    Ok(Json(rows.iter().map(agent_info).collect()))
+    Ok(Json(agent::infos(&app, &rows).await?))
 }
 
 pub async fn show(
@@ -55,7 +59,9 @@ pub async fn show(
     Member(who): Member,
     Path(id): Path<String>,
 ) -> Result<Json<AgentInfo>, ApiError> {
-    Ok(Json(agent_info(&agent::load_for(&app, &who, &id).await?)))
+    let row = agent::load_for(&app, &who, &id).await?;
+    let info = agent::infos(&app, std::slice::from_ref(&row)).await?;
+    Ok(Json(info.into_iter().next().unwrap_or_default()))
 }
 
 pub async fn update(
@@ -64,7 +70,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateAgentRequest>,
 ) -> Result<Json<AgentInfo>, ApiError> {
-    Ok(Json(agent_info(
-        &agent::update(&app, &who, &id, req).await?,
-    )))
+    let row = agent::update(&app, &who, &id, req).await?;
+    let info = agent::infos(&app, std::slice::from_ref(&row)).await?;
+    Ok(Json(info.into_iter().next().unwrap_or_default()))
 }

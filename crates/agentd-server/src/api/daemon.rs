@@ -134,7 +134,7 @@ pub async fn claim(
             "Idempotency-Key is longer than 200 characters",
         ));
     }
-    let task = task::claim(&app, &rt.id, key).await?;
+    let task = task::claim(&app, &rt, key).await?;
     match task {
         Some(_) => &app.metrics.claims,
         None => &app.metrics.empty_claims,

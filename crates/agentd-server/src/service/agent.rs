@@ -1,4 +1,5 @@
-//! Agents: a name, instructions and settings, bound to one runtime of their workspace.
+//! Agents: a name, instructions and settings, bound to one runtime of their workspace
+//! or to a runtime pool ([`pool`]).
 //! Rebinding an agent to another runtime moves its queued tasks along (and wakes the new
 //! runtime); tasks already claimed stay with the daemon that holds them. `custom_env`
 //! values are write-only: every answer masks them, and an update that sends a masked
@@ -6,11 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use agentd_proto::api::{CreateAgentRequest, MASKED_ENV_VALUE, UpdateAgentRequest};
+use agentd_proto::api::{
+    AgentInfo, AgentPool, CreateAgentRequest, MASKED_ENV_VALUE, UpdateAgentRequest,
+};
 
 use crate::App;
 use crate::auth::Principal;
-use crate::service::{Error, agent_event, new_id, resolve, workspace};
+use crate::service::{Error, agent_event, agent_info, new_id, pool, resolve, workspace};
 use crate::store::{AgentRow, RuntimeRow};
 
 /// The runtime an agent may be bound to: one of the agent's workspace, by any reference
@@ -48,6 +51,66 @@ fn merge_env(stored: &str, new: BTreeMap<String, String>) -> Result<String, Erro
     Ok(serde_json::to_string(&out).unwrap_or_else(|_| "{}".into()))
 }
 
+/// Automatic retries of a transiently failed task when the agent does not say.
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+
+/// A pool given by a user, checked ([`pool::validate`]) with its runtime references
+/// resolved to ids of the workspace.
+async fn pool_in(
+    app: &App,
+    who: &Principal,
+    workspace_id: &str,
+    mut p: AgentPool,
+) -> Result<AgentPool, Error> {
+    pool::validate(&p)?;
+    let mut ids = Vec::new();
+    for r in &p.runtime_ids {
+        let id = runtime_in(app, who, workspace_id, r).await?.id;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    p.runtime_ids = ids;
+    p.provider = p
+        .provider
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    p.labels = p.labels.iter().map(|l| l.trim().to_string()).collect();
+    Ok(p)
+}
+
+/// The agents as users see them, with what their pools match now and why their tasks
+/// cannot run (`no runtime matches`).
+pub async fn infos(app: &App, rows: &[AgentRow]) -> Result<Vec<AgentInfo>, Error> {
+    let mut runtimes: BTreeMap<String, Vec<RuntimeRow>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for a in rows {
+        let mut info = agent_info(a);
+        if let Some(p) = pool::of(a) {
+            if !runtimes.contains_key(&a.workspace_id) {
+                let all = app
+                    .store
+                    .list_runtimes(a.workspace_id.clone(), None)
+                    .await?;
+                runtimes.insert(a.workspace_id.clone(), all);
+            }
+            info.pool_runtimes = runtimes[&a.workspace_id]
+                .iter()
+                .filter(|rt| pool::matches(&p, rt))
+                .map(|rt| rt.id.clone())
+                .collect();
+            if info.pool_runtimes.is_empty() {
+                info.problem = Some(NO_RUNTIME_MATCHES.into());
+            }
+        }
+        out.push(info);
+    }
+    Ok(out)
+}
+
+/// [`AgentInfo::problem`] of a pool that matches no runtime.
+pub const NO_RUNTIME_MATCHES: &str = "no runtime matches";
+
 /// Loads an agent the caller can see, by any reference ([`resolve::agent`]).
 pub async fn load_for(app: &App, who: &Principal, agent_id: &str) -> Result<AgentRow, Error> {
     resolve::agent(app, who, agent_id, None).await
@@ -68,11 +131,22 @@ pub async fn create(
     if req.name.trim().is_empty() {
         return Err(Error::bad("name is required"));
     }
-    let rt = runtime_in(app, who, &ws.id, &req.runtime_id).await?;
+    let pool = match req.pool {
+        Some(p) => Some(pool_in(app, who, &ws.id, p).await?),
+        None => None,
+    };
+    let runtime_id = match (&pool, req.runtime_id.trim()) {
+        (None, "") => return Err(Error::bad("runtime_id (or a pool) is required")),
+        (Some(_), "") => String::new(),
+        (_, rid) => runtime_in(app, who, &ws.id, rid).await?.id,
+    };
     let row = AgentRow {
         id: new_id(),
         workspace_id: ws.id,
-        runtime_id: rt.id,
+        runtime_id,
+        pool: pool.map(|p| serde_json::to_string(&p).unwrap_or_default()),
+        max_retries: i64::from(req.max_retries.unwrap_or(DEFAULT_MAX_RETRIES)),
+        max_concurrency: req.max_concurrency.filter(|c| *c > 0).map(i64::from),
         name: req.name.trim().to_string(),
         instructions: req.instructions,
         model: req.model,
@@ -93,7 +167,27 @@ pub async fn update(
 ) -> Result<AgentRow, Error> {
     let mut a = load_for(app, who, agent_id).await?;
     if let Some(rid) = req.runtime_id {
-        a.runtime_id = runtime_in(app, who, &a.workspace_id, &rid).await?.id;
+        a.runtime_id = match rid.trim() {
+            "" => String::new(),
+            rid => runtime_in(app, who, &a.workspace_id, rid).await?.id,
+        };
+    }
+    if let Some(p) = req.pool {
+        a.pool = if p.runtime_ids.is_empty() && p.provider.is_none() {
+            None
+        } else {
+            let p = pool_in(app, who, &a.workspace_id, p).await?;
+            Some(serde_json::to_string(&p).unwrap_or_default())
+        };
+    }
+    if a.pool.is_none() && a.runtime_id.is_empty() {
+        return Err(Error::bad("an agent without a pool needs a runtime_id"));
+    }
+    if let Some(n) = req.max_retries {
+        a.max_retries = i64::from(n);
+    }
+    if let Some(c) = req.max_concurrency {
+        a.max_concurrency = (c > 0).then_some(i64::from(c));
     }
     if let Some(n) = req.name {
         if n.trim().is_empty() {
@@ -113,15 +207,10 @@ pub async fn update(
     if let Some(env) = req.custom_env {
         a.custom_env = merge_env(&a.custom_env, env)?;
     }
-    for t in app.store.update_agent(a.clone()).await? {
-        crate::bus::publish(
-            app,
-            crate::bus::Signal::TaskAvailable {
-                runtime_id: t.runtime_id.clone(),
-                task_id: Some(t.id.clone()),
-            },
-        );
-    }
+    // The pool is read again before the moved tasks wake anyone.
     agent_event(app, &a);
+    for t in app.store.update_agent(a.clone()).await? {
+        super::task::wake(app, &t).await?;
+    }
     Ok(a)
 }

@@ -14,6 +14,7 @@ pub mod diff;
 mod error;
 pub mod forge;
 pub mod issue;
+pub mod pool;
 pub mod repo_url;
 pub mod resolve;
 pub mod runtime;
@@ -173,6 +174,8 @@ pub fn runtime_info(r: &RuntimeRow) -> RuntimeInfo {
         last_seen_at: opt_time(r.last_seen_at),
         created_at: rfc3339(r.created_at),
         sandbox: r.sandbox.as_deref().map(agentd_proto::SandboxState::parse),
+        capacity: r.capacity.and_then(|c| u32::try_from(c).ok()),
+        labels: pool::labels(r),
     }
 }
 
@@ -199,6 +202,11 @@ pub fn agent_info(a: &AgentRow) -> AgentInfo {
         custom_args: serde_json::from_str(&a.custom_args).unwrap_or_default(),
         custom_env: masked_env(&a.custom_env),
         created_at: rfc3339(a.created_at),
+        pool: pool::of(a),
+        max_retries: u32::try_from(a.max_retries).unwrap_or(0),
+        max_concurrency: a.max_concurrency.and_then(|c| u32::try_from(c).ok()),
+        pool_runtimes: Vec::new(),
+        problem: None,
     }
 }
 
@@ -235,6 +243,7 @@ pub fn comment_info(c: &CommentRow) -> CommentInfo {
 pub fn task_info(t: &TaskRow) -> TaskInfo {
     TaskInfo {
         id: t.id.clone(),
+        attempt: u32::try_from(t.attempt).unwrap_or(1),
         workspace_id: t.workspace_id.clone(),
         issue_id: t.issue_id.clone(),
         agent_id: t.agent_id.clone(),

@@ -80,6 +80,9 @@ pub async fn register(
                 created_at: now,
                 owner_token_id,
                 sandbox: spec.sandbox.map(|s| s.as_str().to_string()),
+                capacity: spec.capacity.map(i64::from),
+                labels: serde_json::to_string(&clean_labels(&spec.labels))
+                    .unwrap_or_else(|_| "[]".into()),
             })
             .await?;
         runtime_event(app, &row, &row.status);
@@ -326,4 +329,17 @@ pub async fn delete(app: &App, who: &Principal, runtime_id: &str) -> Result<(), 
     app.store.delete_runtime(rt.id.clone()).await?;
     runtime_event(app, &rt, "deleted");
     Ok(())
+}
+
+/// A daemon's labels as stored: trimmed, without empties and repeats, at most 32 of at
+/// most 64 bytes each (the rest is dropped: labels only select, they hold no data).
+fn clean_labels(labels: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for l in labels {
+        let l = l.trim();
+        if !l.is_empty() && l.len() <= 64 && !out.iter().any(|o| o == l) && out.len() < 32 {
+            out.push(l.to_string());
+        }
+    }
+    out
 }

@@ -26,7 +26,8 @@ use crate::service::{
     Error, actor_of, diff, is_uuid, new_id, repos_from_json, resolve, short, task_event, task_infos,
 };
 use crate::store::{
-    AgentRow, CommentRow, IssueRow, MessageRow, StoreError, TaskRow, Transition, reason_text,
+    AgentRow, CommentRow, IssueRow, MessageRow, RuntimeRow, StoreError, TaskRow, Transition,
+    reason_text,
 };
 
 /// Claimed and not yet ended: the statuses a lease covers.
@@ -58,14 +59,42 @@ pub async fn enqueue(
     );
     app.store.insert_task(task.clone()).await?;
     task_event(app, "task", &task);
-    crate::bus::publish(
-        app,
-        crate::bus::Signal::TaskAvailable {
-            runtime_id: task.runtime_id.clone(),
-            task_id: Some(task.id.clone()),
-        },
-    );
+    wake(app, &task).await?;
     Ok(task)
+}
+
+/// Wakes the runtime a queued task waits for; for a pool agent's task (no runtime yet),
+/// every online runtime of the pool, least loaded first (the first to claim takes it).
+pub async fn wake(app: &App, task: &TaskRow) -> Result<(), StoreError> {
+    let mut targets = Vec::new();
+    if !task.runtime_id.is_empty() {
+        targets.push(task.runtime_id.clone());
+    } else if let Some(agent) = app.store.get_agent(task.agent_id.clone()).await? {
+        let mut loads = Vec::new();
+        for rt in super::pool::members(app, &agent).await? {
+            if rt.status != "online" {
+                continue;
+            }
+            let busy = app
+                .store
+                .runtime_tasks(rt.id.clone(), IN_FLIGHT.to_vec())
+                .await?
+                .len();
+            loads.push((busy, rt.id));
+        }
+        loads.sort();
+        targets.extend(loads.into_iter().map(|(_, id)| id));
+    }
+    for runtime_id in targets {
+        crate::bus::publish(
+            app,
+            crate::bus::Signal::TaskAvailable {
+                runtime_id,
+                task_id: Some(task.id.clone()),
+            },
+        );
+    }
+    Ok(())
 }
 
 fn new_task(
@@ -81,8 +110,14 @@ fn new_task(
         workspace_id: issue.workspace_id.clone(),
         issue_id: issue.id.clone(),
         agent_id: agent.id.clone(),
-        runtime_id: agent.runtime_id.clone(),
+        // A pool agent's task waits for whichever runtime of the pool claims it.
+        runtime_id: if agent.pool.is_some() {
+            String::new()
+        } else {
+            agent.runtime_id.clone()
+        },
         status: TaskStatus::Queued,
+        attempt: 1,
         trigger_comment_id,
         parent_task_id,
         queued_by,
@@ -186,16 +221,23 @@ pub async fn messages(
 /// builds the claim response, including a fresh task token.
 pub async fn claim(
     app: &App,
-    runtime_id: &str,
+    rt: &RuntimeRow,
     claim_key: Option<String>,
 ) -> Result<Option<Task>, Error> {
     let now = app.now();
     // A claim is a sign of life.
-    crate::liveness::seen(app, runtime_id, now, crate::liveness::Held::Nothing, false).await?;
+    crate::liveness::seen(app, &rt.id, now, crate::liveness::Held::Nothing, false).await?;
     let token = new_token(TASK_TOKEN_PREFIX);
+    let pool_agents = super::pool::served_by(app, rt).await?;
     let Some(row) = app
         .store
-        .claim_task(runtime_id.to_string(), claim_key, hash_token(&token), now)
+        .claim_task(
+            rt.id.clone(),
+            claim_key,
+            hash_token(&token),
+            now,
+            pool_agents,
+        )
         .await?
     else {
         return Ok(None);
@@ -551,8 +593,94 @@ async fn fail_inner(
     if let Some(row) = &moved {
         app.metrics.task_ended(row.status);
         task_event(app, "task", row);
+        auto_retry(app, row).await?;
     }
     Ok(moved.is_some())
+}
+
+/// Whether a failure is worth another attempt: the machine or the model API went away
+/// (the runtime silent past its lease, the daemon restarted or stopped, the model
+/// overloaded or rate-limited), not the agent's own doing (its error, a timeout) nor a
+/// person's (a cancel).
+pub fn is_transient(reason: FailureReason) -> bool {
+    matches!(
+        reason,
+        FailureReason::RuntimeOffline
+            | FailureReason::Orphaned
+            | FailureReason::DaemonShutdown
+            | FailureReason::ModelUnavailable
+    )
+}
+
+/// The wait before attempt `attempt + 1`: `config.retry_backoff` doubled per earlier
+/// attempt, at most 64 times it.
+fn backoff_ms(app: &App, attempt: i64) -> i64 {
+    let base = i64::try_from(app.config.retry_backoff.as_millis()).unwrap_or(i64::MAX);
+    base.saturating_mul(1 << (attempt - 1).clamp(0, 6))
+}
+
+/// After a transient failure, a new attempt of the task: linked to it (`parent_task_id`,
+/// the parent's `retry_task_id`: one retry per task, also under a race), its attempt
+/// number one higher, claimable after a backoff, on any runtime of the agent's pool (or
+/// the agent's runtime). Up to the agent's `max_retries` per chain; the issue must still
+/// be open. Wakes the runtimes when the backoff has passed.
+async fn auto_retry(app: &App, failed: &TaskRow) -> Result<(), StoreError> {
+    let Some(reason) = failed.failure_reason else {
+        return Ok(());
+    };
+    if !is_transient(reason) || failed.retry_task_id.is_some() {
+        return Ok(());
+    }
+    let Some(agent) = app.store.get_agent(failed.agent_id.clone()).await? else {
+        return Ok(());
+    };
+    if failed.attempt > agent.max_retries {
+        return Ok(());
+    }
+    let Some(issue) = app.store.get_issue(failed.issue_id.clone()).await? else {
+        return Ok(());
+    };
+    if matches!(issue.status.as_str(), "done" | "cancelled") {
+        return Ok(());
+    }
+    let wait = backoff_ms(app, failed.attempt);
+    let mut new = new_task(
+        app,
+        &issue,
+        &agent,
+        failed.trigger_comment_id.clone(),
+        Some(failed.id.clone()),
+        None,
+    );
+    new.attempt = failed.attempt + 1;
+    new.not_before = Some(app.now() + wait);
+    if app.store.insert_retry(new.clone()).await?.is_err() {
+        return Ok(()); // a person retried it first
+    }
+    tracing::info!(
+        task_id = %failed.id,
+        retry_task_id = %new.id,
+        attempt = new.attempt,
+        reason = reason_text(reason),
+        wait_ms = wait,
+        "transient failure: retrying"
+    );
+    task_event(app, "task", &new);
+    let Some(app2) = app.arc() else {
+        return Ok(());
+    };
+    let (task, shutdown) = (new, app.shutdown.clone());
+    app.tracker.spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(wait.max(0) as u64)) => {
+                if let Err(e) = wake(&app2, &task).await {
+                    tracing::warn!(task_id = %task.id, "cannot wake runtimes for a retry: {e}");
+                }
+            }
+            _ = shutdown.cancelled() => {}
+        }
+    });
+    Ok(())
 }
 
 /// Cancels a queued or in-flight task and pushes `daemon:task_cancelled` to its runtime;
@@ -659,17 +787,15 @@ pub async fn retry(app: &App, who: &Principal, task: &TaskRow) -> Result<TaskRow
         Some(task.id.clone()),
         Some(actor_of(app, who).await?),
     );
+    let new = TaskRow {
+        attempt: task.attempt + 1,
+        ..new
+    };
     if let Err(existing) = app.store.insert_retry(new.clone()).await? {
         return Err(already_retried(app, task, existing).await?);
     }
     task_event(app, "task", &new);
-    crate::bus::publish(
-        app,
-        crate::bus::Signal::TaskAvailable {
-            runtime_id: new.runtime_id.clone(),
-            task_id: Some(new.id.clone()),
-        },
-    );
+    wake(app, &new).await?;
     Ok(new)
 }
 

@@ -302,6 +302,10 @@ pub struct RuntimeRow {
     /// (`bwrap`, `off`, `unavailable`, `unknown`); `None` when the daemon did not say.
     /// Replaced on every register (a daemon that stops saying clears it).
     pub sandbox: Option<String>,
+    /// Tasks its daemon runs at once, as it said at register (`None`: it did not say).
+    pub capacity: Option<i64>,
+    /// Its labels, a JSON array of strings, as its daemon said at register.
+    pub labels: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -317,6 +321,12 @@ pub struct AgentRow {
     /// JSON object of strings.
     pub custom_env: String,
     pub created_at: i64,
+    /// The agent's pool (JSON of a `Pool`, `service::pool`); `None`: `runtime_id` alone.
+    pub pool: Option<String>,
+    /// Automatic retries of a transiently failed task (per chain of attempts).
+    pub max_retries: i64,
+    /// Most tasks of this agent in flight at once (`None`: no cap of its own).
+    pub max_concurrency: Option<i64>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -420,6 +430,10 @@ pub struct TaskRow {
     pub cancelled_by: Option<Actor>,
     /// Its retry, once it was retried.
     pub retry_task_id: Option<String>,
+    /// 1 for a first run; a retry's is its parent's + 1.
+    pub attempt: i64,
+    /// No runtime may claim it before this time (a retry's backoff).
+    pub not_before: Option<i64>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -662,12 +676,15 @@ pub trait TaskStore: Send + Sync + 'static {
     /// With a `claim_key`, a task already claimed by this runtime under that key (and still
     /// dispatched or running) is returned again instead. `token_hash` becomes the task's
     /// token hash (rotated on a replay, since only the hash is stored).
+    /// `pool_agents`: the agents of pools this runtime serves, whose unassigned queued
+    /// tasks it may take too (see `shared::claim_sql` for every rule).
     fn claim_task(
         &self,
         runtime_id: String,
         claim_key: Option<String>,
         token_hash: String,
         now: i64,
+        pool_agents: Vec<String>,
     ) -> StoreFut<'_, Option<TaskRow>>;
     /// What the answer to the claim of `task` carries beyond the row, read in one query
     /// (agent, issue, repos, triggering comment, session to resume, branch to continue).

@@ -572,13 +572,14 @@ impl Store for PgStore {
             Box::pin(async move {
                 let sql = format!(
                     "INSERT INTO runtimes ({RUNTIME_COLS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
                      ON CONFLICT (workspace_id, daemon_id, provider) DO UPDATE SET \
                      name = excluded.name, version = excluded.version, \
                      device_name = excluded.device_name, status = excluded.status, \
                      last_seen_at = excluded.last_seen_at, \
                      owner_token_id = excluded.owner_token_id, \
-                     sandbox = excluded.sandbox \
+                     sandbox = excluded.sandbox, capacity = excluded.capacity, \
+                     labels = excluded.labels \
                      RETURNING {RUNTIME_COLS}"
                 );
                 Ok(sqlx::query_as::<_, RuntimeRow>(AssertSqlSafe(sql))
@@ -594,6 +595,8 @@ impl Store for PgStore {
                     .bind(rt.created_at)
                     .bind(nn(&rt.owner_token_id))
                     .bind(nn(&rt.sandbox))
+                    .bind(rt.capacity)
+                    .bind(nn(&rt.labels))
                     .fetch_one(&mut **tx)
                     .await?)
             })
@@ -772,7 +775,8 @@ impl Store for PgStore {
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO agents (id, workspace_id, runtime_id, name, instructions, model, \
-                     custom_args, custom_env, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     custom_args, custom_env, created_at, pool, max_retries, max_concurrency) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(nn(&a.id))
                 .bind(nn(&a.workspace_id))
@@ -783,6 +787,9 @@ impl Store for PgStore {
                 .bind(nn(&a.custom_args))
                 .bind(nn(&a.custom_env))
                 .bind(a.created_at)
+                .bind(nn(&a.pool))
+                .bind(a.max_retries)
+                .bind(a.max_concurrency)
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -842,7 +849,8 @@ impl Store for PgStore {
             Box::pin(async move {
                 sqlx::query(
                     "UPDATE agents SET runtime_id = $2, name = $3, instructions = $4, model = $5, \
-                     custom_args = $6, custom_env = $7 WHERE id = $1",
+                     custom_args = $6, custom_env = $7, pool = $8, max_retries = $9, \
+                     max_concurrency = $10 WHERE id = $1",
                 )
                 .bind(nn(&a.id))
                 .bind(nn(&a.runtime_id))
@@ -851,6 +859,9 @@ impl Store for PgStore {
                 .bind(nn(&a.model))
                 .bind(nn(&a.custom_args))
                 .bind(nn(&a.custom_env))
+                .bind(nn(&a.pool))
+                .bind(a.max_retries)
+                .bind(a.max_concurrency)
                 .execute(&mut **tx)
                 .await?;
                 task_all(

@@ -406,7 +406,9 @@ impl TaskStore for PgStore {
         claim_key: Option<String>,
         token_hash: String,
         now: i64,
+        pool_agents: Vec<String>,
     ) -> StoreFut<'_, Option<TaskRow>> {
+        let pool_agents = serde_json::to_string(&pool_agents).unwrap_or_else(|_| "[]".into());
         // One round trip: `agentd_claim` (migration 0002) locks the runtime's row, so
         // claims of one runtime take turns as under SQLite's single writer, then runs
         // `claim_sql` with a fresh snapshot. Claims of different runtimes, on any
@@ -414,12 +416,13 @@ impl TaskStore for PgStore {
         Box::pin(async move {
             task_one(
                 sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
-                    "SELECT {TASK_COLS} FROM agentd_claim($1, $2, $3, $4)"
+                    "SELECT {TASK_COLS} FROM agentd_claim($1, $2, $3, $4, $5)"
                 )))
                 .bind(nn(&runtime_id))
                 .bind(now)
                 .bind(nn(&claim_key))
                 .bind(nn(&token_hash))
+                .bind(nn(&pool_agents))
                 .fetch_optional(&self.pool)
                 .await?,
             )
@@ -805,6 +808,8 @@ async fn insert_task(
     .bind(nn(t.cancelled_by.as_ref().map(|a| actor_kind_text(a.kind))))
     .bind(nn(t.cancelled_by.as_ref().map(|a| a.name.clone())))
     .bind(nn(&t.retry_task_id))
+    .bind(t.attempt)
+    .bind(t.not_before)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -8,10 +8,11 @@ use super::*;
 pub(super) const TASK_COLS: &str = "id, workspace_id, issue_id, agent_id, runtime_id, status, claim_key, \
     trigger_comment_id, output, error, failure_reason, session_id, work_dir, parent_task_id, \
     created_at, dispatched_at, started_at, completed_at, branch_name, daemon_id, held_at, late_report, claimed_by, \
-    queued_by_kind, queued_by_name, cancelled_by_kind, cancelled_by_name, retry_task_id";
+    queued_by_kind, queued_by_name, cancelled_by_kind, cancelled_by_name, retry_task_id, \
+    attempt, not_before";
 
 /// How many columns [`TASK_COLS`] names.
-pub(super) const TASK_COLS_N: usize = 28;
+pub(super) const TASK_COLS_N: usize = 30;
 
 /// The columns of a [`WorkspaceRow`].
 pub(super) const WORKSPACE_COLS: &str = "id, name, repos, created_at, COALESCE(key, '') AS key";
@@ -26,12 +27,16 @@ pub(super) const ISSUE_FROM: &str = "issues i JOIN workspaces w ON w.id = i.work
 
 /// The claim, in one statement: with an idempotency key ($3) that this runtime ($1)
 /// already claimed a task under, that task again (a new task token $4 and lease time $2,
-/// nothing else moves); otherwise the oldest queued task of the runtime whose (issue,
-/// agent) has no task in flight, moved to `dispatched`. The `status` guard makes the
-/// hand-out exactly-once. `lock` is appended to the queued pick (PostgreSQL's `FOR UPDATE
-/// SKIP LOCKED`; empty on SQLite, whose single writer serializes claims). SET expressions
-/// read the row as it was, so `status = 'queued'` tells a new claim from a replay.
-pub(super) fn claim_sql(lock: &str) -> String {
+/// nothing else moves); otherwise the oldest claimable queued task, moved to `dispatched`
+/// on this runtime. Claimable: queued for this runtime, or for no runtime yet by an agent
+/// of a pool this runtime serves (the agent ids in the JSON array $5); past its
+/// `not_before`; its (issue, agent) has no task in flight; the runtime has fewer tasks in
+/// flight than its capacity; the agent fewer than its `max_concurrency`. The `status`
+/// guard makes the hand-out exactly-once. `lock` is appended to the queued pick
+/// (PostgreSQL's `FOR UPDATE SKIP LOCKED`; empty on SQLite, whose single writer
+/// serializes claims); `pool_ids` is the engine's way to read $5 as a set of ids. SET
+/// expressions read the row as it was, so `status = 'queued'` tells a claim from a replay.
+pub(super) fn claim_sql(lock: &str, pool_ids: &str) -> String {
     format!(
         "UPDATE tasks SET \
            status = CASE WHEN status = 'queued' THEN 'dispatched' ELSE status END, \
@@ -41,19 +46,34 @@ pub(super) fn claim_sql(lock: &str) -> String {
              THEN (SELECT r.daemon_id FROM runtimes r WHERE r.id = $1) ELSE daemon_id END, \
            claimed_by = CASE WHEN status = 'queued' \
              THEN (SELECT r.owner_token_id FROM runtimes r WHERE r.id = $1) ELSE claimed_by END, \
-           task_token_hash = $4, held_at = $2 \
+           runtime_id = $1, task_token_hash = $4, held_at = $2 \
          WHERE id = COALESCE( \
            (SELECT k.id FROM tasks k WHERE k.runtime_id = $1 AND k.claim_key = $3 \
              AND k.status IN ('dispatched', 'running') LIMIT 1), \
-           (SELECT q.id FROM tasks q WHERE q.runtime_id = $1 AND q.status = 'queued' \
+           (SELECT q.id FROM tasks q WHERE q.status = 'queued' \
+             AND (q.runtime_id = $1 OR (q.runtime_id = '' AND q.agent_id IN {pool_ids})) \
+             AND (q.not_before IS NULL OR q.not_before <= $2) \
              AND NOT EXISTS (SELECT 1 FROM tasks a WHERE a.issue_id = q.issue_id \
                AND a.agent_id = q.agent_id AND a.status IN ('dispatched', 'running')) \
+             AND (SELECT COUNT(*) FROM tasks f WHERE f.runtime_id = $1 \
+               AND f.status IN ('dispatched', 'running')) \
+               < COALESCE((SELECT r.capacity FROM runtimes r WHERE r.id = $1), 1000000) \
+             AND (SELECT COUNT(*) FROM tasks g WHERE g.agent_id = q.agent_id \
+               AND g.status IN ('dispatched', 'running')) \
+               < COALESCE((SELECT c.max_concurrency FROM agents c WHERE c.id = q.agent_id), 1000000) \
              ORDER BY q.created_at, q.id LIMIT 1 {lock})) \
          AND (status = 'queued' OR (runtime_id = $1 AND claim_key = $3 \
            AND status IN ('dispatched', 'running'))) \
          RETURNING {TASK_COLS}"
     )
 }
+
+/// [`claim_sql`]'s `pool_ids` on SQLite.
+pub(super) const SQLITE_POOL_IDS: &str = "(SELECT value FROM json_each($5))";
+/// [`claim_sql`]'s `pool_ids` on PostgreSQL (inside `agentd_claim`, migration 0003; the
+/// unit test below checks the function runs `claim_sql` with it).
+#[cfg(test)]
+pub(super) const PG_POOL_IDS: &str = "(SELECT jsonb_array_elements_text($5::jsonb))";
 
 /// Everything a claim's answer carries beyond the task row, in one read: the agent
 /// ($1), the issue ($2), the workspace's repos ($3), the triggering comment ($4), the
@@ -112,6 +132,8 @@ pub(super) struct TaskRecord {
     cancelled_by_kind: Option<String>,
     cancelled_by_name: Option<String>,
     retry_task_id: Option<String>,
+    attempt: i64,
+    not_before: Option<i64>,
 }
 
 impl TryFrom<TaskRecord> for TaskRow {
@@ -145,6 +167,8 @@ impl TryFrom<TaskRecord> for TaskRow {
             queued_by: stored_actor(r.queued_by_kind, r.queued_by_name),
             cancelled_by: stored_actor(r.cancelled_by_kind, r.cancelled_by_name),
             retry_task_id: r.retry_task_id,
+            attempt: r.attempt,
+            not_before: r.not_before,
         })
     }
 }
@@ -158,7 +182,7 @@ pub(super) fn task_all(rows: Vec<TaskRecord>) -> Result<Vec<TaskRow>, StoreError
 }
 
 pub(super) const RUNTIME_COLS: &str = "id, workspace_id, daemon_id, provider, name, version, device_name, \
-    status, last_seen_at, created_at, owner_token_id, sandbox";
+    status, last_seen_at, created_at, owner_token_id, sandbox, capacity, labels";
 
 pub(super) const TOKEN_COLS: &str =
     "id, name, kind, created_at, created_by, expires_at, revoked_at, last_used_at";
@@ -256,16 +280,18 @@ mod tests {
     /// `claim_sql`. They must be the same statement.
     #[test]
     fn the_postgres_claim_function_runs_claim_sql() {
-        let migration = words(include_str!(
-            "../../migrations/postgres/0002_claim_function.sql"
-        ));
-        let claim = words(&super::claim_sql("FOR UPDATE SKIP LOCKED")).replace(
+        let migration = words(include_str!("../../migrations/postgres/0003_pools.sql"));
+        let claim = words(&super::claim_sql(
+            "FOR UPDATE SKIP LOCKED",
+            super::PG_POOL_IDS,
+        ))
+        .replace(
             &words(&format!("RETURNING {}", super::TASK_COLS)),
             "RETURNING *",
         );
         assert!(
             migration.contains(&claim),
-            "migrations/postgres/0002_claim_function.sql no longer runs claim_sql:\n{claim}"
+            "migrations/postgres/0003_pools.sql no longer runs claim_sql:\n{claim}"
         );
     }
 }

@@ -477,13 +477,14 @@ impl Store for SqliteStore {
             Box::pin(async move {
                 let sql = format!(
                     "INSERT INTO runtimes ({RUNTIME_COLS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
                      ON CONFLICT (workspace_id, daemon_id, provider) DO UPDATE SET \
                      name = excluded.name, version = excluded.version, \
                      device_name = excluded.device_name, status = excluded.status, \
                      last_seen_at = excluded.last_seen_at, \
                      owner_token_id = excluded.owner_token_id, \
-                     sandbox = excluded.sandbox \
+                     sandbox = excluded.sandbox, capacity = excluded.capacity, \
+                     labels = excluded.labels \
                      RETURNING {RUNTIME_COLS}"
                 );
                 Ok(sqlx::query_as::<_, RuntimeRow>(AssertSqlSafe(sql))
@@ -499,6 +500,8 @@ impl Store for SqliteStore {
                     .bind(rt.created_at)
                     .bind(&rt.owner_token_id)
                     .bind(&rt.sandbox)
+                    .bind(rt.capacity)
+                    .bind(&rt.labels)
                     .fetch_one(&mut **tx)
                     .await?)
             })
@@ -677,7 +680,8 @@ impl Store for SqliteStore {
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO agents (id, workspace_id, runtime_id, name, instructions, model, \
-                     custom_args, custom_env, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     custom_args, custom_env, created_at, pool, max_retries, max_concurrency) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(&a.id)
                 .bind(&a.workspace_id)
@@ -688,6 +692,9 @@ impl Store for SqliteStore {
                 .bind(&a.custom_args)
                 .bind(&a.custom_env)
                 .bind(a.created_at)
+                .bind(&a.pool)
+                .bind(a.max_retries)
+                .bind(a.max_concurrency)
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -747,7 +754,8 @@ impl Store for SqliteStore {
             Box::pin(async move {
                 sqlx::query(
                     "UPDATE agents SET runtime_id = $2, name = $3, instructions = $4, model = $5, \
-                     custom_args = $6, custom_env = $7 WHERE id = $1",
+                     custom_args = $6, custom_env = $7, pool = $8, max_retries = $9, \
+                     max_concurrency = $10 WHERE id = $1",
                 )
                 .bind(&a.id)
                 .bind(&a.runtime_id)
@@ -756,6 +764,9 @@ impl Store for SqliteStore {
                 .bind(&a.model)
                 .bind(&a.custom_args)
                 .bind(&a.custom_env)
+                .bind(&a.pool)
+                .bind(a.max_retries)
+                .bind(a.max_concurrency)
                 .execute(&mut **tx)
                 .await?;
                 task_all(

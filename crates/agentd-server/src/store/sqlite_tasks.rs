@@ -405,16 +405,19 @@ impl TaskStore for SqliteStore {
         claim_key: Option<String>,
         token_hash: String,
         now: i64,
+        pool_agents: Vec<String>,
     ) -> StoreFut<'_, Option<TaskRow>> {
+        let pool_agents = serde_json::to_string(&pool_agents).unwrap_or_else(|_| "[]".into());
         // One statement, no BEGIN/COMMIT: the single writer already serializes claims.
         Box::pin(self.write_one(move |conn| {
             Box::pin(async move {
                 task_one(
-                    sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(claim_sql("")))
+                    sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(claim_sql("", SQLITE_POOL_IDS)))
                         .bind(&runtime_id)
                         .bind(now)
                         .bind(&claim_key)
                         .bind(&token_hash)
+                        .bind(&pool_agents)
                         .fetch_optional(&mut *conn)
                         .await?,
                 )
@@ -801,6 +804,8 @@ async fn insert_task(
     .bind(t.cancelled_by.as_ref().map(|a| actor_kind_text(a.kind)))
     .bind(t.cancelled_by.as_ref().map(|a| a.name.clone()))
     .bind(&t.retry_task_id)
+    .bind(t.attempt)
+    .bind(t.not_before)
     .execute(&mut **tx)
     .await?;
     Ok(())

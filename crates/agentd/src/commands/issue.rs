@@ -359,12 +359,20 @@ fn render_run(t: &Value, st: Style) -> String {
         head.push(format!("by {}", s(t, "agent_name")));
     }
     head.push(ago(&s(t, "created_at")));
+    if t["attempt"].as_u64().is_some_and(|a| a > 1) {
+        head.push(format!("attempt {}", t["attempt"]));
+    }
     let timing = run_timing(t);
     if !timing.is_empty() {
         head.push(timing);
     }
     let mut out = format!("  {}", head.join("  "));
     let pad = "      ";
+    if s(t, "status") == "queued" && s(t, "runtime_id").is_empty() {
+        out.push_str(&format!(
+            "\n{pad}waiting for a runtime of the agent's pool with free capacity"
+        ));
+    }
     let f = failure(t);
     if !f.is_empty() {
         out.push_str(&format!("\n{pad}{} {f}", st.red("error:")));

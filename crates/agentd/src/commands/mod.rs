@@ -323,9 +323,9 @@ pub enum RuntimeCmd {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum AgentCmd {
-    /// Create an agent on a runtime.
+    /// Create an agent on a runtime, or on a pool of runtimes.
     #[command(
-        after_help = "Examples:\n  agentd agent create my-agent --runtime claude\n  agentd agent create reviewer --runtime codex --model o4 --instructions \"Review only\""
+        after_help = "Examples:\n  agentd agent create my-agent --runtime claude\n  agentd agent create reviewer --runtime codex --model o4 --instructions \"Review only\"\n  agentd agent create anywhere --pool-provider claude\n  agentd agent create trainer --pool-provider claude --pool-label gpu --max-retries 3\n  agentd agent create pair --pool-runtime 'Claude (laptop)' --pool-runtime 'Claude (buildbox)'"
     )]
     Create {
         /// Its name (unique in the workspace; issues are assigned to it by name).
@@ -334,8 +334,11 @@ pub enum AgentCmd {
         #[arg(long, env = "AGENTD_WORKSPACE")]
         workspace: Option<String>,
         /// The runtime it runs on: its name, id or a unique id prefix (`agentd runtime list`).
-        #[arg(long)]
-        runtime: String,
+        /// Not needed with a pool.
+        #[arg(long, required_unless_present_any = ["pool_runtime", "pool_provider"])]
+        runtime: Option<String>,
+        #[command(flatten)]
+        pool: PoolArgs,
         /// Standing instructions added to every prompt.
         #[arg(long, default_value = "")]
         instructions: String,
@@ -375,7 +378,81 @@ pub enum AgentCmd {
         /// Its new model.
         #[arg(long)]
         model: Option<String>,
+        /// A new pool (replaces the old one).
+        #[command(flatten)]
+        pool: PoolArgs,
+        /// Remove its pool (it then needs `--runtime`).
+        #[arg(long, conflicts_with_all = ["pool_runtime", "pool_provider", "pool_label"])]
+        no_pool: bool,
     },
+}
+
+/// An agent's runtime pool and retry settings (`agent create`, `agent update`).
+#[derive(clap::Args, Debug, Default)]
+pub struct PoolArgs {
+    /// A runtime of its pool: name, id or unique id prefix (repeatable). Its tasks go to
+    /// whichever runtime of the pool is online with free capacity.
+    #[arg(long, value_name = "RUNTIME")]
+    pub pool_runtime: Vec<String>,
+    /// Any runtime of this provider in the workspace belongs to its pool (`claude`, …).
+    #[arg(long, value_name = "PROVIDER")]
+    pub pool_provider: Option<String>,
+    /// Only runtimes carrying this label (a daemon's `--label`; repeatable: all of them).
+    #[arg(long, value_name = "LABEL", requires = "pool_provider")]
+    pub pool_label: Vec<String>,
+    /// Automatic retries of a task that failed transiently (runtime gone, model API
+    /// overloaded) [default: 2].
+    #[arg(long)]
+    pub max_retries: Option<u32>,
+    /// Most of its tasks running at once (0: no cap of its own).
+    #[arg(long)]
+    pub max_concurrency: Option<u32>,
+}
+
+impl PoolArgs {
+    /// The request fields these flags set.
+    fn apply(&self, body: &mut Value) {
+        if !self.pool_runtime.is_empty() || self.pool_provider.is_some() {
+            body["pool"] = json!({"runtime_ids": self.pool_runtime,
+                                  "provider": self.pool_provider, "labels": self.pool_label});
+        }
+        if let Some(n) = self.max_retries {
+            body["max_retries"] = json!(n);
+        }
+        if let Some(n) = self.max_concurrency {
+            body["max_concurrency"] = json!(n);
+        }
+    }
+}
+
+/// How an agent's runtime reads in a table: its runtime's name, or its pool.
+fn agent_runtime(a: &Value, names: &std::collections::HashMap<String, String>) -> String {
+    let Some(pool) = a.get("pool").filter(|p| p.is_object()) else {
+        let rid = s(a, "runtime_id");
+        return names.get(&rid).cloned().unwrap_or_else(|| short(&rid));
+    };
+    let mut what: Vec<String> = Vec::new();
+    if let Some(p) = pool["provider"].as_str() {
+        what.push(format!("any {p}"));
+    }
+    for l in pool["labels"].as_array().into_iter().flatten() {
+        what.push(format!("+{}", l.as_str().unwrap_or_default()));
+    }
+    let n = a["pool_runtimes"].as_array().map_or(0, Vec::len);
+    if pool["runtime_ids"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty())
+    {
+        what.push("listed".into());
+    }
+    match a["problem"].as_str() {
+        Some(problem) => format!("pool ({}): {problem}", what.join(" ")),
+        None => format!(
+            "pool ({}): {n} runtime{}",
+            what.join(" "),
+            if n == 1 { "" } else { "s" }
+        ),
+    }
 }
 
 /// `--status` values of issues.
@@ -1046,6 +1123,7 @@ async fn agent(c: Client, cmd: AgentCmd) -> anyhow::Result<()> {
             name,
             workspace,
             runtime,
+            pool,
             instructions,
             model,
             args,
@@ -1059,12 +1137,15 @@ async fn agent(c: Client, cmd: AgentCmd) -> anyhow::Result<()> {
                 env_map.insert(k.to_string(), Value::String(v.to_string()));
             }
             let ws = c.workspace(workspace).await?;
+            let mut body = json!({"name": name, "runtime_id": runtime.clone().unwrap_or_default(),
+                                  "instructions": instructions,
+                                  "model": model, "custom_args": args, "custom_env": env_map});
+            pool.apply(&mut body);
+            let runtime = runtime
+                .or_else(|| pool.pool_runtime.first().cloned())
+                .unwrap_or_default();
             let res = c
-                .post(
-                    &format!("/api/v1/workspaces/{}/agents", enc(&ws)),
-                    json!({"name": name, "runtime_id": runtime, "instructions": instructions,
-                           "model": model, "custom_args": args, "custom_env": env_map}),
-                )
+                .post(&format!("/api/v1/workspaces/{}/agents", enc(&ws)), body)
                 .await
                 .about(&[("runtime", &runtime), ("workspace", &ws)]);
             let v = match res {
@@ -1078,12 +1159,17 @@ async fn agent(c: Client, cmd: AgentCmd) -> anyhow::Result<()> {
             };
             c.print(&v, |v| {
                 let names = runtime_names(&runtimes);
-                let rt = names
-                    .get(&s(v, "runtime_id"))
-                    .cloned()
-                    .unwrap_or_else(|| runtime.clone());
+                let on = if v.get("pool").is_some_and(Value::is_object) {
+                    agent_runtime(v, &names)
+                } else {
+                    let rt = names
+                        .get(&s(v, "runtime_id"))
+                        .cloned()
+                        .unwrap_or_else(|| runtime.clone());
+                    format!("runtime {rt}")
+                };
                 format!(
-                    "created agent {} on runtime {rt}\nassign it an issue: agentd issue create \
+                    "created agent {} on {on}\nassign it an issue: agentd issue create \
                      TITLE --assign {}",
                     st.bold(&s(v, "name")),
                     s(v, "name")
@@ -1117,10 +1203,24 @@ async fn agent(c: Client, cmd: AgentCmd) -> anyhow::Result<()> {
                     .iter()
                     .map(|a| {
                         let rid = s(a, "runtime_id");
+                        let online = a["pool_runtimes"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|r| {
+                                status.get(r.as_str().unwrap_or_default()).map(String::as_str)
+                                    == Some("online")
+                            })
+                            .count();
+                        let state = if a.get("pool").is_some_and(Value::is_object) {
+                            if online > 0 { "online" } else { "offline" }
+                        } else {
+                            status.get(&rid).map(String::as_str).unwrap_or("gone")
+                        };
                         vec![
                             s(a, "name"),
-                            names.get(&rid).cloned().unwrap_or_else(|| short(&rid)),
-                            st.status(status.get(&rid).map(String::as_str).unwrap_or("gone")),
+                            agent_runtime(a, &names),
+                            st.status(state),
                             render::or(a, "model", "-"),
                             ago(&s(a, "created_at")),
                         ]
@@ -1135,8 +1235,14 @@ async fn agent(c: Client, cmd: AgentCmd) -> anyhow::Result<()> {
             name,
             instructions,
             model,
+            pool,
+            no_pool,
         } => {
             let mut body = json!({});
+            pool.apply(&mut body);
+            if no_pool {
+                body["pool"] = json!({});
+            }
             let mut refs: Vec<(&str, String)> = vec![("agent", id.clone())];
             if let Some(r) = &runtime {
                 refs.push(("runtime", r.clone()));

@@ -41,6 +41,10 @@ pub struct ServerArgs {
     /// Seconds without a heartbeat before a runtime is offline.
     #[arg(long, default_value_t = 45)]
     pub offline_after_secs: u64,
+    /// Seconds before the automatic retry of a transiently failed task may run (doubled
+    /// per earlier attempt).
+    #[arg(long, default_value_t = 10)]
+    pub retry_backoff_secs: u64,
     /// Seconds a connection may take to send a whole request head (slowloris defence;
     /// also how long an idle keep-alive connection is kept).
     #[arg(long, default_value_t = 30)]
@@ -202,6 +206,7 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
         .await
         .context("cannot open the server's database")?;
     config.offline_after = Duration::from_secs(args.offline_after_secs.max(1));
+    config.retry_backoff = Duration::from_secs(args.retry_backoff_secs);
     config.members_can_mint_tokens = args.members_can_mint_tokens;
     config.members_can_create_workspaces = args.members_can_create_workspaces;
     config.allow_local_repos = args.allow_local_repos;
