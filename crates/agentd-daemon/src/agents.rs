@@ -140,7 +140,14 @@ impl VersionProbe for CommandProbe {
                         .collect(),
                 });
             }
-            let version = version_line(&String::from_utf8_lossy(&out.stdout));
+            // Pi prints its version on stderr.
+            let mut version = version_line(&String::from_utf8_lossy(&out.stdout));
+            if parse_semver(&version).is_none() {
+                let on_stderr = version_line(&String::from_utf8_lossy(&out.stderr));
+                if parse_semver(&on_stderr).is_some() {
+                    version = on_stderr;
+                }
+            }
             check_min_version(&agent.provider, &version)?;
             Ok(version)
         })
@@ -263,9 +270,15 @@ mod tests {
             probe.probe(&entry("opencode", slow)).await,
             Err(ProbeError::Timeout { .. })
         ));
+        // A version on stderr only (Pi) counts too.
+        let on_stderr = write("pi", "echo 0.73.1 >&2");
+        assert_eq!(
+            probe.probe(&entry("pi", on_stderr)).await.unwrap(),
+            "0.73.1"
+        );
         let found = detect(Some(dir.path().as_os_str()), &[]);
         let providers: Vec<_> = found.iter().map(|a| a.provider.as_str()).collect();
-        assert_eq!(providers, ["claude", "codex", "opencode", "gemini"]);
+        assert_eq!(providers, ["claude", "codex", "opencode", "gemini", "pi"]);
         let pinned = detect(
             Some(dir.path().as_os_str()),
             &[("claude".into(), PathBuf::from("/nonexistent/claude"))],

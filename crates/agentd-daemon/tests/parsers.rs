@@ -281,7 +281,10 @@ fn parser_throughput() {
     let rounds = 300;
     for provider in backend::provider::names() {
         let mut bytes = Vec::new();
-        for name in fixture_names().iter().filter(|n| n.starts_with(provider)) {
+        for name in fixture_names()
+            .iter()
+            .filter(|n| n.starts_with(&format!("{provider}-")))
+        {
             bytes.extend(std::fs::read(fixtures_dir().join(name)).expect("fixture"));
         }
         let backend = backend::for_provider(provider).expect("backend");

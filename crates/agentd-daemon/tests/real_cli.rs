@@ -718,3 +718,269 @@ async fn gemini_resume_and_api_error() {
         "{d}"
     );
 }
+
+// ---- Qwen Code, Pi, Kilo Code, Continue (OpenAI Chat Completions) ----
+
+fn qwen_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
+    let qwen_dir = sb.home.join(".qwen");
+    std::fs::create_dir_all(&qwen_dir).expect("mkdir");
+    let settings = serde_json::json!({
+        "security": {"auth": {"selectedType": "openai"}},
+        "privacy": {"usageStatisticsEnabled": false},
+        "telemetry": {"enabled": false},
+        "general": {"disableAutoUpdate": true, "disableUpdateNag": true}
+    });
+    std::fs::write(qwen_dir.join("settings.json"), settings.to_string()).expect("settings");
+    env(&[
+        ("HOME", &sb.home.to_string_lossy()),
+        ("TMPDIR", &sb.tmp.to_string_lossy()),
+        ("OPENAI_BASE_URL", &mock.openai_base_url()),
+        ("OPENAI_API_KEY", "mock-key"),
+        ("OPENAI_MODEL", "qwen-mock"),
+    ])
+}
+
+fn pi_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
+    let pi_dir = sb.home.join(".pi").join("agent");
+    std::fs::create_dir_all(&pi_dir).expect("mkdir");
+    let models = serde_json::json!({"providers": {"mock": {
+        "baseUrl": mock.openai_base_url(), "api": "openai-completions", "apiKey": "mock-key",
+        "compat": {"supportsDeveloperRole": false, "supportsReasoningEffort": false},
+        "models": [{"id": "mock-model"}]}}});
+    std::fs::write(pi_dir.join("models.json"), models.to_string()).expect("models");
+    let settings = serde_json::json!({"defaultProvider": "mock", "defaultModel": "mock-model"});
+    std::fs::write(pi_dir.join("settings.json"), settings.to_string()).expect("settings");
+    env(&[
+        ("HOME", &sb.home.to_string_lossy()),
+        ("TMPDIR", &sb.tmp.to_string_lossy()),
+    ])
+}
+
+fn kilo_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
+    let config = serde_json::json!({
+        "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
+            "options": {"baseURL": mock.openai_base_url(), "apiKey": "mock"},
+            "models": {"mock-model": {"name": "Mock", "tool_call": true}}}},
+        "model": "mock/mock-model", "small_model": "mock/mock-model",
+        "autoupdate": false, "share": "disabled"
+    })
+    .to_string();
+    env(&[
+        ("HOME", &sb.home.to_string_lossy()),
+        ("TMPDIR", &sb.tmp.to_string_lossy()),
+        ("KILO_CONFIG_CONTENT", &config),
+        ("KILO_DISABLE_MODELS_FETCH", "1"),
+        ("npm_config_offline", "true"),
+    ])
+}
+
+fn continue_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
+    let dir = sb.home.join(".continue");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let config = format!(
+        "name: mock\nversion: 0.0.1\nschema: v1\nmodels:\n  - name: mock\n    provider: openai\n    model: mock-model\n    apiBase: {}\n    apiKey: mock-key\n    roles: [chat]\n",
+        mock.openai_base_url()
+    );
+    std::fs::write(dir.join("config.yaml"), config).expect("config");
+    env(&[
+        ("HOME", &sb.home.to_string_lossy()),
+        ("TMPDIR", &sb.tmp.to_string_lossy()),
+    ])
+}
+
+/// `@mock:write` through `backend`: the file, the CLI's own write tool `write_tool` and
+/// the mock's two Chat Completions turns.
+async fn writes_with(
+    backend: &dyn Backend,
+    bin: &Path,
+    make_env: fn(&Sandbox, &MockModel) -> Vec<(String, String)>,
+    write_tool: &str,
+) {
+    let mock = MockModel::start(vec![]).await.expect("mock");
+    let sb = sandbox();
+    let r = run_cli(
+        backend,
+        bin,
+        &spec(&sb.work, "@mock:write please do the task"),
+        &make_env(&sb, &mock),
+    )
+    .await;
+    assert_wrote_file(&r, &sb.work);
+    assert_eq!(
+        r.of_kind(MessageKind::ToolUse)[0].tool.as_deref(),
+        Some(write_tool),
+        "{}",
+        r.describe()
+    );
+    let turns: Vec<usize> = mock
+        .requests()
+        .iter()
+        .filter(|q| q.api == Api::ChatCompletions && q.scenario.as_deref() == Some("write"))
+        .map(|q| q.turn)
+        .collect();
+    assert!(turns.contains(&0) && turns.contains(&1), "{turns:?}");
+}
+
+/// A text run, its resume (same session, history sent) and an API error (400), whose
+/// exit status is `error_exit` and whose error names the mock's message.
+async fn resume_and_error_with(
+    backend: &dyn Backend,
+    bin: &Path,
+    make_env: fn(&Sandbox, &MockModel) -> Vec<(String, String)>,
+    error_exit: i32,
+) {
+    let mock = MockModel::start(vec![]).await.expect("mock");
+    let sb = sandbox();
+    let e = make_env(&sb, &mock);
+    let first = run_cli(backend, bin, &spec(&sb.work, "@mock:text hello"), &e).await;
+    assert_eq!(
+        first.outcome.output,
+        "Hello from the mock model.",
+        "{}",
+        first.describe()
+    );
+    assert!(!first.outcome.usage.is_empty(), "{}", first.describe());
+    let session = first.outcome.session_id.clone().expect("session id");
+
+    let mut resume = spec(&sb.work, "@mock:text again");
+    resume.prior_session_id = Some(session.clone());
+    let second = run_cli(backend, bin, &resume, &e).await;
+    let d = second.describe();
+    assert_eq!(second.report.status.and_then(|s| s.code()), Some(0), "{d}");
+    assert_eq!(second.outcome.error, None, "{d}");
+    assert_eq!(
+        second.outcome.session_id.as_deref(),
+        Some(session.as_str()),
+        "{d}"
+    );
+    let last = mock.requests().pop().expect("request").body.to_string();
+    assert!(
+        last.contains("@mock:text hello") && last.contains("@mock:text again"),
+        "history not sent"
+    );
+
+    let r = run_cli(backend, bin, &spec(&sb.work, "@mock:error go"), &e).await;
+    let d = r.describe();
+    assert_eq!(
+        r.report.status.and_then(|s| s.code()),
+        Some(error_exit),
+        "{d}"
+    );
+    assert!(r.outcome.ended, "{d}");
+    assert!(
+        r.outcome
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("mock 400"),
+        "{d}"
+    );
+}
+
+#[tokio::test]
+async fn qwen_writes_a_file_and_answers() {
+    let Some(bin) = installed("qwen") else {
+        return;
+    };
+    let _lock = heavy_lock().await;
+    writes_with(&backend::Qwen, &bin, qwen_env, "write_file").await;
+}
+
+#[tokio::test]
+async fn qwen_resume_and_api_error() {
+    let Some(bin) = installed("qwen") else {
+        return;
+    };
+    let _lock = heavy_lock().await;
+    resume_and_error_with(&backend::Qwen, &bin, qwen_env, 1).await;
+}
+
+#[tokio::test]
+async fn pi_writes_a_file_and_answers() {
+    let Some(bin) = installed("pi") else {
+        return;
+    };
+    writes_with(&backend::Pi, &bin, pi_env, "write").await;
+}
+
+/// Pi exits 0 after an API error; the parser reports it from the message's `stopReason`.
+#[tokio::test]
+async fn pi_resume_and_api_error() {
+    let Some(bin) = installed("pi") else {
+        return;
+    };
+    resume_and_error_with(&backend::Pi, &bin, pi_env, 0).await;
+}
+
+#[tokio::test]
+async fn kilo_writes_a_file_and_answers() {
+    let Some(bin) = installed("kilo") else {
+        return;
+    };
+    let _lock = heavy_lock().await;
+    writes_with(&backend::Kilo, &bin, kilo_env, "write").await;
+}
+
+#[tokio::test]
+async fn kilo_resume_and_api_error() {
+    let Some(bin) = installed("kilo") else {
+        return;
+    };
+    let _lock = heavy_lock().await;
+    resume_and_error_with(&backend::Kilo, &bin, kilo_env, 1).await;
+}
+
+/// Continue prints only its final answer; an API error goes to stderr with exit 1.
+#[tokio::test]
+async fn continue_writes_a_file_and_reports_api_errors_by_exit_status() {
+    let Some(bin) = installed("cn") else {
+        return;
+    };
+    let mock = MockModel::start(vec![]).await.expect("mock");
+    let sb = sandbox();
+    let e = continue_env(&sb, &mock);
+    let r = run_cli(
+        &backend::ContinueCli,
+        &bin,
+        &spec(&sb.work, "@mock:write-shell please do the task"),
+        &e,
+    )
+    .await;
+    let d = r.describe();
+    assert_eq!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
+    assert!(r.outcome.ended && r.outcome.error.is_none(), "{d}");
+    assert_eq!(
+        r.outcome.output, "MOCK-DONE: wrote and read hello.txt",
+        "{d}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.work.join("hello.txt")).unwrap_or_default(),
+        "hello from mock\n",
+        "{d}"
+    );
+    let turns: Vec<usize> = mock
+        .requests()
+        .iter()
+        .filter(|q| q.scenario.as_deref() == Some("write-shell"))
+        .map(|q| q.turn)
+        .collect();
+    assert!(turns.contains(&2), "all three turns played: {turns:?}");
+    // The shell tool really ran: its output went back to the model.
+    let last = mock.requests().pop().expect("request").body.to_string();
+    assert!(
+        last.contains("hello from mock"),
+        "shell output not sent back"
+    );
+
+    let r = run_cli(
+        &backend::ContinueCli,
+        &bin,
+        &spec(&sb.work, "@mock:error go"),
+        &e,
+    )
+    .await;
+    let d = r.describe();
+    assert_eq!(r.report.status.and_then(|s| s.code()), Some(1), "{d}");
+    assert!(r.report.stderr_tail.contains("mock 400"), "{d}");
+    assert!(!r.outcome.ended, "{d}");
+}

@@ -34,12 +34,19 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The executable of a provider (`cn` for `continue`), from the provider table.
+fn binary(name: &str) -> &'static str {
+    backend::provider::provider(name)
+        .unwrap_or_else(|| panic!("unknown provider {name}"))
+        .binary
+}
+
 /// The installed CLI, or `None` after printing why the test is skipped.
 fn installed(name: &str) -> Option<PathBuf> {
     let prefix = std::env::var_os("AGENTD_CLI_PREFIX")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".cache/agent-clis"));
-    let bin = prefix.join("bin").join(name);
+    let bin = prefix.join("bin").join(binary(name));
     if bin.exists() {
         Some(bin.canonicalize().unwrap_or(bin))
     } else {
@@ -158,6 +165,57 @@ stream_max_retries = 0
             set("GOOGLE_GEMINI_BASE_URL", &mock.base_url());
             set("GEMINI_API_KEY", "mock-key");
         }
+        "qwen" => {
+            let qwen_dir = home.join(".qwen");
+            std::fs::create_dir_all(&qwen_dir).expect("mkdir .qwen");
+            let settings = serde_json::json!({
+                "security": {"auth": {"selectedType": "openai"}},
+                "privacy": {"usageStatisticsEnabled": false},
+                "telemetry": {"enabled": false},
+                "general": {"disableAutoUpdate": true, "disableUpdateNag": true}
+            });
+            std::fs::write(qwen_dir.join("settings.json"), settings.to_string())
+                .expect("qwen settings");
+            set("OPENAI_BASE_URL", &mock.openai_base_url());
+            set("OPENAI_API_KEY", "mock-key");
+            set("OPENAI_MODEL", "qwen-mock");
+        }
+        "pi" => {
+            let pi_dir = home.join(".pi").join("agent");
+            std::fs::create_dir_all(&pi_dir).expect("mkdir .pi/agent");
+            let models = serde_json::json!({"providers": {"mock": {
+                "baseUrl": mock.openai_base_url(), "api": "openai-completions",
+                "apiKey": "mock-key",
+                "compat": {"supportsDeveloperRole": false, "supportsReasoningEffort": false},
+                "models": [{"id": "mock-model"}]}}});
+            std::fs::write(pi_dir.join("models.json"), models.to_string()).expect("pi models");
+            let settings =
+                serde_json::json!({"defaultProvider": "mock", "defaultModel": "mock-model"});
+            std::fs::write(pi_dir.join("settings.json"), settings.to_string())
+                .expect("pi settings");
+        }
+        "kilo" => {
+            let config = serde_json::json!({
+                "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
+                    "options": {"baseURL": mock.openai_base_url(), "apiKey": "mock"},
+                    "models": {"mock-model": {"name": "Mock", "tool_call": true}}}},
+                "model": "mock/mock-model", "small_model": "mock/mock-model",
+                "autoupdate": false, "share": "disabled"
+            })
+            .to_string();
+            set("KILO_CONFIG_CONTENT", &config);
+            set("KILO_DISABLE_MODELS_FETCH", "1");
+            set("npm_config_offline", "true");
+        }
+        "continue" => {
+            let continue_dir = home.join(".continue");
+            std::fs::create_dir_all(&continue_dir).expect("mkdir .continue");
+            let config = format!(
+                "name: mock\nversion: 0.0.1\nschema: v1\nmodels:\n  - name: mock\n    provider: openai\n    model: mock-model\n    apiBase: {}\n    apiKey: mock-key\n    roles: [chat]\n",
+                mock.openai_base_url()
+            );
+            std::fs::write(continue_dir.join("config.yaml"), config).expect("continue config");
+        }
         other => panic!("unknown CLI {other}"),
     }
     env
@@ -228,7 +286,7 @@ fn spawn_agentd_in(
         cli = cli.display(),
         log = stdout_log.display()
     );
-    let bin = root.join("bin").join(name);
+    let bin = root.join("bin").join(binary(name));
     std::fs::write(&bin, wrapper).expect("write wrapper");
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     // Codex's mock provider reads its key from MOCK_API_KEY, which is not one of the
@@ -384,6 +442,10 @@ fn api_and_write_tool(name: &str) -> (Api, &'static str) {
         "codex" => (Api::Responses, "apply_patch"),
         "opencode" => (Api::ChatCompletions, "write"),
         "gemini" => (Api::Gemini, "write_file"),
+        "qwen" => (Api::ChatCompletions, "write_file"),
+        "pi" | "kilo" => (Api::ChatCompletions, "write"),
+        // Continue prints only its final answer: no tool calls to look for.
+        "continue" => (Api::ChatCompletions, ""),
         other => panic!("unknown CLI {other}"),
     }
 }
@@ -395,7 +457,7 @@ async fn writes_a_file_through_the_daemon(name: &str) {
         return;
     };
     let _lock = match name {
-        "opencode" | "gemini" => Some(heavy_lock().await),
+        "opencode" | "gemini" | "qwen" | "kilo" => Some(heavy_lock().await),
         _ => None,
     };
     let started = std::time::Instant::now();
@@ -419,7 +481,8 @@ async fn writes_a_file_through_the_daemon(name: &str) {
 
     // The final answer is the mocked one.
     assert_eq!(done.output, "MOCK-DONE: wrote hello.txt", "{}", ctx());
-    assert!(done.session_id.is_some(), "{}", ctx());
+    // Continue prints no session id (and so has no resume).
+    assert_eq!(done.session_id.is_some(), name != "continue", "{}", ctx());
 
     // Every message the CLI printed was posted, in order, numbered 1..n. Reports are
     // asynchronous (outbox): the completion may overtake the last message batch.
@@ -449,29 +512,33 @@ async fn writes_a_file_through_the_daemon(name: &str) {
 
     // Among them: the write tool call with its input, its result, and the final text.
     let (api, write_tool) = api_and_write_tool(name);
-    let use_at = msgs
-        .iter()
-        .position(|m| m.kind == MessageKind::ToolUse && m.tool.as_deref() == Some(write_tool))
-        .unwrap_or_else(|| panic!("no {write_tool} tool_use\n{msgs:#?}\n{}", ctx()));
-    let input = msgs[use_at].input.clone().unwrap_or_default().to_string();
-    // Codex prints a `file_change` item (path and kind, not the patch); the others print
-    // the tool's arguments, content included.
-    let content_shown = if name == "codex" {
-        input.contains(r#""kind":"add""#)
+    if write_tool.is_empty() {
+        assert_eq!(msgs.len(), 1, "only the final answer\n{msgs:#?}\n{}", ctx());
     } else {
-        input.contains(r#"hello from mock\n"#)
-    };
-    assert!(
-        input.contains("hello.txt") && content_shown,
-        "tool_use input names the file and its content: {input}\n{}",
-        ctx()
-    );
-    assert!(
-        msgs[use_at + 1..]
+        let use_at = msgs
             .iter()
-            .any(|m| m.kind == MessageKind::ToolResult),
-        "a tool_result follows the tool_use\n{msgs:#?}"
-    );
+            .position(|m| m.kind == MessageKind::ToolUse && m.tool.as_deref() == Some(write_tool))
+            .unwrap_or_else(|| panic!("no {write_tool} tool_use\n{msgs:#?}\n{}", ctx()));
+        let input = msgs[use_at].input.clone().unwrap_or_default().to_string();
+        // Codex prints a `file_change` item (path and kind, not the patch); the others print
+        // the tool's arguments, content included.
+        let content_shown = if name == "codex" {
+            input.contains(r#""kind":"add""#)
+        } else {
+            input.contains(r#"hello from mock\n"#)
+        };
+        assert!(
+            input.contains("hello.txt") && content_shown,
+            "tool_use input names the file and its content: {input}\n{}",
+            ctx()
+        );
+        assert!(
+            msgs[use_at + 1..]
+                .iter()
+                .any(|m| m.kind == MessageKind::ToolResult),
+            "a tool_result follows the tool_use\n{msgs:#?}"
+        );
+    }
     assert!(
         msgs.iter().any(|m| m.kind == MessageKind::Text
             && m.content.as_deref() == Some("MOCK-DONE: wrote hello.txt")),
@@ -533,6 +600,26 @@ async fn opencode_write_task_through_the_daemon() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gemini_write_task_through_the_daemon() {
     writes_a_file_through_the_daemon("gemini").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qwen_write_task_through_the_daemon() {
+    writes_a_file_through_the_daemon("qwen").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pi_write_task_through_the_daemon() {
+    writes_a_file_through_the_daemon("pi").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kilo_write_task_through_the_daemon() {
+    writes_a_file_through_the_daemon("kilo").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_write_task_through_the_daemon() {
+    writes_a_file_through_the_daemon("continue").await;
 }
 
 /// `@mock:error` (HTTP 400 from the model API): Claude Code exits 1 and the daemon fails
