@@ -25,11 +25,7 @@ pub fn detect(path_var: Option<&OsStr>, configured: &[(String, PathBuf)]) -> Vec
         let pinned = configured.iter().find(|(p, _)| p == provider);
         let hit = match pinned {
             Some((_, path)) => {
-                let resolved = if path.components().count() > 1 {
-                    is_executable(path).then(|| path.clone())
-                } else {
-                    which(path.as_os_str(), path_var)
-                };
+                let resolved = resolve(path, path_var);
                 if resolved.is_none() {
                     tracing::warn!(provider, path = %path.display(), "configured agent CLI not found or not executable; skipping");
                 }
@@ -50,6 +46,37 @@ pub fn detect(path_var: Option<&OsStr>, configured: &[(String, PathBuf)]) -> Vec
         }
     }
     found
+}
+
+/// Finds each custom CLI's command (a bare name on `path_var`, or a path); one not found
+/// is skipped with a warning naming it.
+pub fn detect_custom(
+    path_var: Option<&OsStr>,
+    custom: &[crate::backend::custom::CustomCli],
+) -> Vec<AgentEntry> {
+    custom
+        .iter()
+        .filter_map(|c| {
+            let found = resolve(Path::new(&c.command), path_var);
+            if found.is_none() {
+                tracing::warn!(provider = c.name, command = %c.command, "custom agent CLI not found or not executable; skipping");
+            }
+            Some(AgentEntry {
+                provider: c.name.to_string(),
+                path: found?,
+            })
+        })
+        .collect()
+}
+
+/// A command as configured: a path with a directory must be executable itself; a bare
+/// name is looked up on `path_var`.
+pub fn resolve(cmd: &Path, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    if cmd.components().count() > 1 {
+        is_executable(cmd).then(|| cmd.to_path_buf())
+    } else {
+        which(cmd.as_os_str(), path_var)
+    }
 }
 
 fn which(cmd: &OsStr, path_var: Option<&OsStr>) -> Option<PathBuf> {
@@ -97,19 +124,27 @@ pub trait VersionProbe: Send + Sync {
     fn probe<'a>(&'a self, agent: &'a AgentEntry) -> ProbeFuture<'a>;
 }
 
-/// Runs `<cli> --version` with stdin closed, under a timeout, and checks the minimum.
+/// Runs the CLI's version command (`<cli> --version` unless its provider row or custom
+/// profile says otherwise) with stdin closed, under a timeout, and checks the minimum.
 pub struct CommandProbe {
     pub timeout: Duration,
+    /// Version arguments of custom CLIs, by provider name.
+    pub custom: Vec<(String, Vec<String>)>,
 }
 
 impl VersionProbe for CommandProbe {
     fn probe<'a>(&'a self, agent: &'a AgentEntry) -> ProbeFuture<'a> {
         Box::pin(async move {
             let path = agent.path.display().to_string();
-            let version_args =
-                provider::provider(&agent.provider).map_or(&["--version"][..], |p| p.version_args);
+            let version_args: Vec<&str> = match provider::provider(&agent.provider) {
+                Some(p) => p.version_args.to_vec(),
+                None => match self.custom.iter().find(|(n, _)| *n == agent.provider) {
+                    Some((_, args)) => args.iter().map(String::as_str).collect(),
+                    None => vec!["--version"],
+                },
+            };
             let child = tokio::process::Command::new(&agent.path)
-                .args(version_args)
+                .args(&version_args)
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -249,6 +284,7 @@ mod tests {
         let slow = write("opencode", "sleep 5; echo 1.2.3");
         let probe = CommandProbe {
             timeout: Duration::from_millis(300),
+            custom: Vec::new(),
         };
         let entry = |p: &str, path: PathBuf| AgentEntry {
             provider: p.into(),

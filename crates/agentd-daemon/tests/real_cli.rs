@@ -1,11 +1,16 @@
 //! The real agent CLIs, run through our backends (argv, env, parser) and `process.rs`
 //! against the mock model API from `agentd-testkit`, fully offline.
 //!
+//! One table over CLIs: each row of [`agentd_testkit::agent_clis::ROWS`] says how its CLI
+//! is installed and pointed at the mock and what its runs look like; each test below is
+//! stamped once per row by `per_cli!` (named `<cli>::<test>`, so a failure names the CLI).
+//!
 //! The CLIs come from `scripts/install-agent-clis.sh` (pinned versions, installed under
-//! `$AGENTD_CLI_PREFIX`, default `<repo>/.cache/agent-clis`). A CLI that is not installed
-//! is skipped with a `SKIP real_cli <name>: …` line on stderr, never silently.
-//! Claude Code and Codex are cheap (< 1 s, ~200 MiB a run); OpenCode (~4 s, ~700 MiB) and
-//! Gemini take a file lock so that at most one of them runs at a time, even under nextest.
+//! `$AGENTD_CLI_PREFIX`, default `<repo>/.cache/agent-clis`). A CLI that is not installed,
+//! or a behaviour a row does not record, is skipped with a `SKIP real_cli <name>: …` line
+//! on stderr, never silently. Claude Code and Codex are cheap (< 1 s, ~200 MiB a run);
+//! heavy rows (OpenCode ~4 s, ~700 MiB; Gemini) take a file lock so that at most one of
+//! them runs at a time, even under nextest.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,31 +18,11 @@ use std::time::Duration;
 use agentd_daemon::backend::{self, AgentEvent, Backend, MessageDraft, RunOutcome, RunSpec};
 use agentd_daemon::process::{AgentProcess, ExitReport, SpawnOptions, command_for};
 use agentd_proto::MessageKind;
+use agentd_testkit::agent_clis::{self, CancelSignal, CliRow};
 use agentd_testkit::mock_model::{Api, MockModel};
 use nix::sys::signal::Signal;
 
 const RUN_BOUND: Duration = Duration::from_secs(90);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The installed CLI, or `None` after printing why the test is skipped.
-fn installed(name: &str) -> Option<PathBuf> {
-    let prefix = std::env::var_os("AGENTD_CLI_PREFIX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".cache/agent-clis"));
-    let bin = prefix.join("bin").join(name);
-    if bin.exists() {
-        Some(bin)
-    } else {
-        eprintln!(
-            "SKIP real_cli {name}: not installed; run scripts/install-agent-clis.sh (looked for {})",
-            bin.display()
-        );
-        None
-    }
-}
 
 /// A throw-away HOME, TMPDIR and work dir for one run.
 struct Sandbox {
@@ -178,7 +163,7 @@ async fn run_cli_with(
 }
 
 /// The `@mock:write` script: a tool call writing `hello.txt`, then the final answer.
-fn assert_wrote_file(r: &RunResult, work: &Path) {
+fn assert_wrote_file(row: &CliRow, r: &RunResult, work: &Path) {
     let d = r.describe();
     assert_eq!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
     assert_eq!(r.outcome.error, None, "{d}");
@@ -190,6 +175,12 @@ fn assert_wrote_file(r: &RunResult, work: &Path) {
             .any(|m| m.content.as_deref() == Some("MOCK-DONE: wrote hello.txt")),
         "{d}"
     );
+    let written = std::fs::read_to_string(work.join("hello.txt")).unwrap_or_default();
+    assert_eq!(written, "hello from mock\n", "file not written\n{d}");
+    if row.answer_only {
+        assert_eq!(r.messages.len(), 1, "only the final answer\n{d}");
+        return;
+    }
     let uses = r.of_kind(MessageKind::ToolUse);
     assert!(
         uses.iter().any(|m| m
@@ -203,218 +194,194 @@ fn assert_wrote_file(r: &RunResult, work: &Path) {
         !r.session_ids.is_empty() && r.outcome.session_id.is_some(),
         "{d}"
     );
-    assert!(!r.outcome.usage.is_empty(), "{d}");
-    let written = std::fs::read_to_string(work.join("hello.txt")).unwrap_or_default();
-    assert_eq!(written, "hello from mock\n", "file not written\n{d}");
-}
-
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn spec(work: &Path, prompt: &str) -> RunSpec {
-    RunSpec {
-        prompt: prompt.to_string(),
-        workdir: work.to_path_buf(),
-        ..RunSpec::default()
+    if row.usage {
+        assert!(!r.outcome.usage.is_empty(), "{d}");
     }
 }
 
-// ---- Claude Code ----
-
-fn claude_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-        ("ANTHROPIC_BASE_URL", &mock.base_url()),
-        ("ANTHROPIC_API_KEY", "mock-key"),
-        ("CLAUDE_CODE_MAX_RETRIES", "0"),
-    ])
+/// The mock saw exactly `counts` requests per API.
+fn assert_requests(mock: &MockModel, counts: &[(Api, usize)]) {
+    for (api, n) in counts {
+        assert_eq!(
+            mock.count(*api),
+            *n,
+            "{api:?} requests: {:?}",
+            mock.requests()
+        );
+    }
 }
 
-#[tokio::test]
-async fn claude_writes_a_file_and_answers() {
-    let Some(bin) = installed("claude") else {
-        return;
-    };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let r = run_cli(
-        &backend::Claude,
-        &bin,
-        &spec(&sb.work, "@mock:write please do the task"),
-        &claude_env(&sb, &mock),
-    )
-    .await;
-    assert_wrote_file(&r, &sb.work);
-    let uses = r.of_kind(MessageKind::ToolUse);
-    assert_eq!(uses[0].tool.as_deref(), Some("Write"), "{}", r.describe());
-    assert_eq!(mock.count(Api::Anthropic), 2, "{:?}", mock.requests());
+/// One row's CLI, its backend and a fresh mock model and sandbox dirs.
+struct Setup {
+    row: &'static CliRow,
+    bin: PathBuf,
+    backend: Box<dyn Backend>,
+    mock: MockModel,
+    sb: Sandbox,
+    env: Vec<(String, String)>,
+    _lock: Option<std::fs::File>,
 }
 
-#[tokio::test]
-async fn claude_api_error_is_reported_and_resume_keeps_the_session() {
-    let Some(bin) = installed("claude") else {
+impl Setup {
+    /// `None` (after a SKIP line) when the CLI is not installed.
+    async fn new(name: &str) -> Option<Setup> {
+        let row = agent_clis::row(name);
+        let bin = row.installed("real_cli")?;
+        let backend = backend::for_provider(name).expect("a backend for every row");
+        let lock = agent_clis::heavy_lock(row).await;
+        let mock = MockModel::start(vec![]).await.expect("mock");
+        let sb = sandbox();
+        let mut env = vec![
+            ("HOME".to_string(), sb.home.to_string_lossy().into_owned()),
+            ("TMPDIR".to_string(), sb.tmp.to_string_lossy().into_owned()),
+        ];
+        env.extend(row.env(&sb.home, &mock));
+        Some(Setup {
+            row,
+            bin,
+            backend,
+            mock,
+            sb,
+            env,
+            _lock: lock,
+        })
+    }
+
+    /// A run of `prompt` with `model`.
+    fn spec(&self, prompt: &str, model: Option<&str>) -> RunSpec {
+        RunSpec {
+            prompt: prompt.to_string(),
+            workdir: self.sb.work.clone(),
+            model: model.map(str::to_string),
+            ..RunSpec::default()
+        }
+    }
+
+    async fn run(&self, run: &RunSpec) -> RunResult {
+        run_cli(self.backend.as_ref(), &self.bin, run, &self.env).await
+    }
+}
+
+async fn writes_a_file_and_answers(name: &str) {
+    let Some(s) = Setup::new(name).await else {
         return;
     };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let e = claude_env(&sb, &mock);
+    let r = s
+        .run(&s.spec("@mock:write please do the task", s.row.write_model))
+        .await;
+    assert_wrote_file(s.row, &r, &s.sb.work);
+    if !s.row.answer_only {
+        let uses = r.of_kind(MessageKind::ToolUse);
+        assert_eq!(
+            uses[0].tool.as_deref(),
+            Some(s.row.write_tool),
+            "{}",
+            r.describe()
+        );
+    }
+    assert_requests(&s.mock, s.row.write_requests);
+}
 
-    let r = run_cli(
-        &backend::Claude,
-        &bin,
-        &spec(&sb.work, "@mock:error go"),
-        &e,
-    )
-    .await;
-    assert_eq!(
-        r.report.status.and_then(|s| s.code()),
-        Some(1),
-        "{}",
-        r.describe()
-    );
-    let error = r.outcome.error.clone().unwrap_or_default();
-    assert!(error.contains("400"), "{}", r.describe());
-
-    let first = run_cli(
-        &backend::Claude,
-        &bin,
-        &spec(&sb.work, "@mock:text hello"),
-        &e,
-    )
-    .await;
+async fn resume_continues_the_session(name: &str) {
+    let Some(s) = Setup::new(name).await else {
+        return;
+    };
+    if !s.row.resume {
+        eprintln!("SKIP real_cli {name}: the CLI has no session resume");
+        return;
+    }
+    let first = s.run(&s.spec("@mock:text hello", s.row.model)).await;
     assert_eq!(
         first.outcome.output,
         "Hello from the mock model.",
         "{}",
         first.describe()
     );
+    assert_requests(&s.mock, s.row.text_requests);
     let session = first.outcome.session_id.clone().expect("session id");
-    let mut resume = spec(&sb.work, "@mock:text again");
+
+    let mut resume = s.spec("@mock:text again", s.row.model);
     resume.prior_session_id = Some(session.clone());
-    let second = run_cli(&backend::Claude, &bin, &resume, &e).await;
-    assert_eq!(second.outcome.error, None, "{}", second.describe());
+    let second = s.run(&resume).await;
+    let d = second.describe();
+    assert_eq!(second.report.status.and_then(|s| s.code()), Some(0), "{d}");
+    assert_eq!(second.outcome.error, None, "{d}");
+    assert_eq!(second.outcome.output, "Hello from the mock model.", "{d}");
     assert_eq!(
         second.outcome.session_id.as_deref(),
         Some(session.as_str()),
-        "{}",
-        second.describe()
+        "{d}"
     );
     // The resumed request carried the first exchange too.
-    let last = mock.requests().pop().expect("request");
+    let last = s.mock.requests().pop().expect("request").body.to_string();
     assert!(
-        last.body.to_string().contains("@mock:text hello"),
+        last.contains("@mock:text hello") && last.contains("@mock:text again"),
         "history not sent on resume"
     );
+    // Codex reports usage cumulative over the thread (real-agents.md, pitfall 21): the
+    // mock answers 100 in / 10 out per request, so the resumed run shows both turns.
+    if let Some((input, output)) = s.row.resume_usage {
+        let usage = &second.outcome.usage;
+        assert_eq!(usage.len(), 1, "{d}");
+        assert_eq!(
+            (usage[0].input_tokens, usage[0].output_tokens),
+            (input, output),
+            "{d}"
+        );
+    }
 }
 
-/// SIGINT while the model hangs: Claude Code aborts and still prints its `result`.
-#[tokio::test]
-async fn claude_sigint_while_the_model_hangs_ends_with_a_result() {
-    let Some(bin) = installed("claude") else {
+/// `@mock:error` (HTTP 400 from the model API): the exit status and the error the row
+/// records.
+async fn api_error_is_reported(name: &str) {
+    let Some(s) = Setup::new(name).await else {
         return;
     };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let cancel = Cancel {
-        mock: &mock,
-        api: Api::Anthropic,
-        signal: Signal::SIGINT,
+    let Some((status, texts)) = s
+        .row
+        .needs("real_cli", "the API-error exit", s.row.api_error)
+    else {
+        return;
     };
-    let start = std::time::Instant::now();
-    let r = run_cli_with(
-        &backend::Claude,
-        &bin,
-        &spec(&sb.work, "@mock:hang wait"),
-        &claude_env(&sb, &mock),
-        Some(cancel),
-    )
-    .await;
+    let r = s.run(&s.spec("@mock:error go", s.row.model)).await;
     let d = r.describe();
-    assert!(!r.report.killed, "needed SIGKILL\n{d}");
-    assert!(r.outcome.ended, "{d}");
-    assert!(r.outcome.error.is_some(), "{d}");
-    assert!(start.elapsed() < Duration::from_secs(30), "{d}");
+    assert_eq!(r.report.status.and_then(|s| s.code()), Some(status), "{d}");
+    // An answer-only CLI (Continue) says it on stderr, which the daemon reports.
+    let error = if s.row.answer_only {
+        assert_eq!(r.outcome.error, None, "{d}");
+        r.report.stderr_tail.clone()
+    } else {
+        r.outcome.error.clone().unwrap_or_default()
+    };
+    for t in texts {
+        assert!(error.contains(t), "the error names {t:?}\n{d}");
+    }
 }
 
-// ---- Codex ----
-
-fn codex_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    let codex_home = sb.home.join(".codex");
-    std::fs::create_dir_all(&codex_home).expect("mkdir");
-    let config = format!(
-        r#"model = "gpt-5.5"
-model_provider = "mock"
-check_for_update_on_startup = false
-[analytics]
-enabled = false
-[otel]
-exporter = "none"
-[features]
-plugins = false
-[model_providers.mock]
-name = "Mock LLM"
-base_url = "{}"
-env_key = "MOCK_API_KEY"
-wire_api = "responses"
-request_max_retries = 0
-stream_max_retries = 0
-"#,
-        mock.openai_base_url()
-    );
-    std::fs::write(codex_home.join("config.toml"), config).expect("write config");
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-        ("CODEX_HOME", &codex_home.to_string_lossy()),
-        ("MOCK_API_KEY", "mock-key"),
-    ])
-}
-
-#[tokio::test]
-async fn codex_writes_a_file_and_answers() {
-    let Some(bin) = installed("codex") else {
+/// `@mock:write-shell`: the shell command's output comes back as its tool's result.
+async fn shell_output_is_reported(name: &str) {
+    let Some(s) = Setup::new(name).await else {
         return;
     };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let r = run_cli(
-        &backend::Codex,
-        &bin,
-        &spec(&sb.work, "@mock:write please do the task"),
-        &codex_env(&sb, &mock),
-    )
-    .await;
-    assert_wrote_file(&r, &sb.work);
-    let uses = r.of_kind(MessageKind::ToolUse);
-    assert_eq!(
-        uses[0].tool.as_deref(),
-        Some("apply_patch"),
-        "{}",
-        r.describe()
-    );
-}
-
-#[tokio::test]
-async fn codex_runs_a_shell_command_and_reports_api_errors() {
-    let Some(bin) = installed("codex") else {
+    if s.row.answer_only {
+        // No tool result is printed: the command's output went back to the model.
+        let r = s.run(&s.spec("@mock:write-shell go", s.row.model)).await;
+        let d = r.describe();
+        assert_eq!(
+            r.outcome.output, "MOCK-DONE: wrote and read hello.txt",
+            "{d}"
+        );
+        let last = s.mock.requests().pop().expect("request").body.to_string();
+        assert!(
+            last.contains("hello from mock"),
+            "shell output not sent\n{d}"
+        );
+        return;
+    }
+    let Some(tool) = s.row.needs("real_cli", "the shell tool", s.row.shell_tool) else {
         return;
     };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let e = codex_env(&sb, &mock);
-
-    let r = run_cli(
-        &backend::Codex,
-        &bin,
-        &spec(&sb.work, "@mock:write-shell go"),
-        &e,
-    )
-    .await;
+    let r = s.run(&s.spec("@mock:write-shell go", s.row.model)).await;
     let d = r.describe();
     assert_eq!(
         r.outcome.output, "MOCK-DONE: wrote and read hello.txt",
@@ -423,564 +390,116 @@ async fn codex_runs_a_shell_command_and_reports_api_errors() {
     let shell = r
         .of_kind(MessageKind::ToolResult)
         .into_iter()
-        .find(|m| m.tool.as_deref() == Some("exec_command"))
-        .unwrap_or_else(|| panic!("no exec_command result\n{d}"));
-    assert_eq!(shell.output.as_deref(), Some("hello from mock\n"), "{d}");
-
-    let r = run_cli(&backend::Codex, &bin, &spec(&sb.work, "@mock:error go"), &e).await;
+        .find(|m| m.tool.as_deref() == Some(tool))
+        .unwrap_or_else(|| panic!("no {tool} result\n{d}"));
+    // Codex and OpenCode pass the command's output on as it is; Claude Code trims the
+    // final newline.
     assert_eq!(
-        r.report.status.and_then(|s| s.code()),
-        Some(1),
-        "{}",
-        r.describe()
-    );
-    assert!(
-        r.outcome
-            .error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("mock 400"),
-        "{}",
-        r.describe()
-    );
-}
-
-#[tokio::test]
-async fn codex_resume_continues_the_thread() {
-    let Some(bin) = installed("codex") else {
-        return;
-    };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let e = codex_env(&sb, &mock);
-    let first = run_cli(
-        &backend::Codex,
-        &bin,
-        &spec(&sb.work, "@mock:text hello"),
-        &e,
-    )
-    .await;
-    assert_eq!(
-        first.outcome.output,
-        "Hello from the mock model.",
-        "{}",
-        first.describe()
-    );
-    let thread = first.outcome.session_id.clone().expect("thread id");
-
-    let mut resume = spec(&sb.work, "@mock:text again");
-    resume.prior_session_id = Some(thread.clone());
-    let second = run_cli(&backend::Codex, &bin, &resume, &e).await;
-    let d = second.describe();
-    assert_eq!(second.report.status.and_then(|s| s.code()), Some(0), "{d}");
-    assert_eq!(second.outcome.output, "Hello from the mock model.", "{d}");
-    assert_eq!(
-        second.outcome.session_id.as_deref(),
-        Some(thread.as_str()),
-        "{d}"
-    );
-    let last = mock.requests().pop().expect("request");
-    let body = last.body.to_string();
-    assert!(
-        body.contains("@mock:text hello") && body.contains("@mock:text again"),
-        "history not sent on resume"
-    );
-    // Codex reports usage cumulative over the thread (real-agents.md, pitfall 21): the
-    // mock answers 100 in / 10 out per request, so the resumed run shows both turns.
-    let usage = &second.outcome.usage;
-    assert_eq!(usage.len(), 1, "{d}");
-    assert_eq!(
-        (usage[0].input_tokens, usage[0].output_tokens),
-        (200, 20),
+        shell.output.as_deref().map(str::trim_end),
+        Some("hello from mock"),
         "{d}"
     );
 }
 
-/// SIGTERM to the group while the model hangs: Codex (a Node wrapper around the native
-/// binary) goes at once, without an end event.
-#[tokio::test]
-async fn codex_sigterm_while_the_model_hangs_stops_the_whole_group() {
-    let Some(bin) = installed("codex") else {
+/// A signal to the group while the model hangs: the CLI stops without SIGKILL, within
+/// 30 s, printing its end event (with an error) or not and with the exit status the row
+/// records.
+async fn a_signal_while_the_model_hangs_stops_it(name: &str) {
+    let Some(s) = Setup::new(name).await else {
         return;
     };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
+    let Some(c) = s
+        .row
+        .needs("real_cli", "the cancellation behaviour", s.row.cancel)
+    else {
+        return;
+    };
     let cancel = Cancel {
-        mock: &mock,
-        api: Api::Responses,
-        signal: Signal::SIGTERM,
+        mock: &s.mock,
+        api: s.row.api,
+        signal: match c.signal {
+            CancelSignal::Int => Signal::SIGINT,
+            CancelSignal::Term => Signal::SIGTERM,
+        },
     };
+    let start = std::time::Instant::now();
     let r = run_cli_with(
-        &backend::Codex,
-        &bin,
-        &spec(&sb.work, "@mock:hang wait"),
-        &codex_env(&sb, &mock),
+        s.backend.as_ref(),
+        &s.bin,
+        &s.spec("@mock:hang wait", s.row.model),
+        &s.env,
         Some(cancel),
     )
     .await;
     let d = r.describe();
     assert!(!r.report.killed, "needed SIGKILL\n{d}");
-    assert!(!r.outcome.ended, "{d}");
-    assert_ne!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
+    assert!(start.elapsed() < Duration::from_secs(30), "{d}");
+    if c.ends_with_result {
+        assert!(r.outcome.ended, "{d}");
+        assert!(r.outcome.error.is_some(), "{d}");
+    } else {
+        assert!(!r.outcome.ended, "{d}");
+    }
+    if let Some(zero) = c.exits_zero {
+        assert_eq!(
+            r.report.status.and_then(|s| s.code()) == Some(0),
+            zero,
+            "{d}"
+        );
+    }
 }
 
-// ---- OpenCode and Gemini: one at a time ----
-
-/// An exclusive lock shared by the heavy CLIs' tests (also across nextest processes).
-async fn heavy_lock() -> std::fs::File {
-    tokio::task::spawn_blocking(|| {
-        let path = std::env::temp_dir().join("agentd-real-cli-heavy.lock");
-        let file = std::fs::File::create(path).expect("lock file");
-        file.lock().expect("lock");
-        file
-    })
-    .await
-    .expect("lock task")
+/// Stamps every test above once per CLI, as `<cli>::<test>`, and lists the CLIs for
+/// [`every_row_is_tested`].
+/// A provider name written as an identifier (`r#continue` for the keyword) as a string.
+fn cli_name(ident: &'static str) -> &'static str {
+    ident.trim_start_matches("r#")
 }
 
-fn opencode_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    let config = serde_json::json!({
-        "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
-            "options": {"baseURL": mock.openai_base_url(), "apiKey": "mock"},
-            "models": {"mock-model": {"name": "Mock", "tool_call": true}}}},
-        "model": "mock/mock-model", "small_model": "mock/mock-model",
-        "autoupdate": false, "share": "disabled"
-    })
-    .to_string();
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-        ("OPENCODE_CONFIG_CONTENT", &config),
-        ("OPENCODE_DISABLE_MODELS_FETCH", "1"),
-        ("OPENCODE_DISABLE_AUTOUPDATE", "1"),
-        ("npm_config_offline", "true"),
-    ])
-}
-
-fn gemini_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    let gemini_dir = sb.home.join(".gemini");
-    std::fs::create_dir_all(&gemini_dir).expect("mkdir");
-    let settings = serde_json::json!({
-        "security": {"auth": {"selectedType": "gemini-api-key"}},
-        "privacy": {"usageStatisticsEnabled": false},
-        "telemetry": {"enabled": false},
-        "general": {"disableAutoUpdate": true, "disableUpdateNag": true}
-    });
-    std::fs::write(gemini_dir.join("settings.json"), settings.to_string()).expect("settings");
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-        ("GOOGLE_GEMINI_BASE_URL", &mock.base_url()),
-        ("GEMINI_API_KEY", "mock-key"),
-    ])
-}
-
-#[tokio::test]
-async fn opencode_writes_a_file_and_answers() {
-    let Some(bin) = installed("opencode") else {
-        return;
+macro_rules! per_cli {
+    ($($cli:ident),* $(,)?) => {
+        const TESTED: &[&str] = &[$(stringify!($cli)),*];
+        $(
+            mod $cli {
+                use super::cli_name;
+                #[tokio::test]
+                async fn writes_a_file_and_answers() {
+                    super::writes_a_file_and_answers(cli_name(stringify!($cli))).await;
+                }
+                #[tokio::test]
+                async fn resume_continues_the_session() {
+                    super::resume_continues_the_session(cli_name(stringify!($cli))).await;
+                }
+                #[tokio::test]
+                async fn api_error_is_reported() {
+                    super::api_error_is_reported(cli_name(stringify!($cli))).await;
+                }
+                #[tokio::test]
+                async fn shell_output_is_reported() {
+                    super::shell_output_is_reported(cli_name(stringify!($cli))).await;
+                }
+                #[tokio::test]
+                async fn a_signal_while_the_model_hangs_stops_it() {
+                    super::a_signal_while_the_model_hangs_stops_it(cli_name(stringify!($cli)))
+                        .await;
+                }
+            }
+        )*
     };
-    let _lock = heavy_lock().await;
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let mut run = spec(&sb.work, "@mock:write please do the task");
-    run.model = Some("mock/mock-model".to_string());
-    let r = run_cli(&backend::OpenCode, &bin, &run, &opencode_env(&sb, &mock)).await;
-    assert_wrote_file(&r, &sb.work);
-    assert_eq!(
-        r.of_kind(MessageKind::ToolUse)[0].tool.as_deref(),
-        Some("write"),
-        "{}",
-        r.describe()
-    );
 }
 
-#[tokio::test]
-async fn opencode_resume_continues_the_session() {
-    let Some(bin) = installed("opencode") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let e = opencode_env(&sb, &mock);
-    let first = run_cli(
-        &backend::OpenCode,
-        &bin,
-        &spec(&sb.work, "@mock:text hello"),
-        &e,
-    )
-    .await;
-    assert_eq!(
-        first.outcome.output,
-        "Hello from the mock model.",
-        "{}",
-        first.describe()
-    );
-    let session = first.outcome.session_id.clone().expect("session id");
-    let mut resume = spec(&sb.work, "@mock:text again");
-    resume.prior_session_id = Some(session.clone());
-    let second = run_cli(&backend::OpenCode, &bin, &resume, &e).await;
-    let d = second.describe();
-    assert_eq!(second.report.status.and_then(|s| s.code()), Some(0), "{d}");
-    assert_eq!(
-        second.outcome.session_id.as_deref(),
-        Some(session.as_str()),
-        "{d}"
-    );
-    let last = mock.requests().pop().expect("request").body.to_string();
-    assert!(
-        last.contains("@mock:text hello") && last.contains("@mock:text again"),
-        "history not sent"
-    );
-}
+per_cli!(claude, codex, opencode, gemini, qwen, pi, kilo, r#continue);
 
-#[tokio::test]
-async fn gemini_writes_a_file_and_answers() {
-    let Some(bin) = installed("gemini") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let r = run_cli(
-        &backend::Gemini,
-        &bin,
-        &spec(&sb.work, "@mock:write please do the task"),
-        &gemini_env(&sb, &mock),
-    )
-    .await;
-    assert_wrote_file(&r, &sb.work);
-    assert_eq!(
-        r.of_kind(MessageKind::ToolUse)[0].tool.as_deref(),
-        Some("write_file"),
-        "{}",
-        r.describe()
-    );
-    // The default model `auto` asks the router first.
-    assert_eq!(mock.count(Api::GeminiAux), 1, "{:?}", mock.requests());
-}
-
-#[tokio::test]
-async fn gemini_resume_and_api_error() {
-    let Some(bin) = installed("gemini") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let e = gemini_env(&sb, &mock);
-    let mut first = spec(&sb.work, "@mock:text hello");
-    first.model = Some("gemini-2.5-pro".to_string());
-    let r = run_cli(&backend::Gemini, &bin, &first, &e).await;
-    assert_eq!(
-        r.outcome.output,
-        "Hello from the mock model.",
-        "{}",
-        r.describe()
-    );
-    assert_eq!(mock.count(Api::GeminiAux), 0, "-m skips the router");
-    let session = r.outcome.session_id.clone().expect("session id");
-
-    let mut resume = spec(&sb.work, "@mock:text again");
-    resume.model = first.model.clone();
-    resume.prior_session_id = Some(session.clone());
-    let r = run_cli(&backend::Gemini, &bin, &resume, &e).await;
-    let d = r.describe();
-    assert_eq!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
-    assert_eq!(
-        r.outcome.session_id.as_deref(),
-        Some(session.as_str()),
-        "{d}"
-    );
-    let last = mock.requests().pop().expect("request").body.to_string();
-    assert!(
-        last.contains("@mock:text hello") && last.contains("@mock:text again"),
-        "history not sent"
-    );
-
-    let mut error = spec(&sb.work, "@mock:error go");
-    error.model = first.model.clone();
-    let r = run_cli(&backend::Gemini, &bin, &error, &e).await;
-    let d = r.describe();
-    // Exit status = HTTP status mod 256 (real-agents.md).
-    assert_eq!(
-        r.report.status.and_then(|s| s.code()),
-        Some(400 % 256),
-        "{d}"
-    );
-    assert!(
-        r.outcome
-            .error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("mock 400"),
-        "{d}"
-    );
-}
-
-// ---- Qwen Code, Pi, Kilo Code, Continue (OpenAI Chat Completions) ----
-
-fn qwen_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    let qwen_dir = sb.home.join(".qwen");
-    std::fs::create_dir_all(&qwen_dir).expect("mkdir");
-    let settings = serde_json::json!({
-        "security": {"auth": {"selectedType": "openai"}},
-        "privacy": {"usageStatisticsEnabled": false},
-        "telemetry": {"enabled": false},
-        "general": {"disableAutoUpdate": true, "disableUpdateNag": true}
-    });
-    std::fs::write(qwen_dir.join("settings.json"), settings.to_string()).expect("settings");
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-        ("OPENAI_BASE_URL", &mock.openai_base_url()),
-        ("OPENAI_API_KEY", "mock-key"),
-        ("OPENAI_MODEL", "qwen-mock"),
-    ])
-}
-
-fn pi_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    let pi_dir = sb.home.join(".pi").join("agent");
-    std::fs::create_dir_all(&pi_dir).expect("mkdir");
-    let models = serde_json::json!({"providers": {"mock": {
-        "baseUrl": mock.openai_base_url(), "api": "openai-completions", "apiKey": "mock-key",
-        "compat": {"supportsDeveloperRole": false, "supportsReasoningEffort": false},
-        "models": [{"id": "mock-model"}]}}});
-    std::fs::write(pi_dir.join("models.json"), models.to_string()).expect("models");
-    let settings = serde_json::json!({"defaultProvider": "mock", "defaultModel": "mock-model"});
-    std::fs::write(pi_dir.join("settings.json"), settings.to_string()).expect("settings");
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-    ])
-}
-
-fn kilo_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    let config = serde_json::json!({
-        "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
-            "options": {"baseURL": mock.openai_base_url(), "apiKey": "mock"},
-            "models": {"mock-model": {"name": "Mock", "tool_call": true}}}},
-        "model": "mock/mock-model", "small_model": "mock/mock-model",
-        "autoupdate": false, "share": "disabled"
-    })
-    .to_string();
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-        ("KILO_CONFIG_CONTENT", &config),
-        ("KILO_DISABLE_MODELS_FETCH", "1"),
-        ("npm_config_offline", "true"),
-    ])
-}
-
-fn continue_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    let dir = sb.home.join(".continue");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let config = format!(
-        "name: mock\nversion: 0.0.1\nschema: v1\nmodels:\n  - name: mock\n    provider: openai\n    model: mock-model\n    apiBase: {}\n    apiKey: mock-key\n    roles: [chat]\n",
-        mock.openai_base_url()
-    );
-    std::fs::write(dir.join("config.yaml"), config).expect("config");
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-    ])
-}
-
-/// `@mock:write` through `backend`: the file, the CLI's own write tool `write_tool` and
-/// the mock's two Chat Completions turns.
-async fn writes_with(
-    backend: &dyn Backend,
-    bin: &Path,
-    make_env: fn(&Sandbox, &MockModel) -> Vec<(String, String)>,
-    write_tool: &str,
-) {
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let r = run_cli(
-        backend,
-        bin,
-        &spec(&sb.work, "@mock:write please do the task"),
-        &make_env(&sb, &mock),
-    )
-    .await;
-    assert_wrote_file(&r, &sb.work);
-    assert_eq!(
-        r.of_kind(MessageKind::ToolUse)[0].tool.as_deref(),
-        Some(write_tool),
-        "{}",
-        r.describe()
-    );
-    let turns: Vec<usize> = mock
-        .requests()
-        .iter()
-        .filter(|q| q.api == Api::ChatCompletions && q.scenario.as_deref() == Some("write"))
-        .map(|q| q.turn)
-        .collect();
-    assert!(turns.contains(&0) && turns.contains(&1), "{turns:?}");
-}
-
-/// A text run, its resume (same session, history sent) and an API error (400), whose
-/// exit status is `error_exit` and whose error names the mock's message.
-async fn resume_and_error_with(
-    backend: &dyn Backend,
-    bin: &Path,
-    make_env: fn(&Sandbox, &MockModel) -> Vec<(String, String)>,
-    error_exit: i32,
-) {
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let e = make_env(&sb, &mock);
-    let first = run_cli(backend, bin, &spec(&sb.work, "@mock:text hello"), &e).await;
-    assert_eq!(
-        first.outcome.output,
-        "Hello from the mock model.",
-        "{}",
-        first.describe()
-    );
-    assert!(!first.outcome.usage.is_empty(), "{}", first.describe());
-    let session = first.outcome.session_id.clone().expect("session id");
-
-    let mut resume = spec(&sb.work, "@mock:text again");
-    resume.prior_session_id = Some(session.clone());
-    let second = run_cli(backend, bin, &resume, &e).await;
-    let d = second.describe();
-    assert_eq!(second.report.status.and_then(|s| s.code()), Some(0), "{d}");
-    assert_eq!(second.outcome.error, None, "{d}");
-    assert_eq!(
-        second.outcome.session_id.as_deref(),
-        Some(session.as_str()),
-        "{d}"
-    );
-    let last = mock.requests().pop().expect("request").body.to_string();
-    assert!(
-        last.contains("@mock:text hello") && last.contains("@mock:text again"),
-        "history not sent"
-    );
-
-    let r = run_cli(backend, bin, &spec(&sb.work, "@mock:error go"), &e).await;
-    let d = r.describe();
-    assert_eq!(
-        r.report.status.and_then(|s| s.code()),
-        Some(error_exit),
-        "{d}"
-    );
-    assert!(r.outcome.ended, "{d}");
-    assert!(
-        r.outcome
-            .error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("mock 400"),
-        "{d}"
-    );
-}
-
-#[tokio::test]
-async fn qwen_writes_a_file_and_answers() {
-    let Some(bin) = installed("qwen") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    writes_with(&backend::Qwen, &bin, qwen_env, "write_file").await;
-}
-
-#[tokio::test]
-async fn qwen_resume_and_api_error() {
-    let Some(bin) = installed("qwen") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    resume_and_error_with(&backend::Qwen, &bin, qwen_env, 1).await;
-}
-
-#[tokio::test]
-async fn pi_writes_a_file_and_answers() {
-    let Some(bin) = installed("pi") else {
-        return;
-    };
-    writes_with(&backend::Pi, &bin, pi_env, "write").await;
-}
-
-/// Pi exits 0 after an API error; the parser reports it from the message's `stopReason`.
-#[tokio::test]
-async fn pi_resume_and_api_error() {
-    let Some(bin) = installed("pi") else {
-        return;
-    };
-    resume_and_error_with(&backend::Pi, &bin, pi_env, 0).await;
-}
-
-#[tokio::test]
-async fn kilo_writes_a_file_and_answers() {
-    let Some(bin) = installed("kilo") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    writes_with(&backend::Kilo, &bin, kilo_env, "write").await;
-}
-
-#[tokio::test]
-async fn kilo_resume_and_api_error() {
-    let Some(bin) = installed("kilo") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    resume_and_error_with(&backend::Kilo, &bin, kilo_env, 1).await;
-}
-
-/// Continue prints only its final answer; an API error goes to stderr with exit 1.
-#[tokio::test]
-async fn continue_writes_a_file_and_reports_api_errors_by_exit_status() {
-    let Some(bin) = installed("cn") else {
-        return;
-    };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let e = continue_env(&sb, &mock);
-    let r = run_cli(
-        &backend::ContinueCli,
-        &bin,
-        &spec(&sb.work, "@mock:write-shell please do the task"),
-        &e,
-    )
-    .await;
-    let d = r.describe();
-    assert_eq!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
-    assert!(r.outcome.ended && r.outcome.error.is_none(), "{d}");
-    assert_eq!(
-        r.outcome.output, "MOCK-DONE: wrote and read hello.txt",
-        "{d}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(sb.work.join("hello.txt")).unwrap_or_default(),
-        "hello from mock\n",
-        "{d}"
-    );
-    let turns: Vec<usize> = mock
-        .requests()
-        .iter()
-        .filter(|q| q.scenario.as_deref() == Some("write-shell"))
-        .map(|q| q.turn)
-        .collect();
-    assert!(turns.contains(&2), "all three turns played: {turns:?}");
-    // The shell tool really ran: its output went back to the model.
-    let last = mock.requests().pop().expect("request").body.to_string();
-    assert!(
-        last.contains("hello from mock"),
-        "shell output not sent back"
-    );
-
-    let r = run_cli(
-        &backend::ContinueCli,
-        &bin,
-        &spec(&sb.work, "@mock:error go"),
-        &e,
-    )
-    .await;
-    let d = r.describe();
-    assert_eq!(r.report.status.and_then(|s| s.code()), Some(1), "{d}");
-    assert!(r.report.stderr_tail.contains("mock 400"), "{d}");
-    assert!(!r.outcome.ended, "{d}");
+/// A row without tests here, or tests for a CLI without a row or backend, is a mistake.
+#[test]
+fn every_row_is_tested() {
+    let rows: Vec<&str> = agent_clis::ROWS.iter().map(|r| r.name).collect();
+    let tested: Vec<&str> = TESTED.iter().map(|t| cli_name(t)).collect();
+    assert_eq!(rows, tested, "add the row's name to per_cli!");
+    for name in tested {
+        assert!(
+            backend::provider::provider(name).is_some(),
+            "{name} is not in agentd's provider table"
+        );
+    }
 }

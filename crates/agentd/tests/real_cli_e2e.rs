@@ -8,10 +8,15 @@
 //! same backend parser), the file is in the worktree and committed on the task's branch,
 //! and the completion carries the mocked final answer.
 //!
+//! The per-CLI tests run once per row of [`agentd_testkit::agent_clis::ROWS`] (how each
+//! CLI is installed, pointed at the mock, and what its runs look like), stamped by
+//! `per_cli!` as `<cli>::<test>`; the tests of agentd features that need one real CLI
+//! (comments, `agentd up`, the sandbox, the team flow) use Claude Code.
+//!
 //! The CLIs come from `scripts/install-agent-clis.sh` (`$AGENTD_CLI_PREFIX`, default
-//! `<repo>/.cache/agent-clis`). A missing one is skipped with a
-//! `SKIP real_cli_e2e <name>: …` line on stderr. OpenCode and Gemini take the same file
-//! lock as `agentd-daemon/tests/real_cli.rs`, so at most one of them runs at a time.
+//! `<repo>/.cache/agent-clis`). A missing one, or a behaviour its row does not record, is
+//! skipped with a `SKIP real_cli_e2e <name>: …` line on stderr. Heavy rows take the same
+//! file lock as `agentd-daemon/tests/real_cli.rs`, so at most one of them runs at a time.
 
 mod common;
 
@@ -22,6 +27,7 @@ use std::time::Duration;
 use agentd_daemon::backend::{self, AgentEvent, RunSpec};
 use agentd_proto::ws::{TaskAvailable, WsMessage};
 use agentd_proto::{FailureReason, MessageKind, Task, TaskMessage};
+use agentd_testkit::agent_clis;
 use agentd_testkit::fake_server::FakeServer;
 use agentd_testkit::mock_model::{Api, MockModel};
 use tokio::time::Instant;
@@ -30,42 +36,10 @@ const TOKEN: &str = "real-cli-e2e-token";
 /// Bound of one test, from the daemon's start to the last assertion.
 const TEST_BOUND: Duration = Duration::from_secs(120);
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The executable of a provider (`cn` for `continue`), from the provider table.
-fn binary(name: &str) -> &'static str {
-    backend::provider::provider(name)
-        .unwrap_or_else(|| panic!("unknown provider {name}"))
-        .binary
-}
-
-/// The installed CLI, or `None` after printing why the test is skipped.
+/// The installed CLI `name`, or `None` after printing why the test is skipped.
 fn installed(name: &str) -> Option<PathBuf> {
-    let prefix = std::env::var_os("AGENTD_CLI_PREFIX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".cache/agent-clis"));
-    let bin = prefix.join("bin").join(binary(name));
-    if bin.exists() {
-        Some(bin.canonicalize().unwrap_or(bin))
-    } else {
-        eprintln!("SKIP real_cli_e2e {name}: not installed; run scripts/install-agent-clis.sh");
-        None
-    }
-}
-
-/// An exclusive lock shared by the heavy CLIs' tests (the same file as `real_cli.rs`, so
-/// it also holds across test binaries and nextest processes).
-async fn heavy_lock() -> std::fs::File {
-    tokio::task::spawn_blocking(|| {
-        let path = std::env::temp_dir().join("agentd-real-cli-heavy.lock");
-        let file = std::fs::File::create(path).expect("lock file");
-        file.lock().expect("lock");
-        file
-    })
-    .await
-    .expect("lock task")
+    let bin = agent_clis::row(name).installed("real_cli_e2e")?;
+    Some(bin.canonicalize().unwrap_or(bin))
 }
 
 /// One daemon with one CLI, in a throw-away directory (HOME, TMPDIR, bin, data dir).
@@ -97,128 +71,10 @@ impl Daemon {
     }
 }
 
-/// The directory layout and the env one CLI needs to talk to the mock, set on the daemon
-/// (which passes its environment to the agent).
+/// The env one CLI needs to talk to the mock (its config files under `<dir>/home`), set
+/// on the daemon (which passes its environment to the agent).
 fn cli_env(name: &str, dir: &Path, mock: &MockModel) -> Vec<(String, String)> {
-    let home = dir.join("home");
-    let s = |p: &Path| p.to_string_lossy().into_owned();
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
-    match name {
-        "claude" => {
-            set("ANTHROPIC_BASE_URL", &mock.base_url());
-            set("ANTHROPIC_API_KEY", "mock-key");
-            set("CLAUDE_CODE_MAX_RETRIES", "0");
-        }
-        "codex" => {
-            let codex_home = home.join(".codex");
-            std::fs::create_dir_all(&codex_home).expect("mkdir codex home");
-            let config = format!(
-                r#"model = "gpt-5.5"
-model_provider = "mock"
-check_for_update_on_startup = false
-[analytics]
-enabled = false
-[otel]
-exporter = "none"
-[features]
-plugins = false
-[model_providers.mock]
-name = "Mock LLM"
-base_url = "{}"
-env_key = "MOCK_API_KEY"
-wire_api = "responses"
-request_max_retries = 0
-stream_max_retries = 0
-"#,
-                mock.openai_base_url()
-            );
-            std::fs::write(codex_home.join("config.toml"), config).expect("codex config");
-            set("CODEX_HOME", &s(&codex_home));
-            set("MOCK_API_KEY", "mock-key");
-        }
-        "opencode" => {
-            let config = serde_json::json!({
-                "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
-                    "options": {"baseURL": mock.openai_base_url(), "apiKey": "mock"},
-                    "models": {"mock-model": {"name": "Mock", "tool_call": true}}}},
-                "model": "mock/mock-model", "small_model": "mock/mock-model",
-                "autoupdate": false, "share": "disabled"
-            })
-            .to_string();
-            set("OPENCODE_CONFIG_CONTENT", &config);
-            set("OPENCODE_DISABLE_MODELS_FETCH", "1");
-            set("OPENCODE_DISABLE_AUTOUPDATE", "1");
-            set("npm_config_offline", "true");
-        }
-        "gemini" => {
-            let gemini_dir = home.join(".gemini");
-            std::fs::create_dir_all(&gemini_dir).expect("mkdir .gemini");
-            let settings = serde_json::json!({
-                "security": {"auth": {"selectedType": "gemini-api-key"}},
-                "privacy": {"usageStatisticsEnabled": false},
-                "telemetry": {"enabled": false},
-                "general": {"disableAutoUpdate": true, "disableUpdateNag": true}
-            });
-            std::fs::write(gemini_dir.join("settings.json"), settings.to_string())
-                .expect("gemini settings");
-            set("GOOGLE_GEMINI_BASE_URL", &mock.base_url());
-            set("GEMINI_API_KEY", "mock-key");
-        }
-        "qwen" => {
-            let qwen_dir = home.join(".qwen");
-            std::fs::create_dir_all(&qwen_dir).expect("mkdir .qwen");
-            let settings = serde_json::json!({
-                "security": {"auth": {"selectedType": "openai"}},
-                "privacy": {"usageStatisticsEnabled": false},
-                "telemetry": {"enabled": false},
-                "general": {"disableAutoUpdate": true, "disableUpdateNag": true}
-            });
-            std::fs::write(qwen_dir.join("settings.json"), settings.to_string())
-                .expect("qwen settings");
-            set("OPENAI_BASE_URL", &mock.openai_base_url());
-            set("OPENAI_API_KEY", "mock-key");
-            set("OPENAI_MODEL", "qwen-mock");
-        }
-        "pi" => {
-            let pi_dir = home.join(".pi").join("agent");
-            std::fs::create_dir_all(&pi_dir).expect("mkdir .pi/agent");
-            let models = serde_json::json!({"providers": {"mock": {
-                "baseUrl": mock.openai_base_url(), "api": "openai-completions",
-                "apiKey": "mock-key",
-                "compat": {"supportsDeveloperRole": false, "supportsReasoningEffort": false},
-                "models": [{"id": "mock-model"}]}}});
-            std::fs::write(pi_dir.join("models.json"), models.to_string()).expect("pi models");
-            let settings =
-                serde_json::json!({"defaultProvider": "mock", "defaultModel": "mock-model"});
-            std::fs::write(pi_dir.join("settings.json"), settings.to_string())
-                .expect("pi settings");
-        }
-        "kilo" => {
-            let config = serde_json::json!({
-                "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
-                    "options": {"baseURL": mock.openai_base_url(), "apiKey": "mock"},
-                    "models": {"mock-model": {"name": "Mock", "tool_call": true}}}},
-                "model": "mock/mock-model", "small_model": "mock/mock-model",
-                "autoupdate": false, "share": "disabled"
-            })
-            .to_string();
-            set("KILO_CONFIG_CONTENT", &config);
-            set("KILO_DISABLE_MODELS_FETCH", "1");
-            set("npm_config_offline", "true");
-        }
-        "continue" => {
-            let continue_dir = home.join(".continue");
-            std::fs::create_dir_all(&continue_dir).expect("mkdir .continue");
-            let config = format!(
-                "name: mock\nversion: 0.0.1\nschema: v1\nmodels:\n  - name: mock\n    provider: openai\n    model: mock-model\n    apiBase: {}\n    apiKey: mock-key\n    roles: [chat]\n",
-                mock.openai_base_url()
-            );
-            std::fs::write(continue_dir.join("config.yaml"), config).expect("continue config");
-        }
-        other => panic!("unknown CLI {other}"),
-    }
-    env
+    agent_clis::row(name).env(&dir.join("home"), mock)
 }
 
 /// Starts `agentd daemon` against `server_url` with a PATH holding only `name`'s CLI (a
@@ -286,7 +142,9 @@ fn spawn_agentd_in(
         cli = cli.display(),
         log = stdout_log.display()
     );
-    let bin = root.join("bin").join(binary(name));
+    // Named as the daemon looks it up: the provider's binary (`cn` for `continue`).
+    let binary = agentd_daemon::backend::provider::provider(name).map_or(name, |p| p.binary);
+    let bin = root.join("bin").join(binary);
     std::fs::write(&bin, wrapper).expect("write wrapper");
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     // Codex's mock provider reads its key from MOCK_API_KEY, which is not one of the
@@ -435,31 +293,14 @@ fn git(work: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The API each CLI speaks and the name of its file-writing tool.
-fn api_and_write_tool(name: &str) -> (Api, &'static str) {
-    match name {
-        "claude" => (Api::Anthropic, "Write"),
-        "codex" => (Api::Responses, "apply_patch"),
-        "opencode" => (Api::ChatCompletions, "write"),
-        "gemini" => (Api::Gemini, "write_file"),
-        "qwen" => (Api::ChatCompletions, "write_file"),
-        "pi" | "kilo" => (Api::ChatCompletions, "write"),
-        // Continue prints only its final answer: no tool calls to look for.
-        "continue" => (Api::ChatCompletions, ""),
-        other => panic!("unknown CLI {other}"),
-    }
-}
-
 /// The `@mock:write` script through the daemon: a tool call writing `hello.txt`, then
 /// the final answer `MOCK-DONE: wrote hello.txt`.
 async fn writes_a_file_through_the_daemon(name: &str) {
+    let row = agent_clis::row(name);
     let Some(cli) = installed(name) else {
         return;
     };
-    let _lock = match name {
-        "opencode" | "gemini" | "qwen" | "kilo" => Some(heavy_lock().await),
-        _ => None,
-    };
+    let _lock = agent_clis::heavy_lock(row).await;
     let started = std::time::Instant::now();
     let deadline = Instant::now() + TEST_BOUND;
     let mock = MockModel::start(vec![]).await.expect("mock model");
@@ -481,8 +322,8 @@ async fn writes_a_file_through_the_daemon(name: &str) {
 
     // The final answer is the mocked one.
     assert_eq!(done.output, "MOCK-DONE: wrote hello.txt", "{}", ctx());
-    // Continue prints no session id (and so has no resume).
-    assert_eq!(done.session_id.is_some(), name != "continue", "{}", ctx());
+    // An answer-only CLI (Continue) prints no session id.
+    assert_eq!(done.session_id.is_some(), !row.answer_only, "{}", ctx());
 
     // Every message the CLI printed was posted, in order, numbered 1..n. Reports are
     // asynchronous (outbox): the completion may overtake the last message batch.
@@ -511,8 +352,8 @@ async fn writes_a_file_through_the_daemon(name: &str) {
     );
 
     // Among them: the write tool call with its input, its result, and the final text.
-    let (api, write_tool) = api_and_write_tool(name);
-    if write_tool.is_empty() {
+    let (api, write_tool) = (row.api, row.write_tool);
+    if row.answer_only {
         assert_eq!(msgs.len(), 1, "only the final answer\n{msgs:#?}\n{}", ctx());
     } else {
         let use_at = msgs
@@ -520,15 +361,10 @@ async fn writes_a_file_through_the_daemon(name: &str) {
             .position(|m| m.kind == MessageKind::ToolUse && m.tool.as_deref() == Some(write_tool))
             .unwrap_or_else(|| panic!("no {write_tool} tool_use\n{msgs:#?}\n{}", ctx()));
         let input = msgs[use_at].input.clone().unwrap_or_default().to_string();
-        // Codex prints a `file_change` item (path and kind, not the patch); the others print
-        // the tool's arguments, content included.
-        let content_shown = if name == "codex" {
-            input.contains(r#""kind":"add""#)
-        } else {
-            input.contains(r#"hello from mock\n"#)
-        };
+        // Most CLIs print the tool's arguments, content included; Codex prints a
+        // `file_change` item (path and kind, not the patch). The row says which.
         assert!(
-            input.contains("hello.txt") && content_shown,
+            input.contains("hello.txt") && input.contains(row.write_input_shows),
             "tool_use input names the file and its content: {input}\n{}",
             ctx()
         );
@@ -582,65 +418,23 @@ async fn writes_a_file_through_the_daemon(name: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claude_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("claude").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("codex").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn opencode_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("opencode").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gemini_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("gemini").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn qwen_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("qwen").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pi_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("pi").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kilo_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("kilo").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn continue_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("continue").await;
-}
-
-/// `@mock:error` (HTTP 400 from the model API): Claude Code exits 1 and the daemon fails
-/// the task as `agent_error` with the API error in the text.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claude_api_error_fails_the_task_as_agent_error() {
-    let Some(cli) = installed("claude") else {
+/// `@mock:error` (HTTP 400 from the model API): the CLI exits non-zero and the daemon
+/// fails the task as `agent_error` with the API error (the texts the row records) in the
+/// failure and in a posted message (the CLI's own report of it).
+async fn api_error_fails_the_task_as_agent_error(name: &str) {
+    let row = agent_clis::row(name);
+    let Some(cli) = installed(name) else {
         return;
     };
+    let Some((_, texts)) = row.needs("real_cli_e2e", "the API-error exit", row.api_error) else {
+        return;
+    };
+    let _lock = agent_clis::heavy_lock(row).await;
     let deadline = Instant::now() + TEST_BOUND;
     let mock = MockModel::start(vec![]).await.expect("mock model");
     let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
-    let d = spawn_daemon("claude", &cli, &fake.url, TOKEN, &mock);
-    queue_task(
-        &fake,
-        &d,
-        "claude",
-        "@mock:error Add a hello file",
-        deadline,
-    )
-    .await;
+    let d = spawn_daemon(name, &cli, &fake.url, TOKEN, &mock);
+    queue_task(&fake, &d, name, "@mock:error Add a hello file", deadline).await;
     wait_reported(&fake, &d, deadline).await;
 
     assert!(
@@ -660,18 +454,22 @@ async fn claude_api_error_fails_the_task_as_agent_error() {
         ctx()
     );
     assert!(
-        req.error.contains("API Error") && req.error.contains("400"),
-        "the error names the API error\n{}",
+        texts.iter().all(|t| req.error.contains(t)),
+        "the error names the API error ({texts:?})\n{}",
         ctx()
     );
     assert!(req.work_dir.is_some(), "{}", ctx());
     assert!(
         mock.requests()
             .iter()
-            .any(|r| r.api == Api::Anthropic && r.scenario.as_deref() == Some("error")),
+            .any(|r| r.api == row.api && r.scenario.as_deref() == Some("error")),
         "the CLI asked the mock"
     );
-    // The CLI's own report of the error (its synthetic assistant line) was posted too.
+    if row.answer_only {
+        // Its stdout stays empty: the failure (with the stderr tail) is the report.
+        assert!(fake.messages("task-1").is_empty(), "{}", ctx());
+        return;
+    }
     until(
         deadline,
         "the API-error message posted",
@@ -680,11 +478,48 @@ async fn claude_api_error_fails_the_task_as_agent_error() {
             fake.messages("task-1").iter().any(|m| {
                 m.content
                     .as_deref()
-                    .is_some_and(|c| c.contains("API Error") && c.contains("400"))
+                    .is_some_and(|c| texts.iter().all(|t| c.contains(t)))
             })
         },
     )
     .await;
+}
+
+/// Stamps every per-CLI test above once per CLI, as `<cli>::<test>`, and lists the CLIs
+/// for [`every_row_is_tested`].
+/// A provider name written as an identifier (`r#continue` for the keyword) as a string.
+fn cli_name(ident: &'static str) -> &'static str {
+    ident.trim_start_matches("r#")
+}
+
+macro_rules! per_cli {
+    ($($cli:ident),* $(,)?) => {
+        const TESTED: &[&str] = &[$(stringify!($cli)),*];
+        $(
+            mod $cli {
+                use super::cli_name;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn write_task_through_the_daemon() {
+                    super::writes_a_file_through_the_daemon(cli_name(stringify!($cli))).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn api_error_fails_the_task_as_agent_error() {
+                    super::api_error_fails_the_task_as_agent_error(cli_name(stringify!($cli)))
+                        .await;
+                }
+            }
+        )*
+    };
+}
+
+per_cli!(claude, codex, opencode, gemini, qwen, pi, kilo, r#continue);
+
+/// A row without tests here is a mistake.
+#[test]
+fn every_row_is_tested() {
+    let rows: Vec<&str> = agent_clis::ROWS.iter().map(|r| r.name).collect();
+    let tested: Vec<&str> = TESTED.iter().map(|t| cli_name(t)).collect();
+    assert_eq!(rows, tested, "add the row's name to per_cli!");
 }
 
 /// Issue 4's teammate check, on the real server: the mocked model has the real Claude

@@ -8,6 +8,8 @@
 //!
 //! - [`provider`]: the provider table, one row per CLI (binary, version probe, backend,
 //!   state dirs, environment and network allow-lists, resume support).
+//! - [`custom`]: operator-declared CLIs (`[agents.custom.NAME]`): an argument template,
+//!   text or a known provider's JSON-lines output.
 //! - [`lines`]: the stdout line reader (a codec whose over-long lines are items, not errors).
 //! - [`claude`], [`codex`], [`opencode`], [`gemini`]: one backend each.
 //! - [`qwen`], [`pi`], [`kilo`], [`continue_cli`]: one backend each (Qwen Code reuses
@@ -50,6 +52,7 @@
 pub mod claude;
 pub mod codex;
 pub mod continue_cli;
+pub mod custom;
 pub mod gemini;
 pub mod kilo;
 pub mod lines;
