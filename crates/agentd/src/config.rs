@@ -203,6 +203,15 @@ pub fn load_file(path: Option<&Path>) -> anyhow::Result<(FileConfig, Option<Path
     }
 }
 
+/// `[agents.<provider>] path = …`: provider → pinned path.
+pub fn pinned_agent_paths(file: &FileConfig) -> Vec<(String, PathBuf)> {
+    file.agents
+        .providers
+        .iter()
+        .filter_map(|(p, e)| Some((p.clone(), e.path.clone()?)))
+        .collect()
+}
+
 /// The keys of an `[agents.custom.NAME]` profile.
 const CUSTOM_KEYS: &[&str] = &["command", "args", "output", "version", "env"];
 
@@ -450,12 +459,7 @@ pub fn daemon_config(args: &DaemonArgs) -> anyhow::Result<agentd_daemon::DaemonC
 
     cfg.sandbox = sandbox_config(args, &file, file_path.as_deref(), &where_)?;
     cfg.allow_local_repos = args.allow_local_repos || file.allow_local_repos.unwrap_or(false);
-    let configured: Vec<(String, PathBuf)> = file
-        .agents
-        .providers
-        .iter()
-        .filter_map(|(p, e)| Some((p.clone(), e.path.clone()?)))
-        .collect();
+    let configured = pinned_agent_paths(&file);
     let path_var = std::env::var_os("PATH");
     cfg.agents = agentd_daemon::agents::detect(path_var.as_deref(), &configured);
     cfg.custom_agents = custom_clis(&file, &where_)?;

@@ -314,3 +314,21 @@ fn an_unknown_output_format_is_a_config_error_at_start() {
         "{stderr}"
     );
 }
+
+/// `docs/agents.md`'s custom CLI example is exactly the config this file runs.
+#[test]
+fn the_docs_example_is_the_tested_config() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/agents.md"))
+            .expect("docs/agents.md");
+    let section = doc
+        .split("## Custom CLIs")
+        .nth(1)
+        .expect("a Custom CLIs section");
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a toml block in the Custom CLIs section");
+    assert_eq!(block.trim(), CONFIG.trim());
+}
