@@ -140,7 +140,11 @@ pub const PROVIDERS: &[ProviderInfo] = &[
         backend: || Box::new(Qwen),
         state_dirs: &[StateDir::home(".qwen")],
         env_keys: &["QWEN_", "OPENAI_", "DASHSCOPE_"],
-        api_hosts: &["dashscope.aliyuncs.com", "dashscope-intl.aliyuncs.com"],
+        api_hosts: &[
+            "dashscope.aliyuncs.com",
+            "coding.dashscope.aliyuncs.com",
+            "coding-intl.dashscope.aliyuncs.com",
+        ],
         resume: true,
     },
     ProviderInfo {
