@@ -64,6 +64,17 @@ pub struct CliRow {
     /// `(input, output)` tokens the resumed run reports, when its usage is cumulative
     /// over the session (the mock answers 100 in / 10 out a request).
     pub resume_usage: Option<(i64, i64)>,
+    /// `Some(error)`: a follow-up task resuming the session through the daemon fails with
+    /// this error, because the CLI does not resume a session started in another directory
+    /// and the daemon runs a follow-up in a new work dir (it does not reuse
+    /// `prior_work_dir`). Gemini CLI keeps sessions per project dir; OpenCode fails in a
+    /// new git worktree (and, by hand, hung resuming outside a git repo). `None`: the
+    /// follow-up resumes (Claude Code and Codex find the session from any dir).
+    pub resume_fails_in_a_new_work_dir: Option<&'static str>,
+    /// A model to choose (`RunSpec::model`) and the model name the CLI's requests to the
+    /// mock then carry (in the JSON body's `model`, or in the URL for Gemini); `None`: the
+    /// CLI has no model choice on its command line (Continue: its config picks it).
+    pub model_choice: Option<(&'static str, &'static str)>,
     /// Reports token usage.
     pub usage: bool,
     /// Exit status and error texts of a run whose model API answers 400 (`@mock:error`);
@@ -96,6 +107,8 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[],
         resume: true,
         resume_usage: None,
+        resume_fails_in_a_new_work_dir: None,
+        model_choice: Some(("claude-sonnet-4-5", "claude-sonnet-4-5")),
         usage: true,
         api_error: Some((1, &["API Error", "400"])),
         shell_tool: Some("Bash"),
@@ -122,6 +135,8 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[],
         resume: true,
         resume_usage: Some((200, 20)),
+        resume_fails_in_a_new_work_dir: None,
+        model_choice: Some(("gpt-5.5-mini", "gpt-5.5-mini")),
         usage: true,
         api_error: Some((1, &["mock 400"])),
         shell_tool: Some("exec_command"),
@@ -147,6 +162,8 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[],
         resume: true,
         resume_usage: None,
+        resume_fails_in_a_new_work_dir: Some("Unexpected server error"),
+        model_choice: Some(("mock/mock-model", "mock-model")),
         usage: true,
         api_error: Some((1, &["mock 400"])),
         shell_tool: Some("bash"),
@@ -173,6 +190,8 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[(Api::GeminiAux, 0)],
         resume: true,
         resume_usage: None,
+        resume_fails_in_a_new_work_dir: Some("No previous sessions found for this project"),
+        model_choice: Some(("gemini-2.5-flash", "gemini-2.5-flash")),
         usage: true,
         // Exit status = HTTP status mod 256 (real-agents.md).
         api_error: Some((400 % 256, &["mock 400"])),
@@ -200,6 +219,9 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         // `result.usage` is the session's: two runs of two requests each.
         resume_usage: Some((400, 40)),
+        // Sessions are kept per project dir (as Gemini CLI's).
+        resume_fails_in_a_new_work_dir: Some("No saved session found with ID"),
+        model_choice: Some(("qwen-other", "qwen-other")),
         usage: true,
         api_error: Some((1, &["API Error", "400"])),
         shell_tool: Some("run_shell_command"),
@@ -225,6 +247,9 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[(Api::ChatCompletions, 1)],
         resume: true,
         resume_usage: None,
+        // It asks whether to fork the session into the new dir; stdin is closed: no.
+        resume_fails_in_a_new_work_dir: Some("Session found in different project"),
+        model_choice: Some(("mock/mock-model-b", "mock-model-b")),
         usage: true,
         // Pi exits 0; the failed message's `stopReason: "error"` says it failed.
         api_error: Some((0, &["mock 400"])),
@@ -251,6 +276,9 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[],
         resume: true,
         resume_usage: None,
+        // Unlike OpenCode, it resumes a session started in another dir.
+        resume_fails_in_a_new_work_dir: None,
+        model_choice: Some(("mock/mock-model-b", "mock-model-b")),
         usage: true,
         api_error: Some((1, &["mock 400"])),
         shell_tool: Some("bash"),
@@ -277,6 +305,8 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[],
         resume: false,
         resume_usage: None,
+        resume_fails_in_a_new_work_dir: None,
+        model_choice: None,
         usage: false,
         // On stderr (`{"status":"error","message":"400 mock 400"}`), stdout empty.
         api_error: Some((1, &["mock 400"])),
@@ -464,7 +494,7 @@ fn pi_env(home: &Path, mock: &MockModel) -> Vec<(String, String)> {
     let models = serde_json::json!({"providers": {"mock": {
         "baseUrl": mock.openai_base_url(), "api": "openai-completions", "apiKey": "mock-key",
         "compat": {"supportsDeveloperRole": false, "supportsReasoningEffort": false},
-        "models": [{"id": "mock-model"}]}}});
+        "models": [{"id": "mock-model"}, {"id": "mock-model-b"}]}}});
     std::fs::write(pi_dir.join("models.json"), models.to_string()).expect("pi models");
     let settings = serde_json::json!({"defaultProvider": "mock", "defaultModel": "mock-model"});
     std::fs::write(pi_dir.join("settings.json"), settings.to_string()).expect("pi settings");
@@ -476,7 +506,8 @@ fn kilo_env(_home: &Path, mock: &MockModel) -> Vec<(String, String)> {
     let config = serde_json::json!({
         "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
             "options": {"baseURL": mock.openai_base_url(), "apiKey": "mock"},
-            "models": {"mock-model": {"name": "Mock", "tool_call": true}}}},
+            "models": {"mock-model": {"name": "Mock", "tool_call": true},
+                       "mock-model-b": {"name": "Mock B", "tool_call": true}}}},
         "model": "mock/mock-model", "small_model": "mock/mock-model",
         "autoupdate": false, "share": "disabled"
     })
