@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Install the agent CLIs agentd's real-CLI tests run, at the versions pinned in
-# /work/shared/guides/real-agents.md (the versions whose output formats the parsers were
-# written against), into a project-local npm prefix.
+# Install the agent CLIs agentd's real-CLI tests run, at pinned versions (the versions
+# whose output formats the parsers were written against; docs/agents.md lists them), into
+# a project-local npm prefix.
 #
-#   scripts/install-agent-clis.sh            # all four
-#   scripts/install-agent-clis.sh claude codex
+#   scripts/install-agent-clis.sh            # all of them
+#   scripts/install-agent-clis.sh claude qwen
 #
 # Prefix: $AGENTD_CLI_PREFIX, default <repo>/.cache/agent-clis (git-ignored). Binaries end up
 # in $prefix/bin. Idempotent: a package already at its pinned version is skipped.
@@ -21,6 +21,10 @@ pins=(
   "codex    @openai/codex             0.169.0 codex"
   "opencode opencode-ai               1.18.33 opencode"
   "gemini   @google/gemini-cli        0.61.0  gemini"
+  "qwen     @qwen-code/qwen-code      0.24.4  qwen"
+  "pi       @mariozechner/pi-coding-agent 0.73.1 pi"
+  "kilo     @kilocode/cli             7.7.7   kilo"
+  "continue @continuedev/cli          1.5.47  cn"
 )
 
 if ! command -v npm >/dev/null 2>&1; then

@@ -175,7 +175,14 @@ impl VersionProbe for CommandProbe {
                         .collect(),
                 });
             }
-            let version = version_line(&String::from_utf8_lossy(&out.stdout));
+            // Pi prints its version on stderr.
+            let mut version = version_line(&String::from_utf8_lossy(&out.stdout));
+            if parse_semver(&version).is_none() {
+                let on_stderr = version_line(&String::from_utf8_lossy(&out.stderr));
+                if parse_semver(&on_stderr).is_some() {
+                    version = on_stderr;
+                }
+            }
             check_min_version(&agent.provider, &version)?;
             Ok(version)
         })
@@ -396,9 +403,15 @@ mod tests {
             probe.probe(&entry("opencode", slow)).await,
             Err(ProbeError::Timeout { .. })
         ));
+        // A version on stderr only (Pi) counts too.
+        let on_stderr = write("pi", "echo 0.73.1 >&2");
+        assert_eq!(
+            probe.probe(&entry("pi", on_stderr)).await.unwrap(),
+            "0.73.1"
+        );
         let found = detect(Some(dir.path().as_os_str()), &[]);
         let providers: Vec<_> = found.iter().map(|a| a.provider.as_str()).collect();
-        assert_eq!(providers, ["claude", "codex", "opencode", "gemini"]);
+        assert_eq!(providers, ["claude", "codex", "opencode", "gemini", "pi"]);
         let pinned = detect(
             Some(dir.path().as_os_str()),
             &[("claude".into(), PathBuf::from("/nonexistent/claude"))],
@@ -423,7 +436,8 @@ mod tests {
         )
         .await;
         let names: Vec<_> = rows.iter().map(|r| r.provider.as_str()).collect();
-        assert_eq!(names, ["claude", "codex", "opencode", "gemini", "mine"]);
+        let want: Vec<&str> = provider::names().chain(["mine"]).collect();
+        assert_eq!(names, want, "the table's providers, then the custom ones");
         assert!(rows[0].usable() && rows[0].version.as_deref() == Some("2.1.0 (Claude Code)"));
         assert_eq!(rows[1].version.as_deref(), Some("codex-cli 0.5.0"));
         assert!(
@@ -439,6 +453,7 @@ mod tests {
             Some("`opencode` is not on PATH")
         );
         assert!(rows[3].path.is_some() && !rows[3].usable());
-        assert!(rows[4].custom && rows[4].problem.as_deref().unwrap().contains("`mine`"));
+        let mine = rows.last().unwrap();
+        assert!(mine.custom && mine.problem.as_deref().unwrap().contains("`mine`"));
     }
 }

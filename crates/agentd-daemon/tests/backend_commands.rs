@@ -187,3 +187,95 @@ fn codex_turns_its_own_sandbox_off_inside_agentds() {
     let a = args(&backend::Codex, &run("do it"));
     assert_eq!(a[3..5], ["--sandbox", "workspace-write"]);
 }
+
+#[test]
+fn qwen_argv_keeps_the_prompt_a_value() {
+    let c = backend::Qwen.command(&full("-x", &["--yolo", "-o", "text", "--debug"]));
+    assert_eq!(c.program, "qwen");
+    assert_eq!(
+        c.args,
+        [
+            "--prompt=-x",
+            "--output-format",
+            "stream-json",
+            "--approval-mode",
+            "yolo",
+            "-m",
+            "m1",
+            "--resume",
+            "sess-1",
+            "--debug"
+        ]
+    );
+    let keys: Vec<&str> = c.env.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["QWEN_CODE_NO_RELAUNCH", "QWEN_CODE_SUPPRESS_YOLO_WARNING"]
+    );
+}
+
+#[test]
+fn pi_argv_keeps_a_prompt_starting_with_at_or_dash_a_message() {
+    let c = backend::Pi.command(&full("go", &["--mode", "text", "--thinking", "off"]));
+    assert_eq!(c.program, "pi");
+    assert_eq!(
+        c.args,
+        [
+            "-p",
+            "--mode",
+            "json",
+            "--model",
+            "m1",
+            "--session",
+            "sess-1",
+            "--thinking",
+            "off",
+            "go"
+        ]
+    );
+    // `@x` would attach file x and `-x` be a flag: a leading space keeps them text.
+    for prompt in ["@mock:text hi", "-x"] {
+        let a = args(&backend::Pi, &run(prompt));
+        assert_eq!(
+            a.last().map(String::as_str),
+            Some(format!(" {prompt}").as_str())
+        );
+    }
+    assert_eq!(c.env, [("PI_OFFLINE".to_string(), "1".to_string())]);
+}
+
+#[test]
+fn kilo_argv() {
+    let c = backend::Kilo.command(&full("hi", &["--format", "default", "--agent", "code"]));
+    assert_eq!(c.program, "kilo");
+    assert_eq!(
+        c.args,
+        [
+            "run",
+            "--format",
+            "json",
+            "--model",
+            "m1",
+            "--session",
+            "sess-1",
+            "--agent",
+            "code",
+            "--",
+            "hi"
+        ]
+    );
+    let keys: Vec<&str> = c.env.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["KILO_PERMISSION", "KILO_DISABLE_AUTOUPDATE"]);
+}
+
+#[test]
+fn continue_argv_has_no_resume_or_model_flag() {
+    let c = backend::ContinueCli.command(&full("-x", &["--resume", "--config", "/c.yaml"]));
+    assert_eq!(c.program, "cn");
+    assert_eq!(
+        c.args,
+        [
+            "-p", "--auto", "--format", "json", "--config", "/c.yaml", "--", "-x"
+        ]
+    );
+}

@@ -92,7 +92,7 @@ fn parse_fixture(name: &str) -> Value {
 #[test]
 fn snapshot_every_fixture() {
     let names = fixture_names();
-    assert!(names.len() >= 16, "fixtures missing: {names:?}");
+    assert!(names.len() >= 30, "fixtures missing: {names:?}");
     for name in names {
         let value = parse_fixture(&name);
         let snap = name.trim_end_matches(".jsonl").to_string();
@@ -173,6 +173,89 @@ fn key_facts_of_the_fixtures() {
     assert_eq!(v["outcome"]["ended"], true);
 }
 
+/// The same spot checks for Qwen Code, Pi, Kilo Code and Continue.
+#[test]
+fn key_facts_of_the_newer_cli_fixtures() {
+    let tools = |v: &Value| -> Vec<String> {
+        v["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["type"] == "tool_use")
+            .filter_map(|e| e["tool"].as_str().map(str::to_string))
+            .collect()
+    };
+    for (fixture, write, shell) in [
+        ("qwen-write-shell.jsonl", "write_file", "run_shell_command"),
+        ("pi-write-shell.jsonl", "write", "bash"),
+        ("kilo-write-shell.jsonl", "write", "bash"),
+    ] {
+        let v = parse_fixture(fixture);
+        assert_eq!(tools(&v), [write, shell], "{fixture}");
+        let results: Vec<&Value> = v["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["type"] == "tool_result")
+            .collect();
+        assert_eq!(results.len(), 2, "{fixture}");
+        assert_eq!(
+            results[1]["output"].as_str().map(str::trim),
+            Some("hello from mock"),
+            "{fixture}"
+        );
+        assert_eq!(
+            v["outcome"]["output"], "MOCK-DONE: wrote and read hello.txt",
+            "{fixture}"
+        );
+        // Three model calls of the write-shell script: 100 + 101 + 102 input tokens.
+        assert_eq!(v["outcome"]["usage"][0]["input_tokens"], 303, "{fixture}");
+        assert_eq!(v["outcome"]["ended"], true, "{fixture}");
+        assert!(v["outcome"]["session_id"].is_string(), "{fixture}");
+    }
+
+    for (fixture, error) in [
+        ("qwen-error-400.jsonl", "[API Error: 400 mock 400]"),
+        ("pi-error-400.jsonl", "400 mock 400"),
+        ("kilo-error-400.jsonl", "mock 400"),
+    ] {
+        let v = parse_fixture(fixture);
+        assert_eq!(v["outcome"]["error"], error, "{fixture}");
+    }
+
+    // Resume keeps the session id of the first run.
+    for provider in ["qwen", "pi", "kilo"] {
+        let first = parse_fixture(&format!("{provider}-text.jsonl"));
+        let resumed = parse_fixture(&format!("{provider}-resume.jsonl"));
+        if provider != "qwen" {
+            // Qwen's text fixture is from a later run than the one resumed.
+            assert_eq!(
+                first["outcome"]["session_id"], resumed["outcome"]["session_id"],
+                "{provider}"
+            );
+        }
+        assert_eq!(
+            resumed["outcome"]["output"], "Hello from the mock model.",
+            "{provider}"
+        );
+    }
+    // Qwen's result usage after --resume is the session's (two runs of two calls each).
+    let v = parse_fixture("qwen-resume.jsonl");
+    assert_eq!(v["outcome"]["usage"][0]["input_tokens"], 400);
+    // Pi's usage is per call, so a resumed run counts only its own call.
+    let v = parse_fixture("pi-resume.jsonl");
+    assert_eq!(v["outcome"]["usage"][0]["input_tokens"], 100);
+
+    // Continue prints only the final answer.
+    let v = parse_fixture("continue-write-shell.jsonl");
+    assert_eq!(v["events"].as_array().expect("events").len(), 1);
+    assert_eq!(
+        v["outcome"]["output"],
+        "MOCK-DONE: wrote and read hello.txt"
+    );
+    assert_eq!(v["outcome"]["session_id"], Value::Null);
+}
+
 #[test]
 fn garbage_and_over_long_lines_become_errors_and_parsing_continues() {
     let good = std::fs::read_to_string(fixtures_dir().join("codex-text.jsonl")).expect("fixture");
@@ -198,7 +281,10 @@ fn parser_throughput() {
     let rounds = 300;
     for provider in backend::provider::names() {
         let mut bytes = Vec::new();
-        for name in fixture_names().iter().filter(|n| n.starts_with(provider)) {
+        for name in fixture_names()
+            .iter()
+            .filter(|n| n.starts_with(&format!("{provider}-")))
+        {
             bytes.extend(std::fs::read(fixtures_dir().join(name)).expect("fixture"));
         }
         let backend = backend::for_provider(provider).expect("backend");

@@ -175,6 +175,12 @@ fn assert_wrote_file(row: &CliRow, r: &RunResult, work: &Path) {
             .any(|m| m.content.as_deref() == Some("MOCK-DONE: wrote hello.txt")),
         "{d}"
     );
+    let written = std::fs::read_to_string(work.join("hello.txt")).unwrap_or_default();
+    assert_eq!(written, "hello from mock\n", "file not written\n{d}");
+    if row.answer_only {
+        assert_eq!(r.messages.len(), 1, "only the final answer\n{d}");
+        return;
+    }
     let uses = r.of_kind(MessageKind::ToolUse);
     assert!(
         uses.iter().any(|m| m
@@ -191,8 +197,6 @@ fn assert_wrote_file(row: &CliRow, r: &RunResult, work: &Path) {
     if row.usage {
         assert!(!r.outcome.usage.is_empty(), "{d}");
     }
-    let written = std::fs::read_to_string(work.join("hello.txt")).unwrap_or_default();
-    assert_eq!(written, "hello from mock\n", "file not written\n{d}");
 }
 
 /// The mock saw exactly `counts` requests per API.
@@ -266,13 +270,15 @@ async fn writes_a_file_and_answers(name: &str) {
         .run(&s.spec("@mock:write please do the task", s.row.write_model))
         .await;
     assert_wrote_file(s.row, &r, &s.sb.work);
-    let uses = r.of_kind(MessageKind::ToolUse);
-    assert_eq!(
-        uses[0].tool.as_deref(),
-        Some(s.row.write_tool),
-        "{}",
-        r.describe()
-    );
+    if !s.row.answer_only {
+        let uses = r.of_kind(MessageKind::ToolUse);
+        assert_eq!(
+            uses[0].tool.as_deref(),
+            Some(s.row.write_tool),
+            "{}",
+            r.describe()
+        );
+    }
     assert_requests(&s.mock, s.row.write_requests);
 }
 
@@ -331,7 +337,12 @@ async fn the_chosen_model_is_asked(name: &str) {
     let Some(s) = Setup::new(name).await else {
         return;
     };
-    let (model, shown) = s.row.model_choice;
+    let Some((model, shown)) = s
+        .row
+        .needs("real_cli", "a model choice", s.row.model_choice)
+    else {
+        return;
+    };
     let r = s.run(&s.spec("@mock:text hello", Some(model))).await;
     let d = r.describe();
     assert_eq!(r.outcome.output, "Hello from the mock model.", "{d}");
@@ -367,7 +378,13 @@ async fn api_error_is_reported(name: &str) {
     let r = s.run(&s.spec("@mock:error go", s.row.model)).await;
     let d = r.describe();
     assert_eq!(r.report.status.and_then(|s| s.code()), Some(status), "{d}");
-    let error = r.outcome.error.clone().unwrap_or_default();
+    // An answer-only CLI (Continue) says it on stderr, which the daemon reports.
+    let error = if s.row.answer_only {
+        assert_eq!(r.outcome.error, None, "{d}");
+        r.report.stderr_tail.clone()
+    } else {
+        r.outcome.error.clone().unwrap_or_default()
+    };
     for t in texts {
         assert!(error.contains(t), "the error names {t:?}\n{d}");
     }
@@ -378,6 +395,21 @@ async fn shell_output_is_reported(name: &str) {
     let Some(s) = Setup::new(name).await else {
         return;
     };
+    if s.row.answer_only {
+        // No tool result is printed: the command's output went back to the model.
+        let r = s.run(&s.spec("@mock:write-shell go", s.row.model)).await;
+        let d = r.describe();
+        assert_eq!(
+            r.outcome.output, "MOCK-DONE: wrote and read hello.txt",
+            "{d}"
+        );
+        let last = s.mock.requests().pop().expect("request").body.to_string();
+        assert!(
+            last.contains("hello from mock"),
+            "shell output not sent\n{d}"
+        );
+        return;
+    }
     let Some(tool) = s.row.needs("real_cli", "the shell tool", s.row.shell_tool) else {
         return;
     };
@@ -451,48 +483,56 @@ async fn a_signal_while_the_model_hangs_stops_it(name: &str) {
 
 /// Stamps every test above once per CLI, as `<cli>::<test>`, and lists the CLIs for
 /// [`every_row_is_tested`].
+/// A provider name written as an identifier (`r#continue` for the keyword) as a string.
+fn cli_name(ident: &'static str) -> &'static str {
+    ident.trim_start_matches("r#")
+}
+
 macro_rules! per_cli {
     ($($cli:ident),* $(,)?) => {
         const TESTED: &[&str] = &[$(stringify!($cli)),*];
         $(
             mod $cli {
+                use super::cli_name;
                 #[tokio::test]
                 async fn writes_a_file_and_answers() {
-                    super::writes_a_file_and_answers(stringify!($cli)).await;
+                    super::writes_a_file_and_answers(cli_name(stringify!($cli))).await;
                 }
                 #[tokio::test]
                 async fn resume_continues_the_session() {
-                    super::resume_continues_the_session(stringify!($cli)).await;
+                    super::resume_continues_the_session(cli_name(stringify!($cli))).await;
                 }
                 #[tokio::test]
                 async fn the_chosen_model_is_asked() {
-                    super::the_chosen_model_is_asked(stringify!($cli)).await;
+                    super::the_chosen_model_is_asked(cli_name(stringify!($cli))).await;
                 }
                 #[tokio::test]
                 async fn api_error_is_reported() {
-                    super::api_error_is_reported(stringify!($cli)).await;
+                    super::api_error_is_reported(cli_name(stringify!($cli))).await;
                 }
                 #[tokio::test]
                 async fn shell_output_is_reported() {
-                    super::shell_output_is_reported(stringify!($cli)).await;
+                    super::shell_output_is_reported(cli_name(stringify!($cli))).await;
                 }
                 #[tokio::test]
                 async fn a_signal_while_the_model_hangs_stops_it() {
-                    super::a_signal_while_the_model_hangs_stops_it(stringify!($cli)).await;
+                    super::a_signal_while_the_model_hangs_stops_it(cli_name(stringify!($cli)))
+                        .await;
                 }
             }
         )*
     };
 }
 
-per_cli!(claude, codex, opencode, gemini);
+per_cli!(claude, codex, opencode, gemini, qwen, pi, kilo, r#continue);
 
 /// A row without tests here, or tests for a CLI without a row or backend, is a mistake.
 #[test]
 fn every_row_is_tested() {
     let rows: Vec<&str> = agent_clis::ROWS.iter().map(|r| r.name).collect();
-    assert_eq!(rows, TESTED, "add the row's name to per_cli!");
-    for name in TESTED {
+    let tested: Vec<&str> = TESTED.iter().map(|t| cli_name(t)).collect();
+    assert_eq!(rows, tested, "add the row's name to per_cli!");
+    for name in tested {
         assert!(
             backend::provider::provider(name).is_some(),
             "{name} is not in agentd's provider table"

@@ -72,8 +72,9 @@ pub struct CliRow {
     /// follow-up resumes (Claude Code and Codex find the session from any dir).
     pub resume_fails_in_a_new_work_dir: Option<&'static str>,
     /// A model to choose (`RunSpec::model`) and the model name the CLI's requests to the
-    /// mock then carry (in the JSON body's `model`, or in the URL for Gemini).
-    pub model_choice: (&'static str, &'static str),
+    /// mock then carry (in the JSON body's `model`, or in the URL for Gemini); `None`: the
+    /// CLI has no model choice on its command line (Continue: its config picks it).
+    pub model_choice: Option<(&'static str, &'static str)>,
     /// Reports token usage.
     pub usage: bool,
     /// Exit status and error texts of a run whose model API answers 400 (`@mock:error`);
@@ -84,6 +85,9 @@ pub struct CliRow {
     pub shell_tool: Option<&'static str>,
     /// Behaviour on a signal while the model hangs; `None`: not recorded.
     pub cancel: Option<Cancel>,
+    /// Prints only its final answer (Continue): no tool calls, no session id, no usage,
+    /// and an API error on stderr only.
+    pub answer_only: bool,
 }
 
 /// Every CLI the real-CLI tests know.
@@ -104,7 +108,7 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: None,
         resume_fails_in_a_new_work_dir: None,
-        model_choice: ("claude-sonnet-4-5", "claude-sonnet-4-5"),
+        model_choice: Some(("claude-sonnet-4-5", "claude-sonnet-4-5")),
         usage: true,
         api_error: Some((1, &["API Error", "400"])),
         shell_tool: Some("Bash"),
@@ -113,6 +117,7 @@ pub const ROWS: &[CliRow] = &[
             ends_with_result: true,
             exits_zero: None,
         }),
+        answer_only: false,
     },
     CliRow {
         name: "codex",
@@ -131,7 +136,7 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: Some((200, 20)),
         resume_fails_in_a_new_work_dir: None,
-        model_choice: ("gpt-5.5-mini", "gpt-5.5-mini"),
+        model_choice: Some(("gpt-5.5-mini", "gpt-5.5-mini")),
         usage: true,
         api_error: Some((1, &["mock 400"])),
         shell_tool: Some("exec_command"),
@@ -140,6 +145,7 @@ pub const ROWS: &[CliRow] = &[
             ends_with_result: false,
             exits_zero: Some(false),
         }),
+        answer_only: false,
     },
     CliRow {
         name: "opencode",
@@ -157,7 +163,7 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: None,
         resume_fails_in_a_new_work_dir: Some("Unexpected server error"),
-        model_choice: ("mock/mock-model", "mock-model"),
+        model_choice: Some(("mock/mock-model", "mock-model")),
         usage: true,
         api_error: Some((1, &["mock 400"])),
         shell_tool: Some("bash"),
@@ -166,6 +172,7 @@ pub const ROWS: &[CliRow] = &[
             ends_with_result: false,
             exits_zero: Some(false),
         }),
+        answer_only: false,
     },
     CliRow {
         name: "gemini",
@@ -184,7 +191,7 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: None,
         resume_fails_in_a_new_work_dir: Some("No previous sessions found for this project"),
-        model_choice: ("gemini-2.5-flash", "gemini-2.5-flash"),
+        model_choice: Some(("gemini-2.5-flash", "gemini-2.5-flash")),
         usage: true,
         // Exit status = HTTP status mod 256 (real-agents.md).
         api_error: Some((400 % 256, &["mock 400"])),
@@ -194,6 +201,123 @@ pub const ROWS: &[CliRow] = &[
             ends_with_result: false,
             exits_zero: Some(true),
         }),
+        answer_only: false,
+    },
+    CliRow {
+        name: "qwen",
+        binary: "qwen",
+        install: "scripts/install-agent-clis.sh qwen (npm @qwen-code/qwen-code)",
+        api: Api::ChatCompletions,
+        mock_env: qwen_env,
+        heavy: true,
+        write_model: None,
+        model: None,
+        write_tool: "write_file",
+        write_input_shows: r"hello from mock\n",
+        write_requests: &[],
+        text_requests: &[],
+        resume: true,
+        // `result.usage` is the session's: two runs of two requests each.
+        resume_usage: Some((400, 40)),
+        // Sessions are kept per project dir (as Gemini CLI's).
+        resume_fails_in_a_new_work_dir: Some("No saved session found with ID"),
+        model_choice: Some(("qwen-other", "qwen-other")),
+        usage: true,
+        api_error: Some((1, &["API Error", "400"])),
+        shell_tool: Some("run_shell_command"),
+        cancel: Some(Cancel {
+            signal: CancelSignal::Term,
+            ends_with_result: false,
+            exits_zero: Some(false),
+        }),
+        answer_only: false,
+    },
+    CliRow {
+        name: "pi",
+        binary: "pi",
+        install: "scripts/install-agent-clis.sh pi (npm @mariozechner/pi-coding-agent)",
+        api: Api::ChatCompletions,
+        mock_env: pi_env,
+        heavy: false,
+        write_model: None,
+        model: None,
+        write_tool: "write",
+        write_input_shows: r"hello from mock\n",
+        write_requests: &[(Api::ChatCompletions, 2)],
+        text_requests: &[(Api::ChatCompletions, 1)],
+        resume: true,
+        resume_usage: None,
+        // It asks whether to fork the session into the new dir; stdin is closed: no.
+        resume_fails_in_a_new_work_dir: Some("Session found in different project"),
+        model_choice: Some(("mock/mock-model-b", "mock-model-b")),
+        usage: true,
+        // Pi exits 0; the failed message's `stopReason: "error"` says it failed.
+        api_error: Some((0, &["mock 400"])),
+        shell_tool: Some("bash"),
+        cancel: Some(Cancel {
+            signal: CancelSignal::Term,
+            ends_with_result: false,
+            exits_zero: Some(false),
+        }),
+        answer_only: false,
+    },
+    CliRow {
+        name: "kilo",
+        binary: "kilo",
+        install: "scripts/install-agent-clis.sh kilo (npm @kilocode/cli)",
+        api: Api::ChatCompletions,
+        mock_env: kilo_env,
+        heavy: true,
+        write_model: None,
+        model: None,
+        write_tool: "write",
+        write_input_shows: r"hello from mock\n",
+        write_requests: &[],
+        text_requests: &[],
+        resume: true,
+        resume_usage: None,
+        // Unlike OpenCode, it resumes a session started in another dir.
+        resume_fails_in_a_new_work_dir: None,
+        model_choice: Some(("mock/mock-model-b", "mock-model-b")),
+        usage: true,
+        api_error: Some((1, &["mock 400"])),
+        shell_tool: Some("bash"),
+        cancel: Some(Cancel {
+            signal: CancelSignal::Term,
+            ends_with_result: false,
+            exits_zero: Some(false),
+        }),
+        answer_only: false,
+    },
+    CliRow {
+        name: "continue",
+        binary: "cn",
+        install: "scripts/install-agent-clis.sh continue (npm @continuedev/cli)",
+        api: Api::ChatCompletions,
+        mock_env: continue_env,
+        heavy: false,
+        write_model: None,
+        model: None,
+        // Not printed: Continue's stdout is the final answer only.
+        write_tool: "",
+        write_input_shows: "",
+        write_requests: &[(Api::ChatCompletions, 2)],
+        text_requests: &[],
+        resume: false,
+        resume_usage: None,
+        resume_fails_in_a_new_work_dir: None,
+        model_choice: None,
+        usage: false,
+        // On stderr (`{"status":"error","message":"400 mock 400"}`), stdout empty.
+        api_error: Some((1, &["mock 400"])),
+        shell_tool: None,
+        // Exits 0 without printing anything: the missing answer says it did not finish.
+        cancel: Some(Cancel {
+            signal: CancelSignal::Term,
+            ends_with_result: false,
+            exits_zero: Some(true),
+        }),
+        answer_only: true,
     },
 ];
 
@@ -341,4 +465,68 @@ fn gemini_env(home: &Path, mock: &MockModel) -> Vec<(String, String)> {
         ("GOOGLE_GEMINI_BASE_URL", &mock.base_url()),
         ("GEMINI_API_KEY", "mock-key"),
     ])
+}
+
+/// Qwen Code on its OpenAI-compatible auth (`~/.qwen/settings.json`), the mock's base URL,
+/// key and model in `OPENAI_*`.
+fn qwen_env(home: &Path, mock: &MockModel) -> Vec<(String, String)> {
+    let qwen_dir = home.join(".qwen");
+    std::fs::create_dir_all(&qwen_dir).expect("mkdir .qwen");
+    let settings = serde_json::json!({
+        "security": {"auth": {"selectedType": "openai"}},
+        "privacy": {"usageStatisticsEnabled": false},
+        "telemetry": {"enabled": false},
+        "general": {"disableAutoUpdate": true, "disableUpdateNag": true}
+    });
+    std::fs::write(qwen_dir.join("settings.json"), settings.to_string()).expect("qwen settings");
+    pairs(&[
+        ("OPENAI_BASE_URL", &mock.openai_base_url()),
+        ("OPENAI_API_KEY", "mock-key"),
+        ("OPENAI_MODEL", "qwen-mock"),
+    ])
+}
+
+/// A `mock` provider in Pi's `~/.pi/agent/models.json`, made the default in its
+/// `settings.json`.
+fn pi_env(home: &Path, mock: &MockModel) -> Vec<(String, String)> {
+    let pi_dir = home.join(".pi").join("agent");
+    std::fs::create_dir_all(&pi_dir).expect("mkdir .pi/agent");
+    let models = serde_json::json!({"providers": {"mock": {
+        "baseUrl": mock.openai_base_url(), "api": "openai-completions", "apiKey": "mock-key",
+        "compat": {"supportsDeveloperRole": false, "supportsReasoningEffort": false},
+        "models": [{"id": "mock-model"}, {"id": "mock-model-b"}]}}});
+    std::fs::write(pi_dir.join("models.json"), models.to_string()).expect("pi models");
+    let settings = serde_json::json!({"defaultProvider": "mock", "defaultModel": "mock-model"});
+    std::fs::write(pi_dir.join("settings.json"), settings.to_string()).expect("pi settings");
+    Vec::new()
+}
+
+/// Kilo Code reads OpenCode's config shape from `KILO_CONFIG_CONTENT`.
+fn kilo_env(_home: &Path, mock: &MockModel) -> Vec<(String, String)> {
+    let config = serde_json::json!({
+        "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
+            "options": {"baseURL": mock.openai_base_url(), "apiKey": "mock"},
+            "models": {"mock-model": {"name": "Mock", "tool_call": true},
+                       "mock-model-b": {"name": "Mock B", "tool_call": true}}}},
+        "model": "mock/mock-model", "small_model": "mock/mock-model",
+        "autoupdate": false, "share": "disabled"
+    })
+    .to_string();
+    pairs(&[
+        ("KILO_CONFIG_CONTENT", &config),
+        ("KILO_DISABLE_MODELS_FETCH", "1"),
+        ("npm_config_offline", "true"),
+    ])
+}
+
+/// A local OpenAI-compatible model in Continue's `~/.continue/config.yaml`.
+fn continue_env(home: &Path, mock: &MockModel) -> Vec<(String, String)> {
+    let dir = home.join(".continue");
+    std::fs::create_dir_all(&dir).expect("mkdir .continue");
+    let config = format!(
+        "name: mock\nversion: 0.0.1\nschema: v1\nmodels:\n  - name: mock\n    provider: openai\n    model: mock-model\n    apiBase: {}\n    apiKey: mock-key\n    roles: [chat]\n",
+        mock.openai_base_url()
+    );
+    std::fs::write(dir.join("config.yaml"), config).expect("continue config");
+    Vec::new()
 }

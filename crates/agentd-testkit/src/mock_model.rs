@@ -14,8 +14,9 @@
 //! default script), and the turn by the number of tool results that follow that marker.
 //! So many CLIs and tests can share one mock, and a CLI's retries get the same answer.
 //! Tool turns are mapped to each CLI's own tools (Claude `Write`/`Bash`, Codex
-//! `apply_patch`/`exec_command`, OpenCode `write`/`bash`, Gemini
-//! `write_file`/`run_shell_command`). Built-in scripts: see [`MockModel::start`].
+//! `apply_patch`/`exec_command`, Gemini `write_file`/`run_shell_command`; on Chat
+//! Completions the write and shell tools the request offers, with argument names from their
+//! schemas: OpenCode `write`/`bash`, Qwen Code `write_file`/`run_shell_command`, …). Built-in scripts: see [`MockModel::start`].
 //!
 //! Every request is recorded ([`MockModel::requests`]).
 
@@ -658,13 +659,13 @@ async fn chat(State(s): State<Arc<Shared>>, uri: Uri, bytes: Bytes) -> Response 
             "stop"
         }
         Turn::WriteFile { path, content } => {
-            let args = json!({"filePath": path, "content": content}).to_string();
-            events.push(chunk(chat_tool_call(&s, "write", args), Value::Null));
+            let (name, args) = chat_tool(&body, ChatTool::Write { path, content });
+            events.push(chunk(chat_tool_call(&s, &name, args), Value::Null));
             "tool_calls"
         }
         Turn::Shell { command } => {
-            let args = json!({"command": command}).to_string();
-            events.push(chunk(chat_tool_call(&s, "bash", args), Value::Null));
+            let (name, args) = chat_tool(&body, ChatTool::Shell { command });
+            events.push(chunk(chat_tool_call(&s, &name, args), Value::Null));
             "tool_calls"
         }
     };
@@ -679,6 +680,122 @@ async fn chat(State(s): State<Arc<Shared>>, uri: Uri, bytes: Bytes) -> Response 
     );
     events.push("[DONE]".to_string());
     sse(events.into_iter().map(|d| (None, d)).collect())
+}
+
+/// A scripted tool turn, before it is mapped to the requesting CLI's own tool.
+enum ChatTool {
+    Write { path: String, content: String },
+    Shell { command: String },
+}
+
+/// Tool names CLIs give their write-a-file and run-a-command tools, most specific first
+/// (OpenCode/Crush/Pi `write`/`bash`, Qwen Code `write_file`/`run_shell_command`, …).
+const CHAT_WRITE_TOOLS: &[&str] = &["write", "write_file", "Write", "create_file"];
+const CHAT_SHELL_TOOLS: &[&str] = &["bash", "run_shell_command", "Bash", "shell", "exec"];
+/// Argument names for the file path, file content and command, in the order tried.
+const CHAT_PATH_ARGS: &[&str] = &["filePath", "file_path", "path", "filepath", "filename"];
+const CHAT_CONTENT_ARGS: &[&str] = &["content", "contents", "text"];
+const CHAT_COMMAND_ARGS: &[&str] = &["command", "cmd"];
+
+/// Maps a scripted tool turn to one of the tools the request offers: the first offered
+/// name of [`CHAT_WRITE_TOOLS`]/[`CHAT_SHELL_TOOLS`], with argument names taken from that
+/// tool's JSON schema (other required string arguments get a short filler, booleans
+/// `false`). Without a match it falls back to OpenCode's `write {filePath, content}` and
+/// `bash {command}`. Returns the tool name and its JSON-encoded arguments.
+fn chat_tool(body: &Value, tool: ChatTool) -> (String, String) {
+    let offered: Vec<&Value> = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(|t| t.iter().filter_map(|t| t.get("function")).collect())
+        .unwrap_or_default();
+    let (names, fallback) = match &tool {
+        ChatTool::Write { .. } => (CHAT_WRITE_TOOLS, "write"),
+        ChatTool::Shell { .. } => (CHAT_SHELL_TOOLS, "bash"),
+    };
+    let found = names.iter().find_map(|want| {
+        offered
+            .iter()
+            .find(|f| f.get("name").and_then(Value::as_str) == Some(*want))
+    });
+    let name = found
+        .and_then(|f| f.get("name").and_then(Value::as_str))
+        .unwrap_or(fallback)
+        .to_string();
+    let params = found.and_then(|f| f.get("parameters"));
+    let props = params
+        .and_then(|p| p.get("properties"))
+        .and_then(Value::as_object);
+    let pick = |candidates: &[&str]| -> String {
+        candidates
+            .iter()
+            .find(|c| props.is_some_and(|p| p.contains_key(**c)))
+            .unwrap_or(&candidates[0])
+            .to_string()
+    };
+    let mut args = serde_json::Map::new();
+    match tool {
+        ChatTool::Write { path, content } => {
+            let key = pick(CHAT_PATH_ARGS);
+            let wants_absolute = props
+                .and_then(|p| p.get(&key))
+                .and_then(|p| p.get("description"))
+                .and_then(Value::as_str)
+                .is_some_and(|d| d.to_ascii_lowercase().contains("absolute"));
+            let path = match working_dir(body).filter(|_| wants_absolute) {
+                Some(dir) => format!("{}/{path}", dir.trim_end_matches('/')),
+                None => path,
+            };
+            args.insert(key, json!(path));
+            args.insert(pick(CHAT_CONTENT_ARGS), json!(content));
+        }
+        ChatTool::Shell { command } => {
+            args.insert(pick(CHAT_COMMAND_ARGS), json!(command));
+        }
+    }
+    let required = params
+        .and_then(|p| p.get("required"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for key in required.iter().filter_map(Value::as_str) {
+        if args.contains_key(key) {
+            continue;
+        }
+        let kind = props
+            .and_then(|p| p.get(key))
+            .and_then(|p| p.get("type"))
+            .and_then(Value::as_str);
+        let filler = match kind {
+            Some("boolean") => json!(false),
+            Some("integer" | "number") => json!(0),
+            _ => json!("mock"),
+        };
+        args.insert(key.to_string(), filler);
+    }
+    (name, Value::Object(args).to_string())
+}
+
+/// The agent's working directory as its system prompt states it, for tools that take
+/// absolute paths only (Qwen Code's `write_file`).
+fn working_dir(body: &Value) -> Option<String> {
+    const MARKERS: &[&str] = &["I'm currently working in the directory: "];
+    let text: String = body
+        .get("messages")?
+        .as_array()?
+        .iter()
+        .filter_map(|m| m.get("content"))
+        .map(|c| match c {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    MARKERS.iter().find_map(|marker| {
+        let start = text.find(marker)? + marker.len();
+        let rest = &text[start..];
+        let end = rest.find(['\n', '"', '\\']).unwrap_or(rest.len());
+        Some(rest[..end].trim().to_string()).filter(|d| d.starts_with('/'))
+    })
 }
 
 fn chat_tool_call(s: &Shared, name: &str, arguments: String) -> Value {

@@ -334,6 +334,70 @@ async fn chat_completions_title_call_and_tool_calls() {
     );
 }
 
+/// The tool call of a write-shell script's `turn`, given the tools a request offers.
+async fn chat_tool_call(mock: &MockModel, system: &str, tools: Value, turn: usize) -> Value {
+    let mut msgs = vec![
+        json!({"role": "system", "content": system}),
+        json!({"role": "user", "content": "@mock:write-shell go"}),
+    ];
+    for _ in 0..turn {
+        msgs.push(json!({"role": "tool", "tool_call_id": "c", "content": "ok"}));
+    }
+    let url = format!("{}/chat/completions", mock.openai_base_url());
+    let (_, _, b) = post(
+        url,
+        json!({"model": "m", "stream": true, "messages": msgs, "tools": tools}),
+    )
+    .await;
+    let call = json_events(&b)[0]["choices"][0]["delta"]["tool_calls"][0]["function"].clone();
+    let args: Value =
+        serde_json::from_str(call["arguments"].as_str().expect("args")).expect("json");
+    json!({"name": call["name"], "args": args})
+}
+
+#[tokio::test]
+async fn chat_completions_tool_calls_follow_the_offered_tools() {
+    let mock = MockModel::start(vec![]).await.expect("mock");
+    // Qwen Code's tools: other names, other argument names, absolute paths, and required
+    // arguments the script does not know.
+    let qwen_tools = json!([
+        {"type": "function", "function": {"name": "read_file"}},
+        {"type": "function", "function": {"name": "write_file", "parameters": {
+            "type": "object", "required": ["file_path", "content"],
+            "properties": {
+                "file_path": {"type": "string", "description": "The absolute path to the file"},
+                "content": {"type": "string"}}}}},
+        {"type": "function", "function": {"name": "run_shell_command", "parameters": {
+            "type": "object", "required": ["command", "is_background"],
+            "properties": {"command": {"type": "string"}, "is_background": {"type": "boolean"}}}}}
+    ]);
+    let system = "Setup.\nI'm currently working in the directory: /w/proj\nMore.";
+    let call = chat_tool_call(&mock, system, qwen_tools.clone(), 0).await;
+    assert_eq!(
+        call,
+        json!({"name": "write_file",
+               "args": {"file_path": "/w/proj/hello.txt", "content": "hello from mock\n"}})
+    );
+    let call = chat_tool_call(&mock, system, qwen_tools, 1).await;
+    assert_eq!(
+        call,
+        json!({"name": "run_shell_command",
+               "args": {"command": "cat hello.txt", "is_background": false}})
+    );
+
+    // Pi's: `path`, relative.
+    let pi_tools = json!([
+        {"type": "function", "function": {"name": "write", "parameters": {
+            "type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}}}}},
+        {"type": "function", "function": {"name": "bash"}}
+    ]);
+    let call = chat_tool_call(&mock, "sys", pi_tools, 0).await;
+    assert_eq!(
+        call,
+        json!({"name": "write", "args": {"path": "hello.txt", "content": "hello from mock\n"}})
+    );
+}
+
 #[tokio::test]
 async fn gemini_stream_router_and_errors() {
     let mock = MockModel::start(vec![]).await.expect("mock");

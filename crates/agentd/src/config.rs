@@ -481,7 +481,11 @@ pub fn daemon_config(args: &DaemonArgs) -> anyhow::Result<agentd_daemon::DaemonC
         &cfg.custom_agents,
     ));
     if cfg.agents.is_empty() {
-        let known: Vec<&str> = agentd_daemon::backend::provider::names().collect();
+        // The executables looked for (`cn` is Continue's).
+        let known: Vec<&str> = agentd_daemon::backend::PROVIDERS
+            .iter()
+            .map(|p| p.binary)
+            .collect();
         bail!(
             "no agent CLI found: install one of {} on PATH, \
              or set [agents.<provider>] path = \"...\" in {where_}",

@@ -142,7 +142,9 @@ fn spawn_agentd_in(
         cli = cli.display(),
         log = stdout_log.display()
     );
-    let bin = root.join("bin").join(name);
+    // Named as the daemon looks it up: the provider's binary (`cn` for `continue`).
+    let binary = agentd_daemon::backend::provider::provider(name).map_or(name, |p| p.binary);
+    let bin = root.join("bin").join(binary);
     std::fs::write(&bin, wrapper).expect("write wrapper");
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     // Codex's mock provider reads its key from MOCK_API_KEY, which is not one of the
@@ -320,7 +322,8 @@ async fn writes_a_file_through_the_daemon(name: &str) {
 
     // The final answer is the mocked one.
     assert_eq!(done.output, "MOCK-DONE: wrote hello.txt", "{}", ctx());
-    assert!(done.session_id.is_some(), "{}", ctx());
+    // An answer-only CLI (Continue) prints no session id.
+    assert_eq!(done.session_id.is_some(), !row.answer_only, "{}", ctx());
 
     // Every message the CLI printed was posted, in order, numbered 1..n. Reports are
     // asynchronous (outbox): the completion may overtake the last message batch.
@@ -350,24 +353,28 @@ async fn writes_a_file_through_the_daemon(name: &str) {
 
     // Among them: the write tool call with its input, its result, and the final text.
     let (api, write_tool) = (row.api, row.write_tool);
-    let use_at = msgs
-        .iter()
-        .position(|m| m.kind == MessageKind::ToolUse && m.tool.as_deref() == Some(write_tool))
-        .unwrap_or_else(|| panic!("no {write_tool} tool_use\n{msgs:#?}\n{}", ctx()));
-    let input = msgs[use_at].input.clone().unwrap_or_default().to_string();
-    // Most CLIs print the tool's arguments, content included; Codex prints a
-    // `file_change` item (path and kind, not the patch). The row says which.
-    assert!(
-        input.contains("hello.txt") && input.contains(row.write_input_shows),
-        "tool_use input names the file and its content: {input}\n{}",
-        ctx()
-    );
-    assert!(
-        msgs[use_at + 1..]
+    if row.answer_only {
+        assert_eq!(msgs.len(), 1, "only the final answer\n{msgs:#?}\n{}", ctx());
+    } else {
+        let use_at = msgs
             .iter()
-            .any(|m| m.kind == MessageKind::ToolResult),
-        "a tool_result follows the tool_use\n{msgs:#?}"
-    );
+            .position(|m| m.kind == MessageKind::ToolUse && m.tool.as_deref() == Some(write_tool))
+            .unwrap_or_else(|| panic!("no {write_tool} tool_use\n{msgs:#?}\n{}", ctx()));
+        let input = msgs[use_at].input.clone().unwrap_or_default().to_string();
+        // Most CLIs print the tool's arguments, content included; Codex prints a
+        // `file_change` item (path and kind, not the patch). The row says which.
+        assert!(
+            input.contains("hello.txt") && input.contains(row.write_input_shows),
+            "tool_use input names the file and its content: {input}\n{}",
+            ctx()
+        );
+        assert!(
+            msgs[use_at + 1..]
+                .iter()
+                .any(|m| m.kind == MessageKind::ToolResult),
+            "a tool_result follows the tool_use\n{msgs:#?}"
+        );
+    }
     assert!(
         msgs.iter().any(|m| m.kind == MessageKind::Text
             && m.content.as_deref() == Some("MOCK-DONE: wrote hello.txt")),
@@ -458,6 +465,11 @@ async fn api_error_fails_the_task_as_agent_error(name: &str) {
             .any(|r| r.api == row.api && r.scenario.as_deref() == Some("error")),
         "the CLI asked the mock"
     );
+    if row.answer_only {
+        // Its stdout stays empty: the failure (with the stderr tail) is the report.
+        assert!(fake.messages("task-1").is_empty(), "{}", ctx());
+        return;
+    }
     until(
         deadline,
         "the API-error message posted",
@@ -597,22 +609,29 @@ async fn a_follow_up_resumes_the_session_through_the_daemon(name: &str) {
 
 /// Stamps every per-CLI test above once per CLI, as `<cli>::<test>`, and lists the CLIs
 /// for [`every_row_is_tested`].
+/// A provider name written as an identifier (`r#continue` for the keyword) as a string.
+fn cli_name(ident: &'static str) -> &'static str {
+    ident.trim_start_matches("r#")
+}
+
 macro_rules! per_cli {
     ($($cli:ident),* $(,)?) => {
         const TESTED: &[&str] = &[$(stringify!($cli)),*];
         $(
             mod $cli {
+                use super::cli_name;
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn write_task_through_the_daemon() {
-                    super::writes_a_file_through_the_daemon(stringify!($cli)).await;
+                    super::writes_a_file_through_the_daemon(cli_name(stringify!($cli))).await;
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn api_error_fails_the_task_as_agent_error() {
-                    super::api_error_fails_the_task_as_agent_error(stringify!($cli)).await;
+                    super::api_error_fails_the_task_as_agent_error(cli_name(stringify!($cli)))
+                        .await;
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn a_follow_up_resumes_the_session_through_the_daemon() {
-                    super::a_follow_up_resumes_the_session_through_the_daemon(stringify!($cli))
+                    super::a_follow_up_resumes_the_session_through_the_daemon(cli_name(stringify!($cli)))
                         .await;
                 }
             }
@@ -620,13 +639,14 @@ macro_rules! per_cli {
     };
 }
 
-per_cli!(claude, codex, opencode, gemini);
+per_cli!(claude, codex, opencode, gemini, qwen, pi, kilo, r#continue);
 
 /// A row without tests here is a mistake.
 #[test]
 fn every_row_is_tested() {
     let rows: Vec<&str> = agent_clis::ROWS.iter().map(|r| r.name).collect();
-    assert_eq!(rows, TESTED, "add the row's name to per_cli!");
+    let tested: Vec<&str> = TESTED.iter().map(|t| cli_name(t)).collect();
+    assert_eq!(rows, tested, "add the row's name to per_cli!");
 }
 
 /// Issue 4's teammate check, on the real server: the mocked model has the real Claude

@@ -94,9 +94,12 @@ impl Backend for Claude {
     }
 }
 
-/// Parser state for one Claude Code run.
-#[derive(Debug, Default)]
+/// Parser state for one Claude Code run (or a CLI that prints Claude Code's stream, such as
+/// Qwen Code: [`ClaudeParser::for_provider`]).
+#[derive(Debug)]
 pub struct ClaudeParser {
+    /// The provider named in usage entries and error messages.
+    provider: &'static str,
     session_id: Option<String>,
     /// Model from `system/init`, for usage when `result` has no per-model breakdown.
     model: Option<String>,
@@ -108,7 +111,28 @@ pub struct ClaudeParser {
     ended: bool,
 }
 
+impl Default for ClaudeParser {
+    fn default() -> Self {
+        ClaudeParser::for_provider(PROVIDER)
+    }
+}
+
 impl ClaudeParser {
+    /// A parser whose usage entries name `provider`.
+    pub fn for_provider(provider: &'static str) -> ClaudeParser {
+        ClaudeParser {
+            provider,
+            session_id: None,
+            model: None,
+            tool_names: HashMap::new(),
+            last_text: None,
+            result_text: None,
+            usage: UsageTally::default(),
+            error: None,
+            ended: false,
+        }
+    }
+
     fn session(&mut self, obj: &Map<String, Value>, out: &mut Vec<AgentEvent>) {
         note_session(&mut self.session_id, obj.get("session_id"), out);
     }
@@ -241,6 +265,14 @@ impl ClaudeParser {
             if !errors.is_empty() {
                 text = format!("{text}: {}", errors.join("; "));
             }
+            // Qwen Code puts the failure in `error.message` (no `result` text).
+            if let Some(message) = obj
+                .get("error")
+                .and_then(|e| e.get("message"))
+                .and_then(value_to_text)
+            {
+                text = message;
+            }
             self.error = Some(result.map(str::to_string).unwrap_or(text));
         }
         if let Some(per_model) = obj
@@ -248,17 +280,17 @@ impl ClaudeParser {
             .and_then(Value::as_object)
         {
             for (model, u) in per_model {
-                self.usage.add(PROVIDER, model, camel_tokens(u));
+                self.usage.add(self.provider, model, camel_tokens(u));
             }
         } else if let Some(per_model) = obj.get("modelUsage").and_then(Value::as_object) {
             self.usage.clear();
             for (model, u) in per_model {
-                self.usage.add(PROVIDER, model, camel_tokens(u));
+                self.usage.add(self.provider, model, camel_tokens(u));
             }
         } else if let Some(u) = obj.get("usage") {
             let model = self.model.clone().unwrap_or_else(|| "unknown".to_string());
             self.usage.add(
-                PROVIDER,
+                self.provider,
                 &model,
                 Tokens {
                     input: int(u.get("input_tokens")),
@@ -304,7 +336,7 @@ impl StreamParser for ClaudeParser {
         let obj = match parse_object(line) {
             Ok(Some(obj)) => obj,
             Ok(None) => return Vec::new(),
-            Err(()) => return vec![unparseable(PROVIDER, line)],
+            Err(()) => return vec![unparseable(self.provider, line)],
         };
         let mut out = Vec::new();
         self.session(&obj, &mut out);

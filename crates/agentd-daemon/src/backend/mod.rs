@@ -12,6 +12,8 @@
 //!   text or a known provider's JSON-lines output.
 //! - [`lines`]: the stdout line reader (a codec whose over-long lines are items, not errors).
 //! - [`claude`], [`codex`], [`opencode`], [`gemini`]: one backend each.
+//! - [`qwen`], [`pi`], [`kilo`], [`continue_cli`]: one backend each (Qwen Code reuses
+//!   Claude Code's parser, Kilo Code OpenCode's).
 //!
 //! # Use (the task pipeline)
 //!
@@ -49,11 +51,15 @@
 
 pub mod claude;
 pub mod codex;
+pub mod continue_cli;
 pub mod custom;
 pub mod gemini;
+pub mod kilo;
 pub mod lines;
 pub mod opencode;
+pub mod pi;
 pub mod provider;
+pub mod qwen;
 mod util;
 
 use std::path::PathBuf;
@@ -63,10 +69,14 @@ use serde_json::Value;
 
 pub use claude::Claude;
 pub use codex::Codex;
+pub use continue_cli::ContinueCli;
 pub use gemini::Gemini;
+pub use kilo::Kilo;
 pub use lines::{Line, LineCodec};
 pub use opencode::OpenCode;
+pub use pi::Pi;
 pub use provider::{PROVIDERS, ProviderInfo};
+pub use qwen::Qwen;
 
 /// One agent CLI.
 pub trait Backend: Send + Sync {

@@ -62,16 +62,16 @@ impl Backend for OpenCode {
     }
 
     fn parser(&self, run: &RunSpec) -> Box<dyn StreamParser> {
-        Box::new(OpenCodeParser {
-            model: run.model.clone().filter(|m| !m.is_empty()),
-            ..OpenCodeParser::default()
-        })
+        Box::new(OpenCodeParser::for_provider(PROVIDER, run))
     }
 }
 
-/// Parser state for one OpenCode run.
-#[derive(Debug, Default)]
+/// Parser state for one OpenCode run (or a CLI that prints OpenCode's stream, such as Kilo
+/// Code: [`OpenCodeParser::for_provider`]).
+#[derive(Debug)]
 pub struct OpenCodeParser {
+    /// The provider named in usage entries and error messages.
+    provider: &'static str,
     model: Option<String>,
     session_id: Option<String>,
     last_text: Option<String>,
@@ -80,7 +80,26 @@ pub struct OpenCodeParser {
     ended: bool,
 }
 
+impl Default for OpenCodeParser {
+    fn default() -> Self {
+        OpenCodeParser::for_provider(PROVIDER, &RunSpec::default())
+    }
+}
+
 impl OpenCodeParser {
+    /// A parser for `run` whose usage entries name `provider`.
+    pub fn for_provider(provider: &'static str, run: &RunSpec) -> OpenCodeParser {
+        OpenCodeParser {
+            provider,
+            model: run.model.clone().filter(|m| !m.is_empty()),
+            session_id: None,
+            last_text: None,
+            usage: UsageTally::default(),
+            error: None,
+            ended: false,
+        }
+    }
+
     fn tool(&mut self, part: &Map<String, Value>, out: &mut Vec<AgentEvent>) {
         let tool = part
             .get("tool")
@@ -125,7 +144,7 @@ impl OpenCodeParser {
         let cache = tokens.get("cache");
         let model = self.model.clone().unwrap_or_else(|| "unknown".to_string());
         self.usage.add(
-            PROVIDER,
+            self.provider,
             &model,
             Tokens {
                 input: int(tokens.get("input")),
@@ -142,7 +161,7 @@ impl StreamParser for OpenCodeParser {
         let obj = match parse_object(line) {
             Ok(Some(obj)) => obj,
             Ok(None) => return Vec::new(),
-            Err(()) => return vec![unparseable(PROVIDER, line)],
+            Err(()) => return vec![unparseable(self.provider, line)],
         };
         let mut out = Vec::new();
         note_session(&mut self.session_id, obj.get("sessionID"), &mut out);

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Backend, Claude, Codex, Gemini, OpenCode};
+use super::{Backend, Claude, Codex, ContinueCli, Gemini, Kilo, OpenCode, Pi, Qwen};
 
 /// A `major.minor.patch` version.
 pub type Semver = (u64, u64, u64);
@@ -130,6 +130,68 @@ pub const PROVIDERS: &[ProviderInfo] = &[
         env_keys: &["GEMINI_", "GOOGLE_"],
         api_hosts: &["generativelanguage.googleapis.com"],
         resume: true,
+    },
+    ProviderInfo {
+        name: "qwen",
+        display_name: "Qwen Code",
+        binary: "qwen",
+        version_args: &["--version"],
+        min_version: Some((0, 20, 0)),
+        backend: || Box::new(Qwen),
+        state_dirs: &[StateDir::home(".qwen")],
+        env_keys: &["QWEN_", "OPENAI_", "DASHSCOPE_"],
+        api_hosts: &[
+            "dashscope.aliyuncs.com",
+            "coding.dashscope.aliyuncs.com",
+            "coding-intl.dashscope.aliyuncs.com",
+        ],
+        resume: true,
+    },
+    ProviderInfo {
+        name: "pi",
+        display_name: "Pi",
+        binary: "pi",
+        version_args: &["--version"],
+        min_version: Some((0, 70, 0)),
+        backend: || Box::new(Pi),
+        state_dirs: &[StateDir::env_or_home("PI_CODING_AGENT_DIR", ".pi/agent")],
+        env_keys: &["PI_", "ANTHROPIC_", "OPENAI_", "GEMINI_"],
+        api_hosts: &[
+            "api.anthropic.com",
+            "api.openai.com",
+            "generativelanguage.googleapis.com",
+        ],
+        resume: true,
+    },
+    ProviderInfo {
+        name: "kilo",
+        display_name: "Kilo Code CLI",
+        binary: "kilo",
+        version_args: &["--version"],
+        min_version: Some((7, 0, 0)),
+        backend: || Box::new(Kilo),
+        state_dirs: &[
+            StateDir::home(".config/kilo"),
+            StateDir::home(".local/share/kilo"),
+            StateDir::home(".cache/kilo"),
+            StateDir::home(".local/state/kilo"),
+            StateDir::home(".local/state/kilo-sandbox-policy"),
+        ],
+        env_keys: &["KILO_", "OPENAI_", "ANTHROPIC_", "npm_config_"],
+        api_hosts: &["api.kilo.ai", "models.dev"],
+        resume: true,
+    },
+    ProviderInfo {
+        name: "continue",
+        display_name: "Continue CLI",
+        binary: "cn",
+        version_args: &["--version"],
+        min_version: Some((1, 5, 0)),
+        backend: || Box::new(ContinueCli),
+        state_dirs: &[StateDir::env_or_home("CONTINUE_GLOBAL_DIR", ".continue")],
+        env_keys: &["CONTINUE_", "OPENAI_", "ANTHROPIC_"],
+        api_hosts: &["api.continue.dev"],
+        resume: false,
     },
 ];
 

@@ -108,11 +108,14 @@ const REDIRECTING: &[&str] = &[
     "PROMPT_COMMAND",
     "CLAUDE_CONFIG_DIR",
     "CODEX_HOME",
+    "PI_CODING_AGENT_DIR",
+    "CONTINUE_GLOBAL_DIR",
 ];
 const REDIRECTING_PREFIXES: &[&str] = &[
     "GIT_",
     "XDG_",
     "OPENCODE_CONFIG",
+    "KILO_CONFIG",
     "npm_config_",
     "NPM_CONFIG_",
 ];
