@@ -27,7 +27,7 @@ fn fixtures_dir() -> PathBuf {
 pub fn throughput(secs: f64) -> anyhow::Result<Vec<ParseRate>> {
     let dir = fixtures_dir();
     let mut out = Vec::new();
-    for provider in ["claude", "codex", "opencode", "gemini"] {
+    for provider in backend::provider::names() {
         let mut runs = Vec::new();
         for e in std::fs::read_dir(&dir).with_context(|| format!("{}", dir.display()))? {
             let p = e?.path();

@@ -1,8 +1,10 @@
 //! Agent CLI detection and version probing.
 //!
 //! Detection finds each known provider's CLI on a given PATH (or at a configured path);
-//! probing runs `<cli> --version` under a timeout and checks a minimum version per
-//! provider. A missing or broken CLI is skipped with a warning naming it, never fatal.
+//! probing runs the provider's version command (`<cli> --version`) under a timeout and
+//! checks its minimum version. Both read the provider table
+//! ([`crate::backend::provider`]). A missing or broken CLI is skipped with a warning
+//! naming it, never fatal.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -11,22 +13,15 @@ use std::time::Duration;
 
 use crate::config::AgentEntry;
 
-/// A `major.minor.patch` version.
-pub type Semver = (u64, u64, u64);
-
-/// The providers agentd knows, their default command and minimum version.
-pub const PROVIDERS: &[(&str, &str, Option<Semver>)] = &[
-    ("claude", "claude", Some((2, 0, 0))),
-    ("codex", "codex", Some((0, 100, 0))),
-    ("opencode", "opencode", Some((1, 0, 0))),
-    ("gemini", "gemini", Some((0, 20, 0))),
-];
+pub use crate::backend::provider::Semver;
+use crate::backend::provider::{self, PROVIDERS};
 
 /// Finds every known provider. `configured` maps provider → path from the config file
 /// (a pinned path never falls back to PATH); others are looked up on `path_var`.
 pub fn detect(path_var: Option<&OsStr>, configured: &[(String, PathBuf)]) -> Vec<AgentEntry> {
     let mut found = Vec::new();
-    for (provider, default_cmd, _) in PROVIDERS {
+    for info in PROVIDERS {
+        let provider = info.name;
         let pinned = configured.iter().find(|(p, _)| p == provider);
         let hit = match pinned {
             Some((_, path)) => {
@@ -40,7 +35,7 @@ pub fn detect(path_var: Option<&OsStr>, configured: &[(String, PathBuf)]) -> Vec
                 }
                 resolved
             }
-            None => which(OsStr::new(default_cmd), path_var),
+            None => which(OsStr::new(info.binary), path_var),
         };
         if let Some(path) = hit {
             found.push(AgentEntry {
@@ -50,7 +45,7 @@ pub fn detect(path_var: Option<&OsStr>, configured: &[(String, PathBuf)]) -> Vec
         }
     }
     for (provider, _) in configured {
-        if !PROVIDERS.iter().any(|(p, _, _)| p == provider) {
+        if provider::provider(provider).is_none() {
             tracing::warn!(provider, "unknown agent provider in config; skipping");
         }
     }
@@ -111,8 +106,10 @@ impl VersionProbe for CommandProbe {
     fn probe<'a>(&'a self, agent: &'a AgentEntry) -> ProbeFuture<'a> {
         Box::pin(async move {
             let path = agent.path.display().to_string();
+            let version_args =
+                provider::provider(&agent.provider).map_or(&["--version"][..], |p| p.version_args);
             let child = tokio::process::Command::new(&agent.path)
-                .arg("--version")
+                .args(version_args)
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -184,7 +181,7 @@ pub fn parse_semver(s: &str) -> Option<(u64, u64, u64)> {
 }
 
 pub fn check_min_version(provider: &str, version: &str) -> Result<(), ProbeError> {
-    let Some((_, _, Some(min))) = PROVIDERS.iter().find(|(p, _, _)| *p == provider) else {
+    let Some(min) = provider::provider(provider).and_then(|p| p.min_version) else {
         return Ok(());
     };
     let Some(v) = parse_semver(version) else {
@@ -193,7 +190,7 @@ pub fn check_min_version(provider: &str, version: &str) -> Result<(), ProbeError
             version: version.into(),
         });
     };
-    if v < *min {
+    if v < min {
         return Err(ProbeError::TooOld {
             provider: provider.into(),
             version: version.into(),

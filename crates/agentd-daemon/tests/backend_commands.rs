@@ -160,7 +160,7 @@ fn gemini_argv_keeps_the_prompt_a_value() {
 
 #[test]
 fn providers_resolve_and_empty_model_or_session_are_omitted() {
-    for p in ["claude", "codex", "opencode", "gemini"] {
+    for p in backend::provider::names() {
         let b = backend::for_provider(p).expect("known provider");
         assert_eq!(b.provider(), p);
         let mut r = run("x");

@@ -196,7 +196,7 @@ fn garbage_and_over_long_lines_become_errors_and_parsing_continues() {
 #[test]
 fn parser_throughput() {
     let rounds = 300;
-    for provider in ["claude", "codex", "opencode", "gemini"] {
+    for provider in backend::provider::names() {
         let mut bytes = Vec::new();
         for name in fixture_names().iter().filter(|n| n.starts_with(provider)) {
             bytes.extend(std::fs::read(fixtures_dir().join(name)).expect("fixture"));
@@ -221,8 +221,7 @@ fn parser_throughput() {
 }
 
 fn all_parsers() -> Vec<Box<dyn StreamParser>> {
-    ["claude", "codex", "opencode", "gemini"]
-        .iter()
+    backend::provider::names()
         .map(|p| {
             backend::for_provider(p)
                 .expect("backend")

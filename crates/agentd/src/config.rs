@@ -355,9 +355,11 @@ pub fn daemon_config(args: &DaemonArgs) -> anyhow::Result<agentd_daemon::DaemonC
     let path_var = std::env::var_os("PATH");
     cfg.agents = agentd_daemon::agents::detect(path_var.as_deref(), &configured);
     if cfg.agents.is_empty() {
+        let known: Vec<&str> = agentd_daemon::backend::provider::names().collect();
         bail!(
-            "no agent CLI found: install claude, codex, opencode or gemini on PATH, \
-             or set [agents.<provider>] path = \"...\" in {where_}"
+            "no agent CLI found: install one of {} on PATH, \
+             or set [agents.<provider>] path = \"...\" in {where_}",
+            known.join(", ")
         );
     }
     cfg.daemon_id = agentd_daemon::identity::load_or_create_daemon_id(&data_dir)?;

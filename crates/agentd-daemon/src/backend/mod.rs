@@ -6,6 +6,8 @@
 //! CLI's JSON lines into [`AgentEvent`]s (transcript messages and the session id) and,
 //! at EOF, into a [`RunOutcome`] (final output, per-model usage, error).
 //!
+//! - [`provider`]: the provider table, one row per CLI (binary, version probe, backend,
+//!   state dirs, environment and network allow-lists, resume support).
 //! - [`lines`]: the stdout line reader (a codec whose over-long lines are items, not errors).
 //! - [`claude`], [`codex`], [`opencode`], [`gemini`]: one backend each.
 //!
@@ -48,6 +50,7 @@ pub mod codex;
 pub mod gemini;
 pub mod lines;
 pub mod opencode;
+pub mod provider;
 mod util;
 
 use std::path::PathBuf;
@@ -60,6 +63,7 @@ pub use codex::Codex;
 pub use gemini::Gemini;
 pub use lines::{Line, LineCodec};
 pub use opencode::OpenCode;
+pub use provider::{PROVIDERS, ProviderInfo};
 
 /// One agent CLI.
 pub trait Backend: Send + Sync {
@@ -81,15 +85,9 @@ pub trait StreamParser: Send {
     fn finish(&mut self) -> Finish;
 }
 
-/// The backend for a provider name, if agentd knows it.
+/// The backend for a provider name, if agentd knows it (see [`provider::PROVIDERS`]).
 pub fn for_provider(provider: &str) -> Option<Box<dyn Backend>> {
-    Some(match provider {
-        "claude" => Box::new(Claude),
-        "codex" => Box::new(Codex),
-        "opencode" => Box::new(OpenCode),
-        "gemini" => Box::new(Gemini),
-        _ => return None,
-    })
+    provider::provider(provider).map(|p| (p.backend)())
 }
 
 /// What one run is asked to do. Base URLs, API keys and HOME come from the caller's

@@ -81,27 +81,13 @@ pub fn default_hidden(home: Option<&Path>) -> Vec<PathBuf> {
 }
 
 /// The state dirs a provider's CLI writes under HOME (created if missing), so that it
-/// can run and resume sessions: `~/.claude`, `~/.codex` (or `$CODEX_HOME`), OpenCode's
-/// four XDG dirs, `~/.gemini`.
+/// can run and resume sessions: the provider table's
+/// [`state_dirs`](crate::backend::ProviderInfo::state_dirs), moved where `env` says
+/// (e.g. `$CODEX_HOME`). An unknown provider has none.
 pub fn state_dirs(provider: &str, home: &Path, env: &[(String, String)]) -> Vec<PathBuf> {
-    let get = |k: &str| {
-        env.iter()
-            .rev()
-            .find(|(ek, _)| ek == k)
-            .map(|(_, v)| PathBuf::from(v))
-    };
-    match provider {
-        "claude" => vec![get("CLAUDE_CONFIG_DIR").unwrap_or_else(|| home.join(".claude"))],
-        "codex" => vec![get("CODEX_HOME").unwrap_or_else(|| home.join(".codex"))],
-        "opencode" => vec![
-            home.join(".config/opencode"),
-            home.join(".local/share/opencode"),
-            home.join(".cache/opencode"),
-            home.join(".local/state/opencode"),
-        ],
-        "gemini" => vec![home.join(".gemini")],
-        _ => Vec::new(),
-    }
+    crate::backend::provider::provider(provider)
+        .map(|p| p.state_dirs_in(home, env))
+        .unwrap_or_default()
 }
 
 /// Where an agent CLI is installed, to re-bind read-only when it lies in a hidden tree:

@@ -43,25 +43,10 @@ pub const PROXY_KEYS: &[&str] = &[
     "no_proxy",
 ];
 
-/// Each provider's documented variables, by prefix (`X_` matches `X_ANYTHING`) or exactly.
+/// Each provider's documented variables, by prefix (`X_` matches `X_ANYTHING`) or
+/// exactly: the provider table's [`env_keys`](crate::backend::ProviderInfo::env_keys).
 fn provider_keys(provider: &str) -> &'static [&'static str] {
-    match provider {
-        "claude" => &[
-            "ANTHROPIC_",
-            "CLAUDE_CODE_",
-            "CLAUDE_CONFIG_DIR",
-            "DISABLE_AUTOUPDATER",
-            "DISABLE_TELEMETRY",
-            "DISABLE_ERROR_REPORTING",
-            "DISABLE_NON_ESSENTIAL_MODEL_CALLS",
-            "MAX_THINKING_TOKENS",
-            "IS_SANDBOX",
-        ],
-        "codex" => &["OPENAI_", "CODEX_"],
-        "opencode" => &["OPENCODE_", "OPENAI_", "ANTHROPIC_", "npm_config_"],
-        "gemini" => &["GEMINI_", "GOOGLE_"],
-        _ => &[],
-    }
+    crate::backend::provider::provider(provider).map_or(&[], |p| p.env_keys)
 }
 
 fn matches(key: &str, patterns: &[&str]) -> bool {

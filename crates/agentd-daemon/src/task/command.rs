@@ -40,15 +40,10 @@ impl Drop for Egress {
     }
 }
 
-/// The hosts a provider's CLI talks to by default.
+/// The hosts a provider's CLI talks to by default (the provider table's
+/// [`api_hosts`](crate::backend::ProviderInfo::api_hosts)).
 fn provider_hosts(provider: &str) -> &'static [&'static str] {
-    match provider {
-        "claude" => &["api.anthropic.com"],
-        "codex" => &["api.openai.com", "chatgpt.com"],
-        "gemini" => &["generativelanguage.googleapis.com"],
-        "opencode" => &["models.dev"],
-        _ => &[],
-    }
+    crate::backend::provider::provider(provider).map_or(&[], |p| p.api_hosts)
 }
 
 /// `host` or `host:port` of a URL (`None` if it has no host).
