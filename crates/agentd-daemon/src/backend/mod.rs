@@ -9,7 +9,7 @@
 //! - [`provider`]: the provider table, one row per CLI (binary, version probe, backend,
 //!   state dirs, environment and network allow-lists, resume support).
 //! - [`lines`]: the stdout line reader (a codec whose over-long lines are items, not errors).
-//! - [`claude`], [`codex`], [`opencode`], [`gemini`]: one backend each.
+//! - [`claude`], [`codex`], [`opencode`], [`gemini`], [`hermes`]: one backend each.
 //!
 //! # Use (the task pipeline)
 //!
@@ -48,6 +48,7 @@
 pub mod claude;
 pub mod codex;
 pub mod gemini;
+pub mod hermes;
 pub mod lines;
 pub mod opencode;
 pub mod provider;
@@ -61,6 +62,7 @@ use serde_json::Value;
 pub use claude::Claude;
 pub use codex::Codex;
 pub use gemini::Gemini;
+pub use hermes::Hermes;
 pub use lines::{Line, LineCodec};
 pub use opencode::OpenCode;
 pub use provider::{PROVIDERS, ProviderInfo};
@@ -81,6 +83,12 @@ pub trait StreamParser: Send {
     /// Feeds one stdout line (without its newline); returns zero or more events. A line
     /// that does not parse yields an error message event; parsing continues.
     fn line(&mut self, line: &str) -> Vec<AgentEvent>;
+    /// Called once after the process exited, before [`StreamParser::finish`], with the
+    /// tail of its stderr, for CLIs that print something the run needs there (Hermes
+    /// prints its session id on stderr). Default: nothing.
+    fn stderr(&mut self, _tail: &str) -> Vec<AgentEvent> {
+        Vec::new()
+    }
     /// Called once at EOF: any events still buffered, and the run's outcome.
     fn finish(&mut self) -> Finish;
 }

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Backend, Claude, Codex, Gemini, OpenCode};
+use super::{Backend, Claude, Codex, Gemini, Hermes, OpenCode};
 
 /// A `major.minor.patch` version.
 pub type Semver = (u64, u64, u64);
@@ -129,6 +129,18 @@ pub const PROVIDERS: &[ProviderInfo] = &[
         state_dirs: &[StateDir::home(".gemini")],
         env_keys: &["GEMINI_", "GOOGLE_"],
         api_hosts: &["generativelanguage.googleapis.com"],
+        resume: true,
+    },
+    ProviderInfo {
+        name: "hermes",
+        display_name: "Hermes Agent",
+        binary: "hermes",
+        version_args: &["--version"],
+        min_version: Some((0, 19, 0)),
+        backend: || Box::new(Hermes),
+        state_dirs: &[StateDir::env_or_home("HERMES_HOME", ".hermes")],
+        env_keys: &["HERMES_", "OPENAI_", "OPENROUTER_", "NOUS_"],
+        api_hosts: &["openrouter.ai", "inference-api.nousresearch.com"],
         resume: true,
     },
 ];
