@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Install the agent CLIs agentd's real-CLI tests run, at the versions pinned in
-# /work/shared/guides/real-agents.md (the versions whose output formats the parsers were
-# written against), into a project-local npm prefix.
+# /work/shared/guides/real-agents.md and docs/agents.md (the versions whose output formats
+# the parsers were written against): npm packages into a project-local npm prefix, PyPI
+# packages into one virtualenv each under the same prefix (their dependency pins clash).
 #
-#   scripts/install-agent-clis.sh            # all four
-#   scripts/install-agent-clis.sh claude codex
+#   scripts/install-agent-clis.sh            # all of them
+#   scripts/install-agent-clis.sh claude hermes
 #
 # Prefix: $AGENTD_CLI_PREFIX, default <repo>/.cache/agent-clis (git-ignored). Binaries end up
-# in $prefix/bin. Idempotent: a package already at its pinned version is skipped.
+# in $prefix/bin (PyPI ones as symlinks into $prefix/venv-<package>/bin). Idempotent: a
+# package already at its pinned version is skipped.
 # npm install scripts must run (claude and opencode hard-link their native binaries in
 # postinstall; with --ignore-scripts they are stubs).
 set -euo pipefail
@@ -23,10 +25,10 @@ pins=(
   "gemini   @google/gemini-cli        0.61.0  gemini"
 )
 
-if ! command -v npm >/dev/null 2>&1; then
-  echo "install-agent-clis: npm not found on PATH" >&2
-  exit 1
-fi
+# name  PyPI package  pinned version  binary (python3 >= 3.11 with venv)
+py_pins=(
+  "hermes   hermes-agent   0.19.0 hermes"
+)
 
 wanted=("$@")
 want() {
@@ -43,8 +45,48 @@ installed_version() {
   node -e 'process.stdout.write(require(process.argv[1]).version || "")' "$pkg_json" 2>/dev/null || true
 }
 
-mkdir -p "$prefix"
+py_installed_version() {
+  # Version of the dist-info in the package's venv, or nothing.
+  local venv="$prefix/venv-$1" dist="${1//-/_}" info
+  for info in "$venv"/lib/python3*/site-packages/"$dist"-*.dist-info; do
+    [ -d "$info" ] || continue
+    info="${info##*/$dist-}"
+    echo "${info%.dist-info}"
+    return 0
+  done
+}
+
+mkdir -p "$prefix/bin"
 status=0
+for line in "${py_pins[@]}"; do
+  read -r name pkg version bin <<<"$line"
+  want "$name" || continue
+  venv="$prefix/venv-$pkg"
+  have="$(py_installed_version "$pkg")"
+  if [ "$have" = "$version" ] && [ -x "$venv/bin/$bin" ]; then
+    echo "install-agent-clis: $name $version already installed"
+  else
+    echo "install-agent-clis: installing $pkg==$version into $venv (had: ${have:-none})"
+    if ! { [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"; } ||
+      ! "$venv/bin/pip" install --quiet --disable-pip-version-check "$pkg==$version"; then
+      echo "install-agent-clis: FAILED to install $pkg==$version" >&2
+      status=1
+      continue
+    fi
+  fi
+  ln -sfn "../venv-$pkg/bin/$bin" "$prefix/bin/$bin"
+done
+
+npm_wanted=0
+for line in "${pins[@]}"; do
+  read -r name _ <<<"$line"
+  if want "$name"; then npm_wanted=1; fi
+done
+if [ "$npm_wanted" = 1 ] && ! command -v npm >/dev/null 2>&1; then
+  echo "install-agent-clis: npm not found on PATH" >&2
+  exit 1
+fi
+
 for line in "${pins[@]}"; do
   read -r name pkg version bin <<<"$line"
   want "$name" || continue
@@ -66,6 +108,14 @@ for line in "${pins[@]}"; do
   read -r name pkg version bin <<<"$line"
   if [ -x "$prefix/bin/$bin" ]; then
     echo "  $name: $prefix/bin/$bin ($(installed_version "$pkg"))"
+  else
+    echo "  $name: not installed"
+  fi
+done
+for line in "${py_pins[@]}"; do
+  read -r name pkg version bin <<<"$line"
+  if [ -x "$prefix/bin/$bin" ]; then
+    echo "  $name: $prefix/bin/$bin ($(py_installed_version "$pkg"))"
   else
     echo "  $name: not installed"
   fi
