@@ -37,7 +37,8 @@ pub fn throughput(secs: f64) -> anyhow::Result<Vec<ParseRate>> {
                 .to_string_lossy()
                 .to_string();
             if name.starts_with(&format!("{provider}-"))
-                && (name.ends_with(".jsonl") || name.ends_with(".txt")) {
+                && (name.ends_with(".jsonl") || name.ends_with(".txt"))
+            {
                 runs.push(std::fs::read(&p)?);
             }
         }

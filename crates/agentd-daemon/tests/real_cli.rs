@@ -153,6 +153,7 @@ async fn run_cli_with(
     for line in &report.unread {
         events.extend(line.feed(parser.as_mut()));
     }
+    events.extend(parser.stderr(&report.stderr_tail));
     let finish = parser.finish();
     events.extend(finish.events);
     let mut messages = Vec::new();
@@ -715,6 +716,111 @@ async fn gemini_resume_and_api_error() {
             .as_deref()
             .unwrap_or_default()
             .contains("mock 400"),
+        "{d}"
+    );
+}
+
+// ---- Hermes Agent (PyPI, text output) ----
+
+/// Hermes' config pointing its `custom` provider at the mock (`$HOME/.hermes/config.yaml`).
+fn hermes_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
+    let dir = sb.home.join(".hermes");
+    std::fs::create_dir_all(&dir).expect("mkdir .hermes");
+    let config = format!(
+        "model:\n  provider: custom\n  base_url: {}\n  default: mock-model\n  api_key: mock-key\n",
+        mock.openai_base_url()
+    );
+    std::fs::write(dir.join("config.yaml"), config).expect("hermes config");
+    env(&[
+        ("HOME", &sb.home.to_string_lossy()),
+        ("TMPDIR", &sb.tmp.to_string_lossy()),
+        ("OPENAI_API_KEY", "mock-key"),
+    ])
+}
+
+/// Write, then a shell command, then resume: the session id (from stderr) comes back,
+/// the history is sent again; then an API error fails the run.
+#[tokio::test]
+async fn hermes_writes_runs_a_command_resumes_and_reports_api_errors() {
+    let Some(bin) = installed("hermes") else {
+        return;
+    };
+    let _lock = heavy_lock().await;
+    let mock = MockModel::start(vec![]).await.expect("mock");
+    let sb = sandbox();
+    let e = hermes_env(&sb, &mock);
+    let r = run_cli(
+        &backend::Hermes,
+        &bin,
+        &spec(&sb.work, "@mock:write-shell please do the task"),
+        &e,
+    )
+    .await;
+    let d = r.describe();
+    assert_eq!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
+    assert_eq!(r.outcome.error, None, "{d}");
+    assert!(r.outcome.ended, "{d}");
+    assert_eq!(
+        r.outcome.output, "MOCK-DONE: wrote and read hello.txt",
+        "{d}"
+    );
+    let edit = r.of_kind(MessageKind::ToolUse);
+    assert_eq!(edit.len(), 1, "{d}");
+    assert_eq!(edit[0].tool.as_deref(), Some("file_edit"), "{d}");
+    let input = edit[0].input.clone().unwrap_or_default();
+    assert_eq!(input["path"], "hello.txt", "{d}");
+    assert!(
+        input["diff"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("+hello from mock"),
+        "{d}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.work.join("hello.txt")).unwrap_or_default(),
+        "hello from mock\n",
+        "{d}"
+    );
+    // All three turns of the script reached the mock: the shell command's result too.
+    let turns: Vec<usize> = mock
+        .requests()
+        .iter()
+        .filter(|q| q.api == Api::ChatCompletions && q.scenario.as_deref() == Some("write-shell"))
+        .map(|q| q.turn)
+        .collect();
+    assert!(turns.contains(&2), "turns {turns:?}");
+    let session = r.outcome.session_id.clone().expect("session id on stderr");
+    assert_eq!(r.session_ids, [session.clone()], "{d}");
+
+    let mut resume = spec(&sb.work, "@mock:text again");
+    resume.prior_session_id = Some(session.clone());
+    let r = run_cli(&backend::Hermes, &bin, &resume, &e).await;
+    let d = r.describe();
+    assert_eq!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
+    assert_eq!(
+        r.outcome.session_id.as_deref(),
+        Some(session.as_str()),
+        "{d}"
+    );
+    assert_eq!(r.outcome.output, "Hello from the mock model.", "{d}");
+    let last = mock.requests().pop().expect("request").body.to_string();
+    assert!(
+        last.contains("@mock:write-shell please") && last.contains("@mock:text again"),
+        "history not sent"
+    );
+
+    let r = run_cli(
+        &backend::Hermes,
+        &bin,
+        &spec(&sb.work, "@mock:error go"),
+        &e,
+    )
+    .await;
+    let d = r.describe();
+    assert_ne!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
+    assert_eq!(
+        r.outcome.error.as_deref(),
+        Some("HTTP 400: mock 400"),
         "{d}"
     );
 }

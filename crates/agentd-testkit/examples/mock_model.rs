@@ -37,7 +37,10 @@ async fn main() -> std::io::Result<()> {
         }
         if let Some(path) = &dump {
             let requests = mock.requests();
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
             for r in &requests[written..] {
                 let line = json!({"api": format!("{:?}", r.api), "method": r.method, "uri": r.uri,
                                   "scenario": r.scenario, "turn": r.turn, "body": r.body});

@@ -158,6 +158,16 @@ stream_max_retries = 0
             set("GOOGLE_GEMINI_BASE_URL", &mock.base_url());
             set("GEMINI_API_KEY", "mock-key");
         }
+        "hermes" => {
+            let hermes_dir = home.join(".hermes");
+            std::fs::create_dir_all(&hermes_dir).expect("mkdir .hermes");
+            let config = format!(
+                "model:\n  provider: custom\n  base_url: {}\n  default: mock-model\n  api_key: mock-key\n",
+                mock.openai_base_url()
+            );
+            std::fs::write(hermes_dir.join("config.yaml"), config).expect("hermes config");
+            set("OPENAI_API_KEY", "mock-key");
+        }
         other => panic!("unknown CLI {other}"),
     }
     env
@@ -196,10 +206,13 @@ fn spawn_agentd(
 /// install dir readable (the wrapper in `<root>/bin` execs it, and the repository may sit
 /// under a hidden tree such as `/tmp`) and the stdout recorder's log dir writable.
 fn sandbox_paths(cli: &Path, root: &Path) -> String {
-    let install = agentd_daemon::sandbox::bwrap::install_dir(cli).expect("the CLI's install dir");
+    let install: Vec<String> = agentd_daemon::sandbox::bwrap::install_dirs(cli)
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    assert!(!install.is_empty(), "the CLI's install dir");
     format!(
-        "read_only_paths = [{:?}]\nwritable_paths = [{:?}]\n",
-        install.display().to_string(),
+        "read_only_paths = {install:?}\nwritable_paths = [{:?}]\n",
         root.join("logs").display().to_string()
     )
 }
@@ -384,6 +397,8 @@ fn api_and_write_tool(name: &str) -> (Api, &'static str) {
         "codex" => (Api::Responses, "apply_patch"),
         "opencode" => (Api::ChatCompletions, "write"),
         "gemini" => (Api::Gemini, "write_file"),
+        // Hermes prints no tool calls in quiet mode, only each edit's diff preview.
+        "hermes" => (Api::ChatCompletions, "file_edit"),
         other => panic!("unknown CLI {other}"),
     }
 }
@@ -395,7 +410,7 @@ async fn writes_a_file_through_the_daemon(name: &str) {
         return;
     };
     let _lock = match name {
-        "opencode" | "gemini" => Some(heavy_lock().await),
+        "opencode" | "gemini" | "hermes" => Some(heavy_lock().await),
         _ => None,
     };
     let started = std::time::Instant::now();
@@ -458,6 +473,8 @@ async fn writes_a_file_through_the_daemon(name: &str) {
     // the tool's arguments, content included.
     let content_shown = if name == "codex" {
         input.contains(r#""kind":"add""#)
+    } else if name == "hermes" {
+        input.contains("+hello from mock")
     } else {
         input.contains(r#"hello from mock\n"#)
     };
@@ -466,10 +483,12 @@ async fn writes_a_file_through_the_daemon(name: &str) {
         "tool_use input names the file and its content: {input}\n{}",
         ctx()
     );
+    // Hermes' quiet mode prints no tool results (its diff preview is the edit itself).
     assert!(
-        msgs[use_at + 1..]
-            .iter()
-            .any(|m| m.kind == MessageKind::ToolResult),
+        name == "hermes"
+            || msgs[use_at + 1..]
+                .iter()
+                .any(|m| m.kind == MessageKind::ToolResult),
         "a tool_result follows the tool_use\n{msgs:#?}"
     );
     assert!(
@@ -528,6 +547,11 @@ async fn codex_write_task_through_the_daemon() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opencode_write_task_through_the_daemon() {
     writes_a_file_through_the_daemon("opencode").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hermes_write_task_through_the_daemon() {
+    writes_a_file_through_the_daemon("hermes").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -208,7 +208,11 @@ impl StreamParser for HermesParser {
             events,
             outcome: RunOutcome {
                 session_id: self.session_id.clone(),
-                output: if error.is_some() { String::new() } else { answer },
+                output: if error.is_some() {
+                    String::new()
+                } else {
+                    answer
+                },
                 usage: Vec::new(),
                 error,
                 ended,
@@ -257,7 +261,9 @@ mod tests {
     fn a_diff_preview_at_the_end_is_still_reported() {
         let (events, o) = run("  ┊ review diff\na/x.txt → b/x.txt\n+y\n", "");
         assert_eq!(o.output, "");
-        assert!(matches!(&events[0], AgentEvent::Message(m) if m.tool.as_deref() == Some("file_edit")));
+        assert!(
+            matches!(&events[0], AgentEvent::Message(m) if m.tool.as_deref() == Some("file_edit"))
+        );
     }
 
     #[test]

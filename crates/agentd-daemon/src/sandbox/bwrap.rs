@@ -244,7 +244,11 @@ mod tests {
         let venv = venv.canonicalize().unwrap();
         assert_eq!(
             install_dirs(&venv.join("bin/x")),
-            [venv.join("bin"), venv.clone(), PathBuf::from("/opt/py/3.11")]
+            [
+                venv.join("bin"),
+                venv.clone(),
+                PathBuf::from("/opt/py/3.11")
+            ]
         );
         // Not a venv: the install dir alone.
         std::fs::remove_file(venv.join("pyvenv.cfg")).unwrap();
