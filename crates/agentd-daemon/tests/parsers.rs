@@ -193,6 +193,31 @@ fn key_facts_of_the_fixtures() {
         v["outcome"]["output"],
         "MOCK-DONE: wrote and read hello.txt"
     );
+    // mini-swe-agent: its trajectory, re-printed after every step, read once per message;
+    // per-step usage summed (3 steps of 100+n / 10).
+    let v = parse_fixture("mini-write-shell.txt");
+    let tools: Vec<&str> = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "tool_use")
+        .filter_map(|e| e["input"]["command"].as_str())
+        .collect();
+    assert_eq!(tools.len(), 3, "{v:#}");
+    assert_eq!(tools[1], "cat hello.txt");
+    assert_eq!(v["outcome"]["usage"][0]["input_tokens"], 303);
+    assert_eq!(
+        v["outcome"]["output"],
+        "MOCK-DONE: wrote and read hello.txt"
+    );
+    let v = parse_fixture("mini-error-400.txt");
+    assert!(
+        v["outcome"]["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("BadRequestError: ")
+    );
+
     let v = parse_fixture("hermes-error-400.txt");
     assert_eq!(v["outcome"]["error"], "HTTP 400: mock 400");
     assert_eq!(v["outcome"]["output"], "");

@@ -9,7 +9,7 @@
 //! - [`provider`]: the provider table, one row per CLI (binary, version probe, backend,
 //!   state dirs, environment and network allow-lists, resume support).
 //! - [`lines`]: the stdout line reader (a codec whose over-long lines are items, not errors).
-//! - [`claude`], [`codex`], [`opencode`], [`gemini`], [`hermes`]: one backend each.
+//! - [`claude`], [`codex`], [`opencode`], [`gemini`], [`hermes`], [`mini`]: one backend each.
 //!
 //! # Use (the task pipeline)
 //!
@@ -50,6 +50,7 @@ pub mod codex;
 pub mod gemini;
 pub mod hermes;
 pub mod lines;
+pub mod mini;
 pub mod opencode;
 pub mod provider;
 mod util;
@@ -64,6 +65,7 @@ pub use codex::Codex;
 pub use gemini::Gemini;
 pub use hermes::Hermes;
 pub use lines::{Line, LineCodec};
+pub use mini::MiniSwe;
 pub use opencode::OpenCode;
 pub use provider::{PROVIDERS, ProviderInfo};
 

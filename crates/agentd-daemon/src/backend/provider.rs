@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Backend, Claude, Codex, Gemini, Hermes, OpenCode};
+use super::{Backend, Claude, Codex, Gemini, Hermes, MiniSwe, OpenCode};
 
 /// A `major.minor.patch` version.
 pub type Semver = (u64, u64, u64);
@@ -142,6 +142,28 @@ pub const PROVIDERS: &[ProviderInfo] = &[
         env_keys: &["HERMES_", "OPENAI_", "OPENROUTER_", "NOUS_"],
         api_hosts: &["openrouter.ai", "inference-api.nousresearch.com"],
         resume: true,
+    },
+    ProviderInfo {
+        name: "mini",
+        display_name: "mini-swe-agent",
+        binary: "mini",
+        version_args: &["--help"],
+        min_version: Some((2, 0, 0)),
+        backend: || Box::new(MiniSwe),
+        state_dirs: &[StateDir::env_or_home(
+            "MSWEA_GLOBAL_CONFIG_DIR",
+            ".config/mini-swe-agent",
+        )],
+        env_keys: &[
+            "MSWEA_",
+            "LITELLM_",
+            "OPENAI_",
+            "ANTHROPIC_",
+            "GEMINI_",
+            "OPENROUTER_",
+        ],
+        api_hosts: &["api.openai.com", "api.anthropic.com", "openrouter.ai"],
+        resume: false,
     },
 ];
 
