@@ -28,6 +28,7 @@ pins=(
 # name  PyPI package  pinned version  binary (python3 >= 3.11 with venv)
 py_pins=(
   "hermes   hermes-agent   0.19.0 hermes"
+  "mini     mini-swe-agent 2.4.6  mini"
 )
 
 wanted=("$@")

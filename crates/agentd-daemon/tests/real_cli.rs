@@ -824,3 +824,91 @@ async fn hermes_writes_runs_a_command_resumes_and_reports_api_errors() {
         "{d}"
     );
 }
+
+// ---- mini-swe-agent (PyPI, its trajectory on stdout) ----
+
+/// litellm's OpenAI provider pointed at the mock; no cost lookup (the mock model has no
+/// price), one attempt per model call (mini retries 10 times with backoff by default).
+fn mini_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
+    env(&[
+        ("HOME", &sb.home.to_string_lossy()),
+        ("TMPDIR", &sb.tmp.to_string_lossy()),
+        ("OPENAI_API_KEY", "mock-key"),
+        ("OPENAI_API_BASE", &mock.openai_base_url()),
+        ("MSWEA_MODEL_NAME", "openai/mock-model"),
+        ("MSWEA_COST_TRACKING", "ignore_errors"),
+        ("MSWEA_MODEL_RETRY_STOP_AFTER_ATTEMPT", "1"),
+        ("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
+    ])
+}
+
+#[tokio::test]
+async fn mini_writes_a_file_runs_a_command_and_answers() {
+    let Some(bin) = installed("mini") else {
+        return;
+    };
+    let _lock = heavy_lock().await;
+    let mock = MockModel::start(vec![]).await.expect("mock");
+    let sb = sandbox();
+    let r = run_cli(
+        &backend::MiniSwe,
+        &bin,
+        &spec(&sb.work, "@mock:write-shell please do the task"),
+        &mini_env(&sb, &mock),
+    )
+    .await;
+    let d = r.describe();
+    assert_eq!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
+    assert_eq!(r.outcome.error, None, "{d}");
+    assert!(r.outcome.ended, "{d}");
+    assert_eq!(
+        r.outcome.output, "MOCK-DONE: wrote and read hello.txt",
+        "{d}"
+    );
+    let uses = r.of_kind(MessageKind::ToolUse);
+    assert_eq!(uses.len(), 3, "write, cat, submit\n{d}");
+    assert!(
+        uses.iter().all(|m| m.tool.as_deref() == Some("bash")),
+        "{d}"
+    );
+    let results = r.of_kind(MessageKind::ToolResult);
+    assert!(
+        results
+            .iter()
+            .any(|m| m.output.as_deref() == Some("hello from mock\n")),
+        "the cat's output\n{d}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.work.join("hello.txt")).unwrap_or_default(),
+        "hello from mock\n",
+        "{d}"
+    );
+    assert_eq!(r.outcome.usage.len(), 1, "{d}");
+    assert_eq!(r.outcome.usage[0].input_tokens, 303, "{d}");
+    assert!(r.session_ids.is_empty(), "mini has no sessions\n{d}");
+}
+
+#[tokio::test]
+async fn mini_reports_an_api_error() {
+    let Some(bin) = installed("mini") else {
+        return;
+    };
+    let _lock = heavy_lock().await;
+    let mock = MockModel::start(vec![]).await.expect("mock");
+    let sb = sandbox();
+    let r = run_cli(
+        &backend::MiniSwe,
+        &bin,
+        &spec(&sb.work, "@mock:error go"),
+        &mini_env(&sb, &mock),
+    )
+    .await;
+    let d = r.describe();
+    assert_eq!(r.report.status.and_then(|s| s.code()), Some(1), "{d}");
+    let err = r.outcome.error.clone().unwrap_or_default();
+    assert!(
+        err.starts_with("BadRequestError: ") && err.contains("mock 400"),
+        "{d}"
+    );
+    assert_eq!(mock.count(Api::ChatCompletions), 1, "one attempt\n{d}");
+}

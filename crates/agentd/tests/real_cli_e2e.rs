@@ -168,6 +168,13 @@ stream_max_retries = 0
             std::fs::write(hermes_dir.join("config.yaml"), config).expect("hermes config");
             set("OPENAI_API_KEY", "mock-key");
         }
+        "mini" => {
+            set("OPENAI_API_KEY", "mock-key");
+            set("OPENAI_API_BASE", &mock.openai_base_url());
+            set("MSWEA_MODEL_NAME", "openai/mock-model");
+            set("MSWEA_COST_TRACKING", "ignore_errors");
+            set("LITELLM_LOCAL_MODEL_COST_MAP", "True");
+        }
         other => panic!("unknown CLI {other}"),
     }
     env
@@ -399,6 +406,8 @@ fn api_and_write_tool(name: &str) -> (Api, &'static str) {
         "gemini" => (Api::Gemini, "write_file"),
         // Hermes prints no tool calls in quiet mode, only each edit's diff preview.
         "hermes" => (Api::ChatCompletions, "file_edit"),
+        // mini writes files with its one tool, `bash` (a heredoc).
+        "mini" => (Api::ChatCompletions, "bash"),
         other => panic!("unknown CLI {other}"),
     }
 }
@@ -410,7 +419,7 @@ async fn writes_a_file_through_the_daemon(name: &str) {
         return;
     };
     let _lock = match name {
-        "opencode" | "gemini" | "hermes" => Some(heavy_lock().await),
+        "opencode" | "gemini" | "hermes" | "mini" => Some(heavy_lock().await),
         _ => None,
     };
     let started = std::time::Instant::now();
@@ -434,7 +443,9 @@ async fn writes_a_file_through_the_daemon(name: &str) {
 
     // The final answer is the mocked one.
     assert_eq!(done.output, "MOCK-DONE: wrote hello.txt", "{}", ctx());
-    assert!(done.session_id.is_some(), "{}", ctx());
+    // A CLI without sessions (mini-swe-agent) reports none.
+    let resumable = backend::provider::provider(name).is_some_and(|p| p.resume);
+    assert_eq!(done.session_id.is_some(), resumable, "{}", ctx());
 
     // Every message the CLI printed was posted, in order, numbered 1..n. Reports are
     // asynchronous (outbox): the completion may overtake the last message batch.
@@ -547,6 +558,11 @@ async fn codex_write_task_through_the_daemon() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opencode_write_task_through_the_daemon() {
     writes_a_file_through_the_daemon("opencode").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mini_write_task_through_the_daemon() {
+    writes_a_file_through_the_daemon("mini").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
