@@ -1,11 +1,16 @@
 //! The real agent CLIs, run through our backends (argv, env, parser) and `process.rs`
 //! against the mock model API from `agentd-testkit`, fully offline.
 //!
+//! One table over CLIs: each row of [`agentd_testkit::agent_clis::ROWS`] says how its CLI
+//! is installed and pointed at the mock and what its runs look like; each test below is
+//! stamped once per row by `per_cli!` (named `<cli>::<test>`, so a failure names the CLI).
+//!
 //! The CLIs come from `scripts/install-agent-clis.sh` (pinned versions, installed under
-//! `$AGENTD_CLI_PREFIX`, default `<repo>/.cache/agent-clis`). A CLI that is not installed
-//! is skipped with a `SKIP real_cli <name>: …` line on stderr, never silently.
-//! Claude Code and Codex are cheap (< 1 s, ~200 MiB a run); OpenCode (~4 s, ~700 MiB) and
-//! Gemini take a file lock so that at most one of them runs at a time, even under nextest.
+//! `$AGENTD_CLI_PREFIX`, default `<repo>/.cache/agent-clis`). A CLI that is not installed,
+//! or a behaviour a row does not record, is skipped with a `SKIP real_cli <name>: …` line
+//! on stderr, never silently. Claude Code and Codex are cheap (< 1 s, ~200 MiB a run);
+//! heavy rows (OpenCode ~4 s, ~700 MiB; Gemini) take a file lock so that at most one of
+//! them runs at a time, even under nextest.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,31 +18,11 @@ use std::time::Duration;
 use agentd_daemon::backend::{self, AgentEvent, Backend, MessageDraft, RunOutcome, RunSpec};
 use agentd_daemon::process::{AgentProcess, ExitReport, SpawnOptions, command_for};
 use agentd_proto::MessageKind;
+use agentd_testkit::agent_clis::{self, CancelSignal, CliRow};
 use agentd_testkit::mock_model::{Api, MockModel};
 use nix::sys::signal::Signal;
 
 const RUN_BOUND: Duration = Duration::from_secs(90);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The installed CLI, or `None` after printing why the test is skipped.
-fn installed(name: &str) -> Option<PathBuf> {
-    let prefix = std::env::var_os("AGENTD_CLI_PREFIX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".cache/agent-clis"));
-    let bin = prefix.join("bin").join(name);
-    if bin.exists() {
-        Some(bin)
-    } else {
-        eprintln!(
-            "SKIP real_cli {name}: not installed; run scripts/install-agent-clis.sh (looked for {})",
-            bin.display()
-        );
-        None
-    }
-}
 
 /// A throw-away HOME, TMPDIR and work dir for one run.
 struct Sandbox {
@@ -179,7 +164,7 @@ async fn run_cli_with(
 }
 
 /// The `@mock:write` script: a tool call writing `hello.txt`, then the final answer.
-fn assert_wrote_file(r: &RunResult, work: &Path) {
+fn assert_wrote_file(row: &CliRow, r: &RunResult, work: &Path) {
     let d = r.describe();
     assert_eq!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
     assert_eq!(r.outcome.error, None, "{d}");
@@ -199,716 +184,295 @@ fn assert_wrote_file(r: &RunResult, work: &Path) {
             .is_some_and(|i| i.to_string().contains("hello.txt"))),
         "no tool_use naming hello.txt\n{d}"
     );
-    assert!(!r.of_kind(MessageKind::ToolResult).is_empty(), "{d}");
-    assert!(
+    // A CLI that prints no tool results (Hermes' quiet mode) has no shell tool row.
+    if row.shell_tool.is_some() {
+        assert!(!r.of_kind(MessageKind::ToolResult).is_empty(), "{d}");
+    }
+    // A CLI without sessions (mini-swe-agent) has no session id.
+    assert_eq!(
         !r.session_ids.is_empty() && r.outcome.session_id.is_some(),
+        row.resume,
         "{d}"
     );
-    assert!(!r.outcome.usage.is_empty(), "{d}");
+    if row.usage {
+        assert!(!r.outcome.usage.is_empty(), "{d}");
+    }
     let written = std::fs::read_to_string(work.join("hello.txt")).unwrap_or_default();
     assert_eq!(written, "hello from mock\n", "file not written\n{d}");
 }
 
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn spec(work: &Path, prompt: &str) -> RunSpec {
-    RunSpec {
-        prompt: prompt.to_string(),
-        workdir: work.to_path_buf(),
-        ..RunSpec::default()
+/// The mock saw exactly `counts` requests per API.
+fn assert_requests(mock: &MockModel, counts: &[(Api, usize)]) {
+    for (api, n) in counts {
+        assert_eq!(
+            mock.count(*api),
+            *n,
+            "{api:?} requests: {:?}",
+            mock.requests()
+        );
     }
 }
 
-// ---- Claude Code ----
-
-fn claude_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-        ("ANTHROPIC_BASE_URL", &mock.base_url()),
-        ("ANTHROPIC_API_KEY", "mock-key"),
-        ("CLAUDE_CODE_MAX_RETRIES", "0"),
-    ])
+/// One row's CLI, its backend and a fresh mock model and sandbox dirs.
+struct Setup {
+    row: &'static CliRow,
+    bin: PathBuf,
+    backend: Box<dyn Backend>,
+    mock: MockModel,
+    sb: Sandbox,
+    env: Vec<(String, String)>,
+    _lock: Option<std::fs::File>,
 }
 
-#[tokio::test]
-async fn claude_writes_a_file_and_answers() {
-    let Some(bin) = installed("claude") else {
+impl Setup {
+    /// `None` (after a SKIP line) when the CLI is not installed.
+    async fn new(name: &str) -> Option<Setup> {
+        let row = agent_clis::row(name);
+        let bin = row.installed("real_cli")?;
+        let backend = backend::for_provider(name).expect("a backend for every row");
+        let lock = agent_clis::heavy_lock(row).await;
+        let mock = MockModel::start(vec![]).await.expect("mock");
+        let sb = sandbox();
+        let mut env = vec![
+            ("HOME".to_string(), sb.home.to_string_lossy().into_owned()),
+            ("TMPDIR".to_string(), sb.tmp.to_string_lossy().into_owned()),
+        ];
+        env.extend(row.env(&sb.home, &mock));
+        Some(Setup {
+            row,
+            bin,
+            backend,
+            mock,
+            sb,
+            env,
+            _lock: lock,
+        })
+    }
+
+    /// A run of `prompt` with `model`.
+    fn spec(&self, prompt: &str, model: Option<&str>) -> RunSpec {
+        RunSpec {
+            prompt: prompt.to_string(),
+            workdir: self.sb.work.clone(),
+            model: model.map(str::to_string),
+            ..RunSpec::default()
+        }
+    }
+
+    async fn run(&self, run: &RunSpec) -> RunResult {
+        run_cli(self.backend.as_ref(), &self.bin, run, &self.env).await
+    }
+}
+
+async fn writes_a_file_and_answers(name: &str) {
+    let Some(s) = Setup::new(name).await else {
         return;
     };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let r = run_cli(
-        &backend::Claude,
-        &bin,
-        &spec(&sb.work, "@mock:write please do the task"),
-        &claude_env(&sb, &mock),
-    )
-    .await;
-    assert_wrote_file(&r, &sb.work);
-    let uses = r.of_kind(MessageKind::ToolUse);
-    assert_eq!(uses[0].tool.as_deref(), Some("Write"), "{}", r.describe());
-    assert_eq!(mock.count(Api::Anthropic), 2, "{:?}", mock.requests());
-}
-
-#[tokio::test]
-async fn claude_api_error_is_reported_and_resume_keeps_the_session() {
-    let Some(bin) = installed("claude") else {
-        return;
-    };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let e = claude_env(&sb, &mock);
-
-    let r = run_cli(
-        &backend::Claude,
-        &bin,
-        &spec(&sb.work, "@mock:error go"),
-        &e,
-    )
-    .await;
-    assert_eq!(
-        r.report.status.and_then(|s| s.code()),
-        Some(1),
-        "{}",
-        r.describe()
-    );
-    let error = r.outcome.error.clone().unwrap_or_default();
-    assert!(error.contains("400"), "{}", r.describe());
-
-    let first = run_cli(
-        &backend::Claude,
-        &bin,
-        &spec(&sb.work, "@mock:text hello"),
-        &e,
-    )
-    .await;
-    assert_eq!(
-        first.outcome.output,
-        "Hello from the mock model.",
-        "{}",
-        first.describe()
-    );
-    let session = first.outcome.session_id.clone().expect("session id");
-    let mut resume = spec(&sb.work, "@mock:text again");
-    resume.prior_session_id = Some(session.clone());
-    let second = run_cli(&backend::Claude, &bin, &resume, &e).await;
-    assert_eq!(second.outcome.error, None, "{}", second.describe());
-    assert_eq!(
-        second.outcome.session_id.as_deref(),
-        Some(session.as_str()),
-        "{}",
-        second.describe()
-    );
-    // The resumed request carried the first exchange too.
-    let last = mock.requests().pop().expect("request");
-    assert!(
-        last.body.to_string().contains("@mock:text hello"),
-        "history not sent on resume"
-    );
-}
-
-/// SIGINT while the model hangs: Claude Code aborts and still prints its `result`.
-#[tokio::test]
-async fn claude_sigint_while_the_model_hangs_ends_with_a_result() {
-    let Some(bin) = installed("claude") else {
-        return;
-    };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let cancel = Cancel {
-        mock: &mock,
-        api: Api::Anthropic,
-        signal: Signal::SIGINT,
-    };
-    let start = std::time::Instant::now();
-    let r = run_cli_with(
-        &backend::Claude,
-        &bin,
-        &spec(&sb.work, "@mock:hang wait"),
-        &claude_env(&sb, &mock),
-        Some(cancel),
-    )
-    .await;
-    let d = r.describe();
-    assert!(!r.report.killed, "needed SIGKILL\n{d}");
-    assert!(r.outcome.ended, "{d}");
-    assert!(r.outcome.error.is_some(), "{d}");
-    assert!(start.elapsed() < Duration::from_secs(30), "{d}");
-}
-
-// ---- Codex ----
-
-fn codex_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    let codex_home = sb.home.join(".codex");
-    std::fs::create_dir_all(&codex_home).expect("mkdir");
-    let config = format!(
-        r#"model = "gpt-5.5"
-model_provider = "mock"
-check_for_update_on_startup = false
-[analytics]
-enabled = false
-[otel]
-exporter = "none"
-[features]
-plugins = false
-[model_providers.mock]
-name = "Mock LLM"
-base_url = "{}"
-env_key = "MOCK_API_KEY"
-wire_api = "responses"
-request_max_retries = 0
-stream_max_retries = 0
-"#,
-        mock.openai_base_url()
-    );
-    std::fs::write(codex_home.join("config.toml"), config).expect("write config");
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-        ("CODEX_HOME", &codex_home.to_string_lossy()),
-        ("MOCK_API_KEY", "mock-key"),
-    ])
-}
-
-#[tokio::test]
-async fn codex_writes_a_file_and_answers() {
-    let Some(bin) = installed("codex") else {
-        return;
-    };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let r = run_cli(
-        &backend::Codex,
-        &bin,
-        &spec(&sb.work, "@mock:write please do the task"),
-        &codex_env(&sb, &mock),
-    )
-    .await;
-    assert_wrote_file(&r, &sb.work);
+    let r = s
+        .run(&s.spec("@mock:write please do the task", s.row.write_model))
+        .await;
+    assert_wrote_file(s.row, &r, &s.sb.work);
     let uses = r.of_kind(MessageKind::ToolUse);
     assert_eq!(
         uses[0].tool.as_deref(),
-        Some("apply_patch"),
+        Some(s.row.write_tool),
         "{}",
         r.describe()
     );
+    assert_requests(&s.mock, s.row.write_requests);
 }
 
-#[tokio::test]
-async fn codex_runs_a_shell_command_and_reports_api_errors() {
-    let Some(bin) = installed("codex") else {
+async fn resume_continues_the_session(name: &str) {
+    let Some(s) = Setup::new(name).await else {
         return;
     };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let e = codex_env(&sb, &mock);
-
-    let r = run_cli(
-        &backend::Codex,
-        &bin,
-        &spec(&sb.work, "@mock:write-shell go"),
-        &e,
-    )
-    .await;
-    let d = r.describe();
-    assert_eq!(
-        r.outcome.output, "MOCK-DONE: wrote and read hello.txt",
-        "{d}"
-    );
-    let shell = r
-        .of_kind(MessageKind::ToolResult)
-        .into_iter()
-        .find(|m| m.tool.as_deref() == Some("exec_command"))
-        .unwrap_or_else(|| panic!("no exec_command result\n{d}"));
-    assert_eq!(shell.output.as_deref(), Some("hello from mock\n"), "{d}");
-
-    let r = run_cli(&backend::Codex, &bin, &spec(&sb.work, "@mock:error go"), &e).await;
-    assert_eq!(
-        r.report.status.and_then(|s| s.code()),
-        Some(1),
-        "{}",
-        r.describe()
-    );
-    assert!(
-        r.outcome
-            .error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("mock 400"),
-        "{}",
-        r.describe()
-    );
-}
-
-#[tokio::test]
-async fn codex_resume_continues_the_thread() {
-    let Some(bin) = installed("codex") else {
+    if !s.row.resume {
+        eprintln!("SKIP real_cli {name}: the CLI has no session resume");
         return;
-    };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let e = codex_env(&sb, &mock);
-    let first = run_cli(
-        &backend::Codex,
-        &bin,
-        &spec(&sb.work, "@mock:text hello"),
-        &e,
-    )
-    .await;
+    }
+    let first = s.run(&s.spec("@mock:text hello", s.row.model)).await;
     assert_eq!(
         first.outcome.output,
         "Hello from the mock model.",
         "{}",
         first.describe()
     );
-    let thread = first.outcome.session_id.clone().expect("thread id");
+    assert_requests(&s.mock, s.row.text_requests);
+    let session = first.outcome.session_id.clone().expect("session id");
 
-    let mut resume = spec(&sb.work, "@mock:text again");
-    resume.prior_session_id = Some(thread.clone());
-    let second = run_cli(&backend::Codex, &bin, &resume, &e).await;
+    let mut resume = s.spec("@mock:text again", s.row.model);
+    resume.prior_session_id = Some(session.clone());
+    let second = s.run(&resume).await;
     let d = second.describe();
     assert_eq!(second.report.status.and_then(|s| s.code()), Some(0), "{d}");
+    assert_eq!(second.outcome.error, None, "{d}");
     assert_eq!(second.outcome.output, "Hello from the mock model.", "{d}");
     assert_eq!(
         second.outcome.session_id.as_deref(),
-        Some(thread.as_str()),
+        Some(session.as_str()),
         "{d}"
     );
-    let last = mock.requests().pop().expect("request");
-    let body = last.body.to_string();
+    // The resumed request carried the first exchange too.
+    let last = s.mock.requests().pop().expect("request").body.to_string();
     assert!(
-        body.contains("@mock:text hello") && body.contains("@mock:text again"),
+        last.contains("@mock:text hello") && last.contains("@mock:text again"),
         "history not sent on resume"
     );
     // Codex reports usage cumulative over the thread (real-agents.md, pitfall 21): the
     // mock answers 100 in / 10 out per request, so the resumed run shows both turns.
-    let usage = &second.outcome.usage;
-    assert_eq!(usage.len(), 1, "{d}");
+    if let Some((input, output)) = s.row.resume_usage {
+        let usage = &second.outcome.usage;
+        assert_eq!(usage.len(), 1, "{d}");
+        assert_eq!(
+            (usage[0].input_tokens, usage[0].output_tokens),
+            (input, output),
+            "{d}"
+        );
+    }
+}
+
+/// `@mock:error` (HTTP 400 from the model API): the exit status and the error the row
+/// records.
+async fn api_error_is_reported(name: &str) {
+    let Some(s) = Setup::new(name).await else {
+        return;
+    };
+    let Some((status, texts)) = s
+        .row
+        .needs("real_cli", "the API-error exit", s.row.api_error)
+    else {
+        return;
+    };
+    let r = s.run(&s.spec("@mock:error go", s.row.model)).await;
+    let d = r.describe();
+    assert_eq!(r.report.status.and_then(|s| s.code()), Some(status), "{d}");
+    let error = r.outcome.error.clone().unwrap_or_default();
+    for t in texts {
+        assert!(error.contains(t), "the error names {t:?}\n{d}");
+    }
+}
+
+/// `@mock:write-shell`: the shell command's output comes back as its tool's result.
+async fn shell_output_is_reported(name: &str) {
+    let Some(s) = Setup::new(name).await else {
+        return;
+    };
+    let Some(tool) = s.row.needs("real_cli", "the shell tool", s.row.shell_tool) else {
+        return;
+    };
+    let r = s.run(&s.spec("@mock:write-shell go", s.row.model)).await;
+    let d = r.describe();
     assert_eq!(
-        (usage[0].input_tokens, usage[0].output_tokens),
-        (200, 20),
+        r.outcome.output, "MOCK-DONE: wrote and read hello.txt",
+        "{d}"
+    );
+    let shell: Vec<&MessageDraft> = r
+        .of_kind(MessageKind::ToolResult)
+        .into_iter()
+        .filter(|m| m.tool.as_deref() == Some(tool))
+        .collect();
+    assert!(!shell.is_empty(), "no {tool} result\n{d}");
+    // Codex and OpenCode pass the command's output on as it is; Claude Code trims the
+    // final newline. (mini's one tool also wrote the file: one of its results.)
+    assert!(
+        shell
+            .iter()
+            .any(|m| m.output.as_deref().map(str::trim_end) == Some("hello from mock")),
         "{d}"
     );
 }
 
-/// SIGTERM to the group while the model hangs: Codex (a Node wrapper around the native
-/// binary) goes at once, without an end event.
-#[tokio::test]
-async fn codex_sigterm_while_the_model_hangs_stops_the_whole_group() {
-    let Some(bin) = installed("codex") else {
+/// A signal to the group while the model hangs: the CLI stops without SIGKILL, within
+/// 30 s, printing its end event (with an error) or not and with the exit status the row
+/// records.
+async fn a_signal_while_the_model_hangs_stops_it(name: &str) {
+    let Some(s) = Setup::new(name).await else {
         return;
     };
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let cancel = Cancel {
-        mock: &mock,
-        api: Api::Responses,
-        signal: Signal::SIGTERM,
+    let Some(c) = s
+        .row
+        .needs("real_cli", "the cancellation behaviour", s.row.cancel)
+    else {
+        return;
     };
+    let cancel = Cancel {
+        mock: &s.mock,
+        api: s.row.api,
+        signal: match c.signal {
+            CancelSignal::Int => Signal::SIGINT,
+            CancelSignal::Term => Signal::SIGTERM,
+        },
+    };
+    let start = std::time::Instant::now();
     let r = run_cli_with(
-        &backend::Codex,
-        &bin,
-        &spec(&sb.work, "@mock:hang wait"),
-        &codex_env(&sb, &mock),
+        s.backend.as_ref(),
+        &s.bin,
+        &s.spec("@mock:hang wait", s.row.model),
+        &s.env,
         Some(cancel),
     )
     .await;
     let d = r.describe();
     assert!(!r.report.killed, "needed SIGKILL\n{d}");
-    assert!(!r.outcome.ended, "{d}");
-    assert_ne!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
+    assert!(start.elapsed() < Duration::from_secs(30), "{d}");
+    if c.ends_with_result {
+        assert!(r.outcome.ended, "{d}");
+        assert!(r.outcome.error.is_some(), "{d}");
+    } else {
+        assert!(!r.outcome.ended, "{d}");
+    }
+    if let Some(zero) = c.exits_zero {
+        assert_eq!(
+            r.report.status.and_then(|s| s.code()) == Some(0),
+            zero,
+            "{d}"
+        );
+    }
 }
 
-// ---- OpenCode and Gemini: one at a time ----
-
-/// An exclusive lock shared by the heavy CLIs' tests (also across nextest processes).
-async fn heavy_lock() -> std::fs::File {
-    tokio::task::spawn_blocking(|| {
-        let path = std::env::temp_dir().join("agentd-real-cli-heavy.lock");
-        let file = std::fs::File::create(path).expect("lock file");
-        file.lock().expect("lock");
-        file
-    })
-    .await
-    .expect("lock task")
-}
-
-fn opencode_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    let config = serde_json::json!({
-        "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
-            "options": {"baseURL": mock.openai_base_url(), "apiKey": "mock"},
-            "models": {"mock-model": {"name": "Mock", "tool_call": true}}}},
-        "model": "mock/mock-model", "small_model": "mock/mock-model",
-        "autoupdate": false, "share": "disabled"
-    })
-    .to_string();
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-        ("OPENCODE_CONFIG_CONTENT", &config),
-        ("OPENCODE_DISABLE_MODELS_FETCH", "1"),
-        ("OPENCODE_DISABLE_AUTOUPDATE", "1"),
-        ("npm_config_offline", "true"),
-    ])
-}
-
-fn gemini_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    let gemini_dir = sb.home.join(".gemini");
-    std::fs::create_dir_all(&gemini_dir).expect("mkdir");
-    let settings = serde_json::json!({
-        "security": {"auth": {"selectedType": "gemini-api-key"}},
-        "privacy": {"usageStatisticsEnabled": false},
-        "telemetry": {"enabled": false},
-        "general": {"disableAutoUpdate": true, "disableUpdateNag": true}
-    });
-    std::fs::write(gemini_dir.join("settings.json"), settings.to_string()).expect("settings");
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-        ("GOOGLE_GEMINI_BASE_URL", &mock.base_url()),
-        ("GEMINI_API_KEY", "mock-key"),
-    ])
-}
-
-#[tokio::test]
-async fn opencode_writes_a_file_and_answers() {
-    let Some(bin) = installed("opencode") else {
-        return;
+/// Stamps every test above once per CLI, as `<cli>::<test>`, and lists the CLIs for
+/// [`every_row_is_tested`].
+macro_rules! per_cli {
+    ($($cli:ident),* $(,)?) => {
+        const TESTED: &[&str] = &[$(stringify!($cli)),*];
+        $(
+            mod $cli {
+                #[tokio::test]
+                async fn writes_a_file_and_answers() {
+                    super::writes_a_file_and_answers(stringify!($cli)).await;
+                }
+                #[tokio::test]
+                async fn resume_continues_the_session() {
+                    super::resume_continues_the_session(stringify!($cli)).await;
+                }
+                #[tokio::test]
+                async fn api_error_is_reported() {
+                    super::api_error_is_reported(stringify!($cli)).await;
+                }
+                #[tokio::test]
+                async fn shell_output_is_reported() {
+                    super::shell_output_is_reported(stringify!($cli)).await;
+                }
+                #[tokio::test]
+                async fn a_signal_while_the_model_hangs_stops_it() {
+                    super::a_signal_while_the_model_hangs_stops_it(stringify!($cli)).await;
+                }
+            }
+        )*
     };
-    let _lock = heavy_lock().await;
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let mut run = spec(&sb.work, "@mock:write please do the task");
-    run.model = Some("mock/mock-model".to_string());
-    let r = run_cli(&backend::OpenCode, &bin, &run, &opencode_env(&sb, &mock)).await;
-    assert_wrote_file(&r, &sb.work);
-    assert_eq!(
-        r.of_kind(MessageKind::ToolUse)[0].tool.as_deref(),
-        Some("write"),
-        "{}",
-        r.describe()
-    );
 }
 
-#[tokio::test]
-async fn opencode_resume_continues_the_session() {
-    let Some(bin) = installed("opencode") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let e = opencode_env(&sb, &mock);
-    let first = run_cli(
-        &backend::OpenCode,
-        &bin,
-        &spec(&sb.work, "@mock:text hello"),
-        &e,
-    )
-    .await;
-    assert_eq!(
-        first.outcome.output,
-        "Hello from the mock model.",
-        "{}",
-        first.describe()
-    );
-    let session = first.outcome.session_id.clone().expect("session id");
-    let mut resume = spec(&sb.work, "@mock:text again");
-    resume.prior_session_id = Some(session.clone());
-    let second = run_cli(&backend::OpenCode, &bin, &resume, &e).await;
-    let d = second.describe();
-    assert_eq!(second.report.status.and_then(|s| s.code()), Some(0), "{d}");
-    assert_eq!(
-        second.outcome.session_id.as_deref(),
-        Some(session.as_str()),
-        "{d}"
-    );
-    let last = mock.requests().pop().expect("request").body.to_string();
-    assert!(
-        last.contains("@mock:text hello") && last.contains("@mock:text again"),
-        "history not sent"
-    );
-}
+per_cli!(claude, codex, opencode, gemini, hermes, mini);
 
-#[tokio::test]
-async fn gemini_writes_a_file_and_answers() {
-    let Some(bin) = installed("gemini") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let r = run_cli(
-        &backend::Gemini,
-        &bin,
-        &spec(&sb.work, "@mock:write please do the task"),
-        &gemini_env(&sb, &mock),
-    )
-    .await;
-    assert_wrote_file(&r, &sb.work);
-    assert_eq!(
-        r.of_kind(MessageKind::ToolUse)[0].tool.as_deref(),
-        Some("write_file"),
-        "{}",
-        r.describe()
-    );
-    // The default model `auto` asks the router first.
-    assert_eq!(mock.count(Api::GeminiAux), 1, "{:?}", mock.requests());
-}
-
-#[tokio::test]
-async fn gemini_resume_and_api_error() {
-    let Some(bin) = installed("gemini") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let e = gemini_env(&sb, &mock);
-    let mut first = spec(&sb.work, "@mock:text hello");
-    first.model = Some("gemini-2.5-pro".to_string());
-    let r = run_cli(&backend::Gemini, &bin, &first, &e).await;
-    assert_eq!(
-        r.outcome.output,
-        "Hello from the mock model.",
-        "{}",
-        r.describe()
-    );
-    assert_eq!(mock.count(Api::GeminiAux), 0, "-m skips the router");
-    let session = r.outcome.session_id.clone().expect("session id");
-
-    let mut resume = spec(&sb.work, "@mock:text again");
-    resume.model = first.model.clone();
-    resume.prior_session_id = Some(session.clone());
-    let r = run_cli(&backend::Gemini, &bin, &resume, &e).await;
-    let d = r.describe();
-    assert_eq!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
-    assert_eq!(
-        r.outcome.session_id.as_deref(),
-        Some(session.as_str()),
-        "{d}"
-    );
-    let last = mock.requests().pop().expect("request").body.to_string();
-    assert!(
-        last.contains("@mock:text hello") && last.contains("@mock:text again"),
-        "history not sent"
-    );
-
-    let mut error = spec(&sb.work, "@mock:error go");
-    error.model = first.model.clone();
-    let r = run_cli(&backend::Gemini, &bin, &error, &e).await;
-    let d = r.describe();
-    // Exit status = HTTP status mod 256 (real-agents.md).
-    assert_eq!(
-        r.report.status.and_then(|s| s.code()),
-        Some(400 % 256),
-        "{d}"
-    );
-    assert!(
-        r.outcome
-            .error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("mock 400"),
-        "{d}"
-    );
-}
-
-// ---- Hermes Agent (PyPI, text output) ----
-
-/// Hermes' config pointing its `custom` provider at the mock (`$HOME/.hermes/config.yaml`).
-fn hermes_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    let dir = sb.home.join(".hermes");
-    std::fs::create_dir_all(&dir).expect("mkdir .hermes");
-    let config = format!(
-        "model:\n  provider: custom\n  base_url: {}\n  default: mock-model\n  api_key: mock-key\n",
-        mock.openai_base_url()
-    );
-    std::fs::write(dir.join("config.yaml"), config).expect("hermes config");
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-        ("OPENAI_API_KEY", "mock-key"),
-    ])
-}
-
-/// Write, then a shell command, then resume: the session id (from stderr) comes back,
-/// the history is sent again; then an API error fails the run.
-#[tokio::test]
-async fn hermes_writes_runs_a_command_resumes_and_reports_api_errors() {
-    let Some(bin) = installed("hermes") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let e = hermes_env(&sb, &mock);
-    let r = run_cli(
-        &backend::Hermes,
-        &bin,
-        &spec(&sb.work, "@mock:write-shell please do the task"),
-        &e,
-    )
-    .await;
-    let d = r.describe();
-    assert_eq!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
-    assert_eq!(r.outcome.error, None, "{d}");
-    assert!(r.outcome.ended, "{d}");
-    assert_eq!(
-        r.outcome.output, "MOCK-DONE: wrote and read hello.txt",
-        "{d}"
-    );
-    let edit = r.of_kind(MessageKind::ToolUse);
-    assert_eq!(edit.len(), 1, "{d}");
-    assert_eq!(edit[0].tool.as_deref(), Some("file_edit"), "{d}");
-    let input = edit[0].input.clone().unwrap_or_default();
-    assert_eq!(input["path"], "hello.txt", "{d}");
-    assert!(
-        input["diff"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("+hello from mock"),
-        "{d}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(sb.work.join("hello.txt")).unwrap_or_default(),
-        "hello from mock\n",
-        "{d}"
-    );
-    // All three turns of the script reached the mock: the shell command's result too.
-    let turns: Vec<usize> = mock
-        .requests()
-        .iter()
-        .filter(|q| q.api == Api::ChatCompletions && q.scenario.as_deref() == Some("write-shell"))
-        .map(|q| q.turn)
-        .collect();
-    assert!(turns.contains(&2), "turns {turns:?}");
-    let session = r.outcome.session_id.clone().expect("session id on stderr");
-    assert_eq!(r.session_ids, [session.clone()], "{d}");
-
-    let mut resume = spec(&sb.work, "@mock:text again");
-    resume.prior_session_id = Some(session.clone());
-    let r = run_cli(&backend::Hermes, &bin, &resume, &e).await;
-    let d = r.describe();
-    assert_eq!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
-    assert_eq!(
-        r.outcome.session_id.as_deref(),
-        Some(session.as_str()),
-        "{d}"
-    );
-    assert_eq!(r.outcome.output, "Hello from the mock model.", "{d}");
-    let last = mock.requests().pop().expect("request").body.to_string();
-    assert!(
-        last.contains("@mock:write-shell please") && last.contains("@mock:text again"),
-        "history not sent"
-    );
-
-    let r = run_cli(
-        &backend::Hermes,
-        &bin,
-        &spec(&sb.work, "@mock:error go"),
-        &e,
-    )
-    .await;
-    let d = r.describe();
-    assert_ne!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
-    assert_eq!(
-        r.outcome.error.as_deref(),
-        Some("HTTP 400: mock 400"),
-        "{d}"
-    );
-}
-
-// ---- mini-swe-agent (PyPI, its trajectory on stdout) ----
-
-/// litellm's OpenAI provider pointed at the mock; no cost lookup (the mock model has no
-/// price), one attempt per model call (mini retries 10 times with backoff by default).
-fn mini_env(sb: &Sandbox, mock: &MockModel) -> Vec<(String, String)> {
-    env(&[
-        ("HOME", &sb.home.to_string_lossy()),
-        ("TMPDIR", &sb.tmp.to_string_lossy()),
-        ("OPENAI_API_KEY", "mock-key"),
-        ("OPENAI_API_BASE", &mock.openai_base_url()),
-        ("MSWEA_MODEL_NAME", "openai/mock-model"),
-        ("MSWEA_COST_TRACKING", "ignore_errors"),
-        ("MSWEA_MODEL_RETRY_STOP_AFTER_ATTEMPT", "1"),
-        ("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
-    ])
-}
-
-#[tokio::test]
-async fn mini_writes_a_file_runs_a_command_and_answers() {
-    let Some(bin) = installed("mini") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let r = run_cli(
-        &backend::MiniSwe,
-        &bin,
-        &spec(&sb.work, "@mock:write-shell please do the task"),
-        &mini_env(&sb, &mock),
-    )
-    .await;
-    let d = r.describe();
-    assert_eq!(r.report.status.and_then(|s| s.code()), Some(0), "{d}");
-    assert_eq!(r.outcome.error, None, "{d}");
-    assert!(r.outcome.ended, "{d}");
-    assert_eq!(
-        r.outcome.output, "MOCK-DONE: wrote and read hello.txt",
-        "{d}"
-    );
-    let uses = r.of_kind(MessageKind::ToolUse);
-    assert_eq!(uses.len(), 3, "write, cat, submit\n{d}");
-    assert!(
-        uses.iter().all(|m| m.tool.as_deref() == Some("bash")),
-        "{d}"
-    );
-    let results = r.of_kind(MessageKind::ToolResult);
-    assert!(
-        results
-            .iter()
-            .any(|m| m.output.as_deref() == Some("hello from mock\n")),
-        "the cat's output\n{d}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(sb.work.join("hello.txt")).unwrap_or_default(),
-        "hello from mock\n",
-        "{d}"
-    );
-    assert_eq!(r.outcome.usage.len(), 1, "{d}");
-    assert_eq!(r.outcome.usage[0].input_tokens, 303, "{d}");
-    assert!(r.session_ids.is_empty(), "mini has no sessions\n{d}");
-}
-
-#[tokio::test]
-async fn mini_reports_an_api_error() {
-    let Some(bin) = installed("mini") else {
-        return;
-    };
-    let _lock = heavy_lock().await;
-    let mock = MockModel::start(vec![]).await.expect("mock");
-    let sb = sandbox();
-    let r = run_cli(
-        &backend::MiniSwe,
-        &bin,
-        &spec(&sb.work, "@mock:error go"),
-        &mini_env(&sb, &mock),
-    )
-    .await;
-    let d = r.describe();
-    assert_eq!(r.report.status.and_then(|s| s.code()), Some(1), "{d}");
-    let err = r.outcome.error.clone().unwrap_or_default();
-    assert!(
-        err.starts_with("BadRequestError: ") && err.contains("mock 400"),
-        "{d}"
-    );
-    assert_eq!(mock.count(Api::ChatCompletions), 1, "one attempt\n{d}");
+/// A row without tests here, or tests for a CLI without a row or backend, is a mistake.
+#[test]
+fn every_row_is_tested() {
+    let rows: Vec<&str> = agent_clis::ROWS.iter().map(|r| r.name).collect();
+    assert_eq!(rows, TESTED, "add the row's name to per_cli!");
+    for name in TESTED {
+        assert!(
+            backend::provider::provider(name).is_some(),
+            "{name} is not in agentd's provider table"
+        );
+    }
 }

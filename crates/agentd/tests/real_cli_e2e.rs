@@ -8,10 +8,15 @@
 //! same backend parser), the file is in the worktree and committed on the task's branch,
 //! and the completion carries the mocked final answer.
 //!
+//! The per-CLI tests run once per row of [`agentd_testkit::agent_clis::ROWS`] (how each
+//! CLI is installed, pointed at the mock, and what its runs look like), stamped by
+//! `per_cli!` as `<cli>::<test>`; the tests of agentd features that need one real CLI
+//! (comments, `agentd up`, the sandbox, the team flow) use Claude Code.
+//!
 //! The CLIs come from `scripts/install-agent-clis.sh` (`$AGENTD_CLI_PREFIX`, default
-//! `<repo>/.cache/agent-clis`). A missing one is skipped with a
-//! `SKIP real_cli_e2e <name>: …` line on stderr. OpenCode and Gemini take the same file
-//! lock as `agentd-daemon/tests/real_cli.rs`, so at most one of them runs at a time.
+//! `<repo>/.cache/agent-clis`). A missing one, or a behaviour its row does not record, is
+//! skipped with a `SKIP real_cli_e2e <name>: …` line on stderr. Heavy rows take the same
+//! file lock as `agentd-daemon/tests/real_cli.rs`, so at most one of them runs at a time.
 
 mod common;
 
@@ -22,6 +27,7 @@ use std::time::Duration;
 use agentd_daemon::backend::{self, AgentEvent, RunSpec};
 use agentd_proto::ws::{TaskAvailable, WsMessage};
 use agentd_proto::{FailureReason, MessageKind, Task, TaskMessage};
+use agentd_testkit::agent_clis;
 use agentd_testkit::fake_server::FakeServer;
 use agentd_testkit::mock_model::{Api, MockModel};
 use tokio::time::Instant;
@@ -30,35 +36,10 @@ const TOKEN: &str = "real-cli-e2e-token";
 /// Bound of one test, from the daemon's start to the last assertion.
 const TEST_BOUND: Duration = Duration::from_secs(120);
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The installed CLI, or `None` after printing why the test is skipped.
+/// The installed CLI `name`, or `None` after printing why the test is skipped.
 fn installed(name: &str) -> Option<PathBuf> {
-    let prefix = std::env::var_os("AGENTD_CLI_PREFIX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".cache/agent-clis"));
-    let bin = prefix.join("bin").join(name);
-    if bin.exists() {
-        Some(bin.canonicalize().unwrap_or(bin))
-    } else {
-        eprintln!("SKIP real_cli_e2e {name}: not installed; run scripts/install-agent-clis.sh");
-        None
-    }
-}
-
-/// An exclusive lock shared by the heavy CLIs' tests (the same file as `real_cli.rs`, so
-/// it also holds across test binaries and nextest processes).
-async fn heavy_lock() -> std::fs::File {
-    tokio::task::spawn_blocking(|| {
-        let path = std::env::temp_dir().join("agentd-real-cli-heavy.lock");
-        let file = std::fs::File::create(path).expect("lock file");
-        file.lock().expect("lock");
-        file
-    })
-    .await
-    .expect("lock task")
+    let bin = agent_clis::row(name).installed("real_cli_e2e")?;
+    Some(bin.canonicalize().unwrap_or(bin))
 }
 
 /// One daemon with one CLI, in a throw-away directory (HOME, TMPDIR, bin, data dir).
@@ -90,94 +71,10 @@ impl Daemon {
     }
 }
 
-/// The directory layout and the env one CLI needs to talk to the mock, set on the daemon
-/// (which passes its environment to the agent).
+/// The env one CLI needs to talk to the mock (its config files under `<dir>/home`), set
+/// on the daemon (which passes its environment to the agent).
 fn cli_env(name: &str, dir: &Path, mock: &MockModel) -> Vec<(String, String)> {
-    let home = dir.join("home");
-    let s = |p: &Path| p.to_string_lossy().into_owned();
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
-    match name {
-        "claude" => {
-            set("ANTHROPIC_BASE_URL", &mock.base_url());
-            set("ANTHROPIC_API_KEY", "mock-key");
-            set("CLAUDE_CODE_MAX_RETRIES", "0");
-        }
-        "codex" => {
-            let codex_home = home.join(".codex");
-            std::fs::create_dir_all(&codex_home).expect("mkdir codex home");
-            let config = format!(
-                r#"model = "gpt-5.5"
-model_provider = "mock"
-check_for_update_on_startup = false
-[analytics]
-enabled = false
-[otel]
-exporter = "none"
-[features]
-plugins = false
-[model_providers.mock]
-name = "Mock LLM"
-base_url = "{}"
-env_key = "MOCK_API_KEY"
-wire_api = "responses"
-request_max_retries = 0
-stream_max_retries = 0
-"#,
-                mock.openai_base_url()
-            );
-            std::fs::write(codex_home.join("config.toml"), config).expect("codex config");
-            set("CODEX_HOME", &s(&codex_home));
-            set("MOCK_API_KEY", "mock-key");
-        }
-        "opencode" => {
-            let config = serde_json::json!({
-                "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "Mock",
-                    "options": {"baseURL": mock.openai_base_url(), "apiKey": "mock"},
-                    "models": {"mock-model": {"name": "Mock", "tool_call": true}}}},
-                "model": "mock/mock-model", "small_model": "mock/mock-model",
-                "autoupdate": false, "share": "disabled"
-            })
-            .to_string();
-            set("OPENCODE_CONFIG_CONTENT", &config);
-            set("OPENCODE_DISABLE_MODELS_FETCH", "1");
-            set("OPENCODE_DISABLE_AUTOUPDATE", "1");
-            set("npm_config_offline", "true");
-        }
-        "gemini" => {
-            let gemini_dir = home.join(".gemini");
-            std::fs::create_dir_all(&gemini_dir).expect("mkdir .gemini");
-            let settings = serde_json::json!({
-                "security": {"auth": {"selectedType": "gemini-api-key"}},
-                "privacy": {"usageStatisticsEnabled": false},
-                "telemetry": {"enabled": false},
-                "general": {"disableAutoUpdate": true, "disableUpdateNag": true}
-            });
-            std::fs::write(gemini_dir.join("settings.json"), settings.to_string())
-                .expect("gemini settings");
-            set("GOOGLE_GEMINI_BASE_URL", &mock.base_url());
-            set("GEMINI_API_KEY", "mock-key");
-        }
-        "hermes" => {
-            let hermes_dir = home.join(".hermes");
-            std::fs::create_dir_all(&hermes_dir).expect("mkdir .hermes");
-            let config = format!(
-                "model:\n  provider: custom\n  base_url: {}\n  default: mock-model\n  api_key: mock-key\n",
-                mock.openai_base_url()
-            );
-            std::fs::write(hermes_dir.join("config.yaml"), config).expect("hermes config");
-            set("OPENAI_API_KEY", "mock-key");
-        }
-        "mini" => {
-            set("OPENAI_API_KEY", "mock-key");
-            set("OPENAI_API_BASE", &mock.openai_base_url());
-            set("MSWEA_MODEL_NAME", "openai/mock-model");
-            set("MSWEA_COST_TRACKING", "ignore_errors");
-            set("LITELLM_LOCAL_MODEL_COST_MAP", "True");
-        }
-        other => panic!("unknown CLI {other}"),
-    }
-    env
+    agent_clis::row(name).env(&dir.join("home"), mock)
 }
 
 /// Starts `agentd daemon` against `server_url` with a PATH holding only `name`'s CLI (a
@@ -213,6 +110,7 @@ fn spawn_agentd(
 /// install dir readable (the wrapper in `<root>/bin` execs it, and the repository may sit
 /// under a hidden tree such as `/tmp`) and the stdout recorder's log dir writable.
 fn sandbox_paths(cli: &Path, root: &Path) -> String {
+    // A Python CLI also needs its venv and base interpreter (`install_dirs`).
     let install: Vec<String> = agentd_daemon::sandbox::bwrap::install_dirs(cli)
         .iter()
         .map(|d| d.display().to_string())
@@ -397,31 +295,14 @@ fn git(work: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The API each CLI speaks and the name of its file-writing tool.
-fn api_and_write_tool(name: &str) -> (Api, &'static str) {
-    match name {
-        "claude" => (Api::Anthropic, "Write"),
-        "codex" => (Api::Responses, "apply_patch"),
-        "opencode" => (Api::ChatCompletions, "write"),
-        "gemini" => (Api::Gemini, "write_file"),
-        // Hermes prints no tool calls in quiet mode, only each edit's diff preview.
-        "hermes" => (Api::ChatCompletions, "file_edit"),
-        // mini writes files with its one tool, `bash` (a heredoc).
-        "mini" => (Api::ChatCompletions, "bash"),
-        other => panic!("unknown CLI {other}"),
-    }
-}
-
 /// The `@mock:write` script through the daemon: a tool call writing `hello.txt`, then
 /// the final answer `MOCK-DONE: wrote hello.txt`.
 async fn writes_a_file_through_the_daemon(name: &str) {
+    let row = agent_clis::row(name);
     let Some(cli) = installed(name) else {
         return;
     };
-    let _lock = match name {
-        "opencode" | "gemini" | "hermes" | "mini" => Some(heavy_lock().await),
-        _ => None,
-    };
+    let _lock = agent_clis::heavy_lock(row).await;
     let started = std::time::Instant::now();
     let deadline = Instant::now() + TEST_BOUND;
     let mock = MockModel::start(vec![]).await.expect("mock model");
@@ -444,8 +325,7 @@ async fn writes_a_file_through_the_daemon(name: &str) {
     // The final answer is the mocked one.
     assert_eq!(done.output, "MOCK-DONE: wrote hello.txt", "{}", ctx());
     // A CLI without sessions (mini-swe-agent) reports none.
-    let resumable = backend::provider::provider(name).is_some_and(|p| p.resume);
-    assert_eq!(done.session_id.is_some(), resumable, "{}", ctx());
+    assert_eq!(done.session_id.is_some(), row.resume, "{}", ctx());
 
     // Every message the CLI printed was posted, in order, numbered 1..n. Reports are
     // asynchronous (outbox): the completion may overtake the last message batch.
@@ -474,29 +354,22 @@ async fn writes_a_file_through_the_daemon(name: &str) {
     );
 
     // Among them: the write tool call with its input, its result, and the final text.
-    let (api, write_tool) = api_and_write_tool(name);
+    let (api, write_tool) = (row.api, row.write_tool);
     let use_at = msgs
         .iter()
         .position(|m| m.kind == MessageKind::ToolUse && m.tool.as_deref() == Some(write_tool))
         .unwrap_or_else(|| panic!("no {write_tool} tool_use\n{msgs:#?}\n{}", ctx()));
     let input = msgs[use_at].input.clone().unwrap_or_default().to_string();
-    // Codex prints a `file_change` item (path and kind, not the patch); the others print
-    // the tool's arguments, content included.
-    let content_shown = if name == "codex" {
-        input.contains(r#""kind":"add""#)
-    } else if name == "hermes" {
-        input.contains("+hello from mock")
-    } else {
-        input.contains(r#"hello from mock\n"#)
-    };
+    // Most CLIs print the tool's arguments, content included; Codex prints a
+    // `file_change` item (path and kind, not the patch). The row says which.
     assert!(
-        input.contains("hello.txt") && content_shown,
+        input.contains("hello.txt") && input.contains(row.write_input_shows),
         "tool_use input names the file and its content: {input}\n{}",
         ctx()
     );
-    // Hermes' quiet mode prints no tool results (its diff preview is the edit itself).
+    // Hermes' quiet mode prints no tool results (its row has no shell tool).
     assert!(
-        name == "hermes"
+        row.shell_tool.is_none()
             || msgs[use_at + 1..]
                 .iter()
                 .any(|m| m.kind == MessageKind::ToolResult),
@@ -545,55 +418,23 @@ async fn writes_a_file_through_the_daemon(name: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claude_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("claude").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("codex").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn opencode_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("opencode").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mini_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("mini").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hermes_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("hermes").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gemini_write_task_through_the_daemon() {
-    writes_a_file_through_the_daemon("gemini").await;
-}
-
-/// `@mock:error` (HTTP 400 from the model API): Claude Code exits 1 and the daemon fails
-/// the task as `agent_error` with the API error in the text.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claude_api_error_fails_the_task_as_agent_error() {
-    let Some(cli) = installed("claude") else {
+/// `@mock:error` (HTTP 400 from the model API): the CLI exits non-zero and the daemon
+/// fails the task as `agent_error` with the API error (the texts the row records) in the
+/// failure and in a posted message (the CLI's own report of it).
+async fn api_error_fails_the_task_as_agent_error(name: &str) {
+    let row = agent_clis::row(name);
+    let Some(cli) = installed(name) else {
         return;
     };
+    let Some((_, texts)) = row.needs("real_cli_e2e", "the API-error exit", row.api_error) else {
+        return;
+    };
+    let _lock = agent_clis::heavy_lock(row).await;
     let deadline = Instant::now() + TEST_BOUND;
     let mock = MockModel::start(vec![]).await.expect("mock model");
     let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
-    let d = spawn_daemon("claude", &cli, &fake.url, TOKEN, &mock);
-    queue_task(
-        &fake,
-        &d,
-        "claude",
-        "@mock:error Add a hello file",
-        deadline,
-    )
-    .await;
+    let d = spawn_daemon(name, &cli, &fake.url, TOKEN, &mock);
+    queue_task(&fake, &d, name, "@mock:error Add a hello file", deadline).await;
     wait_reported(&fake, &d, deadline).await;
 
     assert!(
@@ -613,18 +454,17 @@ async fn claude_api_error_fails_the_task_as_agent_error() {
         ctx()
     );
     assert!(
-        req.error.contains("API Error") && req.error.contains("400"),
-        "the error names the API error\n{}",
+        texts.iter().all(|t| req.error.contains(t)),
+        "the error names the API error ({texts:?})\n{}",
         ctx()
     );
     assert!(req.work_dir.is_some(), "{}", ctx());
     assert!(
         mock.requests()
             .iter()
-            .any(|r| r.api == Api::Anthropic && r.scenario.as_deref() == Some("error")),
+            .any(|r| r.api == row.api && r.scenario.as_deref() == Some("error")),
         "the CLI asked the mock"
     );
-    // The CLI's own report of the error (its synthetic assistant line) was posted too.
     until(
         deadline,
         "the API-error message posted",
@@ -633,11 +473,40 @@ async fn claude_api_error_fails_the_task_as_agent_error() {
             fake.messages("task-1").iter().any(|m| {
                 m.content
                     .as_deref()
-                    .is_some_and(|c| c.contains("API Error") && c.contains("400"))
+                    .is_some_and(|c| texts.iter().all(|t| c.contains(t)))
             })
         },
     )
     .await;
+}
+
+/// Stamps every per-CLI test above once per CLI, as `<cli>::<test>`, and lists the CLIs
+/// for [`every_row_is_tested`].
+macro_rules! per_cli {
+    ($($cli:ident),* $(,)?) => {
+        const TESTED: &[&str] = &[$(stringify!($cli)),*];
+        $(
+            mod $cli {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn write_task_through_the_daemon() {
+                    super::writes_a_file_through_the_daemon(stringify!($cli)).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn api_error_fails_the_task_as_agent_error() {
+                    super::api_error_fails_the_task_as_agent_error(stringify!($cli)).await;
+                }
+            }
+        )*
+    };
+}
+
+per_cli!(claude, codex, opencode, gemini, hermes, mini);
+
+/// A row without tests here is a mistake.
+#[test]
+fn every_row_is_tested() {
+    let rows: Vec<&str> = agent_clis::ROWS.iter().map(|r| r.name).collect();
+    assert_eq!(rows, TESTED, "add the row's name to per_cli!");
 }
 
 /// Issue 4's teammate check, on the real server: the mocked model has the real Claude
