@@ -23,6 +23,7 @@ pins=(
   "codex    @openai/codex             0.169.0 codex"
   "opencode opencode-ai               1.18.33 opencode"
   "gemini   @google/gemini-cli        0.61.0  gemini"
+  "copilot  @github/copilot           1.0.102 copilot"
 )
 
 # name  PyPI package  pinned version  binary (python3 >= 3.11 with venv)

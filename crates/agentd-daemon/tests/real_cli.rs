@@ -373,11 +373,13 @@ async fn shell_output_is_reported(name: &str) {
         .collect();
     assert!(!shell.is_empty(), "no {tool} result\n{d}");
     // Codex and OpenCode pass the command's output on as it is; Claude Code trims the
-    // final newline. (mini's one tool also wrote the file: one of its results.)
+    // final newline; Copilot CLI appends a `<shellId: 0 completed with exit code 0>`
+    // line. (mini's one tool also wrote the file: one of its results.)
     assert!(
-        shell
-            .iter()
-            .any(|m| m.output.as_deref().map(str::trim_end) == Some("hello from mock")),
+        shell.iter().any(|m| {
+            let out = m.output.as_deref().unwrap_or_default();
+            out.trim_end() == "hello from mock" || out.starts_with("hello from mock\n<shellId:")
+        }),
         "{d}"
     );
 }
@@ -462,7 +464,7 @@ macro_rules! per_cli {
     };
 }
 
-per_cli!(claude, codex, opencode, gemini, hermes, mini);
+per_cli!(claude, codex, opencode, gemini, hermes, mini, copilot);
 
 /// A row without tests here, or tests for a CLI without a row or backend, is a mistake.
 #[test]

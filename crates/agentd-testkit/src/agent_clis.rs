@@ -234,6 +234,34 @@ pub const ROWS: &[CliRow] = &[
             exits_zero: Some(false),
         }),
     },
+    CliRow {
+        name: "copilot",
+        binary: "copilot",
+        install: "scripts/install-agent-clis.sh copilot (npm @github/copilot)",
+        api: Api::ChatCompletions,
+        mock_env: copilot_env,
+        // Unpacks its ~235 MB bundle into each fresh HOME on the first run.
+        heavy: true,
+        write_model: None,
+        model: None,
+        write_tool: "create",
+        write_input_shows: r"hello from mock\n",
+        write_requests: &[(Api::ChatCompletions, 2)],
+        text_requests: &[(Api::ChatCompletions, 1)],
+        resume: true,
+        resume_usage: None,
+        // Its `result` has request counts and durations, no tokens.
+        usage: false,
+        api_error: Some((1, &["400 mock 400"])),
+        shell_tool: Some("bash"),
+        // On SIGTERM it prints an aborted `assistant.idle` (sometimes then a `result`
+        // with exit code 0) and dies of the signal or exits 1.
+        cancel: Some(Cancel {
+            signal: CancelSignal::Term,
+            ends_with_result: true,
+            exits_zero: Some(false),
+        }),
+    },
 ];
 
 /// The row of `name`; panics on a name no row has (a typo in a test).
@@ -405,5 +433,17 @@ fn mini_env(_home: &Path, mock: &MockModel) -> Vec<(String, String)> {
         ("MSWEA_COST_TRACKING", "ignore_errors"),
         ("MSWEA_MODEL_RETRY_STOP_AFTER_ATTEMPT", "1"),
         ("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
+    ])
+}
+
+/// Copilot CLI's offline mode with a custom OpenAI-compatible provider (BYOK): no GitHub
+/// login, telemetry or update checks. The key must not be a word the run prints: the
+/// CLI masks the provider key wherever it appears in its output.
+fn copilot_env(_home: &Path, mock: &MockModel) -> Vec<(String, String)> {
+    pairs(&[
+        ("COPILOT_OFFLINE", "true"),
+        ("COPILOT_PROVIDER_BASE_URL", &mock.openai_base_url()),
+        ("COPILOT_PROVIDER_API_KEY", "mock-provider-key-7f3a"),
+        ("COPILOT_MODEL", "mock-model"),
     ])
 }

@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | Anthropic Messages, SSE | `POST /v1/messages` | Claude Code | `ANTHROPIC_BASE_URL=`[`MockModel::base_url`] |
 //! | OpenAI Responses, SSE | `POST /v1/responses` | Codex | provider `base_url = `[`MockModel::openai_base_url`] |
-//! | OpenAI Chat Completions, SSE or JSON | `POST /v1/chat/completions` (+ `GET /v1/models`) | OpenCode, Hermes Agent, mini-swe-agent | OpenCode provider `baseURL`, Hermes `model.base_url`, litellm `OPENAI_API_BASE` `= `[`MockModel::openai_base_url`] |
+//! | OpenAI Chat Completions, SSE or JSON | `POST /v1/chat/completions` (+ `GET /v1/models`) | OpenCode, Hermes Agent, mini-swe-agent, Copilot CLI | OpenCode provider `baseURL`, Hermes `model.base_url`, litellm `OPENAI_API_BASE` `= `[`MockModel::openai_base_url`] |
 //! | Gemini `streamGenerateContent?alt=sse`, `generateContent` (router), `countTokens` | `POST /v1beta/models/{model}:{action}` | Gemini CLI | `GOOGLE_GEMINI_BASE_URL=`[`MockModel::base_url`] |
 //!
 //! **Scripts.** A script is a list of [`Turn`]s. The mock is stateless per conversation:
@@ -15,6 +15,7 @@
 //! So many CLIs and tests can share one mock, and a CLI's retries get the same answer.
 //! Tool turns are mapped to each CLI's own tools (Claude `Write`/`Bash`, Codex
 //! `apply_patch`/`exec_command`, OpenCode `write`/`bash`, Hermes `write_file`/`terminal`,
+//! Copilot CLI `create`/`bash`,
 //! mini-swe-agent `bash` (heredoc writes; a text turn is its submit command), Gemini
 //! `write_file`/`run_shell_command`; Chat Completions CLIs are told apart by the tools
 //! their request offers). Built-in scripts: see [`MockModel::start`].
@@ -581,7 +582,7 @@ enum ResponsesItem {
 
 /// Whose tools a Chat Completions request offers, told apart by the tool names in the
 /// request: the mock answers a tool turn with that CLI's own tool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum ChatDialect {
     /// OpenCode: `write {filePath, content}`, `bash {command}`.
     OpenCode,
@@ -590,6 +591,10 @@ enum ChatDialect {
     /// mini-swe-agent: one `bash {command}` tool; a file is written with a heredoc, and
     /// the final answer is a command whose output starts with its submit marker.
     MiniSwe,
+    /// GitHub Copilot CLI: `create {path, file_text}` (an absolute path: the request's
+    /// `Current working directory: …` joined with the script's path), `bash {command,
+    /// description}`.
+    Copilot { cwd: Option<String> },
 }
 
 /// The marker line that ends a mini-swe-agent run; the rest of the output is its answer.
@@ -608,6 +613,16 @@ fn chat_dialect(body: &Value) -> ChatDialect {
         .unwrap_or_default();
     if names.contains(&"terminal") && names.contains(&"write_file") {
         ChatDialect::Hermes
+    } else if names.contains(&"create") && names.contains(&"bash") {
+        let system = body
+            .pointer("/messages/0/content")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let cwd = system.lines().find_map(|l| {
+            l.split_once("Current working directory: ")
+                .map(|(_, d)| d.trim().to_string())
+        });
+        ChatDialect::Copilot { cwd }
     } else if names == ["bash"] {
         ChatDialect::MiniSwe
     } else {
@@ -666,6 +681,17 @@ fn chat_reply(dialect: ChatDialect, turn: Turn) -> ChatReply {
             );
             tool("bash", json!({"command": command}))
         }
+        (ChatDialect::Copilot { cwd }, Turn::WriteFile { path, content }) => {
+            let path = match cwd {
+                Some(cwd) if !path.starts_with('/') => format!("{cwd}/{path}"),
+                _ => path,
+            };
+            tool("create", json!({"path": path, "file_text": content}))
+        }
+        (ChatDialect::Copilot { .. }, Turn::Shell { command }) => tool(
+            "bash",
+            json!({"command": command, "description": "mock shell command"}),
+        ),
         (ChatDialect::OpenCode | ChatDialect::MiniSwe, Turn::Shell { command }) => {
             tool("bash", json!({"command": command}))
         }

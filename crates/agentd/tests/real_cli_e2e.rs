@@ -500,7 +500,7 @@ macro_rules! per_cli {
     };
 }
 
-per_cli!(claude, codex, opencode, gemini, hermes, mini);
+per_cli!(claude, codex, opencode, gemini, hermes, mini, copilot);
 
 /// A row without tests here is a mistake.
 #[test]

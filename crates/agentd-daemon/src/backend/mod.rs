@@ -9,7 +9,8 @@
 //! - [`provider`]: the provider table, one row per CLI (binary, version probe, backend,
 //!   state dirs, environment and network allow-lists, resume support).
 //! - [`lines`]: the stdout line reader (a codec whose over-long lines are items, not errors).
-//! - [`claude`], [`codex`], [`opencode`], [`gemini`], [`hermes`], [`mini`]: one backend each.
+//! - [`claude`], [`codex`], [`opencode`], [`gemini`], [`hermes`], [`mini`], [`copilot`]: one
+//!   backend each.
 //!
 //! # Use (the task pipeline)
 //!
@@ -47,6 +48,7 @@
 
 pub mod claude;
 pub mod codex;
+pub mod copilot;
 pub mod gemini;
 pub mod hermes;
 pub mod lines;
@@ -62,6 +64,7 @@ use serde_json::Value;
 
 pub use claude::Claude;
 pub use codex::Codex;
+pub use copilot::Copilot;
 pub use gemini::Gemini;
 pub use hermes::Hermes;
 pub use lines::{Line, LineCodec};

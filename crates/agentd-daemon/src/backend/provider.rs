@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Backend, Claude, Codex, Gemini, Hermes, MiniSwe, OpenCode};
+use super::{Backend, Claude, Codex, Copilot, Gemini, Hermes, MiniSwe, OpenCode};
 
 /// A `major.minor.patch` version.
 pub type Semver = (u64, u64, u64);
@@ -164,6 +164,22 @@ pub const PROVIDERS: &[ProviderInfo] = &[
         ],
         api_hosts: &["api.openai.com", "api.anthropic.com", "openrouter.ai"],
         resume: false,
+    },
+    ProviderInfo {
+        name: "copilot",
+        display_name: "GitHub Copilot CLI",
+        binary: "copilot",
+        version_args: &["--version"],
+        min_version: Some((1, 0, 0)),
+        backend: || Box::new(Copilot),
+        // `~/.cache/copilot`: the CLI unpacks its own bundle there on first run.
+        state_dirs: &[
+            StateDir::env_or_home("COPILOT_HOME", ".copilot"),
+            StateDir::home(".cache/copilot"),
+        ],
+        env_keys: &["COPILOT_", "GH_TOKEN", "GITHUB_TOKEN"],
+        api_hosts: &["api.githubcopilot.com", "api.github.com", "github.com"],
+        resume: true,
     },
 ];
 
