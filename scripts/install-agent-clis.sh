@@ -26,6 +26,13 @@ pins=(
   "copilot  @github/copilot           1.0.102 copilot"
 )
 
+# name  npm package of a native binary  pinned version  path of the binary in the package.
+# Factory Droid: its launcher package @factory/cli 0.225.1 names a platform package
+# version the registry does not have, so the platform package is installed on its own.
+native_pins=(
+  "droid    @factory/cli-linux-x64    0.225.2 bin/droid"
+)
+
 # name  PyPI package  pinned version  binary (python3 >= 3.11 with venv)
 py_pins=(
   "hermes   hermes-agent   0.19.0 hermes"
@@ -80,7 +87,7 @@ for line in "${py_pins[@]}"; do
 done
 
 npm_wanted=0
-for line in "${pins[@]}"; do
+for line in "${pins[@]}" "${native_pins[@]}"; do
   read -r name _ <<<"$line"
   if want "$name"; then npm_wanted=1; fi
 done
@@ -88,6 +95,23 @@ if [ "$npm_wanted" = 1 ] && ! command -v npm >/dev/null 2>&1; then
   echo "install-agent-clis: npm not found on PATH" >&2
   exit 1
 fi
+
+for line in "${native_pins[@]}"; do
+  read -r name pkg version path <<<"$line"
+  want "$name" || continue
+  have="$(installed_version "$pkg")"
+  if [ "$have" = "$version" ] && [ -x "$prefix/lib/node_modules/$pkg/$path" ]; then
+    echo "install-agent-clis: $name $version already installed"
+  else
+    echo "install-agent-clis: installing $pkg@$version (had: ${have:-none})"
+    if ! npm install --global --prefix "$prefix" --no-fund --no-audit --loglevel=error "$pkg@$version"; then
+      echo "install-agent-clis: FAILED to install $pkg@$version" >&2
+      status=1
+      continue
+    fi
+  fi
+  ln -sfn "../lib/node_modules/$pkg/$path" "$prefix/bin/$name"
+done
 
 for line in "${pins[@]}"; do
   read -r name pkg version bin <<<"$line"
@@ -110,6 +134,14 @@ for line in "${pins[@]}"; do
   read -r name pkg version bin <<<"$line"
   if [ -x "$prefix/bin/$bin" ]; then
     echo "  $name: $prefix/bin/$bin ($(installed_version "$pkg"))"
+  else
+    echo "  $name: not installed"
+  fi
+done
+for line in "${native_pins[@]}"; do
+  read -r name pkg version _ <<<"$line"
+  if [ -x "$prefix/bin/$name" ]; then
+    echo "  $name: $prefix/bin/$name ($(installed_version "$pkg"))"
   else
     echo "  $name: not installed"
   fi

@@ -262,6 +262,33 @@ pub const ROWS: &[CliRow] = &[
             exits_zero: Some(false),
         }),
     },
+    CliRow {
+        name: "droid",
+        binary: "droid",
+        install: "scripts/install-agent-clis.sh droid (npm @factory/cli-linux-x64, the native binary)",
+        api: Api::ChatCompletions,
+        mock_env: droid_env,
+        // A 250 MB native binary that spends ~7 s per run on unreachable cloud calls.
+        heavy: true,
+        write_model: Some(DROID_MODEL),
+        model: Some(DROID_MODEL),
+        write_tool: "Create",
+        write_input_shows: r"hello from mock\n",
+        write_requests: &[(Api::ChatCompletions, 2)],
+        text_requests: &[],
+        // Resume fetches the session from Factory's cloud, even for a BYOK model.
+        resume: false,
+        resume_usage: None,
+        usage: true,
+        api_error: Some((1, &["400 mock 400"])),
+        shell_tool: Some("Execute"),
+        // Like Gemini CLI: exit 0 without its `completion` line.
+        cancel: Some(Cancel {
+            signal: CancelSignal::Term,
+            ends_with_result: false,
+            exits_zero: Some(true),
+        }),
+    },
 ];
 
 /// The row of `name`; panics on a name no row has (a typo in a test).
@@ -446,4 +473,22 @@ fn copilot_env(_home: &Path, mock: &MockModel) -> Vec<(String, String)> {
         ("COPILOT_PROVIDER_API_KEY", "mock-provider-key-7f3a"),
         ("COPILOT_MODEL", "mock-model"),
     ])
+}
+
+/// The id Droid gives the first custom model of `~/.factory/settings.json`.
+const DROID_MODEL: &str = "custom:mock-model-0";
+
+/// Droid's custom (BYOK) model: an OpenAI-compatible endpoint, in
+/// `$HOME/.factory/settings.json`, also its default model (a run without `-m`, as
+/// through the daemon, would use a Factory model and ask for a login); no Factory login
+/// is needed for it.
+fn droid_env(home: &Path, mock: &MockModel) -> Vec<(String, String)> {
+    let dir = home.join(".factory");
+    std::fs::create_dir_all(&dir).expect("mkdir .factory");
+    let settings = serde_json::json!({"customModels": [{
+        "modelDisplayName": "Mock", "model": "mock-model", "baseUrl": mock.openai_base_url(),
+        "apiKey": "mock-provider-key-7f3a", "provider": "generic-chat-completion-api",
+        "maxOutputTokens": 8192}], "model": DROID_MODEL});
+    std::fs::write(dir.join("settings.json"), settings.to_string()).expect("droid settings");
+    Vec::new()
 }

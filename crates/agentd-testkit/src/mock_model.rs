@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | Anthropic Messages, SSE | `POST /v1/messages` | Claude Code | `ANTHROPIC_BASE_URL=`[`MockModel::base_url`] |
 //! | OpenAI Responses, SSE | `POST /v1/responses` | Codex | provider `base_url = `[`MockModel::openai_base_url`] |
-//! | OpenAI Chat Completions, SSE or JSON | `POST /v1/chat/completions` (+ `GET /v1/models`) | OpenCode, Hermes Agent, mini-swe-agent, Copilot CLI | OpenCode provider `baseURL`, Hermes `model.base_url`, litellm `OPENAI_API_BASE` `= `[`MockModel::openai_base_url`] |
+//! | OpenAI Chat Completions, SSE or JSON | `POST /v1/chat/completions` (+ `GET /v1/models`) | OpenCode, Hermes Agent, mini-swe-agent, Copilot CLI, Factory Droid | OpenCode provider `baseURL`, Hermes `model.base_url`, litellm `OPENAI_API_BASE` `= `[`MockModel::openai_base_url`] |
 //! | Gemini `streamGenerateContent?alt=sse`, `generateContent` (router), `countTokens` | `POST /v1beta/models/{model}:{action}` | Gemini CLI | `GOOGLE_GEMINI_BASE_URL=`[`MockModel::base_url`] |
 //!
 //! **Scripts.** A script is a list of [`Turn`]s. The mock is stateless per conversation:
@@ -15,7 +15,7 @@
 //! So many CLIs and tests can share one mock, and a CLI's retries get the same answer.
 //! Tool turns are mapped to each CLI's own tools (Claude `Write`/`Bash`, Codex
 //! `apply_patch`/`exec_command`, OpenCode `write`/`bash`, Hermes `write_file`/`terminal`,
-//! Copilot CLI `create`/`bash`,
+//! Copilot CLI `create`/`bash`, Factory Droid `Create`/`Execute`,
 //! mini-swe-agent `bash` (heredoc writes; a text turn is its submit command), Gemini
 //! `write_file`/`run_shell_command`; Chat Completions CLIs are told apart by the tools
 //! their request offers). Built-in scripts: see [`MockModel::start`].
@@ -595,6 +595,9 @@ enum ChatDialect {
     /// `Current working directory: …` joined with the script's path), `bash {command,
     /// description}`.
     Copilot { cwd: Option<String> },
+    /// Factory Droid: `Create {file_path, content}`, `Execute {command, summary,
+    /// riskLevel, riskLevelReason}`.
+    Droid,
 }
 
 /// The marker line that ends a mini-swe-agent run; the rest of the output is its answer.
@@ -613,6 +616,8 @@ fn chat_dialect(body: &Value) -> ChatDialect {
         .unwrap_or_default();
     if names.contains(&"terminal") && names.contains(&"write_file") {
         ChatDialect::Hermes
+    } else if names.contains(&"Create") && names.contains(&"Execute") {
+        ChatDialect::Droid
     } else if names.contains(&"create") && names.contains(&"bash") {
         let system = body
             .pointer("/messages/0/content")
@@ -691,6 +696,14 @@ fn chat_reply(dialect: ChatDialect, turn: Turn) -> ChatReply {
         (ChatDialect::Copilot { .. }, Turn::Shell { command }) => tool(
             "bash",
             json!({"command": command, "description": "mock shell command"}),
+        ),
+        (ChatDialect::Droid, Turn::WriteFile { path, content }) => {
+            tool("Create", json!({"file_path": path, "content": content}))
+        }
+        (ChatDialect::Droid, Turn::Shell { command }) => tool(
+            "Execute",
+            json!({"command": command, "summary": "mock shell command", "riskLevel": "low",
+                   "riskLevelReason": "reads a file"}),
         ),
         (ChatDialect::OpenCode | ChatDialect::MiniSwe, Turn::Shell { command }) => {
             tool("bash", json!({"command": command}))

@@ -9,8 +9,8 @@
 //! - [`provider`]: the provider table, one row per CLI (binary, version probe, backend,
 //!   state dirs, environment and network allow-lists, resume support).
 //! - [`lines`]: the stdout line reader (a codec whose over-long lines are items, not errors).
-//! - [`claude`], [`codex`], [`opencode`], [`gemini`], [`hermes`], [`mini`], [`copilot`]: one
-//!   backend each.
+//! - [`claude`], [`codex`], [`opencode`], [`gemini`], [`hermes`], [`mini`], [`copilot`],
+//!   [`droid`]: one backend each.
 //!
 //! # Use (the task pipeline)
 //!
@@ -49,6 +49,7 @@
 pub mod claude;
 pub mod codex;
 pub mod copilot;
+pub mod droid;
 pub mod gemini;
 pub mod hermes;
 pub mod lines;
@@ -65,6 +66,7 @@ use serde_json::Value;
 pub use claude::Claude;
 pub use codex::Codex;
 pub use copilot::Copilot;
+pub use droid::Droid;
 pub use gemini::Gemini;
 pub use hermes::Hermes;
 pub use lines::{Line, LineCodec};

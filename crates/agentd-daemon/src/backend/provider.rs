@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Backend, Claude, Codex, Copilot, Gemini, Hermes, MiniSwe, OpenCode};
+use super::{Backend, Claude, Codex, Copilot, Droid, Gemini, Hermes, MiniSwe, OpenCode};
 
 /// A `major.minor.patch` version.
 pub type Semver = (u64, u64, u64);
@@ -180,6 +180,19 @@ pub const PROVIDERS: &[ProviderInfo] = &[
         env_keys: &["COPILOT_", "GH_TOKEN", "GITHUB_TOKEN"],
         api_hosts: &["api.githubcopilot.com", "api.github.com", "github.com"],
         resume: true,
+    },
+    ProviderInfo {
+        name: "droid",
+        display_name: "Factory Droid",
+        binary: "droid",
+        version_args: &["--version"],
+        min_version: Some((0, 200, 0)),
+        backend: || Box::new(Droid),
+        state_dirs: &[StateDir::home(".factory")],
+        env_keys: &["FACTORY_", "DROID_"],
+        api_hosts: &["api.factory.ai", "app.factory.ai"],
+        // `droid exec -s` fetches the session from Factory's cloud, even for BYOK models.
+        resume: false,
     },
 ];
 
