@@ -25,11 +25,7 @@ pub fn detect(path_var: Option<&OsStr>, configured: &[(String, PathBuf)]) -> Vec
         let pinned = configured.iter().find(|(p, _)| p == provider);
         let hit = match pinned {
             Some((_, path)) => {
-                let resolved = if path.components().count() > 1 {
-                    is_executable(path).then(|| path.clone())
-                } else {
-                    which(path.as_os_str(), path_var)
-                };
+                let resolved = resolve(path, path_var);
                 if resolved.is_none() {
                     tracing::warn!(provider, path = %path.display(), "configured agent CLI not found or not executable; skipping");
                 }
@@ -50,6 +46,37 @@ pub fn detect(path_var: Option<&OsStr>, configured: &[(String, PathBuf)]) -> Vec
         }
     }
     found
+}
+
+/// Finds each custom CLI's command (a bare name on `path_var`, or a path); one not found
+/// is skipped with a warning naming it.
+pub fn detect_custom(
+    path_var: Option<&OsStr>,
+    custom: &[crate::backend::custom::CustomCli],
+) -> Vec<AgentEntry> {
+    custom
+        .iter()
+        .filter_map(|c| {
+            let found = resolve(Path::new(&c.command), path_var);
+            if found.is_none() {
+                tracing::warn!(provider = c.name, command = %c.command, "custom agent CLI not found or not executable; skipping");
+            }
+            Some(AgentEntry {
+                provider: c.name.to_string(),
+                path: found?,
+            })
+        })
+        .collect()
+}
+
+/// A command as configured: a path with a directory must be executable itself; a bare
+/// name is looked up on `path_var`.
+pub fn resolve(cmd: &Path, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    if cmd.components().count() > 1 {
+        is_executable(cmd).then(|| cmd.to_path_buf())
+    } else {
+        which(cmd.as_os_str(), path_var)
+    }
 }
 
 fn which(cmd: &OsStr, path_var: Option<&OsStr>) -> Option<PathBuf> {
@@ -97,19 +124,27 @@ pub trait VersionProbe: Send + Sync {
     fn probe<'a>(&'a self, agent: &'a AgentEntry) -> ProbeFuture<'a>;
 }
 
-/// Runs `<cli> --version` with stdin closed, under a timeout, and checks the minimum.
+/// Runs the CLI's version command (`<cli> --version` unless its provider row or custom
+/// profile says otherwise) with stdin closed, under a timeout, and checks the minimum.
 pub struct CommandProbe {
     pub timeout: Duration,
+    /// Version arguments of custom CLIs, by provider name.
+    pub custom: Vec<(String, Vec<String>)>,
 }
 
 impl VersionProbe for CommandProbe {
     fn probe<'a>(&'a self, agent: &'a AgentEntry) -> ProbeFuture<'a> {
         Box::pin(async move {
             let path = agent.path.display().to_string();
-            let version_args =
-                provider::provider(&agent.provider).map_or(&["--version"][..], |p| p.version_args);
+            let version_args: Vec<&str> = match provider::provider(&agent.provider) {
+                Some(p) => p.version_args.to_vec(),
+                None => match self.custom.iter().find(|(n, _)| *n == agent.provider) {
+                    Some((_, args)) => args.iter().map(String::as_str).collect(),
+                    None => vec!["--version"],
+                },
+            };
             let child = tokio::process::Command::new(&agent.path)
-                .args(version_args)
+                .args(&version_args)
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -200,6 +235,103 @@ pub fn check_min_version(provider: &str, version: &str) -> Result<(), ProbeError
     Ok(())
 }
 
+/// What detection found for one provider, usable or not (`agentd daemon detect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detection {
+    /// The provider name (a custom profile's `NAME`).
+    pub provider: String,
+    /// What people call it; `custom` for a profile.
+    pub display_name: String,
+    pub custom: bool,
+    /// Where it was found (`None`: not found).
+    pub path: Option<PathBuf>,
+    /// What its version command printed, when it ran.
+    pub version: Option<String>,
+    pub min_version: Option<String>,
+    /// Why it is not offered as a runtime (`None`: it is).
+    pub problem: Option<String>,
+}
+
+impl Detection {
+    pub fn usable(&self) -> bool {
+        self.path.is_some() && self.problem.is_none()
+    }
+}
+
+/// Every provider of the table and every custom profile, in that order, with where it
+/// was found (as [`detect`] and [`detect_custom`] look) and what its version probe says.
+pub async fn survey(
+    path_var: Option<&OsStr>,
+    configured: &[(String, PathBuf)],
+    custom: &[crate::backend::custom::CustomCli],
+    probe: &dyn VersionProbe,
+) -> Vec<Detection> {
+    let found = detect(path_var, configured);
+    let found_custom = detect_custom(path_var, custom);
+    let mut rows = Vec::new();
+    for info in PROVIDERS {
+        let pinned = configured.iter().find(|(p, _)| p == info.name);
+        let missing = match pinned {
+            Some((_, path)) => format!(
+                "the configured path {} is not found or not executable",
+                path.display()
+            ),
+            None => format!("`{}` is not on PATH", info.binary),
+        };
+        rows.push((
+            Detection {
+                provider: info.name.to_string(),
+                display_name: info.display_name.to_string(),
+                custom: false,
+                path: None,
+                version: None,
+                min_version: info.min_version_string(),
+                problem: Some(missing),
+            },
+            found.iter().find(|a| a.provider == info.name),
+        ));
+    }
+    for c in custom {
+        rows.push((
+            Detection {
+                provider: c.name.to_string(),
+                display_name: "custom".to_string(),
+                custom: true,
+                path: None,
+                version: None,
+                min_version: None,
+                problem: Some(format!(
+                    "the command `{}` is not found or not executable",
+                    c.command
+                )),
+            },
+            found_custom.iter().find(|a| a.provider == c.name),
+        ));
+    }
+    let mut out = Vec::new();
+    for (mut row, agent) in rows {
+        if let Some(agent) = agent {
+            row.path = Some(agent.path.clone());
+            match probe.probe(agent).await {
+                Ok(v) => {
+                    row.version = Some(v);
+                    row.problem = None;
+                }
+                Err(e) => {
+                    if let ProbeError::TooOld { version, .. }
+                    | ProbeError::Unparsable { version, .. } = &e
+                    {
+                        row.version = Some(version.clone());
+                    }
+                    row.problem = Some(e.to_string());
+                }
+            }
+        }
+        out.push(row);
+    }
+    out
+}
+
 /// A probe that answers one fixed version for every CLI (tests, benchmarks).
 pub struct FixedVersion(pub String);
 
@@ -242,6 +374,7 @@ mod tests {
         let slow = write("opencode", "sleep 5; echo 1.2.3");
         let probe = CommandProbe {
             timeout: Duration::from_millis(300),
+            custom: Vec::new(),
         };
         let entry = |p: &str, path: PathBuf| AgentEntry {
             provider: p.into(),
@@ -271,5 +404,41 @@ mod tests {
             &[("claude".into(), PathBuf::from("/nonexistent/claude"))],
         );
         assert!(!pinned.iter().any(|a| a.provider == "claude"));
+
+        // The survey lists every provider, usable or not, and why not.
+        let custom = crate::backend::custom::CustomCli {
+            name: "mine",
+            command: "mine".into(),
+            args: vec!["{prompt}".into()],
+            output: crate::backend::custom::OutputFormat::Text,
+            version_args: vec!["--version".into()],
+            env: Vec::new(),
+        };
+        std::fs::remove_file(dir.path().join("opencode")).unwrap();
+        let rows = survey(
+            Some(dir.path().as_os_str()),
+            &[],
+            std::slice::from_ref(&custom),
+            &probe,
+        )
+        .await;
+        let names: Vec<_> = rows.iter().map(|r| r.provider.as_str()).collect();
+        assert_eq!(names, ["claude", "codex", "opencode", "gemini", "mine"]);
+        assert!(rows[0].usable() && rows[0].version.as_deref() == Some("2.1.0 (Claude Code)"));
+        assert_eq!(rows[1].version.as_deref(), Some("codex-cli 0.5.0"));
+        assert!(
+            rows[1]
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("below the minimum 0.100.0")
+        );
+        assert!(rows[2].path.is_none());
+        assert_eq!(
+            rows[2].problem.as_deref(),
+            Some("`opencode` is not on PATH")
+        );
+        assert!(rows[3].path.is_some() && !rows[3].usable());
+        assert!(rows[4].custom && rows[4].problem.as_deref().unwrap().contains("`mine`"));
     }
 }

@@ -29,6 +29,9 @@ pub struct DaemonConfig {
     /// Where the daemon keeps its identity, outbox and task directories.
     pub data_dir: PathBuf,
     pub agents: Vec<AgentEntry>,
+    /// Operator-declared CLIs (`[agents.custom.NAME]`); each one found is also in
+    /// `agents`, with its name as the provider.
+    pub custom_agents: Vec<crate::backend::custom::CustomCli>,
     pub heartbeat_interval: Duration,
     pub poll_interval: Duration,
     pub workspace_sync_interval: Duration,
@@ -81,6 +84,7 @@ impl std::fmt::Debug for DaemonConfig {
             .field("device_name", &self.device_name)
             .field("data_dir", &self.data_dir)
             .field("agents", &self.agents)
+            .field("custom_agents", &self.custom_agents)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("poll_interval", &self.poll_interval)
             .field("health_addr", &self.health_addr)
@@ -105,6 +109,7 @@ impl DaemonConfig {
             timezone: "UTC".into(),
             data_dir,
             agents: Vec::new(),
+            custom_agents: Vec::new(),
             heartbeat_interval: Duration::from_secs(15),
             poll_interval: Duration::from_secs(30),
             workspace_sync_interval: Duration::from_secs(30),

@@ -85,6 +85,11 @@ pub fn build(cfg: DaemonConfig, root: CancellationToken) -> Arc<Daemon> {
     );
     let probe = Arc::new(CommandProbe {
         timeout: cfg.version_probe_timeout,
+        custom: cfg
+            .custom_agents
+            .iter()
+            .map(|c| (c.name.to_string(), c.version_args.clone()))
+            .collect(),
     });
     Daemon::new(cfg, client, probe, root)
 }

@@ -64,6 +64,13 @@ pub struct CliRow {
     /// `(input, output)` tokens the resumed run reports, when its usage is cumulative
     /// over the session (the mock answers 100 in / 10 out a request).
     pub resume_usage: Option<(i64, i64)>,
+    /// `Some(error)`: a follow-up task resuming the session through the daemon fails with
+    /// this error, because the CLI does not resume a session started in another directory
+    /// and the daemon runs a follow-up in a new work dir (it does not reuse
+    /// `prior_work_dir`). Gemini CLI keeps sessions per project dir; OpenCode fails in a
+    /// new git worktree (and, by hand, hung resuming outside a git repo). `None`: the
+    /// follow-up resumes (Claude Code and Codex find the session from any dir).
+    pub resume_fails_in_a_new_work_dir: Option<&'static str>,
     /// Reports token usage.
     pub usage: bool,
     /// Exit status and error texts of a run whose model API answers 400 (`@mock:error`);
@@ -93,6 +100,7 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[],
         resume: true,
         resume_usage: None,
+        resume_fails_in_a_new_work_dir: None,
         usage: true,
         api_error: Some((1, &["API Error", "400"])),
         shell_tool: Some("Bash"),
@@ -118,6 +126,7 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[],
         resume: true,
         resume_usage: Some((200, 20)),
+        resume_fails_in_a_new_work_dir: None,
         usage: true,
         api_error: Some((1, &["mock 400"])),
         shell_tool: Some("exec_command"),
@@ -142,6 +151,7 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[],
         resume: true,
         resume_usage: None,
+        resume_fails_in_a_new_work_dir: Some("Unexpected server error"),
         usage: true,
         api_error: Some((1, &["mock 400"])),
         shell_tool: Some("bash"),
@@ -167,6 +177,7 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[(Api::GeminiAux, 0)],
         resume: true,
         resume_usage: None,
+        resume_fails_in_a_new_work_dir: Some("No previous sessions found for this project"),
         usage: true,
         // Exit status = HTTP status mod 256 (real-agents.md).
         api_error: Some((400 % 256, &["mock 400"])),
@@ -195,6 +206,7 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: None,
         // Quiet mode prints no usage.
+        resume_fails_in_a_new_work_dir: None,
         usage: false,
         // The API error is printed as the answer, `HTTP 400: <message>`.
         api_error: Some((1, &["HTTP 400", "mock 400"])),
@@ -224,6 +236,7 @@ pub const ROWS: &[CliRow] = &[
         // mini has no sessions.
         resume: false,
         resume_usage: None,
+        resume_fails_in_a_new_work_dir: None,
         usage: true,
         // The trajectory's exit status (the litellm exception) and its message.
         api_error: Some((1, &["BadRequestError", "mock 400"])),
@@ -251,6 +264,7 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: None,
         // Its `result` has request counts and durations, no tokens.
+        resume_fails_in_a_new_work_dir: None,
         usage: false,
         api_error: Some((1, &["400 mock 400"])),
         shell_tool: Some("bash"),
@@ -279,6 +293,7 @@ pub const ROWS: &[CliRow] = &[
         // Resume fetches the session from Factory's cloud, even for a BYOK model.
         resume: false,
         resume_usage: None,
+        resume_fails_in_a_new_work_dir: None,
         usage: true,
         api_error: Some((1, &["400 mock 400"])),
         shell_tool: Some("Execute"),

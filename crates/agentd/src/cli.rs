@@ -54,7 +54,8 @@ const AFTER_HELP: &str = concat!(
 pub enum Command {
     /// Run the daemon: register this machine's agent CLIs with a server and run tasks.
     #[command(
-        after_help = "Examples:\n  agentd daemon --server-url https://agentd.example.com --token \"$DAEMON_TOKEN\"\n  agentd daemon --config ~/.config/agentd/daemon.toml --max-concurrent-tasks 4"
+        after_help = "Examples:\n  agentd daemon --server-url https://agentd.example.com --token \"$DAEMON_TOKEN\"\n  agentd daemon --config ~/.config/agentd/daemon.toml --max-concurrent-tasks 4\n  agentd daemon detect          # which agent CLIs this machine has",
+        args_conflicts_with_subcommands = true
     )]
     Daemon(DaemonArgs),
     /// (internal) The daemon's launcher for one sandboxed agent run: puts itself under
@@ -98,9 +99,32 @@ pub struct SandboxRelayArgs {
     pub command: Vec<std::ffi::OsString>,
 }
 
+/// What `agentd daemon` does instead of running, when given a subcommand.
+#[derive(Subcommand, Debug, Clone)]
+pub enum DaemonAction {
+    /// List every agent CLI agentd knows: found on this machine or not, its path and
+    /// version, and why it would not be offered as a runtime.
+    #[command(
+        after_help = "Examples:\n  agentd daemon detect\n  agentd daemon detect --json\n  agentd daemon detect --config ~/.config/agentd/daemon.toml\n\nLooks where `agentd daemon` looks: PATH, the paths pinned under [agents.<provider>] and\nthe [agents.custom.NAME] profiles of the config file. Runs each CLI's version command.\nExit status 0 even when nothing is usable: see the STATE column (`usable` in JSON)."
+    )]
+    Detect(DetectArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DetectArgs {
+    /// Print a JSON array, one object per provider.
+    #[arg(long)]
+    pub json: bool,
+    /// Config file (TOML). Default: `<config dir>/agentd/daemon.toml`, if it exists.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
 /// Flags of `agentd daemon`. Precedence: flag > environment > config file > default.
 #[derive(Args, Debug, Default, Clone)]
 pub struct DaemonArgs {
+    #[command(subcommand)]
+    pub action: Option<DaemonAction>,
     /// Config file (TOML). Default: `<config dir>/agentd/daemon.toml`, if it exists.
     #[arg(long)]
     pub config: Option<PathBuf>,

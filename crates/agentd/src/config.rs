@@ -62,9 +62,21 @@ pub struct FileConfig {
     pub allow_local_repos: Option<bool>,
     /// The bubblewrap binary (default `/usr/bin/bwrap`).
     pub bwrap_path: Option<PathBuf>,
-    /// `[agents.claude] path = "/opt/claude/bin/claude"`
+    /// `[agents.claude] path = "/opt/claude/bin/claude"`, `[agents.custom.NAME] …`
     #[serde(default)]
-    pub agents: BTreeMap<String, AgentFileEntry>,
+    pub agents: AgentsFile,
+}
+
+/// The `[agents]` table: one entry per known provider, and `custom` profiles.
+#[derive(Debug, Default, Deserialize)]
+pub struct AgentsFile {
+    /// `[agents.custom.NAME]`: CLIs agentd has no row for, checked by [`custom_clis`] so
+    /// that errors name the key.
+    #[serde(default)]
+    pub custom: BTreeMap<String, toml::Table>,
+    /// `[agents.<provider>]`.
+    #[serde(flatten)]
+    pub providers: BTreeMap<String, AgentFileEntry>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,7 +124,7 @@ fn sandbox_config(
     if let Some(n) = args.network.as_deref().or(file.network.as_deref()) {
         sb.network = parse_network(where_, n)?;
     }
-    for (provider, entry) in &file.agents {
+    for (provider, entry) in &file.agents.providers {
         if let Some(n) = &entry.network {
             let mode = parse_network(&format!("{where_} [agents.{provider}]"), n)?;
             sb.network_by_provider.push((provider.clone(), mode));
@@ -189,6 +201,106 @@ pub fn load_file(path: Option<&Path>) -> anyhow::Result<(FileConfig, Option<Path
         }
         Err(e) => Err(e).with_context(|| format!("cannot read config file {}", path.display())),
     }
+}
+
+/// `[agents.<provider>] path = …`: provider → pinned path.
+pub fn pinned_agent_paths(file: &FileConfig) -> Vec<(String, PathBuf)> {
+    file.agents
+        .providers
+        .iter()
+        .filter_map(|(p, e)| Some((p.clone(), e.path.clone()?)))
+        .collect()
+}
+
+/// The keys of an `[agents.custom.NAME]` profile.
+const CUSTOM_KEYS: &[&str] = &["command", "args", "output", "version", "env"];
+
+/// The `[agents.custom.NAME]` profiles of `file`, checked. Errors name the file
+/// (`where_`) and the key (`agents.custom.NAME.output`) and say what is valid.
+///
+/// A profile's name becomes a provider name for the daemon's lifetime (the backend
+/// interface takes `&'static str` names), so it is leaked once per profile.
+pub fn custom_clis(
+    file: &FileConfig,
+    where_: &str,
+) -> anyhow::Result<Vec<agentd_daemon::backend::custom::CustomCli>> {
+    use agentd_daemon::backend::custom::{CustomCli, OutputFormat};
+    let mut out = Vec::new();
+    for (name, table) in &file.agents.custom {
+        let key = format!("agents.custom.{name}");
+        CustomCli::check_name(name).map_err(|e| anyhow::anyhow!("{where_}: {key}: {e}"))?;
+        for k in table.keys() {
+            if !CUSTOM_KEYS.contains(&k.as_str()) {
+                bail!(
+                    "{where_}: {key}.{k}: unknown key; valid keys: {}",
+                    CUSTOM_KEYS.join(", ")
+                );
+            }
+        }
+        let string = |k: &str| -> anyhow::Result<Option<String>> {
+            match table.get(k) {
+                None => Ok(None),
+                Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => bail!(
+                    "{where_}: {key}.{k}: must be a string, not {}",
+                    other.type_str()
+                ),
+            }
+        };
+        let strings = |k: &str| -> anyhow::Result<Option<Vec<String>>> {
+            let Some(v) = table.get(k) else {
+                return Ok(None);
+            };
+            let items = v.as_array().and_then(|a| {
+                a.iter()
+                    .map(|i| i.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+            });
+            match items {
+                Some(items) => Ok(Some(items)),
+                None => bail!("{where_}: {key}.{k}: must be an array of strings"),
+            }
+        };
+        let command = string("command")?
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{where_}: {key}.command: missing (the CLI to run: a name on PATH or a path)"
+                )
+            })?;
+        let args = strings("args")?.unwrap_or_else(|| vec!["{prompt}".to_string()]);
+        if !args.iter().any(|a| a.contains("{prompt}")) {
+            bail!(
+                "{where_}: {key}.args: no argument holds {{prompt}}, so the CLI would never see the task"
+            );
+        }
+        let output = match string("output")? {
+            None => OutputFormat::Text,
+            Some(o) => OutputFormat::parse(&o)
+                .map_err(|e| anyhow::anyhow!("{where_}: {key}.output: {e}"))?,
+        };
+        let version_args = strings("version")?.unwrap_or_else(|| vec!["--version".to_string()]);
+        let env = match table.get("env") {
+            None => Vec::new(),
+            Some(toml::Value::Table(t)) => t
+                .iter()
+                .map(|(k, v)| match v.as_str() {
+                    Some(v) => Ok((k.clone(), v.to_string())),
+                    None => bail!("{where_}: {key}.env.{k}: must be a string"),
+                })
+                .collect::<anyhow::Result<_>>()?,
+            Some(_) => bail!("{where_}: {key}.env: must be a table of strings"),
+        };
+        out.push(CustomCli {
+            name: Box::leak(name.clone().into_boxed_str()),
+            command,
+            args,
+            output,
+            version_args,
+            env,
+        });
+    }
+    Ok(out)
 }
 
 /// Parses `500ms`, `15s`, `2m`, `1h`, `1d`, or a bare number of seconds.
@@ -347,13 +459,14 @@ pub fn daemon_config(args: &DaemonArgs) -> anyhow::Result<agentd_daemon::DaemonC
 
     cfg.sandbox = sandbox_config(args, &file, file_path.as_deref(), &where_)?;
     cfg.allow_local_repos = args.allow_local_repos || file.allow_local_repos.unwrap_or(false);
-    let configured: Vec<(String, PathBuf)> = file
-        .agents
-        .iter()
-        .filter_map(|(p, e)| Some((p.clone(), e.path.clone()?)))
-        .collect();
+    let configured = pinned_agent_paths(&file);
     let path_var = std::env::var_os("PATH");
     cfg.agents = agentd_daemon::agents::detect(path_var.as_deref(), &configured);
+    cfg.custom_agents = custom_clis(&file, &where_)?;
+    cfg.agents.extend(agentd_daemon::agents::detect_custom(
+        path_var.as_deref(),
+        &cfg.custom_agents,
+    ));
     if cfg.agents.is_empty() {
         let known: Vec<&str> = agentd_daemon::backend::provider::names().collect();
         bail!(
@@ -441,5 +554,143 @@ mod tests {
         );
         let missing = dir.path().join("nope.toml");
         assert!(load_file(Some(&missing)).is_err());
+    }
+
+    fn file_with(text: &str) -> FileConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn custom_profiles_parse_with_defaults() {
+        let file = file_with(
+            r#"
+[agents.claude]
+path = "/opt/claude"
+[agents.custom.mine]
+command = "my-agent"
+args = ["run", "--model={model}", "{prompt}"]
+output = "codex"
+version = ["version", "--short"]
+env = { MY_AGENT_MODE = "batch" }
+[agents.custom.plain]
+command = "/opt/plain/bin/plain"
+"#,
+        );
+        assert_eq!(
+            file.agents.providers["claude"].path.as_deref(),
+            Some(Path::new("/opt/claude"))
+        );
+        let clis = custom_clis(&file, "daemon.toml").unwrap();
+        assert_eq!(clis.len(), 2);
+        let mine = &clis[0];
+        assert_eq!((mine.name, mine.command.as_str()), ("mine", "my-agent"));
+        assert_eq!(mine.args, ["run", "--model={model}", "{prompt}"]);
+        use agentd_daemon::backend::custom::OutputFormat;
+        assert_eq!(mine.output, OutputFormat::Dialect("codex"));
+        assert_eq!(mine.version_args, ["version", "--short"]);
+        assert_eq!(
+            mine.env,
+            [("MY_AGENT_MODE".to_string(), "batch".to_string())]
+        );
+        let plain = &clis[1];
+        assert_eq!(plain.args, ["{prompt}"]);
+        assert_eq!(plain.output, OutputFormat::Text);
+        assert_eq!(plain.version_args, ["--version"]);
+    }
+
+    #[test]
+    fn custom_profile_errors_name_the_key() {
+        let cases = [
+            (
+                "command = \"x\"\noutput = \"xml\"",
+                &[
+                    "daemon.toml: agents.custom.mine.output",
+                    "\"xml\"",
+                    "text, claude, codex, opencode, gemini",
+                ][..],
+            ),
+            (
+                "output = \"text\"",
+                &["agents.custom.mine.command: missing"][..],
+            ),
+            (
+                "command = 3",
+                &["agents.custom.mine.command: must be a string, not integer"][..],
+            ),
+            (
+                "command = \"x\"\nargs = \"{prompt}\"",
+                &["agents.custom.mine.args: must be an array of strings"][..],
+            ),
+            (
+                "command = \"x\"\nargs = [\"--fast\"]",
+                &["agents.custom.mine.args", "{prompt}"][..],
+            ),
+            (
+                "command = \"x\"\nversion = [1]",
+                &["agents.custom.mine.version: must be an array"][..],
+            ),
+            (
+                "command = \"x\"\nenv = { A = 1 }",
+                &["agents.custom.mine.env.A: must be a string"][..],
+            ),
+            (
+                "command = \"x\"\nouput = \"text\"",
+                &["agents.custom.mine.ouput: unknown key", "output"][..],
+            ),
+        ];
+        for (body, wanted) in cases {
+            let file = file_with(&format!("[agents.custom.mine]\n{body}\n"));
+            let err = format!("{:#}", custom_clis(&file, "daemon.toml").unwrap_err());
+            for w in wanted {
+                assert!(err.contains(w), "{body:?}: {err:?} lacks {w:?}");
+            }
+        }
+        let file = file_with("[agents.custom.claude]\ncommand = \"x\"\n");
+        let err = format!("{:#}", custom_clis(&file, "daemon.toml").unwrap_err());
+        assert!(
+            err.contains("agents.custom.claude") && err.contains("built-in"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_daemon_config_offers_a_custom_cli_and_refuses_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("daemon.toml");
+        let script = dir.path().join("my-agent");
+        std::fs::write(&script, "#!/bin/sh\necho 1.0.0\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let args = DaemonArgs {
+            config: Some(p.clone()),
+            data_dir: Some(dir.path().join("data")),
+            ..DaemonArgs::default()
+        };
+        std::fs::write(
+            &p,
+            format!(
+                "token = \"t\"\n[agents.custom.mine]\ncommand = {:?}\n",
+                script.display().to_string()
+            ),
+        )
+        .unwrap();
+        let cfg = daemon_config(&args).unwrap();
+        let mine = cfg.agents.iter().find(|a| a.provider == "mine").unwrap();
+        assert_eq!(mine.path, script);
+        assert_eq!(cfg.custom_agents[0].name, "mine");
+
+        std::fs::write(
+            &p,
+            format!(
+                "token = \"t\"\n[agents.custom.mine]\ncommand = {:?}\noutput = \"yaml\"\n",
+                script.display().to_string()
+            ),
+        )
+        .unwrap();
+        let err = format!("{:#}", daemon_config(&args).unwrap_err());
+        assert!(
+            err.contains("daemon.toml: agents.custom.mine.output") && err.contains("valid: text"),
+            "{err}"
+        );
     }
 }

@@ -480,6 +480,128 @@ async fn api_error_fails_the_task_as_agent_error(name: &str) {
     .await;
 }
 
+/// A follow-up resumes the first run's session through the daemon, as the server asks
+/// for it (`prior_session_id` and `prior_work_dir` of the earlier run): the CLI answers
+/// in the same session and the model sees the first exchange again. For a CLI whose
+/// sessions belong to a project directory, the follow-up fails today with the error its
+/// row records (the daemon runs it in a new work dir).
+async fn a_follow_up_resumes_the_session_through_the_daemon(name: &str) {
+    let row = agent_clis::row(name);
+    let Some(cli) = installed(name) else {
+        return;
+    };
+    if !row.resume {
+        eprintln!("SKIP real_cli_e2e {name}: the CLI has no session resume");
+        return;
+    }
+    let _lock = agent_clis::heavy_lock(row).await;
+    let deadline = Instant::now() + TEST_BOUND;
+    let mock = MockModel::start(vec![]).await.expect("mock model");
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    let d = spawn_daemon(name, &cli, &fake.url, TOKEN, &mock);
+    queue_task(&fake, &d, name, "@mock:text hello", deadline).await;
+    wait_reported(&fake, &d, deadline).await;
+    let fails = fake.fail_requests();
+    assert!(
+        fails.is_empty(),
+        "task failed: {fails:#?}\n{}",
+        d.describe()
+    );
+    let (_, first) = fake.completed().remove(0);
+    let ctx = |what: &dyn std::fmt::Debug| format!("{what:#?}\n{}", d.describe());
+    assert_eq!(
+        first.output,
+        "Hello from the mock model.",
+        "{}",
+        ctx(&first)
+    );
+    let session = first
+        .session_id
+        .clone()
+        .expect("the first run's session id");
+
+    let rid = fake.runtime_id_of(name).expect("runtime id");
+    fake.queue_task(
+        &rid,
+        Task {
+            id: "task-2".into(),
+            runtime_id: rid.clone(),
+            issue_id: "issue-42".into(),
+            workspace_id: "ws-1".into(),
+            issue_title: "@mock:text again".into(),
+            issue_description: "Say it again.".into(),
+            task_token: "task-token-2".into(),
+            prior_session_id: session.clone(),
+            prior_work_dir: first.work_dir.clone().unwrap_or_default(),
+            ..Task::default()
+        },
+    );
+    fake.push(&WsMessage::TaskAvailable(TaskAvailable {
+        runtime_id: rid,
+        task_id: Some("task-2".into()),
+    }));
+    until(
+        deadline,
+        "the follow-up was reported",
+        || d.describe(),
+        || fake.completed().len() + fake.fail_requests().len() >= 2,
+    )
+    .await;
+    let fails = fake.fail_requests();
+    if let Some(error) = row.resume_fails_in_a_new_work_dir {
+        // What this CLI does today (the row says why); when the daemon reuses the prior
+        // work dir, this fails and the row changes to `None`.
+        let (id, req) = fails
+            .first()
+            .unwrap_or_else(|| panic!("the follow-up no longer fails: set the row's resume_fails_in_a_new_work_dir to None\n{}", d.describe()));
+        assert_eq!(id, "task-2");
+        assert_eq!(
+            req.failure_reason,
+            Some(FailureReason::AgentError),
+            "{}",
+            ctx(req)
+        );
+        assert!(req.error.contains(error), "{}", ctx(req));
+        eprintln!(
+            "real_cli_e2e {name}: the follow-up fails as recorded: {}",
+            req.error
+        );
+        return;
+    }
+    assert!(
+        fails.is_empty(),
+        "follow-up failed: {fails:#?}\n{}",
+        d.describe()
+    );
+    let (id, second) = fake.completed().remove(1);
+    assert_eq!(id, "task-2");
+    assert_eq!(
+        second.output,
+        "Hello from the mock model.",
+        "{}",
+        ctx(&second)
+    );
+    assert_eq!(
+        second.session_id.as_deref(),
+        Some(session.as_str()),
+        "the same session\n{}",
+        ctx(&second)
+    );
+    let last = mock
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.api == row.api)
+        .expect("a request to the model")
+        .body
+        .to_string();
+    assert!(
+        last.contains("@mock:text hello") && last.contains("@mock:text again"),
+        "the resumed request carries the first exchange\n{}",
+        d.describe()
+    );
+}
+
 /// Stamps every per-CLI test above once per CLI, as `<cli>::<test>`, and lists the CLIs
 /// for [`every_row_is_tested`].
 macro_rules! per_cli {
@@ -494,6 +616,11 @@ macro_rules! per_cli {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn api_error_fails_the_task_as_agent_error() {
                     super::api_error_fails_the_task_as_agent_error(stringify!($cli)).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn a_follow_up_resumes_the_session_through_the_daemon() {
+                    super::a_follow_up_resumes_the_session_through_the_daemon(stringify!($cli))
+                        .await;
                 }
             }
         )*

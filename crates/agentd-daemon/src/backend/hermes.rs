@@ -38,6 +38,7 @@ const BLOCKED: &[(&str, bool)] = &[
     ("-c", false),
     ("--continue", false),
     ("--tui", false),
+    ("--no-restore-cwd", false),
     ("--worktree", false),
     ("-w", false),
 ];
@@ -51,8 +52,8 @@ impl Backend for Hermes {
         PROVIDER
     }
 
-    /// `hermes chat --query=<prompt> -Q --yolo --source tool [-m M] [--resume ID]
-    /// <custom args>`: quiet single-query mode, every command approved (a headless run
+    /// `hermes chat --query=<prompt> -Q --yolo --source tool [-m M] [--resume=ID
+    /// --no-restore-cwd] <custom args>`: quiet single-query mode, every command approved (a headless run
     /// cannot answer a prompt), sessions tagged as a tool's, not the user's.
     fn command(&self, run: &RunSpec) -> CommandSpec {
         let mut args: Vec<String> = vec![
@@ -67,7 +68,10 @@ impl Backend for Hermes {
             args.extend(["-m".to_string(), model.to_string()]);
         }
         if let Some(id) = run.prior_session_id.as_deref().filter(|s| !s.is_empty()) {
+            // Without `--no-restore-cwd` Hermes would `cd` into the session's first work
+            // dir, and a follow-up task (a new worktree) would edit the old one.
             args.push(format!("--resume={id}"));
+            args.push("--no-restore-cwd".to_string());
         }
         args.extend(filter_args(PROVIDER, &run.custom_args, BLOCKED));
         CommandSpec {
@@ -287,6 +291,7 @@ mod tests {
                 "-m",
                 "m1",
                 "--resume=s1",
+                "--no-restore-cwd",
                 "--max-turns",
                 "5"
             ]

@@ -8,6 +8,8 @@
 //!
 //! - [`provider`]: the provider table, one row per CLI (binary, version probe, backend,
 //!   state dirs, environment and network allow-lists, resume support).
+//! - [`custom`]: operator-declared CLIs (`[agents.custom.NAME]`): an argument template,
+//!   text or a known provider's JSON-lines output.
 //! - [`lines`]: the stdout line reader (a codec whose over-long lines are items, not errors).
 //! - [`claude`], [`codex`], [`opencode`], [`gemini`], [`hermes`], [`mini`], [`copilot`],
 //!   [`droid`]: one backend each.
@@ -49,6 +51,7 @@
 pub mod claude;
 pub mod codex;
 pub mod copilot;
+pub mod custom;
 pub mod droid;
 pub mod gemini;
 pub mod hermes;

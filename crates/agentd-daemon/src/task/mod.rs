@@ -447,7 +447,11 @@ impl Daemon {
             .map(|r| r.provider)
             .unwrap_or_default();
         let agent = self.cfg.agents.iter().find(|a| a.provider == provider);
-        let (Some(agent), Some(backend)) = (agent, backend::for_provider(&provider)) else {
+        let backend = match self.cfg.custom_agents.iter().find(|c| c.name == provider) {
+            Some(custom) => Some(custom.backend()),
+            None => backend::for_provider(&provider),
+        };
+        let (Some(agent), Some(backend)) = (agent, backend) else {
             return Err(Failure::new(
                 FailureReason::AgentNotFound,
                 format!(

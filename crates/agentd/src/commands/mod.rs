@@ -8,7 +8,7 @@
 mod client;
 mod context;
 mod issue;
-mod render;
+pub(crate) mod render;
 mod server;
 mod task;
 
