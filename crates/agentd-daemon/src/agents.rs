@@ -423,7 +423,11 @@ mod tests {
         )
         .await;
         let names: Vec<_> = rows.iter().map(|r| r.provider.as_str()).collect();
-        assert_eq!(names, ["claude", "codex", "opencode", "gemini", "mine"]);
+        let expected: Vec<_> = provider::names().chain(["mine"]).collect();
+        assert_eq!(
+            names, expected,
+            "the table's providers, then the custom ones"
+        );
         assert!(rows[0].usable() && rows[0].version.as_deref() == Some("2.1.0 (Claude Code)"));
         assert_eq!(rows[1].version.as_deref(), Some("codex-cli 0.5.0"));
         assert!(
@@ -439,6 +443,7 @@ mod tests {
             Some("`opencode` is not on PATH")
         );
         assert!(rows[3].path.is_some() && !rows[3].usable());
-        assert!(rows[4].custom && rows[4].problem.as_deref().unwrap().contains("`mine`"));
+        let mine = rows.last().expect("the custom row");
+        assert!(mine.custom && mine.problem.as_deref().unwrap().contains("`mine`"));
     }
 }
