@@ -284,13 +284,14 @@ async fn writes_a_file_and_answers(name: &str) {
 }
 
 async fn resume_continues_the_session(name: &str) {
-    let Some(s) = Setup::new(name).await else {
-        return;
-    };
-    if !s.row.resume {
+    // Before the setup: a heavy row would otherwise wait for the lock only to skip.
+    if !agent_clis::row(name).resume {
         eprintln!("SKIP real_cli {name}: the CLI has no session resume");
         return;
     }
+    let Some(s) = Setup::new(name).await else {
+        return;
+    };
     let first = s.run(&s.spec("@mock:text hello", s.row.model)).await;
     assert_eq!(
         first.outcome.output,
@@ -355,10 +356,12 @@ async fn api_error_is_reported(name: &str) {
 
 /// `@mock:write-shell`: the shell command's output comes back as its tool's result.
 async fn shell_output_is_reported(name: &str) {
-    let Some(s) = Setup::new(name).await else {
+    // Before the setup: a heavy row would otherwise wait for the lock only to skip.
+    let row = agent_clis::row(name);
+    let Some(tool) = row.needs("real_cli", "the shell tool", row.shell_tool) else {
         return;
     };
-    let Some(tool) = s.row.needs("real_cli", "the shell tool", s.row.shell_tool) else {
+    let Some(s) = Setup::new(name).await else {
         return;
     };
     let r = s.run(&s.spec("@mock:write-shell go", s.row.model)).await;
