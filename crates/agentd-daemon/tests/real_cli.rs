@@ -333,6 +333,33 @@ async fn resume_continues_the_session(name: &str) {
     }
 }
 
+/// `RunSpec::model` reaches the model API: every request of the run to the row's API
+/// names the chosen model.
+async fn the_chosen_model_is_asked(name: &str) {
+    let Some(s) = Setup::new(name).await else {
+        return;
+    };
+    let (model, shown) = s.row.model_choice;
+    let r = s.run(&s.spec("@mock:text hello", Some(model))).await;
+    let d = r.describe();
+    assert_eq!(r.outcome.output, "Hello from the mock model.", "{d}");
+    let asked: Vec<String> = s
+        .mock
+        .requests()
+        .iter()
+        .filter(|q| q.api == s.row.api)
+        .map(|q| match q.body["model"].as_str() {
+            Some(m) => m.to_string(),
+            None => q.uri.clone(),
+        })
+        .collect();
+    assert!(!asked.is_empty(), "no request to {:?}\n{d}", s.row.api);
+    assert!(
+        asked.iter().all(|a| a.contains(shown)),
+        "requests name {asked:?}, not {shown:?}\n{d}"
+    );
+}
+
 /// `@mock:error` (HTTP 400 from the model API): the exit status and the error the row
 /// records.
 async fn api_error_is_reported(name: &str) {
@@ -455,6 +482,10 @@ macro_rules! per_cli {
                 #[tokio::test]
                 async fn resume_continues_the_session() {
                     super::resume_continues_the_session(stringify!($cli)).await;
+                }
+                #[tokio::test]
+                async fn the_chosen_model_is_asked() {
+                    super::the_chosen_model_is_asked(stringify!($cli)).await;
                 }
                 #[tokio::test]
                 async fn api_error_is_reported() {

@@ -71,6 +71,9 @@ pub struct CliRow {
     /// new git worktree (and, by hand, hung resuming outside a git repo). `None`: the
     /// follow-up resumes (Claude Code and Codex find the session from any dir).
     pub resume_fails_in_a_new_work_dir: Option<&'static str>,
+    /// A model to choose (`RunSpec::model`) and the model name the CLI's requests to the
+    /// mock then carry (in the JSON body's `model`, or in the URL for Gemini).
+    pub model_choice: (&'static str, &'static str),
     /// Reports token usage.
     pub usage: bool,
     /// Exit status and error texts of a run whose model API answers 400 (`@mock:error`);
@@ -101,6 +104,7 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: None,
         resume_fails_in_a_new_work_dir: None,
+        model_choice: ("claude-sonnet-4-5", "claude-sonnet-4-5"),
         usage: true,
         api_error: Some((1, &["API Error", "400"])),
         shell_tool: Some("Bash"),
@@ -127,6 +131,7 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: Some((200, 20)),
         resume_fails_in_a_new_work_dir: None,
+        model_choice: ("gpt-5.5-mini", "gpt-5.5-mini"),
         usage: true,
         api_error: Some((1, &["mock 400"])),
         shell_tool: Some("exec_command"),
@@ -152,6 +157,7 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: None,
         resume_fails_in_a_new_work_dir: Some("Unexpected server error"),
+        model_choice: ("mock/mock-model", "mock-model"),
         usage: true,
         api_error: Some((1, &["mock 400"])),
         shell_tool: Some("bash"),
@@ -178,6 +184,7 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: None,
         resume_fails_in_a_new_work_dir: Some("No previous sessions found for this project"),
+        model_choice: ("gemini-2.5-flash", "gemini-2.5-flash"),
         usage: true,
         // Exit status = HTTP status mod 256 (real-agents.md).
         api_error: Some((400 % 256, &["mock 400"])),
