@@ -214,6 +214,7 @@ pub const ROWS: &[CliRow] = &[
         resume_usage: None,
         // Quiet mode prints no usage.
         resume_fails_in_a_new_work_dir: None,
+        model_choice: ("mock-model-b", "mock-model-b"),
         usage: false,
         // The API error is printed as the answer, `HTTP 400: <message>`.
         api_error: Some((1, &["HTTP 400", "mock 400"])),
@@ -244,6 +245,7 @@ pub const ROWS: &[CliRow] = &[
         resume: false,
         resume_usage: None,
         resume_fails_in_a_new_work_dir: None,
+        model_choice: ("openai/mock-model-b", "mock-model-b"),
         usage: true,
         // The trajectory's exit status (the litellm exception) and its message.
         api_error: Some((1, &["BadRequestError", "mock 400"])),
@@ -272,6 +274,7 @@ pub const ROWS: &[CliRow] = &[
         resume_usage: None,
         // Its `result` has request counts and durations, no tokens.
         resume_fails_in_a_new_work_dir: None,
+        model_choice: ("mock-model-b", "mock-model-b"),
         usage: false,
         api_error: Some((1, &["400 mock 400"])),
         shell_tool: Some("bash"),
@@ -301,6 +304,7 @@ pub const ROWS: &[CliRow] = &[
         resume: false,
         resume_usage: None,
         resume_fails_in_a_new_work_dir: None,
+        model_choice: (DROID_MODEL, "mock-model"),
         usage: true,
         api_error: Some((1, &["400 mock 400"])),
         shell_tool: Some("Execute"),
