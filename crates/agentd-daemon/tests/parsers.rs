@@ -1,5 +1,6 @@
-//! The four stream parsers against recorded real CLI output (`tests/fixtures/agent-output/`,
-//! copied from the real-agents research runs), as insta snapshots, plus property tests:
+//! Every stream parser of the provider table against recorded real CLI output
+//! (`tests/fixtures/agent-output/`, from the real-agents research runs and runs against
+//! the mock model), as insta snapshots, plus property tests:
 //! arbitrary bytes, split anywhere, never panic a parser or stop it.
 
 use std::path::{Path, PathBuf};

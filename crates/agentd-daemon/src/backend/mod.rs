@@ -1,10 +1,13 @@
 //! The agent-facing layer: how each agent CLI is launched and how its stdout is read.
 //!
-//! A [`Backend`] knows one CLI (Claude Code, Codex, OpenCode, Gemini CLI): the argv and
-//! extra environment of a headless run ([`Backend::command`]) and a fresh
-//! [`StreamParser`] for that run's stdout ([`Backend::parser`]). The parser turns the
-//! CLI's JSON lines into [`AgentEvent`]s (transcript messages and the session id) and,
-//! at EOF, into a [`RunOutcome`] (final output, per-model usage, error).
+//! A [`Backend`] knows one CLI (Claude Code, Codex, OpenCode, Gemini CLI, Hermes Agent,
+//! mini-swe-agent, Copilot CLI, Factory Droid): the argv and extra environment of a
+//! headless run ([`Backend::command`]) and a fresh [`StreamParser`] for that run's stdout
+//! ([`Backend::parser`]). The parser turns the CLI's output (JSON lines for most; text or
+//! a re-printed trajectory for some) into [`AgentEvent`]s (transcript messages and the
+//! session id) and, at EOF, into a [`RunOutcome`] (final output, per-model usage, error);
+//! [`StreamParser::stderr`] sees the stderr tail first, for a CLI that prints its session
+//! id there.
 //!
 //! - [`provider`]: the provider table, one row per CLI (binary, version probe, backend,
 //!   state dirs, environment and network allow-lists, resume support).
@@ -79,7 +82,7 @@ pub use provider::{PROVIDERS, ProviderInfo};
 
 /// One agent CLI.
 pub trait Backend: Send + Sync {
-    /// The provider name (`claude`, `codex`, `opencode`, `gemini`), as in
+    /// The provider name (`claude`, `codex`, …: a row of [`provider::PROVIDERS`]), as in
     /// `RuntimeSpec::provider` and `UsageEntry::provider`.
     fn provider(&self) -> &'static str;
     /// Program name, argv (without the program) and extra env for one run.
