@@ -36,7 +36,9 @@ pub fn throughput(secs: f64) -> anyhow::Result<Vec<ParseRate>> {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .to_string();
-            if name.starts_with(&format!("{provider}-")) && name.ends_with(".jsonl") {
+            if name.starts_with(&format!("{provider}-"))
+                && (name.ends_with(".jsonl") || name.ends_with(".txt"))
+            {
                 runs.push(std::fs::read(&p)?);
             }
         }

@@ -1,5 +1,6 @@
-//! The four stream parsers against recorded real CLI output (`tests/fixtures/agent-output/`,
-//! copied from the real-agents research runs), as insta snapshots, plus property tests:
+//! Every stream parser of the provider table against recorded real CLI output
+//! (`tests/fixtures/agent-output/`, from the real-agents research runs and runs against
+//! the mock model), as insta snapshots, plus property tests:
 //! arbitrary bytes, split anywhere, never panic a parser or stop it.
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,8 @@ fn fixture_names() -> Vec<String> {
         .expect("fixtures dir")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".jsonl"))
+        // `.jsonl`: JSON-lines CLIs; `.txt`: CLIs whose output is text (Hermes).
+        .filter(|n| n.ends_with(".jsonl") || n.ends_with(".txt"))
         .collect();
     names.sort();
     names
@@ -95,7 +97,10 @@ fn snapshot_every_fixture() {
     assert!(names.len() >= 30, "fixtures missing: {names:?}");
     for name in names {
         let value = parse_fixture(&name);
-        let snap = name.trim_end_matches(".jsonl").to_string();
+        let snap = name
+            .trim_end_matches(".jsonl")
+            .trim_end_matches(".txt")
+            .to_string();
         insta::assert_json_snapshot!(snap, value);
     }
 }
@@ -171,6 +176,52 @@ fn key_facts_of_the_fixtures() {
     let v = parse_fixture("opencode-write-shell.jsonl");
     assert_eq!(v["outcome"]["usage"][0]["input_tokens"], 303);
     assert_eq!(v["outcome"]["ended"], true);
+
+    // Hermes (text): the diff preview of the write, then the answer; the startup warning
+    // is not part of either. Its session id is on stderr, not in these stdout fixtures.
+    let v = parse_fixture("hermes-write-shell.txt");
+    let events = v["events"].as_array().expect("events");
+    assert_eq!(events.len(), 2, "{v:#}");
+    assert_eq!(events[0]["tool"], "file_edit");
+    assert_eq!(events[0]["input"]["path"], "hello.txt");
+    assert!(
+        events[0]["input"]["diff"]
+            .as_str()
+            .expect("diff")
+            .ends_with("+hello from mock")
+    );
+    assert_eq!(
+        v["outcome"]["output"],
+        "MOCK-DONE: wrote and read hello.txt"
+    );
+    // mini-swe-agent: its trajectory, re-printed after every step, read once per message;
+    // per-step usage summed (3 steps of 100+n / 10).
+    let v = parse_fixture("mini-write-shell.txt");
+    let tools: Vec<&str> = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "tool_use")
+        .filter_map(|e| e["input"]["command"].as_str())
+        .collect();
+    assert_eq!(tools.len(), 3, "{v:#}");
+    assert_eq!(tools[1], "cat hello.txt");
+    assert_eq!(v["outcome"]["usage"][0]["input_tokens"], 303);
+    assert_eq!(
+        v["outcome"]["output"],
+        "MOCK-DONE: wrote and read hello.txt"
+    );
+    let v = parse_fixture("mini-error-400.txt");
+    assert!(
+        v["outcome"]["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("BadRequestError: ")
+    );
+
+    let v = parse_fixture("hermes-error-400.txt");
+    assert_eq!(v["outcome"]["error"], "HTTP 400: mock 400");
+    assert_eq!(v["outcome"]["output"], "");
 }
 
 /// The same spot checks for Qwen Code, Pi, Kilo Code and Continue.
@@ -293,8 +344,9 @@ fn parser_throughput() {
         let mut messages = 0;
         for _ in 0..rounds {
             let mut p = backend.parser(&RunSpec::default());
-            let (events, _) = run_bytes(p.as_mut(), &bytes, 64 * 1024, 1 << 20);
-            messages += events.len();
+            // Text CLIs (Hermes) emit their answer at EOF: count `finish` events too.
+            let (events, finish) = run_bytes(p.as_mut(), &bytes, 64 * 1024, 1 << 20);
+            messages += events.len() + finish.events.len();
         }
         let secs = start.elapsed().as_secs_f64();
         assert!(messages > 0 && messages % rounds == 0);

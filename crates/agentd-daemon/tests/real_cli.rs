@@ -138,6 +138,7 @@ async fn run_cli_with(
     for line in &report.unread {
         events.extend(line.feed(parser.as_mut()));
     }
+    events.extend(parser.stderr(&report.stderr_tail));
     let finish = parser.finish();
     events.extend(finish.events);
     let mut messages = Vec::new();
@@ -189,11 +190,17 @@ fn assert_wrote_file(row: &CliRow, r: &RunResult, work: &Path) {
             .is_some_and(|i| i.to_string().contains("hello.txt"))),
         "no tool_use naming hello.txt\n{d}"
     );
-    assert!(!r.of_kind(MessageKind::ToolResult).is_empty(), "{d}");
-    assert!(
-        !r.session_ids.is_empty() && r.outcome.session_id.is_some(),
-        "{d}"
-    );
+    // A CLI that prints no tool results (Hermes' quiet mode) has no shell tool row.
+    if row.shell_tool.is_some() {
+        assert!(!r.of_kind(MessageKind::ToolResult).is_empty(), "{d}");
+    }
+    // A CLI that cannot resume may have no session id (mini-swe-agent has no sessions).
+    if row.resume {
+        assert!(
+            !r.session_ids.is_empty() && r.outcome.session_id.is_some(),
+            "{d}"
+        );
+    }
     if row.usage {
         assert!(!r.outcome.usage.is_empty(), "{d}");
     }
@@ -283,13 +290,14 @@ async fn writes_a_file_and_answers(name: &str) {
 }
 
 async fn resume_continues_the_session(name: &str) {
-    let Some(s) = Setup::new(name).await else {
-        return;
-    };
-    if !s.row.resume {
+    // Before the setup: a heavy row would otherwise wait for the lock only to skip.
+    if !agent_clis::row(name).resume {
         eprintln!("SKIP real_cli {name}: the CLI has no session resume");
         return;
     }
+    let Some(s) = Setup::new(name).await else {
+        return;
+    };
     let first = s.run(&s.spec("@mock:text hello", s.row.model)).await;
     assert_eq!(
         first.outcome.output,
@@ -392,10 +400,12 @@ async fn api_error_is_reported(name: &str) {
 
 /// `@mock:write-shell`: the shell command's output comes back as its tool's result.
 async fn shell_output_is_reported(name: &str) {
-    let Some(s) = Setup::new(name).await else {
-        return;
-    };
-    if s.row.answer_only {
+    // Before the setup: a heavy row would otherwise wait for the lock only to skip.
+    let row = agent_clis::row(name);
+    if row.answer_only {
+        let Some(s) = Setup::new(name).await else {
+            return;
+        };
         // No tool result is printed: the command's output went back to the model.
         let r = s.run(&s.spec("@mock:write-shell go", s.row.model)).await;
         let d = r.describe();
@@ -410,7 +420,10 @@ async fn shell_output_is_reported(name: &str) {
         );
         return;
     }
-    let Some(tool) = s.row.needs("real_cli", "the shell tool", s.row.shell_tool) else {
+    let Some(tool) = row.needs("real_cli", "the shell tool", row.shell_tool) else {
+        return;
+    };
+    let Some(s) = Setup::new(name).await else {
         return;
     };
     let r = s.run(&s.spec("@mock:write-shell go", s.row.model)).await;
@@ -419,16 +432,25 @@ async fn shell_output_is_reported(name: &str) {
         r.outcome.output, "MOCK-DONE: wrote and read hello.txt",
         "{d}"
     );
-    let shell = r
+    let shell: Vec<&MessageDraft> = r
         .of_kind(MessageKind::ToolResult)
         .into_iter()
-        .find(|m| m.tool.as_deref() == Some(tool))
-        .unwrap_or_else(|| panic!("no {tool} result\n{d}"));
+        .filter(|m| m.tool.as_deref() == Some(tool))
+        .collect();
+    assert!(!shell.is_empty(), "no {tool} result\n{d}");
     // Codex and OpenCode pass the command's output on as it is; Claude Code trims the
-    // final newline.
-    assert_eq!(
-        shell.output.as_deref().map(str::trim_end),
-        Some("hello from mock"),
+    // final newline; Copilot CLI appends a `<shellId: 0 completed with exit code 0>`
+    // line, Droid a `[Process exited with code 0]` one. (mini's one tool also wrote the
+    // file: one of its results.)
+    assert!(
+        shell.iter().any(|m| {
+            let out = m.output.as_deref().unwrap_or_default();
+            let status_line = out
+                .strip_prefix("hello from mock\n")
+                .map(str::trim_start)
+                .is_some_and(|rest| rest.starts_with('<') || rest.starts_with('['));
+            out.trim_end() == "hello from mock" || status_line
+        }),
         "{d}"
     );
 }
@@ -524,7 +546,9 @@ macro_rules! per_cli {
     };
 }
 
-per_cli!(claude, codex, opencode, gemini, qwen, pi, kilo, r#continue);
+per_cli!(
+    claude, codex, opencode, gemini, qwen, pi, kilo, r#continue, hermes, mini, copilot, droid
+);
 
 /// A row without tests here, or tests for a CLI without a row or backend, is a mistake.
 #[test]

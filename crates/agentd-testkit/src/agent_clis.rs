@@ -319,6 +319,130 @@ pub const ROWS: &[CliRow] = &[
         }),
         answer_only: true,
     },
+    CliRow {
+        name: "hermes",
+        binary: "hermes",
+        install: "scripts/install-agent-clis.sh hermes (PyPI hermes-agent, in a venv)",
+        api: Api::ChatCompletions,
+        mock_env: hermes_env,
+        // A Python CLI: ~5 s of CPU a run.
+        heavy: true,
+        write_model: None,
+        model: None,
+        // Quiet mode prints no tool calls, only each edit's diff preview (`+` lines).
+        write_tool: "file_edit",
+        write_input_shows: "+hello from mock",
+        write_requests: &[],
+        text_requests: &[],
+        resume: true,
+        resume_usage: None,
+        // Quiet mode prints no usage.
+        resume_fails_in_a_new_work_dir: None,
+        model_choice: Some(("mock-model-b", "mock-model-b")),
+        answer_only: false,
+        usage: false,
+        // The API error is printed as the answer, `HTTP 400: <message>`.
+        api_error: Some((1, &["HTTP 400", "mock 400"])),
+        // Quiet mode prints no tool results: the shell command's output is not shown.
+        shell_tool: None,
+        cancel: Some(Cancel {
+            signal: CancelSignal::Term,
+            ends_with_result: false,
+            exits_zero: Some(false),
+        }),
+    },
+    CliRow {
+        name: "mini",
+        binary: "mini",
+        install: "scripts/install-agent-clis.sh mini (PyPI mini-swe-agent, in a venv)",
+        api: Api::ChatCompletions,
+        mock_env: mini_env,
+        // A Python CLI (litellm): ~5 s of CPU a run.
+        heavy: true,
+        write_model: None,
+        model: None,
+        // mini's one tool; the file is written by a heredoc whose text is in the command.
+        write_tool: "bash",
+        write_input_shows: r"hello from mock\n",
+        write_requests: &[(Api::ChatCompletions, 2)],
+        text_requests: &[],
+        // mini has no sessions.
+        resume: false,
+        resume_usage: None,
+        resume_fails_in_a_new_work_dir: None,
+        model_choice: Some(("openai/mock-model-b", "mock-model-b")),
+        answer_only: false,
+        usage: true,
+        // The trajectory's exit status (the litellm exception) and its message.
+        api_error: Some((1, &["BadRequestError", "mock 400"])),
+        shell_tool: Some("bash"),
+        cancel: Some(Cancel {
+            signal: CancelSignal::Term,
+            ends_with_result: false,
+            exits_zero: Some(false),
+        }),
+    },
+    CliRow {
+        name: "copilot",
+        binary: "copilot",
+        install: "scripts/install-agent-clis.sh copilot (npm @github/copilot)",
+        api: Api::ChatCompletions,
+        mock_env: copilot_env,
+        // Unpacks its ~235 MB bundle into each fresh HOME on the first run.
+        heavy: true,
+        write_model: None,
+        model: None,
+        write_tool: "create",
+        write_input_shows: r"hello from mock\n",
+        write_requests: &[(Api::ChatCompletions, 2)],
+        text_requests: &[(Api::ChatCompletions, 1)],
+        resume: true,
+        resume_usage: None,
+        // Its `result` has request counts and durations, no tokens.
+        resume_fails_in_a_new_work_dir: None,
+        model_choice: Some(("mock-model-b", "mock-model-b")),
+        answer_only: false,
+        usage: false,
+        api_error: Some((1, &["400 mock 400"])),
+        shell_tool: Some("bash"),
+        // On SIGTERM it prints an aborted `assistant.idle` (sometimes then a `result`
+        // with exit code 0) and dies of the signal or exits 1.
+        cancel: Some(Cancel {
+            signal: CancelSignal::Term,
+            ends_with_result: true,
+            exits_zero: Some(false),
+        }),
+    },
+    CliRow {
+        name: "droid",
+        binary: "droid",
+        install: "scripts/install-agent-clis.sh droid (npm @factory/cli-linux-x64, the native binary)",
+        api: Api::ChatCompletions,
+        mock_env: droid_env,
+        // A 250 MB native binary that spends ~7 s per run on unreachable cloud calls.
+        heavy: true,
+        write_model: Some(DROID_MODEL),
+        model: Some(DROID_MODEL),
+        write_tool: "Create",
+        write_input_shows: r"hello from mock\n",
+        write_requests: &[(Api::ChatCompletions, 2)],
+        text_requests: &[],
+        // Resume fetches the session from Factory's cloud, even for a BYOK model.
+        resume: false,
+        resume_usage: None,
+        resume_fails_in_a_new_work_dir: None,
+        model_choice: Some((DROID_MODEL, "mock-model")),
+        answer_only: false,
+        usage: true,
+        api_error: Some((1, &["400 mock 400"])),
+        shell_tool: Some("Execute"),
+        // Like Gemini CLI: exit 0 without its `completion` line.
+        cancel: Some(Cancel {
+            signal: CancelSignal::Term,
+            ends_with_result: false,
+            exits_zero: Some(true),
+        }),
+    },
 ];
 
 /// The row of `name`; panics on a name no row has (a typo in a test).
@@ -528,5 +652,61 @@ fn continue_env(home: &Path, mock: &MockModel) -> Vec<(String, String)> {
         mock.openai_base_url()
     );
     std::fs::write(dir.join("config.yaml"), config).expect("continue config");
+    Vec::new()
+}
+
+/// Hermes' `custom` provider pointed at the mock, in `$HOME/.hermes/config.yaml`.
+fn hermes_env(home: &Path, mock: &MockModel) -> Vec<(String, String)> {
+    let dir = home.join(".hermes");
+    std::fs::create_dir_all(&dir).expect("mkdir .hermes");
+    let config = format!(
+        "model:\n  provider: custom\n  base_url: {}\n  default: mock-model\n  api_key: mock-key\n",
+        mock.openai_base_url()
+    );
+    std::fs::write(dir.join("config.yaml"), config).expect("hermes config");
+    pairs(&[("OPENAI_API_KEY", "mock-key")])
+}
+
+/// litellm's OpenAI provider pointed at the mock; no cost lookup (the mock model has no
+/// price; litellm would fetch its price list otherwise) and one attempt per model call
+/// (mini retries 10 times with backoff by default).
+fn mini_env(_home: &Path, mock: &MockModel) -> Vec<(String, String)> {
+    pairs(&[
+        ("OPENAI_API_KEY", "mock-key"),
+        ("OPENAI_API_BASE", &mock.openai_base_url()),
+        ("MSWEA_MODEL_NAME", "openai/mock-model"),
+        ("MSWEA_COST_TRACKING", "ignore_errors"),
+        ("MSWEA_MODEL_RETRY_STOP_AFTER_ATTEMPT", "1"),
+        ("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
+    ])
+}
+
+/// Copilot CLI's offline mode with a custom OpenAI-compatible provider (BYOK): no GitHub
+/// login, telemetry or update checks. The key must not be a word the run prints: the
+/// CLI masks the provider key wherever it appears in its output.
+fn copilot_env(_home: &Path, mock: &MockModel) -> Vec<(String, String)> {
+    pairs(&[
+        ("COPILOT_OFFLINE", "true"),
+        ("COPILOT_PROVIDER_BASE_URL", &mock.openai_base_url()),
+        ("COPILOT_PROVIDER_API_KEY", "mock-provider-key-7f3a"),
+        ("COPILOT_MODEL", "mock-model"),
+    ])
+}
+
+/// The id Droid gives the first custom model of `~/.factory/settings.json`.
+const DROID_MODEL: &str = "custom:mock-model-0";
+
+/// Droid's custom (BYOK) model: an OpenAI-compatible endpoint, in
+/// `$HOME/.factory/settings.json`, also its default model (a run without `-m`, as
+/// through the daemon, would use a Factory model and ask for a login); no Factory login
+/// is needed for it.
+fn droid_env(home: &Path, mock: &MockModel) -> Vec<(String, String)> {
+    let dir = home.join(".factory");
+    std::fs::create_dir_all(&dir).expect("mkdir .factory");
+    let settings = serde_json::json!({"customModels": [{
+        "modelDisplayName": "Mock", "model": "mock-model", "baseUrl": mock.openai_base_url(),
+        "apiKey": "mock-provider-key-7f3a", "provider": "generic-chat-completion-api",
+        "maxOutputTokens": 8192}], "model": DROID_MODEL});
+    std::fs::write(dir.join("settings.json"), settings.to_string()).expect("droid settings");
     Vec::new()
 }

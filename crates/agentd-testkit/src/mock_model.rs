@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | Anthropic Messages, SSE | `POST /v1/messages` | Claude Code | `ANTHROPIC_BASE_URL=`[`MockModel::base_url`] |
 //! | OpenAI Responses, SSE | `POST /v1/responses` | Codex | provider `base_url = `[`MockModel::openai_base_url`] |
-//! | OpenAI Chat Completions, SSE | `POST /v1/chat/completions` | OpenCode | provider `baseURL = `[`MockModel::openai_base_url`] |
+//! | OpenAI Chat Completions, SSE or JSON | `POST /v1/chat/completions` (+ `GET /v1/models`) | OpenCode, Hermes Agent, mini-swe-agent, Copilot CLI, Factory Droid | OpenCode provider `baseURL`, Hermes `model.base_url`, litellm `OPENAI_API_BASE` `= `[`MockModel::openai_base_url`] |
 //! | Gemini `streamGenerateContent?alt=sse`, `generateContent` (router), `countTokens` | `POST /v1beta/models/{model}:{action}` | Gemini CLI | `GOOGLE_GEMINI_BASE_URL=`[`MockModel::base_url`] |
 //!
 //! **Scripts.** A script is a list of [`Turn`]s. The mock is stateless per conversation:
@@ -15,8 +15,12 @@
 //! So many CLIs and tests can share one mock, and a CLI's retries get the same answer.
 //! Tool turns are mapped to each CLI's own tools (Claude `Write`/`Bash`, Codex
 //! `apply_patch`/`exec_command`, Gemini `write_file`/`run_shell_command`; on Chat
-//! Completions the write and shell tools the request offers, with argument names from their
-//! schemas: OpenCode `write`/`bash`, Qwen Code `write_file`/`run_shell_command`, …). Built-in scripts: see [`MockModel::start`].
+//! Completions, CLIs told apart by the tools their request offers: Hermes
+//! `write_file`/`terminal`, Copilot CLI `create`/`bash`, Factory Droid `Create`/`Execute`,
+//! mini-swe-agent `bash` (heredoc writes; a text turn is its submit command), and any
+//! other CLI the write and shell tools it offers, with argument names from their schemas
+//! (OpenCode `write`/`bash`, Qwen Code `write_file`/`run_shell_command`, …). Built-in
+//! scripts: see [`MockModel::start`].
 //!
 //! Every request is recorded ([`MockModel::requests`]).
 
@@ -30,7 +34,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -195,6 +199,7 @@ impl MockModel {
             .route("/v1/messages", post(anthropic))
             .route("/v1/responses", post(responses))
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/models", get(models))
             .route("/v1beta/models/{model_action}", post(gemini))
             .fallback(other)
             .with_state(Arc::clone(&shared));
@@ -603,7 +608,150 @@ enum ResponsesItem {
     Item(Value),
 }
 
-// ---- OpenAI Chat Completions (OpenCode) ----
+// ---- OpenAI Chat Completions (OpenCode, Hermes Agent, mini-swe-agent) ----
+
+/// Whose tools a Chat Completions request offers, told apart by the tool names in the
+/// request: the mock answers a tool turn with that CLI's own tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ChatDialect {
+    /// Any other CLI: the write and shell tools its request offers ([`chat_tool`]), else
+    /// OpenCode's `write {filePath, content}`, `bash {command}`.
+    Generic,
+    /// Hermes Agent: `write_file {path, content}`, `terminal {command}`.
+    Hermes,
+    /// mini-swe-agent: one `bash {command}` tool; a file is written with a heredoc, and
+    /// the final answer is a command whose output starts with its submit marker.
+    MiniSwe,
+    /// GitHub Copilot CLI: `create {path, file_text}` (an absolute path: the request's
+    /// `Current working directory: …` joined with the script's path), `bash {command,
+    /// description}`.
+    Copilot { cwd: Option<String> },
+    /// Factory Droid: `Create {file_path, content}`, `Execute {command, summary,
+    /// riskLevel, riskLevelReason}`.
+    Droid,
+}
+
+/// The marker line that ends a mini-swe-agent run; the rest of the output is its answer.
+const MINI_SUBMIT: &str = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT";
+
+fn chat_dialect(body: &Value) -> ChatDialect {
+    let names: Vec<&str> = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.contains(&"terminal") && names.contains(&"write_file") {
+        ChatDialect::Hermes
+    } else if names.contains(&"Create") && names.contains(&"Execute") {
+        ChatDialect::Droid
+    } else if names.contains(&"create") && names.contains(&"bash") {
+        let system = body
+            .pointer("/messages/0/content")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let cwd = system.lines().find_map(|l| {
+            l.split_once("Current working directory: ")
+                .map(|(_, d)| d.trim().to_string())
+        });
+        ChatDialect::Copilot { cwd }
+    } else if names == ["bash"] {
+        ChatDialect::MiniSwe
+    } else {
+        ChatDialect::Generic
+    }
+}
+
+/// A single-quoted shell word.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// What the assistant says in one Chat Completions reply: text and/or one tool call.
+struct ChatReply {
+    text: Option<String>,
+    tool: Option<(String, String)>,
+}
+
+fn chat_reply(body: &Value, dialect: ChatDialect, turn: Turn) -> ChatReply {
+    let tool = |name: &str, args: Value| ChatReply {
+        text: None,
+        tool: Some((name.to_string(), args.to_string())),
+    };
+    let mapped = |t: ChatTool| {
+        let (name, args) = chat_tool(body, t);
+        ChatReply {
+            text: None,
+            tool: Some((name, args)),
+        }
+    };
+    match (dialect, turn) {
+        (_, Turn::Hang | Turn::Error { .. } | Turn::ErrorOnce { .. }) => ChatReply {
+            text: None,
+            tool: None,
+        },
+        (ChatDialect::MiniSwe, Turn::Text(text)) => ChatReply {
+            tool: Some((
+                "bash".to_string(),
+                json!({"command": format!("printf '%s\\n' {MINI_SUBMIT} {}", shell_quote(&text))})
+                    .to_string(),
+            )),
+            text: Some(text),
+        },
+        (_, Turn::Text(text)) => ChatReply {
+            text: Some(text),
+            tool: None,
+        },
+        (ChatDialect::Generic, Turn::WriteFile { path, content }) => {
+            mapped(ChatTool::Write { path, content })
+        }
+        (ChatDialect::Hermes, Turn::WriteFile { path, content }) => {
+            tool("write_file", json!({"path": path, "content": content}))
+        }
+        (ChatDialect::MiniSwe, Turn::WriteFile { path, content }) => {
+            let command = format!(
+                "cat <<'MOCK_EOF' > {}\n{}MOCK_EOF",
+                shell_quote(&path),
+                if content.ends_with('\n') || content.is_empty() {
+                    content.clone()
+                } else {
+                    format!("{content}\n")
+                }
+            );
+            tool("bash", json!({"command": command}))
+        }
+        (ChatDialect::Copilot { cwd }, Turn::WriteFile { path, content }) => {
+            let path = match cwd {
+                Some(cwd) if !path.starts_with('/') => format!("{cwd}/{path}"),
+                _ => path,
+            };
+            tool("create", json!({"path": path, "file_text": content}))
+        }
+        (ChatDialect::Copilot { .. }, Turn::Shell { command }) => tool(
+            "bash",
+            json!({"command": command, "description": "mock shell command"}),
+        ),
+        (ChatDialect::Droid, Turn::WriteFile { path, content }) => {
+            tool("Create", json!({"file_path": path, "content": content}))
+        }
+        (ChatDialect::Droid, Turn::Shell { command }) => tool(
+            "Execute",
+            json!({"command": command, "summary": "mock shell command", "riskLevel": "low",
+                   "riskLevelReason": "reads a file"}),
+        ),
+        (ChatDialect::Generic, Turn::Shell { command }) => mapped(ChatTool::Shell { command }),
+        (ChatDialect::MiniSwe, Turn::Shell { command }) => {
+            tool("bash", json!({"command": command}))
+        }
+        (ChatDialect::Hermes, Turn::Shell { command }) => {
+            tool("terminal", json!({"command": command}))
+        }
+    }
+}
 
 async fn chat(State(s): State<Arc<Shared>>, uri: Uri, bytes: Bytes) -> Response {
     let body = json_body(&bytes);
@@ -629,14 +777,7 @@ async fn chat(State(s): State<Arc<Shared>>, uri: Uri, bytes: Bytes) -> Response 
         s.record(Api::ChatCompletions, &uri, &body, None, 0);
         (Turn::text("Mock title"), 0)
     };
-    let id = s.next_id("chatcmpl");
-    let chunk = |delta: Value, finish: Value| {
-        json!({"id": id, "object": "chat.completion.chunk", "created": 1_795_000_000, "model": model,
-               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        .to_string()
-    };
-    let mut events = Vec::new();
-    let finish = match turn {
+    match turn {
         Turn::Hang => return s.hang().await,
         Turn::ErrorOnce { .. } => unreachable!("`pick` resolves ErrorOnce"),
         Turn::Error { status, message } => {
@@ -648,34 +789,59 @@ async fn chat(State(s): State<Arc<Shared>>, uri: Uri, bytes: Bytes) -> Response 
             let body = json!({"error": {"message": message, "type": kind, "code": null}});
             return (status_of(status), axum::Json(body)).into_response();
         }
-        Turn::Text(text) => {
-            events.push(chunk(
-                json!({"role": "assistant", "content": ""}),
-                Value::Null,
-            ));
-            for piece in chunks(&text) {
-                events.push(chunk(json!({"content": piece}), Value::Null));
-            }
-            "stop"
-        }
-        Turn::WriteFile { path, content } => {
-            let (name, args) = chat_tool(&body, ChatTool::Write { path, content });
-            events.push(chunk(chat_tool_call(&s, &name, args), Value::Null));
-            "tool_calls"
-        }
-        Turn::Shell { command } => {
-            let (name, args) = chat_tool(&body, ChatTool::Shell { command });
-            events.push(chunk(chat_tool_call(&s, &name, args), Value::Null));
-            "tool_calls"
-        }
-    };
-    events.push(chunk(json!({}), json!(finish)));
+        _ => {}
+    }
+    let reply = chat_reply(&body, chat_dialect(&body), turn);
+    let id = s.next_id("chatcmpl");
     let prompt_tokens = INPUT_TOKENS + n as i64;
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": OUTPUT_TOKENS,
+                       "total_tokens": prompt_tokens + OUTPUT_TOKENS});
+    let finish = if reply.tool.is_some() {
+        "tool_calls"
+    } else {
+        "stop"
+    };
+    let tool_calls = reply.tool.as_ref().map(|(name, args)| {
+        json!([{"index": 0, "id": s.next_id("call"), "type": "function",
+                "function": {"name": name, "arguments": args}}])
+    });
+    if body.get("stream").and_then(Value::as_bool) != Some(true) {
+        // Non-streaming (litellm's `completion` without `stream`: mini-swe-agent).
+        let mut message = json!({"role": "assistant", "content": reply.text});
+        if let Some(calls) = tool_calls {
+            message["tool_calls"] = calls;
+        }
+        return axum::Json(json!({
+            "id": id, "object": "chat.completion", "created": 1_795_000_000, "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": usage}))
+        .into_response();
+    }
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": 1_795_000_000, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        .to_string()
+    };
+    let mut events = Vec::new();
+    if let Some(text) = &reply.text {
+        events.push(chunk(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        ));
+        for piece in chunks(text) {
+            events.push(chunk(json!({"content": piece}), Value::Null));
+        }
+    }
+    if let Some(calls) = tool_calls {
+        events.push(chunk(
+            json!({"role": "assistant", "content": null, "tool_calls": calls}),
+            Value::Null,
+        ));
+    }
+    events.push(chunk(json!({}), json!(finish)));
     events.push(
         json!({"id": id, "object": "chat.completion.chunk", "created": 1_795_000_000, "model": model,
-               "choices": [],
-               "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": OUTPUT_TOKENS,
-                         "total_tokens": prompt_tokens + OUTPUT_TOKENS}})
+               "choices": [], "usage": usage})
         .to_string(),
     );
     events.push("[DONE]".to_string());
@@ -798,10 +964,19 @@ fn working_dir(body: &Value) -> Option<String> {
     })
 }
 
-fn chat_tool_call(s: &Shared, name: &str, arguments: String) -> Value {
-    json!({"role": "assistant", "content": null, "tool_calls": [{
-        "index": 0, "id": s.next_id("call"), "type": "function",
-        "function": {"name": name, "arguments": arguments}}]})
+/// `GET /v1/models`: the one mock model (Hermes Agent and litellm probe it).
+async fn models(State(s): State<Arc<Shared>>, uri: Uri) -> Response {
+    s.push(RecordedRequest {
+        api: Api::Other,
+        method: "GET".to_string(),
+        uri: uri.to_string(),
+        body: Value::Null,
+        scenario: None,
+        turn: 0,
+    });
+    axum::Json(json!({"object": "list", "data": [
+        {"id": "mock-model", "object": "model", "created": 1_795_000_000, "owned_by": "mock"}]}))
+    .into_response()
 }
 
 // ---- Gemini (Gemini CLI) ----

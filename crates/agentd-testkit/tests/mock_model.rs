@@ -492,3 +492,123 @@ async fn unknown_paths_are_recorded_and_404() {
     );
     assert_eq!(mock.request_count(), 1);
 }
+
+/// The tool a Chat Completions request's first reply calls, and its arguments, for a
+/// request offering `tools` (by name) with `system` as its first message.
+async fn first_chat_tool(
+    mock: &MockModel,
+    tools: &[&str],
+    system: &str,
+    stream: bool,
+) -> (String, Value) {
+    let url = format!("{}/chat/completions", mock.openai_base_url());
+    let tools: Vec<Value> = tools
+        .iter()
+        .map(|n| json!({"type": "function", "function": {"name": n}}))
+        .collect();
+    let msgs = json!([{"role": "system", "content": system},
+                      {"role": "user", "content": "@mock:write-shell go"}]);
+    let (status, _, b) = post(
+        url,
+        json!({"model": "m", "stream": stream, "messages": msgs, "tools": tools}),
+    )
+    .await;
+    assert_eq!(status, 200, "{b}");
+    let call = if stream {
+        json_events(&b)
+            .into_iter()
+            .find_map(|e| e["choices"][0]["delta"]["tool_calls"].get(0).cloned())
+            .expect("a streamed tool call")
+    } else {
+        let v: Value = serde_json::from_str(&b).expect("a chat.completion");
+        assert_eq!(v["object"], "chat.completion");
+        v["choices"][0]["message"]["tool_calls"][0].clone()
+    };
+    let args = serde_json::from_str(call["function"]["arguments"].as_str().expect("args"))
+        .expect("args are JSON");
+    (
+        call["function"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        args,
+    )
+}
+
+#[tokio::test]
+async fn chat_completions_speak_each_clis_tools() {
+    let mock = MockModel::start(vec![]).await.expect("mock");
+    // Hermes Agent.
+    let (name, args) = first_chat_tool(&mock, &["terminal", "write_file", "patch"], "", true).await;
+    assert_eq!(name, "write_file");
+    assert_eq!(
+        args,
+        json!({"path": "hello.txt", "content": "hello from mock\n"})
+    );
+    // mini-swe-agent: one `bash` tool, non-streaming; the write is a heredoc.
+    let (name, args) = first_chat_tool(&mock, &["bash"], "", false).await;
+    assert_eq!(name, "bash");
+    assert_eq!(
+        args["command"],
+        "cat <<'MOCK_EOF' > 'hello.txt'\nhello from mock\nMOCK_EOF"
+    );
+    // Copilot CLI: `create` with an absolute path from the system prompt's cwd.
+    let (name, args) = first_chat_tool(
+        &mock,
+        &["bash", "view", "create", "edit"],
+        "…\n* Current working directory: /w/x\n…",
+        true,
+    )
+    .await;
+    assert_eq!(name, "create");
+    assert_eq!(
+        args,
+        json!({"path": "/w/x/hello.txt", "file_text": "hello from mock\n"})
+    );
+    // Factory Droid.
+    let (name, args) = first_chat_tool(&mock, &["Read", "Execute", "Create"], "", true).await;
+    assert_eq!(name, "Create");
+    assert_eq!(
+        args,
+        json!({"file_path": "hello.txt", "content": "hello from mock\n"})
+    );
+    // OpenCode stays the default.
+    let (name, _) = first_chat_tool(&mock, &["bash", "write", "edit"], "", true).await;
+    assert_eq!(name, "write");
+
+    // mini's final answer: a command whose output starts with its submit marker.
+    let url = format!("{}/chat/completions", mock.openai_base_url());
+    let msgs = json!([{"role": "user", "content": "@mock:text hi"}]);
+    let (_, _, b) = post(
+        url,
+        json!({"model": "m", "messages": msgs,
+               "tools": [{"type": "function", "function": {"name": "bash"}}]}),
+    )
+    .await;
+    let v: Value = serde_json::from_str(&b).expect("json");
+    let msg = &v["choices"][0]["message"];
+    assert_eq!(msg["content"], "Hello from the mock model.");
+    let args: Value = serde_json::from_str(
+        msg["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .expect("args"),
+    )
+    .expect("json");
+    assert_eq!(
+        args["command"],
+        "printf '%s\\n' COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT 'Hello from the mock model.'"
+    );
+    assert_eq!(v["usage"]["completion_tokens"], 10);
+}
+
+#[tokio::test]
+async fn models_lists_the_mock_model() {
+    let mock = MockModel::start(vec![]).await.expect("mock");
+    let resp = reqwest::get(format!("{}/models", mock.openai_base_url()))
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = resp.json().await.expect("json");
+    assert_eq!(v["data"][0]["id"], "mock-model");
+    assert_eq!(mock.requests()[0].method, "GET");
+}

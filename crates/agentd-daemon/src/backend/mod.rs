@@ -1,17 +1,21 @@
 //! The agent-facing layer: how each agent CLI is launched and how its stdout is read.
 //!
-//! A [`Backend`] knows one CLI (Claude Code, Codex, OpenCode, Gemini CLI): the argv and
-//! extra environment of a headless run ([`Backend::command`]) and a fresh
-//! [`StreamParser`] for that run's stdout ([`Backend::parser`]). The parser turns the
-//! CLI's JSON lines into [`AgentEvent`]s (transcript messages and the session id) and,
-//! at EOF, into a [`RunOutcome`] (final output, per-model usage, error).
+//! A [`Backend`] knows one CLI (Claude Code, Codex, OpenCode, Gemini CLI, Hermes Agent,
+//! mini-swe-agent, Copilot CLI, Factory Droid): the argv and extra environment of a
+//! headless run ([`Backend::command`]) and a fresh [`StreamParser`] for that run's stdout
+//! ([`Backend::parser`]). The parser turns the CLI's output (JSON lines for most; text or
+//! a re-printed trajectory for some) into [`AgentEvent`]s (transcript messages and the
+//! session id) and, at EOF, into a [`RunOutcome`] (final output, per-model usage, error);
+//! [`StreamParser::stderr`] sees the stderr tail first, for a CLI that prints its session
+//! id there.
 //!
 //! - [`provider`]: the provider table, one row per CLI (binary, version probe, backend,
 //!   state dirs, environment and network allow-lists, resume support).
 //! - [`custom`]: operator-declared CLIs (`[agents.custom.NAME]`): an argument template,
 //!   text or a known provider's JSON-lines output.
 //! - [`lines`]: the stdout line reader (a codec whose over-long lines are items, not errors).
-//! - [`claude`], [`codex`], [`opencode`], [`gemini`]: one backend each.
+//! - [`claude`], [`codex`], [`opencode`], [`gemini`], [`hermes`], [`mini`], [`copilot`],
+//!   [`droid`]: one backend each.
 //! - [`qwen`], [`pi`], [`kilo`], [`continue_cli`]: one backend each (Qwen Code reuses
 //!   Claude Code's parser, Kilo Code OpenCode's).
 //!
@@ -52,10 +56,14 @@
 pub mod claude;
 pub mod codex;
 pub mod continue_cli;
+pub mod copilot;
 pub mod custom;
+pub mod droid;
 pub mod gemini;
+pub mod hermes;
 pub mod kilo;
 pub mod lines;
+pub mod mini;
 pub mod opencode;
 pub mod pi;
 pub mod provider;
@@ -70,9 +78,13 @@ use serde_json::Value;
 pub use claude::Claude;
 pub use codex::Codex;
 pub use continue_cli::ContinueCli;
+pub use copilot::Copilot;
+pub use droid::Droid;
 pub use gemini::Gemini;
+pub use hermes::Hermes;
 pub use kilo::Kilo;
 pub use lines::{Line, LineCodec};
+pub use mini::MiniSwe;
 pub use opencode::OpenCode;
 pub use pi::Pi;
 pub use provider::{PROVIDERS, ProviderInfo};
@@ -80,7 +92,7 @@ pub use qwen::Qwen;
 
 /// One agent CLI.
 pub trait Backend: Send + Sync {
-    /// The provider name (`claude`, `codex`, `opencode`, `gemini`), as in
+    /// The provider name (`claude`, `codex`, …: a row of [`provider::PROVIDERS`]), as in
     /// `RuntimeSpec::provider` and `UsageEntry::provider`.
     fn provider(&self) -> &'static str;
     /// Program name, argv (without the program) and extra env for one run.
@@ -94,6 +106,12 @@ pub trait StreamParser: Send {
     /// Feeds one stdout line (without its newline); returns zero or more events. A line
     /// that does not parse yields an error message event; parsing continues.
     fn line(&mut self, line: &str) -> Vec<AgentEvent>;
+    /// Called once after the process exited, before [`StreamParser::finish`], with the
+    /// tail of its stderr, for CLIs that print something the run needs there (Hermes
+    /// prints its session id on stderr). Default: nothing.
+    fn stderr(&mut self, _tail: &str) -> Vec<AgentEvent> {
+        Vec::new()
+    }
     /// Called once at EOF: any events still buffered, and the run's outcome.
     fn finish(&mut self) -> Finish;
 }

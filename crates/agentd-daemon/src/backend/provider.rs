@@ -7,7 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Backend, Claude, Codex, ContinueCli, Gemini, Kilo, OpenCode, Pi, Qwen};
+use super::{
+    Backend, Claude, Codex, ContinueCli, Copilot, Droid, Gemini, Hermes, Kilo, MiniSwe, OpenCode,
+    Pi, Qwen,
+};
 
 /// A `major.minor.patch` version.
 pub type Semver = (u64, u64, u64);
@@ -191,6 +194,69 @@ pub const PROVIDERS: &[ProviderInfo] = &[
         state_dirs: &[StateDir::env_or_home("CONTINUE_GLOBAL_DIR", ".continue")],
         env_keys: &["CONTINUE_", "OPENAI_", "ANTHROPIC_"],
         api_hosts: &["api.continue.dev"],
+        resume: false,
+    },
+    ProviderInfo {
+        name: "hermes",
+        display_name: "Hermes Agent",
+        binary: "hermes",
+        version_args: &["--version"],
+        min_version: Some((0, 19, 0)),
+        backend: || Box::new(Hermes),
+        state_dirs: &[StateDir::env_or_home("HERMES_HOME", ".hermes")],
+        env_keys: &["HERMES_", "OPENAI_", "OPENROUTER_", "NOUS_"],
+        api_hosts: &["openrouter.ai", "inference-api.nousresearch.com"],
+        resume: true,
+    },
+    ProviderInfo {
+        name: "mini",
+        display_name: "mini-swe-agent",
+        binary: "mini",
+        version_args: &["--help"],
+        min_version: Some((2, 0, 0)),
+        backend: || Box::new(MiniSwe),
+        state_dirs: &[StateDir::env_or_home(
+            "MSWEA_GLOBAL_CONFIG_DIR",
+            ".config/mini-swe-agent",
+        )],
+        env_keys: &[
+            "MSWEA_",
+            "LITELLM_",
+            "OPENAI_",
+            "ANTHROPIC_",
+            "GEMINI_",
+            "OPENROUTER_",
+        ],
+        api_hosts: &["api.openai.com", "api.anthropic.com", "openrouter.ai"],
+        resume: false,
+    },
+    ProviderInfo {
+        name: "copilot",
+        display_name: "GitHub Copilot CLI",
+        binary: "copilot",
+        version_args: &["--version"],
+        min_version: Some((1, 0, 0)),
+        backend: || Box::new(Copilot),
+        // `~/.cache/copilot`: the CLI unpacks its own bundle there on first run.
+        state_dirs: &[
+            StateDir::env_or_home("COPILOT_HOME", ".copilot"),
+            StateDir::home(".cache/copilot"),
+        ],
+        env_keys: &["COPILOT_", "GH_TOKEN", "GITHUB_TOKEN"],
+        api_hosts: &["api.githubcopilot.com", "api.github.com", "github.com"],
+        resume: true,
+    },
+    ProviderInfo {
+        name: "droid",
+        display_name: "Factory Droid",
+        binary: "droid",
+        version_args: &["--version"],
+        min_version: Some((0, 200, 0)),
+        backend: || Box::new(Droid),
+        state_dirs: &[StateDir::home(".factory")],
+        env_keys: &["FACTORY_", "DROID_"],
+        api_hosts: &["api.factory.ai", "app.factory.ai"],
+        // `droid exec -s` fetches the session from Factory's cloud, even for BYOK models.
         resume: false,
     },
 ];

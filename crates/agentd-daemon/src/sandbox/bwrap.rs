@@ -90,6 +90,34 @@ pub fn state_dirs(provider: &str, home: &Path, env: &[(String, String)]) -> Vec<
         .unwrap_or_default()
 }
 
+/// Everything an agent CLI needs to run, to re-bind read-only when it lies in a hidden
+/// tree: [`install_dir`], plus, for a Python virtualenv's script (`<venv>/bin/<cli>` next
+/// to `<venv>/pyvenv.cfg`, as the PyPI CLIs are installed), the venv itself and the
+/// base interpreter's prefix it names (`home = <prefix>/bin`: the interpreter and its
+/// standard library, e.g. under a pyenv in a hidden HOME).
+pub fn install_dirs(exe: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = install_dir(exe).into_iter().collect();
+    let venv = std::fs::canonicalize(exe)
+        .ok()
+        .and_then(|real| real.parent()?.parent().map(Path::to_path_buf))
+        .filter(|v| v.join("pyvenv.cfg").is_file());
+    if let Some(venv) = venv {
+        let base = std::fs::read_to_string(venv.join("pyvenv.cfg"))
+            .ok()
+            .and_then(|cfg| {
+                cfg.lines()
+                    .filter_map(|l| l.split_once('='))
+                    .find(|(k, _)| k.trim() == "home")
+                    .map(|(_, v)| PathBuf::from(v.trim()))
+            })
+            .and_then(|bin| bin.parent().map(Path::to_path_buf))
+            .filter(|p| p.is_absolute() && p.parent().is_some());
+        dirs.push(venv);
+        dirs.extend(base);
+    }
+    dirs
+}
+
 /// Where an agent CLI is installed, to re-bind read-only when it lies in a hidden tree:
 /// the `node_modules` dir of an npm install, else the executable's directory.
 pub fn install_dir(exe: &Path) -> Option<PathBuf> {
@@ -200,6 +228,31 @@ mod tests {
 
     fn strs(a: &[OsString]) -> Vec<String> {
         a.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn a_python_venv_script_brings_its_venv_and_base_interpreter() {
+        let root = tempfile::tempdir().unwrap();
+        let venv = root.path().join("venv-x");
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        std::fs::write(venv.join("bin/x"), "#!/bin/sh\n").unwrap();
+        std::fs::write(
+            venv.join("pyvenv.cfg"),
+            "home = /opt/py/3.11/bin\nversion = 3.11.7\n",
+        )
+        .unwrap();
+        let venv = venv.canonicalize().unwrap();
+        assert_eq!(
+            install_dirs(&venv.join("bin/x")),
+            [
+                venv.join("bin"),
+                venv.clone(),
+                PathBuf::from("/opt/py/3.11")
+            ]
+        );
+        // Not a venv: the install dir alone.
+        std::fs::remove_file(venv.join("pyvenv.cfg")).unwrap();
+        assert_eq!(install_dirs(&venv.join("bin/x")), [venv.join("bin")]);
     }
 
     #[test]

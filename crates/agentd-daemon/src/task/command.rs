@@ -234,7 +234,7 @@ impl Daemon {
         }
         writable.extend(sb.writable.iter().cloned());
         let mut read_only = path.clone();
-        read_only.extend(bwrap::install_dir(cli));
+        read_only.extend(bwrap::install_dirs(cli));
         read_only.extend(exe.clone());
         read_only.extend(sb.read_only.iter().cloned());
         let egress = match network {

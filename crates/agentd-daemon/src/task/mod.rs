@@ -606,6 +606,8 @@ impl Daemon {
                 handle(events, &mut batcher, &mut session_id);
             }
         }
+        let events = parser.stderr(&exit.stderr_tail);
+        handle(events, &mut batcher, &mut session_id);
         let finish = parser.finish();
         handle(finish.events, &mut batcher, &mut session_id);
         self.report_messages(&task.id, batcher.take());
