@@ -188,4 +188,21 @@ async fn a_pool_spreads_work_waits_for_room_and_survives_a_dead_machine() {
     assert_eq!(done[1]["attempt"], 2);
     assert_eq!(done[1]["parent_task_id"], done[0]["id"]);
     assert_ne!(done[1]["runtime_id"], victim.as_str(), "{done:?}");
+    // `agentd issue show` says where each attempt ran.
+    let out = std::process::Command::new(BIN)
+        .args(["issue", "show", &i4])
+        .env("AGENTD_SERVER_URL", &url)
+        .env("AGENTD_TOKEN", &token)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (dead, alive) = if victim == laptop_rt {
+        ("laptop", "buildbox")
+    } else {
+        ("buildbox", "laptop")
+    };
+    assert!(text.contains(&format!("on Claude ({dead})")), "{text}");
+    assert!(text.contains(&format!("on Claude ({alive})")), "{text}");
+    assert!(text.contains("attempt 2"), "{text}");
 }

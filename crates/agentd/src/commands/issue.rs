@@ -236,13 +236,31 @@ pub async fn run(c: Client, cmd: IssueCmd) -> anyhow::Result<()> {
             });
         }
         IssueCmd::Show { id } => {
-            let v = c
+            let mut v = c
                 .get(&format!("/api/v1/issues/{}", enc(&id)))
                 .await
                 .about(&[("issue", &id)])?;
             if c.json {
                 c.print(&v, |_| String::new());
                 return Ok(());
+            }
+            // Where each run ran: its runtime's name (a pool agent's runs may differ).
+            let ws = s(&v["issue"], "workspace_id");
+            if let Ok(rts) = c
+                .get(&format!("/api/v1/workspaces/{}/runtimes", enc(&ws)))
+                .await
+            {
+                for t in v["tasks"].as_array_mut().into_iter().flatten() {
+                    let rid = s(t, "runtime_id");
+                    if let Some(r) = rts
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|r| s(r, "id") == rid)
+                    {
+                        t["runtime_name"] = r["name"].clone();
+                    }
+                }
             }
             let aid = s(&v["issue"], "assignee_agent_id");
             let assignee = if aid.is_empty() {
@@ -359,6 +377,9 @@ fn render_run(t: &Value, st: Style) -> String {
         head.push(format!("by {}", s(t, "agent_name")));
     }
     head.push(ago(&s(t, "created_at")));
+    if !s(t, "runtime_name").is_empty() {
+        head.push(format!("on {}", s(t, "runtime_name")));
+    }
     if t["attempt"].as_u64().is_some_and(|a| a > 1) {
         head.push(format!("attempt {}", t["attempt"]));
     }
