@@ -132,7 +132,7 @@ macro_rules! decode_every_wire_type {
         let _ = WsMessage::decode(s);
         decode_every_wire_type!(@each s;
             api::CreateWorkspaceRequest, api::WorkspaceInfo, api::CreateTokenRequest,
-            api::TokenCreated, api::TokenKind, api::TokenInfo, api::RuntimeInfo, api::CreateAgentRequest, api::AgentInfo,
+            api::TokenCreated, api::TokenKind, api::TokenInfo, api::RuntimeInfo, api::CreateAgentRequest, api::AgentInfo, api::AgentPool,
             api::UpdateAgentRequest, api::CreateIssueRequest, api::UpdateIssueRequest,
             api::IssueInfo, api::IssuesPage, api::IssueDetail, api::CreateCommentRequest, api::CommentInfo,
             api::TaskInfo, api::DiffStat, api::MessagesPage, api::WhoAmI, api::WorkspaceEvent,

@@ -84,6 +84,8 @@ async fn keys_are_given_or_derived_and_issues_are_numbered_per_workspace() {
     let other = srv.fixture("other").await;
     let i = issue(&srv, &other.token, &other.ws, "first").await;
     assert_eq!(i["number"], 1);
+    // Lists go newest first by creation time: the next one is a millisecond later.
+    srv.advance(1);
     // The key is on every read: the detail, the list, and the issue's tasks.
     let issue_id = srv.assigned_issue(&other, "second").await;
     let (s, d) = srv
@@ -579,6 +581,8 @@ async fn workspaces_without_a_key_get_one_when_the_server_opens() {
         let (s, ws) = workspace(&srv, json!({"name": name})).await;
         assert_eq!(s, StatusCode::CREATED, "{ws}");
         ids.push(ws["id"].as_str().unwrap().to_string());
+        // "Oldest first" goes by creation time: each one a millisecond later.
+        srv.advance(1);
     }
     issue(&srv, &srv.admin, &ids[0], "one").await;
     let dir = srv.stop().await;
