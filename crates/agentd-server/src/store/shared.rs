@@ -37,6 +37,27 @@ pub(super) const ISSUE_FROM: &str = "issues i JOIN workspaces w ON w.id = i.work
 /// serializes claims); `pool_ids` is the engine's way to read $5 as a set of ids. SET
 /// expressions read the row as it was, so `status = 'queued'` tells a claim from a replay.
 pub(super) fn claim_sql(lock: &str, pool_ids: &str) -> String {
+    // The oldest claimable task of one queue: this runtime's own (`runtime_id = $1`) or
+    // its pools' (`runtime_id = ''`, an agent of $5). Each queue is read on its own, in
+    // index order (tasks_claim), stopping at the first task that passes; the older of
+    // the two is handed out.
+    let pick = |queue: &str| {
+        format!(
+            "(SELECT q.id FROM tasks q WHERE q.status = 'queued' AND {queue} \
+               AND (q.not_before IS NULL OR q.not_before <= $2) \
+               AND NOT EXISTS (SELECT 1 FROM tasks a WHERE a.issue_id = q.issue_id \
+                 AND a.agent_id = q.agent_id AND a.status IN ('dispatched', 'running')) \
+               AND (SELECT COUNT(*) FROM tasks f WHERE f.runtime_id = $1 \
+                 AND f.status IN ('dispatched', 'running')) \
+                 < COALESCE((SELECT r.capacity FROM runtimes r WHERE r.id = $1), 1000000) \
+               AND (SELECT COUNT(*) FROM tasks g WHERE g.agent_id = q.agent_id \
+                 AND g.status IN ('dispatched', 'running')) \
+                 < COALESCE((SELECT c.max_concurrency FROM agents c WHERE c.id = q.agent_id), 1000000) \
+               ORDER BY q.created_at, q.id LIMIT 1 {lock})"
+        )
+    };
+    let own = pick("q.runtime_id = $1");
+    let pooled = pick(&format!("q.runtime_id = '' AND q.agent_id IN {pool_ids}"));
     format!(
         "UPDATE tasks SET \
            status = CASE WHEN status = 'queued' THEN 'dispatched' ELSE status END, \
@@ -50,18 +71,8 @@ pub(super) fn claim_sql(lock: &str, pool_ids: &str) -> String {
          WHERE id = COALESCE( \
            (SELECT k.id FROM tasks k WHERE k.runtime_id = $1 AND k.claim_key = $3 \
              AND k.status IN ('dispatched', 'running') LIMIT 1), \
-           (SELECT q.id FROM tasks q WHERE q.status = 'queued' \
-             AND (q.runtime_id = $1 OR (q.runtime_id = '' AND q.agent_id IN {pool_ids})) \
-             AND (q.not_before IS NULL OR q.not_before <= $2) \
-             AND NOT EXISTS (SELECT 1 FROM tasks a WHERE a.issue_id = q.issue_id \
-               AND a.agent_id = q.agent_id AND a.status IN ('dispatched', 'running')) \
-             AND (SELECT COUNT(*) FROM tasks f WHERE f.runtime_id = $1 \
-               AND f.status IN ('dispatched', 'running')) \
-               < COALESCE((SELECT r.capacity FROM runtimes r WHERE r.id = $1), 1000000) \
-             AND (SELECT COUNT(*) FROM tasks g WHERE g.agent_id = q.agent_id \
-               AND g.status IN ('dispatched', 'running')) \
-               < COALESCE((SELECT c.max_concurrency FROM agents c WHERE c.id = q.agent_id), 1000000) \
-             ORDER BY q.created_at, q.id LIMIT 1 {lock})) \
+           (SELECT o.id FROM tasks o WHERE o.id IN ({own}, {pooled}) \
+             ORDER BY o.created_at, o.id LIMIT 1)) \
          AND (status = 'queued' OR (runtime_id = $1 AND claim_key = $3 \
            AND status IN ('dispatched', 'running'))) \
          RETURNING {TASK_COLS}"
