@@ -39,20 +39,29 @@ pub(super) const ISSUE_FROM: &str = "issues i JOIN workspaces w ON w.id = i.work
 pub(super) fn claim_sql(lock: &str, pool_ids: &str) -> String {
     // The oldest claimable task of one queue: this runtime's own (`runtime_id = $1`) or
     // its pools' (`runtime_id = ''`, an agent of $5). Each queue is read on its own, in
-    // index order (tasks_claim), stopping at the first task that passes; the older of
-    // the two is handed out.
+    // index order (tasks_claim ends in `created_at, id`, so nothing is sorted), stopping
+    // at the first task that passes; the older of the two is handed out. The checks are
+    // built to cost the same whatever PostgreSQL's statistics say (they predate a burst
+    // of claims until autovacuum runs, and then read "nothing is in flight"):
+    // - the busy check is a lookup per candidate: `LIMIT 1 OFFSET 0` keeps the planner
+    //   from turning it into an anti-join that hashes every task in flight;
+    // - the in-flight counts run only when the runtime has a capacity or the agent a
+    //   `max_concurrency` (`CASE` fixes the order of evaluation).
     let pick = |queue: &str| {
         format!(
             "(SELECT q.id FROM tasks q WHERE q.status = 'queued' AND {queue} \
                AND (q.not_before IS NULL OR q.not_before <= $2) \
                AND NOT EXISTS (SELECT 1 FROM tasks a WHERE a.issue_id = q.issue_id \
-                 AND a.agent_id = q.agent_id AND a.status IN ('dispatched', 'running')) \
-               AND (SELECT COUNT(*) FROM tasks f WHERE f.runtime_id = $1 \
-                 AND f.status IN ('dispatched', 'running')) \
-                 < COALESCE((SELECT r.capacity FROM runtimes r WHERE r.id = $1), 1000000) \
-               AND (SELECT COUNT(*) FROM tasks g WHERE g.agent_id = q.agent_id \
-                 AND g.status IN ('dispatched', 'running')) \
-                 < COALESCE((SELECT c.max_concurrency FROM agents c WHERE c.id = q.agent_id), 1000000) \
+                 AND a.agent_id = q.agent_id AND a.status IN ('dispatched', 'running') \
+                 LIMIT 1 OFFSET 0) \
+               AND NOT EXISTS (SELECT 1 FROM runtimes r WHERE r.id = $1 \
+                 AND CASE WHEN r.capacity IS NULL THEN FALSE \
+                   ELSE (SELECT COUNT(*) FROM tasks f WHERE f.runtime_id = $1 \
+                     AND f.status IN ('dispatched', 'running')) >= r.capacity END) \
+               AND NOT EXISTS (SELECT 1 FROM agents c WHERE c.id = q.agent_id \
+                 AND CASE WHEN c.max_concurrency IS NULL THEN FALSE \
+                   ELSE (SELECT COUNT(*) FROM tasks g WHERE g.agent_id = q.agent_id \
+                     AND g.status IN ('dispatched', 'running')) >= c.max_concurrency END) \
                ORDER BY q.created_at, q.id LIMIT 1 {lock})"
         )
     };
@@ -81,7 +90,7 @@ pub(super) fn claim_sql(lock: &str, pool_ids: &str) -> String {
 
 /// [`claim_sql`]'s `pool_ids` on SQLite.
 pub(super) const SQLITE_POOL_IDS: &str = "(SELECT value FROM json_each($5))";
-/// [`claim_sql`]'s `pool_ids` on PostgreSQL (inside `agentd_claim`, migration 0003; the
+/// [`claim_sql`]'s `pool_ids` on PostgreSQL (inside `agentd_claim`, migration 0005; the
 /// unit test below checks the function runs `claim_sql` with it).
 #[cfg(test)]
 pub(super) const PG_POOL_IDS: &str = "(SELECT jsonb_array_elements_text($5::jsonb))";
@@ -291,7 +300,9 @@ mod tests {
     /// `claim_sql`. They must be the same statement.
     #[test]
     fn the_postgres_claim_function_runs_claim_sql() {
-        let migration = words(include_str!("../../migrations/postgres/0003_pools.sql"));
+        let migration = words(include_str!(
+            "../../migrations/postgres/0005_claim_plan.sql"
+        ));
         let claim = words(&super::claim_sql(
             "FOR UPDATE SKIP LOCKED",
             super::PG_POOL_IDS,
@@ -302,7 +313,7 @@ mod tests {
         );
         assert!(
             migration.contains(&claim),
-            "migrations/postgres/0003_pools.sql no longer runs claim_sql:\n{claim}"
+            "migrations/postgres/0005_claim_plan.sql no longer runs claim_sql:\n{claim}"
         );
     }
 }
