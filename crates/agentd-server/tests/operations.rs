@@ -334,14 +334,29 @@ async fn migrate_says_what_it_applied_then_that_all_is_up_to_date() {
         !backend.describe().contains(PgCluster::PASSWORD),
         "{backend:?}"
     );
+    // Every file of migrations/postgres, by version, named as sqlx names it
+    // (`0003_pools.sql` → (3, "pools")).
+    let mut files: Vec<(i64, String)> = std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres"),
+    )
+    .unwrap()
+    .map(|e| {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        let (version, rest) = name.split_once('_').unwrap();
+        let desc = rest.trim_end_matches(".sql").replace('_', " ");
+        (version.parse().unwrap(), desc)
+    })
+    .collect();
+    files.sort();
     assert_eq!(
-        applied,
-        vec![
+        &files[..3],
+        &[
             (1, "init".to_string()),
             (2, "claim function".to_string()),
             (3, "pools".to_string())
         ]
     );
+    assert_eq!(applied, files);
     assert_eq!(
         agentd_server::ops::migrate(&config).await.unwrap().1,
         vec![]

@@ -7,6 +7,8 @@
 -- - tasks_agent_status also holds issue_id: the busy check and the agent's in-flight
 --   count are both ranges of it;
 -- - tasks_daemon's predicate names daemon_id, so only lookups by daemon can use it;
+-- - tasks_claim_key finds a replayed claim by its key, not by reading every task the
+--   runtime has in flight;
 -- - agentd_claim runs the new `store::shared::claim_sql` (a unit test checks this file
 --   against it): the busy check stays a per-candidate lookup, and the in-flight counts
 --   run only for a runtime with a capacity or an agent with a max_concurrency.
@@ -17,6 +19,7 @@ CREATE INDEX tasks_agent_status ON tasks (agent_id, status, issue_id);
 DROP INDEX tasks_daemon;
 CREATE INDEX tasks_daemon ON tasks (daemon_id)
     WHERE daemon_id IS NOT NULL AND status IN ('dispatched', 'running');
+CREATE INDEX tasks_claim_key ON tasks (runtime_id, claim_key) WHERE claim_key IS NOT NULL;
 
 CREATE OR REPLACE FUNCTION agentd_claim(TEXT, BIGINT, TEXT, TEXT, TEXT) RETURNS SETOF tasks
 LANGUAGE plpgsql VOLATILE AS $fn$
