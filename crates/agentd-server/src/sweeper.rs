@@ -4,6 +4,8 @@
 //! holds it (claim, a heartbeat listing it, any report about it) for a whole lease is
 //! failed. Nothing expires until one whole lease has passed since this server started,
 //! so daemons have a lease to reach a restarted server. All times are the server's.
+//! (3) It wakes the runtimes of retries whose backoff has passed (their timer may have
+//! died with the instance that scheduled them).
 //!
 //! The reason says who lost the task: `timeout` (claimed, never started and never held
 //! since: the claim response was lost or the daemon died right after), `orphaned` (its
@@ -54,6 +56,7 @@ pub async fn sweep(app: &App, now: i64) -> Result<(), StoreError> {
         tracing::info!(runtime_id = %rt.id, "runtime offline: no heartbeat");
         service::runtime::went_offline(app, &rt.id).await?;
     }
+    service::task::wake_due_retries(app, now).await?;
     if now < app.started_at_ms + lease {
         // Within the first lease after a (re)start nobody could have renewed anything.
         return Ok(());

@@ -359,3 +359,69 @@ async fn an_agents_concurrency_cap_holds_across_its_pool() {
     assert!(v.get("max_concurrency").is_none(), "{v}");
     srv.stop().await;
 }
+
+/// A retry's backoff timer lives in the memory of the instance that failed the task; when
+/// it never fires (that instance restarted or died), the sweeper wakes the pool once the
+/// backoff has passed, so the retry does not wait for the daemons' next poll.
+#[tokio::test]
+async fn the_sweeper_wakes_a_retry_whose_timer_is_gone() {
+    let srv = start_in(tempfile::tempdir().unwrap(), |c| {
+        c.offline_after = HOUR;
+        // Longer than the test: only the sweeper can wake the retry.
+        c.retry_backoff = HOUR;
+    })
+    .await;
+    let fx = srv.fixture("due").await;
+    let a = runtime(&srv, &fx, "laptop", 2, &[]).await;
+    let b = runtime(&srv, &fx, "buildbox", 2, &[]).await;
+    let bot = agent(
+        &srv,
+        &fx,
+        json!({"name": "pooled", "pool": {"provider": "claude"}, "max_retries": 1}),
+    )
+    .await;
+    let bot = bot["id"].as_str().unwrap();
+    let issue = issue_for(&srv, &fx, bot, "retried after a restart").await;
+    let first = claim_on(&srv, &fx, &a).await.unwrap();
+    start(&srv, &fx, &first).await;
+    srv.advance(srv.lease_ms() + 1);
+    srv.heartbeat(&fx.daemon, &b, None).await;
+    srv.sweep().await;
+    let tasks = tasks_of(&srv, &fx, &issue).await;
+    assert_eq!(tasks[1]["status"], "queued", "{tasks:?}");
+    let retry = tasks[1]["id"].as_str().unwrap().to_string();
+
+    let mut ws = srv.ws(&fx.daemon, &[&b]).await;
+    // Before the backoff has passed: no claim, and a sweep wakes nobody.
+    assert_eq!(claim_on(&srv, &fx, &b).await, None);
+    srv.sweep().await;
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(300),
+            next_frame(&mut ws, "daemon:task_available", Duration::from_secs(1))
+        )
+        .await
+        .is_err(),
+        "woken before the backoff passed"
+    );
+    // The backoff passes on the server's clock; the timer (an hour of real time) does
+    // not fire, the sweep wakes b for the retry, once.
+    srv.advance(HOUR.as_millis() as i64 + 1);
+    srv.heartbeat(&fx.daemon, &b, None).await;
+    srv.sweep().await;
+    let p = next_frame(&mut ws, "daemon:task_available", Duration::from_secs(5)).await;
+    assert_eq!(p["runtime_id"], b.as_str(), "{p}");
+    assert_eq!(p["task_id"], retry.as_str(), "{p}");
+    srv.sweep().await;
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(300),
+            next_frame(&mut ws, "daemon:task_available", Duration::from_secs(1))
+        )
+        .await
+        .is_err(),
+        "a due retry is woken once"
+    );
+    assert_eq!(claim_on(&srv, &fx, &b).await, Some(retry));
+    srv.stop().await;
+}

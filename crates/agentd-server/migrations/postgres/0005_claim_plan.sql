@@ -65,3 +65,5 @@ BEGIN
     RETURNING *;
 END
 $fn$;
+-- The sweeper finds the retries whose backoff has passed (`take_due_retries`).
+CREATE INDEX tasks_due ON tasks (not_before) WHERE status = 'queued' AND not_before IS NOT NULL;

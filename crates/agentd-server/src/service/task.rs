@@ -683,6 +683,17 @@ async fn auto_retry(app: &App, failed: &TaskRow) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Wakes the runtimes of every retry whose backoff has passed by `now` and that was not
+/// woken by the sweeper before (see [`crate::store::Store::take_due_retries`]). Its timer
+/// in [`auto_retry`] lives in one instance's memory; this, run by the sweeper, is what
+/// still wakes the retry after that instance restarted or died.
+pub async fn wake_due_retries(app: &App, now: i64) -> Result<(), StoreError> {
+    for task in app.store.take_due_retries(now).await? {
+        wake(app, &task).await?;
+    }
+    Ok(())
+}
+
 /// Cancels a queued or in-flight task and pushes `daemon:task_cancelled` to its runtime;
 /// `by` is recorded as who cancelled it. Returns whether it was active.
 pub async fn cancel(app: &App, task: &TaskRow, why: &str, by: &Actor) -> Result<bool, StoreError> {

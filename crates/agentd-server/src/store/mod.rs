@@ -692,6 +692,11 @@ pub trait TaskStore: Send + Sync + 'static {
     /// In-flight (dispatched or running) tasks whose lease was last renewed before
     /// `cutoff` (never renewed: since their claim).
     fn expired_leases(&self, cutoff: i64) -> StoreFut<'_, Vec<TaskRow>>;
+    /// The queued retries whose backoff has passed by `now`, each returned once: their
+    /// `not_before` is cleared here (the wait is over, and a past `not_before` means
+    /// nothing else). The sweeper wakes their runtimes, so a retry whose in-process timer
+    /// died with its instance is not left to the daemons' next poll.
+    fn take_due_retries(&self, now: i64) -> StoreFut<'_, Vec<TaskRow>>;
     /// Renews, at `now`, the leases of the in-flight tasks claimed by the daemon that owns
     /// `runtime_id`: those in `task_ids`, or all of them when `None`. Returns how many.
     fn renew_leases(

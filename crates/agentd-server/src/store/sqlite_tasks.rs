@@ -484,6 +484,22 @@ impl TaskStore for SqliteStore {
         }))
     }
 
+    fn take_due_retries(&self, now: i64) -> StoreFut<'_, Vec<TaskRow>> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                task_all(
+                    sqlx::query_as::<_, TaskRecord>(AssertSqlSafe(format!(
+                        "UPDATE tasks SET not_before = NULL WHERE status = 'queued' \
+                         AND not_before IS NOT NULL AND not_before <= $1 RETURNING {TASK_COLS}"
+                    )))
+                    .bind(now)
+                    .fetch_all(&mut **tx)
+                    .await?,
+                )
+            })
+        }))
+    }
+
     fn renew_task_lease(&self, task_id: String, now: i64) -> StoreFut<'_, ()> {
         Box::pin(self.write(move |tx| {
             Box::pin(async move {
