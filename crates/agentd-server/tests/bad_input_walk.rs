@@ -161,6 +161,26 @@ fn routes() -> Vec<Route> {
             "/api/v1/signin",
             Some(json!({"code": "asc_00000000000000000000000000000000"})),
         ),
+        // Password sign-in: no bearer token; walked by `walk_the_password_signin`.
+        r(
+            Method::POST,
+            "/api/v1/session",
+            Some(json!({"email": "walker@example.com", "password": "not the password"})),
+        ),
+        r(Method::GET, "/api/v1/session", None),
+        r(Method::DELETE, "/api/v1/session", None),
+        r(Method::GET, "/api/v1/users", None),
+        r(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"email": "new@example.com", "password": "long enough"})),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/users/{user}",
+            Some(json!({"name": "renamed"})),
+        ),
+        r(Method::GET, "/api/v1/audit", None),
         r(Method::GET, "/api/v1/workspaces/{ws}/forge", None),
         r(
             Method::PUT,
@@ -191,6 +211,7 @@ fn bad_queries(path: &str) -> &'static [&'static str] {
             "assignee=",
         ],
         "/api/v1/tasks/{task}/messages" => &["limit=abc", "limit=-1", "after_seq=abc"],
+        "/api/v1/audit" => &["limit=abc", "before=abc", "workspace_id=not-an-id"],
         // Also no WebSocket handshake: still a JSON 400.
         "/api/daemon/ws" => &["runtime_ids=", "runtime_ids={rt}"],
         _ => &[],
@@ -237,6 +258,7 @@ fn fill(template: &str, ids: &Ids) -> String {
         .replace("{issue}", &ids.issue)
         .replace("{task}", &ids.task)
         .replace("{token}", &ids.token)
+        .replace("{user}", &ids.user)
 }
 
 /// Which tokens a route is for.
@@ -252,17 +274,21 @@ enum Kind {
     Webhook,
     /// The board's sign-in: no bearer token, a one-time code in the body instead.
     Signin,
+    /// Password sign-in: no bearer token, an email and password in the body instead.
+    PasswordSignin,
 }
 
 fn kind_of(path: &str) -> Kind {
     if path.starts_with("/api/daemon") || path == "/api/workspaces" {
         Kind::Daemon
-    } else if path.starts_with("/api/v1/admin") {
+    } else if path.starts_with("/api/v1/admin") || path == "/api/v1/users" {
         Kind::Admin
     } else if path.starts_with("/api/v1/forge/webhooks") {
         Kind::Webhook
     } else if path == "/api/v1/signin" {
         Kind::Signin
+    } else if path == "/api/v1/session" {
+        Kind::PasswordSignin
     } else {
         Kind::User
     }
@@ -280,6 +306,7 @@ struct Ids {
     issue: String,
     task: String,
     token: String,
+    user: String,
 }
 
 impl Ids {
@@ -291,6 +318,7 @@ impl Ids {
             issue: v.into(),
             task: v.into(),
             token: v.into(),
+            user: v.into(),
         }
     }
 }
@@ -318,6 +346,18 @@ async fn ids_of(srv: &Srv, fx: &Fx, title: &str) -> Ids {
             .expect("a queued task")
             .to_string(),
         token: me["id"].as_str().unwrap().to_string(),
+        user: {
+            let (s, u) = srv
+                .post(
+                    &srv.admin,
+                    "/api/v1/users",
+                    json!({"email": format!("{title}@example.com").replace(' ', "-"),
+                           "password": "long enough"}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{u}");
+            u["id"].as_str().unwrap().to_string()
+        },
     }
 }
 
@@ -453,6 +493,7 @@ fn the_walk_covers_every_declared_route() {
                 .replace("/issues/{id}", "/issues/{issue}")
                 .replace("/tasks/{id}", "/tasks/{task}")
                 .replace("/tokens/{id}", "/tokens/{token}")
+                .replace("/users/{id}", "/users/{user}")
                 .replace("/forge/webhooks/{kind}", "/forge/webhooks/github");
             (m, p)
         })
@@ -543,6 +584,10 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
         .await;
     assert_eq!(s, StatusCode::OK, "{rotated}");
     srv.admin = rotated["token"].as_str().unwrap().to_string();
+    // Its first use records `last_used_at` now, not during the walk (which uses it for
+    // the users routes' bad bodies).
+    let (s, _) = srv.get(&srv.admin, "/api/v1/me").await;
+    assert_eq!(s, StatusCode::OK);
     let mut dead = dead.0;
     dead.push(("the admin token before a rotation", old_admin, "revoked"));
 
@@ -569,10 +614,11 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
     let mut checked = 0;
     for route in routes() {
         let kind = kind_of(route.path.split('?').next().unwrap_or_default());
-        // The token the route is for (the admin route has none to spare: a good admin
-        // request would rotate).
+        // The token the route is for (the rotation route has none to spare: a good admin
+        // request would rotate; the users routes take the admin token's bad bodies).
         let right = match kind {
             Kind::Daemon => fx_a.daemon.as_str(),
+            Kind::Admin if route.path == "/api/v1/users" => srv.admin.as_str(),
             Kind::User | Kind::Admin => fx_a.token.as_str(),
             Kind::Webhook => {
                 walk_the_webhook(&srv, &route, &webhook_secret, &mut failures, &mut checked).await;
@@ -581,6 +627,15 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
             Kind::Signin => {
                 walk_the_signin(&srv, &route, &fx_a, &mut failures, &mut checked).await;
                 continue;
+            }
+            Kind::PasswordSignin => {
+                // The GET (who is signed in) and DELETE (sign out) are user routes.
+                if route.method == Method::POST {
+                    walk_the_password_signin(&srv, &route, &fx_a, &mut failures, &mut checked)
+                        .await;
+                    continue;
+                }
+                fx_a.token.as_str()
             }
         };
         let good_path = fill(route.path, &a);
@@ -626,7 +681,7 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 Some("daemon token"),
             )),
             Kind::Webhook | Kind::Signin => {}
-            Kind::User | Kind::Admin => cases.push((
+            Kind::User | Kind::Admin | Kind::PasswordSignin => cases.push((
                 "a daemon token on a user route".into(),
                 good_path.clone(),
                 Some(&fx_a.daemon),
@@ -665,7 +720,9 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 Some("not found"),
             ));
         }
-        let placeholders = ["{ws}", "{rt}", "{agent}", "{issue}", "{task}", "{token}"];
+        let placeholders = [
+            "{ws}", "{rt}", "{agent}", "{issue}", "{task}", "{token}", "{user}",
+        ];
         let has_ids = placeholders.iter().any(|p| mentions(p));
         if has_ids && route.path != "/api/daemon/deregister" {
             for (what, ids) in [
@@ -875,6 +932,85 @@ async fn walk_the_signin(
             401,
         ),
         ("no code", "{}".into(), "application/json", None, 422),
+        (
+            "malformed JSON",
+            "{\"oops".into(),
+            "application/json",
+            None,
+            400,
+        ),
+        (
+            "JSON of the wrong shape",
+            "[1, 2]".into(),
+            "application/json",
+            None,
+            422,
+        ),
+        (
+            "the wrong content type",
+            good.clone(),
+            "text/plain",
+            None,
+            415,
+        ),
+    ];
+    for (what, body, ctype, token, want) in cases {
+        *checked += 1;
+        let mut req = srv
+            .http
+            .post(format!("{}{}", srv.url, route.path))
+            .header("content-type", ctype)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let named = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(|e| !e.trim().is_empty()))
+            .unwrap_or(false);
+        if status.as_u16() != want || !named {
+            failures.push(format!("POST {} with {what}: {status} {text}", route.path));
+        }
+    }
+    *checked += 1;
+    let (status, text) = send_oversized(srv, &Method::POST, route.path, "agd_irrelevant").await;
+    if status != StatusCode::PAYLOAD_TOO_LARGE {
+        failures.push(format!(
+            "POST {} with an oversized body: {status} {text}",
+            route.path
+        ));
+    }
+}
+
+/// `POST /api/v1/session` takes no bearer token: a bad body is a 4xx naming it, whatever
+/// token comes along. (A well-formed wrong password is refused too, but it is written to
+/// the audit log by design: `tests/accounts.rs` checks that.)
+async fn walk_the_password_signin(
+    srv: &Srv,
+    route: &Route,
+    fx: &Fx,
+    failures: &mut Vec<String>,
+    checked: &mut usize,
+) {
+    let good = route.body.as_ref().expect("a body").to_string();
+    let cases: Vec<(&str, String, &str, Option<&str>, u16)> = vec![
+        (
+            "no password",
+            json!({"email": "a@b.c"}).to_string(),
+            "application/json",
+            None,
+            422,
+        ),
+        (
+            "no password with a member token",
+            json!({"email": "a@b.c"}).to_string(),
+            "application/json",
+            Some(fx.token.as_str()),
+            422,
+        ),
         (
             "malformed JSON",
             "{\"oops".into(),

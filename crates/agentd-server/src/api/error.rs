@@ -85,6 +85,9 @@ impl From<service::Error> for ApiError {
                 message,
                 matches,
             },
+            service::Error::TooManyAttempts(m) => {
+                ApiError::Rejected(StatusCode::TOO_MANY_REQUESTS, m)
+            }
             service::Error::Internal(m) => {
                 tracing::error!(error = %m, "internal failure");
                 ApiError::Internal(m)

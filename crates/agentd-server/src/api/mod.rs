@@ -5,6 +5,7 @@
 //! or a WebSocket upgrade answers at once, so it is never cut) and JSON 404/405
 //! fallbacks.
 
+pub mod accounts;
 pub mod agents;
 pub mod daemon;
 pub mod error;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 
 use crate::App;
 use error::ApiError;
@@ -59,6 +60,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/rotate-token", post(tokens::rotate_admin))
         .route("/signin-codes", post(tokens::signin_code))
         .route("/signin", post(tokens::signin))
+        .route(
+            "/session",
+            get(accounts::current)
+                .post(accounts::sign_in)
+                .delete(accounts::sign_out),
+        )
+        .route(
+            "/users",
+            get(accounts::list_users).post(accounts::create_user),
+        )
+        .route("/users/{id}", patch(accounts::update_user))
+        .route("/audit", get(accounts::audit))
         .route("/workspaces/{wid}/runtimes", get(agents::list_runtimes))
         .route("/runtimes/{id}", delete(agents::delete_runtime))
         .route(

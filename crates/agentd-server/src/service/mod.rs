@@ -8,8 +8,10 @@
 //! nothing below them; failures are an [`Error`], which only `api::error` maps to HTTP.
 //! Row → wire conversions live here too.
 
+pub mod account;
 pub mod activity;
 pub mod agent;
+pub mod audit;
 pub mod diff;
 mod error;
 pub mod forge;
@@ -54,6 +56,10 @@ pub async fn actor_of(app: &App, who: &Principal) -> Result<Actor, StoreError> {
         Principal::Token { name, .. } => Actor {
             kind: ActorKind::Member,
             name: name.clone(),
+        },
+        Principal::User(u) => Actor {
+            kind: ActorKind::Member,
+            name: u.display_name(),
         },
         Principal::Task(t) => Actor {
             kind: ActorKind::Agent,

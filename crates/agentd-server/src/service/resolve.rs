@@ -135,7 +135,7 @@ fn scope_of(who: &Principal, scope: Option<&str>) -> Option<Vec<String>> {
 fn own_issue(who: &Principal) -> Option<String> {
     match who {
         Principal::Task(t) => Some(t.issue_id.clone()),
-        Principal::Token { .. } => None,
+        Principal::Token { .. } | Principal::User(_) => None,
     }
 }
 
