@@ -127,6 +127,74 @@ pub struct UpdateUserRequest {
     pub password: Option<String>,
 }
 
+/// `PUT /api/v1/workspaces/{wid}/members/{user}`: the user's new role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetRoleRequest {
+    pub role: Role,
+}
+
+/// `POST /api/v1/workspaces/{wid}/invitations`: a single-use link with a role. `email`
+/// limits who may accept it; `expires_in_secs` defaults to 7 days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateInvitationRequest {
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<u64>,
+}
+
+/// An invitation as admins see it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    pub id: String,
+    pub workspace_id: String,
+    pub role: Role,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    #[serde(default)]
+    pub used_at: Option<i64>,
+    #[serde(default)]
+    pub used_by: Option<String>,
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
+}
+
+/// The answer to creating an invitation: the link (shown once; the server keeps only
+/// the secret's hash). `url` is `{public URL}/#/invite/{token}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationCreated {
+    pub invitation: Invitation,
+    pub token: String,
+    pub url: String,
+}
+
+/// `POST /api/v1/invitations/accept`. Signed in (a session or a user's token): the
+/// caller joins. Not signed in: `email` and `password` make a new local account that
+/// joins, and the answer starts its session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptInvitationRequest {
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// The answer to accepting: the new membership, and the new account's session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationAccepted {
+    pub membership: Membership,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Session>,
+}
+
 /// A user's role in a workspace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {

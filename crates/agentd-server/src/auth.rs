@@ -74,6 +74,8 @@ pub struct SessionUser {
     pub session_hash: String,
     pub csrf_token: String,
     pub expires_at: i64,
+    /// The role the route needs in the workspace it acts on ([`required_role`]).
+    pub need: Role,
 }
 
 impl SessionUser {
@@ -103,6 +105,8 @@ pub enum Principal {
         roles: Vec<(String, Role)>,
         /// The user who owns it.
         owner: Option<String>,
+        /// The role the route needs in the workspace it acts on ([`required_role`]).
+        need: Role,
     },
     /// A user signed in to the board (a session cookie).
     User(Box<SessionUser>),
@@ -127,6 +131,20 @@ impl Principal {
             Principal::User(u) => Some(&u.user_id),
             Principal::Task(_) => None,
         }
+    }
+
+    /// Ok if the caller has the role the route needs ([`required_role`]) in the workspace
+    /// it acts on, else 403. Called where every route resolves its workspace
+    /// (`service::resolve`, the daemon API's loaders), after the visibility check (which
+    /// answers 404 outside the caller's workspaces). Task tokens pass (their scope is
+    /// their issue, checked by their routes).
+    pub fn check_role(&self, workspace_id: &str) -> Result<(), Error> {
+        let need = match self {
+            Principal::Token { need, .. } => *need,
+            Principal::User(u) => u.need,
+            Principal::Task(_) => return Ok(()),
+        };
+        self.require(workspace_id, need)
     }
 
     /// The caller's role in a workspace (`None`: none). Task tokens have no role (their
@@ -219,9 +237,15 @@ impl Principal {
 /// API tokens are read through [`crate::authcache`] (valid ones for at most
 /// [`crate::authcache::TTL_MS`], dropped at once on revocation).
 pub async fn authenticate(parts: &Parts, app: &App) -> Result<Principal, Error> {
+    // Stamped by `stamp_required_role`; a route it missed needs the strongest role.
+    let need = parts
+        .extensions
+        .get::<RequiredRole>()
+        .map_or(Role::Owner, |r| r.0);
     let Some(header) = parts.headers.get(AUTHORIZATION) else {
         if let Some(sid) = session_cookie(parts) {
-            let user = crate::service::account::session_user(app, &sid).await?;
+            let mut user = crate::service::account::session_user(app, &sid).await?;
+            user.need = need;
             if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
                 let sent = parts
                     .headers
@@ -315,7 +339,62 @@ pub async fn authenticate(parts: &Parts, app: &App) -> Result<Principal, Error> 
         workspaces: token.workspaces,
         roles: token.roles,
         owner: token.owner,
+        need,
     })
+}
+
+/// The role a route needs in the workspace it acts on, stamped on the request by
+/// [`stamp_required_role`] from the route's method and template (docs/accounts.md,
+/// "Roles"). Reads need `viewer`; issues, comments and runs `member`; agents, runtimes,
+/// forge connections, members, invitations and the daemon API `admin`; deleting a
+/// workspace `owner`. Routes that act on the caller's own things (its tokens, session,
+/// password) need only `viewer`; their services check ownership.
+#[derive(Debug, Clone, Copy)]
+pub struct RequiredRole(pub Role);
+
+pub fn required_role(method: &Method, route: &str) -> Role {
+    if route.starts_with("/api/daemon") || route == "/api/workspaces" {
+        return Role::Admin;
+    }
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Role::Viewer;
+    }
+    match (method.as_str(), route) {
+        ("DELETE", "/api/v1/workspaces/{wid}") => Role::Owner,
+        ("DELETE", "/api/v1/runtimes/{id}")
+        | ("POST", "/api/v1/workspaces/{wid}/agents")
+        | ("PATCH", "/api/v1/agents/{id}")
+        | ("PUT", "/api/v1/workspaces/{wid}/forge")
+        | ("DELETE", "/api/v1/workspaces/{wid}/forge")
+        | ("PATCH", "/api/v1/workspaces/{wid}")
+        | ("PUT", "/api/v1/workspaces/{wid}/members/{uid}")
+        | ("DELETE", "/api/v1/workspaces/{wid}/members/{uid}")
+        | ("POST", "/api/v1/workspaces/{wid}/invitations")
+        | ("DELETE", "/api/v1/invitations/{id}") => Role::Admin,
+        ("POST", "/api/v1/tokens")
+        | ("DELETE", "/api/v1/tokens/{id}")
+        | ("POST", "/api/v1/signin-codes")
+        | ("POST", "/api/v1/session")
+        | ("DELETE", "/api/v1/session")
+        | ("PATCH", "/api/v1/users/{id}")
+        | ("POST", "/api/v1/invitations/accept") => Role::Viewer,
+        _ => Role::Member,
+    }
+}
+
+/// Middleware: stamps [`RequiredRole`] on every matched request.
+pub async fn stamp_required_role(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let role = required_role(req.method(), &route);
+    req.extensions_mut().insert(RequiredRole(role));
+    next.run(req).await
 }
 
 /// A token's role in each of its workspaces: its owner's (see the module doc). A
@@ -471,5 +550,21 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceIp {
                 .map(|c| c.0.ip().to_string())
                 .unwrap_or_default(),
         ))
+    }
+}
+
+/// A caller that may also be nobody: `None` when the request carries neither a bearer
+/// token nor a session cookie; otherwise as [`Member`] (a bad credential is still 401).
+pub struct MaybeMember(pub Option<Principal>);
+
+impl FromRequestParts<Arc<App>> for MaybeMember {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
+        if parts.headers.get(AUTHORIZATION).is_none() && session_cookie(parts).is_none() {
+            return Ok(MaybeMember(None));
+        }
+        let Member(p) = Member::from_request_parts(parts, app).await?;
+        Ok(MaybeMember(Some(p)))
     }
 }

@@ -457,3 +457,308 @@ async fn an_upgraded_server_keeps_its_tokens_owned_by_a_new_admin_user() {
         "{toks}"
     );
 }
+
+/// Invitations: an admin makes a single-use link with a role; a new person accepts it
+/// with an email and password (an account, a session and the role at once); the link
+/// then says it was used; an expired one and a revoked one say so; only pending ones
+/// are listed; a member may not invite.
+#[tokio::test]
+async fn an_invitation_is_single_use_expires_and_can_be_revoked() {
+    let srv = start().await;
+    let (_, ws) = srv
+        .post(&srv.admin, "/api/v1/workspaces", json!({"name": "team"}))
+        .await;
+    let ws = ws["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/workspaces/{ws}/invitations");
+    let invite = |role: &'static str, expires: Option<u64>| {
+        let mut body = json!({"role": role});
+        if let Some(e) = expires {
+            body["expires_in_secs"] = json!(e);
+        }
+        srv.post(&srv.admin, &path, body)
+    };
+    let (s, inv) = invite("member", None).await;
+    assert_eq!(s, StatusCode::CREATED, "{inv}");
+    let token = inv["token"].as_str().unwrap().to_string();
+    assert!(
+        inv["url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/#/invite/{token}")),
+        "{inv}"
+    );
+    let accept = |body: Value| {
+        srv.http
+            .post(format!("{}/api/v1/invitations/accept", srv.url))
+            .json(&body)
+            .send()
+    };
+    let resp = accept(json!({"token": token, "email": "gus@example.com",
+                              "password": "correct horse", "name": "Gus"}))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert!(
+        resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("agentd_session="),
+        "the new account is signed in"
+    );
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["membership"]["role"], "member", "{v}");
+    assert_eq!(v["session"]["user"]["email"], "gus@example.com", "{v}");
+    // Reused: a clear 409, and no second account.
+    let resp = accept(json!({"token": token, "email": "hal@example.com",
+                              "password": "correct horse"}))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("already used"), "{v}");
+    let (_, users) = srv.get(&srv.admin, "/api/v1/users").await;
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+
+    // Expired: 410 saying so.
+    let (_, old) = invite("viewer", Some(60)).await;
+    srv.advance(61_000);
+    let resp = accept(json!({"token": old["token"], "email": "ida@example.com",
+                              "password": "correct horse"}))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::GONE);
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("expired"), "{v}");
+    // Revoked: 410 saying so; pending lists only the live one.
+    let (_, live) = invite("viewer", None).await;
+    let (_, revoked) = invite("admin", None).await;
+    let (s, v) = srv
+        .delete(
+            &srv.admin,
+            &format!(
+                "/api/v1/invitations/{}",
+                revoked["invitation"]["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let resp = accept(json!({"token": revoked["token"], "email": "jo@example.com",
+                              "password": "correct horse"}))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::GONE);
+    let (s, pending) = srv
+        .get(&srv.admin, &format!("/api/v1/workspaces/{ws}/invitations"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{pending}");
+    let ids: Vec<&str> = pending
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![live["invitation"]["id"].as_str().unwrap()]);
+    // An unknown link: 404.
+    let resp = accept(json!({"token": "agi_0000", "email": "x@example.com",
+                              "password": "correct horse"}))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // The member (gus) may not invite or list invitations.
+    let gus = sign_in(&srv, "gus@example.com", "correct horse")
+        .await
+        .unwrap();
+    let (s, v) = with_cookie(
+        &srv,
+        Method::POST,
+        &gus,
+        Some(&gus.csrf),
+        &format!("/api/v1/workspaces/{ws}/invitations"),
+        Some(json!({"role": "member"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, _) = with_cookie(
+        &srv,
+        Method::GET,
+        &gus,
+        None,
+        &format!("/api/v1/workspaces/{ws}/invitations"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A signed-in user accepts with its session (no new account).
+    let resp = srv
+        .http
+        .post(format!("{}/api/v1/invitations/accept", srv.url))
+        .header("cookie", &gus.cookie)
+        .header("x-csrf-token", &gus.csrf)
+        .json(&json!({"token": live["token"]}))
+        .send()
+        .await
+        .unwrap();
+    // gus is a member already: the link is used, the role it had stays.
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["membership"]["role"], "member", "{v}");
+    let db = Db::open(srv.dir.path()).await;
+    let actions = db
+        .strings("SELECT action FROM audit_log WHERE action LIKE 'invitation.%' ORDER BY at, id")
+        .await;
+    assert!(
+        actions.contains(&"invitation.accept".to_string()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"invitation.revoke".to_string()),
+        "{actions:?}"
+    );
+    db.close().await;
+}
+
+/// Members: an admin adds a user with a role, changes it, and removes it; the removal
+/// revokes the user's sessions and takes the workspace from its tokens at once, and the
+/// audit log has each change. The last owner stays; only an owner touches owners.
+#[tokio::test]
+async fn removing_a_member_revokes_its_sessions_and_tokens_for_the_workspace() {
+    let srv = start().await;
+    let (_, ws) = srv
+        .post(&srv.admin, "/api/v1/workspaces", json!({"name": "team"}))
+        .await;
+    let ws = ws["id"].as_str().unwrap().to_string();
+    let (_, other) = srv
+        .post(
+            &srv.admin,
+            "/api/v1/workspaces",
+            json!({"name": "elsewhere"}),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_string();
+    user(&srv, "owner@example.com", "correct horse", false).await;
+    user(&srv, "fay@example.com", "correct horse", false).await;
+    for (email, role, w) in [
+        ("owner@example.com", "owner", &ws),
+        ("fay@example.com", "member", &ws),
+        ("fay@example.com", "viewer", &other),
+    ] {
+        let (s, m) = srv
+            .req(
+                Method::PUT,
+                &srv.admin,
+                &format!("/api/v1/workspaces/{w}/members/{email}"),
+                Some(json!({"role": role})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{m}");
+    }
+    let owner = sign_in(&srv, "owner@example.com", "correct horse")
+        .await
+        .unwrap();
+    let fay = sign_in(&srv, "fay@example.com", "correct horse")
+        .await
+        .unwrap();
+    let (s, tok) = with_cookie(
+        &srv,
+        Method::POST,
+        &fay,
+        Some(&fay.csrf),
+        "/api/v1/tokens",
+        Some(json!({"name": "fay cli", "workspace_ids": [ws, other]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{tok}");
+    let fay_token = tok["token"].as_str().unwrap().to_string();
+    let (s, _) = srv
+        .post(
+            &fay_token,
+            &format!("/api/v1/workspaces/{ws}/issues"),
+            json!({"title": "by fay"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    // In the other workspace fay is a viewer: reads yes, writes 403.
+    let (s, _) = srv
+        .get(&fay_token, &format!("/api/v1/workspaces/{other}"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = srv
+        .post(
+            &fay_token,
+            &format!("/api/v1/workspaces/{other}/issues"),
+            json!({"title": "nope"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("member role"), "{v}");
+
+    // The owner lists the members, and may not remove itself as the last owner.
+    let members_path = format!("/api/v1/workspaces/{ws}/members");
+    let (s, members) = with_cookie(&srv, Method::GET, &owner, None, &members_path, None).await;
+    assert_eq!(s, StatusCode::OK, "{members}");
+    assert_eq!(members.as_array().unwrap().len(), 2, "{members}");
+    let (s, v) = with_cookie(
+        &srv,
+        Method::DELETE,
+        &owner,
+        Some(&owner.csrf),
+        &format!("{members_path}/owner@example.com"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    // Promoted to admin, fay may still not make an owner.
+    let (s, _) = with_cookie(
+        &srv,
+        Method::PUT,
+        &owner,
+        Some(&owner.csrf),
+        &format!("{members_path}/fay@example.com"),
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = srv
+        .req(
+            Method::PUT,
+            &fay_token,
+            &format!("{members_path}/fay@example.com"),
+            Some(json!({"role": "owner"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+
+    // Removed: fay's session is dead, its token lost the workspace (and kept the other).
+    let (s, _) = with_cookie(
+        &srv,
+        Method::DELETE,
+        &owner,
+        Some(&owner.csrf),
+        &format!("{members_path}/fay@example.com"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = with_cookie(&srv, Method::GET, &fay, None, "/api/v1/session", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, v) = srv
+        .get(&fay_token, &format!("/api/v1/workspaces/{ws}"))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, me) = srv.get(&fay_token, "/api/v1/me").await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    assert_eq!(me["workspace_ids"], json!([other]), "{me}");
+
+    let (_, page) = srv
+        .get(&srv.admin, &format!("/api/v1/audit?workspace_id={ws}"))
+        .await;
+    let actions: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in ["member.add", "member.role", "member.remove", "token.create"] {
+        assert!(actions.contains(&a), "{a} not in {actions:?}");
+    }
+}

@@ -181,6 +181,31 @@ fn routes() -> Vec<Route> {
             Some(json!({"name": "renamed"})),
         ),
         r(Method::GET, "/api/v1/audit", None),
+        r(Method::GET, "/api/v1/workspaces/{ws}/members", None),
+        r(
+            Method::PUT,
+            "/api/v1/workspaces/{ws}/members/{user}",
+            Some(json!({"role": "member"})),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/workspaces/{ws}/members/{user}",
+            None,
+        ),
+        r(Method::GET, "/api/v1/workspaces/{ws}/invitations", None),
+        r(
+            Method::POST,
+            "/api/v1/workspaces/{ws}/invitations",
+            Some(json!({"role": "member"})),
+        ),
+        r(Method::DELETE, "/api/v1/invitations/{invitation}", None),
+        // Without credentials it makes an account: walked with a token here (a bad
+        // link is 404 whoever asks).
+        r(
+            Method::POST,
+            "/api/v1/invitations/accept",
+            Some(json!({"token": "agi_00000000000000000000000000000000000000"})),
+        ),
         r(Method::GET, "/api/v1/workspaces/{ws}/forge", None),
         r(
             Method::PUT,
@@ -259,6 +284,7 @@ fn fill(template: &str, ids: &Ids) -> String {
         .replace("{task}", &ids.task)
         .replace("{token}", &ids.token)
         .replace("{user}", &ids.user)
+        .replace("{invitation}", &ids.invitation)
 }
 
 /// Which tokens a route is for.
@@ -307,6 +333,7 @@ struct Ids {
     task: String,
     token: String,
     user: String,
+    invitation: String,
 }
 
 impl Ids {
@@ -319,6 +346,7 @@ impl Ids {
             task: v.into(),
             token: v.into(),
             user: v.into(),
+            invitation: v.into(),
         }
     }
 }
@@ -346,6 +374,17 @@ async fn ids_of(srv: &Srv, fx: &Fx, title: &str) -> Ids {
             .expect("a queued task")
             .to_string(),
         token: me["id"].as_str().unwrap().to_string(),
+        invitation: {
+            let (s, i) = srv
+                .post(
+                    &srv.admin,
+                    &format!("/api/v1/workspaces/{}/invitations", fx.ws),
+                    json!({"role": "viewer"}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{i}");
+            i["invitation"]["id"].as_str().unwrap().to_string()
+        },
         user: {
             let (s, u) = srv
                 .post(
@@ -494,6 +533,8 @@ fn the_walk_covers_every_declared_route() {
                 .replace("/tasks/{id}", "/tasks/{task}")
                 .replace("/tokens/{id}", "/tokens/{token}")
                 .replace("/users/{id}", "/users/{user}")
+                .replace("/members/{uid}", "/members/{user}")
+                .replace("/invitations/{id}", "/invitations/{invitation}")
                 .replace("/forge/webhooks/{kind}", "/forge/webhooks/github");
             (m, p)
         })
@@ -649,7 +690,13 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 good_path.clone(),
                 None,
                 good_body.clone(),
-                vec![401],
+                // Accepting an invitation needs no credentials (the link is one): an
+                // unknown link is 404.
+                if route.path == "/api/v1/invitations/accept" {
+                    vec![404]
+                } else {
+                    vec![401]
+                },
                 None,
             ),
             (
@@ -721,7 +768,14 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
             ));
         }
         let placeholders = [
-            "{ws}", "{rt}", "{agent}", "{issue}", "{task}", "{token}", "{user}",
+            "{ws}",
+            "{rt}",
+            "{agent}",
+            "{issue}",
+            "{task}",
+            "{token}",
+            "{user}",
+            "{invitation}",
         ];
         let has_ids = placeholders.iter().any(|p| mentions(p));
         if has_ids && route.path != "/api/daemon/deregister" {
@@ -1177,4 +1231,322 @@ async fn walk_the_webhook(
             route.path
         ));
     }
+}
+
+/// The role each route needs in the workspace it acts on, as issue 15 defines the roles
+/// (owner: everything; admin: members, tokens, forge connections, agents, runtimes;
+/// member: issues, comments, assigning agents, running tasks; viewer: read only) — this
+/// test's own table, not the server's. `None`: the route is not decided by a workspace
+/// role (see [`role_walk_fixed`]).
+fn role_needed(method: &Method, path: &str) -> Option<&'static str> {
+    if role_walk_fixed(method, path).is_some() {
+        return None;
+    }
+    if *method == Method::GET
+        && (path == "/api/v1/audit" || path == "/api/v1/workspaces/{ws}/invitations")
+    {
+        return Some("admin");
+    }
+    if *method == Method::GET {
+        return Some("viewer");
+    }
+    Some(match (method.as_str(), path) {
+        ("DELETE", "/api/v1/runtimes/{rt}")
+        | ("POST", "/api/v1/workspaces/{ws}/agents")
+        | ("PATCH", "/api/v1/agents/{agent}")
+        | ("PUT", "/api/v1/workspaces/{ws}/forge")
+        | ("DELETE", "/api/v1/workspaces/{ws}/forge")
+        | ("PUT", "/api/v1/workspaces/{ws}/members/{user}")
+        | ("DELETE", "/api/v1/workspaces/{ws}/members/{user}")
+        | ("POST", "/api/v1/workspaces/{ws}/invitations")
+        | ("DELETE", "/api/v1/invitations/{invitation}")
+        // The walk's body asks for a daemon token: machines are the admin's.
+        | ("POST", "/api/v1/tokens") => "admin",
+        ("POST", "/api/v1/signin-codes") => "viewer",
+        _ => "member",
+    })
+}
+
+/// Routes whose answer to a user's token does not depend on its role: the status every
+/// role gets, own workspace or not.
+fn role_walk_fixed(method: &Method, path: &str) -> Option<u16> {
+    Some(match (method.as_str(), path) {
+        // The daemon API takes daemon tokens only.
+        (_, p) if p.starts_with("/api/daemon") || p == "/api/workspaces" => 403,
+        // Server administration: the admin token or a server-admin user only.
+        (_, "/api/v1/admin/rotate-token") | (_, "/api/v1/users") => 403,
+        // Creating workspaces is a server setting (off here), not a workspace role.
+        ("POST", "/api/v1/workspaces") => 403,
+        // The fixture's token is not the user's: as if it did not exist.
+        ("DELETE", "/api/v1/tokens/{token}") => 404,
+        // Another user: as if it did not exist (a user may change only itself).
+        ("PATCH", "/api/v1/users/{user}") => 404,
+        // A token is not a session.
+        ("GET", "/api/v1/session") => 401,
+        ("DELETE", "/api/v1/session") => 400,
+        // An unknown link, whoever asks.
+        ("POST", "/api/v1/invitations/accept") => 404,
+        _ => return None,
+    })
+}
+
+const ROLES: [&str; 4] = ["viewer", "member", "admin", "owner"];
+
+fn rank(role: &str) -> usize {
+    ROLES.iter().position(|r| *r == role).expect("a role")
+}
+
+/// A request's status only (an event stream answers at once and never ends: its body is
+/// not read).
+async fn status_of(
+    srv: &Srv,
+    method: &Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, String) {
+    let mut req = srv
+        .http
+        .request(method.clone(), format!("{}{path}", srv.url))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    if path.ends_with("/events") {
+        return (status, String::new());
+    }
+    (status, resp.text().await.unwrap_or_default())
+}
+
+/// Issue 15's role walk: every route × every role (a user-owned token of an owner,
+/// admin, member and viewer of workspace a) × {workspace a, workspace b}. A role below
+/// what the route needs is 403 naming the role, another workspace's ids are 404, and
+/// none of those refusals changes the store; a role at or above it passes the role
+/// check (its answer is the route's own: 2xx, or 409/400 for the state a previous role
+/// left). A viewer's board session is refused like its token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_every_role_and_refusals_change_nothing() {
+    let srv = common::start().await;
+    let fx_a = srv.fixture("a").await;
+    let fx_b = srv.fixture("b").await;
+    let mut a = ids_of(&srv, &fx_a, "issue of a").await;
+    let b = ids_of(&srv, &fx_b, "issue of b").await;
+    let (s, conn) = srv
+        .req(
+            Method::PUT,
+            &srv.admin,
+            &format!("/api/v1/workspaces/{}/forge", fx_a.ws),
+            Some(json!({"kind": "github", "repo": "acme/walk", "token": "t"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{conn}");
+    // One user per role in workspace a, each with a token of its own for a.
+    let mut tokens = Vec::new();
+    for role in ROLES {
+        let email = format!("{role}@example.com");
+        let (s, u) = srv
+            .post(
+                &srv.admin,
+                "/api/v1/users",
+                json!({"email": email, "password": "long enough"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+        let (s, m) = srv
+            .req(
+                Method::PUT,
+                &srv.admin,
+                &format!("/api/v1/workspaces/{}/members/{email}", fx_a.ws),
+                Some(json!({"role": role})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{m}");
+        let resp = srv
+            .http
+            .post(format!("{}/api/v1/session", srv.url))
+            .json(&json!({"email": email, "password": "long enough"}))
+            .send()
+            .await
+            .unwrap();
+        let cookie = resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let session: Value = resp.json().await.unwrap();
+        let csrf = session["csrf_token"].as_str().unwrap().to_string();
+        let t: Value = srv
+            .http
+            .post(format!("{}/api/v1/tokens", srv.url))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"name": role, "workspace_ids": [fx_a.ws]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = t["token"].as_str().expect("a token").to_string();
+        let (_, me) = srv.get(&token, "/api/v1/me").await;
+        assert_eq!(me["roles"][0]["role"], role, "{me}");
+        tokens.push((role, token, cookie, csrf));
+    }
+    // `{user}` names another user than every walker: the fixture's.
+    let (_, other) = srv
+        .post(
+            &srv.admin,
+            "/api/v1/users",
+            json!({"email": "other@example.com", "password": "long enough"}),
+        )
+        .await;
+    a.user = other["id"].as_str().unwrap().to_string();
+    let walked: Vec<Route> = routes()
+        .into_iter()
+        .filter(|r| {
+            // No bearer token: walked by the bad-input walk and tests/accounts.rs.
+            let no_bearer = matches!(
+                kind_of(r.path.split('?').next().unwrap_or_default()),
+                Kind::Webhook | Kind::Signin
+            );
+            let password_signin = r.method == Method::POST && r.path == "/api/v1/session";
+            !(no_bearer || password_signin)
+        })
+        .collect();
+
+    // Phase 1: every refusal, then the store must be as it was.
+    let before = snapshot(&srv).await;
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for route in &walked {
+        let path = route.path.split('?').next().unwrap_or_default();
+        let fixed = role_walk_fixed(&route.method, path);
+        let need = role_needed(&route.method, path);
+        let has_ids = [
+            "{ws}",
+            "{rt}",
+            "{agent}",
+            "{issue}",
+            "{task}",
+            "{user}",
+            "{invitation}",
+        ]
+        .iter()
+        .any(|p| {
+            route.path.contains(p)
+                || route
+                    .body
+                    .as_ref()
+                    .is_some_and(|b| b.to_string().contains(p))
+        });
+        for (role, token, _, _) in &tokens {
+            let mut cases: Vec<(&str, &Ids, u16)> = Vec::new();
+            match (fixed, need) {
+                (Some(code), _) if code >= 400 => {
+                    cases.push(("own workspace", &a, code));
+                }
+                (None, Some(n)) if rank(role) < rank(n) => {
+                    cases.push(("own workspace", &a, 403));
+                }
+                _ => {}
+            }
+            if has_ids && fixed.is_none() {
+                cases.push(("workspace b", &b, 404));
+            }
+            for (what, ids, want) in cases {
+                checked += 1;
+                let body = route.body.as_ref().map(|v| fill_json(v, ids));
+                let (status, text) =
+                    status_of(&srv, &route.method, &fill(route.path, ids), token, body).await;
+                let says_role = want != 403
+                    || fixed.is_some()
+                    || text.contains(&format!("needs the {} role", need.unwrap_or("")));
+                if status.as_u16() != want || !says_role {
+                    failures.push(format!(
+                        "{} {} as {role} in {what}: want {want}, got {status} {}",
+                        route.method,
+                        route.path,
+                        text.chars().take(160).collect::<String>()
+                    ));
+                }
+            }
+        }
+    }
+    // A viewer's board session is refused like its token (with the CSRF token: the
+    // refusal is the role's).
+    let (_, _, cookie, csrf) = &tokens[0];
+    let resp = srv
+        .http
+        .post(format!("{}/api/v1/workspaces/{}/issues", srv.url, a.ws))
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .json(&json!({"title": "from a viewer"}))
+        .send()
+        .await
+        .unwrap();
+    checked += 1;
+    if resp.status() != StatusCode::FORBIDDEN {
+        failures.push(format!(
+            "a viewer's session created an issue: {}",
+            resp.status()
+        ));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} role checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    pretty_assertions::assert_eq!(before, snapshot(&srv).await, "a refusal changed the store");
+
+    // Phase 2: every role at or above what the route needs passes the role check. The
+    // routes that remove things go last, so the others find what they act on.
+    let destroys = |r: &Route| {
+        r.method == Method::DELETE
+            && (r.path.contains("{rt}")
+                || r.path.ends_with("/forge")
+                || r.path.contains("{invitation}"))
+            || r.path.contains("/members/")
+    };
+    let mut ordered: Vec<&Route> = walked.iter().filter(|r| !destroys(r)).collect();
+    ordered.extend(walked.iter().filter(|r| destroys(r)));
+    for route in ordered {
+        let path = route.path.split('?').next().unwrap_or_default();
+        let Some(need) = role_needed(&route.method, path) else {
+            continue;
+        };
+        // The strongest role first: a removal by a weaker one would remove the walker.
+        for (role, token, _, _) in tokens.iter().rev() {
+            if rank(role) < rank(need) {
+                continue;
+            }
+            checked += 1;
+            let body = route.body.as_ref().map(|v| fill_json(v, &a));
+            let (status, text) =
+                status_of(&srv, &route.method, &fill(route.path, &a), token, body).await;
+            // A removal a stronger role already made; a task that reported no diff.
+            let gone = (destroys(route) && status == StatusCode::NOT_FOUND)
+                || (route.path.ends_with("/diff") && text.contains("no diff"));
+            let ok = status.is_success() || matches!(status.as_u16(), 400 | 409) || gone;
+            if !ok {
+                failures.push(format!(
+                    "{} {} as {role} (needs {need}): {status} {}",
+                    route.method,
+                    route.path,
+                    text.chars().take(160).collect::<String>()
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} role checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!("role walk: {checked} checks over {} routes", walked.len());
 }

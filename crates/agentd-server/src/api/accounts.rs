@@ -23,7 +23,7 @@ use crate::service::{Error, account, audit, is_uuid};
 /// The session cookie: HttpOnly (scripts cannot read it), SameSite=Lax (not sent on
 /// cross-site POSTs), Secure when the server's public URL is https, for the session's
 /// lifetime. `None` clears it.
-fn cookie(app: &App, sid: Option<&str>) -> Result<HeaderValue, ApiError> {
+pub(super) fn cookie(app: &App, sid: Option<&str>) -> Result<HeaderValue, ApiError> {
     let secure = if app.public_url().starts_with("https://") {
         "; Secure"
     } else {

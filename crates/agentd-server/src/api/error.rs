@@ -85,6 +85,7 @@ impl From<service::Error> for ApiError {
                 message,
                 matches,
             },
+            service::Error::Gone(m) => ApiError::Rejected(StatusCode::GONE, m),
             service::Error::TooManyAttempts(m) => {
                 ApiError::Rejected(StatusCode::TOO_MANY_REQUESTS, m)
             }

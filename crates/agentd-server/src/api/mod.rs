@@ -11,7 +11,9 @@ pub mod daemon;
 pub mod error;
 pub mod events;
 pub mod forge;
+pub mod invitations;
 pub mod issues;
+pub mod members;
 pub mod tasks;
 pub mod tokens;
 pub mod workspaces;
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 
 use crate::App;
 use error::ApiError;
@@ -72,6 +74,17 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/users/{id}", patch(accounts::update_user))
         .route("/audit", get(accounts::audit))
+        .route("/workspaces/{wid}/members", get(members::list))
+        .route(
+            "/workspaces/{wid}/invitations",
+            get(invitations::list).post(invitations::create),
+        )
+        .route("/invitations/{id}", delete(invitations::revoke))
+        .route("/invitations/accept", post(invitations::accept))
+        .route(
+            "/workspaces/{wid}/members/{uid}",
+            put(members::set).delete(members::remove),
+        )
         .route("/workspaces/{wid}/runtimes", get(agents::list_runtimes))
         .route("/runtimes/{id}", delete(agents::delete_runtime))
         .route(
@@ -112,6 +125,7 @@ pub fn router(app: Arc<App>) -> Router {
             app.clone(),
             crate::metrics::count_requests,
         ))
+        .route_layer(axum::middleware::from_fn(crate::auth::stamp_required_role))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::Rejected(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into())

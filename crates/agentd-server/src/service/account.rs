@@ -395,6 +395,7 @@ pub async fn session_user(app: &App, sid: &str) -> Result<SessionUser, Error> {
         session_hash: hash,
         csrf_token: s.csrf_token,
         expires_at: s.expires_at,
+        need: Role::Owner,
     })
 }
 

@@ -137,7 +137,9 @@ pub async fn list(
                 .collect();
             if mine.is_empty() {
                 return Err(Error::Forbidden(
-                    "the audit log is for server admins and workspace admins".into(),
+                    "reading the audit log needs the admin role in a workspace (or a server \
+                     admin)"
+                        .into(),
                 ));
             }
             Some(mine)

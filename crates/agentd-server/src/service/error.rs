@@ -32,6 +32,9 @@ pub enum Error {
         message: String,
         matches: Vec<agentd_proto::api::RefMatch>,
     },
+    /// It existed but can be used no more (an expired or revoked invitation).
+    #[error("{0}")]
+    Gone(String),
     /// Too many failed attempts (sign-in): try again later.
     #[error("{0}")]
     TooManyAttempts(String),

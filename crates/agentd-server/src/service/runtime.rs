@@ -35,6 +35,7 @@ pub async fn register(
         Some(ws) if who.sees_workspace(&ws.id) => ws,
         _ => return Err(Error::NotFound(agentd_proto::WORKSPACE_NOT_FOUND)),
     };
+    who.check_role(&ws.id)?;
     let now = app.now();
     let existing = app
         .store
@@ -219,7 +220,10 @@ pub async fn load_for(app: &App, who: &Principal, runtime_id: &str) -> Result<Ru
         return Err(Error::bad("invalid runtime_id"));
     }
     match app.store.get_runtime(runtime_id.to_string()).await? {
-        Some(rt) if who.sees_workspace(&rt.workspace_id) && owns(who, &rt) => Ok(rt),
+        Some(rt) if who.sees_workspace(&rt.workspace_id) && owns(who, &rt) => {
+            who.check_role(&rt.workspace_id)?;
+            Ok(rt)
+        }
         _ => Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND)),
     }
 }
@@ -257,6 +261,7 @@ pub async fn heartbeat_check(app: &App, who: &Principal, runtime_id: &str) -> Re
     if !who.sees_workspace(&rt.workspace_id) || !owned {
         return Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND));
     }
+    who.check_role(&rt.workspace_id)?;
     Ok(!rt.online)
 }
 

@@ -46,10 +46,10 @@ pub async fn create(
             return Err(Error::Forbidden("a task token cannot create tokens".into()));
         }
     };
-    // Signed-in users mint tokens for themselves (`agentd login`); they act with the
-    // user's own role, so no more than the user may.
-    let is_user = matches!(who, Principal::User(_));
-    if !who.is_admin() && !is_user && !app.config.members_can_mint_tokens {
+    // Users (signed in, or through a token of theirs) mint tokens for themselves
+    // (`agentd login`); those act with the user's own role, so no more than the user may.
+    // The server setting limits tokens that belong to no user.
+    if !who.is_admin() && who.user_id().is_none() && !app.config.members_can_mint_tokens {
         return Err(Error::Forbidden(
             "members may not create tokens on this server; ask the admin \
              (or run the server with --members-can-mint-tokens)"

@@ -207,6 +207,7 @@ pub async fn repos_for_daemon(
         Some(ws) if who.sees_workspace(&ws.id) => ws,
         _ => return Err(Error::NotFound(agentd_proto::WORKSPACE_NOT_FOUND)),
     };
+    who.check_role(&ws.id)?;
     let repos = repos(&ws);
     Ok(ReposResponse {
         workspace_id: ws.id,

@@ -920,6 +920,22 @@ pub struct SessionRow {
     pub revoked_at: Option<i64>,
 }
 
+/// A single-use invitation (`invitations`), by the SHA-256 hex of its secret.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InvitationRow {
+    pub id: String,
+    pub token_hash: String,
+    pub workspace_id: String,
+    pub role: String,
+    pub email: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub used_by: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
 /// One audit log entry (`audit_log`, append-only). `detail` is a JSON object's text.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRow {
@@ -980,6 +996,26 @@ pub trait AccountStore: Send + Sync + 'static {
     fn find_session(&self, id_hash: String) -> StoreFut<'_, Option<(SessionRow, UserRow)>>;
     /// Revokes one session; true if it was revoked now.
     fn revoke_session(&self, id_hash: String, now: i64) -> StoreFut<'_, bool>;
+    fn create_invitation(&self, row: InvitationRow) -> StoreFut<'_, ()>;
+    /// The invitation with this secret hash (`by_hash`) or id, used or not.
+    fn find_invitation(
+        &self,
+        by_hash: Option<String>,
+        id: Option<String>,
+    ) -> StoreFut<'_, Option<InvitationRow>>;
+    /// A workspace's invitations that are unused, unrevoked and unexpired at `now`.
+    fn pending_invitations(
+        &self,
+        workspace_id: String,
+        now: i64,
+    ) -> StoreFut<'_, Vec<InvitationRow>>;
+    /// Revokes an unused invitation; true if it was revoked now.
+    fn revoke_invitation(&self, id: String, now: i64) -> StoreFut<'_, bool>;
+    /// Uses the invitation for `user_id` — only if it is unused, unrevoked and unexpired
+    /// at `now` (one guarded update) — and gives the user its role in the workspace
+    /// (unless the user has a role there already), in one transaction. False if it was
+    /// not usable.
+    fn accept_invitation(&self, id: String, user_id: String, now: i64) -> StoreFut<'_, bool>;
     /// Appends to the audit log.
     fn append_audit(&self, row: AuditRow) -> StoreFut<'_, ()>;
     fn list_audit(&self, f: AuditFilter) -> StoreFut<'_, Vec<AuditRow>>;

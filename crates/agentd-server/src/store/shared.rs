@@ -200,6 +200,8 @@ pub(super) const TOKEN_COLS: &str =
 pub(super) const USER_COLS: &str = "id, email, name, password_hash, is_admin, disabled, created_at";
 pub(super) const SESSION_COLS: &str =
     "id_hash, user_id, csrf_token, created_at, expires_at, revoked_at";
+pub(super) const INVITATION_COLS: &str = "id, token_hash, workspace_id, role, email, created_by, \
+     created_at, expires_at, used_at, used_by, revoked_at";
 pub(super) const MEMBERSHIP_COLS: &str = "workspace_id, user_id, role, created_at";
 pub(super) const AUDIT_COLS: &str =
     "id, at, actor_kind, actor_id, actor_name, action, workspace_id, target, source_ip, detail";

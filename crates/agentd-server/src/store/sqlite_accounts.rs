@@ -1,9 +1,10 @@
-//! [`AccountStore`] on SQLite: users, memberships, sessions and the audit log.
+//! [`AccountStore`] on SQLite: users, memberships, sessions, invitations and the
+//! audit log.
 //! PostgreSQL's `postgres_accounts.rs` runs the same statements.
 
 use sqlx::AssertSqlSafe;
 
-use super::shared::{AUDIT_COLS, MEMBERSHIP_COLS, SESSION_COLS, USER_COLS};
+use super::shared::{AUDIT_COLS, INVITATION_COLS, MEMBERSHIP_COLS, SESSION_COLS, USER_COLS};
 use super::sqlite::SqliteStore;
 use super::*;
 
@@ -242,6 +243,112 @@ impl AccountStore for SqliteStore {
                 .execute(&mut **tx)
                 .await?;
                 Ok(r.rows_affected() > 0)
+            })
+        }))
+    }
+
+    fn create_invitation(&self, r: InvitationRow) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO invitations ({INVITATION_COLS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                )))
+                .bind(nn(&r.id))
+                .bind(nn(&r.token_hash))
+                .bind(nn(&r.workspace_id))
+                .bind(nn(&r.role))
+                .bind(nn(&r.email))
+                .bind(nn(&r.created_by))
+                .bind(r.created_at)
+                .bind(r.expires_at)
+                .bind(r.used_at)
+                .bind(nn(&r.used_by))
+                .bind(r.revoked_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        }))
+    }
+
+    fn find_invitation(
+        &self,
+        by_hash: Option<String>,
+        id: Option<String>,
+    ) -> StoreFut<'_, Option<InvitationRow>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, InvitationRow>(AssertSqlSafe(format!(
+                "SELECT {INVITATION_COLS} FROM invitations \
+                 WHERE token_hash = $1 OR id = $2"
+            )))
+            .bind(nn(by_hash.unwrap_or_default()))
+            .bind(nn(id.unwrap_or_default()))
+            .fetch_optional(&self.pool)
+            .await?)
+        })
+    }
+
+    fn pending_invitations(
+        &self,
+        workspace_id: String,
+        now: i64,
+    ) -> StoreFut<'_, Vec<InvitationRow>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, InvitationRow>(AssertSqlSafe(format!(
+                "SELECT {INVITATION_COLS} FROM invitations WHERE workspace_id = $1 \
+                 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
+                 ORDER BY created_at, id"
+            )))
+            .bind(nn(workspace_id))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn revoke_invitation(&self, id: String, now: i64) -> StoreFut<'_, bool> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "UPDATE invitations SET revoked_at = $2 \
+                     WHERE id = $1 AND revoked_at IS NULL AND used_at IS NULL",
+                )
+                .bind(nn(&id))
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                Ok(r.rows_affected() > 0)
+            })
+        }))
+    }
+
+    fn accept_invitation(&self, id: String, user_id: String, now: i64) -> StoreFut<'_, bool> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "UPDATE invitations SET used_at = $3, used_by = $2 WHERE id = $1 \
+                     AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
+                )
+                .bind(nn(&id))
+                .bind(nn(&user_id))
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                if r.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO memberships (workspace_id, user_id, role, created_at) \
+                     SELECT workspace_id, $2, role, $3 FROM invitations WHERE id = $1 \
+                     ON CONFLICT (workspace_id, user_id) DO NOTHING",
+                )
+                .bind(nn(&id))
+                .bind(nn(&user_id))
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                Ok(true)
             })
         }))
     }
