@@ -762,3 +762,72 @@ async fn removing_a_member_revokes_its_sessions_and_tokens_for_the_workspace() {
         assert!(actions.contains(&a), "{a} not in {actions:?}");
     }
 }
+
+/// The audit log records what issue 15 lists beyond sign-in, tokens and members: a
+/// workspace created, an agent's env or args changed (env keys, never values), a runtime
+/// deleted, a forge connection set and removed — each with the actor and the workspace.
+#[tokio::test]
+async fn agent_runtime_forge_and_workspace_changes_are_audited() {
+    let srv = start().await;
+    let fx = srv.fixture("audited").await;
+    let (s, v) = srv
+        .patch(
+            &fx.token,
+            &format!("/api/v1/agents/{}", fx.agent),
+            json!({"custom_env": {"API_KEY": "s3cret"}, "custom_args": ["--fast"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // A rename is not an env or args change.
+    let (s, _) = srv
+        .patch(
+            &fx.token,
+            &format!("/api/v1/agents/{}", fx.agent),
+            json!({"name": "renamed"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let forge = format!("/api/v1/workspaces/{}/forge", fx.ws);
+    let (s, v) = srv
+        .req(
+            Method::PUT,
+            &fx.token,
+            &forge,
+            Some(json!({"kind": "github", "repo": "acme/audited", "token": "ghp_x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = srv.delete(&fx.token, &forge).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = srv
+        .delete(&fx.token, &format!("/api/v1/runtimes/{}", fx.runtime))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (s, page) = srv
+        .get(&srv.admin, &format!("/api/v1/audit?workspace_id={}", fx.ws))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let entries = page["entries"].as_array().unwrap();
+    let find = |action: &str| -> Vec<&Value> {
+        entries.iter().filter(|e| e["action"] == action).collect()
+    };
+    assert_eq!(find("workspace.create").len(), 1, "{page}");
+    let env = find("agent.env_args");
+    assert_eq!(env.len(), 1, "the rename is not one: {page}");
+    assert_eq!(env[0]["detail"]["env_keys"], json!(["API_KEY"]));
+    assert_eq!(env[0]["detail"]["args"], json!(["--fast"]));
+    assert!(
+        !page.to_string().contains("s3cret"),
+        "never a value: {page}"
+    );
+    assert!(
+        !page.to_string().contains("ghp_x"),
+        "never a forge token: {page}"
+    );
+    assert_eq!(env[0]["actor_kind"], "token");
+    assert_eq!(env[0]["source_ip"], "127.0.0.1");
+    assert_eq!(find("forge.set")[0]["target"], "acme/audited");
+    assert_eq!(find("forge.remove").len(), 1);
+    assert_eq!(find("runtime.delete")[0]["target"], fx.runtime.as_str());
+}

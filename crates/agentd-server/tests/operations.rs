@@ -187,8 +187,9 @@ async fn migrate_to_moves_everything_from_sqlite_and_the_old_tokens_still_work()
     assert_eq!(count("sessions"), Some(1), "{counts:?}");
     assert_eq!(
         count("audit_log"),
-        Some(8),
-        "four token.create, a token.revoke, user.create, signin.failed, signin: {counts:?}"
+        Some(10),
+        "workspace.create, agent.create, four token.create, a token.revoke, user.create, \
+         signin.failed, signin: {counts:?}"
     );
     assert_eq!(counts.len(), agentd_server::store::transfer::TABLES.len());
 

@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiJson};
 use crate::App;
 use agentd_proto::accounts::WorkspaceRole;
 
-use crate::auth::{Caller, Daemon, Member, Principal};
+use crate::auth::{Caller, Daemon, Member, Principal, SourceIp};
 use crate::service::{self, workspace, workspace_info};
 
 pub async fn me(
@@ -92,8 +92,17 @@ pub async fn show(
 pub async fn create(
     State(app): State<Arc<App>>,
     Member(who): Member,
+    SourceIp(ip): SourceIp,
     ApiJson(req): ApiJson<CreateWorkspaceRequest>,
 ) -> Result<(StatusCode, Json<WorkspaceInfo>), ApiError> {
     let row = workspace::create(&app, &who, req).await?;
+    service::audit::record(
+        &app,
+        service::audit::Entry::new(Some(&who), "workspace.create", &ip)
+            .workspace(&row.id)
+            .target(&row.key)
+            .detail(serde_json::json!({"name": row.name, "repos": serde_json::from_str::<serde_json::Value>(&row.repos).unwrap_or_default()})),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(workspace_info(&row))))
 }

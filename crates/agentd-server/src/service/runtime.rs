@@ -329,11 +329,12 @@ pub async fn went_offline(app: &App, runtime_id: &str) -> Result<(), StoreError>
 /// them and reports by task id, and renews their leases under its new runtime ids. The
 /// daemon learns on its next heartbeat (404 `runtime not found` / `runtime_gone`) and
 /// re-registers.
-pub async fn delete(app: &App, who: &Principal, runtime_id: &str) -> Result<(), Error> {
+/// Deletes a runtime the caller may; returns it (for the audit log).
+pub async fn delete(app: &App, who: &Principal, runtime_id: &str) -> Result<RuntimeRow, Error> {
     let rt = super::resolve::runtime(app, who, runtime_id, None).await?;
     app.store.delete_runtime(rt.id.clone()).await?;
     runtime_event(app, &rt, "deleted");
-    Ok(())
+    Ok(rt)
 }
 
 /// A daemon's labels as stored: trimmed, without empties and repeats, at most 32 of at
