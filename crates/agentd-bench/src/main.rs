@@ -356,8 +356,9 @@ async fn main() -> anyhow::Result<()> {
                 ms(a.signin.p99),
                 ms(a.signin.max)
             ),
-            "50–100 ms".into(),
-            "".into(),
+            "p50 50–100 ms".into(),
+            met((Duration::from_millis(50)..=Duration::from_millis(100)).contains(&a.signin.p50))
+                .into(),
         ]);
         let over = accounts::overhead(&a);
         rows.push([
