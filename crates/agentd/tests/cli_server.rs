@@ -1171,3 +1171,91 @@ async fn user_and_audit_commands() {
         "{human}"
     );
 }
+
+/// `agentd login`: with the email and the password (on standard input) the CLI gets a
+/// token of the user's own — its role in each of its workspaces — and saves it in its
+/// context, so the next command needs no token; a wrong password is exit code 6 and
+/// saves nothing.
+#[tokio::test]
+async fn login_saves_a_token_of_the_users_own() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let admin = admin.trim();
+    let ws = ok(&srv, admin, &["workspace", "create", "team"]);
+    let ws_id = ws["id"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{}/api/v1/users", srv.url))
+        .bearer_auth(admin)
+        .json(&json!({"email": "kim@example.com", "password": "kim password 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = http
+        .put(format!(
+            "{}/api/v1/workspaces/{ws_id}/members/kim@example.com",
+            srv.url
+        ))
+        .bearer_auth(admin)
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let config = dir.path().join("config");
+    let login = |password: &str| {
+        let mut child = Command::new(BIN)
+            .args([
+                "login",
+                "--server-url",
+                &srv.url,
+                "--email",
+                "kim@example.com",
+            ])
+            .args(["--password-stdin", "--json"])
+            .env("XDG_CONFIG_HOME", &config)
+            .env_remove("AGENTD_TOKEN")
+            .env_remove("AGENTD_SERVER_URL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = login("wrong password");
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    assert!(!config.join("agentd/cli.toml").exists());
+    let out = login("kim password 1");
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["workspace_ids"], json!([ws_id]), "{v}");
+    // The next commands use the saved context: the token is kim's, a viewer's.
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--json")
+            .env("XDG_CONFIG_HOME", &config)
+            .env_remove("AGENTD_TOKEN")
+            .env_remove("AGENTD_SERVER_URL")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["workspace", "list"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = run(&["issue", "create", "viewers cannot", "--workspace", ws_id]);
+    assert_eq!(out.status.code(), Some(6), "a viewer's token: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("member role"),
+        "{out:?}"
+    );
+}

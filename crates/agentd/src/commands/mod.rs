@@ -35,6 +35,12 @@ pub enum Command {
         after_help = "Examples:\n  cd ~/src/myproject && agentd up\n  agentd up --repo ~/src/other --data-dir ~/.local/share/agentd-other --listen 127.0.0.1:8081"
     )]
     Up(server::UpArgs),
+    /// Sign in with your email and password: the server makes you an API token (yours,
+    /// with your role in each of your workspaces), saved in the CLI's context.
+    #[command(
+        after_help = "Examples:\n  echo \"$PASSWORD\" | agentd login --server-url https://agentd.example.com --email ann@example.com --password-stdin\n  AGENTD_PASSWORD=... agentd login --server-url http://127.0.0.1:8080 --email ann@example.com --name laptop"
+    )]
+    Login(LoginArgs),
     /// The CLI's context (server URL, token, default workspace): show, set, clear.
     #[command(
         after_help = "Examples:\n  agentd context show\n  agentd context set --workspace AGD\n  agentd context clear"
@@ -104,6 +110,7 @@ impl Command {
         match self {
             Command::Server(a) => a.json,
             Command::Up(a) => a.json,
+            Command::Login(a) => a.json,
             Command::Context(a) => match &a.cmd {
                 ContextCmd::Show { client } => client.json,
                 ContextCmd::Set { json, .. } | ContextCmd::Clear { json } => *json,
@@ -128,6 +135,25 @@ pub struct Group<C: clap::Subcommand> {
     client: ClientArgs,
     #[command(subcommand)]
     cmd: C,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LoginArgs {
+    /// The server's URL [default: the context's].
+    #[arg(long, env = "AGENTD_SERVER_URL")]
+    server_url: Option<String>,
+    /// Your email.
+    #[arg(long)]
+    email: String,
+    /// Read the password from standard input (else AGENTD_PASSWORD).
+    #[arg(long)]
+    password_stdin: bool,
+    /// The new token's name [default: `cli on HOSTNAME`].
+    #[arg(long)]
+    name: Option<String>,
+    /// Print `{"server_url","token_id","workspace_ids","context_file"}` instead of a sentence.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -705,6 +731,7 @@ pub async fn run(cmd: Command, shutdown: CancellationToken) -> anyhow::Result<()
     match cmd {
         Command::Server(a) => server::server(a, shutdown).await,
         Command::Up(a) => server::up(a, shutdown).await,
+        Command::Login(a) => login(a).await,
         Command::Context(a) => context_cmd(a.cmd).await,
         Command::Workspace(g) => workspace(Client::new(&g.client)?, g.cmd).await,
         Command::Token(g) => token(Client::new(&g.client)?, g.cmd).await,
@@ -717,6 +744,133 @@ pub async fn run(cmd: Command, shutdown: CancellationToken) -> anyhow::Result<()
         Command::Task(g) => task::run(Client::new(&g.client)?, g.cmd, shutdown).await,
         Command::Forge(g) => forge(Client::new(&g.client)?, g.cmd).await,
     }
+}
+
+/// `agentd login`: a session from the email and password, a member token for every
+/// workspace the user has a role in (or, for a server admin, every workspace) made with
+/// it, the session ended, and the token saved in the CLI's context with the server URL.
+async fn login(a: LoginArgs) -> anyhow::Result<()> {
+    let saved = context::load().unwrap_or_default();
+    let url = a
+        .server_url
+        .clone()
+        .or(saved.server_url.clone())
+        .context("no server: pass --server-url (or set AGENTD_SERVER_URL)")?;
+    let url = url.trim_end_matches('/').to_string();
+    check_server_url(&url)?;
+    let password = read_password(a.password_stdin, true)?.unwrap_or_default();
+    let http = reqwest::Client::new();
+    let fail = |what: &str, status: reqwest::StatusCode, body: &Value| {
+        let msg = body["error"].as_str().unwrap_or("").to_string();
+        let kind = if status == 401 || status == 403 || status == 429 {
+            crate::error::Kind::Auth
+        } else {
+            crate::error::Kind::Other
+        };
+        crate::error::CliError::new(kind, format!("{what}: {msg} ({status})"))
+    };
+    let resp = http
+        .post(format!("{url}/api/v1/session"))
+        .json(&json!({"email": a.email, "password": password}))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let cookie = resp
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    let session: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(fail("sign-in refused", status, &session).into());
+    }
+    let csrf = s(&session, "csrf_token");
+    let mut workspace_ids: Vec<String> = session["memberships"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| s(m, "workspace_id"))
+        .collect();
+    if session["user"]["is_admin"] == true {
+        let all: Value = http
+            .get(format!("{url}/api/v1/workspaces"))
+            .header(reqwest::header::COOKIE, &cookie)
+            .send()
+            .await?
+            .json()
+            .await?;
+        workspace_ids = all
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|w| s(w, "id"))
+            .collect();
+    }
+    let end_session = || async {
+        let _ = http
+            .delete(format!("{url}/api/v1/session"))
+            .header(reqwest::header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf)
+            .send()
+            .await;
+    };
+    if workspace_ids.is_empty() {
+        end_session().await;
+        anyhow::bail!(
+            "{} has no workspace on this server yet: ask an admin for an invitation",
+            a.email
+        );
+    }
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let name = a.name.clone().unwrap_or_else(|| match host.as_str() {
+        "" => "cli".into(),
+        h => format!("cli on {h}"),
+    });
+    let resp = http
+        .post(format!("{url}/api/v1/tokens"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"name": name, "workspace_ids": workspace_ids}))
+        .send()
+        .await?;
+    let status = resp.status();
+    let tok: Value = resp.json().await.unwrap_or(Value::Null);
+    end_session().await;
+    if !status.is_success() {
+        return Err(fail("cannot make a token", status, &tok).into());
+    }
+    let ctx = context::CliContext {
+        server_url: Some(url.clone()),
+        token: Some(s(&tok, "token")),
+        workspace: saved
+            .workspace
+            .filter(|_| saved.server_url.as_deref() == Some(url.as_str())),
+    };
+    let file = context::save(&ctx)?;
+    if a.json {
+        crate::outln!(
+            "{}",
+            json!({"server_url": url, "token_id": s(&tok, "id"), "workspace_ids": workspace_ids,
+                   "context_file": file.display().to_string()})
+        );
+    } else {
+        crate::outln!(
+            "signed in as {}: token {} ({}) for {} workspace(s) saved in {}",
+            a.email,
+            short(&s(&tok, "id")),
+            name,
+            workspace_ids.len(),
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 fn read_stdin_trimmed(what: &str) -> anyhow::Result<String> {
