@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo build --release -p agentd -p agentd-bench
-//! target/release/agentd-bench [--only pickup,poll,sandbox,publish,cancel,parse,heal,footprint,scale,scale-hb,scale-claims,scale-idle]
+//! target/release/agentd-bench [--only pickup,poll,sandbox,publish,cancel,parse,heal,footprint,accounts,scale,scale-hb,scale-claims,scale-idle]
+//!     [--signins 20] [--session-reads 2000]
 //!     (`--only scale-hb`: just issue 13's HTTP heartbeat rows, one SQLite and one
 //!     PostgreSQL instance; `--only scale-claims`: just its claim rows)
 //!     [--tasks 1000] [--poll-tasks 100] [--cancels 20] [--parse-secs 2]
@@ -15,6 +16,7 @@
 //!
 //! `server-*` rows run the real control-plane server (`agentd server`, the same binary).
 
+mod accounts;
 mod common;
 mod footprint;
 mod heal;
@@ -58,6 +60,8 @@ const KNOBS: &[(&str, u64)] = &[
     ("idle-runtimes", 10000),
     ("idle-every-secs", 15),
     ("idle-window-secs", 30),
+    ("signins", 20),
+    ("session-reads", 2000),
 ];
 
 const ALL: &[&str] = &[
@@ -70,6 +74,7 @@ const ALL: &[&str] = &[
     "heal",
     "footprint",
     "server-heartbeat",
+    "accounts",
     "server-claim",
     "server-offline",
     "server-lost-claim",
@@ -337,6 +342,40 @@ async fn main() -> anyhow::Result<()> {
         ]);
     }
 
+    if on("accounts") {
+        eprintln!("accounts: password sign-in, session-cookie check…");
+        let a = accounts::run(n("signins") as usize, n("session-reads") as usize).await?;
+        rows.push([
+            format!(
+                "15. Password sign-in (`POST /api/v1/session`, argon2id m=24 MiB t=2 p=1; {} sign-ins)",
+                a.signin.n
+            ),
+            format!(
+                "p50 {} · p99 {} · max {}",
+                ms(a.signin.p50),
+                ms(a.signin.p99),
+                ms(a.signin.max)
+            ),
+            "p50 50–100 ms".into(),
+            met((Duration::from_millis(50)..=Duration::from_millis(100)).contains(&a.signin.p50))
+                .into(),
+        ]);
+        let over = accounts::overhead(&a);
+        rows.push([
+            format!(
+                "15. Session-cookie check: a read by cookie vs by (cached) token, {} each interleaved",
+                a.cookie_read.n
+            ),
+            format!(
+                "cookie p50 {} · token p50 {} · overhead p50 {:.3} ms",
+                ms(a.cookie_read.p50),
+                ms(a.token_read.p50),
+                over.as_secs_f64() * 1000.0
+            ),
+            "< 1 ms (p50)".into(),
+            met(over < Duration::from_millis(1)).into(),
+        ]);
+    }
     if on("server-heartbeat") {
         eprintln!("server heartbeat throughput…");
         let t = server::heartbeats(n("hb-clients") as usize, n("hb-secs")).await?;

@@ -550,9 +550,17 @@ pub const BOARD_SESSION_TTL_SECS: u64 = 30 * 24 * 3600;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct WhoAmI {
-    /// `admin`, `member` or `task` (a daemon token may not call the user API).
+    /// `admin`, `member`, `task` (a daemon token may not call the user API) or `user` (a
+    /// board session).
     pub kind: String,
     pub workspace_ids: Vec<String>,
+    /// The user behind the caller (a session's, or a token's owner).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The caller's role in each of `workspace_ids` (empty for a task token, whose scope
+    /// is its issue; an admin is `owner` everywhere).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<crate::accounts::WorkspaceRole>,
     /// The token's name (`admin` for the admin token; the agent's name for a task token):
     /// what activity entries call this caller.
     pub name: String,

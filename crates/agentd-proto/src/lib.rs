@@ -6,6 +6,7 @@
 //! - [`ws`]: the `{"type","payload"}` frames of `/api/daemon/ws`.
 //! - [`message`]: task messages (text, tool calls, results, errors) and token usage.
 //! - [`health`]: the daemon's local `/health` document.
+//! - [`accounts`]: users, sessions, roles, members, invitations and the audit log.
 //! - [`api`]: the user-facing HTTP API of `agentd server` (workspaces, agents, issues, …).
 //! - [`forge`]: the subset of GitHub's and Gitea's REST and webhook formats the server
 //!   speaks to open and track pull requests.
@@ -15,6 +16,7 @@
 //! fields (a newer server may add some) and fills missing optional fields with defaults,
 //! so a server that is ahead of us never makes the daemon fail to decode.
 
+pub mod accounts;
 pub mod api;
 pub mod forge;
 pub mod health;

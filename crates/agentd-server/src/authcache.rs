@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use agentd_proto::accounts::Role;
 use agentd_proto::api::TokenKind;
 
 /// How long an entry read from the database may be served (milliseconds).
@@ -42,6 +43,9 @@ pub struct CachedToken {
     pub kind: TokenKind,
     pub expires_at: Option<i64>,
     pub workspaces: Vec<String>,
+    /// Its role in each of `workspaces` (its owner's, read with it).
+    pub roles: Vec<(String, Role)>,
+    pub owner: Option<String>,
     pub last_used_at: Option<i64>,
 }
 
@@ -161,6 +165,8 @@ mod tests {
             kind: TokenKind::Daemon,
             expires_at: None,
             workspaces: vec![],
+            roles: vec![],
+            owner: None,
             last_used_at: None,
         }
     }

@@ -80,8 +80,8 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
                 // Out of file descriptors and the like: wait instead of spinning.
@@ -98,6 +98,9 @@ pub async fn serve(
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(slot.clone());
+            // The peer's address: the source IP of the audit log and sign-in limits.
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             router.clone().oneshot(req)
         });
         let mut builder = http1::Builder::new();

@@ -434,6 +434,7 @@ pub async fn mint_admin_token(
                 expires_at: None,
                 revoked_at: None,
                 last_used_at: None,
+                owner_user_id: None,
             },
             auth::hash_token(&token),
             now,

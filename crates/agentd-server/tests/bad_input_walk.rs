@@ -161,6 +161,51 @@ fn routes() -> Vec<Route> {
             "/api/v1/signin",
             Some(json!({"code": "asc_00000000000000000000000000000000"})),
         ),
+        // Password sign-in: no bearer token; walked by `walk_the_password_signin`.
+        r(
+            Method::POST,
+            "/api/v1/session",
+            Some(json!({"email": "walker@example.com", "password": "not the password"})),
+        ),
+        r(Method::GET, "/api/v1/session", None),
+        r(Method::DELETE, "/api/v1/session", None),
+        r(Method::GET, "/api/v1/users", None),
+        r(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"email": "new@example.com", "password": "long enough"})),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/users/{user}",
+            Some(json!({"name": "renamed"})),
+        ),
+        r(Method::GET, "/api/v1/audit", None),
+        r(Method::GET, "/api/v1/workspaces/{ws}/members", None),
+        r(
+            Method::PUT,
+            "/api/v1/workspaces/{ws}/members/{user}",
+            Some(json!({"role": "member"})),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/workspaces/{ws}/members/{user}",
+            None,
+        ),
+        r(Method::GET, "/api/v1/workspaces/{ws}/invitations", None),
+        r(
+            Method::POST,
+            "/api/v1/workspaces/{ws}/invitations",
+            Some(json!({"role": "member"})),
+        ),
+        r(Method::DELETE, "/api/v1/invitations/{invitation}", None),
+        // Without credentials it makes an account: walked with a token here (a bad
+        // link is 404 whoever asks).
+        r(
+            Method::POST,
+            "/api/v1/invitations/accept",
+            Some(json!({"token": "agi_00000000000000000000000000000000000000"})),
+        ),
         r(Method::GET, "/api/v1/workspaces/{ws}/forge", None),
         r(
             Method::PUT,
@@ -191,6 +236,7 @@ fn bad_queries(path: &str) -> &'static [&'static str] {
             "assignee=",
         ],
         "/api/v1/tasks/{task}/messages" => &["limit=abc", "limit=-1", "after_seq=abc"],
+        "/api/v1/audit" => &["limit=abc", "before=abc", "workspace_id=not-an-id"],
         // Also no WebSocket handshake: still a JSON 400.
         "/api/daemon/ws" => &["runtime_ids=", "runtime_ids={rt}"],
         _ => &[],
@@ -237,6 +283,8 @@ fn fill(template: &str, ids: &Ids) -> String {
         .replace("{issue}", &ids.issue)
         .replace("{task}", &ids.task)
         .replace("{token}", &ids.token)
+        .replace("{user}", &ids.user)
+        .replace("{invitation}", &ids.invitation)
 }
 
 /// Which tokens a route is for.
@@ -252,17 +300,21 @@ enum Kind {
     Webhook,
     /// The board's sign-in: no bearer token, a one-time code in the body instead.
     Signin,
+    /// Password sign-in: no bearer token, an email and password in the body instead.
+    PasswordSignin,
 }
 
 fn kind_of(path: &str) -> Kind {
     if path.starts_with("/api/daemon") || path == "/api/workspaces" {
         Kind::Daemon
-    } else if path.starts_with("/api/v1/admin") {
+    } else if path.starts_with("/api/v1/admin") || path == "/api/v1/users" {
         Kind::Admin
     } else if path.starts_with("/api/v1/forge/webhooks") {
         Kind::Webhook
     } else if path == "/api/v1/signin" {
         Kind::Signin
+    } else if path == "/api/v1/session" {
+        Kind::PasswordSignin
     } else {
         Kind::User
     }
@@ -280,6 +332,8 @@ struct Ids {
     issue: String,
     task: String,
     token: String,
+    user: String,
+    invitation: String,
 }
 
 impl Ids {
@@ -291,6 +345,8 @@ impl Ids {
             issue: v.into(),
             task: v.into(),
             token: v.into(),
+            user: v.into(),
+            invitation: v.into(),
         }
     }
 }
@@ -318,6 +374,29 @@ async fn ids_of(srv: &Srv, fx: &Fx, title: &str) -> Ids {
             .expect("a queued task")
             .to_string(),
         token: me["id"].as_str().unwrap().to_string(),
+        invitation: {
+            let (s, i) = srv
+                .post(
+                    &srv.admin,
+                    &format!("/api/v1/workspaces/{}/invitations", fx.ws),
+                    json!({"role": "viewer"}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{i}");
+            i["invitation"]["id"].as_str().unwrap().to_string()
+        },
+        user: {
+            let (s, u) = srv
+                .post(
+                    &srv.admin,
+                    "/api/v1/users",
+                    json!({"email": format!("{title}@example.com").replace(' ', "-"),
+                           "password": "long enough"}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{u}");
+            u["id"].as_str().unwrap().to_string()
+        },
     }
 }
 
@@ -453,6 +532,9 @@ fn the_walk_covers_every_declared_route() {
                 .replace("/issues/{id}", "/issues/{issue}")
                 .replace("/tasks/{id}", "/tasks/{task}")
                 .replace("/tokens/{id}", "/tokens/{token}")
+                .replace("/users/{id}", "/users/{user}")
+                .replace("/members/{uid}", "/members/{user}")
+                .replace("/invitations/{id}", "/invitations/{invitation}")
                 .replace("/forge/webhooks/{kind}", "/forge/webhooks/github");
             (m, p)
         })
@@ -543,6 +625,10 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
         .await;
     assert_eq!(s, StatusCode::OK, "{rotated}");
     srv.admin = rotated["token"].as_str().unwrap().to_string();
+    // Its first use records `last_used_at` now, not during the walk (which uses it for
+    // the users routes' bad bodies).
+    let (s, _) = srv.get(&srv.admin, "/api/v1/me").await;
+    assert_eq!(s, StatusCode::OK);
     let mut dead = dead.0;
     dead.push(("the admin token before a rotation", old_admin, "revoked"));
 
@@ -569,10 +655,11 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
     let mut checked = 0;
     for route in routes() {
         let kind = kind_of(route.path.split('?').next().unwrap_or_default());
-        // The token the route is for (the admin route has none to spare: a good admin
-        // request would rotate).
+        // The token the route is for (the rotation route has none to spare: a good admin
+        // request would rotate; the users routes take the admin token's bad bodies).
         let right = match kind {
             Kind::Daemon => fx_a.daemon.as_str(),
+            Kind::Admin if route.path == "/api/v1/users" => srv.admin.as_str(),
             Kind::User | Kind::Admin => fx_a.token.as_str(),
             Kind::Webhook => {
                 walk_the_webhook(&srv, &route, &webhook_secret, &mut failures, &mut checked).await;
@@ -581,6 +668,15 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
             Kind::Signin => {
                 walk_the_signin(&srv, &route, &fx_a, &mut failures, &mut checked).await;
                 continue;
+            }
+            Kind::PasswordSignin => {
+                // The GET (who is signed in) and DELETE (sign out) are user routes.
+                if route.method == Method::POST {
+                    walk_the_password_signin(&srv, &route, &fx_a, &mut failures, &mut checked)
+                        .await;
+                    continue;
+                }
+                fx_a.token.as_str()
             }
         };
         let good_path = fill(route.path, &a);
@@ -594,7 +690,13 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 good_path.clone(),
                 None,
                 good_body.clone(),
-                vec![401],
+                // Accepting an invitation needs no credentials (the link is one): an
+                // unknown link is 404.
+                if route.path == "/api/v1/invitations/accept" {
+                    vec![404]
+                } else {
+                    vec![401]
+                },
                 None,
             ),
             (
@@ -626,7 +728,7 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 Some("daemon token"),
             )),
             Kind::Webhook | Kind::Signin => {}
-            Kind::User | Kind::Admin => cases.push((
+            Kind::User | Kind::Admin | Kind::PasswordSignin => cases.push((
                 "a daemon token on a user route".into(),
                 good_path.clone(),
                 Some(&fx_a.daemon),
@@ -665,7 +767,16 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 Some("not found"),
             ));
         }
-        let placeholders = ["{ws}", "{rt}", "{agent}", "{issue}", "{task}", "{token}"];
+        let placeholders = [
+            "{ws}",
+            "{rt}",
+            "{agent}",
+            "{issue}",
+            "{task}",
+            "{token}",
+            "{user}",
+            "{invitation}",
+        ];
         let has_ids = placeholders.iter().any(|p| mentions(p));
         if has_ids && route.path != "/api/daemon/deregister" {
             for (what, ids) in [
@@ -928,6 +1039,85 @@ async fn walk_the_signin(
     }
 }
 
+/// `POST /api/v1/session` takes no bearer token: a bad body is a 4xx naming it, whatever
+/// token comes along. (A well-formed wrong password is refused too, but it is written to
+/// the audit log by design: `tests/accounts.rs` checks that.)
+async fn walk_the_password_signin(
+    srv: &Srv,
+    route: &Route,
+    fx: &Fx,
+    failures: &mut Vec<String>,
+    checked: &mut usize,
+) {
+    let good = route.body.as_ref().expect("a body").to_string();
+    let cases: Vec<(&str, String, &str, Option<&str>, u16)> = vec![
+        (
+            "no password",
+            json!({"email": "a@b.c"}).to_string(),
+            "application/json",
+            None,
+            422,
+        ),
+        (
+            "no password with a member token",
+            json!({"email": "a@b.c"}).to_string(),
+            "application/json",
+            Some(fx.token.as_str()),
+            422,
+        ),
+        (
+            "malformed JSON",
+            "{\"oops".into(),
+            "application/json",
+            None,
+            400,
+        ),
+        (
+            "JSON of the wrong shape",
+            "[1, 2]".into(),
+            "application/json",
+            None,
+            422,
+        ),
+        (
+            "the wrong content type",
+            good.clone(),
+            "text/plain",
+            None,
+            415,
+        ),
+    ];
+    for (what, body, ctype, token, want) in cases {
+        *checked += 1;
+        let mut req = srv
+            .http
+            .post(format!("{}{}", srv.url, route.path))
+            .header("content-type", ctype)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let named = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(|e| !e.trim().is_empty()))
+            .unwrap_or(false);
+        if status.as_u16() != want || !named {
+            failures.push(format!("POST {} with {what}: {status} {text}", route.path));
+        }
+    }
+    *checked += 1;
+    let (status, text) = send_oversized(srv, &Method::POST, route.path, "agd_irrelevant").await;
+    if status != StatusCode::PAYLOAD_TOO_LARGE {
+        failures.push(format!(
+            "POST {} with an oversized body: {status} {text}",
+            route.path
+        ));
+    }
+}
+
 async fn walk_the_webhook(
     srv: &Srv,
     route: &Route,
@@ -1041,4 +1231,322 @@ async fn walk_the_webhook(
             route.path
         ));
     }
+}
+
+/// The role each route needs in the workspace it acts on, as issue 15 defines the roles
+/// (owner: everything; admin: members, tokens, forge connections, agents, runtimes;
+/// member: issues, comments, assigning agents, running tasks; viewer: read only) — this
+/// test's own table, not the server's. `None`: the route is not decided by a workspace
+/// role (see [`role_walk_fixed`]).
+fn role_needed(method: &Method, path: &str) -> Option<&'static str> {
+    if role_walk_fixed(method, path).is_some() {
+        return None;
+    }
+    if *method == Method::GET
+        && (path == "/api/v1/audit" || path == "/api/v1/workspaces/{ws}/invitations")
+    {
+        return Some("admin");
+    }
+    if *method == Method::GET {
+        return Some("viewer");
+    }
+    Some(match (method.as_str(), path) {
+        ("DELETE", "/api/v1/runtimes/{rt}")
+        | ("POST", "/api/v1/workspaces/{ws}/agents")
+        | ("PATCH", "/api/v1/agents/{agent}")
+        | ("PUT", "/api/v1/workspaces/{ws}/forge")
+        | ("DELETE", "/api/v1/workspaces/{ws}/forge")
+        | ("PUT", "/api/v1/workspaces/{ws}/members/{user}")
+        | ("DELETE", "/api/v1/workspaces/{ws}/members/{user}")
+        | ("POST", "/api/v1/workspaces/{ws}/invitations")
+        | ("DELETE", "/api/v1/invitations/{invitation}")
+        // The walk's body asks for a daemon token: machines are the admin's.
+        | ("POST", "/api/v1/tokens") => "admin",
+        ("POST", "/api/v1/signin-codes") => "viewer",
+        _ => "member",
+    })
+}
+
+/// Routes whose answer to a user's token does not depend on its role: the status every
+/// role gets, own workspace or not.
+fn role_walk_fixed(method: &Method, path: &str) -> Option<u16> {
+    Some(match (method.as_str(), path) {
+        // The daemon API takes daemon tokens only.
+        (_, p) if p.starts_with("/api/daemon") || p == "/api/workspaces" => 403,
+        // Server administration: the admin token or a server-admin user only.
+        (_, "/api/v1/admin/rotate-token") | (_, "/api/v1/users") => 403,
+        // Creating workspaces is a server setting (off here), not a workspace role.
+        ("POST", "/api/v1/workspaces") => 403,
+        // The fixture's token is not the user's: as if it did not exist.
+        ("DELETE", "/api/v1/tokens/{token}") => 404,
+        // Another user: as if it did not exist (a user may change only itself).
+        ("PATCH", "/api/v1/users/{user}") => 404,
+        // A token is not a session.
+        ("GET", "/api/v1/session") => 401,
+        ("DELETE", "/api/v1/session") => 400,
+        // An unknown link, whoever asks.
+        ("POST", "/api/v1/invitations/accept") => 404,
+        _ => return None,
+    })
+}
+
+const ROLES: [&str; 4] = ["viewer", "member", "admin", "owner"];
+
+fn rank(role: &str) -> usize {
+    ROLES.iter().position(|r| *r == role).expect("a role")
+}
+
+/// A request's status only (an event stream answers at once and never ends: its body is
+/// not read).
+async fn status_of(
+    srv: &Srv,
+    method: &Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, String) {
+    let mut req = srv
+        .http
+        .request(method.clone(), format!("{}{path}", srv.url))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    if path.ends_with("/events") {
+        return (status, String::new());
+    }
+    (status, resp.text().await.unwrap_or_default())
+}
+
+/// Issue 15's role walk: every route × every role (a user-owned token of an owner,
+/// admin, member and viewer of workspace a) × {workspace a, workspace b}. A role below
+/// what the route needs is 403 naming the role, another workspace's ids are 404, and
+/// none of those refusals changes the store; a role at or above it passes the role
+/// check (its answer is the route's own: 2xx, or 409/400 for the state a previous role
+/// left). A viewer's board session is refused like its token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_every_role_and_refusals_change_nothing() {
+    let srv = common::start().await;
+    let fx_a = srv.fixture("a").await;
+    let fx_b = srv.fixture("b").await;
+    let mut a = ids_of(&srv, &fx_a, "issue of a").await;
+    let b = ids_of(&srv, &fx_b, "issue of b").await;
+    let (s, conn) = srv
+        .req(
+            Method::PUT,
+            &srv.admin,
+            &format!("/api/v1/workspaces/{}/forge", fx_a.ws),
+            Some(json!({"kind": "github", "repo": "acme/walk", "token": "t"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{conn}");
+    // One user per role in workspace a, each with a token of its own for a.
+    let mut tokens = Vec::new();
+    for role in ROLES {
+        let email = format!("{role}@example.com");
+        let (s, u) = srv
+            .post(
+                &srv.admin,
+                "/api/v1/users",
+                json!({"email": email, "password": "long enough"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+        let (s, m) = srv
+            .req(
+                Method::PUT,
+                &srv.admin,
+                &format!("/api/v1/workspaces/{}/members/{email}", fx_a.ws),
+                Some(json!({"role": role})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{m}");
+        let resp = srv
+            .http
+            .post(format!("{}/api/v1/session", srv.url))
+            .json(&json!({"email": email, "password": "long enough"}))
+            .send()
+            .await
+            .unwrap();
+        let cookie = resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let session: Value = resp.json().await.unwrap();
+        let csrf = session["csrf_token"].as_str().unwrap().to_string();
+        let t: Value = srv
+            .http
+            .post(format!("{}/api/v1/tokens", srv.url))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"name": role, "workspace_ids": [fx_a.ws]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = t["token"].as_str().expect("a token").to_string();
+        let (_, me) = srv.get(&token, "/api/v1/me").await;
+        assert_eq!(me["roles"][0]["role"], role, "{me}");
+        tokens.push((role, token, cookie, csrf));
+    }
+    // `{user}` names another user than every walker: the fixture's.
+    let (_, other) = srv
+        .post(
+            &srv.admin,
+            "/api/v1/users",
+            json!({"email": "other@example.com", "password": "long enough"}),
+        )
+        .await;
+    a.user = other["id"].as_str().unwrap().to_string();
+    let walked: Vec<Route> = routes()
+        .into_iter()
+        .filter(|r| {
+            // No bearer token: walked by the bad-input walk and tests/accounts.rs.
+            let no_bearer = matches!(
+                kind_of(r.path.split('?').next().unwrap_or_default()),
+                Kind::Webhook | Kind::Signin
+            );
+            let password_signin = r.method == Method::POST && r.path == "/api/v1/session";
+            !(no_bearer || password_signin)
+        })
+        .collect();
+
+    // Phase 1: every refusal, then the store must be as it was.
+    let before = snapshot(&srv).await;
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for route in &walked {
+        let path = route.path.split('?').next().unwrap_or_default();
+        let fixed = role_walk_fixed(&route.method, path);
+        let need = role_needed(&route.method, path);
+        let has_ids = [
+            "{ws}",
+            "{rt}",
+            "{agent}",
+            "{issue}",
+            "{task}",
+            "{user}",
+            "{invitation}",
+        ]
+        .iter()
+        .any(|p| {
+            route.path.contains(p)
+                || route
+                    .body
+                    .as_ref()
+                    .is_some_and(|b| b.to_string().contains(p))
+        });
+        for (role, token, _, _) in &tokens {
+            let mut cases: Vec<(&str, &Ids, u16)> = Vec::new();
+            match (fixed, need) {
+                (Some(code), _) if code >= 400 => {
+                    cases.push(("own workspace", &a, code));
+                }
+                (None, Some(n)) if rank(role) < rank(n) => {
+                    cases.push(("own workspace", &a, 403));
+                }
+                _ => {}
+            }
+            if has_ids && fixed.is_none() {
+                cases.push(("workspace b", &b, 404));
+            }
+            for (what, ids, want) in cases {
+                checked += 1;
+                let body = route.body.as_ref().map(|v| fill_json(v, ids));
+                let (status, text) =
+                    status_of(&srv, &route.method, &fill(route.path, ids), token, body).await;
+                let says_role = want != 403
+                    || fixed.is_some()
+                    || text.contains(&format!("needs the {} role", need.unwrap_or("")));
+                if status.as_u16() != want || !says_role {
+                    failures.push(format!(
+                        "{} {} as {role} in {what}: want {want}, got {status} {}",
+                        route.method,
+                        route.path,
+                        text.chars().take(160).collect::<String>()
+                    ));
+                }
+            }
+        }
+    }
+    // A viewer's board session is refused like its token (with the CSRF token: the
+    // refusal is the role's).
+    let (_, _, cookie, csrf) = &tokens[0];
+    let resp = srv
+        .http
+        .post(format!("{}/api/v1/workspaces/{}/issues", srv.url, a.ws))
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .json(&json!({"title": "from a viewer"}))
+        .send()
+        .await
+        .unwrap();
+    checked += 1;
+    if resp.status() != StatusCode::FORBIDDEN {
+        failures.push(format!(
+            "a viewer's session created an issue: {}",
+            resp.status()
+        ));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} role checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    pretty_assertions::assert_eq!(before, snapshot(&srv).await, "a refusal changed the store");
+
+    // Phase 2: every role at or above what the route needs passes the role check. The
+    // routes that remove things go last, so the others find what they act on.
+    let destroys = |r: &Route| {
+        r.method == Method::DELETE
+            && (r.path.contains("{rt}")
+                || r.path.ends_with("/forge")
+                || r.path.contains("{invitation}"))
+            || r.path.contains("/members/")
+    };
+    let mut ordered: Vec<&Route> = walked.iter().filter(|r| !destroys(r)).collect();
+    ordered.extend(walked.iter().filter(|r| destroys(r)));
+    for route in ordered {
+        let path = route.path.split('?').next().unwrap_or_default();
+        let Some(need) = role_needed(&route.method, path) else {
+            continue;
+        };
+        // The strongest role first: a removal by a weaker one would remove the walker.
+        for (role, token, _, _) in tokens.iter().rev() {
+            if rank(role) < rank(need) {
+                continue;
+            }
+            checked += 1;
+            let body = route.body.as_ref().map(|v| fill_json(v, &a));
+            let (status, text) =
+                status_of(&srv, &route.method, &fill(route.path, &a), token, body).await;
+            // A removal a stronger role already made; a task that reported no diff.
+            let gone = (destroys(route) && status == StatusCode::NOT_FOUND)
+                || (route.path.ends_with("/diff") && text.contains("no diff"));
+            let ok = status.is_success() || matches!(status.as_u16(), 400 | 409) || gone;
+            if !ok {
+                failures.push(format!(
+                    "{} {} as {role} (needs {need}): {status} {}",
+                    route.method,
+                    route.path,
+                    text.chars().take(160).collect::<String>()
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} role checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!("role walk: {checked} checks over {} routes", walked.len());
 }

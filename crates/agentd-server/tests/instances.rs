@@ -168,3 +168,106 @@ async fn an_instance_without_the_admin_token_refuses_to_revoke_the_others() {
         srv.admin
     );
 }
+
+/// A board session lives in the database: signed in through one instance, the cookie
+/// works on the other; signed out through the other, it is refused on the first at once
+/// (sessions are never cached); a member removed through one instance loses its session
+/// on both. Runs on either backend.
+#[tokio::test]
+async fn a_session_made_on_one_instance_works_and_ends_on_the_other() {
+    let srv = start().await;
+    let b = second(&srv).await;
+    let http = reqwest::Client::new();
+    let (s, ws) = srv
+        .post(&srv.admin, "/api/v1/workspaces", json!({"name": "shared"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let ws = ws["id"].as_str().unwrap().to_string();
+    let (s, _) = srv
+        .post(
+            &srv.admin,
+            "/api/v1/users",
+            json!({"email": "lee@example.com", "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = srv
+        .req(
+            reqwest::Method::PUT,
+            &srv.admin,
+            &format!("/api/v1/workspaces/{ws}/members/lee@example.com"),
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let sign_in = || async {
+        let resp = http
+            .post(format!("{}/api/v1/session", srv.url))
+            .json(&json!({"email": "lee@example.com", "password": "correct horse"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let cookie = resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let v: Value = resp.json().await.unwrap();
+        (cookie, v["csrf_token"].as_str().unwrap().to_string())
+    };
+    let status = |url: String, cookie: String| {
+        let http = http.clone();
+        async move {
+            http.get(format!("{url}/api/v1/session"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let (cookie, csrf) = sign_in().await;
+    assert_eq!(status(b.url.clone(), cookie.clone()).await, StatusCode::OK);
+    let resp = http
+        .post(format!("{}/api/v1/workspaces/{ws}/issues", b.url))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"title": "through b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let resp = http
+        .delete(format!("{}/api/v1/session", b.url))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        status(srv.url.clone(), cookie.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // Removed through b: the new session ends on a too.
+    let (cookie, _) = sign_in().await;
+    let resp = http
+        .delete(format!(
+            "{}/api/v1/workspaces/{ws}/members/lee@example.com",
+            b.url
+        ))
+        .bearer_auth(&srv.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        status(srv.url.clone(), cookie).await,
+        StatusCode::UNAUTHORIZED
+    );
+    b.shutdown.cancel();
+    b.handle.await.unwrap().unwrap();
+}

@@ -127,6 +127,31 @@ async fn migrate_to_moves_everything_from_sqlite_and_the_old_tokens_still_work()
     assert_eq!(s, StatusCode::CREATED, "{expiring}");
     let (s, code) = srv.post(&fx.token, "/api/v1/signin-codes", json!({})).await;
     assert_eq!(s, StatusCode::CREATED, "{code}");
+    // Accounts: a user with a session cookie and audit entries (one a failed sign-in).
+    let (s, u) = srv
+        .post(
+            &srv.admin,
+            "/api/v1/users",
+            json!({"email": "mover@example.com", "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let signin = |password: &'static str| {
+        srv.http
+            .post(format!("{}/api/v1/session", srv.url))
+            .json(&json!({"email": "mover@example.com", "password": password}))
+            .send()
+    };
+    assert_eq!(signin("wrong horse").await.unwrap().status(), 401);
+    let resp = signin("correct horse").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let before = view(&srv, &fx, &issue, &task).await;
     let tokens_before = tokens(&srv).await;
     let admin = srv.admin.clone();
@@ -158,6 +183,14 @@ async fn migrate_to_moves_everything_from_sqlite_and_the_old_tokens_still_work()
         Some(5),
         "admin, member, daemon, revoked, expiring: {counts:?}"
     );
+    assert_eq!(count("users"), Some(1), "{counts:?}");
+    assert_eq!(count("sessions"), Some(1), "{counts:?}");
+    assert_eq!(
+        count("audit_log"),
+        Some(10),
+        "workspace.create, agent.create, four token.create, a token.revoke, user.create, \
+         signin.failed, signin: {counts:?}"
+    );
     assert_eq!(counts.len(), agentd_server::store::transfer::TABLES.len());
 
     // A second copy into the same database is refused, naming it; nothing changes.
@@ -186,6 +219,20 @@ async fn migrate_to_moves_everything_from_sqlite_and_the_old_tokens_still_work()
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     srv.heartbeat(&fx.daemon, &fx.runtime, None).await;
+    // The board session came along; the audit log too (and the failure still counts).
+    let resp = srv
+        .http
+        .get(format!("{}/api/v1/session", srv.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (s, page) = srv
+        .get(&srv.admin, "/api/v1/audit?action=signin.failed")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(page["entries"][0]["target"], "mover@example.com", "{page}");
     let (s, session) = srv
         .http
         .post(format!("{}/api/v1/signin", srv.url))
@@ -353,7 +400,8 @@ async fn migrate_says_what_it_applied_then_that_all_is_up_to_date() {
         &[
             (1, "init".to_string()),
             (2, "claim function".to_string()),
-            (3, "pools".to_string())
+            (3, "pools".to_string()),
+            (4, "accounts".to_string())
         ]
     );
     assert_eq!(applied, files);

@@ -261,7 +261,7 @@ async fn rotating_the_admin_token_kills_the_old_one_and_rewrites_the_file() {
         (s, v["error"].clone()),
         (
             StatusCode::FORBIDDEN,
-            json!("only the admin token may do this")
+            json!("only the admin token or a server admin may do this")
         )
     );
 

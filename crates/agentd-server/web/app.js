@@ -1,6 +1,9 @@
 // The agentd web board: a client of the user API (/api/v1) and of the workspace's live
 // event stream. Views are hash routes: #/ (board, with its filters as #/?q=…&agent=…&status=…),
-// #/issues/ID, #/runtimes, #/agents, #/tokens, and #/signin/CODE (a one-time sign-in link).
+// #/issues/ID, #/runtimes, #/agents, #/tokens, #/members, #/audit, #/signin/CODE (a one-time
+// sign-in link) and #/invite/TOKEN (an invitation). The board signs in with an email and a
+// password (an HttpOnly session cookie the script never sees; state-changing requests echo
+// the session's CSRF token in X-CSRF-Token) or, as a fallback, a pasted API token.
 // Untrusted text is only ever set with textContent (see h()); nothing is parsed as HTML —
 // Markdown too is turned into DOM nodes by markdown() below.
 
@@ -14,6 +17,9 @@ const TOKEN_KEY = "agentd.token";
 /** The id of a token this board got from a sign-in link (`board session`): signing out
  *  revokes it on the server. A pasted token is never revoked by signing out. */
 const SESSION_KEY = "agentd.session";
+/** Set while this browser holds a session cookie (which scripts cannot read), so a
+ *  reload knows to resume it instead of asking to sign in. */
+const COOKIE_KEY = "agentd.cookie";
 const WORKSPACE_KEY = "agentd.workspace";
 const store = window.localStorage;
 
@@ -38,6 +44,10 @@ const state = {
   workspace: store.getItem(WORKSPACE_KEY),
   workspaces: [],
   agents: [],
+  // A cookie session: its CSRF token and user (null with a bearer token).
+  csrf: null,
+  user: null,
+  roles: [], // [{workspace_id, role}] of GET /api/v1/me
   view: null, // { name, onEvent(ev), dispose() }
   stream: null, // AbortController of the event stream
 };
@@ -244,8 +254,9 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body, { auth = true } = {}) {
-  const opts = { method, headers: {} };
-  if (auth) opts.headers.Authorization = `Bearer ${state.token}`;
+  const opts = { method, headers: {}, credentials: "same-origin" };
+  if (auth && state.token) opts.headers.Authorization = `Bearer ${state.token}`;
+  else if (state.csrf && method !== "GET") opts.headers["X-CSRF-Token"] = state.csrf;
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
@@ -263,7 +274,7 @@ async function api(method, path, body, { auth = true } = {}) {
     const msg = (data && data.error) || `${resp.status} ${resp.statusText}`;
     // A refused token ends the session (in every tab); during sign-in the form shows
     // the error itself.
-    if (auth && resp.status === 401 && store.getItem(TOKEN_KEY)) signOut(`Signed out: ${msg}. Sign in again.`);
+    if (auth && resp.status === 401 && (store.getItem(TOKEN_KEY) || state.csrf)) signOut(`Signed out: ${msg}. Sign in again.`);
     throw new ApiError(resp.status, msg, data);
   }
   return data;
@@ -298,10 +309,22 @@ async function attempt(fn) {
 
 // ---------------------------------------------------------------- session
 
+const signedIn = () => Boolean(state.token || state.csrf);
+
+/** The caller's role in the current workspace (`owner` for a server admin). */
+function myRole() {
+  const r = state.roles.find((x) => x.workspace_id === state.workspace);
+  return r ? r.role : null;
+}
+const isAdminHere = () => ["admin", "owner"].includes(myRole());
+
 function signOut(message) {
   store.removeItem(TOKEN_KEY);
   store.removeItem(SESSION_KEY);
   state.token = null;
+  state.csrf = null;
+  state.user = null;
+  store.removeItem(COOKIE_KEY);
   stopStream();
   renderSignIn(message);
 }
@@ -323,8 +346,34 @@ function renderSignIn(message) {
     placeholder: "agd_…", "aria-describedby": "token-help",
   });
   const err = h("p.error", { id: "signin-error", role: "alert" }, message || "");
-  const form = h("form.signin", {
+  const email = h("input", { id: "email", type: "email", autocomplete: "username", required: true });
+  const password = h("input", { id: "password", type: "password", autocomplete: "current-password", required: true });
+  const byPassword = h("form.signin", {
     "aria-labelledby": "signin-heading",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      let session;
+      try {
+        session = await api("POST", "/api/v1/session", { email: email.value, password: password.value }, { auth: false });
+      } catch (ex) {
+        err.textContent = `Sign-in failed: ${ex.message}`;
+        return;
+      }
+      store.removeItem(TOKEN_KEY);
+      store.setItem(COOKIE_KEY, "1");
+      state.token = null;
+      state.csrf = session.csrf_token;
+      state.user = session.user;
+      start();
+    },
+  },
+    h("h1", { id: "signin-heading" }, "Sign in to agentd"),
+    h("label", { for: "email" }, "Email"), email,
+    h("label", { for: "password" }, "Password"), password,
+    h("button.primary", { type: "submit", id: "signin-password" }, "Sign in"),
+  );
+  const form = h("form.signin", {
+    "aria-label": "Sign in with an API token",
     onsubmit: async (e) => {
       e.preventDefault();
       state.token = input.value.trim();
@@ -339,7 +388,7 @@ function renderSignIn(message) {
       start();
     },
   },
-    h("h1", { id: "signin-heading" }, "Sign in to agentd"),
+    h("h2", {}, "Or use an API token"),
     h("p.muted", { id: "token-help" }, "Open the one-time sign-in link ",
       h("code", {}, "agentd up"), " prints (or one from ", h("code", {}, "POST /api/v1/signin-codes"),
       "), or paste an API token (",
@@ -347,11 +396,24 @@ function renderSignIn(message) {
       " wrote to its data dir). This browser keeps it until you sign out."),
     h("label", { for: "token" }, "API token"),
     input,
-    h("button.primary", { type: "submit", id: "signin" }, "Sign in"),
-    err,
+    h("button", { type: "submit", id: "signin" }, "Sign in with the token"),
   );
-  mount(form);
-  input.focus();
+  mount(byPassword, err, form);
+  email.focus();
+}
+
+/** A board session from the cookie, if the browser has one (after a reload). */
+async function resumeSession() {
+  if (!store.getItem(COOKIE_KEY)) return false;
+  try {
+    const s = await api("GET", "/api/v1/session", undefined, { auth: false });
+    state.csrf = s.csrf_token;
+    state.user = s.user;
+    return true;
+  } catch {
+    store.removeItem(COOKIE_KEY);
+    return false;
+  }
 }
 
 /** #/signin/CODE: exchanges the one-time code for a board session token (no bearer
@@ -378,6 +440,11 @@ async function signInWithCode(code) {
 /** Sign out: a board session from a sign-in link is revoked on the server first (its
  *  token is useless from then on, also if it was copied); a pasted token stays valid. */
 async function signOutNow() {
+  if (state.csrf) {
+    try { await api("DELETE", "/api/v1/session"); } catch (e) { toast(`Sign-out failed: ${e.message}`); }
+    signOut("Signed out.");
+    return;
+  }
   const session = store.getItem(SESSION_KEY);
   if (session) {
     try { await api("DELETE", `/api/v1/tokens/${encodeURIComponent(session)}`); }
@@ -391,10 +458,11 @@ async function start() {
   try {
     list = await get("/api/v1/workspaces");
   } catch (e) {
-    if (state.token) renderSignIn(e.message);
+    if (signedIn()) renderSignIn(e.message);
     return;
   }
   state.workspaces = list;
+  try { state.roles = (await get("/api/v1/me")).roles || []; } catch { state.roles = []; }
   if (!list.length) {
     mount(h("p.muted", {}, "This token sees no workspace. Create one with ",
       h("code", {}, "agentd workspace create NAME"), "."));
@@ -411,6 +479,8 @@ async function start() {
     startStream();
     route();
   };
+  const who = document.getElementById("whoami");
+  if (who) who.textContent = state.user ? state.user.email : "token";
   document.getElementById("nav").hidden = false;
   document.getElementById("session").hidden = false;
   document.getElementById("signout").onclick = () => signOutNow();
@@ -443,7 +513,10 @@ function startStream() {
     while (!ctl.signal.aborted) {
       try {
         const resp = await fetch(`/api/v1/workspaces/${ws}/events`, {
-          headers: { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" },
+          headers: state.token
+            ? { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" }
+            : { Accept: "text/event-stream" },
+          credentials: "same-origin",
           signal: ctl.signal,
         });
         if (resp.status === 401) { signOut("Signed out: the token was refused. Sign in again."); return; }
@@ -494,7 +567,9 @@ function route() {
   const hash = location.hash.replace(/^#/, "") || "/";
   const signin = hash.match(/^\/signin\/([\w-]+)$/);
   if (signin) return signInWithCode(signin[1]);
-  if (!state.token) return renderSignIn();
+  const invite = hash.match(/^\/invite\/(agi_[0-9a-f]+)$/);
+  if (invite) return inviteView(invite[1]);
+  if (!signedIn()) return renderSignIn();
   if (state.view && state.view.dispose) state.view.dispose();
   state.view = null;
   const m = hash.match(/^\/issues\/([\w-]+)$/);
@@ -503,7 +578,12 @@ function route() {
   else if (hash === "/runtimes") { name = "runtimes"; state.view = runtimesView(); }
   else if (hash === "/agents") { name = "agents"; state.view = agentsView(); }
   else if (hash === "/tokens") { name = "tokens"; state.view = tokensView(); }
+  else if (hash === "/members") { name = "members"; state.view = membersView(); }
+  else if (hash === "/audit") { name = "audit"; state.view = auditView(); }
   else state.view = boardView(new URLSearchParams(hash.replace(/^\/\??/, "")));
+  // The admin pages are links for workspace admins and owners only (the server refuses
+  // the others anyway).
+  for (const a of document.querySelectorAll("[data-admin]")) a.hidden = !isAdminHere();
   for (const a of document.querySelectorAll("[data-nav]")) {
     const on = a.dataset.nav === name || (name === "issue" && a.dataset.nav === "board");
     a.classList.toggle("active", on);
@@ -1593,6 +1673,159 @@ document.getElementById("skip").addEventListener("click", (e) => {
   document.getElementById("main").focus();
 });
 
-if (/^#\/signin\//.test(location.hash)) route(); // a sign-in link: exchange its code first
-else if (state.token) start();
-else renderSignIn();
+if (/^#\/(signin|invite)\//.test(location.hash)) {
+  // A sign-in link exchanges its code first; an invitation works signed in or not.
+  if (state.token) route(); else resumeSession().then(() => route());
+} else if (state.token) start();
+else resumeSession().then((ok) => (ok ? start() : renderSignIn()));
+
+// ---------------------------------------------------------------- members, invitations, audit
+
+const ROLES = ["viewer", "member", "admin", "owner"];
+
+/** #/members: the workspace's members (admins change roles and remove), and its pending
+ *  invitations (admins make single-use links and revoke them). */
+function membersView() {
+  const ws = state.workspace;
+  const members = h("tbody", {});
+  const invites = h("tbody", {});
+  const created = h("div", { id: "invite-created" });
+  const refresh = async () => {
+    let list;
+    let pending;
+    try {
+      // The pending invitations first: only admins may see them, so a member is told
+      // here (the server's words) that this page is not theirs.
+      pending = await get(`/api/v1/workspaces/${ws}/invitations`);
+      list = await get(`/api/v1/workspaces/${ws}/members`);
+    } catch (e) {
+      mount(h("h1", {}, "Members"), h("p.error", { id: "members-error", role: "alert" }, e.message));
+      return;
+    }
+    members.replaceChildren(...list.map((m) => h("tr", { dataset: { email: m.email } },
+      h("td", { dataset: { label: "Member" } }, h("strong", {}, m.name || m.email), h("div.muted", {}, m.email)),
+      h("td", { dataset: { label: "Role" } }, h("select", {
+        "aria-label": `Role of ${m.email}`,
+        onchange: async (e) => {
+          const ok = await attempt(() => api("PUT", `/api/v1/workspaces/${ws}/members/${m.user_id}`, { role: e.target.value }));
+          if (ok) toast(`${m.email} is ${ok.role} now`, "info");
+          refresh();
+        },
+      }, ROLES.map((r) => h("option", { value: r, selected: r === m.role }, r)))),
+      h("td", {}, h("button.danger", {
+        "aria-label": `Remove ${m.email}`,
+        onclick: async () => {
+          if (!confirm(`Remove ${m.email}? Their sessions end and their tokens lose this workspace.`)) return;
+          await attempt(() => api("DELETE", `/api/v1/workspaces/${ws}/members/${m.user_id}`));
+          refresh();
+        },
+      }, "Remove")))));
+    invites.replaceChildren(...pending.map((i) => h("tr", { dataset: { invitationId: i.id } },
+      h("td", { dataset: { label: "Role" } }, i.role),
+      h("td", { dataset: { label: "For" } }, i.email || "anyone with the link"),
+      h("td", { dataset: { label: "Expires" } }, new Date(i.expires_at).toLocaleString()),
+      h("td", {}, h("button.danger", {
+        onclick: async () => {
+          await attempt(() => api("DELETE", `/api/v1/invitations/${i.id}`));
+          refresh();
+        },
+      }, "Revoke")))));
+  };
+  const role = h("select", { id: "invite-role", "aria-label": "Role of the invited person" },
+    ROLES.map((r) => h("option", { value: r, selected: r === "member" ? "selected" : undefined }, r)));
+  const email = h("input", { id: "invite-email", type: "email", placeholder: "Email (optional: limits who may use it)", "aria-label": "Email of the invited person" });
+  const form = h("form.token-form", {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const body = { role: role.value };
+      if (email.value.trim()) body.email = email.value.trim();
+      const inv = await attempt(() => post(`/api/v1/workspaces/${ws}/invitations`, body));
+      if (!inv) return;
+      form.reset();
+      created.replaceChildren(h("div.secret", { role: "status" },
+        h("p", {}, `A single-use link for a ${inv.invitation.role}, good until ${new Date(inv.invitation.expires_at).toLocaleString()}. Copy it now: it is shown only once.`),
+        h("code", { id: "invite-url" }, inv.url)));
+      refresh();
+    },
+  }, role, email, h("button.primary", { type: "submit", id: "invite" }, "Make an invitation link"));
+  mount(h("h1", {}, "Members"),
+    h("table.table", { id: "members" }, h("thead", {}, h("tr", {}, ["Member", "Role"].map((c) => h("th", {}, c)), h("th", {}, h("span.visually-hidden", {}, "Actions")))), members),
+    h("h2", {}, "Invitations"),
+    form, created,
+    h("table.table", { id: "invitations" }, h("thead", {}, h("tr", {}, ["Role", "For", "Expires"].map((c) => h("th", {}, c)), h("th", {}, h("span.visually-hidden", {}, "Actions")))), invites));
+  refresh();
+  return {};
+}
+
+/** #/audit: the workspace's audit log, newest first (workspace admins and owners). */
+function auditView() {
+  const body = h("tbody", {});
+  const refresh = async () => {
+    let page;
+    try {
+      page = await get(`/api/v1/audit?workspace_id=${encodeURIComponent(state.workspace)}&limit=200`);
+    } catch (e) {
+      mount(h("h1", {}, "Audit log"), h("p.error", { id: "audit-error", role: "alert" }, e.message));
+      return;
+    }
+    body.replaceChildren(...page.entries.map((e) => h("tr", { dataset: { action: e.action } },
+      h("td", { dataset: { label: "Time" } }, new Date(e.at).toLocaleString()),
+      h("td", { dataset: { label: "Action" } }, h("code", {}, e.action)),
+      h("td", { dataset: { label: "Actor" } }, e.actor_name || e.actor_kind),
+      h("td", { dataset: { label: "Target" } }, e.target),
+      h("td", { dataset: { label: "Source IP" } }, e.source_ip))));
+  };
+  mount(h("h1", {}, "Audit log"),
+    h("p.muted", {}, "Sign-ins, tokens, members, agents' env and args, runtimes and forge connections of this workspace. Nobody can edit it."),
+    h("table.table", { id: "audit" }, h("thead", {}, h("tr", {}, ["Time", "Action", "Actor", "Target", "Source IP"].map((c) => h("th", {}, c)))), body));
+  refresh();
+  return { onEvent: debounced(refresh, 1000) };
+}
+
+/** #/invite/TOKEN: join a workspace. Signed in: one click. Otherwise: make an account
+ *  (email, name, password), which also signs this browser in. */
+function inviteView(token) {
+  if (state.view && state.view.dispose) state.view.dispose();
+  state.view = null;
+  const err = h("p.error", { id: "invite-error", role: "alert" });
+  const done = async (accepted) => {
+    history.replaceState(null, "", `${location.pathname}${location.search}#/`);
+    if (accepted.session) {
+      state.csrf = accepted.session.csrf_token;
+      state.user = accepted.session.user;
+      store.setItem(COOKIE_KEY, "1");
+    }
+    state.workspace = accepted.membership.workspace_id;
+    store.setItem(WORKSPACE_KEY, state.workspace);
+    toast(`You joined as ${accepted.membership.role}.`, "info");
+    start();
+  };
+  const accept = async (body) => {
+    try {
+      await done(await api("POST", "/api/v1/invitations/accept", { token, ...body }, { auth: signedIn() }));
+    } catch (e) {
+      err.textContent = e.message;
+    }
+  };
+  if (signedIn()) {
+    mount(h("h1", {}, "Join a workspace"),
+      h("p", {}, "You were invited to a workspace on this server."),
+      h("button.primary", { id: "join", onclick: () => accept({}) }, "Join"), err);
+    return;
+  }
+  const email = h("input", { id: "join-email", type: "email", autocomplete: "username", required: true });
+  const name = h("input", { id: "join-name", autocomplete: "name" });
+  const password = h("input", { id: "join-password", type: "password", autocomplete: "new-password", minlength: 8, required: true });
+  mount(h("form.signin", {
+    "aria-labelledby": "join-heading",
+    onsubmit: (e) => { e.preventDefault(); accept({ email: email.value, name: name.value, password: password.value }); },
+  },
+    h("h1", { id: "join-heading" }, "Join a workspace"),
+    h("p.muted", {}, "Make your account on this server: it joins the workspace you were invited to."),
+    h("label", { for: "join-email" }, "Email"), email,
+    h("label", { for: "join-name" }, "Name"), name,
+    h("label", { for: "join-password" }, "Password (8 characters or more)"), password,
+    h("button.primary", { type: "submit", id: "join" }, "Create account and join"),
+    err));
+  email.focus();
+}

@@ -433,7 +433,17 @@ async fn up_runs_server_and_daemon_and_reuses_its_state() {
     for secret in ["admin-token", "agentd.db"] {
         assert_eq!(mode(&data.join("server").join(secret)), 0o600, "{secret}");
     }
+    // The board's first user: a server admin whose password is in an owner-only file.
+    let password_file = data.join("first-user-password");
+    assert_eq!(mode(&password_file), 0o600);
+    let password = std::fs::read_to_string(&password_file).unwrap();
+    assert!(password.trim().len() >= 32, "{password:?}");
     let (ws2, rt2) = up_once(&data, &bin).await;
+    assert_eq!(
+        std::fs::read_to_string(&password_file).unwrap(),
+        password,
+        "the second run makes no second user"
+    );
     assert_eq!(
         first,
         state(),
@@ -1040,5 +1050,212 @@ async fn task_diff_and_issue_show_print_what_a_task_changed() {
             .unwrap()
             .contains("no diff"),
         "{err}"
+    );
+}
+
+/// `agentd user create|list|update` and `agentd audit list` against a real server: the
+/// admin token makes a user (the password from standard input), a member token may not,
+/// the user signs in over HTTP, and the audit log shows both the sign-in and the user's
+/// creation.
+#[tokio::test]
+async fn user_and_audit_commands() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let admin = admin.trim();
+    let run_with_stdin = |token: &str, args: &[&str], stdin: &str| {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .arg("--json")
+            .env("AGENTD_SERVER_URL", &srv.url)
+            .env("AGENTD_TOKEN", token)
+            .env_remove("AGENTD_PASSWORD")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (success, out, err) = run_with_stdin(
+        admin,
+        &[
+            "user",
+            "create",
+            "--email",
+            "Ann@Example.com",
+            "--admin",
+            "--password-stdin",
+        ],
+        "correct horse battery\n",
+    );
+    assert!(success, "{err}");
+    let u: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(u["email"], "ann@example.com");
+    assert_eq!(u["is_admin"], true);
+    // No password at all: refused before any request.
+    let (success, _, err) = run_with_stdin(admin, &["user", "create", "--email", "x@y.z"], "");
+    assert!(!success && err.contains("--password-stdin"), "{err}");
+    // A member token is not a server admin.
+    let ws = ok(&srv, admin, &["workspace", "create", "w"]);
+    let member = ok(
+        &srv,
+        admin,
+        &["token", "create", "--workspace", ws["id"].as_str().unwrap()],
+    );
+    let (success, _, err) = run_with_stdin(
+        member["token"].as_str().unwrap(),
+        &[
+            "user",
+            "create",
+            "--email",
+            "bo@example.com",
+            "--password-stdin",
+        ],
+        "correct horse battery\n",
+    );
+    assert!(!success && err.contains("admin"), "{err}");
+    let users = ok(&srv, admin, &["user", "list"]);
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+    let (success, out, err) = run_with_stdin(
+        admin,
+        &[
+            "user",
+            "update",
+            "ann@example.com",
+            "--name",
+            "Ann",
+            "--password-stdin",
+        ],
+        "another horse battery\n",
+    );
+    assert!(success, "{err}");
+    assert!(out.contains("\"Ann\""), "{out}");
+
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{}/api/v1/session", srv.url))
+        .json(&json!({"email": "ann@example.com", "password": "another horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let entries = ok(&srv, admin, &["audit", "list"]);
+    let actions: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions.first(), Some(&"signin"), "{entries}");
+    for a in ["user.create", "user.update", "token.create"] {
+        assert!(actions.contains(&a), "{a} not in {actions:?}");
+    }
+    let only = ok(&srv, admin, &["audit", "list", "--action", "signin"]);
+    assert_eq!(only.as_array().unwrap().len(), 1, "{only}");
+    let human = human(&srv, admin, &["audit", "list"]);
+    assert!(
+        human.contains("signin") && human.contains("ann@example.com"),
+        "{human}"
+    );
+}
+
+/// `agentd login`: with the email and the password (on standard input) the CLI gets a
+/// token of the user's own — its role in each of its workspaces — and saves it in its
+/// context, so the next command needs no token; a wrong password is exit code 6 and
+/// saves nothing.
+#[tokio::test]
+async fn login_saves_a_token_of_the_users_own() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let admin = admin.trim();
+    let ws = ok(&srv, admin, &["workspace", "create", "team"]);
+    let ws_id = ws["id"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{}/api/v1/users", srv.url))
+        .bearer_auth(admin)
+        .json(&json!({"email": "kim@example.com", "password": "kim password 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = http
+        .put(format!(
+            "{}/api/v1/workspaces/{ws_id}/members/kim@example.com",
+            srv.url
+        ))
+        .bearer_auth(admin)
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let config = dir.path().join("config");
+    let login = |password: &str| {
+        let mut child = Command::new(BIN)
+            .args([
+                "login",
+                "--server-url",
+                &srv.url,
+                "--email",
+                "kim@example.com",
+            ])
+            .args(["--password-stdin", "--json"])
+            .env("XDG_CONFIG_HOME", &config)
+            .env_remove("AGENTD_TOKEN")
+            .env_remove("AGENTD_SERVER_URL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = login("wrong password");
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    assert!(!config.join("agentd/cli.toml").exists());
+    let out = login("kim password 1");
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["workspace_ids"], json!([ws_id]), "{v}");
+    // The next commands use the saved context: the token is kim's, a viewer's.
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--json")
+            .env("XDG_CONFIG_HOME", &config)
+            .env_remove("AGENTD_TOKEN")
+            .env_remove("AGENTD_SERVER_URL")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["workspace", "list"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = run(&["issue", "create", "viewers cannot", "--workspace", ws_id]);
+    assert_eq!(out.status.code(), Some(6), "a viewer's token: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("member role"),
+        "{out:?}"
     );
 }

@@ -446,3 +446,96 @@ async fn the_board_shows_an_issues_pull_request_and_its_review() {
     );
     assert!(shots.join("issue-pr-1280.png").exists());
 }
+
+/// Issue 15's browser test: a local account signs in with its password, invites a second
+/// person by link, who makes an account, joins as a member, cannot reach the admin pages
+/// and creates and assigns an issue that an agent completes (`tests/web/accounts.e2e.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_sign_in_invite_a_member_who_gets_work_done() {
+    let prefix = match browser_setup() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIP web_e2e: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let url = server.url.clone();
+    let (ws, token, daemon) = server.workspace_with_tokens("team");
+    let fixture = repo_root()
+        .join("crates/agentd-daemon/tests/fixtures/agent-output/claude-write-shell.jsonl");
+    let bin = stand_in_claude(
+        dir.path(),
+        &format!(
+            "echo 'hello from mock' > hello.txt\ncat {}",
+            common::heredoc(&fixture)
+        ),
+    );
+    let _daemon = common::spawn_daemon(
+        dir.path(),
+        &bin,
+        &url,
+        &daemon,
+        &["--heartbeat-interval", "1s", "--poll-interval", "2s"],
+    );
+    let rid = online_runtime(&url, &token, &ws, "claude", 30).await;
+    cli(
+        &url,
+        &token,
+        &[
+            "agent",
+            "create",
+            "claude-bot",
+            "--workspace",
+            &ws,
+            "--runtime",
+            &rid,
+        ],
+    );
+    // The owner: a local account made with the admin token, owner of the workspace.
+    let http = reqwest::Client::new();
+    let (email, password) = ("owner@example.com", "owner password 1");
+    let resp = http
+        .post(format!("{url}/api/v1/users"))
+        .bearer_auth(&server.admin)
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
+    let resp = http
+        .put(format!("{url}/api/v1/workspaces/{ws}/members/{email}"))
+        .bearer_auth(&server.admin)
+        .json(&serde_json::json!({"role": "owner"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+
+    let shots = repo_root().join("target/web-e2e");
+    let mut node = tokio::process::Command::new("node");
+    node.arg(repo_root().join("tests/web/accounts.e2e.mjs"))
+        .env("AGENTD_URL", &url)
+        .env("OWNER_EMAIL", email)
+        .env("OWNER_PASSWORD", password)
+        .env("AGENT_NAME", "claude-bot")
+        .env("SHOT_DIR", &shots)
+        .env("PLAYWRIGHT_PREFIX", &prefix)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(240), node.output())
+        .await
+        .expect("the browser test finished within 240 s")
+        .expect("run node");
+    let log = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "accounts e2e failed ({:?}):\n{}\n{}\n--- daemon log ---\n{}\n--- server log ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        log("daemon.log"),
+        log("server.log"),
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -85,6 +85,10 @@ impl From<service::Error> for ApiError {
                 message,
                 matches,
             },
+            service::Error::Gone(m) => ApiError::Rejected(StatusCode::GONE, m),
+            service::Error::TooManyAttempts(m) => {
+                ApiError::Rejected(StatusCode::TOO_MANY_REQUESTS, m)
+            }
             service::Error::Internal(m) => {
                 tracing::error!(error = %m, "internal failure");
                 ApiError::Internal(m)

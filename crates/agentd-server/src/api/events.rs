@@ -59,6 +59,7 @@ pub async fn stream(
 fn holder(who: &Principal) -> String {
     match who {
         Principal::Token { token_id, .. } => format!("token:{token_id}"),
+        Principal::User(u) => format!("session:{}", u.session_hash),
         Principal::Task(t) => format!("task:{}", t.id),
     }
 }

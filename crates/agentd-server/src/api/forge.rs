@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::error::{ApiError, ApiJson};
 use crate::App;
-use crate::auth::{Daemon, Member};
-use crate::service::{forge, task};
+use crate::auth::{Daemon, Member, SourceIp};
+use crate::service::{audit, forge, task};
 
 pub async fn show(
     State(app): State<Arc<App>>,
@@ -28,18 +28,38 @@ pub async fn show(
 pub async fn set(
     State(app): State<Arc<App>>,
     Member(who): Member,
+    SourceIp(ip): SourceIp,
     Path(wid): Path<String>,
     ApiJson(req): ApiJson<SetForgeRequest>,
 ) -> Result<Json<ForgeInfo>, ApiError> {
-    Ok(Json(forge::set(&app, &who, &wid, req).await?))
+    let rotate = req.rotate_webhook_secret;
+    let info = forge::set(&app, &who, &wid, req).await?;
+    audit::record(
+        &app,
+        audit::Entry::new(Some(&who), "forge.set", &ip)
+            .workspace(&info.workspace_id)
+            .target(&info.repo)
+            .detail(
+                serde_json::json!({"kind": info.kind, "api_url": info.api_url,
+                                       "poll": info.poll, "rotate_webhook_secret": rotate}),
+            ),
+    )
+    .await;
+    Ok(Json(info))
 }
 
 pub async fn remove(
     State(app): State<Arc<App>>,
     Member(who): Member,
+    SourceIp(ip): SourceIp,
     Path(wid): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    forge::remove(&app, &who, &wid).await?;
+    let ws = forge::remove(&app, &who, &wid).await?;
+    audit::record(
+        &app,
+        audit::Entry::new(Some(&who), "forge.remove", &ip).workspace(&ws),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

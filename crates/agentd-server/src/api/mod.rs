@@ -5,12 +5,15 @@
 //! or a WebSocket upgrade answers at once, so it is never cut) and JSON 404/405
 //! fallbacks.
 
+pub mod accounts;
 pub mod agents;
 pub mod daemon;
 pub mod error;
 pub mod events;
 pub mod forge;
+pub mod invitations;
 pub mod issues;
+pub mod members;
 pub mod tasks;
 pub mod tokens;
 pub mod workspaces;
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post, put};
 
 use crate::App;
 use error::ApiError;
@@ -59,6 +62,29 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/rotate-token", post(tokens::rotate_admin))
         .route("/signin-codes", post(tokens::signin_code))
         .route("/signin", post(tokens::signin))
+        .route(
+            "/session",
+            get(accounts::current)
+                .post(accounts::sign_in)
+                .delete(accounts::sign_out),
+        )
+        .route(
+            "/users",
+            get(accounts::list_users).post(accounts::create_user),
+        )
+        .route("/users/{id}", patch(accounts::update_user))
+        .route("/audit", get(accounts::audit))
+        .route("/workspaces/{wid}/members", get(members::list))
+        .route(
+            "/workspaces/{wid}/invitations",
+            get(invitations::list).post(invitations::create),
+        )
+        .route("/invitations/{id}", delete(invitations::revoke))
+        .route("/invitations/accept", post(invitations::accept))
+        .route(
+            "/workspaces/{wid}/members/{uid}",
+            put(members::set).delete(members::remove),
+        )
         .route("/workspaces/{wid}/runtimes", get(agents::list_runtimes))
         .route("/runtimes/{id}", delete(agents::delete_runtime))
         .route(
@@ -99,6 +125,7 @@ pub fn router(app: Arc<App>) -> Router {
             app.clone(),
             crate::metrics::count_requests,
         ))
+        .route_layer(axum::middleware::from_fn(crate::auth::stamp_required_role))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::Rejected(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into())

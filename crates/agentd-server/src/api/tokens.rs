@@ -13,17 +13,18 @@ use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiJson};
 use crate::App;
-use crate::auth::{Admin, Member};
+use crate::auth::{Admin, Member, SourceIp};
 use crate::service::token;
 
 pub async fn create(
     State(app): State<Arc<App>>,
     Member(who): Member,
+    SourceIp(ip): SourceIp,
     ApiJson(req): ApiJson<CreateTokenRequest>,
 ) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(token::create(&app, &who, req).await?),
+        Json(token::create(&app, &who, &ip, req).await?),
     ))
 }
 
@@ -37,9 +38,10 @@ pub async fn list(
 pub async fn revoke(
     State(app): State<Arc<App>>,
     Member(who): Member,
+    SourceIp(ip): SourceIp,
     Path(id): Path<String>,
 ) -> Result<Json<TokenInfo>, ApiError> {
-    Ok(Json(token::revoke(&app, &who, &id).await?))
+    Ok(Json(token::revoke(&app, &who, &ip, &id).await?))
 }
 
 pub async fn rotate_admin(

@@ -12,7 +12,9 @@ use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiJson};
 use crate::App;
-use crate::auth::{Caller, Daemon, Member, Principal};
+use agentd_proto::accounts::WorkspaceRole;
+
+use crate::auth::{Caller, Daemon, Member, Principal, SourceIp};
 use crate::service::{self, workspace, workspace_info};
 
 pub async fn me(
@@ -20,19 +22,38 @@ pub async fn me(
     Caller(who): Caller,
 ) -> Result<Json<WhoAmI>, ApiError> {
     let name = service::actor_of(&app, &who).await?.name;
-    Ok(Json(match who {
-        Principal::Token {
-            kind, workspaces, ..
-        } => WhoAmI {
-            kind: kind.as_str().into(),
-            workspace_ids: workspaces,
-            name,
-        },
-        Principal::Task(t) => WhoAmI {
-            kind: "task".into(),
-            workspace_ids: vec![t.workspace_id],
-            name,
-        },
+    let kind = match &who {
+        Principal::Token { kind, .. } => kind.as_str().to_string(),
+        Principal::User(_) => "user".into(),
+        Principal::Task(_) => "task".into(),
+    };
+    let workspace_ids = match (&who, who.workspace_filter()) {
+        (Principal::Task(t), _) => vec![t.workspace_id.clone()],
+        (_, Some(ids)) => ids,
+        (_, None) => app
+            .store
+            .list_workspaces(None)
+            .await
+            .map_err(service::Error::from)?
+            .into_iter()
+            .map(|w| w.id)
+            .collect(),
+    };
+    let roles = workspace_ids
+        .iter()
+        .filter_map(|w| {
+            who.role_in(w).map(|role| WorkspaceRole {
+                workspace_id: w.clone(),
+                role,
+            })
+        })
+        .collect();
+    Ok(Json(WhoAmI {
+        kind,
+        workspace_ids,
+        user_id: who.user_id().map(str::to_string),
+        roles,
+        name,
     }))
 }
 
@@ -71,8 +92,17 @@ pub async fn show(
 pub async fn create(
     State(app): State<Arc<App>>,
     Member(who): Member,
+    SourceIp(ip): SourceIp,
     ApiJson(req): ApiJson<CreateWorkspaceRequest>,
 ) -> Result<(StatusCode, Json<WorkspaceInfo>), ApiError> {
     let row = workspace::create(&app, &who, req).await?;
+    service::audit::record(
+        &app,
+        service::audit::Entry::new(Some(&who), "workspace.create", &ip)
+            .workspace(&row.id)
+            .target(&row.key)
+            .detail(serde_json::json!({"name": row.name, "repos": serde_json::from_str::<serde_json::Value>(&row.repos).unwrap_or_default()})),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(workspace_info(&row))))
 }

@@ -32,6 +32,12 @@ pub enum Error {
         message: String,
         matches: Vec<agentd_proto::api::RefMatch>,
     },
+    /// It existed but can be used no more (an expired or revoked invitation).
+    #[error("{0}")]
+    Gone(String),
+    /// Too many failed attempts (sign-in): try again later.
+    #[error("{0}")]
+    TooManyAttempts(String),
     /// The server failed at something other than its database (e.g. writing a file).
     #[error("{0}")]
     Internal(String),

@@ -160,10 +160,11 @@ pub async fn set(
 }
 
 /// Disconnects the workspace (its pull requests stay recorded, no longer tracked).
-pub async fn remove(app: &App, who: &Principal, wid: &str) -> Result<(), Error> {
+/// Disconnects the workspace's forge; returns the workspace's id (for the audit log).
+pub async fn remove(app: &App, who: &Principal, wid: &str) -> Result<String, Error> {
     let ws = workspace::visible(app, who, wid).await?;
-    if app.store.delete_forge(ws.id).await? {
-        Ok(())
+    if app.store.delete_forge(ws.id.clone()).await? {
+        Ok(ws.id)
     } else {
         Err(Error::NotFound("forge not connected"))
     }

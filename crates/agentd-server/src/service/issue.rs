@@ -410,6 +410,7 @@ pub async fn comment(
             ("agent", t.agent_id.clone(), name)
         }
         Principal::Token { token_id, name, .. } => ("member", token_id.clone(), name.clone()),
+        Principal::User(u) => ("member", u.user_id.clone(), u.display_name()),
     };
     let c = CommentRow {
         id: new_id(),

@@ -8,12 +8,16 @@
 //! nothing below them; failures are an [`Error`], which only `api::error` maps to HTTP.
 //! Row → wire conversions live here too.
 
+pub mod account;
 pub mod activity;
 pub mod agent;
+pub mod audit;
 pub mod diff;
 mod error;
 pub mod forge;
+pub mod invitation;
 pub mod issue;
+pub mod member;
 pub mod pool;
 pub mod repo_url;
 pub mod resolve;
@@ -54,6 +58,10 @@ pub async fn actor_of(app: &App, who: &Principal) -> Result<Actor, StoreError> {
         Principal::Token { name, .. } => Actor {
             kind: ActorKind::Member,
             name: name.clone(),
+        },
+        Principal::User(u) => Actor {
+            kind: ActorKind::Member,
+            name: u.display_name(),
         },
         Principal::Task(t) => Actor {
             kind: ActorKind::Agent,

@@ -135,7 +135,7 @@ fn scope_of(who: &Principal, scope: Option<&str>) -> Option<Vec<String>> {
 fn own_issue(who: &Principal) -> Option<String> {
     match who {
         Principal::Task(t) => Some(t.issue_id.clone()),
-        Principal::Token { .. } => None,
+        Principal::Token { .. } | Principal::User(_) => None,
     }
 }
 
@@ -154,7 +154,7 @@ fn issue_label(i: &IssueRow) -> RefMatch {
 }
 
 /// A workspace the caller can see, by id, key, name or id prefix.
-pub async fn workspace(app: &App, who: &Principal, r: &str) -> Result<WorkspaceRow, Error> {
+async fn workspace_seen(app: &App, who: &Principal, r: &str) -> Result<WorkspaceRow, Error> {
     let r = clean(r, "workspace_id")?;
     let kind = Kind::Workspace;
     if is_uuid(r) {
@@ -196,7 +196,7 @@ pub async fn workspace(app: &App, who: &Principal, r: &str) -> Result<WorkspaceR
 }
 
 /// An issue the caller can see (a task token: only its own), by id, key or id prefix.
-pub async fn issue(app: &App, who: &Principal, r: &str) -> Result<IssueRow, Error> {
+async fn issue_seen(app: &App, who: &Principal, r: &str) -> Result<IssueRow, Error> {
     let r = clean(r, "issue id")?;
     let kind = Kind::Issue;
     let only = own_issue(who);
@@ -239,7 +239,7 @@ pub async fn issue(app: &App, who: &Principal, r: &str) -> Result<IssueRow, Erro
 }
 
 /// A task the caller can see (a task token: only those of its issue), by id or id prefix.
-pub async fn task(app: &App, who: &Principal, r: &str) -> Result<TaskRow, Error> {
+async fn task_seen(app: &App, who: &Principal, r: &str) -> Result<TaskRow, Error> {
     let r = clean(r, "task id")?;
     let kind = Kind::Task;
     let only = own_issue(who);
@@ -285,7 +285,7 @@ pub async fn task(app: &App, who: &Principal, r: &str) -> Result<TaskRow, Error>
 
 /// An agent the caller can see, in workspace `scope` when given, by id, name or id
 /// prefix.
-pub async fn agent(
+async fn agent_seen(
     app: &App,
     who: &Principal,
     r: &str,
@@ -328,7 +328,7 @@ pub async fn agent(
 
 /// A runtime the caller can see, in workspace `scope` when given, by id, name or id
 /// prefix.
-pub async fn runtime(
+async fn runtime_seen(
     app: &App,
     who: &Principal,
     r: &str,
@@ -412,6 +412,54 @@ async fn runtimes_of_provider(
         );
     }
     Ok(found)
+}
+
+// The public resolvers: what the caller sees (404 otherwise), then the role the route
+// needs in its workspace (403 otherwise; `Principal::check_role`).
+
+/// A workspace the caller can see, by id, key, name or id prefix.
+pub async fn workspace(app: &App, who: &Principal, r: &str) -> Result<WorkspaceRow, Error> {
+    let ws = workspace_seen(app, who, r).await?;
+    who.check_role(&ws.id)?;
+    Ok(ws)
+}
+
+/// An issue the caller can see (a task token: its own), by id, key or id prefix.
+pub async fn issue(app: &App, who: &Principal, r: &str) -> Result<IssueRow, Error> {
+    let i = issue_seen(app, who, r).await?;
+    who.check_role(&i.workspace_id)?;
+    Ok(i)
+}
+
+/// A task the caller can see, by id or id prefix.
+pub async fn task(app: &App, who: &Principal, r: &str) -> Result<TaskRow, Error> {
+    let t = task_seen(app, who, r).await?;
+    who.check_role(&t.workspace_id)?;
+    Ok(t)
+}
+
+/// An agent the caller can see, in workspace `scope` when given.
+pub async fn agent(
+    app: &App,
+    who: &Principal,
+    r: &str,
+    scope: Option<&str>,
+) -> Result<AgentRow, Error> {
+    let a = agent_seen(app, who, r, scope).await?;
+    who.check_role(&a.workspace_id)?;
+    Ok(a)
+}
+
+/// A runtime the caller can see, in workspace `scope` when given.
+pub async fn runtime(
+    app: &App,
+    who: &Principal,
+    r: &str,
+    scope: Option<&str>,
+) -> Result<RuntimeRow, Error> {
+    let rt = runtime_seen(app, who, r, scope).await?;
+    who.check_role(&rt.workspace_id)?;
+    Ok(rt)
 }
 
 #[cfg(test)]

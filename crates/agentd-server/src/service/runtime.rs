@@ -35,6 +35,7 @@ pub async fn register(
         Some(ws) if who.sees_workspace(&ws.id) => ws,
         _ => return Err(Error::NotFound(agentd_proto::WORKSPACE_NOT_FOUND)),
     };
+    who.check_role(&ws.id)?;
     let now = app.now();
     let existing = app
         .store
@@ -219,7 +220,10 @@ pub async fn load_for(app: &App, who: &Principal, runtime_id: &str) -> Result<Ru
         return Err(Error::bad("invalid runtime_id"));
     }
     match app.store.get_runtime(runtime_id.to_string()).await? {
-        Some(rt) if who.sees_workspace(&rt.workspace_id) && owns(who, &rt) => Ok(rt),
+        Some(rt) if who.sees_workspace(&rt.workspace_id) && owns(who, &rt) => {
+            who.check_role(&rt.workspace_id)?;
+            Ok(rt)
+        }
         _ => Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND)),
     }
 }
@@ -257,6 +261,7 @@ pub async fn heartbeat_check(app: &App, who: &Principal, runtime_id: &str) -> Re
     if !who.sees_workspace(&rt.workspace_id) || !owned {
         return Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND));
     }
+    who.check_role(&rt.workspace_id)?;
     Ok(!rt.online)
 }
 
@@ -324,11 +329,12 @@ pub async fn went_offline(app: &App, runtime_id: &str) -> Result<(), StoreError>
 /// them and reports by task id, and renews their leases under its new runtime ids. The
 /// daemon learns on its next heartbeat (404 `runtime not found` / `runtime_gone`) and
 /// re-registers.
-pub async fn delete(app: &App, who: &Principal, runtime_id: &str) -> Result<(), Error> {
+/// Deletes a runtime the caller may; returns it (for the audit log).
+pub async fn delete(app: &App, who: &Principal, runtime_id: &str) -> Result<RuntimeRow, Error> {
     let rt = super::resolve::runtime(app, who, runtime_id, None).await?;
     app.store.delete_runtime(rt.id.clone()).await?;
     runtime_event(app, &rt, "deleted");
-    Ok(())
+    Ok(rt)
 }
 
 /// A daemon's labels as stored: trimmed, without empties and repeats, at most 32 of at

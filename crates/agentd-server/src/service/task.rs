@@ -165,6 +165,7 @@ pub async fn load_for(app: &App, who: &Principal, task_id: &str) -> Result<TaskR
         Some(t) if who.sees_workspace(&t.workspace_id) => t,
         _ => return Err(not_found()),
     };
+    who.check_role(&t.workspace_id)?;
     let Some(me) = who.daemon_token() else {
         return Ok(t);
     };

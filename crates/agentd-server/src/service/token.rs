@@ -12,6 +12,7 @@
 //!   `BOARD_SESSION_TTL_SECS` but never after the maker. The store keeps the code's
 //!   SHA-256 and consumes it with one guarded update, so two exchanges give one token.
 
+use agentd_proto::accounts::Role;
 use agentd_proto::api::{
     BOARD_SESSION_TTL_SECS, CreateTokenRequest, SIGNIN_CODE_TTL_SECS, SigninCode, TokenCreated,
     TokenInfo, TokenKind,
@@ -20,7 +21,7 @@ use rand::RngCore;
 
 use crate::App;
 use crate::auth::{MEMBER_TOKEN_PREFIX, Principal, hash_token, new_token};
-use crate::service::{Error, is_uuid, new_id, rfc3339, workspace};
+use crate::service::{Error, audit, is_uuid, new_id, rfc3339, workspace};
 use crate::store::TokenRow;
 
 /// The longest expiry one can ask for (ten years), so the arithmetic cannot overflow.
@@ -29,17 +30,26 @@ const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
 pub async fn create(
     app: &App,
     who: &Principal,
+    ip: &str,
     req: CreateTokenRequest,
 ) -> Result<TokenCreated, Error> {
-    let Principal::Token {
-        token_id,
-        expires_at: creator_expires_at,
-        ..
-    } = who
-    else {
-        return Err(Error::Forbidden("a task token cannot create tokens".into()));
+    // A user's new token is the user's; a token's, its owner's.
+    let (token_id, creator_expires_at, owner) = match who {
+        Principal::Token {
+            token_id,
+            expires_at,
+            owner,
+            ..
+        } => (Some(token_id.clone()), *expires_at, owner.clone()),
+        Principal::User(u) => (None, None, Some(u.user_id.clone())),
+        Principal::Task(_) => {
+            return Err(Error::Forbidden("a task token cannot create tokens".into()));
+        }
     };
-    if !who.is_admin() && !app.config.members_can_mint_tokens {
+    // Users (signed in, or through a token of theirs) mint tokens for themselves
+    // (`agentd login`); those act with the user's own role, so no more than the user may.
+    // The server setting limits tokens that belong to no user.
+    if !who.is_admin() && who.user_id().is_none() && !app.config.members_can_mint_tokens {
         return Err(Error::Forbidden(
             "members may not create tokens on this server; ask the admin \
              (or run the server with --members-can-mint-tokens)"
@@ -61,6 +71,10 @@ pub async fn create(
     let mut workspace_ids: Vec<String> = Vec::new();
     for r in &req.workspace_ids {
         let id = workspace::visible(app, who, r).await?.id;
+        // A daemon token registers runtimes: the admin role's business.
+        if kind == TokenKind::Daemon {
+            who.require(&id, Role::Admin)?;
+        }
         if !workspace_ids.contains(&id) {
             workspace_ids.push(id);
         }
@@ -75,7 +89,7 @@ pub async fn create(
         None => None,
     };
     // A token never outlives the token that created it, or expiry could be sidestepped.
-    let expires_at = match (requested, *creator_expires_at) {
+    let expires_at = match (requested, creator_expires_at) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
@@ -89,15 +103,26 @@ pub async fn create(
         name: name.clone(),
         kind: kind.as_str().to_string(),
         created_at: now,
-        created_by: Some(token_id.clone()),
+        created_by: token_id,
         expires_at,
         revoked_at: None,
         last_used_at: None,
+        owner_user_id: owner,
     };
     let id = row.id.clone();
     app.store
         .create_token(row, hash_token(&token), workspace_ids.clone())
         .await?;
+    for w in &workspace_ids {
+        audit::record(
+            app,
+            audit::Entry::new(Some(who), "token.create", ip)
+                .workspace(w)
+                .target(&id)
+                .detail(serde_json::json!({"name": name, "kind": kind.as_str()})),
+        )
+        .await;
+    }
     Ok(TokenCreated {
         id,
         name,
@@ -134,10 +159,18 @@ fn scope(who: &Principal) -> Option<String> {
 
 /// The tokens the caller sees, oldest first, revoked ones included.
 pub async fn list(app: &App, who: &Principal) -> Result<Vec<TokenInfo>, Error> {
-    Ok(app
-        .store
-        .list_tokens(scope(who))
-        .await?
+    let rows = match who {
+        // A user sees the tokens it owns.
+        Principal::User(u) if !u.is_admin => app
+            .store
+            .list_tokens(None)
+            .await?
+            .into_iter()
+            .filter(|(t, _)| t.owner_user_id.as_deref() == Some(u.user_id.as_str()))
+            .collect(),
+        _ => app.store.list_tokens(scope(who)).await?,
+    };
+    Ok(rows
         .into_iter()
         .map(|(row, ws)| info(row, ws, who))
         .collect())
@@ -145,7 +178,7 @@ pub async fn list(app: &App, who: &Principal) -> Result<Vec<TokenInfo>, Error> {
 
 /// Revokes a token the caller sees (idempotent); answers it as it is now. The admin
 /// token is refused (409): rotate it instead.
-pub async fn revoke(app: &App, who: &Principal, id: &str) -> Result<TokenInfo, Error> {
+pub async fn revoke(app: &App, who: &Principal, ip: &str, id: &str) -> Result<TokenInfo, Error> {
     if !is_uuid(id) {
         return Err(Error::bad("invalid token id"));
     }
@@ -153,7 +186,10 @@ pub async fn revoke(app: &App, who: &Principal, id: &str) -> Result<TokenInfo, E
         Some((row, ws))
             if who.is_admin()
                 || who.token_id() == Some(row.id.as_str())
-                || row.created_by.as_deref() == who.token_id() =>
+                || (who.token_id().is_some() && row.created_by.as_deref() == who.token_id())
+                || (matches!(who, Principal::User(_))
+                    && row.owner_user_id.is_some()
+                    && row.owner_user_id.as_deref() == who.user_id()) =>
         {
             (row, ws)
         }
@@ -166,6 +202,13 @@ pub async fn revoke(app: &App, who: &Principal, id: &str) -> Result<TokenInfo, E
     }
     if app.store.revoke_token(row.id.clone(), app.now()).await? {
         tracing::info!(token_id = %row.id, kind = %row.kind, "token revoked");
+        audit::record(
+            app,
+            audit::Entry::new(Some(who), "token.revoke", ip)
+                .target(&row.id)
+                .detail(serde_json::json!({"name": row.name, "kind": row.kind})),
+        )
+        .await;
     }
     // Dropped here before answering, and on every other instance (`authcache`).
     crate::bus::publish(
@@ -291,6 +334,7 @@ pub async fn signin(app: &App, code: &str) -> Result<TokenCreated, Error> {
         expires_at,
         revoked_at: None,
         last_used_at: None,
+        owner_user_id: maker.owner_user_id.clone(),
     };
     let id = row.id.clone();
     app.store

@@ -164,6 +164,18 @@ pub async fn create(
             .create_workspace(row.clone(), grant.clone())
             .await?
         {
+            // The creating user (a session's, or the token's owner) owns it.
+            if let Some(user_id) = who.user_id().filter(|_| !who.is_admin()) {
+                app.store
+                    .set_membership(crate::store::MembershipRow {
+                        workspace_id: row.id.clone(),
+                        user_id: user_id.to_string(),
+                        role: agentd_proto::accounts::Role::Owner.as_str().into(),
+                        created_at: row.created_at,
+                    })
+                    .await?;
+                crate::bus::publish(app, crate::bus::Signal::TokensChanged { token_id: None });
+            }
             if let Some(token_id) = grant {
                 // The creator's token sees one more workspace: drop its cached copy.
                 crate::bus::publish(
@@ -195,6 +207,7 @@ pub async fn repos_for_daemon(
         Some(ws) if who.sees_workspace(&ws.id) => ws,
         _ => return Err(Error::NotFound(agentd_proto::WORKSPACE_NOT_FOUND)),
     };
+    who.check_role(&ws.id)?;
     let repos = repos(&ws);
     Ok(ReposResponse {
         workspace_id: ws.id,

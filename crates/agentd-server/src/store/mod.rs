@@ -6,11 +6,13 @@
 //! (column lists, row records, placeholder helpers); each engine's files own its SQL.
 
 pub mod postgres;
+mod postgres_accounts;
 mod postgres_forge;
 mod postgres_liveness;
 mod postgres_tasks;
 mod shared;
 pub mod sqlite;
+mod sqlite_accounts;
 mod sqlite_forge;
 mod sqlite_liveness;
 mod sqlite_tasks;
@@ -281,6 +283,9 @@ pub struct TokenRow {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// The user the token belongs to (it acts with that user's role in each of its
+    /// workspaces); `None` for the server's own admin token.
+    pub owner_user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -505,7 +510,7 @@ pub enum Touched {
 }
 
 /// Everything the services need from persistence. Every write is atomic on its own.
-pub trait Store: TaskStore + ForgeStore + LivenessStore {
+pub trait Store: TaskStore + ForgeStore + LivenessStore + AccountStore {
     /// Waits for in-flight queries and closes the database (at shutdown).
     fn close(&self) -> StoreFut<'_, ()>;
     /// A trivial query (`SELECT 1`): whether the database answers (readiness).
@@ -885,4 +890,147 @@ pub trait LivenessStore: Send + Sync + 'static {
     fn postgres_pool(&self) -> Option<sqlx::PgPool> {
         None
     }
+}
+
+/// A person (`users`). `email` is lowercased and trimmed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    /// argon2id PHC string; `None`: no password sign-in.
+    pub password_hash: Option<String>,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// A user's role in a workspace (`memberships`); `role` is the proto's `Role` wire name.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MembershipRow {
+    pub workspace_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
+/// A board session (`sessions`), by the SHA-256 hex of the cookie's id.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id_hash: String,
+    pub user_id: String,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A single-use invitation (`invitations`), by the SHA-256 hex of its secret.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InvitationRow {
+    pub id: String,
+    pub token_hash: String,
+    pub workspace_id: String,
+    pub role: String,
+    pub email: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub used_by: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+/// One audit log entry (`audit_log`, append-only). `detail` is a JSON object's text.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: String,
+    pub at: i64,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub actor_name: String,
+    pub action: String,
+    pub workspace_id: Option<String>,
+    pub target: String,
+    pub source_ip: String,
+    pub detail: String,
+}
+
+/// Which audit entries to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only these workspaces' entries (`None`: every entry, workspace-less ones included).
+    pub workspace_ids: Option<Vec<String>>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only entries before this time (paging).
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// Users, memberships, sessions and the audit log (a supertrait of [`Store`]).
+pub trait AccountStore: Send + Sync + 'static {
+    /// Inserts the user unless the email is taken (false then, nothing changes).
+    fn create_user(&self, user: UserRow) -> StoreFut<'_, bool>;
+    fn get_user(&self, id: String) -> StoreFut<'_, Option<UserRow>>;
+    fn user_by_email(&self, email: String) -> StoreFut<'_, Option<UserRow>>;
+    /// Every user, oldest first.
+    fn list_users(&self) -> StoreFut<'_, Vec<UserRow>>;
+    /// Sets the user's email, name, password hash and admin flag (taking over the
+    /// upgrade's admin user); false if there is no such user or the email is taken.
+    fn update_user(&self, user: UserRow) -> StoreFut<'_, bool>;
+    /// Gives `user_id` the role `role` in the workspace (replacing any role it had).
+    fn set_membership(&self, m: MembershipRow) -> StoreFut<'_, ()>;
+    /// Removes the user from the workspace: the membership goes, every session of the
+    /// user is revoked, and the user's tokens lose this workspace, in one transaction.
+    /// The ids of the tokens touched; `None` if the user was not a member.
+    fn remove_membership(
+        &self,
+        workspace_id: String,
+        user_id: String,
+        now: i64,
+    ) -> StoreFut<'_, Option<Vec<String>>>;
+    /// The memberships of a user (`by_user`) or of a workspace.
+    fn list_memberships(
+        &self,
+        workspace_id: Option<String>,
+        user_id: Option<String>,
+    ) -> StoreFut<'_, Vec<MembershipRow>>;
+    fn create_session(&self, s: SessionRow) -> StoreFut<'_, ()>;
+    /// The session with this id hash, revoked or expired ones included, with its user.
+    fn find_session(&self, id_hash: String) -> StoreFut<'_, Option<(SessionRow, UserRow)>>;
+    /// Revokes one session; true if it was revoked now.
+    fn revoke_session(&self, id_hash: String, now: i64) -> StoreFut<'_, bool>;
+    fn create_invitation(&self, row: InvitationRow) -> StoreFut<'_, ()>;
+    /// The invitation with this secret hash (`by_hash`) or id, used or not.
+    fn find_invitation(
+        &self,
+        by_hash: Option<String>,
+        id: Option<String>,
+    ) -> StoreFut<'_, Option<InvitationRow>>;
+    /// A workspace's invitations that are unused, unrevoked and unexpired at `now`.
+    fn pending_invitations(
+        &self,
+        workspace_id: String,
+        now: i64,
+    ) -> StoreFut<'_, Vec<InvitationRow>>;
+    /// Revokes an unused invitation; true if it was revoked now.
+    fn revoke_invitation(&self, id: String, now: i64) -> StoreFut<'_, bool>;
+    /// Uses the invitation for `user_id` — only if it is unused, unrevoked and unexpired
+    /// at `now` (one guarded update) — and gives the user its role in the workspace
+    /// (unless the user has a role there already), in one transaction. False if it was
+    /// not usable.
+    fn accept_invitation(&self, id: String, user_id: String, now: i64) -> StoreFut<'_, bool>;
+    /// Appends to the audit log.
+    fn append_audit(&self, row: AuditRow) -> StoreFut<'_, ()>;
+    fn list_audit(&self, f: AuditFilter) -> StoreFut<'_, Vec<AuditRow>>;
+    /// How many `action` entries since `since` have this target, and how many have this
+    /// source IP (failed sign-ins per account and per IP).
+    fn count_audit(
+        &self,
+        action: String,
+        target: String,
+        source_ip: String,
+        since: i64,
+    ) -> StoreFut<'_, (i64, i64)>;
 }

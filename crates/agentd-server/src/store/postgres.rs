@@ -978,7 +978,8 @@ async fn insert_token(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO api_tokens (id, token_hash, name, kind, created_at, created_by, expires_at, \
-         revoked_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         revoked_at, last_used_at, owner_user_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(nn(&t.id))
     .bind(nn(hash))
@@ -989,6 +990,7 @@ async fn insert_token(
     .bind(t.expires_at)
     .bind(t.revoked_at)
     .bind(t.last_used_at)
+    .bind(nn(&t.owner_user_id))
     .execute(&mut **tx)
     .await?;
     Ok(())

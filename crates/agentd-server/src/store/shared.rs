@@ -205,7 +205,15 @@ pub(super) const RUNTIME_COLS: &str = "id, workspace_id, daemon_id, provider, na
     status, last_seen_at, created_at, owner_token_id, sandbox, capacity, labels";
 
 pub(super) const TOKEN_COLS: &str =
-    "id, name, kind, created_at, created_by, expires_at, revoked_at, last_used_at";
+    "id, name, kind, created_at, created_by, expires_at, revoked_at, last_used_at, owner_user_id";
+pub(super) const USER_COLS: &str = "id, email, name, password_hash, is_admin, disabled, created_at";
+pub(super) const SESSION_COLS: &str =
+    "id_hash, user_id, csrf_token, created_at, expires_at, revoked_at";
+pub(super) const INVITATION_COLS: &str = "id, token_hash, workspace_id, role, email, created_by, \
+     created_at, expires_at, used_at, used_by, revoked_at";
+pub(super) const MEMBERSHIP_COLS: &str = "workspace_id, user_id, role, created_at";
+pub(super) const AUDIT_COLS: &str =
+    "id, at, actor_kind, actor_id, actor_name, action, workspace_id, target, source_ip, detail";
 
 pub(super) fn placeholders(start: usize, n: usize) -> String {
     (start..start + n)

@@ -16,6 +16,7 @@ use super::{PgStore, SqliteStore, StoreError};
 /// The tables in an order that satisfies their foreign keys.
 pub const TABLES: &[&str] = &[
     "workspaces",
+    "users",
     "api_tokens",
     "token_workspaces",
     "runtimes",
@@ -31,6 +32,10 @@ pub const TABLES: &[&str] = &[
     "pull_requests",
     "forge_deliveries",
     "signin_codes",
+    "memberships",
+    "sessions",
+    "invitations",
+    "audit_log",
 ];
 
 /// A column's type on PostgreSQL, which decides how the SQLite value is read.

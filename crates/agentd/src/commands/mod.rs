@@ -35,6 +35,12 @@ pub enum Command {
         after_help = "Examples:\n  cd ~/src/myproject && agentd up\n  agentd up --repo ~/src/other --data-dir ~/.local/share/agentd-other --listen 127.0.0.1:8081"
     )]
     Up(server::UpArgs),
+    /// Sign in with your email and password: the server makes you an API token (yours,
+    /// with your role in each of your workspaces), saved in the CLI's context.
+    #[command(
+        after_help = "Examples:\n  echo \"$PASSWORD\" | agentd login --server-url https://agentd.example.com --email ann@example.com --password-stdin\n  AGENTD_PASSWORD=... agentd login --server-url http://127.0.0.1:8080 --email ann@example.com --name laptop"
+    )]
+    Login(LoginArgs),
     /// The CLI's context (server URL, token, default workspace): show, set, clear.
     #[command(
         after_help = "Examples:\n  agentd context show\n  agentd context set --workspace AGD\n  agentd context clear"
@@ -50,6 +56,16 @@ pub enum Command {
         after_help = "Examples:\n  agentd token list\n  agentd token create --daemon --name laptop --expires-in 90d"
     )]
     Token(Group<TokenCmd>),
+    /// Users (people who sign in to the board): create, list, update.
+    #[command(
+        after_help = "Examples:\n  echo \"$PASSWORD\" | agentd user create --email ann@example.com --admin --password-stdin\n  agentd user list --json"
+    )]
+    User(Group<UserCmd>),
+    /// The audit log: who signed in, changed tokens, members, agents, runtimes, forges.
+    #[command(
+        after_help = "Examples:\n  agentd audit list\n  agentd audit list --action signin.failed --json"
+    )]
+    Audit(Group<AuditCmd>),
     /// Server administration with the admin token.
     #[command(
         after_help = "Examples:\n  agentd admin rotate-token --token \"$(cat ~/.local/share/agentd/server/admin-token)\""
@@ -94,6 +110,7 @@ impl Command {
         match self {
             Command::Server(a) => a.json,
             Command::Up(a) => a.json,
+            Command::Login(a) => a.json,
             Command::Context(a) => match &a.cmd {
                 ContextCmd::Show { client } => client.json,
                 ContextCmd::Set { json, .. } | ContextCmd::Clear { json } => *json,
@@ -101,6 +118,8 @@ impl Command {
             Command::Workspace(g) => g.client.json,
             Command::Token(g) => g.client.json,
             Command::Admin(g) => g.client.json,
+            Command::User(g) => g.client.json,
+            Command::Audit(g) => g.client.json,
             Command::Runtime(g) => g.client.json,
             Command::Agent(g) => g.client.json,
             Command::Issue(g) => g.client.json,
@@ -116,6 +135,25 @@ pub struct Group<C: clap::Subcommand> {
     client: ClientArgs,
     #[command(subcommand)]
     cmd: C,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LoginArgs {
+    /// The server's URL [default: the context's].
+    #[arg(long, env = "AGENTD_SERVER_URL")]
+    server_url: Option<String>,
+    /// Your email.
+    #[arg(long)]
+    email: String,
+    /// Read the password from standard input (else AGENTD_PASSWORD).
+    #[arg(long)]
+    password_stdin: bool,
+    /// The new token's name [default: `cli on HOSTNAME`].
+    #[arg(long)]
+    name: Option<String>,
+    /// Print `{"server_url","token_id","workspace_ids","context_file"}` instead of a sentence.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -264,6 +302,69 @@ pub enum TokenCmd {
     Revoke {
         /// The token's id (or a unique prefix of it, as `token list` shows).
         id: String,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a local account (server admins: the admin token or an admin user). The
+    /// password is read from standard input (`--password-stdin`) or AGENTD_PASSWORD.
+    #[command(
+        after_help = "Examples:\n  echo \"$PASSWORD\" | agentd user create --email ann@example.com --admin --password-stdin\n  AGENTD_PASSWORD=... agentd user create --email bo@example.com --name Bo"
+    )]
+    Create {
+        /// The email the user signs in with.
+        #[arg(long)]
+        email: String,
+        /// The name the board shows.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// A server admin: every workspace, every route.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (else AGENTD_PASSWORD).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Every user (server admins).
+    #[command(after_help = "Examples:\n  agentd user list\n  agentd user list --json")]
+    List,
+    /// Change a user's email, name or password (server admins), e.g. to take over the
+    /// `admin@agentd.invalid` user an upgrade made (docs/accounts.md).
+    #[command(
+        after_help = "Examples:\n  echo \"$PASSWORD\" | agentd user update admin@agentd.invalid --email me@example.com --password-stdin"
+    )]
+    Update {
+        /// The user's email or id.
+        user: String,
+        /// The new email.
+        #[arg(long)]
+        email: Option<String>,
+        /// The new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Read a new password from standard input (else AGENTD_PASSWORD, if set).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Audit entries, newest first (server admins see all; workspace admins theirs).
+    #[command(
+        after_help = "Examples:\n  agentd audit list\n  agentd audit list --workspace AGD --limit 50\n  agentd audit list --action signin.failed --json"
+    )]
+    List {
+        /// Only this workspace's entries (key, name or id).
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Only this action, e.g. `signin`, `signin.failed`, `token.create`.
+        #[arg(long)]
+        action: Option<String>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
     },
 }
 
@@ -630,16 +731,146 @@ pub async fn run(cmd: Command, shutdown: CancellationToken) -> anyhow::Result<()
     match cmd {
         Command::Server(a) => server::server(a, shutdown).await,
         Command::Up(a) => server::up(a, shutdown).await,
+        Command::Login(a) => login(a).await,
         Command::Context(a) => context_cmd(a.cmd).await,
         Command::Workspace(g) => workspace(Client::new(&g.client)?, g.cmd).await,
         Command::Token(g) => token(Client::new(&g.client)?, g.cmd).await,
         Command::Admin(g) => admin(Client::new(&g.client)?, g.cmd).await,
+        Command::User(g) => user(Client::new(&g.client)?, g.cmd).await,
+        Command::Audit(g) => audit(Client::new(&g.client)?, g.cmd).await,
         Command::Runtime(g) => runtime(Client::new(&g.client)?, g.cmd).await,
         Command::Agent(g) => agent(Client::new(&g.client)?, g.cmd).await,
         Command::Issue(g) => issue::run(Client::new(&g.client)?, g.cmd).await,
         Command::Task(g) => task::run(Client::new(&g.client)?, g.cmd, shutdown).await,
         Command::Forge(g) => forge(Client::new(&g.client)?, g.cmd).await,
     }
+}
+
+/// `agentd login`: a session from the email and password, a member token for every
+/// workspace the user has a role in (or, for a server admin, every workspace) made with
+/// it, the session ended, and the token saved in the CLI's context with the server URL.
+async fn login(a: LoginArgs) -> anyhow::Result<()> {
+    let saved = context::load().unwrap_or_default();
+    let url = a
+        .server_url
+        .clone()
+        .or(saved.server_url.clone())
+        .context("no server: pass --server-url (or set AGENTD_SERVER_URL)")?;
+    let url = url.trim_end_matches('/').to_string();
+    check_server_url(&url)?;
+    let password = read_password(a.password_stdin, true)?.unwrap_or_default();
+    let http = reqwest::Client::new();
+    let fail = |what: &str, status: reqwest::StatusCode, body: &Value| {
+        let msg = body["error"].as_str().unwrap_or("").to_string();
+        let kind = if status == 401 || status == 403 || status == 429 {
+            crate::error::Kind::Auth
+        } else {
+            crate::error::Kind::Other
+        };
+        crate::error::CliError::new(kind, format!("{what}: {msg} ({status})"))
+    };
+    let resp = http
+        .post(format!("{url}/api/v1/session"))
+        .json(&json!({"email": a.email, "password": password}))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let cookie = resp
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    let session: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(fail("sign-in refused", status, &session).into());
+    }
+    let csrf = s(&session, "csrf_token");
+    let mut workspace_ids: Vec<String> = session["memberships"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| s(m, "workspace_id"))
+        .collect();
+    if session["user"]["is_admin"] == true {
+        let all: Value = http
+            .get(format!("{url}/api/v1/workspaces"))
+            .header(reqwest::header::COOKIE, &cookie)
+            .send()
+            .await?
+            .json()
+            .await?;
+        workspace_ids = all
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|w| s(w, "id"))
+            .collect();
+    }
+    let end_session = || async {
+        let _ = http
+            .delete(format!("{url}/api/v1/session"))
+            .header(reqwest::header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf)
+            .send()
+            .await;
+    };
+    if workspace_ids.is_empty() {
+        end_session().await;
+        anyhow::bail!(
+            "{} has no workspace on this server yet: ask an admin for an invitation",
+            a.email
+        );
+    }
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let name = a.name.clone().unwrap_or_else(|| match host.as_str() {
+        "" => "cli".into(),
+        h => format!("cli on {h}"),
+    });
+    let resp = http
+        .post(format!("{url}/api/v1/tokens"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"name": name, "workspace_ids": workspace_ids}))
+        .send()
+        .await?;
+    let status = resp.status();
+    let tok: Value = resp.json().await.unwrap_or(Value::Null);
+    end_session().await;
+    if !status.is_success() {
+        return Err(fail("cannot make a token", status, &tok).into());
+    }
+    let ctx = context::CliContext {
+        server_url: Some(url.clone()),
+        token: Some(s(&tok, "token")),
+        workspace: saved
+            .workspace
+            .filter(|_| saved.server_url.as_deref() == Some(url.as_str())),
+    };
+    let file = context::save(&ctx)?;
+    if a.json {
+        crate::outln!(
+            "{}",
+            json!({"server_url": url, "token_id": s(&tok, "id"), "workspace_ids": workspace_ids,
+                   "context_file": file.display().to_string()})
+        );
+    } else {
+        crate::outln!(
+            "signed in as {}: token {} ({}) for {} workspace(s) saved in {}",
+            a.email,
+            short(&s(&tok, "id")),
+            name,
+            workspace_ids.len(),
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 fn read_stdin_trimmed(what: &str) -> anyhow::Result<String> {
@@ -994,6 +1225,180 @@ async fn token(c: Client, cmd: TokenCmd) -> anyhow::Result<()> {
             });
         }
     }
+    Ok(())
+}
+
+/// The password of `user create|update`: standard input with `--password-stdin`, else
+/// AGENTD_PASSWORD (`None` if neither and `required` is false).
+fn read_password(stdin: bool, required: bool) -> anyhow::Result<Option<String>> {
+    if stdin {
+        return Ok(Some(read_stdin_trimmed("the password")?));
+    }
+    match std::env::var("AGENTD_PASSWORD") {
+        Ok(p) if !p.is_empty() => Ok(Some(p)),
+        _ if required => {
+            anyhow::bail!("no password: pipe it in with --password-stdin, or set AGENTD_PASSWORD")
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn user(c: Client, cmd: UserCmd) -> anyhow::Result<()> {
+    let st = Style::stdout();
+    let line = |u: &Value| {
+        format!(
+            "{} {}{}{}",
+            short(&s(u, "id")),
+            s(u, "email"),
+            if u["is_admin"] == true {
+                " (admin)"
+            } else {
+                ""
+            },
+            if u["disabled"] == true {
+                " (disabled)"
+            } else {
+                ""
+            },
+        )
+    };
+    match cmd {
+        UserCmd::Create {
+            email,
+            name,
+            admin,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin, true)?.unwrap_or_default();
+            let v = c
+                .post(
+                    "/api/v1/users",
+                    json!({"email": email, "name": name, "password": password, "is_admin": admin}),
+                )
+                .await?;
+            c.print(&v, |v| format!("created user {}", line(v)));
+        }
+        UserCmd::List => {
+            let v = c.get("/api/v1/users").await?;
+            c.print(&v, |v| {
+                let rows: Vec<Vec<String>> = v
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|u| {
+                        vec![
+                            short(&s(u, "id")),
+                            s(u, "email"),
+                            s(u, "name"),
+                            if u["is_admin"] == true {
+                                "admin"
+                            } else {
+                                "user"
+                            }
+                            .into(),
+                            if u["has_password"] == true {
+                                "yes"
+                            } else {
+                                "no"
+                            }
+                            .into(),
+                            if u["disabled"] == true { "yes" } else { "" }.into(),
+                        ]
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    return "No users.".into();
+                }
+                table(
+                    &["ID", "EMAIL", "NAME", "KIND", "PASSWORD", "DISABLED"],
+                    &rows,
+                    st,
+                )
+            });
+        }
+        UserCmd::Update {
+            user,
+            email,
+            name,
+            password_stdin,
+        } => {
+            let users = c.get("/api/v1/users").await?;
+            let wanted = user.trim().to_lowercase();
+            let found = users
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .find(|u| s(u, "id") == user || s(u, "email") == wanted)
+                .with_context(|| format!("no user {user:?} (see `agentd user list`)"))?;
+            let mut body = json!({});
+            if let Some(e) = email {
+                body["email"] = json!(e);
+            }
+            if let Some(n) = name {
+                body["name"] = json!(n);
+            }
+            if let Some(p) = read_password(password_stdin, false)? {
+                body["password"] = json!(p);
+            }
+            let v = c
+                .patch(&format!("/api/v1/users/{}", enc(&s(&found, "id"))), body)
+                .await?;
+            c.print(&v, |v| format!("updated user {}", line(v)));
+        }
+    }
+    Ok(())
+}
+
+async fn audit(c: Client, cmd: AuditCmd) -> anyhow::Result<()> {
+    let st = Style::stdout();
+    let AuditCmd::List {
+        workspace,
+        action,
+        limit,
+    } = cmd;
+    let mut path = format!("/api/v1/audit?limit={limit}");
+    if let Some(w) = workspace {
+        let ws = c.get(&format!("/api/v1/workspaces/{}", enc(&w))).await?;
+        path.push_str(&format!("&workspace_id={}", enc(&s(&ws, "id"))));
+    }
+    if let Some(a) = action {
+        path.push_str(&format!("&action={}", enc(&a)));
+    }
+    let v = c.get(&path).await?;
+    c.print(&v["entries"], |v| {
+        let rows: Vec<Vec<String>> = v
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                let at = e["at"].as_i64().unwrap_or_default();
+                let when = jiff::Timestamp::from_millisecond(at)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                vec![
+                    when.get(..19).unwrap_or(&when).replace('T', " "),
+                    s(e, "action"),
+                    match s(e, "actor_name") {
+                        n if n.is_empty() => s(e, "actor_kind"),
+                        n => n,
+                    },
+                    s(e, "target"),
+                    s(e, "source_ip"),
+                ]
+            })
+            .collect();
+        if rows.is_empty() {
+            return "No audit entries.".into();
+        }
+        table(
+            &["TIME (UTC)", "ACTION", "ACTOR", "TARGET", "IP"],
+            &rows,
+            st,
+        )
+    });
     Ok(())
 }
 

@@ -132,6 +132,11 @@ pub struct UpArgs {
     /// the git repository around the current directory, if any.
     #[arg(long)]
     pub repo: Option<PathBuf>,
+    /// The email of the board's first user, made when the server has none (default:
+    /// `git config user.email`, else `admin@localhost`); its password is written to
+    /// `DATA_DIR/first-user-password`.
+    #[arg(long)]
+    pub email: Option<String>,
 }
 
 /// The repository `agentd up` works on: `--repo` (which must be a git repository), or
@@ -513,6 +518,13 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
             return Err(e);
         }
     };
+    let first_user = match first_user(&dir, &url, &admin, args.email.as_deref()).await {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("agentd: cannot create the board's first user: {e:#}");
+            None
+        }
+    };
     let ws = state.workspace_id.clone();
     let me = direct_client(&url, &state.token)?;
     let ws_info = me
@@ -572,6 +584,7 @@ pub async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()>
                 .ok()
                 .map(|v| field(v, "url"))
                 .filter(|u| !u.is_empty()),
+            first_user: first_user.as_ref(),
         };
         crate::outln!("{}", guide.render(crate::style::Style::stdout()));
     }
@@ -634,6 +647,51 @@ struct Guide<'a> {
     runtimes: &'a [Value],
     agents: &'a [Value],
     signin_url: Option<String>,
+    /// The user `up` made now: its email and the file with its password.
+    first_user: Option<&'a (String, PathBuf)>,
+}
+
+/// When the server has no user yet: makes a server-admin user (`--email`, else `git
+/// config user.email`, else `admin@localhost`) with a random password, written to
+/// `DIR/first-user-password` (0600). Returns its email and that file.
+async fn first_user(
+    dir: &Path,
+    url: &str,
+    admin: &str,
+    email: Option<&str>,
+) -> anyhow::Result<Option<(String, PathBuf)>> {
+    let c = direct_client(url, admin)?;
+    let users = c.get("/api/v1/users").await?;
+    if users.as_array().is_some_and(|u| !u.is_empty()) {
+        return Ok(None);
+    }
+    let email = match email {
+        Some(e) => e.to_string(),
+        None => std::process::Command::new("git")
+            .args(["config", "user.email"])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|e| e.contains('@'))
+            .unwrap_or_else(|| "admin@localhost".into()),
+    };
+    let password = agentd_server::auth::new_token("");
+    let file = dir.join("first-user-password");
+    agentd_daemon::fsutil::write_atomic(&file, format!("{password}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", file.display()))?;
+    }
+    c.post(
+        "/api/v1/users",
+        json!({"email": email, "password": password, "is_admin": true}),
+    )
+    .await?;
+    Ok(Some((email, file)))
 }
 
 /// `s` quoted for a POSIX shell when it needs it.
@@ -688,6 +746,13 @@ impl Guide<'_> {
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(context::path_text)
             )),
+        }
+        if let Some((email, file)) = self.first_user {
+            out.push(format!(
+                "Board user: {email} (server admin), password in {} — sign in with it from \
+                 another browser; `agentd user create` adds teammates",
+                file.display()
+            ));
         }
         match self.repo {
             Some(r) => out.push(format!(
