@@ -400,8 +400,7 @@ async fn migrate_says_what_it_applied_then_that_all_is_up_to_date() {
         &[
             (1, "init".to_string()),
             (2, "claim function".to_string()),
-            (3, "pools".to_string()),
-            (4, "accounts".to_string())
+            (3, "pools".to_string())
         ]
     );
     assert_eq!(applied, files);
