@@ -26,6 +26,9 @@ pub struct FileConfig {
     pub labels: Option<Vec<String>>,
     pub device_name: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// `"auto"` (default: agentd's server says so in its register answer, anything else is
+    /// served like Multica), `"agentd"` or `"multica"`.
+    pub server_kind: Option<String>,
     pub shutdown_grace: Option<String>,
     pub agent_timeout: Option<String>,
     pub inactivity_timeout: Option<String>,
@@ -472,6 +475,17 @@ pub fn daemon_config(args: &DaemonArgs) -> anyhow::Result<agentd_daemon::DaemonC
 
     cfg.sandbox = sandbox_config(args, &file, file_path.as_deref(), &where_)?;
     cfg.allow_local_repos = args.allow_local_repos || file.allow_local_repos.unwrap_or(false);
+    let kind = std::env::var("AGENTD_SERVER_KIND")
+        .ok()
+        .or(file.server_kind.clone());
+    cfg.server_kind = match kind.as_deref().map(str::trim) {
+        None | Some("") | Some("auto") => None,
+        Some("agentd") => Some(agentd_proto::ServerKind::Agentd),
+        Some("multica") => Some(agentd_proto::ServerKind::Multica),
+        Some(other) => {
+            bail!("{where_}: server_kind {other:?} must be \"auto\", \"agentd\" or \"multica\"")
+        }
+    };
     let configured = pinned_agent_paths(&file);
     let path_var = std::env::var_os("PATH");
     cfg.agents = agentd_daemon::agents::detect(path_var.as_deref(), &configured);
