@@ -933,6 +933,98 @@ async fn up_runs_an_issue_on_real_claude_end_to_end() {
     );
 }
 
+/// Issue 17: on agentd's own server, a member's comment re-runs real Claude Code in the
+/// first run's checkout (same work dir and branch, the earlier change there) and resumes
+/// its session: the mock model sees the first exchange in the follow-up's request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_resumes_claude_in_its_checkout_on_the_real_server() {
+    let Some(claude) = installed("claude") else {
+        return;
+    };
+    let mock = MockModel::start(vec![]).await.expect("mock model");
+    let up = start_up(&claude, &mock, "", &[]);
+    let api = |args: &[&str]| common::cli(&up.url, &up.token, args);
+    let (shown, first) = run_issue(&up, "@mock:write Add a hello file").await;
+    let issue = shown["issue"]["id"].as_str().expect("issue id").to_string();
+    let t1 = &shown["tasks"][0];
+    let ctx = |v: &serde_json::Value| format!("{v:#}\n{}", up.d.describe());
+    assert_eq!(t1["status"], "completed", "{}", ctx(&shown));
+    let work = t1["work_dir"].as_str().expect("work_dir").to_string();
+    let branch = t1["branch_name"].as_str().expect("branch").to_string();
+    let session = t1["session_id"].as_str().expect("session").to_string();
+    let requests_before = mock.requests().len();
+
+    api(&[
+        "issue",
+        "comment",
+        &issue,
+        "@mock:text Say hello again, please.",
+    ]);
+    let shown = common::eventually(90, "the follow-up ended", || {
+        let v = api(&["issue", "show", &issue]);
+        let tasks = v["tasks"].as_array()?;
+        (tasks.len() == 2
+            && tasks
+                .iter()
+                .all(|t| matches!(t["status"].as_str(), Some("completed" | "failed"))))
+        .then_some(v)
+    })
+    .await;
+    let t2 = shown["tasks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["id"] != first.as_str()))
+        .unwrap_or_else(|| panic!("{}", ctx(&shown)));
+    assert_eq!(t2["status"], "completed", "{}", ctx(&shown));
+    assert_eq!(
+        t2["work_dir"],
+        work.as_str(),
+        "the same checkout\n{}",
+        ctx(&shown)
+    );
+    assert_eq!(
+        t2["branch_name"],
+        branch.as_str(),
+        "the same branch\n{}",
+        ctx(&shown)
+    );
+    assert_eq!(
+        t2["session_id"],
+        session.as_str(),
+        "the same session\n{}",
+        ctx(&shown)
+    );
+    // The earlier change is still there, and the follow-up's commit (if any) builds on it.
+    assert_eq!(
+        git(Path::new(&work), &["show", &format!("{branch}:hello.txt")]),
+        "hello from mock\n"
+    );
+    let follow_up: Vec<String> = mock.requests()[requests_before..]
+        .iter()
+        .filter(|r| r.api == Api::Anthropic && r.scenario.as_deref() == Some("text"))
+        .map(|r| r.body.to_string())
+        .collect();
+    assert!(
+        !follow_up.is_empty(),
+        "the follow-up asked the model\n{}",
+        up.d.describe()
+    );
+    assert!(
+        follow_up
+            .iter()
+            .any(|b| b.contains("@mock:write Add a hello file")
+                && b.contains("MOCK-DONE: wrote hello.txt")
+                && b.contains("Say hello again")),
+        "the resumed request carries the first exchange\n{}",
+        up.d.describe()
+    );
+    // Its usage is on the task, and the run view shows tokens.
+    assert!(
+        t2["usage"].as_array().is_some_and(|u| !u.is_empty()),
+        "{}",
+        ctx(&shown)
+    );
+}
+
 /// `agentd up` with one real CLI (see [`spawn_agentd`]), its data in `<root>/data`.
 struct Up {
     d: Daemon,
