@@ -498,9 +498,9 @@ async fn api_error_fails_the_task_as_agent_error(name: &str) {
 
 /// A follow-up resumes the first run's session through the daemon, as the server asks
 /// for it (`prior_session_id` and `prior_work_dir` of the earlier run): the CLI answers
-/// in the same session and the model sees the first exchange again. For a CLI whose
-/// sessions belong to a project directory, the follow-up fails today with the error its
-/// row records (the daemon runs it in a new work dir).
+/// in the same session and the model sees the first exchange again. The daemon runs the
+/// follow-up in the first run's checkout, so CLIs whose sessions belong to a project
+/// directory (Gemini CLI, OpenCode, Qwen Code, Pi) resume too.
 async fn a_follow_up_resumes_the_session_through_the_daemon(name: &str) {
     let row = agent_clis::row(name);
     let Some(cli) = installed(name) else {
@@ -564,26 +564,6 @@ async fn a_follow_up_resumes_the_session_through_the_daemon(name: &str) {
     )
     .await;
     let fails = fake.fail_requests();
-    if let Some(error) = row.resume_fails_in_a_new_work_dir {
-        // What this CLI does today (the row says why); when the daemon reuses the prior
-        // work dir, this fails and the row changes to `None`.
-        let (id, req) = fails
-            .first()
-            .unwrap_or_else(|| panic!("the follow-up no longer fails: set the row's resume_fails_in_a_new_work_dir to None\n{}", d.describe()));
-        assert_eq!(id, "task-2");
-        assert_eq!(
-            req.failure_reason,
-            Some(FailureReason::AgentError),
-            "{}",
-            ctx(req)
-        );
-        assert!(req.error.contains(error), "{}", ctx(req));
-        eprintln!(
-            "real_cli_e2e {name}: the follow-up fails as recorded: {}",
-            req.error
-        );
-        return;
-    }
     assert!(
         fails.is_empty(),
         "follow-up failed: {fails:#?}\n{}",
@@ -591,6 +571,12 @@ async fn a_follow_up_resumes_the_session_through_the_daemon(name: &str) {
     );
     let (id, second) = fake.completed().remove(1);
     assert_eq!(id, "task-2");
+    assert_eq!(
+        second.work_dir,
+        first.work_dir,
+        "the first run's checkout\n{}",
+        ctx(&second)
+    );
     assert_eq!(
         second.output,
         "Hello from the mock model.",
