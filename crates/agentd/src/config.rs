@@ -570,6 +570,50 @@ mod tests {
     }
 
     #[test]
+    fn server_kind_is_auto_unless_the_file_fixes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let claude = dir.path().join("claude");
+        std::fs::write(&claude, "#!/bin/sh\necho '2.1.0 (Claude Code)'\n").unwrap();
+        std::fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let p = dir.path().join("daemon.toml");
+        let with = |kind: Option<&str>| {
+            let line = kind
+                .map(|k| format!("server_kind = {k:?}\n"))
+                .unwrap_or_default();
+            std::fs::write(
+                &p,
+                format!(
+                    "token = \"t\"\n{line}[agents.claude]\npath = {:?}\n",
+                    claude.display().to_string()
+                ),
+            )
+            .unwrap();
+            daemon_config(&DaemonArgs {
+                config: Some(p.clone()),
+                data_dir: Some(dir.path().join("data")),
+                ..DaemonArgs::default()
+            })
+        };
+        use agentd_proto::ServerKind;
+        assert_eq!(with(None).unwrap().server_kind, None);
+        assert_eq!(with(Some("auto")).unwrap().server_kind, None);
+        assert_eq!(
+            with(Some("multica")).unwrap().server_kind,
+            Some(ServerKind::Multica)
+        );
+        assert_eq!(
+            with(Some("agentd")).unwrap().server_kind,
+            Some(ServerKind::Agentd)
+        );
+        let err = format!("{:#}", with(Some("gitlab")).unwrap_err());
+        assert!(
+            err.contains("server_kind") && err.contains("gitlab"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn config_file_rejects_unknown_keys_and_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("daemon.toml");
