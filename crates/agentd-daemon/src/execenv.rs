@@ -488,7 +488,7 @@ pub async fn prepare(
                 "the previous run's checkout {} is of another repository than this task's",
                 task.prior_work_dir
             )),
-            Ok(prior) => {
+            Ok(prior) => 'reuse: {
                 let repo = task.repos.first().map(|r| RepoCheckout {
                     url: r.url.clone(),
                     mirror: data_dir
@@ -504,6 +504,11 @@ pub async fn prepare(
                 .await
                 .ok()
                 .filter(|h| !h.is_empty());
+                if let (Some(r), Some(head)) = (&repo, &base_commit)
+                    && let Some(why) = remote_moved(cache, r, &prior.workdir, &branch, head).await?
+                {
+                    break 'reuse Continuation::Fresh(why);
+                }
                 return Ok(TaskEnv {
                     dir,
                     workdir: prior.workdir,
@@ -631,6 +636,54 @@ pub fn prior_task_id(prior_work_dir: &str) -> Option<String> {
     }
     let id = task_dir.file_name()?.to_str()?;
     valid_task_id(id).then(|| id.to_string())
+}
+
+/// Why a reused checkout would be stale: `branch` moved on the remote past the checkout's
+/// `head` (someone pushed to it since the previous run). The mirror is fetched first;
+/// the remote tip is then looked for among `head`'s ancestors in the mirror (which holds
+/// every run's commits it published) or, for a run whose commits never left the checkout,
+/// in `workdir` (a read of objects only: no hook, filter or fsmonitor runs).
+async fn remote_moved(
+    cache: &RepoCache,
+    repo: &RepoCheckout,
+    workdir: &Path,
+    branch: &str,
+    head: &str,
+) -> Result<Option<String>, EnvError> {
+    if !repo.mirror.exists() {
+        return Ok(Some(format!(
+            "the daemon's mirror of {} is gone, so the previous checkout cannot be checked against the remote",
+            repo.url
+        )));
+    }
+    let repo_lock = cache.lock_for(&repo.mirror);
+    let _held = repo_lock.lock().await;
+    git_with(
+        Some(&repo.mirror),
+        &local_protocols(repo.allow_local),
+        &["fetch", "--quiet", "--prune", "origin"],
+    )
+    .await?;
+    let remote = format!("refs/remotes/origin/{branch}");
+    let Ok(tip) = git(
+        Some(&repo.mirror),
+        &["rev-parse", "--verify", "-q", &remote],
+    )
+    .await
+    else {
+        return Ok(None); // never pushed: the checkout is the only copy
+    };
+    let behind = ["merge-base", "--is-ancestor", tip.as_str(), head];
+    if tip == head
+        || git(Some(&repo.mirror), &behind).await.is_ok()
+        || git(Some(workdir), &behind).await.is_ok()
+    {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "branch {branch} moved on the remote since the previous run (now {}), so its checkout is stale",
+        &tip[..tip.len().min(12)]
+    )))
 }
 
 /// Whether a checkout's `origin` is the task's repository (both none, or the same URL).
@@ -1259,6 +1312,60 @@ mod tests {
         assert!(
             env.workdir.join("work.txt").exists(),
             "the branch's earlier work"
+        );
+
+        // Work of its own, not pushed (the remote branch is behind it): still reused.
+        std::fs::write(env.workdir.join("more.txt"), "more\n").unwrap();
+        assert!(commit_changes(&env, "more work", &[]).await.unwrap());
+        let mut next = task("task-4").tap_repo(&url);
+        next.prior_work_dir = env.workdir.display().to_string();
+        let reused = prepare(&data, &cache, &next, repos(&allowed, true), &yes)
+            .await
+            .unwrap();
+        assert_eq!(reused.continuation, Continuation::Reused);
+        assert_eq!(reused.workdir, env.workdir);
+
+        // Someone pushed to the branch since: the checkout is stale, a fresh checkout of
+        // the branch has their commit.
+        let other = dir.path().join("other");
+        let file = ["-c", "protocol.file.allow=always"];
+        let o = other.display().to_string();
+        git_with(None, &file, &["clone", "-q", "-b", &first.branch, &url, &o])
+            .await
+            .unwrap();
+        std::fs::write(other.join("theirs.txt"), "theirs\n").unwrap();
+        git(Some(&other), &["add", "."]).await.unwrap();
+        let commit = [
+            "-c",
+            "user.name=o",
+            "-c",
+            "user.email=o@o",
+            "commit",
+            "-qm",
+            "a reviewer's fix",
+        ];
+        git(Some(&other), &commit).await.unwrap();
+        git_with(
+            Some(&other),
+            &file,
+            &["push", "-q", "origin", &first.branch],
+        )
+        .await
+        .unwrap();
+        let mut late = task("task-5").tap_repo(&url);
+        late.prior_work_dir = env.workdir.display().to_string();
+        let fresh = prepare(&data, &cache, &late, repos(&allowed, true), &yes)
+            .await
+            .unwrap();
+        assert!(
+            matches!(&fresh.continuation, Continuation::Fresh(why) if why.contains("moved on the remote")),
+            "{:?}",
+            fresh.continuation
+        );
+        assert_eq!(fresh.branch, first.branch);
+        assert!(
+            fresh.workdir.join("theirs.txt").exists(),
+            "the remote's new commit"
         );
     }
 
