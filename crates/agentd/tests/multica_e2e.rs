@@ -44,6 +44,11 @@ struct Setup {
 
 impl Setup {
     async fn start(multica: bool, body: &str) -> Setup {
+        Setup::start_with(multica, body, None).await
+    }
+
+    /// [`Setup::start`] with a stand-in `multica` CLI (running `cli`) beside the agent.
+    async fn start_with(multica: bool, body: &str, cli: Option<&str>) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let remote = bare_remote(dir.path());
         let url = remote.display().to_string();
@@ -53,6 +58,12 @@ impl Setup {
         }
         fake.set_repos("ws-1", &[&url]);
         let bin = stand_in_claude(dir.path(), body);
+        if let Some(cli) = cli {
+            use std::os::unix::fs::PermissionsExt;
+            let p = bin.join("multica");
+            std::fs::write(&p, format!("#!/bin/sh\n{cli}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let daemon = spawn_daemon_with(
             dir.path(),
             &bin,
@@ -303,4 +314,25 @@ async fn agentd_cancel_posts_usage_and_fails_with_reason_cancelled() {
     assert_eq!(fail.1.failure_reason, Some(FailureReason::Cancelled));
     let u = &s.fake.usage()[0].1.usage[0];
     assert_eq!((u.input_tokens, u.output_tokens), (120, 7));
+}
+
+/// With the `multica` CLI installed, the agent runs it (inside its sandbox) with the
+/// environment it needs, and the transcript carries no "not installed" note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installed_multica_cli_is_what_the_agent_uses() {
+    let agent = format!("multica issue get \"$MULTICA_TASK_ID\" > .git/multica-out\n{AGENT}");
+    let s = Setup::start_with(
+        true,
+        &agent,
+        Some(r#"echo "multica $* as $MULTICA_AGENT_ID on $MULTICA_SERVER_URL""#),
+    )
+    .await;
+    let done = s.complete(s.task("task1")).await;
+    let work = PathBuf::from(done.work_dir.unwrap());
+    assert_eq!(
+        read(&work.join(".git/multica-out")),
+        format!("multica issue get task1 as agent-7 on {}\n", s.fake.url)
+    );
+    let said = s.transcript("task1");
+    assert!(!said.contains("multica CLI is not installed"), "{said}");
 }
