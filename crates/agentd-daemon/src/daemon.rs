@@ -82,6 +82,13 @@ impl Daemon {
         })
     }
 
+    /// [`Daemon::server_kind`] once it is known (configured, or a register answered).
+    pub fn known_server_kind(&self) -> Option<agentd_proto::ServerKind> {
+        self.cfg
+            .server_kind
+            .or(*crate::fsutil::lock(&self.answered_kind))
+    }
+
     /// Records what a register answer says about the server.
     pub(crate) fn note_server_kind(&self, answer: Option<agentd_proto::ServerKind>) {
         let kind = answer.unwrap_or(agentd_proto::ServerKind::Multica);

@@ -147,6 +147,8 @@ fn read(p: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multica_follow_up_continues_in_the_previous_checkout_with_multica_env() {
     let s = Setup::start(true, AGENT).await;
+    let health = common::daemon_health(&s.dir.path().join("daemon")).await;
+    assert_eq!(health["server_kind"], "multica", "{health:#}");
     let first = s.complete(s.task("task1")).await;
     let w1 = PathBuf::from(first.work_dir.clone().unwrap());
     assert!(
@@ -306,6 +308,8 @@ async fn multica_cancel_seen_by_polling_posts_usage_and_no_fail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agentd_cancel_posts_usage_and_fails_with_reason_cancelled() {
     let s = cancel_a_long_run(false).await;
+    let health = common::daemon_health(&s.dir.path().join("daemon")).await;
+    assert_eq!(health["server_kind"], "agentd", "{health:#}");
     let fail = eventually(30, "fail report", || {
         s.fake.fail_requests().into_iter().next()
     })
