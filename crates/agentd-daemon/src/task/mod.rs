@@ -5,7 +5,10 @@
 //! Every report goes through the durable [`outbox`], `start` included. Each run ends in
 //! exactly one final report with a reason (`timeout`, `inactivity_timeout`, `cancelled`,
 //! `agent_error`, `agent_not_found`, `environment_error`, `repo_not_allowed`,
-//! `disk_full`, `daemon_shutdown`): a task is never left silently running.
+//! `disk_full`, `daemon_shutdown`): a task is never left silently running. The one
+//! exception follows the server served ([`agentd_proto::ServerKind`]): a Multica server
+//! gets no final report for a task it cancelled or deleted, as from its own daemon.
+//! Usage is posted before the final report whatever the run's end.
 //!
 //! The agent is stopped (TERM → grace → KILL on its process group) as soon as the daemon
 //! learns the server ended the task, whichever way it learns it: a WS
