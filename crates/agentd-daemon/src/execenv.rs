@@ -1236,9 +1236,11 @@ mod tests {
         // The previous checkout exists, on the task's branch: the follow-up runs in it.
         let mut follow = task("task-2").tap_repo(&url);
         follow.prior_work_dir = first.workdir.display().to_string();
+        let started = std::time::Instant::now();
         let env = prepare(&data, &cache, &follow, repos(&allowed, true), &yes)
             .await
             .unwrap();
+        let reuse_took = started.elapsed();
         assert_eq!(env.continuation, Continuation::Reused);
         assert_eq!(env.workdir, first.workdir);
         assert_eq!(env.checkout_dir, first.dir);
@@ -1258,9 +1260,14 @@ mod tests {
         assert_eq!(env.base_commit.as_deref(), Some(head.as_str()));
 
         // Another run holds it: a fresh checkout, with why.
+        let started = std::time::Instant::now();
         let busy = prepare(&data, &cache, &follow, repos(&allowed, true), &|_| false)
             .await
             .unwrap();
+        eprintln!(
+            "follow-up prepare: reused checkout {reuse_took:?}, fresh checkout {:?}",
+            started.elapsed()
+        );
         assert!(
             matches!(&busy.continuation, Continuation::Fresh(why) if why.contains("another run")),
             "{:?}",
