@@ -1011,6 +1011,56 @@ async fn a_comment_resumes_claude_in_its_checkout_on_the_real_server() {
     );
 }
 
+/// The agent's MCP servers (`agent.mcp_config`, as a Multica server sends them) reach real
+/// Claude Code: it starts the configured stdio server inside the run's sandbox (the server
+/// here only leaves a marker in the work dir's `.git` and exits), and the run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_starts_the_agents_mcp_server() {
+    let Some(cli) = installed("claude") else {
+        return;
+    };
+    let deadline = Instant::now() + TEST_BOUND;
+    let mock = MockModel::start(vec![]).await.expect("mock model");
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    let d = spawn_daemon("claude", &cli, &fake.url, TOKEN, &mock);
+    until(
+        deadline,
+        "the runtime registered",
+        || d.describe(),
+        || fake.runtime_id_of("claude").is_some(),
+    )
+    .await;
+    let rid = fake.runtime_id_of("claude").expect("runtime id");
+    let mut task = Task {
+        id: "task-mcp".into(),
+        runtime_id: rid.clone(),
+        issue_id: "issue-42".into(),
+        workspace_id: "ws-1".into(),
+        issue_title: "@mock:text hello".into(),
+        task_token: "task-token-1".into(),
+        ..Task::default()
+    };
+    task.agent.mcp_config = Some(serde_json::json!({"mcpServers": {"probe": {
+        "command": "/bin/sh",
+        "args": ["-c", "echo started > \"$PWD/.git/mcp-started\""]}}}));
+    fake.queue_task(&rid, task);
+    fake.push(&WsMessage::TaskAvailable(TaskAvailable {
+        runtime_id: rid,
+        task_id: Some("task-mcp".into()),
+    }));
+    wait_reported(&fake, &d, deadline).await;
+    let fails = fake.fail_requests();
+    assert!(fails.is_empty(), "{fails:#?}\n{}", d.describe());
+    let (_, done) = fake.completed().remove(0);
+    let work = PathBuf::from(done.work_dir.clone().expect("work dir"));
+    assert_eq!(
+        std::fs::read_to_string(work.join(".git/mcp-started")).unwrap_or_default(),
+        "started\n",
+        "the MCP server ran in the work dir\n{}",
+        d.describe()
+    );
+}
+
 /// `agentd up` with one real CLI (see [`spawn_agentd`]), its data in `<root>/data`.
 struct Up {
     d: Daemon,

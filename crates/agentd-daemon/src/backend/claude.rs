@@ -47,7 +47,8 @@ impl Backend for Claude {
     }
 
     /// `claude -p --output-format stream-json --verbose --permission-mode bypassPermissions
-    /// [--model M] [--resume ID] <custom args> -- <prompt>`. The prompt goes after `--` so
+    /// [--model M] [--resume ID] [--mcp-config JSON --strict-mcp-config] <custom args> --
+    /// <prompt>`. The prompt goes after `--` so
     /// a prompt starting with `-` is never read as a flag. As root, bypass mode needs
     /// `IS_SANDBOX=1`.
     fn command(&self, run: &RunSpec) -> CommandSpec {
@@ -67,6 +68,19 @@ impl Backend for Claude {
         }
         if let Some(id) = run.prior_session_id.as_deref().filter(|s| !s.is_empty()) {
             args.extend(["--resume".to_string(), id.to_string()]);
+        }
+        // The agent's MCP servers, inline (the run's sandbox sees no file of the daemon's),
+        // and only those (`--strict-mcp-config`), as Multica's daemon runs it.
+        if let Some(mcp) = run
+            .mcp_config
+            .as_ref()
+            .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            args.extend([
+                "--mcp-config".to_string(),
+                mcp.to_string(),
+                "--strict-mcp-config".to_string(),
+            ]);
         }
         args.extend(filter_args(PROVIDER, &run.custom_args, BLOCKED));
         args.push("--".to_string());

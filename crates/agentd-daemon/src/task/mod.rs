@@ -521,6 +521,7 @@ impl Daemon {
             custom_args: task.agent.custom_args.clone(),
             prior_session_id,
             in_sandbox: self.sandbox.state == agentd_proto::SandboxState::Bwrap,
+            mcp_config: task.agent.mcp_config.clone(),
         };
         let cmd_spec = backend.command(&spec);
         let command = self.agent_command(task, &provider, &agent.path, &cmd_spec, env)?;
