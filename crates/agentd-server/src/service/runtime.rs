@@ -127,6 +127,7 @@ pub async fn register(
         repos_version: repos_version(&repos),
         repos,
         settings: Some(serde_json::json!({})),
+        server: Some(agentd_proto::ServerKind::Agentd),
     })
 }
 
