@@ -639,14 +639,22 @@ async fn a_database_fault_is_a_500_never_runtime_not_found() {
 }
 
 #[tokio::test]
-async fn a_deleted_runtime_heartbeat_is_404_at_once() {
+async fn a_deleted_runtime_heartbeat_or_claim_is_404_at_once() {
     let srv = start().await;
     let fx = srv.fixture("w").await;
     let hb = json!({"runtime_id": fx.runtime});
-    // The runtime's owner is cached and its liveness in memory (the clock does not move).
+    // The runtime's row is cached and its liveness in memory (the clock does not move).
     for _ in 0..3 {
         let (s, v) = srv
             .post(&fx.daemon, "/api/daemon/heartbeat", hb.clone())
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, v) = srv
+            .post(
+                &fx.daemon,
+                &format!("/api/daemon/runtimes/{}/tasks/claim", fx.runtime),
+                json!({}),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
@@ -656,6 +664,21 @@ async fn a_deleted_runtime_heartbeat_is_404_at_once() {
     assert_eq!(s, StatusCode::OK);
     let (s, v) = srv
         .post(&fx.daemon, "/api/daemon/heartbeat", hb.clone())
+        .await;
+    assert_eq!(
+        (s, v["error"].clone()),
+        (
+            StatusCode::NOT_FOUND,
+            json!(agentd_proto::RUNTIME_NOT_FOUND)
+        )
+    );
+    // A claim reads the same cache: 404 at once too.
+    let (s, v) = srv
+        .post(
+            &fx.daemon,
+            &format!("/api/daemon/runtimes/{}/tasks/claim", fx.runtime),
+            json!({}),
+        )
         .await;
     assert_eq!(
         (s, v["error"].clone()),
