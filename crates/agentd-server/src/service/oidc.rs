@@ -773,7 +773,7 @@ mod tests {
             y: None,
         };
         assert!(matches!(
-            check_signature(&[other.clone()], &header, b"m", b"s"),
+            check_signature(std::slice::from_ref(&other), &header, b"m", b"s"),
             Err(KeyMiss)
         ));
         // A fitting key that does not verify: false.
