@@ -2,9 +2,10 @@
 //! `oidc-provider` (scripts/install-oidc-provider.sh) started by `tests/oidc/provider.mjs`
 //! on loopback. The code flow is driven over HTTP without a browser — the provider's
 //! login and consent forms are submitted with its cookies — and the server's callback is
-//! then called as the browser would, or with the state replayed, unknown, expired or
-//! belonging to another sign-in, or with a tampered nonce: each of those is 400 and makes
-//! no session; an email outside the allowed domains is 403. Skips (printed) without node
+//! then called as the browser would (with the state cookie the login set), or from a
+//! browser that did not start the sign-in (login CSRF), or with the state replayed,
+//! unknown, expired or belonging to another sign-in, or with a tampered nonce: each of
+//! those is 400 and makes no session; an email outside the allowed domains is 403. Skips (printed) without node
 //! or the package.
 
 mod common;
@@ -205,19 +206,35 @@ fn form(html: &str) -> (String, Vec<(String, String)>) {
 
 /// Starts a sign-in at the server and goes through the provider's login (as `login`)
 /// and consent pages up to the redirect back: the callback URL the provider sent the
-/// browser to (not followed).
-async fn through_provider(srv: &Srv, login: &str) -> String {
+/// browser to (not followed) and the `Cookie` header that binds the sign-in to this
+/// browser (the server's state cookie).
+async fn through_provider(srv: &Srv, login: &str) -> (String, String) {
     let mut b = Browser::new();
     let resp = b
         .send(b.http.get(format!("{}/api/v1/oidc/login", srv.url)))
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/api/v1/oidc/callback",
+        "Max-Age=600",
+    ] {
+        assert!(set.contains(attr), "{attr} missing: {set}");
+    }
+    let state_cookie = format!("agentd_oidc_state={}", b.jar["agentd_oidc_state"]);
     let mut next = location(&resp, &srv.url);
     assert!(next.contains("code_challenge_method=S256"), "{next}");
     assert!(next.contains("nonce="), "{next}");
     for _ in 0..20 {
         if next.starts_with(&format!("{}/", srv.url)) {
-            return next;
+            assert_eq!(
+                state_cookie,
+                format!("agentd_oidc_state={}", param(&next, "state")),
+                "the cookie holds the state"
+            );
+            return (next, state_cookie);
         }
         let resp = b.send(b.http.get(&next)).await;
         if resp.status().is_redirection() {
@@ -258,19 +275,28 @@ async fn through_provider(srv: &Srv, login: &str) -> String {
     panic!("the provider never redirected back (last {next})");
 }
 
-/// Calls the server's callback as the browser would: status, the session cookie set
-/// (if any), the redirect target and the body.
-async fn callback(url: &str) -> (StatusCode, Option<String>, Option<String>, String) {
+/// Calls the server's callback as the browser would, with its `Cookie` header: status,
+/// the session cookie set (if any), the redirect target and the body.
+async fn callback(
+    url: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, Option<String>, Option<String>, String) {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let resp = http.get(url).send().await.unwrap();
+    let mut req = http.get(url);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let resp = req.send().await.unwrap();
     let status = resp.status();
     let cookie = resp
         .headers()
-        .get("set-cookie")
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string());
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("agentd_session="));
     let to = resp
         .headers()
         .get("location")
@@ -360,13 +386,22 @@ async fn oidc_sign_in_provisions_the_user_with_the_default_role_and_sets_the_ses
     );
 
     let db = Db::open(srv.dir.path()).await;
-    let back = through_provider(&srv, "ann@example.com").await;
+    let (back, ck) = through_provider(&srv, "ann@example.com").await;
     assert!(
         back.starts_with(&format!("{}/api/v1/oidc/callback?", srv.url)),
         "{back}"
     );
     let before = sessions(&db).await;
-    let (s, cookie, to, body) = callback(&back).await;
+    // Login CSRF: the callback opened in a browser that did not start this sign-in (no
+    // state cookie, or another sign-in's) is 400 — and does not use the sign-in up.
+    let (s, cookie, _, body) = callback(&back, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("not started in this browser"), "{body}");
+    assert!(cookie.is_none());
+    let (s, _, _, body) = callback(&back, Some("agentd_oidc_state=another")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(sessions(&db).await, before);
+    let (s, cookie, to, body) = callback(&back, Some(&ck)).await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(to.as_deref(), Some("/"), "to the board");
     let cookie = cookie.expect("a session cookie");
@@ -404,15 +439,15 @@ async fn oidc_sign_in_provisions_the_user_with_the_default_role_and_sets_the_ses
     );
 
     // The state is single use: the same callback again is 400 and makes no session.
-    let (s, cookie, _, body) = callback(&back).await;
+    let (s, cookie, _, body) = callback(&back, Some(&ck)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("already used"), "{body}");
     assert!(cookie.is_none());
     assert_eq!(sessions(&db).await, before + 1);
 
     // A second sign-in links to the same user (no second account, no second role).
-    let back = through_provider(&srv, "ann@example.com").await;
-    let (s, _, _, body) = callback(&back).await;
+    let (back, ck) = through_provider(&srv, "ann@example.com").await;
+    let (s, _, _, body) = callback(&back, Some(&ck)).await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(
         db.count("SELECT COUNT(*) FROM users WHERE email = 'ann@example.com'")
@@ -434,7 +469,7 @@ async fn oidc_sign_in_provisions_the_user_with_the_default_role_and_sets_the_ses
     assert_eq!(count("user.create", None), 1, "{audit}");
     assert_eq!(count("member.add", None), 1, "{audit}");
     assert_eq!(count("signin", Some("oidc")), 2, "{audit}");
-    assert_eq!(count("signin.failed", Some("oidc")), 1, "{audit}");
+    assert_eq!(count("signin.failed", Some("oidc")), 3, "{audit}");
     srv.stop().await;
 }
 
@@ -454,31 +489,39 @@ async fn bad_unknown_expired_or_swapped_state_and_a_wrong_nonce_are_400_with_no_
     };
 
     // No state, an unknown state.
-    refused("no state")(callback(&format!("{}/api/v1/oidc/callback?code=x", srv.url)).await);
-    let back = through_provider(&srv, "bob@example.com").await;
-    let body = refused("unknown state")(callback(&with_param(&back, "state", "bogus")).await);
+    refused("no state")(callback(&format!("{}/api/v1/oidc/callback?code=x", srv.url), None).await);
+    let (back, _) = through_provider(&srv, "bob@example.com").await;
+    let body = refused("unknown state")(
+        callback(
+            &with_param(&back, "state", "bogus"),
+            Some("agentd_oidc_state=bogus"),
+        )
+        .await,
+    );
     assert!(body.contains("unknown"), "{body}");
 
     // Two sign-ins with their codes and states swapped: the code was issued for the
     // other sign-in's nonce and PKCE challenge.
-    let a = through_provider(&srv, "bob@example.com").await;
-    let b = through_provider(&srv, "bob@example.com").await;
-    refused("swapped state")(callback(&with_param(&a, "state", &param(&b, "state"))).await);
+    let (a, _) = through_provider(&srv, "bob@example.com").await;
+    let (b, b_ck) = through_provider(&srv, "bob@example.com").await;
+    refused("swapped state")(
+        callback(&with_param(&a, "state", &param(&b, "state")), Some(&b_ck)).await,
+    );
 
     // A sign-in whose stored nonce is not the one the ID token carries (the PKCE
     // verifier still fits, so the code is redeemed and the nonce check is what refuses).
-    let c = through_provider(&srv, "bob@example.com").await;
+    let (c, c_ck) = through_provider(&srv, "bob@example.com").await;
     let hash = agentd_server::auth::hash_token(&param(&c, "state"));
     let mut row = srv.app.store.take_oidc_login(hash).await.unwrap().unwrap();
     row.nonce = "not-the-nonce-sent".into();
     srv.app.store.put_oidc_login(row).await.unwrap();
-    let body = refused("wrong nonce")(callback(&c).await);
+    let body = refused("wrong nonce")(callback(&c, Some(&c_ck)).await);
     assert!(body.contains("nonce"), "{body}");
 
     // A sign-in that comes back after the 10 minutes.
-    let d = through_provider(&srv, "bob@example.com").await;
+    let (d, d_ck) = through_provider(&srv, "bob@example.com").await;
     srv.advance(agentd_server::service::oidc::LOGIN_TTL_MS + 1000);
-    let body = refused("expired")(callback(&d).await);
+    let body = refused("expired")(callback(&d, Some(&d_ck)).await);
     assert!(body.contains("expired"), "{body}");
 
     assert_eq!(sessions(&db).await, before, "no session was made");
@@ -508,14 +551,14 @@ async fn an_email_outside_the_allowed_domains_or_unverified_is_403_with_no_sessi
     };
     let db = Db::open(srv.dir.path()).await;
     let before = sessions(&db).await;
-    let back = through_provider(&srv, "eve@evil.test").await;
-    let (s, cookie, _, body) = callback(&back).await;
+    let (back, ck) = through_provider(&srv, "eve@evil.test").await;
+    let (s, cookie, _, body) = callback(&back, Some(&ck)).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     assert!(body.contains("evil.test"), "{body}");
     assert!(cookie.is_none());
 
-    let back = through_provider(&srv, "unverified-carl").await;
-    let (s, cookie, _, body) = callback(&back).await;
+    let (back, ck) = through_provider(&srv, "unverified-carl").await;
+    let (s, cookie, _, body) = callback(&back, Some(&ck)).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     assert!(body.contains("not verified"), "{body}");
     assert!(cookie.is_none());

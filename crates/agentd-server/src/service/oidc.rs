@@ -4,6 +4,10 @@
 //! the JWKS fetched and cached ([`ProviderCache`]), the ID token's signature (RS256/384/
 //! 512, ES256) checked with aws-lc-rs, and its `iss`, `aud`, `exp` and `nonce`.
 //!
+//! - **The state is bound to the browser** that started the sign-in: the login sets it
+//!   in a short cookie ([`STATE_COOKIE`], path the callback, HttpOnly, SameSite=Lax),
+//!   and a callback whose state is not that cookie's is 400 — a link to someone else's
+//!   callback cannot sign a victim's browser into the attacker's account (login CSRF).
 //! - **Pending sign-ins live in the database** (`oidc_logins`, by the SHA-256 of their
 //!   `state`), so the callback may reach any instance. A state is deleted when its
 //!   callback arrives: an unknown, expired or reused state, a provider error or an ID
@@ -40,6 +44,8 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The route the provider sends the browser back to, under the public URL.
 pub const CALLBACK_PATH: &str = "/api/v1/oidc/callback";
 pub const LOGIN_PATH: &str = "/api/v1/oidc/login";
+/// The cookie holding the state of the browser's sign-in in progress.
+pub const STATE_COOKIE: &str = "agentd_oidc_state";
 
 /// The provider the server signs people in with (`agentd server --oidc-*`).
 #[derive(Clone)]
@@ -191,8 +197,9 @@ fn random_b64(bytes: usize) -> String {
 }
 
 /// Starts a sign-in: stores its state, nonce and PKCE verifier, and returns the
-/// provider's authorization URL to send the browser to.
-pub async fn login(app: &App) -> Result<String, Error> {
+/// provider's authorization URL to send the browser to and the state (for
+/// [`STATE_COOKIE`]).
+pub async fn login(app: &App) -> Result<(String, String), Error> {
     let cfg = config(app)?;
     let p = provider(app, cfg, false).await?;
     let state = random_b64(32);
@@ -223,7 +230,7 @@ pub async fn login(app: &App) -> Result<String, Error> {
         .append_pair("nonce", &nonce)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
-    Ok(url.into())
+    Ok((url.into(), state))
 }
 
 fn redirect_uri(app: &App) -> String {
@@ -240,10 +247,16 @@ pub struct CallbackQuery {
 }
 
 /// Finishes a sign-in: a session for the user the provider vouches for (see the module
-/// doc), and its cookie value. Every refusal is audited.
-pub async fn callback(app: &App, ip: &str, q: CallbackQuery) -> Result<(Session, String), Error> {
+/// doc), and its cookie value. `browser_state` is the [`STATE_COOKIE`] the request
+/// carried. Every refusal is audited.
+pub async fn callback(
+    app: &App,
+    ip: &str,
+    q: CallbackQuery,
+    browser_state: Option<&str>,
+) -> Result<(Session, String), Error> {
     let cfg = config(app)?;
-    match finish(app, ip, cfg, q).await {
+    match finish(app, ip, cfg, q, browser_state).await {
         Ok(user) => {
             let (session, sid) = account::new_session(app, &user).await?;
             audit::record(
@@ -277,11 +290,18 @@ async fn finish(
     ip: &str,
     cfg: &OidcConfig,
     q: CallbackQuery,
+    browser_state: Option<&str>,
 ) -> Result<UserRow, (String, Error)> {
     let none = |e: Error| (String::new(), e);
     let Some(state) = q.state.filter(|s| !s.is_empty()) else {
         return Err(none(Error::bad("the OIDC callback has no state")));
     };
+    if !browser_state.is_some_and(|b| crate::auth::constant_time_eq(b.as_bytes(), state.as_bytes()))
+    {
+        return Err(none(Error::bad(
+            "this OIDC sign-in was not started in this browser; sign in again",
+        )));
+    }
     let Some(login) = app
         .store
         .take_oidc_login(hash_token(&state))
