@@ -401,7 +401,11 @@ async fn oidc_sign_in_provisions_the_user_with_the_default_role_and_sets_the_ses
     let (s, _, _, body) = callback(&back, Some("agentd_oidc_state=another")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(sessions(&db).await, before);
+    let t = std::time::Instant::now();
     let (s, cookie, to, body) = callback(&back, Some(&ck)).await;
+    // Code redemption, ID token check and provisioning, with discovery and JWKS cached by
+    // the login (a debug build; printed for docs, not asserted).
+    eprintln!("oidc: first callback took {:?}", t.elapsed());
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(to.as_deref(), Some("/"), "to the board");
     let cookie = cookie.expect("a session cookie");
@@ -447,7 +451,9 @@ async fn oidc_sign_in_provisions_the_user_with_the_default_role_and_sets_the_ses
 
     // A second sign-in links to the same user (no second account, no second role).
     let (back, ck) = through_provider(&srv, "ann@example.com").await;
+    let t = std::time::Instant::now();
     let (s, _, _, body) = callback(&back, Some(&ck)).await;
+    eprintln!("oidc: a returning user's callback took {:?}", t.elapsed());
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(
         db.count("SELECT COUNT(*) FROM users WHERE email = 'ann@example.com'")
