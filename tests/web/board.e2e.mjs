@@ -9,7 +9,7 @@
 // creates two assigned issues in a row from the form and watches both runs land in
 // "In review", one page following the other live; shows "In progress" on the card while
 // a gated run waits; a failed run's reason on its card, its error on the issue page and
-// in the activity; Markdown rendered (and hostile HTML/links kept inert); edit on demand
+// in the activity; the tokens of a failed and of a cancelled run; Markdown rendered (and hostile HTML/links kept inert); edit on demand
 // (Escape cancels); the activity timeline (comments, runs, status changes, who cancelled,
 // who retried) and the transcript's labels; cancel behind a confirmation dialog, retry,
 // and a stale page's retry answered 409 already_retried taking the user to the retry;
@@ -334,6 +334,8 @@ try {
   const me = (await apiCall("GET", "/api/v1/me")).body.name;
   await page.locator(".timeline li.act-task_cancelled", { hasText: me }).waitFor();
   await page.locator("section.task[data-status=cancelled] .cancelled-by", { hasText: me }).waitFor();
+  // A cancelled run still says what it cost (summed from the messages it streamed).
+  await page.locator("section.task[data-status=cancelled] .usage li", { hasText: "50 in · 4 out" }).waitFor();
 
   step("a stale page (no live updates) and a fresh one: retry from the fresh one");
   const slowHref = page.url().split("#")[1];
@@ -390,6 +392,7 @@ try {
   await doomed.locator("a.card-title").click();
   await page.locator("section.task[data-status=failed] .task-error", { hasText: doomedTask.error.split("\n")[0] }).waitFor();
   await page.locator(".timeline li.act-task_failed .activity-error").waitFor();
+  await page.locator("section.task[data-status=failed] .usage li", { hasText: "50 in · 4 out" }).waitFor();
   await page.screenshot({ path: join(shots, "issue-failed-1280.png"), fullPage: true });
 
   step("search and filter: instant, in the URL, kept on reload, an empty result said");

@@ -76,6 +76,9 @@ pub struct DaemonConfig {
     /// Clone `file://` URLs and local paths (the single-user `agentd up` case); off, a
     /// task naming one fails with `repo_not_allowed`.
     pub allow_local_repos: bool,
+    /// The kind of server served, when the operator fixed it (`server_kind`); `None`: from
+    /// the register answer (agentd's server names itself, Multica's does not).
+    pub server_kind: Option<agentd_proto::ServerKind>,
 }
 
 impl std::fmt::Debug for DaemonConfig {
@@ -139,6 +142,7 @@ impl DaemonConfig {
                 ..crate::sandbox::SandboxConfig::default()
             },
             allow_local_repos: false,
+            server_kind: None,
         }
     }
 

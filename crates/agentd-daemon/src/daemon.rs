@@ -43,6 +43,8 @@ pub struct Daemon {
     pub(crate) sandbox: crate::sandbox::SandboxStatus,
     /// Provider → version last probed.
     agent_versions: Mutex<HashMap<String, String>>,
+    /// The kind of server the last register answer said it is (see [`Daemon::server_kind`]).
+    answered_kind: Mutex<Option<agentd_proto::ServerKind>>,
     pub(crate) started: StdInstant,
 }
 
@@ -66,8 +68,35 @@ impl Daemon {
             tracker: TaskTracker::new(),
             metrics: Metrics::default(),
             agent_versions: Mutex::default(),
+            answered_kind: Mutex::default(),
             started: StdInstant::now(),
         })
+    }
+
+    /// The kind of server this daemon serves: the `server_kind` config key if set, else
+    /// what the register answer said (agentd's server names itself; a Multica server,
+    /// which does not, is served the way Multica's own daemon serves it).
+    pub fn server_kind(&self) -> agentd_proto::ServerKind {
+        self.cfg.server_kind.unwrap_or_else(|| {
+            crate::fsutil::lock(&self.answered_kind).unwrap_or(agentd_proto::ServerKind::Multica)
+        })
+    }
+
+    /// [`Daemon::server_kind`] once it is known (configured, or a register answered).
+    pub fn known_server_kind(&self) -> Option<agentd_proto::ServerKind> {
+        self.cfg
+            .server_kind
+            .or(*crate::fsutil::lock(&self.answered_kind))
+    }
+
+    /// Records what a register answer says about the server.
+    pub(crate) fn note_server_kind(&self, answer: Option<agentd_proto::ServerKind>) {
+        let kind = answer.unwrap_or(agentd_proto::ServerKind::Multica);
+        let mut k = crate::fsutil::lock(&self.answered_kind);
+        if *k != Some(kind) {
+            tracing::info!(server_kind = kind.as_str(), fixed_by_config = ?self.cfg.server_kind, "serving this kind of server");
+        }
+        *k = Some(kind);
     }
 
     pub fn config(&self) -> &DaemonConfig {

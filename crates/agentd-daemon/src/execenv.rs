@@ -13,6 +13,13 @@
 //! repositories), hooks and fsmonitor off, and a timeout. A URL outside the workspace's
 //! allow-list is refused, no path from the server may escape the task directory, and the
 //! instruction files are written without following symlinks.
+//!
+//! A follow-up task (the server names the previous run's `prior_work_dir`) runs in that
+//! checkout when it is still on this machine, on the task's branch and used by no other
+//! run ([`Continuation::Reused`]): the agent sees its earlier changes and its session
+//! resumes where it was made. Otherwise it gets a fresh checkout of the *task's* branch
+//! (the one the server names, else the previous checkout's, derived from its path), and
+//! the reason is said ([`Continuation::Fresh`]).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -77,6 +84,24 @@ pub struct TaskEnv {
     pub base_commit: Option<String>,
     /// The workspace repository the task checked out, and the daemon's mirror of it.
     pub repo: Option<RepoCheckout>,
+    /// Whether a follow-up continues in the previous run's checkout.
+    pub continuation: Continuation,
+    /// The directory holding the checkout (`dir`, or the previous run's task directory
+    /// when it is reused): its `.done` marker is rewritten when the run ends, so GC keeps
+    /// it for the TTL after the *last* run that used it.
+    pub checkout_dir: PathBuf,
+}
+
+/// How a task's checkout relates to the previous run's (`prior_work_dir`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Continuation {
+    /// Not a follow-up: the server named no previous checkout.
+    NotFollowUp,
+    /// The previous run's checkout, on the task's branch: its session may be resumed.
+    Reused,
+    /// A fresh checkout of the task's branch; the previous one could not be used, for the
+    /// reason given (the session starts anew).
+    Fresh(String),
 }
 
 /// Where a task's repository came from.
@@ -316,6 +341,10 @@ pub fn valid_branch(name: &str) -> bool {
 /// The branch a task works on: the one the server asked it to continue on (an open pull
 /// request's), else one named after the issue (and the task, so two tasks of one issue
 /// never fight over a checked-out branch).
+///
+/// A follow-up whose server names no branch continues on the previous run's: the name
+/// that run got, from the task id in its work dir (a reused checkout keeps its first
+/// run's directory, so a chain of follow-ups stays on one branch).
 pub fn branch_name(task: &Task) -> String {
     if let Some(b) = task.branch.as_deref().filter(|b| valid_branch(b)) {
         return b.to_string();
@@ -325,7 +354,8 @@ pub fn branch_name(task: &Task) -> String {
     } else {
         short(&task.issue_id)
     };
-    format!("agentd/issue-{issue}-{}", short(&task.id))
+    let run = prior_task_id(&task.prior_work_dir).unwrap_or_else(|| task.id.clone());
+    format!("agentd/issue-{issue}-{}", short(&run))
 }
 
 /// How a repository URL would be fetched.
@@ -399,11 +429,15 @@ pub struct Repos<'a> {
 }
 
 /// Prepares the task's directory and working copy.
+///
+/// `claim` is asked before a previous run's checkout is reused (by its task directory's
+/// name): `false` (another run uses it now) means a fresh checkout.
 pub async fn prepare(
     data_dir: &Path,
     cache: &RepoCache,
     task: &Task,
     repos: Repos<'_>,
+    claim: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<TaskEnv, EnvError> {
     let Repos {
         workspace,
@@ -431,13 +465,63 @@ pub async fn prepare(
     }
     let dir = data_dir.join("tasks").join(&task.id);
     let workdir = dir.join("work");
-    let branch = branch_name(task);
-    if workdir.exists() {
+    // A follow-up the server put on no branch stays on the previous checkout's.
+    let prior_head = prior_task_id(&task.prior_work_dir)
+        .and_then(|id| head_branch(&data_dir.join("tasks").join(id).join("work")))
+        .filter(|b| valid_branch(b));
+    let branch = match (&task.branch, prior_head) {
+        (Some(b), _) if valid_branch(b) => b.clone(),
+        (_, Some(head)) => head,
+        _ => branch_name(task),
+    };
+    if dir.exists() {
         // A retried claim of the same task (after a daemon restart): start clean.
         let _ = tokio::fs::remove_dir_all(&dir).await;
     }
     crate::fsutil::create_private_dir(&dir)
         .map_err(EnvError::io(format!("create {}", dir.display())))?;
+    let continuation = if task.prior_work_dir.is_empty() {
+        Continuation::NotFollowUp
+    } else {
+        match reuse(data_dir, task, &branch, claim).await {
+            Ok(prior) if !same_origin(&prior.workdir, task).await => Continuation::Fresh(format!(
+                "the previous run's checkout {} is of another repository than this task's",
+                task.prior_work_dir
+            )),
+            Ok(prior) => 'reuse: {
+                let repo = task.repos.first().map(|r| RepoCheckout {
+                    url: r.url.clone(),
+                    mirror: data_dir
+                        .join("repos")
+                        .join(dir_name(workspace))
+                        .join(mirror_name(&r.url)),
+                    allow_local,
+                });
+                let base_commit = git(
+                    Some(&prior.workdir),
+                    &["rev-parse", "--verify", "-q", "HEAD"],
+                )
+                .await
+                .ok()
+                .filter(|h| !h.is_empty());
+                if let (Some(r), Some(head)) = (&repo, &base_commit)
+                    && let Some(why) = remote_moved(cache, r, &prior.workdir, &branch, head).await?
+                {
+                    break 'reuse Continuation::Fresh(why);
+                }
+                return Ok(TaskEnv {
+                    dir,
+                    workdir: prior.workdir,
+                    branch,
+                    base_commit,
+                    repo,
+                    continuation: Continuation::Reused,
+                    checkout_dir: prior.dir,
+                });
+            }
+            Err(why) => Continuation::Fresh(why),
+        }
+    };
     tokio::fs::create_dir_all(&workdir)
         .await
         .map_err(EnvError::io("create work dir"))?;
@@ -482,7 +566,8 @@ pub async fn prepare(
         // default branch (a remote branch of the same name is someone else's: the push
         // will say so rather than build on it).
         let continued = format!("refs/remotes/origin/{branch}");
-        let follow_up = task.branch.as_deref() == Some(branch.as_str());
+        let follow_up = task.branch.as_deref() == Some(branch.as_str())
+            || prior_task_id(&task.prior_work_dir).is_some();
         let tracking = if follow_up
             && git(Some(&mirror), &["rev-parse", "--verify", "-q", &continued])
                 .await
@@ -529,12 +614,153 @@ pub async fn prepare(
     };
     write_instructions(&workdir, task).await?;
     Ok(TaskEnv {
+        checkout_dir: dir.clone(),
         dir,
         workdir,
         branch,
         base_commit,
         repo: checkout,
+        continuation,
     })
+}
+
+/// The task id in a work dir path this daemon reports (`…/tasks/<id>/work`).
+pub fn prior_task_id(prior_work_dir: &str) -> Option<String> {
+    let p = Path::new(prior_work_dir);
+    if !p.is_absolute() || p.file_name()? != "work" {
+        return None;
+    }
+    let task_dir = p.parent()?;
+    if task_dir.parent()?.file_name()? != "tasks" {
+        return None;
+    }
+    let id = task_dir.file_name()?.to_str()?;
+    valid_task_id(id).then(|| id.to_string())
+}
+
+/// Why a reused checkout would be stale: `branch` moved on the remote past the checkout's
+/// `head` (someone pushed to it since the previous run). The mirror is fetched first;
+/// the remote tip is then looked for among `head`'s ancestors in the mirror (which holds
+/// every run's commits it published) or, for a run whose commits never left the checkout,
+/// in `workdir` (a read of objects only: no hook, filter or fsmonitor runs).
+async fn remote_moved(
+    cache: &RepoCache,
+    repo: &RepoCheckout,
+    workdir: &Path,
+    branch: &str,
+    head: &str,
+) -> Result<Option<String>, EnvError> {
+    if !repo.mirror.exists() {
+        return Ok(Some(format!(
+            "the daemon's mirror of {} is gone, so the previous checkout cannot be checked against the remote",
+            repo.url
+        )));
+    }
+    let repo_lock = cache.lock_for(&repo.mirror);
+    let _held = repo_lock.lock().await;
+    git_with(
+        Some(&repo.mirror),
+        &local_protocols(repo.allow_local),
+        &["fetch", "--quiet", "--prune", "origin"],
+    )
+    .await?;
+    let remote = format!("refs/remotes/origin/{branch}");
+    let Ok(tip) = git(
+        Some(&repo.mirror),
+        &["rev-parse", "--verify", "-q", &remote],
+    )
+    .await
+    else {
+        return Ok(None); // never pushed: the checkout is the only copy
+    };
+    let behind = ["merge-base", "--is-ancestor", tip.as_str(), head];
+    if tip == head
+        || git(Some(&repo.mirror), &behind).await.is_ok()
+        || git(Some(workdir), &behind).await.is_ok()
+    {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "branch {branch} moved on the remote since the previous run (now {}), so its checkout is stale",
+        &tip[..tip.len().min(12)]
+    )))
+}
+
+/// Whether a checkout's `origin` is the task's repository (both none, or the same URL).
+async fn same_origin(workdir: &Path, task: &Task) -> bool {
+    let origin = git(Some(workdir), &["config", "--get", "remote.origin.url"])
+        .await
+        .ok()
+        .filter(|u| !u.is_empty());
+    origin.as_deref() == task.repos.first().map(|r| r.url.as_str())
+}
+
+/// A previous run's checkout a follow-up may continue in.
+struct Prior {
+    dir: PathBuf,
+    workdir: PathBuf,
+}
+
+/// The branch a working copy's `HEAD` names, read from the file (no git runs in a
+/// directory an agent had for itself until it must).
+fn head_branch(workdir: &Path) -> Option<String> {
+    let git_dir = workdir.join(".git");
+    if !std::fs::symlink_metadata(&git_dir).ok()?.is_dir() {
+        return None;
+    }
+    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    head.trim()
+        .strip_prefix("ref: refs/heads/")
+        .map(str::to_string)
+}
+
+/// Whether the previous run's checkout (`task.prior_work_dir`) can be continued in: it
+/// is one of this daemon's task checkouts (under `<data_dir>/tasks`, no symlinks), still
+/// exists, is on `branch`, and no other run uses it. `Err` says why not.
+async fn reuse(
+    data_dir: &Path,
+    task: &Task,
+    branch: &str,
+    claim: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Prior, String> {
+    let named = &task.prior_work_dir;
+    let Some(id) = prior_task_id(named) else {
+        return Err(format!(
+            "the previous run's work dir {named} is not a checkout of this daemon"
+        ));
+    };
+    let dir = data_dir.join("tasks").join(&id);
+    let workdir = dir.join("work");
+    if Path::new(named) != workdir {
+        return Err(format!(
+            "the previous run's work dir {named} is not under this daemon's data dir"
+        ));
+    }
+    let is_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    if !is_dir(&dir) || !is_dir(&workdir) {
+        return Err(format!(
+            "the previous run's checkout {named} no longer exists on this machine"
+        ));
+    }
+    match head_branch(&workdir) {
+        Some(b) if b == branch => {}
+        Some(b) => {
+            return Err(format!(
+                "the previous run's checkout is on branch {b}, the task continues on {branch}"
+            ));
+        }
+        None => {
+            return Err(format!(
+                "the previous run's checkout {named} is not on a branch"
+            ));
+        }
+    }
+    if !claim(&id) {
+        return Err(format!(
+            "another run is using the previous run's checkout {named}"
+        ));
+    }
+    Ok(Prior { dir, workdir })
 }
 
 /// Writes the agent's instructions (`CLAUDE.md`, `AGENTS.md`, `GEMINI.md`) and skills
@@ -825,15 +1051,22 @@ mod tests {
         t.repos = vec![Repo {
             url: "https://evil.example/x.git".into(),
         }];
-        let err = prepare(dir.path(), &RepoCache::default(), &t, repos(&[], false))
-            .await
-            .unwrap_err();
+        let err = prepare(
+            dir.path(),
+            &RepoCache::default(),
+            &t,
+            repos(&[], false),
+            &|_| true,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, EnvError::RepoNotAllowed(_)), "{err}");
         let err = prepare(
             dir.path(),
             &RepoCache::default(),
             &task("../up"),
             repos(&[], false),
+            &|_| true,
         )
         .await
         .unwrap_err();
@@ -882,11 +1115,15 @@ mod tests {
             tasks.push(t);
         }
         // Concurrent tasks share one mirror without corrupting it.
-        let envs = futures_util::future::join_all(
-            tasks
-                .iter()
-                .map(|t| prepare(&data, &cache, t, repos(std::slice::from_ref(&url), true))),
-        )
+        let envs = futures_util::future::join_all(tasks.iter().map(|t| {
+            prepare(
+                &data,
+                &cache,
+                t,
+                repos(std::slice::from_ref(&url), true),
+                &|_| true,
+            )
+        }))
         .await;
         let envs: Vec<TaskEnv> = envs.into_iter().map(Result::unwrap).collect();
         for env in &envs {
@@ -933,9 +1170,15 @@ mod tests {
             allowed: std::slice::from_ref(&url),
             allow_local: true,
         };
-        prepare(&data, &cache, &task("task-d").tap_repo(&url), other)
-            .await
-            .unwrap();
+        prepare(
+            &data,
+            &cache,
+            &task("task-d").tap_repo(&url),
+            other,
+            &|_| true,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             std::fs::read_dir(data.join("repos/ws-2")).unwrap().count(),
             1
@@ -946,12 +1189,190 @@ mod tests {
             &cache,
             &task("task-e").tap_repo(&url),
             repos(std::slice::from_ref(&url), false),
+            &|_| true,
         )
         .await
         .unwrap_err();
         assert!(
             matches!(err, EnvError::RepoNotAllowed(ref m) if m.contains("allow_local_repos")),
             "{err}"
+        );
+    }
+
+    async fn upstream(dir: &Path) -> String {
+        let up = dir.join("upstream");
+        std::fs::create_dir_all(&up).unwrap();
+        git(Some(&up), &["init", "-q", "-b", "main"]).await.unwrap();
+        std::fs::write(up.join("README.md"), "hello\n").unwrap();
+        git(Some(&up), &["add", "."]).await.unwrap();
+        let id = ["-c", "user.name=t", "-c", "user.email=t@t"];
+        let mut commit = id.to_vec();
+        commit.extend(["commit", "-qm", "init"]);
+        git(Some(&up), &commit).await.unwrap();
+        up.display().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_follow_up_continues_in_the_previous_checkout_or_on_its_branch() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = upstream(dir.path()).await;
+        let data = dir.path().join("data");
+        let cache = RepoCache::default();
+        let allowed = [url.clone()];
+        let yes = |_: &str| true;
+        let first = prepare(
+            &data,
+            &cache,
+            &task("task-1").tap_repo(&url),
+            repos(&allowed, true),
+            &yes,
+        )
+        .await
+        .unwrap();
+        assert_eq!(first.continuation, Continuation::NotFollowUp);
+        std::fs::write(first.workdir.join("work.txt"), "earlier\n").unwrap();
+        assert!(commit_changes(&first, "earlier work", &[]).await.unwrap());
+
+        // The previous checkout exists, on the task's branch: the follow-up runs in it.
+        let mut follow = task("task-2").tap_repo(&url);
+        follow.prior_work_dir = first.workdir.display().to_string();
+        let started = std::time::Instant::now();
+        let env = prepare(&data, &cache, &follow, repos(&allowed, true), &yes)
+            .await
+            .unwrap();
+        let reuse_took = started.elapsed();
+        assert_eq!(env.continuation, Continuation::Reused);
+        assert_eq!(env.workdir, first.workdir);
+        assert_eq!(env.checkout_dir, first.dir);
+        assert_eq!(env.branch, first.branch);
+        assert_eq!(
+            env.dir,
+            data.join("tasks/task-2"),
+            "its own dir for reports"
+        );
+        assert!(
+            env.workdir.join("work.txt").exists(),
+            "sees the earlier change"
+        );
+        let head = git(Some(&env.workdir), &["rev-parse", "HEAD"])
+            .await
+            .unwrap();
+        assert_eq!(env.base_commit.as_deref(), Some(head.as_str()));
+
+        // Another run holds it: a fresh checkout, with why.
+        let started = std::time::Instant::now();
+        let busy = prepare(&data, &cache, &follow, repos(&allowed, true), &|_| false)
+            .await
+            .unwrap();
+        eprintln!(
+            "follow-up prepare: reused checkout {reuse_took:?}, fresh checkout {:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(&busy.continuation, Continuation::Fresh(why) if why.contains("another run")),
+            "{:?}",
+            busy.continuation
+        );
+        assert_eq!(busy.branch, first.branch);
+
+        // The server asks for another branch: fresh, on that branch.
+        let mut other = follow.clone();
+        other.branch = Some("feature/x".into());
+        let env = prepare(&data, &cache, &other, repos(&allowed, true), &yes)
+            .await
+            .unwrap();
+        assert!(matches!(&env.continuation, Continuation::Fresh(why) if why.contains("feature/x")));
+        assert_eq!(env.branch, "feature/x");
+
+        // A path that is not one of this daemon's checkouts is never used.
+        let mut foreign = follow.clone();
+        foreign.prior_work_dir = dir.path().display().to_string();
+        let env = prepare(&data, &cache, &foreign, repos(&allowed, true), &yes)
+            .await
+            .unwrap();
+        assert!(matches!(env.continuation, Continuation::Fresh(_)));
+        assert!(!env.workdir.join("work.txt").exists());
+
+        // The earlier run's branch was pushed; then its checkout was removed: the
+        // follow-up gets a fresh checkout of that branch, with the earlier work.
+        let push = format!("HEAD:refs/heads/{}", first.branch);
+        git_with(
+            Some(&first.workdir),
+            &["-c", "protocol.file.allow=always"],
+            &["push", "-q", &url, &push],
+        )
+        .await
+        .unwrap();
+        std::fs::remove_dir_all(&first.dir).unwrap();
+        let mut later = task("task-3").tap_repo(&url);
+        later.prior_work_dir = first.workdir.display().to_string();
+        let env = prepare(&data, &cache, &later, repos(&allowed, true), &yes)
+            .await
+            .unwrap();
+        assert!(
+            matches!(&env.continuation, Continuation::Fresh(why) if why.contains("no longer exists")),
+            "{:?}",
+            env.continuation
+        );
+        assert_eq!(env.branch, first.branch, "the task's branch, not a new one");
+        assert_eq!(env.workdir, data.join("tasks/task-3/work"));
+        assert!(
+            env.workdir.join("work.txt").exists(),
+            "the branch's earlier work"
+        );
+
+        // Work of its own, not pushed (the remote branch is behind it): still reused.
+        std::fs::write(env.workdir.join("more.txt"), "more\n").unwrap();
+        assert!(commit_changes(&env, "more work", &[]).await.unwrap());
+        let mut next = task("task-4").tap_repo(&url);
+        next.prior_work_dir = env.workdir.display().to_string();
+        let reused = prepare(&data, &cache, &next, repos(&allowed, true), &yes)
+            .await
+            .unwrap();
+        assert_eq!(reused.continuation, Continuation::Reused);
+        assert_eq!(reused.workdir, env.workdir);
+
+        // Someone pushed to the branch since: the checkout is stale, a fresh checkout of
+        // the branch has their commit.
+        let other = dir.path().join("other");
+        let file = ["-c", "protocol.file.allow=always"];
+        let o = other.display().to_string();
+        git_with(None, &file, &["clone", "-q", "-b", &first.branch, &url, &o])
+            .await
+            .unwrap();
+        std::fs::write(other.join("theirs.txt"), "theirs\n").unwrap();
+        git(Some(&other), &["add", "."]).await.unwrap();
+        let commit = [
+            "-c",
+            "user.name=o",
+            "-c",
+            "user.email=o@o",
+            "commit",
+            "-qm",
+            "a reviewer's fix",
+        ];
+        git(Some(&other), &commit).await.unwrap();
+        git_with(
+            Some(&other),
+            &file,
+            &["push", "-q", "origin", &first.branch],
+        )
+        .await
+        .unwrap();
+        let mut late = task("task-5").tap_repo(&url);
+        late.prior_work_dir = env.workdir.display().to_string();
+        let fresh = prepare(&data, &cache, &late, repos(&allowed, true), &yes)
+            .await
+            .unwrap();
+        assert!(
+            matches!(&fresh.continuation, Continuation::Fresh(why) if why.contains("moved on the remote")),
+            "{:?}",
+            fresh.continuation
+        );
+        assert_eq!(fresh.branch, first.branch);
+        assert!(
+            fresh.workdir.join("theirs.txt").exists(),
+            "the remote's new commit"
         );
     }
 

@@ -1,8 +1,10 @@
 //! Garbage collection of task directories: a finished task's directory (marked by a
 //! `.done` file when its run ended) is removed after a TTL (default 24 h), a directory
 //! without the marker — a run the daemon lost track of, e.g. across a crash — after the
-//! orphan TTL (default 72 h). A directory of a task running now is never touched. After a
-//! sweep.
+//! orphan TTL (default 72 h). A directory of a task running now is never touched, nor one
+//! whose checkout a follow-up runs in now; a follow-up that reused a checkout rewrites its
+//! marker when it ends, so a checkout lives for the TTL after the *last* run in it (the
+//! window in which a follow-up may still continue there).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -70,7 +72,7 @@ pub async fn gc_loop(d: Arc<Daemon>, cancel: CancellationToken) {
     loop {
         let this = Arc::clone(&d);
         let report = tokio::task::spawn_blocking(move || {
-            let active = |id: &str| this.runner.is_active(id);
+            let active = |id: &str| this.runner.dir_in_use(id);
             sweep(
                 &this.cfg.data_dir,
                 this.cfg.gc_ttl,

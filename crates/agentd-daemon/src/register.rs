@@ -108,6 +108,7 @@ impl Daemon {
         resp: &RegisterResponse,
         create: bool,
     ) -> Result<Vec<String>, RegisterError> {
+        self.note_server_kind(resp.server);
         let fresh = self
             .registry
             .apply_register(workspace_id, resp, create)

@@ -279,3 +279,36 @@ fn continue_argv_has_no_resume_or_model_flag() {
         ]
     );
 }
+
+/// The agent's MCP servers reach Claude Code inline and alone (`--strict-mcp-config`),
+/// before the prompt's `--`; an empty or absent config adds nothing.
+#[test]
+fn claude_gets_the_agents_mcp_servers_inline() {
+    let mcp = serde_json::json!({"mcpServers": {"probe": {"command": "probe-server"}}});
+    let with = RunSpec {
+        mcp_config: Some(mcp.clone()),
+        ..run("do it")
+    };
+    let a = args(&backend::Claude, &with);
+    let at = a
+        .iter()
+        .position(|x| x == "--mcp-config")
+        .expect("--mcp-config");
+    assert_eq!(a[at + 1], mcp.to_string());
+    assert_eq!(a[at + 2], "--strict-mcp-config");
+    assert!(at < a.iter().position(|x| x == "--").unwrap());
+    for none in [
+        None,
+        Some(serde_json::json!({})),
+        Some(serde_json::Value::Null),
+    ] {
+        let a = args(
+            &backend::Claude,
+            &RunSpec {
+                mcp_config: none,
+                ..run("do it")
+            },
+        );
+        assert!(!a.iter().any(|x| x.contains("mcp")), "{a:?}");
+    }
+}

@@ -518,3 +518,56 @@ proptest! {
         prop_assert!(finish.outcome.ended, "{name} lost its end event");
     }
 }
+
+/// Usage is summed from the assistant messages as they stream, so a run stopped before
+/// its `result` (cancelled, killed, crashed) still says what it cost; a `result` that
+/// carries totals replaces that sum (never added to it).
+#[test]
+fn claude_usage_is_summed_from_messages_and_the_result_totals_win() {
+    let bytes = std::fs::read(fixtures_dir().join("claude-sigint-partial-messages.jsonl"))
+        .expect("read fixture");
+    let text = String::from_utf8(bytes).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    let backend = backend::for_provider("claude").expect("claude backend");
+
+    // Cut before the final `result` line: only the streamed messages say what it cost.
+    let cut = lines[..lines.len() - 1].join("\n");
+    let mut p = backend.parser(&RunSpec::default());
+    let (_, finish) = run_bytes(p.as_mut(), cut.as_bytes(), 4096, 1 << 20);
+    assert!(!finish.outcome.ended);
+    let u = &finish.outcome.usage;
+    assert_eq!(u.len(), 1, "{u:?}");
+    assert_eq!(u[0].model, "claude-opus-5-5");
+    assert_eq!(u[0].provider, "claude");
+    // One message (streamed as several lines) of 100 in / 1 out: counted once.
+    assert_eq!((u[0].input_tokens, u[0].output_tokens), (100, 1));
+
+    // With the result: its totals (100 / 14), not the sum plus the totals.
+    let mut p = backend.parser(&RunSpec::default());
+    let (_, finish) = run_bytes(p.as_mut(), text.as_bytes(), 4096, 1 << 20);
+    let u = &finish.outcome.usage;
+    assert_eq!((u[0].input_tokens, u[0].output_tokens), (100, 14), "{u:?}");
+
+    // Two messages after the result of an earlier turn: the earlier totals plus both.
+    let turn = |id: &str, input: i64| {
+        serde_json::json!({"type": "assistant", "message": {"id": id, "model": "m",
+            "content": [{"type": "text", "text": "x"}],
+            "usage": {"input_tokens": input, "output_tokens": 2}}})
+        .to_string()
+    };
+    let stream = [
+        turn("a", 10),
+        r#"{"type":"result","subtype":"success","result":"ok","usage":{"input_tokens":10,"output_tokens":2}}"#.to_string(),
+        turn("b", 20),
+        turn("b", 20),
+        turn("c", 30),
+    ]
+    .join("\n");
+    let mut p = backend.parser(&RunSpec::default());
+    let (_, finish) = run_bytes(p.as_mut(), stream.as_bytes(), 4096, 1 << 20);
+    let u = &finish.outcome.usage;
+    assert_eq!(u.len(), 2, "{u:?}");
+    let total: i64 = u.iter().map(|e| e.input_tokens).sum();
+    assert_eq!(total, 60, "{u:?}");
+    assert_eq!(u.iter().map(|e| e.output_tokens).sum::<i64>(), 6);
+}

@@ -72,6 +72,10 @@ pub struct Health {
     /// `bwrap`, `off` or `unavailable` (see [`crate::SandboxState`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<crate::SandboxState>,
+    /// The kind of server served (`agentd` or `multica`): what agents are told and what is
+    /// reported after a cancel (see `docs/multica.md`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_kind: Option<crate::ServerKind>,
     pub agents: Vec<HealthAgent>,
     pub workspaces: Vec<HealthWorkspace>,
 }

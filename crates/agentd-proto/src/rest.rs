@@ -108,6 +108,38 @@ pub struct Repo {
     pub url: String,
 }
 
+/// Which kind of control-plane server a daemon serves: it decides what the agent is told
+/// (`agentd issue …` or the `multica` CLI and `MULTICA_*` variables) and what the daemon
+/// reports after a server-side cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    /// agentd's own server (says so in its register answer).
+    Agentd,
+    /// A Multica server (its register answer names no kind).
+    #[default]
+    Multica,
+    /// A kind this daemon does not know: treated like Multica (the reference contract).
+    #[serde(other)]
+    Other,
+}
+
+impl ServerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerKind::Agentd => "agentd",
+            ServerKind::Multica => "multica",
+            ServerKind::Other => "other",
+        }
+    }
+
+    /// Whether the server speaks agentd's extensions (the `agentd issue` API, task
+    /// tokens, reports after a cancel).
+    pub fn is_agentd(self) -> bool {
+        self == ServerKind::Agentd
+    }
+}
+
 /// Response of `POST /api/daemon/register`: authoritative for the workspace's runtime set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -117,6 +149,9 @@ pub struct RegisterResponse {
     pub repos_version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub settings: Option<Value>,
+    /// agentd-server only: `"agentd"`. A Multica server sends no such field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerKind>,
 }
 
 /// `POST /api/daemon/deregister`.

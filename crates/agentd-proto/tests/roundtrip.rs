@@ -117,6 +117,15 @@ fn unknown_fields_are_ignored_and_unknown_kinds_kept() {
     assert_eq!(m.kind, MessageKind::Unknown);
     let s: TaskStatusResponse = serde_json::from_str(r#"{"status":"paused"}"#).unwrap();
     assert_eq!(s.status, TaskStatus::Unknown);
+    // A server kind this daemon does not know is no error (served like Multica); no kind
+    // at all is Multica's register answer.
+    let r: RegisterResponse = serde_json::from_str(r#"{"server":"gitea-agents"}"#).unwrap();
+    assert_eq!(r.server, Some(ServerKind::Other));
+    assert!(!ServerKind::Other.is_agentd());
+    let r: RegisterResponse = serde_json::from_str(r#"{"runtimes":[]}"#).unwrap();
+    assert_eq!(r.server, None);
+    let r: RegisterResponse = serde_json::from_str(r#"{"server":"agentd"}"#).unwrap();
+    assert_eq!(r.server, Some(ServerKind::Agentd));
     match WsMessage::decode(r#"{"type":"daemon:new_thing","payload":{"a":1}}"#).unwrap() {
         WsMessage::Unknown(f) => assert_eq!(f.kind, "daemon:new_thing"),
         other => panic!("{other:?}"),
@@ -152,7 +161,7 @@ macro_rules! decode_every_wire_type {
             SessionRequest, CompleteRequest, FailureReason, FailRequest, TaskStatus,
             TaskStatusResponse, ReposResponse, RecoverOrphansResponse, RecoverOrphansRequest, ReportResponse,
             Frame, TaskAvailable, TaskCancelled, TaskDiff, DiffFile, PushedBranch, PushedRequest, TaskPush,
-            SandboxState)
+            SandboxState, ServerKind)
     }};
     (@each $s:ident; $($t:ty),+ $(,)?) => {{
         $( let _ = serde_json::from_str::<$t>($s); )+

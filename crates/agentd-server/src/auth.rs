@@ -535,23 +535,66 @@ impl FromRequestParts<Arc<App>> for Admin {
     }
 }
 
-/// The peer address of the request's connection (the audit log's source IP and the
-/// per-IP sign-in limit); empty when the connection has none (an in-process request).
-/// Proxies' `X-Forwarded-For` is not trusted: behind a proxy every caller has its IP.
+/// Who sent the request, for the audit log's source IP and the per-IP sign-in limit: the
+/// peer address of its connection, or, when that peer is one of the configured
+/// [`ServerConfig::trusted_proxies`](crate::ServerConfig::trusted_proxies), the address
+/// its `X-Forwarded-For` names (see [`client_ip`]). Empty when the connection has no
+/// address (an in-process request).
 pub struct SourceIp(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for SourceIp {
+impl FromRequestParts<Arc<App>> for SourceIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(SourceIp(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-                .unwrap_or_default(),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(peer) = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+        else {
+            return Ok(SourceIp(String::new()));
+        };
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let ip = client_ip(peer, &forwarded, &app.config.trusted_proxies);
+        Ok(SourceIp(ip.to_string()))
     }
+}
+
+/// The client behind `peer`: `peer` itself unless it is a trusted proxy; then the
+/// `X-Forwarded-For` entries (every header, in order) are read from the nearest hop
+/// back, skipping trusted proxies, and the first other address is the client. An entry
+/// that is not an IP address ends the walk there (what lies before it cannot be
+/// trusted), and so does a chain of trusted proxies only: the last address read stands.
+pub fn client_ip(
+    peer: std::net::IpAddr,
+    forwarded: &[&str],
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let trusts = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let mut client = peer;
+    if !trusts(&client) {
+        return client;
+    }
+    let hops = forwarded.iter().flat_map(|h| h.split(',')).map(str::trim);
+    for hop in hops.collect::<Vec<_>>().into_iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusts(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// A caller that may also be nobody: `None` when the request carries neither a bearer
@@ -567,5 +610,50 @@ impl FromRequestParts<Arc<App>> for MaybeMember {
         }
         let Member(p) = Member::from_request_parts(parts, app).await?;
         Ok(MaybeMember(Some(p)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+
+    fn ip(s: &str) -> std::net::IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_client_is_the_nearest_untrusted_hop() {
+        let lb: Vec<ipnet::IpNet> = vec!["10.0.0.0/24".parse().unwrap()];
+        // Not from a trusted proxy: the header is anyone's to forge.
+        assert_eq!(
+            client_ip(ip("192.0.2.1"), &["203.0.113.7"], &lb),
+            ip("192.0.2.1")
+        );
+        // From the balancer: the hop it names.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &["203.0.113.7"], &lb),
+            ip("203.0.113.7")
+        );
+        // A forged entry before the real client is not believed.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &["1.2.3.4, 203.0.113.7, 10.0.0.6"], &lb),
+            ip("203.0.113.7")
+        );
+        // Several headers are one list, in order.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &["1.2.3.4", "203.0.113.7"], &lb),
+            ip("203.0.113.7")
+        );
+        // Garbage ends the walk; no header leaves the balancer.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &["nonsense"], &lb),
+            ip("10.0.0.5")
+        );
+        assert_eq!(client_ip(ip("10.0.0.5"), &[], &lb), ip("10.0.0.5"));
+        // Only trusted hops: the farthest of them.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &["10.0.0.9"], &lb),
+            ip("10.0.0.9")
+        );
     }
 }

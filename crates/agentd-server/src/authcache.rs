@@ -1,6 +1,6 @@
-//! Short-lived caches that take the two indexed reads off the heartbeat's hot path: the
-//! API token by its hash ([`crate::auth::authenticate`]) and the runtime's owner
-//! ([`crate::service::runtime::heartbeat_check`]).
+//! Short-lived caches that take the two indexed reads off the heartbeat's and the claim's
+//! hot path: the API token by its hash ([`crate::auth::authenticate`]) and the runtime's
+//! row ([`crate::service::runtime::load_cached_for`]).
 //!
 //! **The rule (revocation bound).** An entry is served for at most [`TTL_MS`] after it
 //! was read from the database, and never after an invalidation that happened after that
@@ -13,13 +13,14 @@
 //!   and at the latest [`TTL_MS`] after they read it. Expiry is checked against the clock
 //!   on every use, cached or not. Only valid tokens are cached (unknown, revoked and
 //!   task tokens always read the database).
-//! - a runtime's entry (workspace, owner token, online?) is dropped by every `runtime`
+//! - a runtime's entry (its row: workspace, owner token, status, provider, labels) is
+//!   dropped by every `runtime`
 //!   event (registered — which includes a takeover —, offline, deleted) on any instance,
 //!   and at the latest [`TTL_MS`] after it was read; a deleted runtime is never cached.
 //! - a bus resync (signals may have been lost) drops both caches whole.
 //!
 //! *Proved by* `a_revoked_token_is_refused_at_once_even_when_cached`,
-//! `a_deleted_runtime_heartbeat_is_404_at_once` (`tests/tokens.rs`, `tests/daemon_api.rs`) and
+//! `a_deleted_runtime_heartbeat_or_claim_is_404_at_once` (`tests/tokens.rs`, `tests/daemon_api.rs`) and
 //! `a_token_revoked_on_one_instance_is_refused_on_the_other_within_the_bound`
 //! (`tests/signal_bus.rs`).
 
@@ -49,13 +50,8 @@ pub struct CachedToken {
     pub last_used_at: Option<i64>,
 }
 
-/// What a heartbeat needs of a runtime's row.
-#[derive(Debug, Clone)]
-pub struct CachedRuntime {
-    pub workspace_id: String,
-    pub owner_token_id: Option<String>,
-    pub online: bool,
-}
+/// A runtime's row as read from the database (shared: a hit clones the `Arc`).
+pub type CachedRuntime = std::sync::Arc<crate::store::RuntimeRow>;
 
 struct Timed<T> {
     read_at: i64,

@@ -81,6 +81,11 @@ pub struct ServerConfig {
     /// Whether member tokens may create tokens (member and daemon tokens for their own
     /// workspaces). Off by default: in a team the admin hands tokens out.
     pub members_can_mint_tokens: bool,
+    /// The load balancers and proxies in front of this server (addresses or CIDR
+    /// ranges). A request from one of them is attributed to the address its
+    /// `X-Forwarded-For` names (the nearest one that is not itself a trusted proxy): the
+    /// audit log's source IP and the per-IP sign-in limit. Empty: the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Whether member tokens may create workspaces (and are granted the ones they create).
     /// Off by default.
     pub members_can_create_workspaces: bool,
@@ -138,6 +143,7 @@ impl ServerConfig {
             max_body_bytes: 1024 * 1024,
             ws_ping_interval: Duration::from_secs(20),
             members_can_mint_tokens: false,
+            trusted_proxies: Vec::new(),
             members_can_create_workspaces: false,
             allow_local_repos: false,
             header_read_timeout: Duration::from_secs(30),

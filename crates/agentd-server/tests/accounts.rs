@@ -831,3 +831,84 @@ async fn agent_runtime_forge_and_workspace_changes_are_audited() {
     assert_eq!(find("forge.remove").len(), 1);
     assert_eq!(find("runtime.delete")[0]["target"], fx.runtime.as_str());
 }
+
+/// A failed sign-in sent through a proxy, as the proxy forwards it.
+async fn fail_via(srv: &Srv, email: &str, forwarded_for: &str) -> StatusCode {
+    srv.http
+        .post(format!("{}/api/v1/session", srv.url))
+        .header("X-Forwarded-For", forwarded_for)
+        .json(&json!({"email": email, "password": "nope"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Behind a load balancer every request comes from the balancer's address. With it named
+/// a trusted proxy, the audit log and the per-IP limit see the client its
+/// `X-Forwarded-For` names, so one client's failures do not lock everyone out; without
+/// it, the header is anyone's to forge and is ignored.
+#[tokio::test]
+async fn behind_a_trusted_proxy_sign_in_limits_and_the_audit_log_see_the_client() {
+    let srv = start_in(tempfile::tempdir().unwrap(), |c| {
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    user(&srv, "fe@example.com", "correct horse", false).await;
+    // 20 failures from one client (over many emails), through the balancer.
+    for i in 0..20 {
+        let s = fail_via(&srv, &format!("x{i}@example.com"), "203.0.113.7, 127.0.0.1").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        fail_via(&srv, "fe@example.com", "203.0.113.7").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the client that failed is limited"
+    );
+    // Another client through the same balancer signs in.
+    let ok = srv
+        .http
+        .post(format!("{}/api/v1/session", srv.url))
+        .header("X-Forwarded-For", "198.51.100.2")
+        .json(&json!({"email": "fe@example.com", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    let db = Db::open(srv.dir.path()).await;
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'signin.failed' \
+             AND source_ip = '203.0.113.7'"
+        )
+        .await,
+        20
+    );
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'signin' AND source_ip = '198.51.100.2'"
+        )
+        .await,
+        1
+    );
+    db.close().await;
+    srv.stop().await;
+
+    // No trusted proxy: the header is ignored, the peer address counts.
+    let srv = start().await;
+    assert_eq!(
+        fail_via(&srv, "gi@example.com", "203.0.113.9").await,
+        StatusCode::UNAUTHORIZED
+    );
+    let db = Db::open(srv.dir.path()).await;
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'signin.failed' \
+             AND source_ip = '127.0.0.1'"
+        )
+        .await,
+        1
+    );
+    db.close().await;
+    srv.stop().await;
+}

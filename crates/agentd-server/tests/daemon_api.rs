@@ -372,7 +372,8 @@ async fn complete_posts_output_and_moves_issue_to_in_review() {
         .post(
             &fx.daemon,
             &format!("/api/daemon/tasks/{tid}/complete"),
-            json!({"output": "All done: fixed it.", "session_id": "sess-1"}),
+            json!({"output": "All done: fixed it.", "session_id": "sess-1",
+                "work_dir": "/data/tasks/t1/work", "branch_name": "agentd/issue-finish-t1"}),
         )
         .await;
     assert_eq!(s, StatusCode::OK);
@@ -397,6 +398,67 @@ async fn complete_posts_output_and_moves_issue_to_in_review() {
     assert_eq!(next["trigger_comment_content"], "one more thing");
     assert_eq!(next["trigger_author_type"], "member");
     assert_eq!(next["prior_session_id"], "sess-1");
+    // No pull request: it continues on the earlier run's branch, in its checkout.
+    assert_eq!(next["prior_work_dir"], "/data/tasks/t1/work");
+    assert_eq!(next["branch"], "agentd/issue-finish-t1");
+    srv.stop().await;
+}
+
+/// Issue 17: what a cancelled or failed run cost is kept on the task (the daemon posts
+/// usage before its final report, and after a cancel too).
+#[tokio::test]
+async fn usage_of_a_cancelled_and_of_a_failed_task_is_kept() {
+    let srv = start().await;
+    let fx = srv.fixture("w").await;
+    let mut tasks = Vec::new();
+    for title in ["cancel me", "fail me"] {
+        let issue = srv.assigned_issue(&fx, title).await;
+        let tid = srv.claim(&fx, None).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        srv.post(
+            &fx.daemon,
+            &format!("/api/daemon/tasks/{tid}/start"),
+            json!({}),
+        )
+        .await;
+        tasks.push((issue, tid));
+    }
+    let (s, _) = srv
+        .post(
+            &fx.token,
+            &format!("/api/v1/tasks/{}/cancel", tasks[0].1),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = srv
+        .post(
+            &fx.daemon,
+            &format!("/api/daemon/tasks/{}/fail", tasks[1].1),
+            json!({"error": "boom", "failure_reason": "agent_error"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for (issue, tid) in &tasks {
+        let (s, _) = srv
+            .post(
+                &fx.daemon,
+                &format!("/api/daemon/tasks/{tid}/usage"),
+                json!({"usage": [{"provider": "claude", "model": "m", "input_tokens": 120, "output_tokens": 7}]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{tid}");
+        let (_, d) = srv.get(&fx.token, &format!("/api/v1/issues/{issue}")).await;
+        let t = &d["tasks"][0];
+        assert!(
+            matches!(t["status"].as_str(), Some("cancelled" | "failed")),
+            "{t}"
+        );
+        assert_eq!(t["usage"][0]["input_tokens"], 120, "{t}");
+        assert_eq!(t["usage"][0]["output_tokens"], 7, "{t}");
+    }
     srv.stop().await;
 }
 
@@ -577,14 +639,22 @@ async fn a_database_fault_is_a_500_never_runtime_not_found() {
 }
 
 #[tokio::test]
-async fn a_deleted_runtime_heartbeat_is_404_at_once() {
+async fn a_deleted_runtime_heartbeat_or_claim_is_404_at_once() {
     let srv = start().await;
     let fx = srv.fixture("w").await;
     let hb = json!({"runtime_id": fx.runtime});
-    // The runtime's owner is cached and its liveness in memory (the clock does not move).
+    // The runtime's row is cached and its liveness in memory (the clock does not move).
     for _ in 0..3 {
         let (s, v) = srv
             .post(&fx.daemon, "/api/daemon/heartbeat", hb.clone())
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, v) = srv
+            .post(
+                &fx.daemon,
+                &format!("/api/daemon/runtimes/{}/tasks/claim", fx.runtime),
+                json!({}),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
@@ -594,6 +664,21 @@ async fn a_deleted_runtime_heartbeat_is_404_at_once() {
     assert_eq!(s, StatusCode::OK);
     let (s, v) = srv
         .post(&fx.daemon, "/api/daemon/heartbeat", hb.clone())
+        .await;
+    assert_eq!(
+        (s, v["error"].clone()),
+        (
+            StatusCode::NOT_FOUND,
+            json!(agentd_proto::RUNTIME_NOT_FOUND)
+        )
+    );
+    // A claim reads the same cache: 404 at once too.
+    let (s, v) = srv
+        .post(
+            &fx.daemon,
+            &format!("/api/daemon/runtimes/{}/tasks/claim", fx.runtime),
+            json!({}),
+        )
         .await;
     assert_eq!(
         (s, v["error"].clone()),

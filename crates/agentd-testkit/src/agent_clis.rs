@@ -64,13 +64,6 @@ pub struct CliRow {
     /// `(input, output)` tokens the resumed run reports, when its usage is cumulative
     /// over the session (the mock answers 100 in / 10 out a request).
     pub resume_usage: Option<(i64, i64)>,
-    /// `Some(error)`: a follow-up task resuming the session through the daemon fails with
-    /// this error, because the CLI does not resume a session started in another directory
-    /// and the daemon runs a follow-up in a new work dir (it does not reuse
-    /// `prior_work_dir`). Gemini CLI keeps sessions per project dir; OpenCode fails in a
-    /// new git worktree (and, by hand, hung resuming outside a git repo). `None`: the
-    /// follow-up resumes (Claude Code and Codex find the session from any dir).
-    pub resume_fails_in_a_new_work_dir: Option<&'static str>,
     /// A model to choose (`RunSpec::model`) and the model name the CLI's requests to the
     /// mock then carry (in the JSON body's `model`, or in the URL for Gemini); `None`: the
     /// CLI has no model choice on its command line (Continue: its config picks it).
@@ -107,7 +100,6 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[],
         resume: true,
         resume_usage: None,
-        resume_fails_in_a_new_work_dir: None,
         model_choice: Some(("claude-sonnet-4-5", "claude-sonnet-4-5")),
         usage: true,
         api_error: Some((1, &["API Error", "400"])),
@@ -135,7 +127,6 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[],
         resume: true,
         resume_usage: Some((200, 20)),
-        resume_fails_in_a_new_work_dir: None,
         model_choice: Some(("gpt-5.5-mini", "gpt-5.5-mini")),
         usage: true,
         api_error: Some((1, &["mock 400"])),
@@ -162,7 +153,6 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[],
         resume: true,
         resume_usage: None,
-        resume_fails_in_a_new_work_dir: Some("Unexpected server error"),
         model_choice: Some(("mock/mock-model", "mock-model")),
         usage: true,
         api_error: Some((1, &["mock 400"])),
@@ -190,7 +180,6 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[(Api::GeminiAux, 0)],
         resume: true,
         resume_usage: None,
-        resume_fails_in_a_new_work_dir: Some("No previous sessions found for this project"),
         model_choice: Some(("gemini-2.5-flash", "gemini-2.5-flash")),
         usage: true,
         // Exit status = HTTP status mod 256 (real-agents.md).
@@ -220,7 +209,6 @@ pub const ROWS: &[CliRow] = &[
         // `result.usage` is the session's: two runs of two requests each.
         resume_usage: Some((400, 40)),
         // Sessions are kept per project dir (as Gemini CLI's).
-        resume_fails_in_a_new_work_dir: Some("No saved session found with ID"),
         model_choice: Some(("qwen-other", "qwen-other")),
         usage: true,
         api_error: Some((1, &["API Error", "400"])),
@@ -248,7 +236,6 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: None,
         // It asks whether to fork the session into the new dir; stdin is closed: no.
-        resume_fails_in_a_new_work_dir: Some("Session found in different project"),
         model_choice: Some(("mock/mock-model-b", "mock-model-b")),
         usage: true,
         // Pi exits 0; the failed message's `stopReason: "error"` says it failed.
@@ -277,7 +264,6 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: None,
         // Unlike OpenCode, it resumes a session started in another dir.
-        resume_fails_in_a_new_work_dir: None,
         model_choice: Some(("mock/mock-model-b", "mock-model-b")),
         usage: true,
         api_error: Some((1, &["mock 400"])),
@@ -305,7 +291,6 @@ pub const ROWS: &[CliRow] = &[
         text_requests: &[],
         resume: false,
         resume_usage: None,
-        resume_fails_in_a_new_work_dir: None,
         model_choice: None,
         usage: false,
         // On stderr (`{"status":"error","message":"400 mock 400"}`), stdout empty.
@@ -337,7 +322,6 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: None,
         // Quiet mode prints no usage.
-        resume_fails_in_a_new_work_dir: None,
         model_choice: Some(("mock-model-b", "mock-model-b")),
         answer_only: false,
         usage: false,
@@ -369,7 +353,6 @@ pub const ROWS: &[CliRow] = &[
         // mini has no sessions.
         resume: false,
         resume_usage: None,
-        resume_fails_in_a_new_work_dir: None,
         model_choice: Some(("openai/mock-model-b", "mock-model-b")),
         answer_only: false,
         usage: true,
@@ -399,7 +382,6 @@ pub const ROWS: &[CliRow] = &[
         resume: true,
         resume_usage: None,
         // Its `result` has request counts and durations, no tokens.
-        resume_fails_in_a_new_work_dir: None,
         model_choice: Some(("mock-model-b", "mock-model-b")),
         answer_only: false,
         usage: false,
@@ -430,7 +412,6 @@ pub const ROWS: &[CliRow] = &[
         // Resume fetches the session from Factory's cloud, even for a BYOK model.
         resume: false,
         resume_usage: None,
-        resume_fails_in_a_new_work_dir: None,
         model_choice: Some((DROID_MODEL, "mock-model")),
         answer_only: false,
         usage: true,

@@ -5,7 +5,13 @@
 //!
 //! Tests script it ([`FakeServer::set_register_mode`], [`FakeServer::delete_runtime`],
 //! [`FakeServer::push`], [`FakeServer::drop_ws`], …) and read what the daemon did
-//! (register calls, heartbeats, deregistered ids).
+//! (register calls, heartbeats, deregistered ids, reports).
+//!
+//! By default it answers register as agentd's server does (`"server": "agentd"`: the
+//! daemon serves it with agentd's extensions). [`FakeServer::set_multica`] makes it
+//! behave like a Multica server: its register answer names no kind, it never pushes
+//! `task_cancelled` over WS (a cancel is seen only by polling `…/status`), and a task
+//! marked deleted answers `404 task not found`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +59,12 @@ struct RuntimeRow {
 
 struct Inner {
     token: String,
+    /// What register answers say the server is (`None`: nothing, like Multica).
+    server_kind: Option<agentd_proto::ServerKind>,
+    /// Multica behaviour: no WS cancel pushes.
+    multica: bool,
+    /// `POST …/usage` bodies, in arrival order.
+    usage: Vec<(String, agentd_proto::UsageRequest)>,
     workspaces: Vec<Workspace>,
     runtimes: Vec<RuntimeRow>,
     register_mode: RegisterMode,
@@ -126,6 +138,9 @@ impl FakeServer {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 token: token.to_string(),
+                server_kind: Some(agentd_proto::ServerKind::Agentd),
+                multica: false,
+                usage: Vec::new(),
                 workspaces: workspaces
                     .iter()
                     .map(|w| Workspace {
@@ -180,6 +195,7 @@ impl FakeServer {
             .route("/api/daemon/tasks/{tid}/complete", post(complete))
             .route("/api/daemon/tasks/{tid}/pushed", post(pushed))
             .route("/api/daemon/tasks/{tid}/progress", post(progress))
+            .route("/api/daemon/tasks/{tid}/usage", post(usage))
             .route("/api/daemon/tasks/{tid}/status", get(status))
             .route("/api/daemon/ws", get(ws))
             .fallback(|| async { StatusCode::OK })
@@ -292,10 +308,27 @@ impl FakeServer {
             .count()
     }
 
-    /// Sends a frame to every connected WS client.
+    /// Behaves like a Multica server from now on (see the module docs).
+    pub fn set_multica(&self) {
+        let mut g = lock(&self.shared);
+        g.server_kind = None;
+        g.multica = true;
+    }
+
+    /// `POST …/usage` bodies received, in arrival order.
+    pub fn usage(&self) -> Vec<(String, agentd_proto::UsageRequest)> {
+        lock(&self.shared).usage.clone()
+    }
+
+    /// Sends a frame to every connected WS client (a Multica server sends no
+    /// `task_cancelled`: that frame is dropped in Multica mode).
     pub fn push(&self, msg: &WsMessage) {
         let text = msg.encode();
-        for (_, tx) in &lock(&self.shared).ws_clients {
+        let g = lock(&self.shared);
+        if g.multica && matches!(msg, WsMessage::TaskCancelled(_)) {
+            return;
+        }
+        for (_, tx) in &g.ws_clients {
             let _ = tx.send(Message::text(text.clone()));
         }
     }
@@ -394,7 +427,9 @@ impl FakeServer {
         lock(&self.shared).refused_reports
     }
 
-    /// Sets what `GET /tasks/{id}/status` answers (cancel without a WS push).
+    /// Sets what `GET /tasks/{id}/status` answers (cancel without a WS push);
+    /// [`TaskStatus::Unknown`](agentd_proto::TaskStatus::Unknown): the task was deleted
+    /// (`404 task not found`).
     pub fn set_task_status(&self, task_id: &str, status: agentd_proto::TaskStatus) {
         lock(&self.shared)
             .statuses
@@ -493,6 +528,7 @@ async fn register(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes)
         }
         RegisterMode::Fixed(runtimes) => RegisterResponse {
             runtimes,
+            server: lock(&s).server_kind,
             ..RegisterResponse::default()
         },
         RegisterMode::Upsert => {
@@ -535,6 +571,7 @@ async fn register(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes)
                     .into_iter()
                     .map(|url| agentd_proto::Repo { url })
                     .collect(),
+                server: g.server_kind,
                 ..RegisterResponse::default()
             }
         }
@@ -664,12 +701,26 @@ async fn progress(State(s): State<Arc<Shared>>, Path(tid): Path<String>, body: B
     StatusCode::OK.into_response()
 }
 
+async fn usage(State(s): State<Arc<Shared>>, Path(tid): Path<String>, body: Bytes) -> Response {
+    if let Some(r) = refuse_report(&s) {
+        return r;
+    }
+    let Ok(req) = serde_json::from_slice::<agentd_proto::UsageRequest>(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, "bad usage body");
+    };
+    lock(&s).usage.push((tid, req));
+    StatusCode::OK.into_response()
+}
+
 async fn status(State(s): State<Arc<Shared>>, Path(tid): Path<String>) -> Response {
     let st = lock(&s)
         .statuses
         .get(&tid)
         .copied()
         .unwrap_or(agentd_proto::TaskStatus::Running);
+    if st == agentd_proto::TaskStatus::Unknown {
+        return json_error(StatusCode::NOT_FOUND, "task not found");
+    }
     axum::Json(agentd_proto::TaskStatusResponse { status: st }).into_response()
 }
 

@@ -26,6 +26,9 @@ pub struct FileConfig {
     pub labels: Option<Vec<String>>,
     pub device_name: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// `"auto"` (default: agentd's server says so in its register answer, anything else is
+    /// served like Multica), `"agentd"` or `"multica"`.
+    pub server_kind: Option<String>,
     pub shutdown_grace: Option<String>,
     pub agent_timeout: Option<String>,
     pub inactivity_timeout: Option<String>,
@@ -472,6 +475,17 @@ pub fn daemon_config(args: &DaemonArgs) -> anyhow::Result<agentd_daemon::DaemonC
 
     cfg.sandbox = sandbox_config(args, &file, file_path.as_deref(), &where_)?;
     cfg.allow_local_repos = args.allow_local_repos || file.allow_local_repos.unwrap_or(false);
+    let kind = std::env::var("AGENTD_SERVER_KIND")
+        .ok()
+        .or(file.server_kind.clone());
+    cfg.server_kind = match kind.as_deref().map(str::trim) {
+        None | Some("") | Some("auto") => None,
+        Some("agentd") => Some(agentd_proto::ServerKind::Agentd),
+        Some("multica") => Some(agentd_proto::ServerKind::Multica),
+        Some(other) => {
+            bail!("{where_}: server_kind {other:?} must be \"auto\", \"agentd\" or \"multica\"")
+        }
+    };
     let configured = pinned_agent_paths(&file);
     let path_var = std::env::var_os("PATH");
     cfg.agents = agentd_daemon::agents::detect(path_var.as_deref(), &configured);
@@ -553,6 +567,50 @@ mod tests {
         args.http_timeout = Some("0s".into());
         let err = format!("{:#}", daemon_config(&args).unwrap_err());
         assert!(err.contains("http_timeout"), "{err}");
+    }
+
+    #[test]
+    fn server_kind_is_auto_unless_the_file_fixes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let claude = dir.path().join("claude");
+        std::fs::write(&claude, "#!/bin/sh\necho '2.1.0 (Claude Code)'\n").unwrap();
+        std::fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let p = dir.path().join("daemon.toml");
+        let with = |kind: Option<&str>| {
+            let line = kind
+                .map(|k| format!("server_kind = {k:?}\n"))
+                .unwrap_or_default();
+            std::fs::write(
+                &p,
+                format!(
+                    "token = \"t\"\n{line}[agents.claude]\npath = {:?}\n",
+                    claude.display().to_string()
+                ),
+            )
+            .unwrap();
+            daemon_config(&DaemonArgs {
+                config: Some(p.clone()),
+                data_dir: Some(dir.path().join("data")),
+                ..DaemonArgs::default()
+            })
+        };
+        use agentd_proto::ServerKind;
+        assert_eq!(with(None).unwrap().server_kind, None);
+        assert_eq!(with(Some("auto")).unwrap().server_kind, None);
+        assert_eq!(
+            with(Some("multica")).unwrap().server_kind,
+            Some(ServerKind::Multica)
+        );
+        assert_eq!(
+            with(Some("agentd")).unwrap().server_kind,
+            Some(ServerKind::Agentd)
+        );
+        let err = format!("{:#}", with(Some("gitlab")).unwrap_err());
+        assert!(
+            err.contains("server_kind") && err.contains("gitlab"),
+            "{err}"
+        );
     }
 
     #[test]

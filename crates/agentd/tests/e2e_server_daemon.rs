@@ -147,3 +147,86 @@ async fn an_assigned_issue_runs_on_the_real_daemon_and_lands_in_review() {
     let logs = String::from_utf8_lossy(&out.stdout);
     assert!(logs.contains("Hello from the mock model."), "{logs}");
 }
+
+/// Issue 17: a run that fails and a run that is cancelled each report what they cost.
+/// The stand-in streams one assistant message with its usage (no `result`, which is where
+/// usage used to be read), then fails (`[broken]`) or works on until cancelled; the
+/// server keeps the usage on each task, where the board's run view shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_and_a_cancelled_run_each_report_their_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let url = server.url.clone();
+    let (ws, token, daemon) = server.workspace_with_tokens("usage");
+    let bin = stand_in_claude(
+        dir.path(),
+        "for prompt; do :; done\n\
+         echo '{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s-u\",\"model\":\"claude-test\"}'\n\
+         echo '{\"type\":\"assistant\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-test\",\"content\":[{\"type\":\"text\",\"text\":\"working\"}],\"usage\":{\"input_tokens\":120,\"output_tokens\":7,\"cache_read_input_tokens\":3,\"cache_creation_input_tokens\":0}}}'\n\
+         case \"$prompt\" in *'[broken]'*) echo 'stand-in: giving up' >&2; exit 1 ;; esac\n\
+         sleep 60",
+    );
+    let _daemon = spawn_daemon(
+        dir.path(),
+        &bin,
+        &url,
+        &daemon,
+        &["--heartbeat-interval", "1s", "--poll-interval", "30s"],
+    );
+    let rid = online_runtime(&url, &token, &ws, "claude", 30).await;
+    let task_of = |issue: &str, status: &str| {
+        let v = cli(&url, &token, &["issue", "show", issue]);
+        (v["tasks"][0]["status"] == status).then(|| v["tasks"][0].clone())
+    };
+    let has_usage = |t: &serde_json::Value| {
+        t["usage"].as_array().is_some_and(|u| {
+            u.len() == 1
+                && u[0]["model"] == "claude-test"
+                && u[0]["input_tokens"] == 120
+                && u[0]["output_tokens"] == 7
+                && u[0]["cache_read_tokens"] == 3
+        })
+    };
+
+    let (agent, broken) = assign_new_issue(&url, &token, &ws, &rid, "bot", "Fail [broken]");
+    let failed = eventually(30, "the failed run, with its usage", || {
+        let t = task_of(&broken, "failed")?;
+        has_usage(&t).then_some(t)
+    })
+    .await;
+    assert_eq!(failed["failure_reason"], "agent_error", "{failed:#}");
+
+    let long = cli(
+        &url,
+        &token,
+        &[
+            "issue",
+            "create",
+            "Work on",
+            "--workspace",
+            &ws,
+            "--assign",
+            &agent,
+        ],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let running = eventually(30, "the long run streams", || {
+        let t = task_of(&long, "running")?;
+        let logs = common::cli_raw(&url, &token, &["task", "logs", t["id"].as_str()?]);
+        logs.contains("working").then_some(t)
+    })
+    .await;
+    cli(
+        &url,
+        &token,
+        &["task", "cancel", running["id"].as_str().unwrap()],
+    );
+    let cancelled = eventually(30, "the cancelled run's usage", || {
+        let t = task_of(&long, "cancelled")?;
+        has_usage(&t).then_some(t)
+    })
+    .await;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled:#}");
+}

@@ -498,9 +498,9 @@ async fn api_error_fails_the_task_as_agent_error(name: &str) {
 
 /// A follow-up resumes the first run's session through the daemon, as the server asks
 /// for it (`prior_session_id` and `prior_work_dir` of the earlier run): the CLI answers
-/// in the same session and the model sees the first exchange again. For a CLI whose
-/// sessions belong to a project directory, the follow-up fails today with the error its
-/// row records (the daemon runs it in a new work dir).
+/// in the same session and the model sees the first exchange again. The daemon runs the
+/// follow-up in the first run's checkout, so CLIs whose sessions belong to a project
+/// directory (Gemini CLI, OpenCode, Qwen Code, Pi) resume too.
 async fn a_follow_up_resumes_the_session_through_the_daemon(name: &str) {
     let row = agent_clis::row(name);
     let Some(cli) = installed(name) else {
@@ -564,26 +564,6 @@ async fn a_follow_up_resumes_the_session_through_the_daemon(name: &str) {
     )
     .await;
     let fails = fake.fail_requests();
-    if let Some(error) = row.resume_fails_in_a_new_work_dir {
-        // What this CLI does today (the row says why); when the daemon reuses the prior
-        // work dir, this fails and the row changes to `None`.
-        let (id, req) = fails
-            .first()
-            .unwrap_or_else(|| panic!("the follow-up no longer fails: set the row's resume_fails_in_a_new_work_dir to None\n{}", d.describe()));
-        assert_eq!(id, "task-2");
-        assert_eq!(
-            req.failure_reason,
-            Some(FailureReason::AgentError),
-            "{}",
-            ctx(req)
-        );
-        assert!(req.error.contains(error), "{}", ctx(req));
-        eprintln!(
-            "real_cli_e2e {name}: the follow-up fails as recorded: {}",
-            req.error
-        );
-        return;
-    }
     assert!(
         fails.is_empty(),
         "follow-up failed: {fails:#?}\n{}",
@@ -591,6 +571,12 @@ async fn a_follow_up_resumes_the_session_through_the_daemon(name: &str) {
     );
     let (id, second) = fake.completed().remove(1);
     assert_eq!(id, "task-2");
+    assert_eq!(
+        second.work_dir,
+        first.work_dir,
+        "the first run's checkout\n{}",
+        ctx(&second)
+    );
     assert_eq!(
         second.output,
         "Hello from the mock model.",
@@ -930,6 +916,148 @@ async fn up_runs_an_issue_on_real_claude_end_to_end() {
         task["usage"].as_array().is_some_and(|u| !u.is_empty()),
         "token usage reported: {}",
         ctx()
+    );
+}
+
+/// Issue 17: on agentd's own server, a member's comment re-runs real Claude Code in the
+/// first run's checkout (same work dir and branch, the earlier change there) and resumes
+/// its session: the mock model sees the first exchange in the follow-up's request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_resumes_claude_in_its_checkout_on_the_real_server() {
+    let Some(claude) = installed("claude") else {
+        return;
+    };
+    let mock = MockModel::start(vec![]).await.expect("mock model");
+    let up = start_up(&claude, &mock, "", &[]);
+    let api = |args: &[&str]| common::cli(&up.url, &up.token, args);
+    let (shown, first) = run_issue(&up, "@mock:write Add a hello file").await;
+    let issue = shown["issue"]["id"].as_str().expect("issue id").to_string();
+    let t1 = &shown["tasks"][0];
+    let ctx = |v: &serde_json::Value| format!("{v:#}\n{}", up.d.describe());
+    assert_eq!(t1["status"], "completed", "{}", ctx(&shown));
+    let work = t1["work_dir"].as_str().expect("work_dir").to_string();
+    let branch = t1["branch_name"].as_str().expect("branch").to_string();
+    let session = t1["session_id"].as_str().expect("session").to_string();
+    let requests_before = mock.requests().len();
+
+    api(&[
+        "issue",
+        "comment",
+        &issue,
+        "@mock:text Say hello again, please.",
+    ]);
+    let shown = common::eventually(90, "the follow-up ended", || {
+        let v = api(&["issue", "show", &issue]);
+        let tasks = v["tasks"].as_array()?;
+        (tasks.len() == 2
+            && tasks
+                .iter()
+                .all(|t| matches!(t["status"].as_str(), Some("completed" | "failed"))))
+        .then_some(v)
+    })
+    .await;
+    let t2 = shown["tasks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["id"] != first.as_str()))
+        .unwrap_or_else(|| panic!("{}", ctx(&shown)));
+    assert_eq!(t2["status"], "completed", "{}", ctx(&shown));
+    assert_eq!(
+        t2["work_dir"],
+        work.as_str(),
+        "the same checkout\n{}",
+        ctx(&shown)
+    );
+    assert_eq!(
+        t2["branch_name"],
+        branch.as_str(),
+        "the same branch\n{}",
+        ctx(&shown)
+    );
+    assert_eq!(
+        t2["session_id"],
+        session.as_str(),
+        "the same session\n{}",
+        ctx(&shown)
+    );
+    // The earlier change is still there, and the follow-up's commit (if any) builds on it.
+    assert_eq!(
+        git(Path::new(&work), &["show", &format!("{branch}:hello.txt")]),
+        "hello from mock\n"
+    );
+    let follow_up: Vec<String> = mock.requests()[requests_before..]
+        .iter()
+        .filter(|r| r.api == Api::Anthropic && r.scenario.as_deref() == Some("text"))
+        .map(|r| r.body.to_string())
+        .collect();
+    assert!(
+        !follow_up.is_empty(),
+        "the follow-up asked the model\n{}",
+        up.d.describe()
+    );
+    assert!(
+        follow_up
+            .iter()
+            .any(|b| b.contains("@mock:write Add a hello file")
+                && b.contains("MOCK-DONE: wrote hello.txt")
+                && b.contains("Say hello again")),
+        "the resumed request carries the first exchange\n{}",
+        up.d.describe()
+    );
+    // Its usage is on the task, and the run view shows tokens.
+    assert!(
+        t2["usage"].as_array().is_some_and(|u| !u.is_empty()),
+        "{}",
+        ctx(&shown)
+    );
+}
+
+/// The agent's MCP servers (`agent.mcp_config`, as a Multica server sends them) reach real
+/// Claude Code: it starts the configured stdio server inside the run's sandbox (the server
+/// here only leaves a marker in the work dir's `.git` and exits), and the run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_starts_the_agents_mcp_server() {
+    let Some(cli) = installed("claude") else {
+        return;
+    };
+    let deadline = Instant::now() + TEST_BOUND;
+    let mock = MockModel::start(vec![]).await.expect("mock model");
+    let fake = FakeServer::start(TOKEN, &["ws-1"]).await;
+    let d = spawn_daemon("claude", &cli, &fake.url, TOKEN, &mock);
+    until(
+        deadline,
+        "the runtime registered",
+        || d.describe(),
+        || fake.runtime_id_of("claude").is_some(),
+    )
+    .await;
+    let rid = fake.runtime_id_of("claude").expect("runtime id");
+    let mut task = Task {
+        id: "task-mcp".into(),
+        runtime_id: rid.clone(),
+        issue_id: "issue-42".into(),
+        workspace_id: "ws-1".into(),
+        issue_title: "@mock:text hello".into(),
+        task_token: "task-token-1".into(),
+        ..Task::default()
+    };
+    task.agent.mcp_config = Some(serde_json::json!({"mcpServers": {"probe": {
+        "command": "/bin/sh",
+        "args": ["-c", "echo started > \"$PWD/.git/mcp-started\""]}}}));
+    fake.queue_task(&rid, task);
+    fake.push(&WsMessage::TaskAvailable(TaskAvailable {
+        runtime_id: rid,
+        task_id: Some("task-mcp".into()),
+    }));
+    wait_reported(&fake, &d, deadline).await;
+    let fails = fake.fail_requests();
+    assert!(fails.is_empty(), "{fails:#?}\n{}", d.describe());
+    let (_, done) = fake.completed().remove(0);
+    let work = PathBuf::from(done.work_dir.clone().expect("work dir"));
+    assert_eq!(
+        std::fs::read_to_string(work.join(".git/mcp-started")).unwrap_or_default(),
+        "started\n",
+        "the MCP server ran in the work dir\n{}",
+        d.describe()
     );
 }
 

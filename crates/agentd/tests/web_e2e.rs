@@ -19,6 +19,10 @@ use std::time::Duration;
 
 use common::{Server, cli, online_runtime, stand_in_claude};
 
+/// A Claude `assistant` line with its own usage (what a run stopped before its `result`
+/// reports).
+const USAGE_LINE: &str = r#"{"type":"assistant","message":{"id":"msg_early","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Starting."}],"usage":{"input_tokens":50,"output_tokens":4,"cache_read_input_tokens":0,"cache_creation_input_tokens":0}}}"#;
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -66,7 +70,9 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
     // real CLI (a Write, a Bash call and the final answer), one line a second. The issue
     // title is in its prompt (the last argument): a `[gated]` issue's run waits until the
     // browser test creates `gate/open` (deterministic "In progress"), and a `[broken]`
-    // one's exits 1 with a message on stderr (a failed run).
+    // one's exits 1 with a message on stderr (a failed run). Both first stream one
+    // assistant message with its usage, so the cancelled and the failed run have tokens
+    // to show.
     let fixture = repo_root()
         .join("crates/agentd-daemon/tests/fixtures/agent-output/claude-write-shell.jsonl");
     let gate = dir.path().join("gate");
@@ -75,12 +81,14 @@ async fn the_board_signs_in_assigns_an_issue_and_watches_it_land_in_review() {
         dir.path(),
         &format!(
             "for prompt; do :; done\n\
+             case \"$prompt\" in *'[gated]'*|*'[broken]'*) echo '{usage_line}' ;; esac\n\
              case \"$prompt\" in *'[gated]'*) while [ ! -e '{gate}/open' ]; do sleep 0.1; done ;; esac\n\
              case \"$prompt\" in *'[broken]'*) echo 'stand-in agent: refusing this one' >&2; exit 1 ;; esac\n\
              echo 'hello from mock' > hello.txt\n\
              while IFS= read -r line; do printf '%s\\n' \"$line\"; sleep 1; done {}",
             common::heredoc(&fixture),
             gate = gate.display(),
+            usage_line = USAGE_LINE,
         ),
     );
     // The gate is visible (read-only) inside the run's sandbox, which hides /tmp.

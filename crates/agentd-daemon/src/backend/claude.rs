@@ -47,7 +47,8 @@ impl Backend for Claude {
     }
 
     /// `claude -p --output-format stream-json --verbose --permission-mode bypassPermissions
-    /// [--model M] [--resume ID] <custom args> -- <prompt>`. The prompt goes after `--` so
+    /// [--model M] [--resume ID] [--mcp-config JSON --strict-mcp-config] <custom args> --
+    /// <prompt>`. The prompt goes after `--` so
     /// a prompt starting with `-` is never read as a flag. As root, bypass mode needs
     /// `IS_SANDBOX=1`.
     fn command(&self, run: &RunSpec) -> CommandSpec {
@@ -67,6 +68,19 @@ impl Backend for Claude {
         }
         if let Some(id) = run.prior_session_id.as_deref().filter(|s| !s.is_empty()) {
             args.extend(["--resume".to_string(), id.to_string()]);
+        }
+        // The agent's MCP servers, inline (the run's sandbox sees no file of the daemon's),
+        // and only those (`--strict-mcp-config`), as Multica's daemon runs it.
+        if let Some(mcp) = run
+            .mcp_config
+            .as_ref()
+            .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            args.extend([
+                "--mcp-config".to_string(),
+                mcp.to_string(),
+                "--strict-mcp-config".to_string(),
+            ]);
         }
         args.extend(filter_args(PROVIDER, &run.custom_args, BLOCKED));
         args.push("--".to_string());
@@ -107,6 +121,11 @@ pub struct ClaudeParser {
     last_text: Option<String>,
     result_text: Option<String>,
     usage: UsageTally,
+    /// Usage of each assistant message since the last `result` (by message id; a
+    /// message streamed as several lines counts once, its last line winning). A `result`
+    /// carries the totals of what came before it, so these are dropped there; what is
+    /// left when the run ends without one (killed, cancelled, crashed) is added.
+    pending: Vec<(String, String, Tokens)>,
     error: Option<String>,
     ended: bool,
 }
@@ -128,9 +147,51 @@ impl ClaudeParser {
             last_text: None,
             result_text: None,
             usage: UsageTally::default(),
+            pending: Vec::new(),
             error: None,
             ended: false,
         }
+    }
+
+    /// Notes an assistant message's own usage (see [`ClaudeParser::pending`]).
+    fn message_usage(&mut self, obj: &Map<String, Value>) {
+        let Some(message) = obj.get("message") else {
+            return;
+        };
+        let Some(u) = message.get("usage").filter(|u| u.is_object()) else {
+            return;
+        };
+        let id = message
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("#{}", self.pending.len()));
+        let model = message
+            .get("model")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty() && *m != "<synthetic>")
+            .map(str::to_string)
+            .or_else(|| self.model.clone())
+            .unwrap_or_else(|| "unknown".to_string());
+        let tokens = Tokens {
+            input: int(u.get("input_tokens")),
+            output: int(u.get("output_tokens")),
+            cache_read: int(u.get("cache_read_input_tokens")),
+            cache_write: int(u.get("cache_creation_input_tokens")),
+        };
+        match self.pending.iter_mut().find(|(i, _, _)| *i == id) {
+            Some(entry) => *entry = (id, model, tokens),
+            None => self.pending.push((id, model, tokens)),
+        }
+    }
+
+    /// The run's usage: the `result` totals, plus the messages after the last one.
+    fn total_usage(&self) -> Vec<agentd_proto::UsageEntry> {
+        let mut total = self.usage.clone();
+        for (_, model, tokens) in &self.pending {
+            total.add(self.provider, model, *tokens);
+        }
+        total.entries()
     }
 
     fn session(&mut self, obj: &Map<String, Value>, out: &mut Vec<AgentEvent>) {
@@ -168,6 +229,7 @@ impl ClaudeParser {
     }
 
     fn assistant(&mut self, obj: &Map<String, Value>, out: &mut Vec<AgentEvent>) {
+        self.message_usage(obj);
         let api_error = obj.get("is_api_error_message").and_then(Value::as_bool) == Some(true);
         let Some(blocks) = obj
             .get("message")
@@ -275,6 +337,13 @@ impl ClaudeParser {
             }
             self.error = Some(result.map(str::to_string).unwrap_or(text));
         }
+        let has_totals = obj.get("model_usage_since_last_result").is_some()
+            || obj.get("modelUsage").is_some()
+            || obj.get("usage").is_some();
+        if has_totals {
+            // The result's totals cover every message before it: they win.
+            self.pending.clear();
+        }
         if let Some(per_model) = obj
             .get("model_usage_since_last_result")
             .and_then(Value::as_object)
@@ -363,7 +432,7 @@ impl StreamParser for ClaudeParser {
             outcome: RunOutcome {
                 session_id: self.session_id.clone(),
                 output,
-                usage: self.usage.entries(),
+                usage: self.total_usage(),
                 error: self.error.clone(),
                 ended: self.ended,
             },

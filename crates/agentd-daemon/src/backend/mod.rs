@@ -138,6 +138,10 @@ pub struct RunSpec {
     /// agentd's sandbox already wraps the run: a CLI's own OS sandbox is turned off (it
     /// cannot nest reliably, and its own network rules would bypass agentd's proxy).
     pub in_sandbox: bool,
+    /// The agent's MCP servers (`agent.mcp_config`, Claude Code's `{"mcpServers": …}`
+    /// JSON); `None` or an empty object: none. Only Claude Code takes it (as Multica's
+    /// daemon does).
+    pub mcp_config: Option<serde_json::Value>,
 }
 
 /// How to launch a run: `program` (the default executable name; the caller substitutes

@@ -69,6 +69,7 @@ impl Daemon {
             active_task_count: self.active_task_count(),
             ws_connected: h.ws_connected,
             sandbox: Some(self.sandbox.state),
+            server_kind: self.known_server_kind(),
             agents: self
                 .cfg
                 .agents

@@ -86,7 +86,7 @@ pub fn inherited(
 const NEVER: &[&str] = &[
     "PATH", "HOME", "SHELL", "USER", "LOGNAME", "IFS", "BASH_ENV", "ENV", "TMPDIR",
 ];
-const NEVER_PREFIXES: &[&str] = &["LD_", "DYLD_", "AGENTD_"];
+const NEVER_PREFIXES: &[&str] = &["LD_", "DYLD_", "AGENTD_", "MULTICA_"];
 
 /// Keys `custom_env` may set only when the operator allows them: they redirect where
 /// the agent's traffic, keys, files or interpreters go.

@@ -125,6 +125,48 @@ fn split_path(path: &str) -> Vec<PathBuf> {
 }
 
 impl Daemon {
+    /// What the agent needs to act on its issue on the server this daemon serves:
+    /// `AGENTD_*` (the `agentd issue` commands, with the task's own token) for agentd's
+    /// server; for a Multica server the `MULTICA_*` variables Multica's daemon sets, so
+    /// its `multica` CLI works as it does under Multica's daemon (whose token is the
+    /// daemon's own: Multica has no per-task token).
+    pub(super) fn server_vars(&self, task: &Task) -> Vec<(&'static str, String)> {
+        if self.server_kind().is_agentd() {
+            return vec![
+                ("AGENTD_SERVER_URL", self.cfg.server_url.clone()),
+                ("AGENTD_TOKEN", task.task_token.clone()),
+                ("AGENTD_TASK_ID", task.id.clone()),
+                ("AGENTD_ISSUE_ID", task.issue_id.clone()),
+            ];
+        }
+        let name = if task.agent.name.is_empty() {
+            "agent".to_string()
+        } else {
+            task.agent.name.clone()
+        };
+        let workspace = if task.workspace_id.is_empty() {
+            self.registry
+                .workspace_of(&task.runtime_id)
+                .unwrap_or_default()
+        } else {
+            task.workspace_id.clone()
+        };
+        let mut vars = vec![
+            ("MULTICA_TOKEN", self.cfg.token.clone()),
+            ("MULTICA_SERVER_URL", self.cfg.server_url.clone()),
+            ("MULTICA_WORKSPACE_ID", workspace),
+            ("MULTICA_AGENT_NAME", name),
+            ("MULTICA_AGENT_ID", task.agent_id.clone()),
+            ("MULTICA_TASK_ID", task.id.clone()),
+        ];
+        // The health endpoint's port (fixed ports only); agentd serves no `/repo/checkout`
+        // there, so `multica repo checkout` does not work (docs/multica.md).
+        if let Some(addr) = self.cfg.health_addr.filter(|a| a.port() != 0) {
+            vars.push(("MULTICA_DAEMON_PORT", addr.port().to_string()));
+        }
+        vars
+    }
+
     /// Builds the agent's command for `task`.
     pub(super) fn agent_command(
         &self,
@@ -171,10 +213,9 @@ impl Daemon {
             set(&mut vars, "HOME", h.display().to_string());
         }
         set(&mut vars, "PWD", env.workdir.display().to_string());
-        set(&mut vars, "AGENTD_SERVER_URL", self.cfg.server_url.clone());
-        set(&mut vars, "AGENTD_TOKEN", task.task_token.clone());
-        set(&mut vars, "AGENTD_TASK_ID", task.id.clone());
-        set(&mut vars, "AGENTD_ISSUE_ID", task.issue_id.clone());
+        for (k, v) in self.server_vars(task) {
+            set(&mut vars, k, v);
+        }
         if sandboxed {
             // The private /tmp; git needs an identity with the real HOME hidden.
             set(&mut vars, "TMPDIR", "/tmp".into());

@@ -5,7 +5,10 @@
 //! Every report goes through the durable [`outbox`], `start` included. Each run ends in
 //! exactly one final report with a reason (`timeout`, `inactivity_timeout`, `cancelled`,
 //! `agent_error`, `agent_not_found`, `environment_error`, `repo_not_allowed`,
-//! `disk_full`, `daemon_shutdown`): a task is never left silently running.
+//! `disk_full`, `daemon_shutdown`): a task is never left silently running. The one
+//! exception follows the server served ([`agentd_proto::ServerKind`]): a Multica server
+//! gets no final report for a task it cancelled or deleted, as from its own daemon.
+//! Usage is posted before the final report whatever the run's end.
 //!
 //! The agent is stopped (TERM → grace → KILL on its process group) as soon as the daemon
 //! learns the server ended the task, whichever way it learns it: a WS
@@ -196,8 +199,9 @@ struct Launched {
     backend: Box<dyn Backend>,
     spec: RunSpec,
     provider: String,
-    /// What the daemon tells the transcript before the agent's first word (refused
-    /// `custom_env` keys).
+    /// What the daemon tells the transcript before the agent's first word (a fresh
+    /// checkout for a follow-up and why, a missing `multica` CLI, refused `custom_env`
+    /// keys).
     notes: Vec<String>,
     /// The run's limit cgroups, removed when it is over.
     limits_run: Option<String>,
@@ -315,9 +319,16 @@ impl Daemon {
             task.id.clone(),
             watcher.clone(),
         ));
-        let result = self.run_task(&task, &control).await;
+        let mut checkout_dir = None;
+        let result = self.run_task(&task, &control, &mut checkout_dir).await;
         watcher.cancel();
+        let kind = self.server_kind();
         match result {
+            // Multica's daemon reports nothing for a task the server cancelled or deleted
+            // (its server would ignore it): neither does this one, when serving Multica.
+            Err(f) if control.ended.get().is_some() && !kind.is_agentd() => {
+                tracing::info!(task_id = %task.id, reason = ?f.reason, "the server ended the task; nothing to report to a Multica server");
+            }
             Ok(done) => {
                 tracing::info!(task_id = %task.id, "task completed");
                 self.report(&task.id, Endpoint::Complete, to_body(done));
@@ -341,9 +352,13 @@ impl Daemon {
             let ob = Arc::clone(ob);
             let _ = tokio::task::spawn_blocking(move || ob.flushed()).await;
         }
+        // A reused checkout's marker is rewritten too: GC keeps it for the TTL after its
+        // last run (a follow-up may still come).
         let task_dir = self.cfg.data_dir.join("tasks").join(&task.id);
-        if task_dir.is_dir() {
-            let _ = std::fs::write(task_dir.join(crate::gc::DONE_MARKER), "");
+        for dir in std::iter::once(task_dir).chain(checkout_dir) {
+            if dir.is_dir() {
+                let _ = std::fs::write(dir.join(crate::gc::DONE_MARKER), "");
+            }
         }
     }
 
@@ -351,8 +366,10 @@ impl Daemon {
         self: &Arc<Self>,
         task: &Task,
         control: &TaskControl,
+        checkout_dir: &mut Option<std::path::PathBuf>,
     ) -> Result<CompleteRequest, Failure> {
         let env = self.prepare(task, control).await?;
+        *checkout_dir = Some(env.checkout_dir.clone());
         let work_dir = env.workdir.display().to_string();
         self.report(
             &task.id,
@@ -364,7 +381,10 @@ impl Daemon {
         );
         let launched = self.launch(task, &env)?;
         let seen = self.supervise(task, launched, &work_dir, control).await;
-        if !seen.outcome.usage.is_empty() {
+        // What the run cost is posted whatever its end (the server stores usage in any
+        // status), except to a Multica server for a task it deleted (nothing to post to).
+        let deleted = control.ended.get() == Some(&TaskStatus::Unknown);
+        if !seen.outcome.usage.is_empty() && (!deleted || self.server_kind().is_agentd()) {
             self.report(
                 &task.id,
                 Endpoint::Usage,
@@ -418,6 +438,7 @@ impl Daemon {
             task.workspace_id.clone()
         };
         let allowed = self.registry.allowed_repos(&workspace);
+        let claim = |dir: &str| self.runner.claim_checkout(dir, &task.id);
         let prepare = execenv::prepare(
             &self.cfg.data_dir,
             self.runner.repo_cache(),
@@ -427,6 +448,7 @@ impl Daemon {
                 allowed: &allowed,
                 allow_local: self.cfg.allow_local_repos,
             },
+            &claim,
         );
         match control.stop.run_until_cancelled(prepare).await {
             Some(env) => Ok(env?),
@@ -461,13 +483,45 @@ impl Daemon {
                 ),
             ));
         };
+        let kind = self.server_kind();
+        let mut notes = Vec::new();
+        // A session is resumed only where it was made: in the reused checkout (or, from a
+        // server that names no previous checkout, wherever the server says).
+        let prior_session_id = match &env.continuation {
+            execenv::Continuation::Fresh(why) => {
+                let mut note = format!(
+                    "agentd: this follow-up runs in a fresh checkout of branch {}: {why}",
+                    env.branch
+                );
+                if !task.prior_session_id.is_empty() {
+                    note.push_str("; the agent's session starts anew");
+                }
+                notes.push(note);
+                None
+            }
+            execenv::Continuation::Reused | execenv::Continuation::NotFollowUp => {
+                Some(task.prior_session_id.clone()).filter(|s| !s.is_empty())
+            }
+        };
+        if !kind.is_agentd() {
+            let path = std::env::var_os("PATH");
+            if crate::agents::resolve(std::path::Path::new("multica"), path.as_deref()).is_none() {
+                notes.push(
+                    "agentd: the multica CLI is not installed on this machine, so the agent \
+                     cannot read or comment on its issue; only its final output reaches the \
+                     issue (as Multica's fallback comment)"
+                        .to_string(),
+                );
+            }
+        }
         let spec = RunSpec {
-            prompt: prompt::build(task),
+            prompt: prompt::build(task, kind),
             workdir: env.workdir.clone(),
             model: Some(task.agent.model.clone()).filter(|m| !m.is_empty()),
             custom_args: task.agent.custom_args.clone(),
-            prior_session_id: Some(task.prior_session_id.clone()).filter(|s| !s.is_empty()),
+            prior_session_id,
             in_sandbox: self.sandbox.state == agentd_proto::SandboxState::Bwrap,
+            mcp_config: task.agent.mcp_config.clone(),
         };
         let cmd_spec = backend.command(&spec);
         let command = self.agent_command(task, &provider, &agent.path, &cmd_spec, env)?;
@@ -483,11 +537,12 @@ impl Daemon {
             )
         })?;
         tracing::info!(task_id = %task.id, pid = proc.pid(), provider, workdir = %env.workdir.display(), "agent started");
-        let notes = command
-            .refused_env
-            .iter()
-            .map(|r| format!("agentd: custom_env key {} was not set: {}", r.key, r.why))
-            .collect();
+        notes.extend(
+            command
+                .refused_env
+                .iter()
+                .map(|r| format!("agentd: custom_env key {} was not set: {}", r.key, r.why)),
+        );
         Ok(Launched {
             proc,
             backend,

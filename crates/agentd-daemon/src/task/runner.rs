@@ -31,6 +31,9 @@ pub struct TaskRunner {
     /// **Invariant:** an entry exists exactly from [`TaskRunner::begin`] to
     /// [`TaskRunner::end`] of that task; the lock is never held across an `.await`.
     active: Mutex<HashMap<String, TaskControl>>,
+    /// A previous run's task directory (by name) → the follow-up task continuing in its
+    /// checkout now. Entries go when that task ends.
+    checkouts: Mutex<HashMap<String, String>>,
     /// Parent of every running task's token. Cancelled after the shutdown grace, not at
     /// the signal, so running agents get time to finish.
     task_root: CancellationToken,
@@ -45,6 +48,7 @@ impl TaskRunner {
         TaskRunner {
             slots: Arc::new(Semaphore::new(max_concurrent_tasks.max(1))),
             active: Mutex::default(),
+            checkouts: Mutex::default(),
             task_root: CancellationToken::new(),
             outbox: OnceLock::new(),
             repo_cache: RepoCache::default(),
@@ -92,6 +96,29 @@ impl TaskRunner {
     /// The task's pipeline ended.
     pub fn end(&self, task_id: &str) {
         lock(&self.active).remove(task_id);
+        lock(&self.checkouts).retain(|_, user| user != task_id);
+    }
+
+    /// `task_id` continues in the checkout of task directory `dir`: `false` when another
+    /// run uses it now (its own task, or another follow-up).
+    pub fn claim_checkout(&self, dir: &str, task_id: &str) -> bool {
+        if dir != task_id && lock(&self.active).contains_key(dir) {
+            return false;
+        }
+        let mut checkouts = lock(&self.checkouts);
+        match checkouts.get(dir) {
+            Some(user) if user != task_id => false,
+            _ => {
+                checkouts.insert(dir.to_string(), task_id.to_string());
+                true
+            }
+        }
+    }
+
+    /// Whether task directory `dir` is in use: its task runs, or a follow-up runs in its
+    /// checkout (GC never touches it then).
+    pub fn dir_in_use(&self, dir: &str) -> bool {
+        lock(&self.active).contains_key(dir) || lock(&self.checkouts).contains_key(dir)
     }
 
     /// The server says this task is over (`status`): stops its agent if it runs here.

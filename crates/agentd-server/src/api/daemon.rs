@@ -122,7 +122,8 @@ pub async fn claim(
     Path(rid): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<ClaimResponse>, ApiError> {
-    let rt = runtime::load_for(&app, &who, &rid).await?;
+    // Cached like a heartbeat's: a claim arrives every poll and after every wake-up.
+    let rt = runtime::load_cached_for(&app, &who, &rid).await?;
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())

@@ -127,6 +127,7 @@ pub async fn register(
         repos_version: repos_version(&repos),
         repos,
         settings: Some(serde_json::json!({})),
+        server: Some(agentd_proto::ServerKind::Agentd),
     })
 }
 
@@ -228,11 +229,16 @@ pub async fn load_for(app: &App, who: &Principal, runtime_id: &str) -> Result<Ru
     }
 }
 
-/// [`load_for`] for a heartbeat, through [`crate::authcache`]: the same 404 for an
-/// unknown, foreign or deleted runtime; answers whether the database showed it offline.
-/// A deleted runtime is never cached, and every `runtime` event (registered, taken over,
-/// offline, deleted) drops the entry on every instance.
-pub async fn heartbeat_check(app: &App, who: &Principal, runtime_id: &str) -> Result<bool, Error> {
+/// [`load_for`] through [`crate::authcache`], for the daemon's hot calls (heartbeats and
+/// claims): the same 404 for an unknown, foreign or deleted runtime. The row may be up to
+/// [`crate::authcache::TTL_MS`] old, never older than the runtime's last `runtime` event
+/// (registered, taken over, offline, deleted) on any instance; a deleted runtime is never
+/// cached.
+pub async fn load_cached_for(
+    app: &App,
+    who: &Principal,
+    runtime_id: &str,
+) -> Result<CachedRuntime, Error> {
     if !super::is_uuid(runtime_id) {
         return Err(Error::bad("invalid runtime_id"));
     }
@@ -244,25 +250,23 @@ pub async fn heartbeat_check(app: &App, who: &Principal, runtime_id: &str) -> Re
             let Some(row) = app.store.get_runtime(runtime_id.to_string()).await? else {
                 return Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND));
             };
-            let rt = CachedRuntime {
-                workspace_id: row.workspace_id,
-                owner_token_id: row.owner_token_id,
-                online: row.status == "online",
-            };
+            let rt = CachedRuntime::new(row);
             app.auth_cache
                 .put_runtime(generation, runtime_id.to_string(), rt.clone(), now);
             rt
         }
     };
-    let owned = match who.daemon_token() {
-        Some(me) => rt.owner_token_id.as_deref() == Some(me),
-        None => true,
-    };
-    if !who.sees_workspace(&rt.workspace_id) || !owned {
+    if !who.sees_workspace(&rt.workspace_id) || !owns(who, &rt) {
         return Err(Error::NotFound(agentd_proto::RUNTIME_NOT_FOUND));
     }
     who.check_role(&rt.workspace_id)?;
-    Ok(!rt.online)
+    Ok(rt)
+}
+
+/// [`load_cached_for`] for a heartbeat: whether the row showed the runtime offline.
+pub async fn heartbeat_check(app: &App, who: &Principal, runtime_id: &str) -> Result<bool, Error> {
+    let rt = load_cached_for(app, who, runtime_id).await?;
+    Ok(rt.status != "online")
 }
 
 /// Whether `who` may act on the runtime as its daemon: a daemon token only on runtimes it

@@ -294,7 +294,8 @@ async fn build_claimed(app: &App, row: TaskRow, token: String) -> Result<Task, S
         task.prior_session_id = session;
         task.prior_work_dir = ctx.prior_work_dir.unwrap_or_default();
     }
-    // An open pull request of this agent's work on the issue: continue on its branch.
+    // Continue on a branch: an open pull request's of this agent's work on the issue, else
+    // the earlier run's (the daemon reuses its checkout, or checks that branch out anew).
     task.branch = ctx.branch;
     Ok(task)
 }

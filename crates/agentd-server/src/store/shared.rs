@@ -98,21 +98,22 @@ pub(super) const PG_POOL_IDS: &str = "(SELECT jsonb_array_elements_text($5::json
 /// Everything a claim's answer carries beyond the task row, in one read: the agent
 /// ($1), the issue ($2), the workspace's repos ($3), the triggering comment ($4), the
 /// newest earlier run of this agent on this issue and runtime ($5) that left a session
-/// (other than the task $6 itself), and the branch of the agent's newest open pull
-/// request on the issue. See [`ClaimContext`].
+/// (other than the task $6 itself), and the branch to continue on: the agent's newest
+/// open pull request's on the issue, else that earlier run's. See [`ClaimContext`].
 pub(super) const CLAIM_CONTEXT_SQL: &str = "SELECT \
     a.name AS agent_name, a.instructions AS agent_instructions, a.model AS agent_model, \
     a.custom_env AS agent_custom_env, a.custom_args AS agent_custom_args, \
     i.title AS issue_title, i.description AS issue_description, w.repos AS repos, \
     c.id AS comment_id, c.body AS comment_body, c.author_type AS comment_author_type, \
     c.author_name AS comment_author_name, \
-    pt.session_id AS prior_session_id, pt.work_dir AS prior_work_dir, pr.head_branch AS branch \
+    pt.session_id AS prior_session_id, pt.work_dir AS prior_work_dir, \
+    COALESCE(pr.head_branch, pt.branch_name) AS branch \
     FROM (SELECT 1 AS one) one \
     LEFT JOIN agents a ON a.id = $1 \
     LEFT JOIN issues i ON i.id = $2 \
     LEFT JOIN workspaces w ON w.id = $3 \
     LEFT JOIN comments c ON c.id = $4 \
-    LEFT JOIN (SELECT p.session_id, p.work_dir FROM tasks p WHERE p.issue_id = $2 \
+    LEFT JOIN (SELECT p.session_id, p.work_dir, p.branch_name FROM tasks p WHERE p.issue_id = $2 \
       AND p.agent_id = $1 AND p.runtime_id = $5 AND p.id <> $6 \
       AND p.status IN ('completed', 'failed') AND p.session_id IS NOT NULL \
       ORDER BY p.created_at DESC, p.id DESC LIMIT 1) pt ON 1 = 1 \

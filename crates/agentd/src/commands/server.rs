@@ -84,6 +84,12 @@ pub struct ServerArgs {
     /// Off by default.
     #[arg(long)]
     pub members_can_create_workspaces: bool,
+    /// A load balancer or proxy in front of this server (an address or a CIDR range;
+    /// repeat, or comma-separate in the variable). Its `X-Forwarded-For` names the
+    /// client for the audit log and the per-IP sign-in limit; from anyone else the
+    /// header is ignored.
+    #[arg(long = "trusted-proxy", env = "AGENTD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// OIDC single sign-on: the provider's issuer URL (docs/accounts.md, "Single sign-on
     /// (OIDC)"). The provider's redirect URI is `{public URL}/api/v1/oidc/callback`.
     #[arg(long, env = "AGENTD_OIDC_ISSUER")]
@@ -146,6 +152,14 @@ fn oidc_config(
             .collect(),
         display_name: args.oidc_name.clone(),
     }))
+}
+
+/// `--trusted-proxy`: a CIDR range, or one address (a /32 or /128).
+fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR range (e.g. 10.0.0.0/8)"))
 }
 
 /// `agentd server <op>`: maintenance of the server's database (docs/operations.md).
@@ -275,6 +289,7 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
     config.offline_after = Duration::from_secs(args.offline_after_secs.max(1));
     config.retry_backoff = Duration::from_secs(args.retry_backoff_secs);
     config.members_can_mint_tokens = args.members_can_mint_tokens;
+    config.trusted_proxies = args.trusted_proxies.clone();
     config.members_can_create_workspaces = args.members_can_create_workspaces;
     config.allow_local_repos = args.allow_local_repos;
     config.header_read_timeout = Duration::from_secs(args.header_read_timeout_secs.max(1));
