@@ -24,6 +24,9 @@ if [ -x scripts/install-agent-clis.sh ]; then
   scripts/install-agent-clis.sh || echo "WARNING: agent CLI install failed; real-CLI tests will print SKIP"
 fi
 
+echo "== installing the OpenID provider (npm oidc-provider) the OIDC sign-in tests run against"
+scripts/install-oidc-provider.sh || echo "WARNING: oidc-provider install failed; OIDC tests will print SKIP"
+
 if [ -x scripts/install-browser.sh ]; then
   echo "== installing Chromium + playwright-core for the board's browser test"
   scripts/install-browser.sh || echo "WARNING: browser install failed; web_e2e will print SKIP"

@@ -264,3 +264,30 @@ mod tests {
         assert_eq!(Role::parse("superuser"), None);
     }
 }
+
+/// The sign-in methods the server offers besides email and password
+/// (`GET /api/v1/session/providers`, no credentials needed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SignInProviders {
+    /// OIDC single sign-on, when configured.
+    #[serde(default)]
+    pub oidc: Option<OidcProvider>,
+}
+
+/// The configured OpenID provider as the board's button needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcProvider {
+    /// The button's label: "Sign in with {name}".
+    pub name: String,
+    /// Where the button goes (`/api/v1/oidc/login`).
+    pub login_url: String,
+}
+
+/// A workspace's account settings (`PUT /api/v1/workspaces/{wid}/settings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct WorkspaceSettings {
+    /// The role a user provisioned by OIDC sign-in gets here: viewer, member or admin;
+    /// `null`: none (they join by invitation).
+    #[serde(default)]
+    pub oidc_default_role: Option<Role>,
+}

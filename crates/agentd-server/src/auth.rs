@@ -366,6 +366,7 @@ pub fn required_role(method: &Method, route: &str) -> Role {
         | ("PATCH", "/api/v1/agents/{id}")
         | ("PUT", "/api/v1/workspaces/{wid}/forge")
         | ("DELETE", "/api/v1/workspaces/{wid}/forge")
+        | ("PUT", "/api/v1/workspaces/{wid}/settings")
         | ("PATCH", "/api/v1/workspaces/{wid}")
         | ("PUT", "/api/v1/workspaces/{wid}/members/{uid}")
         | ("DELETE", "/api/v1/workspaces/{wid}/members/{uid}")

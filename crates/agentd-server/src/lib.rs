@@ -119,6 +119,8 @@ pub struct ServerConfig {
     /// The wait before an automatic retry of a transiently failed task, doubled per
     /// earlier attempt (`service::task::auto_retry`).
     pub retry_backoff: Duration,
+    /// OIDC single sign-on ([`service::oidc`]); `None`: email and password only.
+    pub oidc: Option<service::oidc::OidcConfig>,
 }
 
 impl ServerConfig {
@@ -153,6 +155,7 @@ impl ServerConfig {
             liveness_write_every: Duration::from_secs(5),
             liveness_flush_interval: Duration::from_secs(1),
             retry_backoff: Duration::from_secs(10),
+            oidc: None,
         }
     }
 }
@@ -213,6 +216,8 @@ pub struct App {
     pub liveness: liveness::Liveness,
     /// Tokens and runtime owners read recently (the heartbeat's hot path; `authcache`).
     pub auth_cache: authcache::AuthCache,
+    /// The OIDC provider's discovery document and keys ([`service::oidc`]).
+    pub oidc_cache: service::oidc::ProviderCache,
     /// Each workspace's pool agents, read recently (the claim's hot path; `service::pool`).
     pub pools: service::pool::PoolCache,
     /// Whether this instance runs the sweeper.
@@ -536,6 +541,7 @@ pub async fn open(
             config.offline_after.max(Duration::from_secs(60)),
         ),
         auth_cache: authcache::AuthCache::default(),
+        oidc_cache: service::oidc::ProviderCache::default(),
         pools: service::pool::PoolCache::default(),
         leader,
         metrics: metrics::Metrics::default(),

@@ -181,6 +181,17 @@ fn routes() -> Vec<Route> {
             Some(json!({"name": "renamed"})),
         ),
         r(Method::GET, "/api/v1/audit", None),
+        // OIDC sign-in and what the sign-in form offers: no credentials; walked by
+        // `walk_the_oidc` (not configured here; tests/oidc.rs walks a configured one).
+        r(Method::GET, "/api/v1/session/providers", None),
+        r(Method::GET, "/api/v1/oidc/login", None),
+        r(Method::GET, "/api/v1/oidc/callback?code=c&state=s", None),
+        r(Method::GET, "/api/v1/workspaces/{ws}/settings", None),
+        r(
+            Method::PUT,
+            "/api/v1/workspaces/{ws}/settings",
+            Some(json!({"oidc_default_role": "member"})),
+        ),
         r(Method::GET, "/api/v1/workspaces/{ws}/members", None),
         r(
             Method::PUT,
@@ -302,6 +313,8 @@ enum Kind {
     Signin,
     /// Password sign-in: no bearer token, an email and password in the body instead.
     PasswordSignin,
+    /// OIDC sign-in and the sign-in form's providers: no credentials at all.
+    Oidc,
 }
 
 fn kind_of(path: &str) -> Kind {
@@ -315,6 +328,8 @@ fn kind_of(path: &str) -> Kind {
         Kind::Signin
     } else if path == "/api/v1/session" {
         Kind::PasswordSignin
+    } else if path.starts_with("/api/v1/oidc/") || path == "/api/v1/session/providers" {
+        Kind::Oidc
     } else {
         Kind::User
     }
@@ -669,6 +684,10 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 walk_the_signin(&srv, &route, &fx_a, &mut failures, &mut checked).await;
                 continue;
             }
+            Kind::Oidc => {
+                walk_the_oidc(&srv, &route, &fx_a, &mut failures, &mut checked).await;
+                continue;
+            }
             Kind::PasswordSignin => {
                 // The GET (who is signed in) and DELETE (sign out) are user routes.
                 if route.method == Method::POST {
@@ -727,7 +746,7 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
                 vec![403],
                 Some("daemon token"),
             )),
-            Kind::Webhook | Kind::Signin => {}
+            Kind::Webhook | Kind::Signin | Kind::Oidc => {}
             Kind::User | Kind::Admin | Kind::PasswordSignin => cases.push((
                 "a daemon token on a user route".into(),
                 good_path.clone(),
@@ -946,6 +965,57 @@ async fn every_route_rejects_every_kind_of_bad_input_and_changes_nothing() {
 /// The webhook receiver with bad deliveries: unsigned, wrongly signed, signed over other
 /// bytes (401); for an unknown repository or kind (404); not JSON or without a
 /// repository (400); oversized (413). None may change the store.
+/// The OIDC routes and the sign-in form's providers take no credentials, and any token
+/// that comes along changes nothing: with OIDC not configured (as here) the login and
+/// the callback are 404 whatever the query, and the providers say there is none.
+async fn walk_the_oidc(
+    srv: &Srv,
+    route: &Route,
+    fx: &Fx,
+    failures: &mut Vec<String>,
+    checked: &mut usize,
+) {
+    let path = route.path.split('?').next().unwrap_or_default();
+    let want = if path == "/api/v1/session/providers" {
+        200
+    } else {
+        404
+    };
+    let queries = [
+        "",
+        "?state=",
+        "?code=&state=%00",
+        "?error=access_denied&state=x",
+    ];
+    let tokens = [
+        None,
+        Some("agd_not_a_token"),
+        Some(fx.token.as_str()),
+        Some(fx.daemon.as_str()),
+    ];
+    for q in queries {
+        for token in tokens {
+            *checked += 1;
+            let (status, text) = send(srv, &Method::GET, &format!("{path}{q}"), token, None).await;
+            let json: Option<Value> = serde_json::from_str(&text).ok();
+            let ok = match want {
+                200 => json.is_some_and(|v| v["oidc"].is_null()),
+                _ => json.is_some_and(|v| {
+                    v["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("not configured"))
+                }),
+            };
+            if status.as_u16() != want || !ok {
+                failures.push(format!(
+                    "GET {path}{q} with token {token:?}: {status} {}",
+                    text.chars().take(200).collect::<String>()
+                ));
+            }
+        }
+    }
+}
+
 /// `POST /api/v1/signin` takes no bearer token: a code that is not one is 401 whatever
 /// token comes along (a token is no credential here), and a bad body is a 4xx.
 async fn walk_the_signin(
@@ -1260,6 +1330,7 @@ fn role_needed(method: &Method, path: &str) -> Option<&'static str> {
         | ("DELETE", "/api/v1/workspaces/{ws}/members/{user}")
         | ("POST", "/api/v1/workspaces/{ws}/invitations")
         | ("DELETE", "/api/v1/invitations/{invitation}")
+        | ("PUT", "/api/v1/workspaces/{ws}/settings")
         // The walk's body asks for a daemon token: machines are the admin's.
         | ("POST", "/api/v1/tokens") => "admin",
         ("POST", "/api/v1/signin-codes") => "viewer",
@@ -1411,7 +1482,7 @@ async fn every_route_answers_every_role_and_refusals_change_nothing() {
             // No bearer token: walked by the bad-input walk and tests/accounts.rs.
             let no_bearer = matches!(
                 kind_of(r.path.split('?').next().unwrap_or_default()),
-                Kind::Webhook | Kind::Signin
+                Kind::Webhook | Kind::Signin | Kind::Oidc
             );
             let password_signin = r.method == Method::POST && r.path == "/api/v1/session";
             !(no_bearer || password_signin)

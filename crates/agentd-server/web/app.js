@@ -348,6 +348,9 @@ function renderSignIn(message) {
   const err = h("p.error", { id: "signin-error", role: "alert" }, message || "");
   const email = h("input", { id: "email", type: "email", autocomplete: "username", required: true });
   const password = h("input", { id: "password", type: "password", autocomplete: "current-password", required: true });
+  // Single sign-on, when the server has an OpenID provider configured: the button leaves
+  // for the provider, which sends the browser back with the session cookie set.
+  const sso = h("div.sso", { hidden: true });
   const byPassword = h("form.signin", {
     "aria-labelledby": "signin-heading",
     onsubmit: async (e) => {
@@ -371,6 +374,7 @@ function renderSignIn(message) {
     h("label", { for: "email" }, "Email"), email,
     h("label", { for: "password" }, "Password"), password,
     h("button.primary", { type: "submit", id: "signin-password" }, "Sign in"),
+    sso,
   );
   const form = h("form.signin", {
     "aria-label": "Sign in with an API token",
@@ -400,6 +404,14 @@ function renderSignIn(message) {
   );
   mount(byPassword, err, form);
   email.focus();
+  api("GET", "/api/v1/session/providers", undefined, { auth: false }).then((p) => {
+    if (!p || !p.oidc) return;
+    sso.append(h("p.muted", {}, "or"), h("button", {
+      type: "button", id: "signin-oidc",
+      onclick: () => { store.setItem(COOKIE_KEY, "1"); location.assign(p.oidc.login_url); },
+    }, `Sign in with ${p.oidc.name}`));
+    sso.hidden = false;
+  }).catch(() => {});
 }
 
 /** A board session from the cookie, if the browser has one (after a reload). */

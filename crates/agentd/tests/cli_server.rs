@@ -1259,3 +1259,108 @@ async fn login_saves_a_token_of_the_users_own() {
         "{out:?}"
     );
 }
+
+/// OIDC on `agentd server`: the issuer, client id, secret file and button name are flags
+/// (the secret never is: `--oidc-issuer` without one refuses to start), the board is told
+/// the button's name, and `agentd workspace settings --oidc-default-role` sets the role
+/// OIDC users get, audited as a workspace-settings change.
+#[tokio::test]
+async fn oidc_server_flags_and_the_workspace_default_role() {
+    let dir = tempfile::tempdir().unwrap();
+    // No secret: refused at start, naming what is missing.
+    let out = Command::new(BIN)
+        .args(["server", "--listen", "127.0.0.1:0", "--json", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--oidc-issuer",
+            "http://127.0.0.1:9",
+            "--oidc-client-id",
+            "agentd",
+        ])
+        .env_remove("AGENTD_OIDC_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--oidc-client-secret-file"), "{err}");
+
+    let secret = dir.path().join("oidc-secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let srv = start_server_with(
+        dir.path(),
+        &[
+            "--oidc-issuer",
+            "http://127.0.0.1:9",
+            "--oidc-client-id",
+            "agentd",
+            "--oidc-client-secret-file",
+            secret.to_str().unwrap(),
+            "--oidc-name",
+            "Acme SSO",
+        ],
+    );
+    let providers: Value = reqwest::get(format!("{}/api/v1/session/providers", srv.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        providers["oidc"],
+        json!({"name": "Acme SSO", "login_url": "/api/v1/oidc/login"})
+    );
+
+    let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let admin = admin.trim();
+    let ws = ok(&srv, admin, &["workspace", "create", "w"]);
+    let id = ws["id"].as_str().unwrap();
+    let v = ok(&srv, admin, &["workspace", "settings", "--workspace", id]);
+    assert_eq!(v["oidc_default_role"], Value::Null, "{v}");
+    let v = ok(
+        &srv,
+        admin,
+        &[
+            "workspace",
+            "settings",
+            "--workspace",
+            id,
+            "--oidc-default-role",
+            "member",
+        ],
+    );
+    assert_eq!(v["oidc_default_role"], "member", "{v}");
+    let v = ok(&srv, admin, &["workspace", "settings", "--workspace", id]);
+    assert_eq!(v["oidc_default_role"], "member", "{v}");
+    let text = human(
+        &srv,
+        admin,
+        &[
+            "workspace",
+            "settings",
+            "--workspace",
+            id,
+            "--oidc-default-role",
+            "none",
+        ],
+    );
+    assert!(text.contains("OIDC default role none"), "{text}");
+    let (success, err) = cli(
+        &srv,
+        admin,
+        &[
+            "workspace",
+            "settings",
+            "--workspace",
+            id,
+            "--oidc-default-role",
+            "owner",
+        ],
+    );
+    assert!(!success, "owner is not a default role: {err}");
+    let entries = ok(
+        &srv,
+        admin,
+        &["audit", "list", "--action", "workspace.settings"],
+    );
+    assert_eq!(entries.as_array().unwrap().len(), 2, "{entries}");
+}

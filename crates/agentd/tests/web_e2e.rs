@@ -547,3 +547,115 @@ async fn accounts_sign_in_invite_a_member_who_gets_work_done() {
     );
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// Issue 15's OIDC browser test: the board's "Sign in with …" button goes through a real
+/// OpenID provider (npm oidc-provider, `tests/oidc/provider.mjs`, its login and consent
+/// pages filled in by Chromium) and comes back signed in, a member of the workspace by
+/// its OIDC default role (`tests/web/oidc.e2e.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_sign_in_through_a_real_provider() {
+    let prefix = match browser_setup() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIP web_e2e: {why}");
+            return;
+        }
+    };
+    let oidc_prefix = std::env::var_os("AGENTD_OIDC_PREFIX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".cache/oidc-provider"));
+    if !oidc_prefix
+        .join("node_modules/oidc-provider/package.json")
+        .exists()
+    {
+        eprintln!(
+            "SKIP web_e2e (oidc): npm oidc-provider is not installed in {}; run \
+             scripts/install-oidc-provider.sh",
+            oidc_prefix.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The provider needs the redirect URI before the server runs: a free port first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut provider = tokio::process::Command::new("node")
+        .arg(repo_root().join("tests/oidc/provider.mjs"))
+        .arg(format!("http://{listen}/api/v1/oidc/callback"))
+        .env("OIDC_PROVIDER_DIR", &oidc_prefix)
+        .env("OIDC_CLIENT_ID", "agentd-board")
+        .env("OIDC_CLIENT_SECRET", "board-secret")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the OIDC provider");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        provider.stdout.take().unwrap(),
+    ));
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the provider started within 30 s")
+        .unwrap()
+        .expect("the provider printed its issuer");
+    let issuer = serde_json::from_str::<serde_json::Value>(&first).unwrap()["issuer"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret = dir.path().join("oidc-secret");
+    std::fs::write(&secret, "board-secret\n").unwrap();
+    let server = Server::start_with_args(
+        dir.path(),
+        &[
+            "--listen",
+            &listen,
+            "--oidc-issuer",
+            &issuer,
+            "--oidc-client-id",
+            "agentd-board",
+            "--oidc-client-secret-file",
+            secret.to_str().unwrap(),
+            "--oidc-name",
+            "Test IdP",
+            "--oidc-allowed-domains",
+            "example.com",
+        ],
+    );
+    let url = server.url.clone();
+    let (ws, _token, _daemon) = server.workspace_with_tokens("team");
+    let resp = reqwest::Client::new()
+        .put(format!("{url}/api/v1/workspaces/{ws}/settings"))
+        .bearer_auth(&server.admin)
+        .json(&serde_json::json!({"oidc_default_role": "member"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+
+    let shots = repo_root().join("target/web-e2e");
+    let mut node = tokio::process::Command::new("node");
+    node.arg(repo_root().join("tests/web/oidc.e2e.mjs"))
+        .env("AGENTD_URL", &url)
+        .env("OIDC_LOGIN", "dana")
+        .env("OIDC_NAME", "Test IdP")
+        .env("SHOT_DIR", &shots)
+        .env("PLAYWRIGHT_PREFIX", &prefix)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(120), node.output())
+        .await
+        .expect("the browser test finished within 120 s")
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "oidc e2e failed ({:?}):\n{}\n{}\n--- server log ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default(),
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -89,6 +89,10 @@ impl From<service::Error> for ApiError {
             service::Error::TooManyAttempts(m) => {
                 ApiError::Rejected(StatusCode::TOO_MANY_REQUESTS, m)
             }
+            service::Error::Upstream(m) => {
+                tracing::warn!(error = %m, "upstream failure");
+                ApiError::Rejected(StatusCode::BAD_GATEWAY, m)
+            }
             service::Error::Internal(m) => {
                 tracing::error!(error = %m, "internal failure");
                 ApiError::Internal(m)

@@ -14,6 +14,7 @@ pub mod forge;
 pub mod invitations;
 pub mod issues;
 pub mod members;
+pub mod oidc;
 pub mod tasks;
 pub mod tokens;
 pub mod workspaces;
@@ -74,6 +75,13 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/users/{id}", patch(accounts::update_user))
         .route("/audit", get(accounts::audit))
+        .route("/session/providers", get(oidc::providers))
+        .route("/oidc/login", get(oidc::login))
+        .route("/oidc/callback", get(oidc::callback))
+        .route(
+            "/workspaces/{wid}/settings",
+            get(oidc::settings).put(oidc::set_settings),
+        )
         .route("/workspaces/{wid}/members", get(members::list))
         .route(
             "/workspaces/{wid}/invitations",

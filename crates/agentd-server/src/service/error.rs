@@ -38,6 +38,9 @@ pub enum Error {
     /// Too many failed attempts (sign-in): try again later.
     #[error("{0}")]
     TooManyAttempts(String),
+    /// A server this one depends on (the OIDC provider) failed or is unreachable (502).
+    #[error("{0}")]
+    Upstream(String),
     /// The server failed at something other than its database (e.g. writing a file).
     #[error("{0}")]
     Internal(String),

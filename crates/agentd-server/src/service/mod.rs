@@ -18,6 +18,7 @@ pub mod forge;
 pub mod invitation;
 pub mod issue;
 pub mod member;
+pub mod oidc;
 pub mod pool;
 pub mod repo_url;
 pub mod resolve;

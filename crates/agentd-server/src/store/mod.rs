@@ -941,6 +941,17 @@ pub struct InvitationRow {
     pub revoked_at: Option<i64>,
 }
 
+/// An OIDC sign-in waiting for its callback (`oidc_logins`), by the SHA-256 hex of
+/// its `state`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OidcLoginRow {
+    pub state_hash: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 /// One audit log entry (`audit_log`, append-only). `detail` is a JSON object's text.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRow {
@@ -1033,4 +1044,18 @@ pub trait AccountStore: Send + Sync + 'static {
         source_ip: String,
         since: i64,
     ) -> StoreFut<'_, (i64, i64)>;
+    /// Stores a started OIDC sign-in, deleting those expired at `row.created_at`.
+    fn put_oidc_login(&self, row: OidcLoginRow) -> StoreFut<'_, ()>;
+    /// Deletes and returns the OIDC sign-in with this state hash, expired or not (the
+    /// caller checks): a state is usable once, on any instance.
+    fn take_oidc_login(&self, state_hash: String) -> StoreFut<'_, Option<OidcLoginRow>>;
+    /// Sets the role OIDC-provisioned users get in the workspace (`None`: none); false
+    /// if there is no such workspace.
+    fn set_oidc_default_role(
+        &self,
+        workspace_id: String,
+        role: Option<String>,
+    ) -> StoreFut<'_, bool>;
+    /// Every workspace with an OIDC default role: (workspace id, role).
+    fn oidc_default_roles(&self) -> StoreFut<'_, Vec<(String, String)>>;
 }

@@ -421,4 +421,70 @@ impl AccountStore for PgStore {
             Ok((by_target, by_ip))
         })
     }
+
+    fn put_oidc_login(&self, row: OidcLoginRow) -> StoreFut<'_, ()> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM oidc_logins WHERE expires_at <= $1")
+                    .bind(row.created_at)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO oidc_logins \
+                     (state_hash, nonce, pkce_verifier, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(nn(&row.state_hash))
+                .bind(nn(&row.nonce))
+                .bind(nn(&row.pkce_verifier))
+                .bind(row.created_at)
+                .bind(row.expires_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        }))
+    }
+
+    fn take_oidc_login(&self, state_hash: String) -> StoreFut<'_, Option<OidcLoginRow>> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                Ok(sqlx::query_as::<_, OidcLoginRow>(
+                    "DELETE FROM oidc_logins WHERE state_hash = $1 \
+                     RETURNING state_hash, nonce, pkce_verifier, created_at, expires_at",
+                )
+                .bind(nn(&state_hash))
+                .fetch_optional(&mut **tx)
+                .await?)
+            })
+        }))
+    }
+
+    fn set_oidc_default_role(
+        &self,
+        workspace_id: String,
+        role: Option<String>,
+    ) -> StoreFut<'_, bool> {
+        Box::pin(self.write(move |tx| {
+            Box::pin(async move {
+                let r = sqlx::query("UPDATE workspaces SET oidc_default_role = $2 WHERE id = $1")
+                    .bind(nn(&workspace_id))
+                    .bind(nn(&role))
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(r.rows_affected() > 0)
+            })
+        }))
+    }
+
+    fn oidc_default_roles(&self) -> StoreFut<'_, Vec<(String, String)>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<_, (String, String)>(
+                "SELECT id, oidc_default_role FROM workspaces \
+                 WHERE oidc_default_role IS NOT NULL ORDER BY created_at, id",
+            )
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
 }

@@ -36,6 +36,7 @@ pub const TABLES: &[&str] = &[
     "sessions",
     "invitations",
     "audit_log",
+    "oidc_logins",
 ];
 
 /// A column's type on PostgreSQL, which decides how the SQLite value is read.

@@ -271,6 +271,20 @@ pub enum WorkspaceCmd {
     /// List the workspaces the token can see (`*` marks the default one).
     #[command(after_help = "Examples:\n  agentd workspace list\n  agentd workspace list --json")]
     List,
+    /// Show or change a workspace's account settings: the role users who first sign in
+    /// with OIDC get here (`none`: they join by invitation). Changing it needs the admin
+    /// role; it is audited.
+    #[command(
+        after_help = "Examples:\n  agentd workspace settings\n  agentd workspace settings --workspace AGD --oidc-default-role member\n  agentd workspace settings --oidc-default-role none"
+    )]
+    Settings {
+        /// The workspace (key, name or id) [default: the context's, or the only one].
+        #[arg(long)]
+        workspace: Option<String>,
+        /// viewer, member, admin or none.
+        #[arg(long, value_parser = ["none", "viewer", "member", "admin"])]
+        oidc_default_role: Option<String>,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -1093,6 +1107,30 @@ async fn workspace(c: Client, cmd: WorkspaceCmd) -> anyhow::Result<()> {
                     s(v, "name"),
                     st.bold(&key),
                 )
+            });
+        }
+        WorkspaceCmd::Settings {
+            workspace,
+            oidc_default_role,
+        } => {
+            let ws = c.workspace(workspace).await?;
+            let path = format!("/api/v1/workspaces/{}/settings", enc(&ws));
+            let v = match oidc_default_role {
+                Some(r) => {
+                    let role = if r == "none" { json!(null) } else { json!(r) };
+                    c.call(
+                        reqwest::Method::PUT,
+                        &path,
+                        Some(json!({"oidc_default_role": role})),
+                    )
+                    .await
+                }
+                None => c.get(&path).await,
+            }
+            .about(&[("workspace", &ws)])?;
+            c.print(&v, |v| {
+                let role = v["oidc_default_role"].as_str().unwrap_or("none");
+                format!("workspace {ws}: OIDC default role {role}")
             });
         }
         WorkspaceCmd::List => {

@@ -90,6 +90,68 @@ pub struct ServerArgs {
     /// header is ignored.
     #[arg(long = "trusted-proxy", env = "AGENTD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// OIDC single sign-on: the provider's issuer URL (docs/accounts.md, "Single sign-on
+    /// (OIDC)"). The provider's redirect URI is `{public URL}/api/v1/oidc/callback`.
+    #[arg(long, env = "AGENTD_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The client id registered at the provider.
+    #[arg(long, env = "AGENTD_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// A file holding the client secret (first line). Or set AGENTD_OIDC_CLIENT_SECRET;
+    /// the secret is never a flag value (flags show in `ps`).
+    #[arg(long, env = "AGENTD_OIDC_CLIENT_SECRET_FILE")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// Email domains allowed to sign in with OIDC (comma-separated or repeated); default
+    /// any.
+    #[arg(long, env = "AGENTD_OIDC_ALLOWED_DOMAINS", value_delimiter = ',')]
+    pub oidc_allowed_domains: Vec<String>,
+    /// The provider's name on the board's button ("Sign in with NAME").
+    #[arg(long, env = "AGENTD_OIDC_NAME", default_value = "SSO")]
+    pub oidc_name: String,
+}
+
+/// The OIDC configuration of `agentd server`'s flags: none without `--oidc-issuer`; the
+/// client id and a secret (from `--oidc-client-secret-file` or
+/// `AGENTD_OIDC_CLIENT_SECRET`) are then required.
+fn oidc_config(
+    args: &ServerArgs,
+) -> anyhow::Result<Option<agentd_server::service::oidc::OidcConfig>> {
+    let Some(issuer) = args.oidc_issuer.clone().filter(|i| !i.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let client_id = args
+        .oidc_client_id
+        .clone()
+        .filter(|c| !c.is_empty())
+        .context("--oidc-issuer needs --oidc-client-id")?;
+    let client_secret = match &args.oidc_client_secret_file {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read --oidc-client-secret-file {}", f.display()))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        None => std::env::var("AGENTD_OIDC_CLIENT_SECRET").unwrap_or_default(),
+    };
+    if client_secret.is_empty() {
+        anyhow::bail!(
+            "--oidc-issuer needs the client secret: --oidc-client-secret-file FILE or \
+             AGENTD_OIDC_CLIENT_SECRET"
+        );
+    }
+    Ok(Some(agentd_server::service::oidc::OidcConfig {
+        issuer,
+        client_id,
+        client_secret,
+        allowed_domains: args
+            .oidc_allowed_domains
+            .iter()
+            .map(|d| d.trim().trim_start_matches('@').to_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect(),
+        display_name: args.oidc_name.clone(),
+    }))
 }
 
 /// `--trusted-proxy`: a CIDR range, or one address (a /32 or /128).
@@ -236,6 +298,7 @@ pub async fn server(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Re
     config.max_event_streams_per_token = args.max_event_streams_per_token.max(1);
     config.public_url = args.public_url.clone();
     config.forge_poll_interval = Duration::from_secs(args.forge_poll_interval_secs);
+    config.oidc = oidc_config(&args)?;
     let database = config.backend().map(|b| b.describe()).unwrap_or_default();
     let token_file = config.admin_token_file();
     let (url, handle) = start_server(args.listen, config, shutdown).await?;
