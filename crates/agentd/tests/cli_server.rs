@@ -1260,6 +1260,118 @@ async fn login_saves_a_token_of_the_users_own() {
     );
 }
 
+/// `agentd login --web` (a single sign-on user has no password to give the CLI): the
+/// token a signed-in person makes on the board's token page is pasted on standard input,
+/// checked against the server and saved; a token the server refuses saves nothing.
+#[tokio::test]
+async fn login_on_the_web_saves_the_token_made_on_the_board() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let admin = admin.trim();
+    let ws = ok(&srv, admin, &["workspace", "create", "sso"]);
+    let ws_id = ws["id"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{}/api/v1/users", srv.url))
+        .bearer_auth(admin)
+        .json(&json!({"email": "lu@example.com", "password": "lu password 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = http
+        .put(format!(
+            "{}/api/v1/workspaces/{ws_id}/members/lu@example.com",
+            srv.url
+        ))
+        .bearer_auth(admin)
+        .json(&json!({"role": "member"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // What the board's token page does for a signed-in person: a token of their own.
+    let resp = http
+        .post(format!("{}/api/v1/session", srv.url))
+        .json(&json!({"email": "lu@example.com", "password": "lu password 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let session: Value = resp.json().await.unwrap();
+    let resp = http
+        .post(format!("{}/api/v1/tokens", srv.url))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", session["csrf_token"].as_str().unwrap())
+        .json(&json!({"name": "laptop", "workspace_ids": [ws_id]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let token = resp.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let config = dir.path().join("config");
+    let login = |pasted: &str| {
+        let mut child = Command::new(BIN)
+            .args(["login", "--server-url", &srv.url, "--web", "--json"])
+            .env("XDG_CONFIG_HOME", &config)
+            // No browser here: the page's address is printed instead.
+            .env("BROWSER", "/bin/true")
+            .env_remove("AGENTD_TOKEN")
+            .env_remove("AGENTD_SERVER_URL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{pasted}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = login("agd_0000000000000000000000000000000000000000");
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}/#/tokens", srv.url)), "{err}");
+    assert!(err.contains("refused that token"), "{err}");
+    assert!(!config.join("agentd/cli.toml").exists());
+
+    let out = login(&token);
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["workspace_ids"], json!([ws_id]), "{v}");
+    let out = Command::new(BIN)
+        .args([
+            "issue",
+            "create",
+            "from the saved context",
+            "--workspace",
+            ws_id,
+            "--json",
+        ])
+        .env("XDG_CONFIG_HOME", &config)
+        .env_remove("AGENTD_TOKEN")
+        .env_remove("AGENTD_SERVER_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
 /// OIDC on `agentd server`: the issuer, client id, secret file and button name are flags
 /// (the secret never is: `--oidc-issuer` without one refuses to start), the board is told
 /// the button's name, and `agentd workspace settings --oidc-default-role` sets the role

@@ -36,9 +36,11 @@ pub enum Command {
     )]
     Up(server::UpArgs),
     /// Sign in with your email and password: the server makes you an API token (yours,
-    /// with your role in each of your workspaces), saved in the CLI's context.
+    /// with your role in each of your workspaces), saved in the CLI's context. With
+    /// `--web` (single sign-on, or no password): the board's token page opens in your
+    /// browser, and the token you make there is pasted back here.
     #[command(
-        after_help = "Examples:\n  echo \"$PASSWORD\" | agentd login --server-url https://agentd.example.com --email ann@example.com --password-stdin\n  AGENTD_PASSWORD=... agentd login --server-url http://127.0.0.1:8080 --email ann@example.com --name laptop"
+        after_help = "Examples:\n  echo \"$PASSWORD\" | agentd login --server-url https://agentd.example.com --email ann@example.com --password-stdin\n  AGENTD_PASSWORD=... agentd login --server-url http://127.0.0.1:8080 --email ann@example.com --name laptop\n  agentd login --server-url https://agentd.example.com --web"
     )]
     Login(LoginArgs),
     /// The CLI's context (server URL, token, default workspace): show, set, clear.
@@ -143,8 +145,13 @@ pub struct LoginArgs {
     #[arg(long, env = "AGENTD_SERVER_URL")]
     server_url: Option<String>,
     /// Your email.
-    #[arg(long)]
-    email: String,
+    #[arg(long, required_unless_present = "web")]
+    email: Option<String>,
+    /// Sign in in the browser instead (single sign-on, or an account without a password):
+    /// opens the board's token page (prints its address when no browser opens); paste
+    /// the token you make there on standard input.
+    #[arg(long, conflicts_with_all = ["email", "password_stdin", "name"])]
+    web: bool,
     /// Read the password from standard input (else AGENTD_PASSWORD).
     #[arg(long)]
     password_stdin: bool,
@@ -772,6 +779,10 @@ async fn login(a: LoginArgs) -> anyhow::Result<()> {
         .context("no server: pass --server-url (or set AGENTD_SERVER_URL)")?;
     let url = url.trim_end_matches('/').to_string();
     check_server_url(&url)?;
+    if a.web {
+        return login_web(&url, saved, a.json).await;
+    }
+    let email = a.email.clone().unwrap_or_default();
     let password = read_password(a.password_stdin, true)?.unwrap_or_default();
     let http = reqwest::Client::new();
     let fail = |what: &str, status: reqwest::StatusCode, body: &Value| {
@@ -785,7 +796,7 @@ async fn login(a: LoginArgs) -> anyhow::Result<()> {
     };
     let resp = http
         .post(format!("{url}/api/v1/session"))
-        .json(&json!({"email": a.email, "password": password}))
+        .json(&json!({"email": email, "password": password}))
         .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;
@@ -836,8 +847,7 @@ async fn login(a: LoginArgs) -> anyhow::Result<()> {
     if workspace_ids.is_empty() {
         end_session().await;
         anyhow::bail!(
-            "{} has no workspace on this server yet: ask an admin for an invitation",
-            a.email
+            "{email} has no workspace on this server yet: ask an admin for an invitation"
         );
     }
     let host = std::fs::read_to_string("/etc/hostname")
@@ -877,9 +887,80 @@ async fn login(a: LoginArgs) -> anyhow::Result<()> {
     } else {
         crate::outln!(
             "signed in as {}: token {} ({}) for {} workspace(s) saved in {}",
-            a.email,
+            email,
             short(&s(&tok, "id")),
             name,
+            workspace_ids.len(),
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// `agentd login --web`: the board's token page (where a signed-in person — password or
+/// single sign-on — makes a token of their own and sees it once) is opened in the browser
+/// (`$BROWSER`, else `xdg-open`; its address is printed either way), the token is read
+/// from standard input, checked against the server and saved in the context.
+async fn login_web(url: &str, saved: context::CliContext, json_out: bool) -> anyhow::Result<()> {
+    let page = format!("{url}/#/tokens");
+    eprintln!(
+        "Open {page} , sign in, make a token (\"New token\") and paste it here, then press Enter:"
+    );
+    let opener = std::env::var("BROWSER").unwrap_or_else(|_| "xdg-open".into());
+    let _ = std::process::Command::new(&opener)
+        .arg(&page)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the token from standard input")?;
+    let token = line.trim().to_string();
+    if token.is_empty() {
+        anyhow::bail!("no token was pasted: nothing saved");
+    }
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/api/v1/workspaces"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let msg = body["error"].as_str().unwrap_or("").to_string();
+        return Err(crate::error::CliError::new(
+            crate::error::Kind::Auth,
+            format!("the server refused that token: {msg} ({status}); nothing saved"),
+        )
+        .into());
+    }
+    let workspace_ids: Vec<String> = body
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|w| s(w, "id"))
+        .collect();
+    let ctx = context::CliContext {
+        server_url: Some(url.to_string()),
+        token: Some(token),
+        workspace: saved
+            .workspace
+            .filter(|_| saved.server_url.as_deref() == Some(url)),
+    };
+    let file = context::save(&ctx)?;
+    if json_out {
+        crate::outln!(
+            "{}",
+            json!({"server_url": url, "workspace_ids": workspace_ids,
+                   "context_file": file.display().to_string()})
+        );
+    } else {
+        crate::outln!(
+            "signed in: the token for {} workspace(s) is saved in {}",
             workspace_ids.len(),
             file.display()
         );
