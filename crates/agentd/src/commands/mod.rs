@@ -813,13 +813,7 @@ async fn login(a: LoginArgs) -> anyhow::Result<()> {
         return Err(fail("sign-in refused", status, &session).into());
     }
     let csrf = s(&session, "csrf_token");
-    let mut workspace_ids: Vec<String> = session["memberships"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|m| s(m, "workspace_id"))
-        .collect();
+    let mut workspace_ids = field_of_each(&session["memberships"], "workspace_id");
     if session["user"]["is_admin"] == true {
         let all: Value = http
             .get(format!("{url}/api/v1/workspaces"))
@@ -828,13 +822,7 @@ async fn login(a: LoginArgs) -> anyhow::Result<()> {
             .await?
             .json()
             .await?;
-        workspace_ids = all
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .map(|w| s(w, "id"))
-            .collect();
+        workspace_ids = field_of_each(&all, "id");
     }
     let end_session = || async {
         let _ = http
@@ -870,14 +858,7 @@ async fn login(a: LoginArgs) -> anyhow::Result<()> {
     if !status.is_success() {
         return Err(fail("cannot make a token", status, &tok).into());
     }
-    let ctx = context::CliContext {
-        server_url: Some(url.clone()),
-        token: Some(s(&tok, "token")),
-        workspace: saved
-            .workspace
-            .filter(|_| saved.server_url.as_deref() == Some(url.as_str())),
-    };
-    let file = context::save(&ctx)?;
+    let file = save_login(&url, s(&tok, "token"), saved)?;
     if a.json {
         crate::outln!(
             "{}",
@@ -937,21 +918,8 @@ async fn login_web(url: &str, saved: context::CliContext, json_out: bool) -> any
         )
         .into());
     }
-    let workspace_ids: Vec<String> = body
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|w| s(w, "id"))
-        .collect();
-    let ctx = context::CliContext {
-        server_url: Some(url.to_string()),
-        token: Some(token),
-        workspace: saved
-            .workspace
-            .filter(|_| saved.server_url.as_deref() == Some(url)),
-    };
-    let file = context::save(&ctx)?;
+    let workspace_ids = field_of_each(&body, "id");
+    let file = save_login(url, token, saved)?;
     if json_out {
         crate::outln!(
             "{}",
@@ -966,6 +934,30 @@ async fn login_web(url: &str, saved: context::CliContext, json_out: bool) -> any
         );
     }
     Ok(())
+}
+
+/// `field` of each object of the JSON array `list` (none when it is not an array).
+fn field_of_each(list: &Value, field: &str) -> Vec<String> {
+    list.as_array()
+        .map(|items| items.iter().map(|i| s(i, field)).collect())
+        .unwrap_or_default()
+}
+
+/// Saves a signed-in server and token as the CLI's context; the chosen workspace is kept
+/// only when the server is the one it was chosen on. Returns the context file.
+fn save_login(
+    url: &str,
+    token: String,
+    saved: context::CliContext,
+) -> anyhow::Result<std::path::PathBuf> {
+    let ctx = context::CliContext {
+        server_url: Some(url.to_string()),
+        token: Some(token),
+        workspace: saved
+            .workspace
+            .filter(|_| saved.server_url.as_deref() == Some(url)),
+    };
+    context::save(&ctx)
 }
 
 fn read_stdin_trimmed(what: &str) -> anyhow::Result<String> {
