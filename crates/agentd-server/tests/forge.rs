@@ -886,10 +886,22 @@ async fn a_push_that_succeeds_later_completes_the_push_failed_task_and_opens_the
         "{v}"
     );
     // The member asks for the push again: the daemon holding the task is told over WS.
+    // The socket is open once the upgrade answers, but the server records the
+    // connection just after (on PostgreSQL through the instance's presence): until then
+    // the push is still the 409 "not connected" above, so it is asked again until the
+    // connection is known.
     let mut ws = srv.ws(&fx.daemon, &[&fx.runtime]).await;
-    let (s, v) = srv
-        .post(&fx.token, &format!("/api/v1/tasks/{task}/push"), json!({}))
-        .await;
+    let (s, v) = eventually(WITHIN, || async {
+        let (s, v) = srv
+            .post(&fx.token, &format!("/api/v1/tasks/{task}/push"), json!({}))
+            .await;
+        let not_yet = s == StatusCode::CONFLICT
+            && v["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not connected"));
+        (!not_yet).then_some((s, v))
+    })
+    .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     let frame = common::next_frame(&mut ws, "daemon:task_push", WITHIN).await;
     assert_eq!(frame["task_id"], task.as_str());
